@@ -1,0 +1,70 @@
+"""School years with their rates, and the federation's settings."""
+
+from __future__ import annotations
+
+from flask_login import current_user
+from wtforms.validators import DataRequired, NumberRange, Optional
+
+from admin.base import StaffModelView, format_date, format_money
+from app import audit
+from app.extensions import db
+from app.money import format_rate_ppm
+from app.netutil import client_ip
+from forms.fields import MoneyField, RateField
+
+
+class SchoolYearAdmin(StaffModelView):
+    column_list = ("start_year", "pupil_fee_cents", "adult_fee_cents", "insurance_fee_cents",
+                   "property_threshold_cents", "property_rate_ppm", "membership_deadline", "reports_deadline")
+    column_default_sort = ("start_year", True)
+    column_labels = {
+        "start_year": "Année scolaire", "pupil_fee_cents": "Cotisation par élève",
+        "adult_fee_cents": "Cotisation par adulte", "insurance_fee_cents": "Assurance par assuré",
+        "property_threshold_cents": "Biens assurés sans supplément jusqu'à",
+        "property_rate_ppm": "Coefficient au-delà (€ par €)",
+        "membership_deadline": "Date limite d'adhésion", "reports_deadline": "Date limite des comptes rendus",
+    }
+    column_formatters = {
+        "start_year": lambda v, c, m, n: m.label,
+        "pupil_fee_cents": format_money, "adult_fee_cents": format_money, "insurance_fee_cents": format_money,
+        "property_threshold_cents": format_money,
+        "property_rate_ppm": lambda v, c, m, n: format_rate_ppm(m.property_rate_ppm),
+        "membership_deadline": format_date, "reports_deadline": format_date,
+    }
+    form_columns = ("start_year", "pupil_fee_cents", "adult_fee_cents", "insurance_fee_cents",
+                    "property_threshold_cents", "property_rate_ppm", "membership_deadline", "reports_deadline")
+    form_overrides = {"pupil_fee_cents": MoneyField, "adult_fee_cents": MoneyField,
+                      "insurance_fee_cents": MoneyField, "property_threshold_cents": MoneyField,
+                      "property_rate_ppm": RateField}
+    _money = {"validators": [DataRequired("Montant obligatoire (ex. 2,05).")]}
+    form_args = {
+        "start_year": {"validators": [DataRequired(), NumberRange(2000, 2100)],
+                       "description": "Année de la rentrée : 2025 pour 2025-2026."},
+        "pupil_fee_cents": {**_money, "description": "En euros, par exemple 2,05."},
+        "adult_fee_cents": _money,
+        "insurance_fee_cents": _money,
+        "property_threshold_cents": _money,
+        "property_rate_ppm": {"validators": [DataRequired()], "description": "Par exemple 0,00688."},
+        "membership_deadline": {"validators": [Optional()]},
+        "reports_deadline": {"validators": [Optional()]},
+    }
+    can_delete = False
+
+    def on_model_change(self, form, model, is_created):
+        db.session.flush()
+        audit.record(db.session, "school_year.saved", actor=current_user, entity="school_year", entity_id=model.id,
+                     after={name: getattr(model, name) for name in self.form_columns}, ip=client_ip())
+
+
+class FederationAdmin(StaffModelView):
+    column_list = ("name", "city", "creditor_id", "sender_email")
+    column_labels = {"name": "Nom", "address": "Adresse", "postal_code": "Code postal", "city": "Commune",
+                     "department_code": "Département", "creditor_id": "Identifiant créancier SEPA (ICS)",
+                     "iban": "IBAN", "bic": "BIC", "sender_email": "E-mail d'expédition", "phone": "Téléphone"}
+    form_columns = ("name", "address", "postal_code", "city", "phone", "sender_email", "creditor_id", "iban", "bic")
+    can_create = False
+    can_delete = False
+
+    def on_model_change(self, form, model, is_created):
+        audit.record(db.session, "federation.updated", actor=current_user, entity="federation", entity_id=model.id,
+                     ip=client_ip())

@@ -1,0 +1,64 @@
+"""OCCE 85 staff accounts."""
+
+from __future__ import annotations
+
+from flask import current_app, flash
+from flask_login import current_user
+from markupsafe import escape
+from wtforms.validators import DataRequired, Length, Optional
+
+from admin.base import StaffModelView, format_datetime
+from app import audit
+from app.auth import end_sessions, normalize_login
+from app.coops import check_email, temporary_password
+from app.extensions import db
+from app.models import User
+from app.netutil import client_ip
+from app.passwords import hash_password
+from forms.validators import Normalise
+
+
+class StaffUserAdmin(StaffModelView):
+    """Staff logins: created with a temporary password shown once; disabling ends every session."""
+
+    column_list = ("login", "full_name", "email", "role", "is_enabled", "last_login_at")
+    column_labels = {"login": "Identifiant", "full_name": "Nom", "email": "E-mail", "role": "Rôle",
+                     "is_enabled": "Actif", "last_login_at": "Dernière connexion",
+                     "must_change_password": "Doit changer son mot de passe"}
+    column_formatters = {"last_login_at": format_datetime}
+    column_searchable_list = ("login", "full_name", "email")
+    form_columns = ("login", "full_name", "email", "role", "is_enabled")
+    form_choices = {"role": [("staff", "Équipe OCCE 85"), ("admin", "Administrateur")]}
+    form_args = {
+        "login": {"validators": [DataRequired(), Length(min=3, max=64)],
+                  "description": "Par exemple prenom.nom (pas de la forme 085-NNN, réservée aux coopératives)."},
+        "email": {"validators": [DataRequired(), Normalise(check_email)],
+                  "description": "Reçoit les liens de réinitialisation du mot de passe."},
+        "full_name": {"validators": [Optional(), Length(max=200)]},
+    }
+    can_delete = False  # disable instead: the audit trail keeps pointing at the account
+
+    def get_query(self):
+        return super().get_query().filter(User.role.in_(("staff", "admin")))
+
+    def get_count_query(self):
+        return super().get_count_query().filter(User.role.in_(("staff", "admin")))
+
+    def get_one(self, id):
+        user = super().get_one(id)
+        return user if user is not None and user.is_staff else None
+
+    def on_model_change(self, form, model, is_created):
+        model.login = normalize_login(model.login)
+        if is_created:
+            password = temporary_password()
+            model.password_hash = hash_password(password, current_app.config["ARGON2_PARAMS"] or None)
+            model.must_change_password = True
+            flash(escape(f"Compte créé. Identifiant : {model.login} — mot de passe provisoire : {password} "
+                         "(affiché une seule fois)."), "success")
+        elif not model.is_enabled:
+            end_sessions(model)
+        db.session.flush()
+        audit.record(db.session, "staff.created" if is_created else "staff.updated", actor=current_user,
+                     entity="user", entity_id=model.id,
+                     after={"login": model.login, "role": model.role, "is_enabled": model.is_enabled}, ip=client_ip())

@@ -1,0 +1,98 @@
+"""Coop 85 portal: application factory.
+
+`create_app` only configures (no query, migration or network call); the database schema is
+brought up to date by ``flask db upgrade``, a deploy step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app.config import build_config
+
+ROOT = Path(__file__).resolve().parent.parent
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app: config (defaults < environment < `config`), extensions, blueprints, admin, CLI."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder="static",
+    )
+    app.config.update(build_config(app.instance_path, config))
+    # As in flaskr: the default SQLite database and dev mail live in the instance folder.
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if app.config["PROXY_COUNT"]:
+        count = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
+
+    _init_extensions(app)
+    _register_blueprints(app)
+
+    from admin import init_admin
+
+    init_admin(app)
+
+    from app.cli import register_cli
+
+    register_cli(app)
+    return app
+
+
+def _wants_write() -> bool:
+    from flask import has_request_context
+
+    return not (has_request_context() and request.method in SAFE_METHODS)
+
+
+def _init_extensions(app: Flask) -> None:
+    from app.extensions import babel, bootstrap, configure_sqlite, csrf, db, limiter, login_manager, migrate
+
+    db.init_app(app)
+    with app.app_context():
+        for engine in db.engines.values():
+            if engine.dialect.name == "sqlite":
+                configure_sqlite(engine, _wants_write)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    bootstrap.init_app(app)
+    babel.init_app(app, locale_selector=lambda: "fr", timezone_selector=lambda: "Europe/Paris")
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Connectez-vous pour accéder à cette page."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(user_id: str):
+        from app.models import User
+
+        ident, _, version = user_id.partition(":")
+        if not ident.isdigit() or not version.isdigit():
+            return None
+        user = db.session.get(User, int(ident))
+        if user is None or user.session_version != int(version) or not user.is_active:
+            return None
+        return user
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app import filters, security
+    from app.views import auth, coop, errors
+
+    app.before_request(security.check_access)
+    app.after_request(security.set_security_headers)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(coop.bp)
+    errors.register(app)
+    filters.register(app)

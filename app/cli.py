@@ -1,0 +1,142 @@
+"""Flask commands: demo data, coop import, staff accounts, mail delivery.
+
+Each command is one unit of work: it commits once at the end (mail delivery commits per mail).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+
+from app.extensions import db
+
+
+def _hash_params():
+    return current_app.config["ARGON2_PARAMS"] or None
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(demo_command)
+    app.cli.add_command(coops_group)
+    app.cli.add_command(users_group)
+    app.cli.add_command(mail_group)
+
+
+@click.command("demo")
+@click.option("--force", is_flag=True, help="Autoriser en production (déconseillé).")
+def demo_command(force: bool) -> None:
+    """Load the demo data (idempotent) and print the logins to use."""
+    from app.demo import load_demo
+
+    if current_app.config["COOP85_ENV"] == "production" and not force:
+        raise click.ClickException("Les données de démonstration ne se chargent pas en production (--force).")
+    logins = load_demo(db.session, hash_params=_hash_params())
+    db.session.commit()
+    click.echo("Données de démonstration prêtes. Identifiants :")
+    for entry in logins:
+        password = entry.password or "(déjà créé : mot de passe inchangé)"
+        role = "OCCE 85" if entry.role == "staff" else "coopérative"
+        click.echo(f"  {entry.login:<12} {password:<40} {role}")
+    click.echo("Les coopératives choisissent leur propre mot de passe à la première connexion.")
+
+
+@click.group("coops")
+def coops_group() -> None:
+    """Coops: import of the OCCE 85 list."""
+
+
+@coops_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Fichier CSV des nouveaux identifiants (défaut : identifiants-coops-DATE.csv).")
+def import_command(file: Path, out: Path | None) -> None:
+    """Create or update coops from FILE (numero;nom;ecole;uai;…), all or nothing."""
+    from app.coops import credentials_csv, import_coops
+    from app.errors import ValidationErrors
+    from app.models import utcnow
+
+    try:
+        result = import_coops(db.session, file.read_bytes(), by=None, hash_params=_hash_params())
+    except ValidationErrors as exc:
+        db.session.rollback()
+        click.echo("Import refusé, rien n'a été enregistré :", err=True)
+        for where, messages in exc.errors.items():
+            for message in messages:
+                click.echo(f"  {where} : {message}", err=True)
+        sys.exit(1)
+    if result.created:
+        out = out or Path(f"identifiants-coops-{utcnow():%Y%m%d-%H%M%S}.csv")
+        out.write_bytes(credentials_csv(result.created))
+        out.chmod(0o600)
+    db.session.commit()
+    click.echo(f"{len(result.created)} coopérative(s) créée(s), {len(result.updated)} mise(s) à jour.")
+    if result.created:
+        click.echo(f"Identifiants et mots de passe provisoires : {out} (à supprimer après le publipostage).")
+
+
+@click.group("users")
+def users_group() -> None:
+    """Staff accounts."""
+
+
+@users_group.command("create-staff")
+@click.argument("login")
+@click.option("--email", required=True, help="Adresse qui recevra les liens de réinitialisation.")
+@click.option("--name", default="", help="Nom affiché.")
+@click.option("--admin", "is_admin", is_flag=True, help="Rôle administrateur.")
+def create_staff_command(login: str, email: str, name: str, is_admin: bool) -> None:
+    """Create an OCCE 85 staff login with a temporary password (printed once)."""
+    import sqlalchemy as sa
+
+    from app import audit
+    from app.auth import normalize_login
+    from app.coops import check_email, temporary_password
+    from app.models import User
+    from app.passwords import hash_password
+
+    login = normalize_login(login)
+    if db.session.scalar(sa.select(User).where(User.login == login)):
+        raise click.ClickException(f"L'identifiant {login} existe déjà.")
+    try:
+        email = check_email(email)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    password = temporary_password()
+    user = User(login=login, role="admin" if is_admin else "staff", email=email, full_name=name,
+                password_hash=hash_password(password, _hash_params()), must_change_password=True)
+    db.session.add(user)
+    db.session.flush()
+    audit.record(db.session, "staff.created", actor_login="cli", entity="user", entity_id=user.id)
+    db.session.commit()
+    click.echo(f"Compte {login} créé. Mot de passe provisoire (à changer à la première connexion) : {password}")
+
+
+@click.group("mail")
+def mail_group() -> None:
+    """Mail outbox."""
+
+
+def transport_from_config(config):
+    from app.mail import FileTransport, SMTPTransport
+
+    if config.get("MAIL_SERVER"):
+        return SMTPTransport(host=config["MAIL_SERVER"], port=config["MAIL_PORT"], use_tls=config["MAIL_USE_TLS"],
+                             use_ssl=config["MAIL_USE_SSL"], username=config.get("MAIL_USERNAME"),
+                             password=config.get("MAIL_PASSWORD"))
+    return FileTransport(Path(config["MAIL_FILE_DIR"]))
+
+
+@mail_group.command("send")
+def send_command() -> None:
+    """Deliver pending mail (schedule every minute or so); failures are retried with backoff."""
+    from app.mail import deliver_pending
+    from app.models import utcnow
+
+    config = current_app.config
+    report = deliver_pending(db.session, transport_from_config(config), sender=config["MAIL_DEFAULT_SENDER"],
+                             now=utcnow, max_attempts=config["MAIL_MAX_ATTEMPTS"], commit=db.session.commit)
+    db.session.commit()
+    click.echo(f"{report.sent} envoyé(s), {report.retried} à réessayer, {report.failed} en échec définitif.")

@@ -1,0 +1,146 @@
+"""Configuration: code defaults, then environment overrides, then the mapping a caller passes.
+
+Environment variables (all optional in development):
+
+- ``COOP85_ENV``: ``production`` (default), ``development`` or ``testing``.
+- ``SECRET_KEY``: required outside development and testing.
+- ``DATABASE_URL``: SQLAlchemy URL; default SQLite file ``instance/coop85.sqlite``.
+  ``postgresql://`` URLs are rewritten to use psycopg 3.
+- ``UPLOAD_DIR``: where uploaded files are stored (outside the web root).
+- ``MAIL_SERVER``, ``MAIL_PORT``, ``MAIL_USE_TLS``, ``MAIL_USE_SSL``, ``MAIL_USERNAME``,
+  ``MAIL_PASSWORD``, ``MAIL_DEFAULT_SENDER``: SMTP delivery. Without ``MAIL_SERVER`` mail is
+  written as ``.eml`` files under ``instance/mail/``.
+- ``SESSION_COOKIE_SECURE``: ``1`` when served over HTTPS (default on in production).
+- ``PUBLIC_URL``: the address users see, used in mailed links (e.g. ``https://coop85.example``).
+- ``RATELIMIT_STORAGE_URI``: Flask-Limiter storage (``redis://…`` with several app servers).
+- ``PROXY_COUNT``: number of reverse proxies in front of the app (for the client address).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unusable (for instance no SECRET_KEY in production)."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+
+DEFAULTS: dict[str, Any] = {
+    "COOP85_ENV": "production",
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
+    "MAX_FORM_MEMORY_SIZE": 500 * 1024,
+    "MAX_FORM_PARTS": 1000,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_COOKIE_NAME": "coop85_session",
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    "REMEMBER_COOKIE_SAMESITE": "Lax",
+    "REMEMBER_COOKIE_SECURE": True,
+    "PERMANENT_SESSION_LIFETIME": timedelta(minutes=30),
+    "IDLE_TIMEOUT": timedelta(minutes=30),
+    "WTF_CSRF_TIME_LIMIT": 4 * 3600,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_LOGIN": "30 per 5 minutes",
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_FAILURE_WINDOW": timedelta(minutes=15),
+    "LOGIN_LOCK_DURATION": timedelta(minutes=15),
+    "PASSWORD_RESET_VALIDITY": timedelta(hours=1),
+    "PASSWORD_MIN_LENGTH": 12,
+    "ARGON2_PARAMS": {},  # argon2-cffi defaults: argon2id t=3, m=64 MiB, p=4
+    "MAIL_SERVER": None,
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DEFAULT_SENDER": "Coop 85 <ne-pas-repondre@occe85.invalid>",
+    "MAIL_MAX_ATTEMPTS": 8,
+    "PUBLIC_URL": "http://127.0.0.1:5000",
+    "PROXY_COUNT": 0,
+    "BOOTSTRAP_SERVE_LOCAL": True,
+    "BABEL_DEFAULT_LOCALE": "fr",
+    "BABEL_DEFAULT_TIMEZONE": "Europe/Paris",
+    "FLASK_ADMIN_SWATCH": "default",
+    "SQLALCHEMY_RECORD_QUERIES": False,
+}
+
+# Variables read from the environment, with the type to coerce them to.
+_ENV_VARS: dict[str, type] = {
+    "COOP85_ENV": str,
+    "SECRET_KEY": str,
+    "DATABASE_URL": str,
+    "UPLOAD_DIR": str,
+    "MAIL_SERVER": str,
+    "MAIL_PORT": int,
+    "MAIL_USE_TLS": bool,
+    "MAIL_USE_SSL": bool,
+    "MAIL_USERNAME": str,
+    "MAIL_PASSWORD": str,
+    "MAIL_DEFAULT_SENDER": str,
+    "SESSION_COOKIE_SECURE": bool,
+    "PUBLIC_URL": str,
+    "RATELIMIT_STORAGE_URI": str,
+    "PROXY_COUNT": int,
+}
+
+DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused outside development/testing
+
+
+def _coerce(kind: type, raw: str) -> Any:
+    if kind is bool:
+        return raw.strip().lower() in _TRUE
+    return kind(raw)
+
+
+def database_url(raw: str | None, instance_path: str) -> str:
+    """Return the SQLAlchemy URL: psycopg 3 for PostgreSQL, SQLite in the instance folder by default."""
+    if not raw:
+        return "sqlite:///" + str(Path(instance_path) / "coop85.sqlite")
+    for prefix in ("postgres://", "postgresql://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    return raw
+
+
+def build_config(
+    instance_path: str, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Merge defaults, environment and overrides; raise ConfigError when unsafe for the environment."""
+    environ = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    for name, kind in _ENV_VARS.items():
+        if environ.get(name):
+            config[name] = _coerce(kind, environ[name])
+    config.update(overrides or {})
+
+    env = config["COOP85_ENV"]
+    if env not in {"production", "development", "testing"}:
+        raise ConfigError(f"COOP85_ENV inconnu : {env!r}")
+    if env != "production" and "SESSION_COOKIE_SECURE" not in environ and "SESSION_COOKIE_SECURE" not in (
+        overrides or {}
+    ):
+        # Development serves plain HTTP on 127.0.0.1: a Secure cookie would never come back.
+        config["SESSION_COOKIE_SECURE"] = False
+        config["REMEMBER_COOKIE_SECURE"] = False
+    if not config.get("SECRET_KEY"):
+        if env == "production":
+            raise ConfigError(
+                "SECRET_KEY manquant : définissez la variable d'environnement SECRET_KEY "
+                "(par exemple `python -c 'import secrets; print(secrets.token_hex(32))'`)."
+            )
+        config["SECRET_KEY"] = DEV_SECRET_KEY
+    config["SQLALCHEMY_DATABASE_URI"] = config.get("SQLALCHEMY_DATABASE_URI") or database_url(
+        config.get("DATABASE_URL"), instance_path
+    )
+    config.setdefault("UPLOAD_DIR", str(Path(instance_path) / "uploads"))
+    config.setdefault("MAIL_FILE_DIR", str(Path(instance_path) / "mail"))
+    config["TESTING"] = config.get("TESTING", env == "testing")
+    return config

@@ -1,0 +1,195 @@
+"""Creating coops with their login, and the bulk import of OCCE 85's coop list (CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.errors import ValidationErrors
+from app.identity import check_bic, check_iban, check_phone, check_postal_code, check_uai
+from app.models import Coop, User, coop_login
+from app.passwords import hash_password
+
+IMPORT_COLUMNS = ("numero", "nom", "ecole", "uai", "adresse", "code_postal", "commune", "email",
+                  "telephone", "banque", "iban", "bic")
+_COLUMN_TO_FIELD = {"nom": "name", "ecole": "school_name", "uai": "uai", "adresse": "address",
+                    "code_postal": "postal_code", "commune": "city", "email": "email", "telephone": "phone",
+                    "banque": "bank_name", "iban": "iban", "bic": "bic"}
+_TEMP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read from a letter
+
+
+def temporary_password() -> str:
+    """A random, easy-to-type temporary password such as ``k7pq-x3mz-a9rt`` (forced change at first login)."""
+    groups = ["".join(secrets.choice(_TEMP_ALPHABET) for _ in range(4)) for _ in range(3)]
+    return "-".join(groups)
+
+
+def check_email(value: str) -> str:
+    """Normalise an e-mail address (syntax only; nothing is looked up on the network)."""
+    try:
+        return validate_email((value or "").strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise ValueError("Cette adresse e-mail n'est pas valide (ex. ce.0850123h@ac-nantes.fr).") from None
+
+
+@dataclass
+class Credential:
+    """A login created with its temporary password (shown once, or written to the mail-merge CSV)."""
+
+    login: str
+    password: str
+    name: str
+    email: str
+
+
+def create_coop_login(session: Session, coop: Coop, *, hash_params: dict | None = None) -> Credential:
+    """Create the `085-NNN` login of `coop` with a temporary password that must be changed at first login."""
+    password = temporary_password()
+    user = User(login=coop_login(coop.number), role="coop", coop=coop,
+                password_hash=hash_password(password, hash_params), must_change_password=True)
+    session.add(user)
+    return Credential(login=user.login, password=password, name=coop.name, email=coop.email)
+
+
+def reset_coop_password(session: Session, user: User, *, by: User, ip: str = "",
+                        hash_params: dict | None = None) -> Credential:
+    """Give `user` a new temporary password (forced change, every session ended)."""
+    password = temporary_password()
+    user.password_hash = hash_password(password, hash_params)
+    user.must_change_password = True
+    user.session_version += 1
+    audit.record(session, "password.reset_by_staff", actor=by, coop_id=user.coop_id, entity="user",
+                 entity_id=user.id, ip=ip)
+    return Credential(login=user.login, password=password, name=user.coop.name if user.coop else user.full_name,
+                      email=user.contact_email)
+
+
+def _decode(content: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValidationErrors({"fichier": ["Le fichier n'est ni en UTF-8 ni en Windows-1252."]})
+
+
+_VALIDATORS = {"uai": check_uai, "postal_code": check_postal_code, "email": check_email, "phone": check_phone,
+               "iban": check_iban, "bic": check_bic}
+_LABELS = {"name": "nom", "school_name": "ecole", "uai": "uai", "address": "adresse", "postal_code": "code_postal",
+           "city": "commune", "email": "email", "phone": "telephone", "bank_name": "banque", "iban": "iban",
+           "bic": "bic"}
+
+
+def parse_coops_csv(content: bytes) -> list[tuple[int, int, dict[str, Any]]]:
+    """Parse and validate the coop list; return (line, number, fields). All errors at once, by line."""
+    text = _decode(content)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")
+    rows = list(reader)
+    if not rows:
+        raise ValidationErrors({"fichier": ["Le fichier est vide."]})
+    header = [cell.strip().lower() for cell in rows[0]]
+    missing = [column for column in IMPORT_COLUMNS if column not in header]
+    if missing:
+        raise ValidationErrors({"ligne 1": [
+            "Colonnes manquantes : " + ", ".join(missing) + ". Attendu : " + ";".join(IMPORT_COLUMNS)]})
+    index = {column: header.index(column) for column in IMPORT_COLUMNS}
+    errors: dict[str, list[str]] = {}
+    parsed: list[tuple[int, int, dict[str, Any]]] = []
+    seen: dict[int, int] = {}
+    for line_number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        cell = {column: (row[i].strip() if i < len(row) else "") for column, i in index.items()}
+        problems: list[str] = []
+        number = 0
+        try:
+            number = int(cell["numero"].removeprefix("085-"))
+            if not 1 <= number <= 999:
+                raise ValueError
+        except ValueError:
+            problems.append(f"numero : « {cell['numero']} » n'est pas un numéro de coopérative (1 à 999).")
+        if number in seen:
+            problems.append(f"numero : {number:03d} figure déjà ligne {seen[number]}.")
+        seen.setdefault(number, line_number)
+        fields: dict[str, Any] = {}
+        for column, field_name in _COLUMN_TO_FIELD.items():
+            value = cell[column]
+            if field_name == "name" and not value:
+                problems.append("nom : obligatoire.")
+            if value and field_name in _VALIDATORS:
+                try:
+                    value = _VALIDATORS[field_name](value)
+                except ValueError as exc:
+                    problems.append(f"{_LABELS[field_name]} : {exc}")
+            fields[field_name] = value
+        if problems:
+            errors[f"ligne {line_number}"] = problems
+        else:
+            parsed.append((line_number, number, fields))
+    if errors:
+        raise ValidationErrors(errors)
+    if not parsed:
+        raise ValidationErrors({"fichier": ["Aucune coopérative dans le fichier."]})
+    return parsed
+
+
+@dataclass
+class ImportResult:
+    created: list[Credential] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+
+
+def import_coops(session: Session, content: bytes, *, by: User | None, ip: str = "",
+                 hash_params: dict | None = None) -> ImportResult:
+    """Create or update coops from the CSV; all or nothing (raises ValidationErrors, adds nothing).
+
+    Existing numbers are updated (their login and password untouched); new numbers get a coop,
+    a login and a temporary password, returned for the mail-merge file.
+    """
+    parsed = parse_coops_csv(content)
+    numbers = [number for _, number, _ in parsed]
+    existing = {coop.number: coop for coop in session.scalars(sa.select(Coop).where(Coop.number.in_(numbers)))}
+    result = ImportResult()
+    for _, number, fields in parsed:
+        coop = existing.get(number)
+        if coop is None:
+            coop = Coop(number=number, **fields)
+            session.add(coop)
+            session.flush()
+            result.created.append(create_coop_login(session, coop, hash_params=hash_params))
+            audit.record(session, "coop.created", actor=by, actor_login="cli" if by is None else None,
+                         coop_id=coop.id, entity="coop", entity_id=coop.id, after=fields, ip=ip)
+        else:
+            before = {name: getattr(coop, name) for name in fields}
+            for name, value in fields.items():
+                setattr(coop, name, value)
+            old, new = audit.changed_fields(before, fields)
+            if new:
+                audit.record(session, "coop.updated", actor=by, actor_login="cli" if by is None else None,
+                             coop_id=coop.id, entity="coop", entity_id=coop.id, before=old, after=new, ip=ip)
+            result.updated.append(coop.login)
+    session.flush()
+    return result
+
+
+def credentials_csv(credentials: list[Credential]) -> bytes:
+    """The mail-merge file: `;`, UTF-8 with BOM, CRLF (opens in Excel with accents intact)."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(["identifiant", "mot_de_passe_provisoire", "nom", "email"])
+    for cred in credentials:
+        writer.writerow([cred.login, cred.password, _safe_cell(cred.name), cred.email])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def _safe_cell(value: str) -> str:
+    """Guard against formula injection in spreadsheets (CWE-1236)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

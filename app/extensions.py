@@ -1,0 +1,55 @@
+"""Unbound extensions, initialised by create_app()."""
+
+from __future__ import annotations
+
+from flask_babel import Babel
+from flask_bootstrap import Bootstrap5
+from flask_limiter import Limiter
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+
+from app.netutil import client_ip
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+migrate = Migrate()
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=client_ip, default_limits=[])
+bootstrap = Bootstrap5()
+babel = Babel()
+
+
+def configure_sqlite(engine: Engine, wants_write: "callable") -> None:
+    """Make pysqlite transactional the way SQLAlchemy documents it.
+
+    Foreign keys on, WAL, a busy timeout; the driver's own (lazy) BEGIN is disabled and we emit
+    BEGIN ourselves: ``BEGIN IMMEDIATE`` for write units (any request that is not GET/HEAD/OPTIONS,
+    and every CLI command), plain ``BEGIN`` for reads so that pages do not queue behind writers.
+    A deferred BEGIN in a read-then-write unit loses writes under concurrency (SECURITY.md F3, F4).
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised by every test
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if wants_write() else "BEGIN")

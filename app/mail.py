@@ -1,0 +1,147 @@
+"""Transactional outbox: mail is queued in the caller's transaction and delivered later.
+
+`queue_email` adds an `OutboxEmail` row (the caller commits it with the change it reports).
+`deliver_pending` sends due rows through a transport, one commit per row, retrying with an
+exponential backoff and recording the error; after `max_attempts` a row is marked failed.
+Each row has a stable Message-ID, so a duplicate after a crash between send and mark is
+recognisable by mail clients.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.models import OutboxEmail
+
+
+def queue_email(session: Session, *, to: str, subject: str, text: str, html: str | None = None,
+                domain: str = "coop85.occe") -> OutboxEmail:
+    """Add a mail to the outbox (flushed with the caller's transaction). Refuses header injection."""
+    if "\n" in subject or "\r" in subject or "\n" in to or "\r" in to:
+        raise ValueError("Un en-tête de courriel ne peut pas contenir de retour à la ligne.")
+    row = OutboxEmail(recipient=to, subject=subject, body_text=text, body_html=html,
+                      message_id=f"<{uuid.uuid4().hex}@{domain}>")
+    session.add(row)
+    return row
+
+
+def build_message(row: OutboxEmail, sender: str) -> EmailMessage:
+    """The MIME message of an outbox row (text, plus HTML when present)."""
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = row.recipient
+    message["Subject"] = row.subject
+    message["Message-ID"] = row.message_id
+    message["Date"] = formatdate(localtime=False)
+    message.set_content(row.body_text)
+    if row.body_html:
+        message.add_alternative(row.body_html, subtype="html")
+    return message
+
+
+class Transport(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+
+@dataclass
+class SMTPTransport:
+    """Deliver over SMTP (STARTTLS or implicit TLS, optional login)."""
+
+    host: str
+    port: int = 25
+    use_tls: bool = False
+    use_ssl: bool = False
+    username: str | None = None
+    password: str | None = None
+    timeout: float = 30.0
+
+    def send(self, message: EmailMessage) -> None:
+        factory = smtplib.SMTP_SSL if self.use_ssl else smtplib.SMTP
+        with factory(self.host, self.port, timeout=self.timeout) as smtp:
+            if self.use_tls and not self.use_ssl:
+                smtp.starttls()
+            if self.username:
+                smtp.login(self.username, self.password or "")
+            smtp.send_message(message)
+
+
+@dataclass
+class FileTransport:
+    """Development: write each mail as an .eml file named after its Message-ID."""
+
+    directory: Path
+
+    def send(self, message: EmailMessage) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = message["Message-ID"].strip("<>").split("@")[0]
+        (self.directory / f"{name}.eml").write_bytes(bytes(message))
+
+
+def backoff(attempts: int) -> timedelta:
+    """Wait before the next try: 1, 2, 4, ... minutes, at most 6 hours."""
+    return timedelta(minutes=min(2 ** max(attempts - 1, 0), 360))
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+
+def deliver_pending(session: Session, transport: Transport, *, sender: str, now: Callable[[], datetime],
+                    max_attempts: int = 8, commit: Callable[[], None] | None = None,
+                    limit: int = 500) -> DeliveryReport:
+    """Send every due pending mail. `commit` is called after each row so a crash re-sends at most one."""
+    report = DeliveryReport()
+    due = session.scalars(
+        sa.select(OutboxEmail.id)
+        .where(OutboxEmail.status == "pending", OutboxEmail.next_attempt_at <= now())
+        .order_by(OutboxEmail.id)
+        .limit(limit)
+    ).all()
+    for row_id in due:
+        row = session.scalar(
+            sa.select(OutboxEmail).where(OutboxEmail.id == row_id, OutboxEmail.status == "pending")
+            .with_for_update(skip_locked=True)
+        )
+        if row is None:  # taken by a concurrent sender
+            continue
+        try:
+            transport.send(build_message(row, sender))
+        except (OSError, smtplib.SMTPException) as exc:
+            row.attempts += 1
+            row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+            if row.attempts >= max_attempts:
+                row.status = "failed"
+                report.failed += 1
+            else:
+                row.next_attempt_at = now() + backoff(row.attempts)
+                report.retried += 1
+        else:
+            row.attempts += 1
+            row.status = "sent"
+            row.sent_at = now()
+            row.last_error = ""
+            report.sent += 1
+        if commit is not None:
+            commit()
+    return report
+
+
+def retry(row: OutboxEmail, now: datetime) -> None:
+    """Put a failed mail back in the queue (staff action)."""
+    row.status = "pending"
+    row.attempts = 0
+    row.next_attempt_at = now

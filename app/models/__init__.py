@@ -1,0 +1,29 @@
+"""Typed SQLAlchemy models, one module per aggregate."""
+
+from app.models.account import NATURES, Account, occe_code
+from app.models.audit import AuditEvent
+from app.models.base import utcnow
+from app.models.coop import DEPARTMENT_CODE, Coop, Mandate, coop_login
+from app.models.federation import Federation
+from app.models.outbox import OutboxEmail
+from app.models.school_year import SchoolYear, school_year_start
+from app.models.user import ROLES, PasswordResetToken, User
+
+__all__ = [
+    "NATURES",
+    "ROLES",
+    "DEPARTMENT_CODE",
+    "Account",
+    "AuditEvent",
+    "Coop",
+    "Federation",
+    "Mandate",
+    "OutboxEmail",
+    "PasswordResetToken",
+    "SchoolYear",
+    "User",
+    "coop_login",
+    "occe_code",
+    "school_year_start",
+    "utcnow",
+]

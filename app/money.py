@@ -1,0 +1,44 @@
+"""Money as integer cents: parse French text once at the edge, format once for display."""
+
+from __future__ import annotations
+
+import re
+
+_AMOUNT = re.compile(r"^([+-]?)(\d{1,3}(?:[ \u00a0\u202f.]\d{3})+|\d+)(?:[,.](\d{1,2}))?$")
+
+
+def parse_amount(text: str) -> int:
+    """'1 234,56' -> 123456 cents; accepts '1234.5', '-12', '12,30 €'. ValueError (French) otherwise."""
+    raw = (text or "").strip().replace("€", "").replace("EUR", "").strip()
+    match = _AMOUNT.match(raw)
+    if not match:
+        raise ValueError(f"« {text} » n'est pas un montant (exemple : 1 234,56).")
+    sign, whole, decimals = match.groups()
+    whole = re.sub(r"[ \u00a0\u202f.]", "", whole)
+    cents = int(whole) * 100 + int((decimals or "0").ljust(2, "0"))
+    return -cents if sign == "-" else cents
+
+
+def format_amount(cents: int) -> str:
+    """123456 -> '1 234,56' (narrow no-break space between thousands, as French typography wants)."""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    grouped = f"{whole:,}".replace(",", "\u202f")
+    return f"{sign}{grouped},{rest:02d}"
+
+
+def parse_rate_ppm(text: str) -> int:
+    """'0,00688' (euro per euro) -> 6880 millionths; at most 6 decimals."""
+    raw = (text or "").strip().replace(",", ".")
+    match = re.fullmatch(r"(\d+)(?:\.(\d{1,6}))?", raw)
+    if not match:
+        raise ValueError(f"« {text} » n'est pas un coefficient (exemple : 0,00688).")
+    whole, decimals = match.groups()
+    return int(whole) * 1_000_000 + int((decimals or "0").ljust(6, "0"))
+
+
+def format_rate_ppm(ppm: int) -> str:
+    """6880 -> '0,00688'."""
+    whole, rest = divmod(ppm, 1_000_000)
+    decimals = f"{rest:06d}".rstrip("0") or "0"
+    return f"{whole},{decimals}"

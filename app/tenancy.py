@@ -1,0 +1,45 @@
+"""The one helper through which coop-face views reach coop-owned rows.
+
+`owned(Model)` is a SELECT restricted to the logged-in coop; `owned_or_404(Model, id)` loads one
+row of the logged-in coop or answers 404, so another coop's id looks exactly like a missing one
+(and the refusal is audited).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import sqlalchemy as sa
+from flask import abort
+from flask_login import current_user
+
+from app import audit
+from app.extensions import db
+from app.netutil import client_ip
+
+M = TypeVar("M")
+
+
+def current_coop_id() -> int:
+    """The coop of the logged-in user (coop views are only reachable by coop users)."""
+    coop_id = getattr(current_user, "coop_id", None)
+    if coop_id is None:
+        abort(403)
+    return coop_id
+
+
+def owned(model: type[M]) -> sa.Select:
+    """SELECT of `model` rows belonging to the logged-in coop."""
+    return sa.select(model).where(model.coop_id == current_coop_id())  # type: ignore[attr-defined]
+
+
+def owned_or_404(model: type[M], ident: int) -> M:
+    """The row `ident` of `model` if it belongs to the logged-in coop; otherwise audit and 404."""
+    row = db.session.scalar(owned(model).where(model.id == ident))  # type: ignore[attr-defined]
+    if row is None:
+        if db.session.get(model, ident) is not None:
+            audit.record(db.session, "access.denied", actor=current_user, entity=model.__tablename__,
+                         entity_id=ident, ip=client_ip())
+            db.session.commit()
+        abort(404)
+    return row

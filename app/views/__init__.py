@@ -1,0 +1,1 @@
+"""Thin blueprints of the coop face: form -> domain call -> one commit -> redirect."""

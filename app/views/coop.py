@@ -1,0 +1,88 @@
+"""The coop face: home checklist, identity step, history of changes."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+
+from app.errors import DomainError
+from app.extensions import db
+from app.home import checklist, current_mandate
+from app.identity import IDENTITY_FIELDS, update_identity
+from app.models import AuditEvent, SchoolYear, school_year_start
+from app.netutil import client_ip
+from app.security import access
+from app.tenancy import owned, owned_or_404
+from app.views._common import now
+from forms.identity import IdentityForm
+
+bp = Blueprint("coop", __name__)
+
+_FIELD_LABELS = {name: field.args[0] for name, field in IdentityForm.__dict__.items()
+                 if hasattr(field, "args") and field.args}
+_ACTION_LABELS = {
+    "coop.identity_updated": "Identité modifiée",
+    "coop.updated": "Fiche mise à jour par l'OCCE 85",
+    "coop.created": "Coopérative créée",
+}
+
+
+def _coop():
+    return current_user.coop
+
+
+@bp.route("/")
+@access("authenticated")
+def index():
+    if current_user.is_staff:
+        return redirect(url_for("admin.index"))
+    today = now().date()
+    start = school_year_start(today)
+    year = db.session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start))
+    label = year.label if year else f"{start}-{start + 1}"
+    return render_template("coop/home.html", coop=_coop(), steps=checklist(_coop(), today, label), year_label=label)
+
+
+@bp.route("/coop/identite", methods=["GET", "POST"])
+@access("coop")
+def identity():
+    coop = _coop()
+    form = IdentityForm(obj=coop)
+    if form.validate_on_submit():
+        values = {name: getattr(form, name).data.strip() if isinstance(getattr(form, name).data, str)
+                  else getattr(form, name).data for name in IDENTITY_FIELDS}
+        try:
+            changed = update_identity(db.session, coop, values, expected_version=form.expected_version(),
+                                      by=current_user, ip=client_ip())
+        except DomainError as exc:
+            db.session.rollback()
+            flash(exc.message, "danger")
+            return redirect(url_for("coop.identity"))
+        db.session.commit()
+        if changed:
+            flash(f"Les modifications ont été enregistrées ({len(changed)} information(s) mise(s) à jour).", "success")
+        else:
+            flash("Aucune modification : les informations étaient déjà à jour.", "info")
+        return redirect(url_for("coop.identity"))
+    form.version.data = coop.version
+    return render_template("coop/identity.html", form=form, coop=coop,
+                           mandate=current_mandate(coop, now().date()))
+
+
+@bp.route("/coop/modifications")
+@access("coop")
+def history():
+    events = db.session.scalars(
+        owned(AuditEvent).where(AuditEvent.action.in_(list(_ACTION_LABELS)))
+        .order_by(AuditEvent.created_at.desc()).limit(100)
+    ).all()
+    return render_template("coop/history.html", events=events, labels=_ACTION_LABELS)
+
+
+@bp.route("/coop/modifications/<int:event_id>")
+@access("coop")
+def history_event(event_id: int):
+    event = owned_or_404(AuditEvent, event_id)
+    return render_template("coop/history_event.html", event=event, labels=_ACTION_LABELS,
+                           field_labels=_FIELD_LABELS)
