@@ -1,0 +1,55 @@
+# Coop 85 portal. The two commands of the README:
+#   make run   - set everything up and serve the demo on http://127.0.0.1:5000 (SQLite)
+#   make test  - set everything up and run the whole suite on SQLite, then on PostgreSQL
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+FLASK := COOP85_ENV=development FLASK_APP=wsgi.py $(VENV)/bin/flask
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-sqlite test-postgres setup browser lint format bench clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: setup
+	$(FLASK) db upgrade
+	@test -f instance/.demo-loaded || ($(FLASK) demo && touch instance/.demo-loaded)
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+# Browser tests use Debian's Chromium (Playwright's own download is not available here).
+browser:
+	@command -v chromium >/dev/null || { \
+	  echo "Chromium manquant : installation avec apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: setup browser
+	$(MAKE) --no-print-directory test-sqlite
+	$(MAKE) --no-print-directory test-postgres
+
+test-sqlite: setup
+	$(PY) -m pytest
+
+test-postgres: setup
+	$(PY) scripts/pytest_postgres.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
