@@ -158,7 +158,7 @@ def make_coop(app) -> Callable[..., CoopInfo]:
     def make(number: int = 1, *, must_change_password: bool = False, **fields: Any) -> CoopInfo:
         values = {
             "name": f"Coopérative de test {number:03d}", "school_name": f"École de test {number}",
-            "uai": "0850001X", "address": "1 rue de l'École", "postal_code": "85000", "city": "La Roche-sur-Yon",
+            "uai": "0850001P", "address": "1 rue de l'École", "postal_code": "85000", "city": "La Roche-sur-Yon",
             "email": f"coop{number}@example.org", "phone": "02 51 00 00 00", "director_name": "Mme Test",
             "bank_name": "Crédit Mutuel", "iban": "FR7615519000010002000000103", "bic": "CMCIFR2A",
         }
