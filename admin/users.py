@@ -19,7 +19,11 @@ from forms.validators import Normalise
 
 
 class StaffUserAdmin(StaffModelView):
-    """Staff logins: created with a temporary password shown once; disabling ends every session."""
+    """Staff logins (administrators only): created with a temporary password shown once; disabling ends
+    every session."""
+
+    def is_accessible(self) -> bool:
+        return super().is_accessible() and current_user.role == "admin"
 
     column_list = ("login", "full_name", "email", "role", "is_enabled", "last_login_at")
     column_labels = {"login": "Identifiant", "full_name": "Nom", "email": "E-mail", "role": "Rôle",

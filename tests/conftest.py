@@ -51,14 +51,31 @@ def base_config(database_url, tmp_path_factory) -> dict[str, Any]:
     }
 
 
+_APPS: list[Flask] = []
+
+
 @pytest.fixture(scope="session")
 def make_app(base_config) -> Callable[..., Flask]:
     """Build another app on the same database with some settings changed (CSRF on, limits on...)."""
 
     def make(**overrides: Any) -> Flask:
-        return create_app({**base_config, **overrides})
+        app = create_app({**base_config, **overrides})
+        _APPS.append(app)
+        return app
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _close_connections() -> Iterator[None]:
+    """Close the pooled connections of every app a test built (no connection outlives its test)."""
+    yield
+    while _APPS:
+        app = _APPS.pop()
+        with app.app_context():
+            db.session.remove()
+            for engine in db.engines.values():
+                engine.dispose()
 
 
 @pytest.fixture(scope="session")

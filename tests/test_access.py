@@ -43,7 +43,7 @@ def test_every_route_has_an_access_decision(app):
 
 def test_every_get_route_as_each_role(app, make_coop, make_staff, login_as):
     make_coop(1)
-    make_staff("agent")
+    make_staff("agent", role="admin")
     anonymous = app.test_client()
     coop = login_as("085-001", on=app.test_client())
     staff = login_as("agent", on=app.test_client())
@@ -134,6 +134,15 @@ def test_coop_users_get_403_on_the_back_office(client, make_coop, login_as):
         response = client.get(path)
         assert response.status_code == 403
         assert "Accès refusé" in response.get_data(as_text=True)
+
+
+def test_only_administrators_manage_staff_accounts(app, make_staff, login_as):
+    staff = login_as(make_staff("agent"), on=app.test_client())
+    assert staff.get("/admin/admin_coops/").status_code == 200
+    assert staff.get("/admin/admin_staff/").status_code == 403
+    assert staff.get("/admin/admin_staff/new/").status_code == 403
+    administrator = login_as(make_staff("chef", role="admin"), on=app.test_client())
+    assert administrator.get("/admin/admin_staff/").status_code == 200
 
 
 def test_staff_home_is_the_back_office(client, make_staff, login_as):
