@@ -5,6 +5,7 @@ from app.models.audit import AuditEvent
 from app.models.base import utcnow
 from app.models.coop import DEPARTMENT_CODE, Coop, Mandate, coop_login
 from app.models.federation import Federation
+from app.models.ledger import ENTRY_KINDS, PAYMENT_MODES, Action, Document, Entry, EntryLine, Ledger
 from app.models.outbox import OutboxEmail
 from app.models.school_year import SchoolYear, school_year_start
 from app.models.user import ROLES, PasswordResetToken, User
@@ -13,7 +14,14 @@ __all__ = [
     "NATURES",
     "ROLES",
     "DEPARTMENT_CODE",
+    "ENTRY_KINDS",
+    "PAYMENT_MODES",
     "Account",
+    "Action",
+    "Document",
+    "Entry",
+    "EntryLine",
+    "Ledger",
     "AuditEvent",
     "Coop",
     "Federation",

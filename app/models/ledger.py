@@ -1,0 +1,136 @@
+"""The cash-book (cahier de comptabilité): ledgers, entries, their lines, actions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.base import utcnow
+
+ENTRY_KINDS = ("receipt", "expense", "transfer", "advance_paid", "advance_returned", "advance_justified", "opening")
+PAYMENT_MODES = ("cheque", "virement", "especes", "carte", "prelevement", "remise", "interne", "regie", "report")
+
+
+class Ledger(db.Model):
+    """The cash-book of one coop for one school year. Balances are never stored: they are sums of lines."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (
+        UniqueConstraint("coop_id", "school_year_id", name="uq_ledger_coop_year"),
+        CheckConstraint("status IN ('open', 'closed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("coop.id", ondelete="CASCADE"), index=True)
+    school_year_id: Mapped[int] = mapped_column(ForeignKey("school_year.id"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    closed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    school_year: Mapped["SchoolYear"] = relationship()  # noqa: F821
+    entries: Mapped[list[Entry]] = relationship(back_populates="ledger", cascade="all, delete-orphan")
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == "open"
+
+
+class Action(db.Model):
+    """A *regroupement d'actions*: a named project of a coop (e.g. « Classe de mer »)."""
+
+    __tablename__ = "action"
+    __table_args__ = (UniqueConstraint("coop_id", "name", name="uq_action_coop_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("coop.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    is_archived: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Entry(db.Model):
+    """One operation of the cash-book (boxes 1-6 of the guided form); its lines carry the amounts."""
+
+    __tablename__ = "entry"
+    __table_args__ = (
+        UniqueConstraint("ledger_id", "piece", name="uq_entry_ledger_piece"),
+        CheckConstraint(f"kind IN {ENTRY_KINDS!r}", name="kind"),
+        CheckConstraint(f"payment_mode IN {PAYMENT_MODES!r}", name="payment_mode"),
+        Index("ix_entry_ledger_date", "ledger_id", "date"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ledger_id: Mapped[int] = mapped_column(ForeignKey("ledger.id", ondelete="CASCADE"))
+    coop_id: Mapped[int] = mapped_column(ForeignKey("coop.id", ondelete="CASCADE"), index=True)
+    piece: Mapped[str] = mapped_column(String(20))
+    date: Mapped[date] = mapped_column(Date)
+    label: Mapped[str] = mapped_column(String(200))
+    payment_mode: Mapped[str] = mapped_column(String(12))
+    cheque_number: Mapped[str] = mapped_column(String(20), default="")
+    kind: Mapped[str] = mapped_column(String(20))
+    action_id: Mapped[int | None] = mapped_column(ForeignKey("action.id", ondelete="SET NULL"), index=True)
+    # One-time token of the form that created it: a replayed submission finds it instead of adding a twin.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    ledger: Mapped[Ledger] = relationship(back_populates="entries")
+    action: Mapped[Action | None] = relationship()
+    lines: Mapped[list[EntryLine]] = relationship(back_populates="entry", cascade="all, delete-orphan",
+                                                  order_by="EntryLine.id")
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class EntryLine(db.Model):
+    """An amount on one account, signed integer cents (debit > 0, credit < 0); an entry's lines sum to zero.
+
+    Bank lines (account 512) also carry `cleared_on`, the date of the statement they appeared on.
+    """
+
+    __tablename__ = "entry_line"
+    __table_args__ = (CheckConstraint("amount_cents <> 0", name="amount_not_zero"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    cleared_on: Mapped[date | None] = mapped_column(Date)
+
+    entry: Mapped[Entry] = relationship(back_populates="lines")
+    account: Mapped["Account"] = relationship()  # noqa: F821
+
+
+class Document(db.Model):
+    """An uploaded file (stored outside the web root under `storage_key`); optionally a voucher of an entry."""
+
+    __tablename__ = "document"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    coop_id: Mapped[int] = mapped_column(ForeignKey("coop.id", ondelete="CASCADE"), index=True)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))
+    original_name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(50))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    storage_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
