@@ -5,11 +5,13 @@ Each command is one unit of work: it commits once at the end (mail delivery comm
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
 
 from app.extensions import db
 
@@ -25,8 +27,11 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(mail_group)
 
 
+# AppGroup / with_appcontext: the app context is also there when the command is invoked through
+# `app.cli` directly (test runner, embedding), not only through the `flask` script.
 @click.command("demo")
 @click.option("--force", is_flag=True, help="Autoriser en production (déconseillé).")
+@with_appcontext
 def demo_command(force: bool) -> None:
     """Load the demo data (idempotent) and print the logins to use."""
     from app.demo import load_demo
@@ -43,7 +48,7 @@ def demo_command(force: bool) -> None:
     click.echo("Les coopératives choisissent leur propre mot de passe à la première connexion.")
 
 
-@click.group("coops")
+@click.group("coops", cls=AppGroup)
 def coops_group() -> None:
     """Coops: import of the OCCE 85 list."""
 
@@ -69,15 +74,25 @@ def import_command(file: Path, out: Path | None) -> None:
         sys.exit(1)
     if result.created:
         out = out or Path(f"identifiants-coops-{utcnow():%Y%m%d-%H%M%S}.csv")
-        out.write_bytes(credentials_csv(result.created))
-        out.chmod(0o600)
+        # Created 0600 from the start (no window where another local user could read the passwords);
+        # written before the commit, so accounts never exist without their password on file.
+        try:
+            descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(descriptor, 0o600)  # an existing file keeps its mode with O_CREAT
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(credentials_csv(result.created))
+        except OSError as exc:
+            db.session.rollback()
+            raise click.ClickException(
+                f"Impossible d'écrire le fichier des identifiants {out} ({exc.strerror}) : "
+                "rien n'a été enregistré.") from None
     db.session.commit()
     click.echo(f"{len(result.created)} coopérative(s) créée(s), {len(result.updated)} mise(s) à jour.")
     if result.created:
         click.echo(f"Identifiants et mots de passe provisoires : {out} (à supprimer après le publipostage).")
 
 
-@click.group("users")
+@click.group("users", cls=AppGroup)
 def users_group() -> None:
     """Staff accounts."""
 
@@ -114,7 +129,7 @@ def create_staff_command(login: str, email: str, name: str, is_admin: bool) -> N
     click.echo(f"Compte {login} créé. Mot de passe provisoire (à changer à la première connexion) : {password}")
 
 
-@click.group("mail")
+@click.group("mail", cls=AppGroup)
 def mail_group() -> None:
     """Mail outbox."""
 

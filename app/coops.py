@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,12 +88,18 @@ _LABELS = {"name": "nom", "school_name": "ecole", "uai": "uai", "address": "adre
            "city": "commune", "email": "email", "phone": "telephone", "bank_name": "banque", "iban": "iban",
            "bic": "bic"}
 
+_MAX_LENGTHS = {name: Coop.__table__.c[name].type.length for name in _COLUMN_TO_FIELD.values()}
+
 
 def parse_coops_csv(content: bytes) -> list[tuple[int, int, dict[str, Any]]]:
     """Parse and validate the coop list; return (line, number, fields). All errors at once, by line."""
     text = _decode(content)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=";")
-    rows = list(reader)
+    try:
+        rows = list(reader)
+    except csv.Error:  # e.g. a cell over the csv module's size limit: not a coop list
+        raise ValidationErrors({f"ligne {reader.line_num}": [
+            "Ligne illisible : est-ce bien le fichier CSV des coopératives (séparateur « ; ») ?"]}) from None
     if not rows:
         raise ValidationErrors({"fichier": ["Le fichier est vide."]})
     header = [cell.strip().lower() for cell in rows[0]]
@@ -109,16 +116,15 @@ def parse_coops_csv(content: bytes) -> list[tuple[int, int, dict[str, Any]]]:
             continue
         cell = {column: (row[i].strip() if i < len(row) else "") for column, i in index.items()}
         problems: list[str] = []
-        number = 0
-        try:
-            number = int(cell["numero"].removeprefix("085-"))
-            if not 1 <= number <= 999:
-                raise ValueError
-        except ValueError:
+        # Plain digits only (int() would also take "1_0", "+5" or non-ASCII digits).
+        digits = cell["numero"].removeprefix("085-")
+        number = int(digits) if re.fullmatch(r"[0-9]{1,3}", digits) else 0
+        if not 1 <= number <= 999:
             problems.append(f"numero : « {cell['numero']} » n'est pas un numéro de coopérative (1 à 999).")
-        if number in seen:
+        elif number in seen:
             problems.append(f"numero : {number:03d} figure déjà ligne {seen[number]}.")
-        seen.setdefault(number, line_number)
+        else:
+            seen[number] = line_number
         fields: dict[str, Any] = {}
         for column, field_name in _COLUMN_TO_FIELD.items():
             value = cell[column]
@@ -129,6 +135,8 @@ def parse_coops_csv(content: bytes) -> list[tuple[int, int, dict[str, Any]]]:
                     value = _VALIDATORS[field_name](value)
                 except ValueError as exc:
                     problems.append(f"{_LABELS[field_name]} : {exc}")
+            elif len(value) > _MAX_LENGTHS[field_name]:  # PostgreSQL would refuse it at commit
+                problems.append(f"{_LABELS[field_name]} : {_MAX_LENGTHS[field_name]} caractères au plus.")
             fields[field_name] = value
         if problems:
             errors[f"ligne {line_number}"] = problems
@@ -186,7 +194,8 @@ def credentials_csv(credentials: list[Credential]) -> bytes:
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(["identifiant", "mot_de_passe_provisoire", "nom", "email"])
     for cred in credentials:
-        writer.writerow([cred.login, cred.password, _safe_cell(cred.name), cred.email])
+        writer.writerow([_safe_cell(cred.login), _safe_cell(cred.password), _safe_cell(cred.name),
+                         _safe_cell(cred.email)])
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 

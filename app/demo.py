@@ -7,6 +7,7 @@ login. Running it again creates only what is missing and never resets a password
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
@@ -73,6 +74,15 @@ def creditor_identifier(country: str, national_id: str, business_code: str = "ZZ
     return f"{country}{98 - int(digits) % 97:02d}{business_code}{national_id}"
 
 
+def _academic_email(first: str, last: str) -> str:
+    """prenom.nom@ac-nantes.fr without accents or spaces (Aurélie Fournier -> aurelie.fournier@...)."""
+    def plain(text: str) -> str:
+        decomposed = unicodedata.normalize("NFKD", text.lower())
+        return "".join(ch for ch in decomposed if (ch.isascii() and ch.isalnum()) or ch == "-")
+
+    return f"{plain(first)}.{plain(last)}@ac-nantes.fr"
+
+
 @dataclass
 class DemoLogin:
     login: str
@@ -116,7 +126,7 @@ def load_demo(session: Session, *, hash_params: dict | None = None) -> list[Demo
             iban=IBAN.generate("FR", bank_code=bank_code, account_code=f"{number:011d}").compact, bic=bic,
             debit_mandate_ref=f"OCCE85-{number:03d}-2019", debit_mandate_signed_on=date(2019, 9, 2))
         coop.mandates.append(Mandate(role="mandataire", civility=civ, first_name=first, last_name=last,
-                                     email=f"{first.lower()}.{last.lower().replace(' ', '')}@ac-nantes.fr",
+                                     email=_academic_email(first, last),
                                      started_on=date(2021, 9, 1)))
         session.add(coop)
         session.add(User(login=login, role="coop", coop=coop, must_change_password=True,

@@ -1,15 +1,16 @@
 """Transactional outbox: mail is queued in the caller's transaction and delivered later.
 
 `queue_email` adds an `OutboxEmail` row (the caller commits it with the change it reports).
-`deliver_pending` sends due rows through a transport, one commit per row, retrying with an
-exponential backoff and recording the error; after `max_attempts` a row is marked failed.
-Each row has a stable Message-ID, so a duplicate after a crash between send and mark is
-recognisable by mail clients.
+`deliver_pending` sends due rows through a transport, claiming each row in its own short
+transaction before talking to SMTP, retrying with an exponential backoff and recording the error;
+after `max_attempts` a row is marked failed. Each row has a stable Message-ID, so a duplicate
+after a crash between send and mark is recognisable by mail clients.
 """
 
 from __future__ import annotations
 
 import smtplib
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,13 +28,24 @@ from app.models import OutboxEmail
 
 def queue_email(session: Session, *, to: str, subject: str, text: str, html: str | None = None,
                 domain: str = "coop85.occe") -> OutboxEmail:
-    """Add a mail to the outbox (flushed with the caller's transaction). Refuses header injection."""
-    if "\n" in subject or "\r" in subject or "\n" in to or "\r" in to:
-        raise ValueError("Un en-tête de courriel ne peut pas contenir de retour à la ligne.")
+    """Add a mail to the outbox (flushed with the caller's transaction). Refuses header injection.
+
+    Raises ValueError when the recipient or subject holds a line break or another control character.
+    """
+    _check_header(to)
+    _check_header(subject)
     row = OutboxEmail(recipient=to, subject=subject, body_text=text, body_html=html,
                       message_id=f"<{uuid.uuid4().hex}@{domain}>")
     session.add(row)
     return row
+
+
+def _check_header(value: str) -> None:
+    # Not only CR and LF: the email package refuses every line boundary (\x0b, \x85, \u2028...) when
+    # the message is built, at delivery time; control characters have no place in a header either.
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        raise ValueError("Un en-tête de courriel ne peut pas contenir de retour à la ligne "
+                         "ni de caractère de contrôle.")
 
 
 def build_message(row: OutboxEmail, sender: str) -> EmailMessage:
@@ -103,7 +115,13 @@ class DeliveryReport:
 def deliver_pending(session: Session, transport: Transport, *, sender: str, now: Callable[[], datetime],
                     max_attempts: int = 8, commit: Callable[[], None] | None = None,
                     limit: int = 500) -> DeliveryReport:
-    """Send every due pending mail. `commit` is called after each row so a crash re-sends at most one."""
+    """Send every due pending mail; a row that cannot be sent is retried later, never blocks the others.
+
+    With `commit`, each attempt is first claimed and committed (attempts + 1, next try pushed back
+    by the backoff), so no database transaction stays open while talking to the SMTP server (on
+    SQLite that would lock every writer out), a concurrent sender skips the row, and a crash
+    between send and mark re-sends it at most once, after the backoff, with the same Message-ID.
+    """
     report = DeliveryReport()
     due = session.scalars(
         sa.select(OutboxEmail.id)
@@ -113,28 +131,48 @@ def deliver_pending(session: Session, transport: Transport, *, sender: str, now:
     ).all()
     for row_id in due:
         row = session.scalar(
-            sa.select(OutboxEmail).where(OutboxEmail.id == row_id, OutboxEmail.status == "pending")
+            sa.select(OutboxEmail)
+            .where(OutboxEmail.id == row_id, OutboxEmail.status == "pending", OutboxEmail.next_attempt_at <= now())
             .with_for_update(skip_locked=True)
         )
         if row is None:  # taken by a concurrent sender
             continue
+        if row.attempts >= max_attempts:  # its last attempt was interrupted (crash): give up
+            row.status = "failed"
+            row.last_error = row.last_error or "Envoi interrompu."
+            report.failed += 1
+            if commit is not None:
+                commit()
+            continue
+        row.attempts += 1
+        row.next_attempt_at = now() + backoff(row.attempts)
+        message: EmailMessage | None = None
+        error: Exception | None = None
         try:
-            transport.send(build_message(row, sender))
-        except (OSError, smtplib.SMTPException) as exc:
-            row.attempts += 1
-            row.last_error = f"{type(exc).__name__}: {exc}"[:1000]
+            message = build_message(row, sender)
+        except Exception as exc:  # an unbuildable row must not stop the rest of the queue
+            error = exc
+        if commit is not None:
+            commit()  # the claim: the SMTP conversation below runs outside any transaction
+        if message is not None:
+            try:
+                transport.send(message)
+            except Exception as exc:  # any transport fault: keep the mail, retry it later
+                error = exc
+        row = session.get(OutboxEmail, row_id)
+        if error is None:
+            row.status = "sent"
+            row.sent_at = now()
+            row.last_error = ""
+            report.sent += 1
+        else:
+            row.last_error = f"{type(error).__name__}: {error}"[:1000]
             if row.attempts >= max_attempts:
                 row.status = "failed"
                 report.failed += 1
             else:
                 row.next_attempt_at = now() + backoff(row.attempts)
                 report.retried += 1
-        else:
-            row.attempts += 1
-            row.status = "sent"
-            row.sent_at = now()
-            row.last_error = ""
-            report.sent += 1
         if commit is not None:
             commit()
     return report
