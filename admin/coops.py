@@ -38,6 +38,11 @@ class MandateInline(InlineFormAdmin):
                     "civility": [("", ""), ("Mme", "Mme"), ("M.", "M.")]}
 
 
+_AUDITED_FIELDS = ("number", "name", "school_name", "uai", "address", "postal_code", "city", "email", "phone",
+                   "director_name", "bank_name", "iban", "bic", "debit_mandate_ref", "debit_mandate_signed_on",
+                   "is_active")
+
+
 class CoopAdmin(StaffModelView):
     column_list = ("number", "name", "school_name", "city", "email", "bank_name", "is_active")
     column_default_sort = "number"
@@ -83,8 +88,10 @@ class CoopAdmin(StaffModelView):
                          f"{credential.password} (affiché une seule fois : notez-le ou transmettez-le "
                          "maintenant ; il devra être changé à la première connexion)."), "success")
         else:
-            audit.record(db.session, "coop.updated_by_staff", actor=current_user, coop_id=model.id, entity="coop",
-                         entity_id=model.id, ip=client_ip())
+            before, after = audit.pending_changes(model, _AUDITED_FIELDS)
+            if after:
+                audit.record(db.session, "coop.updated_by_staff", actor=current_user, coop_id=model.id, entity="coop",
+                             entity_id=model.id, before=before, after=after, ip=client_ip())
 
     @action("new_password", "Nouveau mot de passe provisoire",
             "Donner un nouveau mot de passe provisoire aux coopératives sélectionnées ? "

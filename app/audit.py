@@ -45,6 +45,20 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> tuple[dict[
     return {key: before.get(key) for key in keys}, {key: after[key] for key in keys}
 
 
+def pending_changes(obj: Any, fields: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Before/after of the attributes of `obj` changed in this session but not yet flushed."""
+    from sqlalchemy import inspect
+
+    state = inspect(obj)
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    for name in fields:
+        history = state.attrs[name].history
+        if history.has_changes() and history.deleted and history.added and history.deleted[0] != history.added[0]:
+            before[name], after[name] = history.deleted[0], history.added[0]
+    return before, after
+
+
 def record(
     session: Session,
     action: str,

@@ -51,9 +51,9 @@ def check_postal_code(value: str) -> str:
 
 
 def check_iban(value: str) -> str:
-    """Normalise an IBAN (compact, upper case) after checking its checksum and country format."""
+    """Normalise an IBAN (compact, upper case) after checking its checksum, format and French RIB key."""
     try:
-        return IBAN(value or "").compact
+        return IBAN(value or "", validate_bban=True).compact
     except SchwiftyException:
         raise ValueError("Cet IBAN n'est pas valide : vérifiez les 27 caractères (FR76 …) sur votre RIB.") from None
 

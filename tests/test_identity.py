@@ -120,3 +120,26 @@ def test_home_checklist(client, make_coop, login_as):
     assert "2 information(s) à compléter" in page
     assert "Mandataire actuel : Claire Moreau" in page
     assert page.count("Bientôt disponible") == 4
+
+
+def test_staff_edit_shows_in_the_coops_history(app, make_coop, make_staff, login_as, db_check):
+    import re as _re
+
+    coop = make_coop(1)
+    staff = login_as(make_staff(), on=app.test_client())
+    page = staff.get(f"/admin/admin_coops/edit/?id={coop.id}").get_data(as_text=True)
+    version = _re.search(r'name="version"', page)
+    data = {"number": "1", "name": "Coopérative de test 001", "school_name": "École de test 1", "uai": "0850001P",
+            "address": "1 rue de l'École", "postal_code": "85000", "city": "Luçon", "email": "coop1@example.org",
+            "phone": "02 51 00 00 00", "director_name": "Mme Test", "bank_name": "Crédit Mutuel",
+            "iban": "FR7615519000010002000000103", "bic": "CMCIFR2A", "is_active": "y"}
+    assert version is None  # the optimistic-lock column is not a form field
+    response = staff.post(f"/admin/admin_coops/edit/?id={coop.id}", data=data)
+    assert response.status_code == 302
+    event = db_check(lambda s: s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "coop.updated_by_staff")))
+    assert event.before == {"city": "La Roche-sur-Yon"} and event.after == {"city": "Luçon"}
+    from app.models import Mandate
+
+    assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Mandate))) == 1  # mandate kept
+    client = login_as(coop, on=app.test_client())
+    assert "Fiche modifiée par l&#39;OCCE 85" in client.get("/coop/modifications").get_data(as_text=True)

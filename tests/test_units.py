@@ -64,6 +64,8 @@ def test_identity_validators():
     assert check_iban("fr76 1551 9000 0100 0200 0000 103") == "FR7615519000010002000000103"
     with pytest.raises(ValueError, match="IBAN"):
         check_iban("FR7615519000010002000000104")
+    with pytest.raises(ValueError, match="IBAN"):
+        check_iban("FR7600000000000000000000000")  # IBAN checksum right, RIB key wrong
     assert check_bic("cmcifr2a") == "CMCIFR2A"
     with pytest.raises(ValueError, match="BIC"):
         check_bic("CMCI")

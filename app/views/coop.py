@@ -23,7 +23,8 @@ _FIELD_LABELS = {name: field.args[0] for name, field in IdentityForm.__dict__.it
                  if hasattr(field, "args") and field.args}
 _ACTION_LABELS = {
     "coop.identity_updated": "Identité modifiée",
-    "coop.updated": "Fiche mise à jour par l'OCCE 85",
+    "coop.updated": "Fiche mise à jour par l'OCCE 85 (import)",
+    "coop.updated_by_staff": "Fiche modifiée par l'OCCE 85",
     "coop.created": "Coopérative créée",
 }
 
