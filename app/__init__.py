@@ -88,11 +88,13 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app import filters, security
-    from app.views import auth, coop, errors
+    from app.views import auth, coop, errors, ledger, membership
 
     app.before_request(security.check_access)
     app.after_request(security.set_security_headers)
     app.register_blueprint(auth.bp)
     app.register_blueprint(coop.bp)
+    app.register_blueprint(membership.bp)
+    app.register_blueprint(ledger.bp)
     errors.register(app)
     filters.register(app)

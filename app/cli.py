@@ -25,6 +25,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(coops_group)
     app.cli.add_command(users_group)
     app.cli.add_command(mail_group)
+    app.cli.add_command(ledger_group)
 
 
 # AppGroup / with_appcontext: the app context is also there when the command is invoked through
@@ -155,3 +156,55 @@ def send_command() -> None:
                              now=utcnow, max_attempts=config["MAIL_MAX_ATTEMPTS"], commit=db.session.commit)
     db.session.commit()
     click.echo(f"{report.sent} envoyé(s), {report.retried} à réessayer, {report.failed} en échec définitif.")
+
+
+@click.group("ledger", cls=AppGroup)
+def ledger_group() -> None:
+    """Cash-books."""
+
+
+def parse_year(text: str) -> int:
+    """'2024-2025' or '2024' -> 2024 (the calendar year of the rentrée)."""
+    import re
+
+    match = re.fullmatch(r"(\d{4})(?:-(\d{4}))?", text.strip())
+    if not match or (match.group(2) and int(match.group(2)) != int(match.group(1)) + 1):
+        raise click.BadParameter("année attendue sous la forme 2024-2025 ou 2024")
+    return int(match.group(1))
+
+
+@ledger_group.command("import")
+@click.argument("login")
+@click.argument("year")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ledger_import_command(login: str, year: str, file: Path) -> None:
+    """Import FILE (cahier CSV) into the ledger of coop LOGIN for YEAR (2024-2025 or 2024), all or nothing.
+
+    A past school year missing from the database is created (with the latest known rates).
+    """
+    import sqlalchemy as sa
+
+    from app import cahier, ledger
+    from app.errors import ValidationErrors
+    from app.models import User
+
+    start = parse_year(year)
+    user = db.session.scalar(sa.select(User).where(User.login == login.strip().lower(), User.role == "coop"))
+    if user is None:
+        raise click.ClickException(f"Aucune coopérative n'a l'identifiant {login}.")
+    book = ledger.open_ledger(db.session, user.coop, start)
+    try:
+        count = cahier.import_cahier(db.session, book, file.read_bytes(), by=None)
+    except ValidationErrors as exc:
+        db.session.rollback()
+        click.echo("Import refusé, rien n'a été enregistré :", err=True)
+        for where, messages in exc.errors.items():
+            for message in messages:
+                click.echo(f"  {where} : {message}", err=True)
+        sys.exit(1)
+    db.session.commit()
+    balances = ledger.balances(db.session, book)
+    from app.money import format_amount
+
+    click.echo(f"{count} opération(s) importée(s) dans le cahier {start}-{start + 1} de {user.login}. "
+               f"Banque : {format_amount(balances.bank)} € ; caisse : {format_amount(balances.cash)} €.")

@@ -1,0 +1,398 @@
+"""The cahier as a table (RETKOOP's « visualisation classique ») and its CSV / XLSX formats.
+
+The CSV format is the one of the worked example (`;`, UTF-8 with BOM, CRLF, decimal comma,
+dd/mm/yyyy): piece;date;libelle;mode;cheque;action;pointe;banque_entree;banque_sortie;
+caisse_entree;caisse_sortie;regie_entree;regie_sortie, then one column per account code holding
+the amount on that account, positive in the account's natural direction (charges as debits,
+products as credits). Export then import gives the same ledger.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app import ledger as books
+from app.errors import DomainError, ValidationErrors
+from app.models import Account, Action, Entry, EntryLine, Ledger, User
+from app.money import parse_amount
+
+FIXED_COLUMNS = ("piece", "date", "libelle", "mode", "cheque", "action", "pointe", "banque_entree", "banque_sortie",
+                 "caisse_entree", "caisse_sortie", "regie_entree", "regie_sortie")
+SPLIT_NATURES = ("expense", "income", "subsidy")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass
+class Row:
+    """One line of the classic view; amounts in cents, balances after this operation (in date order)."""
+
+    entry_id: int
+    version: int
+    piece: str
+    date: date
+    label: str
+    mode: str
+    cheque: str
+    action: str
+    action_id: int | None
+    kind: str
+    bank_in: int = 0
+    bank_out: int = 0
+    cash_in: int = 0
+    cash_out: int = 0
+    advance_in: int = 0
+    advance_out: int = 0
+    bank_balance: int = 0
+    cash_balance: int = 0
+    cleared_on: date | None = None
+    amounts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Cahier:
+    rows: list[Row]
+    accounts: list[Account]
+    totals: dict[str, int]
+    account_totals: dict[str, int]
+    bank_balance: int
+    cash_balance: int
+    advance_balance: int
+    uncleared_count: int
+
+
+def piece_key(piece: str) -> tuple:
+    """Natural order of piece numbers: D2 before D10, then by prefix."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part.upper()) for part in re.findall(r"\d+|\D+", piece))
+
+
+def build_cahier(session: Session, ledger: Ledger, *, sort: str = "date", text: str = "", account: str = "",
+                 action_id: int | None = None, mode: str = "") -> Cahier:
+    """All the ledger's operations with running balances (computed in date order), then filtered and sorted."""
+    result = session.execute(
+        sa.select(Entry.id, Entry.version, Entry.piece, Entry.date, Entry.label, Entry.payment_mode,
+                  Entry.cheque_number, Entry.kind, Entry.action_id, Action.name,
+                  EntryLine.amount_cents, EntryLine.cleared_on, Account.id, Account.code, Account.nature)
+        .outerjoin(Action, Action.id == Entry.action_id)
+        .outerjoin(EntryLine, EntryLine.entry_id == Entry.id)
+        .outerjoin(Account, Account.id == EntryLine.account_id)
+        .where(Entry.ledger_id == ledger.id)
+        .order_by(Entry.date, Entry.id)
+    ).all()
+    rows: dict[int, Row] = {}
+    used_accounts: set[int] = set()
+    for (entry_id, version, piece, day, label, entry_mode, cheque, kind, entry_action_id, action_name,
+         amount, cleared_on, account_id, code, nature) in result:
+        row = rows.get(entry_id)
+        if row is None:
+            row = rows[entry_id] = Row(entry_id, version, piece, day, label, entry_mode, cheque, action_name or "",
+                                       entry_action_id, kind)
+        if amount is None:
+            continue
+        if nature == "bank":
+            if amount > 0:
+                row.bank_in += amount
+            else:
+                row.bank_out -= amount
+            row.cleared_on = cleared_on
+        elif nature == "cash":
+            if amount > 0:
+                row.cash_in += amount
+            else:
+                row.cash_out -= amount
+        elif nature == "advance":
+            if amount > 0:
+                row.advance_in += amount
+            else:
+                row.advance_out -= amount
+        elif nature in SPLIT_NATURES:
+            row.amounts[code] = row.amounts.get(code, 0) + (amount if nature == "expense" else -amount)
+            used_accounts.add(account_id)
+
+    bank = cash = advance = 0
+    uncleared = 0
+    for row in rows.values():
+        bank += row.bank_in - row.bank_out
+        cash += row.cash_in - row.cash_out
+        advance += row.advance_in - row.advance_out
+        row.bank_balance, row.cash_balance = bank, cash
+        if (row.bank_in or row.bank_out) and row.cleared_on is None and row.kind != "opening":
+            uncleared += 1
+
+    accounts = sorted(session.scalars(sa.select(Account).where(Account.id.in_(used_accounts))) if used_accounts
+                      else [], key=lambda a: (a.nature != "expense", a.display_code))
+    shown = list(rows.values())
+    if text:
+        needle = text.lower()
+        shown = [r for r in shown if needle in r.label.lower() or needle in r.piece.lower() or needle in r.cheque]
+    if account:
+        shown = [r for r in shown if account in r.amounts]
+    if action_id:
+        shown = [r for r in shown if r.action_id == action_id]
+    if mode:
+        shown = [r for r in shown if r.mode == mode]
+    if sort == "piece":
+        shown.sort(key=lambda r: piece_key(r.piece))
+    totals = {name: sum(getattr(r, name) for r in shown)
+              for name in ("bank_in", "bank_out", "cash_in", "cash_out", "advance_in", "advance_out")}
+    account_totals = {a.code: sum(r.amounts.get(a.code, 0) for r in shown) for a in accounts}
+    return Cahier(shown, accounts, totals, account_totals, bank, cash, advance, uncleared)
+
+
+# -- export --------------------------------------------------------------------------------------
+
+
+def _cents_text(cents: int) -> str:
+    if not cents:
+        return ""
+    sign = "-" if cents < 0 else ""
+    whole, rest = divmod(abs(cents), 100)
+    return f"{sign}{whole},{rest:02d}"
+
+
+def _text_cell(value: str) -> str:
+    """Formula-injection guard (CWE-1236); the import removes the added quote again."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def export_table(session: Session, ledger: Ledger) -> tuple[list[str], list[list]]:
+    """Header and rows of the cahier in the exchange format (amounts in cents, dates as dates)."""
+    cahier = build_cahier(session, ledger)
+    cahier.rows.sort(key=lambda r: (r.kind != "opening", r.date, r.entry_id))
+    codes = [a.code for a in cahier.accounts]
+    header = [*FIXED_COLUMNS, *codes]
+    rows = []
+    for r in cahier.rows:
+        rows.append([r.piece, r.date, r.label, r.mode, r.cheque, r.action, r.cleared_on, r.bank_in, r.bank_out,
+                     r.cash_in, r.cash_out, r.advance_in, r.advance_out, *[r.amounts.get(code, 0) for code in codes]])
+    return header, rows
+
+
+def export_csv(session: Session, ledger: Ledger) -> bytes:
+    """The cahier as CSV: `;`, UTF-8 with BOM, CRLF, decimal comma, dd/mm/yyyy."""
+    header, rows = export_table(session, ledger)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        piece, day, label, mode, cheque, action, cleared = row[:7]
+        writer.writerow([_text_cell(piece), day.strftime("%d/%m/%Y"), _text_cell(label), mode, cheque,
+                         _text_cell(action), cleared.strftime("%d/%m/%Y") if cleared else "",
+                         *[_cents_text(value) for value in row[7:]]])
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def export_xlsx(session: Session, ledger: Ledger, title: str) -> bytes:
+    """The cahier as an Excel workbook: real dates and numbers (euros), a totals row."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font
+
+    header, rows = export_table(session, ledger)
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "Cahier"
+    sheet.append([title])
+    sheet["A1"].font = Font(bold=True)
+    sheet.append(header)
+    for cell in sheet[2]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        values = [_text_cell(row[0]), row[1], _text_cell(row[2]), row[3], row[4], _text_cell(row[5]), row[6]]
+        values += [Decimal(value) / 100 if value else None for value in row[7:]]
+        sheet.append(values)
+    for column in sheet.iter_cols(min_row=3, min_col=2, max_col=2):
+        for cell in column:
+            cell.number_format = "DD/MM/YYYY"
+    for column in sheet.iter_cols(min_row=3, min_col=7, max_col=7):
+        for cell in column:
+            cell.number_format = "DD/MM/YYYY"
+    for column in sheet.iter_cols(min_row=3, min_col=8, max_col=len(header)):
+        for cell in column:
+            cell.number_format = "#,##0.00"
+    totals = ["Totaux", None, None, None, None, None, None]
+    totals += [Decimal(sum(row[i] for row in rows)) / 100 for i in range(7, len(header))]
+    sheet.append(totals)
+    for cell in sheet[sheet.max_row]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "D3"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+# -- import --------------------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedRow:
+    line: int
+    data: books.EntryData | None  # None for the opening line
+    opening: tuple[int, int] | None
+    cleared_on: date | None
+    action_name: str
+
+
+def _decode(content: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return content.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValidationErrors({"fichier": ["Le fichier n'est ni en UTF-8 ni en Windows-1252."]})
+
+
+def _untext(value: str) -> str:
+    value = value.strip()
+    if value.startswith("'") and value[1:2] in _FORMULA_START:
+        return value[1:]
+    return value
+
+
+def _parse_date(value: str, what: str) -> date:
+    for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%d/%m/%y"):
+        try:
+            return datetime.strptime(value.strip(), fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(f"{what} : « {value} » n'est pas une date jj/mm/aaaa.")
+
+
+def _detect_kind(values: dict[str, int], natures: set[str]) -> str:
+    if values["regie_entree"]:
+        return "advance_paid"
+    if values["regie_sortie"]:
+        return "advance_returned" if values["banque_entree"] or values["caisse_entree"] else "advance_justified"
+    if not natures:
+        if values["banque_entree"] and values["caisse_sortie"]:
+            return "deposit"
+        if values["banque_sortie"] and values["caisse_entree"]:
+            return "withdrawal"
+        raise ValueError("ni ventilation ni mouvement entre caisse et banque : opération incomplète.")
+    if natures <= {"income", "subsidy"}:
+        return "receipt"
+    if natures == {"expense"}:
+        return "expense"
+    raise ValueError("une même ligne ne peut pas mêler charges (6…) et produits (7…).")
+
+
+def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[ParsedRow]:
+    """Read and check a whole file against the ledger; raise ValidationErrors listing every bad line."""
+    text = _decode(content)
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    if not rows:
+        raise ValidationErrors({"fichier": ["Le fichier est vide."]})
+    header = [cell.strip().lower() for cell in rows[0]]
+    missing = [column for column in FIXED_COLUMNS if column not in header]
+    if missing:
+        raise ValidationErrors({"ligne 1": ["Colonnes manquantes : " + ", ".join(missing) + "."]})
+    accounts = books.accounts_by_code(session)
+    codes = [column for column in header if column not in FIXED_COLUMNS and column]
+    unknown = [code for code in codes if code not in accounts or accounts[code].nature not in SPLIT_NATURES]
+    if unknown:
+        raise ValidationErrors({"ligne 1": ["Comptes inconnus ou non ventilables : " + ", ".join(unknown) + "."]})
+    index = {column: i for i, column in enumerate(header)}
+    existing_pieces = set(session.scalars(sa.select(Entry.piece).where(Entry.ledger_id == ledger.id)))
+    has_opening = books.opening_entry(session, ledger) is not None
+    errors: dict[str, list[str]] = {}
+    parsed: list[ParsedRow] = []
+    seen: dict[str, int] = {}
+    year = ledger.school_year
+    for line_number, raw in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in raw):
+            continue
+        cell = {column: (raw[i].strip() if i < len(raw) else "") for column, i in index.items()}
+        problems: list[str] = []
+        try:
+            values = {column: parse_amount(cell[column]) if cell[column] else 0 for column in FIXED_COLUMNS[7:]}
+            splits_raw = {code: parse_amount(cell[code]) if cell[code] else 0 for code in codes}
+        except ValueError as exc:
+            errors[f"ligne {line_number}"] = [str(exc)]
+            continue
+        piece = _untext(cell["piece"])
+        try:
+            day = _parse_date(cell["date"], "date")
+            cleared = _parse_date(cell["pointe"], "pointe") if cell["pointe"] else None
+        except ValueError as exc:
+            errors[f"ligne {line_number}"] = [str(exc)]
+            continue
+        if not piece:
+            problems.append("piece : obligatoire.")
+        elif piece in seen:
+            problems.append(f"piece : {piece} figure déjà ligne {seen[piece]}.")
+        elif piece in existing_pieces:
+            problems.append(f"piece : {piece} existe déjà dans le cahier.")
+        seen.setdefault(piece, line_number)
+        if not year.contains(day):
+            problems.append(f"date : {day:%d/%m/%Y} hors de l'année {year.label}.")
+        mode = cell["mode"].lower()
+        if mode == "report":
+            if has_opening:
+                problems.append("le cahier a déjà un report à nouveau.")
+            has_opening = True
+            if any(splits_raw.values()):
+                problems.append("un report à nouveau ne se ventile pas.")
+            parsed.append(ParsedRow(line_number, None, (values["banque_entree"] - values["banque_sortie"],
+                                                        values["caisse_entree"] - values["caisse_sortie"]),
+                                    cleared, ""))
+            if problems:
+                errors[f"ligne {line_number}"] = problems
+            continue
+        if mode not in books.MODE_LABELS:
+            problems.append(f"mode : « {cell['mode']} » inconnu (attendu : {', '.join(books.MODE_LABELS)}).")
+        splits = [books.Split(code, amount) for code, amount in splits_raw.items() if amount]
+        try:
+            kind = _detect_kind(values, {accounts[s.account_code].nature for s in splits})
+            treasury = books.Treasury(values["banque_entree"], values["banque_sortie"], values["caisse_entree"],
+                                      values["caisse_sortie"])
+            books.build_lines(kind, treasury, splits, accounts)
+        except ValueError as exc:
+            problems.append(str(exc))
+        except DomainError as exc:
+            problems.append(exc.message)
+        else:
+            data = books.EntryData(piece=piece, date=day, label=_untext(cell["libelle"]) or piece, payment_mode=mode,
+                                   kind=kind, treasury=treasury, splits=splits, cheque_number=cell["cheque"])
+            parsed.append(ParsedRow(line_number, data, None, cleared, _untext(cell["action"])))
+        if problems:
+            errors[f"ligne {line_number}"] = problems
+    if errors:
+        raise ValidationErrors(errors)
+    if not parsed:
+        raise ValidationErrors({"fichier": ["Aucune opération dans le fichier."]})
+    return parsed
+
+
+def import_cahier(session: Session, ledger: Ledger, content: bytes, *, by: User | None, ip: str = "") -> int:
+    """Import a whole cahier CSV into an open ledger, all or nothing; return the number of operations."""
+    if not ledger.is_open:
+        raise ValidationErrors({"cahier": [f"Le cahier {ledger.school_year.label} est clôturé."]})
+    parsed = parse_cahier_csv(session, ledger, content)
+    actions: dict[str, int] = {}
+    for row in parsed:
+        try:
+            if row.data is None:
+                entry = books.record_opening(session, ledger, bank=row.opening[0], cash=row.opening[1], by=by, ip=ip)
+            else:
+                if row.action_name:
+                    if row.action_name not in actions:
+                        actions[row.action_name] = books.create_action(session, ledger.coop_id, row.action_name,
+                                                                       by=by).id
+                    row.data.action_id = actions[row.action_name]
+                entry = books.record_entry(session, ledger, row.data, by=by, ip=ip)
+        except DomainError as exc:
+            raise ValidationErrors({f"ligne {row.line}": [exc.message]}) from None
+        if row.cleared_on is not None and entry is not None:
+            for line in entry.lines:
+                if line.account.code == books.BANK:
+                    line.cleared_on = row.cleared_on
+    session.flush()
+    return len(parsed)

@@ -1,0 +1,151 @@
+"""Uploaded documents: checked by content, stored outside the web root, served only through views.
+
+Accepted: PDF, JPEG, PNG, recognised by their first bytes (never by name or declared type).
+PDFs that carry JavaScript, launch actions or embedded files are refused. Images are decoded
+and re-encoded (EXIF and anything hidden dropped; decompression bombs refused); phone photos
+are downscaled and, where asked, turned into a one-page PDF (img2pdf). The file is written under
+a random key with mode 0600 before the row is committed; a row never points to a missing file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.errors import DomainError
+from app.models import Document, User
+
+MAX_PIXELS = 40_000_000  # a 12-megapixel phone photo is ~12 M; anything beyond 40 M is refused
+MAX_SIDE = 2400  # photos are downscaled to this many pixels on their longest side
+_PDF_DANGERS = (b"/JavaScript", b"/JS", b"/Launch", b"/EmbeddedFile", b"/RichMedia", b"/XFA")
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    content: bytes
+    content_type: str
+    extension: str
+
+
+def sniff(content: bytes) -> str | None:
+    """The type given by the first bytes: application/pdf, image/jpeg, image/png, or None."""
+    if content.startswith(b"%PDF-"):
+        return "application/pdf"
+    if content.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    return None
+
+
+def _check_pdf(content: bytes) -> None:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(content), strict=False)
+        pages = len(reader.pages)
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError):
+        raise DomainError("Ce PDF est illisible ou abîmé : enregistrez-le à nouveau et recommencez.",
+                          field="file") from None
+    if pages == 0:
+        raise DomainError("Ce PDF ne contient aucune page.", field="file")
+    # Names may be hex-escaped in PDF syntax (/J#61vaScript): decode them before looking.
+    import re
+
+    normalised = re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), content)
+    if any(danger in normalised for danger in _PDF_DANGERS):
+        raise DomainError("Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité. "
+                          "Imprimez-le en PDF (« Imprimer » puis « Enregistrer au format PDF ») et envoyez cette copie.",
+                          field="file")
+
+
+def _reencode_image(content: bytes, *, as_pdf: bool) -> CheckedFile:
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(content)) as image:
+            image.load()
+            image = ImageOps.exif_transpose(image)  # phone photos: keep them upright, then drop EXIF
+            if image.mode not in ("RGB", "L"):
+                image = image.convert("RGB")
+            image.thumbnail((MAX_SIDE, MAX_SIDE))
+            out = io.BytesIO()
+            image.save(out, format="JPEG", quality=85, optimize=True)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DomainError("Cette image est beaucoup trop grande.", field="file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        raise DomainError("Cette image est illisible ou abîmée.", field="file") from None
+    jpeg = out.getvalue()
+    if as_pdf:
+        import img2pdf
+
+        layout = img2pdf.get_layout_fun(img2pdf.mm_to_pt(210), img2pdf.mm_to_pt(297), fit=img2pdf.FitMode.into)
+        return CheckedFile(img2pdf.convert(jpeg, layout_fun=layout), "application/pdf", ".pdf")
+    return CheckedFile(jpeg, "image/jpeg", ".jpg")
+
+
+def check_upload(content: bytes, *, max_bytes: int, photos_as_pdf: bool = False) -> CheckedFile:
+    """Validate an upload by content; return what to store. Raises DomainError (field ``file``) in French."""
+    if not content:
+        raise DomainError("Le fichier est vide.", field="file")
+    if len(content) > max_bytes:
+        raise DomainError(f"Le fichier dépasse {max_bytes // (1024 * 1024)} Mo.", field="file")
+    kind = sniff(content)
+    if kind is None:
+        raise DomainError("Seuls les fichiers PDF, JPEG et PNG sont acceptés (le contenu de ce fichier n'en est pas un).",
+                          field="file")
+    if kind == "application/pdf":
+        _check_pdf(content)
+        return CheckedFile(content, kind, ".pdf")
+    return _reencode_image(content, as_pdf=photos_as_pdf)
+
+
+def _safe_name(name: str, extension: str) -> str:
+    base = os.path.basename((name or "").replace("\\", "/")).strip().replace("\x00", "")
+    stem = base.rsplit(".", 1)[0][:120] or "document"
+    return stem + extension
+
+
+def store_document(session: Session, *, upload_dir: str, coop_id: int, kind: str, filename: str, content: bytes,
+                   max_bytes: int, by: User | None, entry_id: int | None = None, photos_as_pdf: bool = False,
+                   ip: str = "") -> Document:
+    """Check, write (mode 0600, random name) and record a document; the caller commits."""
+    checked = check_upload(content, max_bytes=max_bytes, photos_as_pdf=photos_as_pdf)
+    key = secrets.token_hex(16)
+    directory = Path(upload_dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / key
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(checked.content)
+    document = Document(coop_id=coop_id, entry_id=entry_id, kind=kind,
+                        original_name=_safe_name(filename, checked.extension), content_type=checked.content_type,
+                        size=len(checked.content), sha256=hashlib.sha256(checked.content).hexdigest(),
+                        storage_key=key, uploaded_by_id=by.id if by else None)
+    session.add(document)
+    session.flush()
+    audit.record(session, "document.uploaded", actor=by, coop_id=coop_id, entity="document", entity_id=document.id,
+                 after={"kind": kind, "name": document.original_name, "size": document.size}, ip=ip)
+    return document
+
+
+def document_path(upload_dir: str, document: Document) -> Path:
+    """Where the file of `document` lives (the key is ours, never user input)."""
+    return Path(upload_dir) / document.storage_key
+
+
+def remove_file(upload_dir: str, storage_key: str) -> None:
+    """Delete a stored file after the row that pointed to it is gone (called after commit)."""
+    try:
+        (Path(upload_dir) / storage_key).unlink()
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,531 @@
+"""The cash-book: recording, changing and deleting operations as balanced double entries.
+
+Amounts are integer cents. Every entry's lines sum to zero (debit > 0, credit < 0). The guided
+form (boxes 1-7 of RETKOOP) gives a kind, treasury amounts (box 6) and a split over accounts
+(box 7); `build_lines` turns them into lines or raises a DomainError naming the faulty box.
+Balances are never stored: they are sums of lines. Functions flush, never commit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app import audit
+from app.errors import DomainError
+from app.filters import fr_date
+from app.models import Account, Action, Coop, Entry, EntryLine, Ledger, SchoolYear, User, school_year_start
+from app.money import format_amount
+
+BANK, CASH, ADVANCE, OPENING = "512", "530", "541", "110"
+
+KIND_LABELS = {
+    "receipt": "Recette",
+    "expense": "Dépense",
+    "deposit": "Dépôt d'espèces à la banque (caisse → banque)",
+    "withdrawal": "Retrait d'espèces (banque → caisse)",
+    "advance_paid": "Régie d'avance : versement à un enseignant",
+    "advance_returned": "Régie d'avance : restitution du reliquat",
+    "advance_justified": "Régie d'avance : justification des dépenses",
+}
+MODE_LABELS = {
+    "cheque": "Chèque", "virement": "Virement", "especes": "Espèces", "carte": "Carte bancaire",
+    "prelevement": "Prélèvement", "remise": "Remise de chèques", "interne": "Mouvement interne",
+    "regie": "Régie d'avance", "report": "Report à nouveau",
+}
+# Payment modes the form offers for each kind (the first is the default).
+MODES_FOR_KIND = {
+    "receipt": ("remise", "especes", "virement", "cheque", "carte"),
+    "expense": ("cheque", "virement", "prelevement", "carte", "especes"),
+    "deposit": ("interne",),
+    "withdrawal": ("interne",),
+    "advance_paid": ("cheque", "especes", "virement"),
+    "advance_returned": ("remise", "especes", "virement", "cheque"),
+    "advance_justified": ("regie",),
+}
+SPLIT_NATURES = {"receipt": ("income", "subsidy"), "expense": ("expense",), "advance_justified": ("expense",)}
+
+
+@dataclass(frozen=True)
+class Treasury:
+    """Box 6: what goes through the bank and the cash box, in cents (all ≥ 0)."""
+
+    bank_in: int = 0
+    bank_out: int = 0
+    cash_in: int = 0
+    cash_out: int = 0
+
+    @property
+    def total_in(self) -> int:
+        return self.bank_in + self.cash_in
+
+    @property
+    def total_out(self) -> int:
+        return self.bank_out + self.cash_out
+
+
+@dataclass(frozen=True)
+class Split:
+    """One line of box 7: an account code and a positive amount in cents."""
+
+    account_code: str
+    amount: int
+
+
+@dataclass
+class EntryData:
+    """Everything the guided form gives (boxes 1-7)."""
+
+    piece: str
+    date: date
+    label: str
+    payment_mode: str
+    kind: str
+    treasury: Treasury
+    splits: list[Split] = field(default_factory=list)
+    cheque_number: str = ""
+    action_id: int | None = None
+
+
+# -- years and ledgers ---------------------------------------------------------------------------
+
+
+def school_year(session: Session, start_year: int) -> SchoolYear:
+    """The school year starting in `start_year`, created with the latest known rates when missing."""
+    year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start_year))
+    if year is None:
+        latest = session.scalar(sa.select(SchoolYear).order_by(SchoolYear.start_year.desc()).limit(1))
+        year = SchoolYear(start_year=start_year)
+        if latest is not None:
+            for name in ("pupil_fee_cents", "adult_fee_cents", "insurance_fee_cents", "property_threshold_cents",
+                         "property_rate_ppm"):
+                setattr(year, name, getattr(latest, name))
+        session.add(year)
+        session.flush()
+    return year
+
+
+def open_ledger(session: Session, coop: Coop, start_year: int) -> Ledger:
+    """The coop's ledger for the school year starting in `start_year`, opened on first use."""
+    year = school_year(session, start_year)
+    ledger = session.scalar(sa.select(Ledger).where(Ledger.coop_id == coop.id, Ledger.school_year_id == year.id))
+    if ledger is None:
+        ledger = Ledger(coop_id=coop.id, school_year=year)
+        session.add(ledger)
+        session.flush()
+    return ledger
+
+
+def current_start_year(today: date) -> int:
+    return school_year_start(today)
+
+
+def ledger_years(session: Session, coop: Coop) -> list[int]:
+    """Start years of the coop's existing ledgers, newest first."""
+    return list(session.scalars(
+        sa.select(SchoolYear.start_year).join(Ledger, Ledger.school_year_id == SchoolYear.id)
+        .where(Ledger.coop_id == coop.id).order_by(SchoolYear.start_year.desc())))
+
+
+def accounts_by_code(session: Session) -> dict[str, Account]:
+    return {account.code: account for account in session.scalars(sa.select(Account))}
+
+
+# -- building lines ------------------------------------------------------------------------------
+
+
+def _euros(cents: int) -> str:
+    return f"{format_amount(cents)} €"
+
+
+def build_lines(kind: str, treasury: Treasury, splits: list[Split], accounts: dict[str, Account]) -> list[tuple[Account, int]]:
+    """Turn boxes 6 and 7 into balanced lines; raise DomainError naming the faulty box."""
+    if kind not in KIND_LABELS:
+        raise DomainError("Choisissez le type d'opération.", field="kind")
+    if min(treasury.bank_in, treasury.bank_out, treasury.cash_in, treasury.cash_out) < 0:
+        raise DomainError("Les montants de la case 6 sont positifs.", field="box6")
+    if any(split.amount <= 0 for split in splits):
+        raise DomainError("Chaque ligne de ventilation doit avoir un montant positif.", field="box7")
+
+    natures = SPLIT_NATURES.get(kind, ())
+    for split in splits:
+        account = accounts.get(split.account_code)
+        if account is None:
+            raise DomainError(f"Le compte {split.account_code} n'existe pas.", field="box7")
+        if not account.is_active:
+            raise DomainError(f"Le compte {account.display_code} n'est plus utilisé : choisissez-en un autre.",
+                              field="box7")
+        if account.nature not in natures:
+            expected = {"receipt": "de produit (7…)", "expense": "de charge (6…)",
+                        "advance_justified": "de charge (6…)"}.get(kind)
+            if expected is None:
+                raise DomainError("Ce type d'opération ne se ventile pas : laissez la case 7 vide.", field="box7")
+            raise DomainError(f"Le compte {account.display_code} ne convient pas : choisissez un compte {expected}.",
+                              field="box7")
+    split_total = sum(split.amount for split in splits)
+    lines: list[tuple[Account, int]] = []
+
+    def treasury_lines() -> None:
+        if treasury.bank_in - treasury.bank_out:
+            lines.append((accounts[BANK], treasury.bank_in - treasury.bank_out))
+        if treasury.cash_in - treasury.cash_out:
+            lines.append((accounts[CASH], treasury.cash_in - treasury.cash_out))
+
+    if kind == "receipt":
+        if treasury.total_out or not treasury.total_in:
+            raise DomainError("Une recette entre en banque ou en caisse : indiquez le montant reçu.", field="box6")
+        _check_split(split_total, treasury.total_in)
+        treasury_lines()
+        lines += [(accounts[s.account_code], -s.amount) for s in splits]
+    elif kind == "expense":
+        if treasury.total_in or not treasury.total_out:
+            raise DomainError("Une dépense sort de la banque ou de la caisse : indiquez le montant payé.", field="box6")
+        _check_split(split_total, treasury.total_out)
+        treasury_lines()
+        lines += [(accounts[s.account_code], s.amount) for s in splits]
+    elif kind in ("deposit", "withdrawal"):
+        if splits:
+            raise DomainError("Un mouvement entre caisse et banque n'est ni une recette ni une dépense : "
+                              "laissez la case 7 vide.", field="box7")
+        amount = treasury.bank_in if kind == "deposit" else treasury.cash_in
+        expected = (Treasury(bank_in=amount, cash_out=amount) if kind == "deposit"
+                    else Treasury(bank_out=amount, cash_in=amount))
+        if amount <= 0 or treasury != expected:
+            raise DomainError("Indiquez le montant déplacé entre la caisse et la banque.", field="box6")
+        treasury_lines()
+    elif kind == "advance_paid":
+        if splits:
+            raise DomainError("Le versement d'une régie ne se ventile pas : laissez la case 7 vide.", field="box7")
+        if treasury.total_in or not treasury.total_out or (treasury.bank_out and treasury.cash_out):
+            raise DomainError("Indiquez le montant remis à l'enseignant, par la banque ou en espèces.", field="box6")
+        treasury_lines()
+        lines.append((accounts[ADVANCE], treasury.total_out))
+    elif kind == "advance_returned":
+        if splits:
+            raise DomainError("La restitution d'une régie ne se ventile pas : laissez la case 7 vide.", field="box7")
+        if treasury.total_out or not treasury.total_in or (treasury.bank_in and treasury.cash_in):
+            raise DomainError("Indiquez le reliquat rendu par l'enseignant, en banque ou en espèces.", field="box6")
+        treasury_lines()
+        lines.append((accounts[ADVANCE], -treasury.total_in))
+    elif kind == "advance_justified":
+        if treasury.total_in or treasury.total_out:
+            raise DomainError("La justification d'une régie ne fait entrer ni sortir d'argent : "
+                              "laissez la case 6 à zéro.", field="box6")
+        if not splits:
+            raise DomainError("Ventilez les dépenses justifiées par l'enseignant.", field="box7")
+        lines += [(accounts[s.account_code], s.amount) for s in splits]
+        lines.append((accounts[ADVANCE], -split_total))
+    if sum(amount for _, amount in lines) != 0:  # pragma: no cover - guaranteed by the rules above
+        raise DomainError("L'opération n'est pas équilibrée.", field="box7")
+    return lines
+
+
+def _check_split(split_total: int, treasury_total: int) -> None:
+    if split_total != treasury_total:
+        rest = treasury_total - split_total
+        raise DomainError(
+            f"La ventilation ({_euros(split_total)}) ne correspond pas au montant de l'opération "
+            f"({_euros(treasury_total)}) : reste à ventiler {_euros(rest)}.", field="box7")
+
+
+# -- checks shared by create and update ----------------------------------------------------------
+
+
+def _check_writable(ledger: Ledger) -> None:
+    if not ledger.is_open:
+        raise DomainError(f"Le cahier {ledger.school_year.label} est clôturé : il ne peut plus être modifié.")
+
+
+def _check_header(session: Session, ledger: Ledger, data: EntryData, *, entry_id: int | None = None) -> None:
+    year = ledger.school_year
+    if not data.piece.strip():
+        raise DomainError("Indiquez le numéro de la pièce justificative.", field="piece")
+    if not year.contains(data.date):
+        raise DomainError(f"La date doit être comprise entre le {fr_date(year.starts_on)} et le "
+                          f"{fr_date(year.ends_on)} (année {year.label}).", field="date")
+    if not data.label.strip():
+        raise DomainError("Indiquez un libellé.", field="label")
+    clash = session.scalar(sa.select(Entry.id).where(Entry.ledger_id == ledger.id, Entry.piece == data.piece.strip(),
+                                                      Entry.id != (entry_id or 0)))
+    if clash is not None:
+        raise DomainError(f"La pièce {data.piece} existe déjà dans ce cahier : choisissez un autre numéro.",
+                          field="piece")
+    if data.payment_mode == "cheque" and data.treasury.bank_out and not data.cheque_number.strip():
+        raise DomainError("Indiquez le numéro du chèque émis.", field="cheque_number")
+    if data.action_id is not None:
+        action = session.get(Action, data.action_id)
+        if action is None or action.coop_id != ledger.coop_id:
+            raise DomainError("Cette action n'existe pas.", field="action")
+
+
+def _snapshot(entry: Entry) -> dict:
+    return {"piece": entry.piece, "date": entry.date.isoformat(), "label": entry.label, "kind": entry.kind,
+            "mode": entry.payment_mode, "cheque": entry.cheque_number,
+            "lines": {line.account.code: line.amount_cents for line in entry.lines}}
+
+
+def _set_lines(entry: Entry, lines: list[tuple[Account, int]], *, keep_clearing: dict[str, tuple[int, date | None]]) -> bool:
+    """Replace the lines; keep a bank line's pointage only if its amount is unchanged. True if one was uncleared."""
+    uncleared = False
+    entry.lines.clear()
+    for account, amount in lines:
+        line = EntryLine(account=account, amount_cents=amount)
+        previous = keep_clearing.get(account.code)
+        if previous is not None and previous[1] is not None:
+            if previous[0] == amount:
+                line.cleared_on = previous[1]
+            else:
+                uncleared = True
+        entry.lines.append(line)
+    for code, (_, cleared_on) in keep_clearing.items():
+        if cleared_on is not None and code not in {account.code for account, _ in lines}:
+            uncleared = True
+    return uncleared
+
+
+# -- writes --------------------------------------------------------------------------------------
+
+
+def find_by_token(session: Session, coop_id: int, token: str | None) -> Entry | None:
+    """The entry a form token already created (a double click, a refresh or Back then submit)."""
+    if not token:
+        return None
+    return session.scalar(sa.select(Entry).where(Entry.idempotency_key == token, Entry.coop_id == coop_id))
+
+
+def record_entry(session: Session, ledger: Ledger, data: EntryData, *, by: User | None,
+                 idempotency_key: str | None = None, ip: str = "") -> Entry:
+    """Add a balanced entry to an open ledger; with a key already used, return that entry instead."""
+    existing = find_by_token(session, ledger.coop_id, idempotency_key)
+    if existing is not None:
+        return existing
+    _check_writable(ledger)
+    _check_header(session, ledger, data)
+    lines = build_lines(data.kind, data.treasury, data.splits, accounts_by_code(session))
+    entry = Entry(ledger=ledger, coop_id=ledger.coop_id, piece=data.piece.strip(), date=data.date,
+                  label=data.label.strip(), payment_mode=data.payment_mode, cheque_number=data.cheque_number.strip(),
+                  kind=_stored_kind(data.kind), action_id=data.action_id, idempotency_key=idempotency_key,
+                  created_by_id=by.id if by else None)
+    _set_lines(entry, lines, keep_clearing={})
+    session.add(entry)
+    session.flush()
+    audit.record(session, "entry.created", actor=by, actor_login=None if by else "cli", coop_id=ledger.coop_id,
+                 entity="entry", entity_id=entry.id, after=_snapshot(entry), ip=ip)
+    return entry
+
+
+def _stored_kind(kind: str) -> str:
+    return "transfer" if kind in ("deposit", "withdrawal") else kind
+
+
+def form_kind(entry: Entry) -> str:
+    """The form's kind of a stored entry (a transfer is a deposit or a withdrawal)."""
+    if entry.kind != "transfer":
+        return entry.kind
+    bank = sum(line.amount_cents for line in entry.lines if line.account.code == BANK)
+    return "deposit" if bank > 0 else "withdrawal"
+
+
+def update_entry(session: Session, entry: Entry, data: EntryData, *, expected_version: int | None,
+                 by: User | None, ip: str = "") -> bool:
+    """Change an entry of an open ledger; refuse a stale form. Returns True when a pointage was undone."""
+    ledger = entry.ledger
+    _check_writable(ledger)
+    if entry.kind == "opening":
+        raise DomainError("Le report à nouveau se modifie depuis l'étape « Report à nouveau ».")
+    if expected_version is not None and expected_version != entry.version:
+        raise DomainError("Cette opération a été modifiée entre-temps (sur un autre poste ?). "
+                          "Elle a été rechargée : refaites votre modification.", field="stale")
+    _check_header(session, ledger, data, entry_id=entry.id)
+    lines = build_lines(data.kind, data.treasury, data.splits, accounts_by_code(session))
+    before = _snapshot(entry)
+    keep = {line.account.code: (line.amount_cents, line.cleared_on) for line in entry.lines}
+    entry.piece, entry.date, entry.label = data.piece.strip(), data.date, data.label.strip()
+    entry.payment_mode, entry.cheque_number = data.payment_mode, data.cheque_number.strip()
+    entry.kind, entry.action_id = _stored_kind(data.kind), data.action_id
+    uncleared = _set_lines(entry, lines, keep_clearing=keep)
+    entry.updated_at = datetime.now()  # bumps the version even when only the lines changed
+    session.flush()
+    old, new = audit.changed_fields(before, _snapshot(entry))
+    audit.record(session, "entry.updated", actor=by, coop_id=ledger.coop_id, entity="entry", entity_id=entry.id,
+                 before=old, after=new, ip=ip)
+    return uncleared
+
+
+def delete_entry(session: Session, entry: Entry, *, by: User | None, ip: str = "") -> None:
+    """Delete an entry of an open ledger (its vouchers go with it)."""
+    _check_writable(entry.ledger)
+    audit.record(session, "entry.deleted", actor=by, coop_id=entry.coop_id, entity="entry", entity_id=entry.id,
+                 before=_snapshot(entry), ip=ip)
+    session.delete(entry)
+    session.flush()
+
+
+def opening_entry(session: Session, ledger: Ledger) -> Entry | None:
+    return session.scalar(sa.select(Entry).where(Entry.ledger_id == ledger.id, Entry.kind == "opening"))
+
+
+def record_opening(session: Session, ledger: Ledger, *, bank: int, cash: int, by: User | None, ip: str = "") -> Entry | None:
+    """Set the opening balances at 1 September (+512 +530 / -110); replaces a previous opening entry."""
+    _check_writable(ledger)
+    if cash < 0:
+        raise DomainError("Une caisse ne peut pas être négative.", field="cash")
+    accounts = accounts_by_code(session)
+    entry = opening_entry(session, ledger)
+    keep = {}
+    if entry is None:
+        if session.scalar(sa.select(Entry.id).where(Entry.ledger_id == ledger.id, Entry.piece == "RAN")):
+            raise DomainError("La pièce RAN est déjà utilisée dans ce cahier.", field="bank")
+        entry = Entry(ledger=ledger, coop_id=ledger.coop_id, piece="RAN", date=ledger.school_year.starts_on,
+                      label="Report à nouveau", payment_mode="report", kind="opening",
+                      created_by_id=by.id if by else None)
+        session.add(entry)
+    else:
+        keep = {line.account.code: (line.amount_cents, line.cleared_on) for line in entry.lines}
+    lines = [(accounts[code], amount) for code, amount in ((BANK, bank), (CASH, cash)) if amount]
+    if bank + cash:
+        lines.append((accounts[OPENING], -(bank + cash)))
+    _set_lines(entry, lines, keep_clearing=keep)
+    entry.updated_at = datetime.now()
+    session.flush()
+    audit.record(session, "ledger.opening_set", actor=by, actor_login=None if by else "cli", coop_id=ledger.coop_id,
+                 entity="ledger", entity_id=ledger.id, after={"bank": bank, "cash": cash}, ip=ip)
+    return entry
+
+
+# -- numbering and balances ----------------------------------------------------------------------
+
+
+def next_piece(session: Session, ledger: Ledger, prefix: str = "") -> str:
+    """Suggest the next piece number of the ledger's series: after R07 comes R08, after 41 comes 42."""
+    pieces = session.scalars(sa.select(Entry.piece).where(Entry.ledger_id == ledger.id, Entry.kind != "opening"))
+    best: tuple[int, str, int] | None = None
+    for piece in pieces:
+        match = re.fullmatch(r"([A-Za-z]*)(\d+)", piece)
+        if match and match.group(1).upper() == prefix.upper():
+            number = int(match.group(2))
+            if best is None or number > best[0]:
+                best = (number, match.group(1), len(match.group(2)))
+    if best is None:
+        return f"{prefix}01" if prefix else "1"
+    number, letters, width = best
+    return f"{letters}{number + 1:0{width}d}"
+
+
+def next_cheque_number(session: Session, coop_id: int) -> str:
+    """The number after the highest cheque the coop has written (empty when there is none)."""
+    numbers = [n for n in session.scalars(sa.select(Entry.cheque_number).where(
+        Entry.coop_id == coop_id, Entry.cheque_number != "")) if n.isdigit()]
+    if not numbers:
+        return ""
+    highest = max(numbers, key=int)
+    return f"{int(highest) + 1:0{len(highest)}d}"
+
+
+@dataclass(frozen=True)
+class Balances:
+    bank: int
+    cash: int
+    advance: int
+
+
+def balances(session: Session, ledger: Ledger, until: date | None = None) -> Balances:
+    """Bank, cash and advance balances: sums of the ledger's lines (up to `until` when given)."""
+    query = (sa.select(Account.code, sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0))
+             .join(EntryLine.account).join(EntryLine.entry)
+             .where(Entry.ledger_id == ledger.id, Account.code.in_((BANK, CASH, ADVANCE)))
+             .group_by(Account.code))
+    if until is not None:
+        query = query.where(Entry.date <= until)
+    sums = dict(session.execute(query).all())
+    return Balances(bank=int(sums.get(BANK, 0)), cash=int(sums.get(CASH, 0)), advance=int(sums.get(ADVANCE, 0)))
+
+
+def check_ledger(session: Session, ledger: Ledger) -> list[str]:
+    """Invariant check: every entry balances and lies in the year. Returns French problems (empty = fine)."""
+    problems = []
+    rows = session.execute(
+        sa.select(Entry.piece, Entry.date, sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0))
+        .outerjoin(EntryLine, EntryLine.entry_id == Entry.id).where(Entry.ledger_id == ledger.id)
+        .group_by(Entry.id, Entry.piece, Entry.date)).all()
+    for piece, day, total in rows:
+        if total != 0:
+            problems.append(f"La pièce {piece} n'est pas équilibrée ({_euros(total)}).")
+        if not ledger.school_year.contains(day):
+            problems.append(f"La pièce {piece} est datée hors de l'année.")
+    return problems
+
+
+# -- actions -------------------------------------------------------------------------------------
+
+
+def create_action(session: Session, coop_id: int, name: str, *, by: User | None) -> Action:
+    """Create an action (regroupement) for the coop; names are unique per coop, case-insensitively."""
+    name = " ".join(name.split())
+    if not name:
+        raise DomainError("Donnez un nom à l'action.", field="name")
+    if len(name) > 100:
+        raise DomainError("Le nom de l'action est limité à 100 caractères.", field="name")
+    existing = session.scalar(sa.select(Action).where(Action.coop_id == coop_id,
+                                                      sa.func.lower(Action.name) == name.lower()))
+    if existing is not None:
+        if existing.is_archived:
+            existing.is_archived = False
+        return existing
+    action = Action(coop_id=coop_id, name=name)
+    session.add(action)
+    session.flush()
+    audit.record(session, "action.created", actor=by, coop_id=coop_id, entity="action", entity_id=action.id,
+                 after={"name": name})
+    return action
+
+
+def rename_action(session: Session, action: Action, name: str, *, by: User | None) -> None:
+    name = " ".join(name.split())
+    if not name:
+        raise DomainError("Donnez un nom à l'action.", field="name")
+    clash = session.scalar(sa.select(Action.id).where(Action.coop_id == action.coop_id, Action.id != action.id,
+                                                      sa.func.lower(Action.name) == name.lower()))
+    if clash is not None:
+        raise DomainError("Une autre action porte déjà ce nom.", field="name")
+    audit.record(session, "action.renamed", actor=by, coop_id=action.coop_id, entity="action", entity_id=action.id,
+                 before={"name": action.name}, after={"name": name})
+    action.name = name
+
+
+def set_action_archived(session: Session, action: Action, archived: bool, *, by: User | None) -> None:
+    action.is_archived = archived
+    audit.record(session, "action.archived" if archived else "action.restored", actor=by, coop_id=action.coop_id,
+                 entity="action", entity_id=action.id)
+
+
+@dataclass(frozen=True)
+class ActionTotals:
+    action: Action
+    charges: int
+    produits: int
+
+    @property
+    def balance(self) -> int:
+        return self.produits - self.charges
+
+
+def action_totals(session: Session, coop_id: int, ledger: Ledger | None) -> list[ActionTotals]:
+    """Per action: expenses (6…) and income (7…) of the ledger's year, in the natural direction."""
+    actions = session.scalars(sa.select(Action).where(Action.coop_id == coop_id).order_by(Action.name)).all()
+    sums: dict[tuple[int, str], int] = {}
+    if ledger is not None:
+        rows = session.execute(
+            sa.select(Entry.action_id, Account.nature, sa.func.sum(EntryLine.amount_cents))
+            .join(EntryLine.entry).join(EntryLine.account)
+            .where(Entry.ledger_id == ledger.id, Entry.action_id.is_not(None),
+                   Account.nature.in_(("expense", "income", "subsidy")))
+            .group_by(Entry.action_id, Account.nature)).all()
+        for action_id, nature, total in rows:
+            key = (action_id, "charges" if nature == "expense" else "produits")
+            sums[key] = sums.get(key, 0) + (int(total) if nature == "expense" else -int(total))
+    return [ActionTotals(a, sums.get((a.id, "charges"), 0), sums.get((a.id, "produits"), 0)) for a in actions]

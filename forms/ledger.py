@@ -1,0 +1,105 @@
+"""The guided entry form (RETKOOP's boxes 1-7), the opening balances, actions, imports and vouchers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import FieldList, Form, FormField, HiddenField, RadioField, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, Optional
+
+from app.ledger import KIND_LABELS, MODE_LABELS
+from forms.fields import MoneyField
+
+REQUIRED = "Ce champ est obligatoire."
+FORM_MODES = ("cheque", "virement", "especes", "carte", "prelevement", "remise")
+
+
+class FrenchDateField(StringField):
+    """A date typed as 25/09/2025 (or sent as 2025-09-25 by a browser's date picker)."""
+
+    def _value(self) -> str:
+        if self.raw_data:
+            return self.raw_data[0]
+        return self.data.isoformat() if isinstance(self.data, date) else ""
+
+    def process_formdata(self, valuelist):
+        raw = (valuelist[0] if valuelist else "").strip()
+        self.data = None
+        if not raw:
+            return
+        for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y"):
+            try:
+                self.data = datetime.strptime(raw, fmt).date()
+                return
+            except ValueError:
+                continue
+        raise ValueError("Date invalide : écrivez-la jj/mm/aaaa (par exemple 25/09/2025).")
+
+
+class SplitForm(Form):
+    """One line of box 7. Empty lines are ignored."""
+
+    account = SelectField("Compte", choices=[], validate_choice=False)
+    amount = MoneyField("Montant", validators=[Optional()])
+
+
+class EntryForm(FlaskForm):
+    """Création d'une nouvelle opération comptable."""
+
+    form_token = HiddenField()
+    version = HiddenField()
+    piece = StringField("1. N° de pièce justificative", validators=[DataRequired(REQUIRED), Length(max=20)],
+                        description="Le même numéro que sur la facture, le ticket ou le bordereau (ex. D07, R12).")
+    date = FrenchDateField("2. Date", validators=[DataRequired("Indiquez la date de l'opération.")],
+                           description="Date du chèque ou de la remise, pas la date du relevé bancaire.",
+                           render_kw={"type": "date"})
+    label = StringField("3. Libellé", validators=[DataRequired(REQUIRED), Length(max=200)],
+                        description="Soyez précis : « Achat de livres pour la BCD », « Remise photos de classe »…")
+    payment_mode = SelectField("4. Mode de paiement", choices=[(m, MODE_LABELS[m]) for m in FORM_MODES])
+    cheque_number = StringField("N° du chèque émis", validators=[Optional(), Length(max=20)],
+                                description="Pour un chèque que la coopérative a signé.")
+    action = SelectField("5. Action (facultatif)", choices=[("", "— Aucune —")], validate_choice=False)
+    new_action = StringField("ou nouvelle action", validators=[Optional(), Length(max=100)],
+                             description="Par exemple « Classe de mer » : l'action est créée avec l'opération.")
+    kind = RadioField("6. Type d'opération", choices=list(KIND_LABELS.items()), default="expense",
+                      validators=[DataRequired("Choisissez le type d'opération.")])
+    bank_amount = MoneyField("Montant par la banque (€)", validators=[Optional()])
+    cash_amount = MoneyField("Montant en espèces, caisse (€)", validators=[Optional()])
+    splits = FieldList(FormField(SplitForm), min_entries=3)
+    add_line = SubmitField("Ajouter une ligne de ventilation")
+    submit = SubmitField("Valider et calculer cette opération comptable")
+
+
+class OpeningForm(FlaskForm):
+    """Report à nouveau at 1 September (a coop's first year on the portal)."""
+
+    bank = MoneyField("Solde de la banque au 1er septembre (€)", validators=[DataRequired(REQUIRED)],
+                      description="Le solde de votre cahier au 31 août précédent (pas celui du relevé).")
+    cash = MoneyField("Espèces en caisse au 1er septembre (€)", validators=[Optional()])
+    submit = SubmitField("Enregistrer le report à nouveau")
+
+
+class ActionForm(FlaskForm):
+    name = StringField("Nom de l'action", validators=[DataRequired(REQUIRED), Length(max=100)])
+    submit = SubmitField("Créer l'action")
+
+
+class RenameActionForm(FlaskForm):
+    name = StringField("Nouveau nom", validators=[DataRequired(REQUIRED), Length(max=100)])
+
+
+class ConfirmForm(FlaskForm):
+    """An empty form: only the CSRF token, for confirmations and one-click actions."""
+
+
+class ImportForm(FlaskForm):
+    file = FileField("Fichier du cahier (CSV)", validators=[FileRequired("Choisissez un fichier CSV.")])
+    submit = SubmitField("Importer")
+
+
+class VoucherForm(FlaskForm):
+    file = FileField("Pièce justificative (PDF, JPEG ou PNG, 10 Mo au plus)",
+                     validators=[FileRequired("Choisissez un fichier.")])
+    submit = SubmitField("Ajouter ce justificatif")

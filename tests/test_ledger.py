@@ -1,0 +1,474 @@
+"""Cash-book domain: double entry, the worked example, CSV/XLSX round trips, random operation sequences."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from app import cahier as cahier_format
+from app import ledger as books
+from app.errors import DomainError, ValidationErrors
+from app.extensions import db
+from app.models import Account, Coop, Entry, EntryLine, Ledger
+
+DATA = Path(__file__).parent / "data"
+EXAMPLE = DATA / "exemple_2024-2025.csv"
+EXPECTED = json.loads((DATA / "exemple_2024-2025.expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def coop(session, make_coop):
+    info = make_coop(1)
+    return session.get(Coop, info.id)
+
+
+@pytest.fixture
+def ledger(session, coop):
+    return books.open_ledger(session, coop, 2024)
+
+
+def expense(piece="D01", amount=1000, code="6068", day=date(2024, 10, 1), **kw):
+    return books.EntryData(piece=piece, date=day, label=kw.pop("label", "Achat"), payment_mode=kw.pop("mode", "cheque"),
+                           kind="expense", treasury=books.Treasury(bank_out=amount), splits=[books.Split(code, amount)],
+                           cheque_number=kw.pop("cheque", "100"), **kw)
+
+
+def line_sums(session, ledger):
+    return dict(session.execute(
+        sa.select(Account.code, sa.func.sum(EntryLine.amount_cents)).join(EntryLine.account).join(EntryLine.entry)
+        .where(Entry.ledger_id == ledger.id).group_by(Account.code)).all())
+
+
+# -- the worked example --------------------------------------------------------------------------
+
+
+def test_worked_example_matches_expected_figures(session, ledger):
+    count = cahier_format.import_cahier(session, ledger, EXAMPLE.read_bytes(), by=None)
+    assert count == 13
+    balances = books.balances(session, ledger)
+    assert (balances.bank, balances.cash, balances.advance) == (
+        EXPECTED["closing"]["bank"], EXPECTED["closing"]["cash"], EXPECTED["closing"]["advance"])
+    sums = line_sums(session, ledger)
+    assert {code: sums[code] for code in EXPECTED["charges"]} == EXPECTED["charges"]
+    assert {code: -sums[code] for code in EXPECTED["produits"]} == EXPECTED["produits"]
+    assert sum(EXPECTED["charges"].values()) == EXPECTED["total_charges"]
+    opening = books.balances(session, ledger, until=date(2024, 9, 1))
+    assert (opening.bank, opening.cash) == (EXPECTED["opening"]["bank"], EXPECTED["opening"]["cash"])
+    assert sums["110"] == -(EXPECTED["opening"]["bank"] + EXPECTED["opening"]["cash"])  # never income
+    totals = {t.action.name: {"charges": t.charges, "produits": t.produits}
+              for t in books.action_totals(session, ledger.coop_id, ledger)}
+    assert totals == EXPECTED["actions"]
+    data = cahier_format.build_cahier(session, ledger)
+    uncleared = [(r.piece, r.date.isoformat(), r.cheque, r.bank_in - r.bank_out) for r in data.rows
+                 if (r.bank_in or r.bank_out) and r.cleared_on is None and r.kind != "opening"]
+    assert uncleared == [(u["piece"], u["date"], u["cheque"], u["amount"]) for u in EXPECTED["uncleared"]]
+    assert books.check_ledger(session, ledger) == []
+
+
+def test_classic_view_rows_totals_and_running_balances(session, ledger):
+    cahier_format.import_cahier(session, ledger, EXAMPLE.read_bytes(), by=None)
+    data = cahier_format.build_cahier(session, ledger)
+    # accounts in the order of their OCCE codes, charges first
+    assert [a.code for a in data.accounts] == ["6068", "607", "61681", "6181", "6281", "6288", "7068", "707", "744",
+                                               "756"]
+    r01 = next(r for r in data.rows if r.piece == "R01")
+    assert (r01.bank_in, r01.cash_in, r01.bank_balance, r01.cash_balance) == (125000, 31000, 305000, 36000)
+    assert r01.amounts == {"756": 156000}
+    assert data.rows[-1].bank_balance == data.bank_balance == 294240
+    assert data.totals["advance_in"] == 10000 and data.totals["advance_out"] == 10000
+    assert data.account_totals["6288"] == 300000 and data.account_totals["756"] == 156000
+    assert data.uncleared_count == 1
+    by_piece = cahier_format.build_cahier(session, ledger, sort="piece")
+    assert [r.piece for r in by_piece.rows][:4] == ["D01", "D02", "D03", "D04"]
+    assert [r.piece for r in cahier_format.build_cahier(session, ledger, account="707").rows] == ["R03"]
+    assert [r.piece for r in cahier_format.build_cahier(session, ledger, text="photo").rows] == ["D02", "R03"]
+    assert [r.piece for r in cahier_format.build_cahier(session, ledger, mode="remise").rows] == [
+        "R01", "R03", "R04", "G02"]
+
+
+def test_piece_natural_order():
+    assert sorted(["D10", "D2", "R1", "D1"], key=cahier_format.piece_key) == ["D1", "D2", "D10", "R1"]
+
+
+# -- CSV and XLSX --------------------------------------------------------------------------------
+
+
+def test_export_then_import_gives_the_same_ledger(session, ledger, coop):
+    cahier_format.import_cahier(session, ledger, EXAMPLE.read_bytes(), by=None)
+    exported = cahier_format.export_csv(session, ledger)
+    assert exported.startswith("\ufeff".encode()) and b"\r\n" in exported
+    text = exported.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith(";".join(cahier_format.FIXED_COLUMNS))
+    assert "R01;20/09/2024;" in text and ";1250,00;" in text
+
+    second = Coop(number=2, name="Autre coop")
+    session.add(second)
+    session.flush()
+    copy = books.open_ledger(session, second, 2024)
+    cahier_format.import_cahier(session, copy, exported, by=None)
+
+    def table(book):
+        data = cahier_format.build_cahier(session, book)
+        return [(r.piece, r.date, r.label, r.mode, r.cheque, r.action, r.cleared_on, r.bank_in, r.bank_out,
+                 r.cash_in, r.cash_out, r.advance_in, r.advance_out, r.amounts) for r in data.rows]
+
+    assert table(copy) == table(ledger)
+    assert cahier_format.export_csv(session, copy) == exported
+
+
+def test_import_accepts_cp1252_and_commas(session, ledger):
+    text = EXAMPLE.read_text(encoding="utf-8")
+    # comma-separated: amounts with a decimal comma must then be quoted, as spreadsheets do
+    import csv as csv_module
+
+    rows = list(csv_module.reader(io.StringIO(text), delimiter=";"))
+    buffer = io.StringIO()
+    csv_module.writer(buffer, delimiter=",").writerows(rows)
+    assert cahier_format.import_cahier(session, ledger, buffer.getvalue().encode("cp1252"), by=None) == 13
+    assert books.balances(session, ledger).bank == 294240
+    assert session.scalar(sa.select(Entry.label).where(Entry.piece == "I01")) == "Dépôt des espèces en banque"
+
+
+def test_import_reports_every_bad_line_and_changes_nothing(session, ledger):
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].replace("20/09/2024", "20/09/2023")  # R01 outside the year
+    lines[3] = lines[3].replace(";290,00;40,00;", ";290,00;45,00;")  # D01 split 335 for 330
+    lines[5] = lines[5].replace("I01", "R02")  # duplicate piece
+    lines[6] = lines[6].replace(";900,00;", ";neuf cents;")
+    with pytest.raises(ValidationErrors) as caught:
+        cahier_format.import_cahier(session, ledger, "\n".join(lines).encode(), by=None)
+    errors = caught.value.errors
+    assert set(errors) == {"ligne 3", "ligne 4", "ligne 6", "ligne 7"}
+    assert "hors de l'année 2024-2025" in errors["ligne 3"][0]
+    assert "reste à ventiler" in errors["ligne 4"][0]
+    assert "R02 figure déjà ligne 5" in errors["ligne 6"][0]
+    assert "n'est pas un montant" in errors["ligne 7"][0]
+    assert session.scalar(sa.select(sa.func.count()).select_from(Entry)) == 0
+
+
+def test_import_refuses_unknown_accounts_and_missing_columns(session, ledger):
+    with pytest.raises(ValidationErrors) as caught:
+        cahier_format.import_cahier(session, ledger, b"piece;date;libelle\r\n1;01/10/2024;x\r\n", by=None)
+    assert "Colonnes manquantes" in caught.value.errors["ligne 1"][0]
+    header = ";".join(cahier_format.FIXED_COLUMNS) + ";9999"
+    with pytest.raises(ValidationErrors) as caught:
+        cahier_format.import_cahier(session, ledger, (header + "\r\n").encode(), by=None)
+    assert "9999" in caught.value.errors["ligne 1"][0]
+
+
+def test_xlsx_export_has_real_numbers_and_totals(session, ledger):
+    from openpyxl import load_workbook
+
+    cahier_format.import_cahier(session, ledger, EXAMPLE.read_bytes(), by=None)
+    workbook = load_workbook(io.BytesIO(cahier_format.export_xlsx(session, ledger, "Cahier 2024-2025")))
+    sheet = workbook.active
+    header = [cell.value for cell in sheet[2]]
+    assert header[:3] == ["piece", "date", "libelle"]
+    r01 = next(row for row in sheet.iter_rows(min_row=3, values_only=True) if row[0] == "R01")
+    assert r01[1].date() == date(2024, 9, 20)
+    assert float(r01[header.index("banque_entree")]) == 1250.0
+    totals = [cell.value for cell in sheet[sheet.max_row]]
+    assert totals[0] == "Totaux" and float(totals[header.index("6288")]) == 3000.0
+
+
+def test_csv_export_guards_formulas(session, ledger):
+    books.record_entry(session, ledger, books.EntryData(
+        piece="R1", date=date(2024, 10, 1), label="=HYPERLINK(\"http://x\")", payment_mode="especes", kind="receipt",
+        treasury=books.Treasury(cash_in=500), splits=[books.Split("708", 500)]), by=None)
+    import csv as csv_module
+
+    exported = cahier_format.export_csv(session, ledger)
+    rows = list(csv_module.reader(io.StringIO(exported.decode("utf-8-sig")), delimiter=";"))
+    assert rows[1][2] == "'=HYPERLINK(\"http://x\")"
+    # importing our own export gives the label back without the guard
+    second = Coop(number=3, name="Copie")
+    session.add(second)
+    session.flush()
+    copy = books.open_ledger(session, second, 2024)
+    cahier_format.import_cahier(session, copy, exported, by=None)
+    assert session.scalar(sa.select(Entry.label).where(Entry.ledger_id == copy.id)) == "=HYPERLINK(\"http://x\")"
+
+
+# -- rules ---------------------------------------------------------------------------------------
+
+
+def test_entry_lines_are_balanced_and_signed(session, ledger):
+    entry = books.record_entry(session, ledger, books.EntryData(
+        piece="R1", date=date(2024, 10, 1), label="Kermesse", payment_mode="remise", kind="receipt",
+        treasury=books.Treasury(bank_in=12000, cash_in=3000),
+        splits=[books.Split("756", 10000), books.Split("708", 5000)]), by=None)
+    lines = {line.account.code: line.amount_cents for line in entry.lines}
+    assert lines == {"512": 12000, "530": 3000, "756": -10000, "708": -5000}
+    assert sum(lines.values()) == 0
+
+
+@pytest.mark.parametrize(("data", "box", "message"), [
+    (dict(piece=""), "piece", "numéro de la pièce"),
+    (dict(day=date(2025, 9, 1)), "date", "entre le 01/09/2024 et le 31/08/2025"),
+    (dict(code="707"), "box7", "choisissez un compte de charge"),
+    (dict(code="9999"), "box7", "n'existe pas"),
+    (dict(cheque=""), "cheque_number", "numéro du chèque"),
+])
+def test_errors_name_the_faulty_box(session, ledger, data, box, message):
+    with pytest.raises(DomainError) as caught:
+        books.record_entry(session, ledger, expense(**data), by=None)
+    assert caught.value.field == box and message in caught.value.message
+    assert session.scalar(sa.select(sa.func.count()).select_from(Entry)) == 0
+
+
+def test_split_must_match_the_amount(session, ledger):
+    data = expense(amount=1000)
+    data.splits = [books.Split("6068", 600), books.Split("6181", 300)]
+    with pytest.raises(DomainError, match="reste à ventiler 1,00 €") as caught:
+        books.record_entry(session, ledger, data, by=None)
+    assert caught.value.field == "box7"
+
+
+def test_piece_is_unique_in_the_ledger_and_suggested(session, ledger):
+    books.record_entry(session, ledger, expense(piece="D09"), by=None)
+    assert books.next_piece(session, ledger, "D") == "D10"
+    assert books.next_cheque_number(session, ledger.coop_id) == "101"
+    with pytest.raises(DomainError, match="existe déjà"):
+        books.record_entry(session, ledger, expense(piece="D09", cheque="101"), by=None)
+
+
+def test_inactive_account_refused(session, ledger):
+    session.execute(sa.update(Account).where(Account.code == "6068").values(is_active=False))
+    with pytest.raises(DomainError, match="n'est plus utilisé"):
+        books.record_entry(session, ledger, expense(), by=None)
+
+
+def test_closed_ledger_refuses_every_write(session, ledger):
+    entry = books.record_entry(session, ledger, expense(), by=None)
+    ledger.status = "closed"
+    session.flush()
+    with pytest.raises(DomainError, match="clôturé"):
+        books.record_entry(session, ledger, expense(piece="D02", cheque="101"), by=None)
+    with pytest.raises(DomainError, match="clôturé"):
+        books.update_entry(session, entry, expense(amount=2000), expected_version=entry.version, by=None)
+    with pytest.raises(DomainError, match="clôturé"):
+        books.delete_entry(session, entry, by=None)
+    with pytest.raises(DomainError, match="clôturé"):
+        books.record_opening(session, ledger, bank=100, cash=0, by=None)
+    with pytest.raises(ValidationErrors):
+        cahier_format.import_cahier(session, ledger, EXAMPLE.read_bytes(), by=None)
+
+
+def test_stale_edit_is_refused(session, ledger):
+    entry = books.record_entry(session, ledger, expense(), by=None)
+    version = entry.version
+    books.update_entry(session, entry, expense(amount=1500), expected_version=version, by=None)
+    with pytest.raises(DomainError, match="modifiée entre-temps"):
+        books.update_entry(session, entry, expense(amount=9900), expected_version=version, by=None)
+    assert books.balances(session, ledger).bank == -1500
+
+
+def test_changing_a_cleared_amount_unclears_it(session, ledger):
+    entry = books.record_entry(session, ledger, expense(), by=None)
+    bank_line = next(line for line in entry.lines if line.account.code == "512")
+    bank_line.cleared_on = date(2024, 10, 5)
+    session.flush()
+    assert books.update_entry(session, entry, expense(label="Achat de colle"), expected_version=entry.version,
+                              by=None) is False
+    assert next(line for line in entry.lines if line.account.code == "512").cleared_on == date(2024, 10, 5)
+    assert books.update_entry(session, entry, expense(amount=1200), expected_version=entry.version, by=None) is True
+    assert next(line for line in entry.lines if line.account.code == "512").cleared_on is None
+
+
+def test_idempotency_key_returns_the_first_entry(session, ledger):
+    first = books.record_entry(session, ledger, expense(), by=None, idempotency_key="k1")
+    again = books.record_entry(session, ledger, expense(piece="D02", cheque="101"), by=None, idempotency_key="k1")
+    assert again.id == first.id
+    assert session.scalar(sa.select(sa.func.count()).select_from(Entry)) == 1
+
+
+def test_advance_cycle_returns_to_zero(session, ledger):
+    books.record_entry(session, ledger, books.EntryData(
+        piece="G1", date=date(2024, 12, 2), label="Régie CP", payment_mode="cheque", cheque_number="102",
+        kind="advance_paid", treasury=books.Treasury(bank_out=10000)), by=None)
+    assert books.balances(session, ledger).advance == 10000
+    books.record_entry(session, ledger, books.EntryData(
+        piece="G2", date=date(2025, 6, 20), label="Justification", payment_mode="regie", kind="advance_justified",
+        treasury=books.Treasury(), splits=[books.Split("6068", 8760)]), by=None)
+    books.record_entry(session, ledger, books.EntryData(
+        piece="G3", date=date(2025, 6, 20), label="Reliquat", payment_mode="remise", kind="advance_returned",
+        treasury=books.Treasury(bank_in=1240)), by=None)
+    assert books.balances(session, ledger) == books.Balances(bank=-8760, cash=0, advance=0)
+
+
+def test_transfers_are_not_split(session, ledger):
+    with pytest.raises(DomainError) as caught:
+        books.record_entry(session, ledger, books.EntryData(
+            piece="I1", date=date(2024, 10, 1), label="Dépôt", payment_mode="interne", kind="deposit",
+            treasury=books.Treasury(bank_in=100, cash_out=100), splits=[books.Split("708", 100)]), by=None)
+    assert caught.value.field == "box7"
+    entry = books.record_entry(session, ledger, books.EntryData(
+        piece="I1", date=date(2024, 10, 1), label="Dépôt", payment_mode="interne", kind="deposit",
+        treasury=books.Treasury(bank_in=100, cash_out=100)), by=None)
+    assert books.form_kind(entry) == "deposit" and entry.kind == "transfer"
+
+
+def test_opening_is_replaced_not_duplicated(session, ledger):
+    books.record_opening(session, ledger, bank=180000, cash=5000, by=None)
+    books.record_opening(session, ledger, bank=170000, cash=5000, by=None)
+    assert session.scalar(sa.select(sa.func.count()).select_from(Entry).where(Entry.kind == "opening")) == 1
+    assert books.balances(session, ledger) == books.Balances(bank=170000, cash=5000, advance=0)
+
+
+def test_actions_are_unique_per_coop_and_archivable(session, ledger):
+    first = books.create_action(session, ledger.coop_id, "  Classe   de mer ", by=None)
+    assert first.name == "Classe de mer"
+    assert books.create_action(session, ledger.coop_id, "classe de mer", by=None).id == first.id
+    other = books.create_action(session, ledger.coop_id, "Photos", by=None)
+    with pytest.raises(DomainError, match="porte déjà ce nom"):
+        books.rename_action(session, other, "CLASSE DE MER", by=None)
+    books.set_action_archived(session, first, True, by=None)
+    assert first.is_archived
+
+
+def test_ledger_cli_import(app, make_coop, tmp_path):
+    make_coop(7)
+    result = app.test_cli_runner().invoke(args=["ledger", "import", "085-007", "2024-2025", str(EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    assert "13 opération(s) importée(s)" in result.output and "Banque : 2\u202f942,40 €" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(EXAMPLE.read_text(encoding="utf-8").replace("20/09/2024", "31/02/2024"), encoding="utf-8")
+    result = app.test_cli_runner().invoke(args=["ledger", "import", "085-007", "2024", str(bad)])
+    assert result.exit_code == 1 and "ligne 3" in result.output
+    result = app.test_cli_runner().invoke(args=["ledger", "import", "085-404", "2024", str(EXAMPLE)])
+    assert result.exit_code != 0 and "085-404" in result.output
+    with app.app_context():
+        ledgers = db.session.scalar(sa.select(sa.func.count()).select_from(Ledger))
+        db.session.remove()
+    assert ledgers == 1
+
+
+# -- random sequences ----------------------------------------------------------------------------
+
+AMOUNTS = st.integers(min_value=1, max_value=500_000)
+DAYS = st.dates(min_value=date(2024, 8, 25), max_value=date(2025, 9, 5))  # a few days outside the year too
+EXPENSE_CODES = st.sampled_from(["6068", "6181", "6288", "6281"])
+INCOME_CODES = st.sampled_from(["756", "708", "707", "744"])
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    """Valid operations keep every entry balanced and every balance equal to the sum of its lines;
+    invalid ones are refused and change nothing."""
+
+    def __init__(self):
+        super().__init__()
+        self.session = db.session
+        coop = Coop(number=500 + LedgerMachine.counter, name="Coop hypothèse")
+        LedgerMachine.counter += 1
+        self.session.add(coop)
+        self.session.flush()
+        self.ledger = books.open_ledger(self.session, coop, 2024)
+        self.expected = {"bank": 0, "cash": 0, "advance": 0}
+        self.pieces = 0
+
+    counter = 0
+
+    def _piece(self):
+        self.pieces += 1
+        return f"P{self.pieces}"
+
+    def _apply(self, data, bank=0, cash=0, advance=0):
+        savepoint = self.session.begin_nested()
+        before = self.session.scalar(sa.select(sa.func.count()).select_from(Entry))
+        valid = self.ledger.school_year.contains(data.date)
+        try:
+            books.record_entry(self.session, self.ledger, data, by=None)
+        except DomainError:
+            savepoint.rollback()
+            assert self.session.scalar(sa.select(sa.func.count()).select_from(Entry)) == before
+            return False
+        savepoint.commit()
+        assert valid, "an entry outside the school year was accepted"
+        self.expected["bank"] += bank
+        self.expected["cash"] += cash
+        self.expected["advance"] += advance
+        return True
+
+    @rule(day=DAYS, bank=st.integers(0, 300_000), cash=st.integers(0, 50_000), codes=st.lists(INCOME_CODES, min_size=1,
+                                                                                             max_size=3))
+    def receipt(self, day, bank, cash, codes):
+        total = bank + cash
+        if total == 0:
+            data = books.EntryData(self._piece(), day, "Recette", "remise", "receipt", books.Treasury(),
+                                   [books.Split(codes[0], 100)])
+            assert not self._apply(data)
+            return
+        shares = [total // len(codes)] * len(codes)
+        shares[0] += total - sum(shares)
+        splits = [books.Split(code, share) for code, share in zip(codes, shares, strict=True) if share]
+        self._apply(books.EntryData(self._piece(), day, "Recette", "remise", "receipt",
+                                    books.Treasury(bank_in=bank, cash_in=cash), splits), bank=bank, cash=cash)
+
+    @rule(day=DAYS, amount=AMOUNTS, code=EXPENSE_CODES, off_by=st.sampled_from([0, 0, 0, 1, -1]))
+    def expense(self, day, amount, code, off_by):
+        split = amount + off_by
+        data = books.EntryData(self._piece(), day, "Dépense", "cheque", "expense", books.Treasury(bank_out=amount),
+                               [books.Split(code, split)] if split > 0 else [], cheque_number="1")
+        accepted = self._apply(data, bank=-amount)
+        if off_by:
+            assert not accepted
+
+    @rule(day=DAYS, amount=AMOUNTS)
+    def deposit(self, day, amount):
+        self._apply(books.EntryData(self._piece(), day, "Dépôt", "interne", "deposit",
+                                    books.Treasury(bank_in=amount, cash_out=amount)), bank=amount, cash=-amount)
+
+    @rule(day=DAYS, amount=AMOUNTS)
+    def advance(self, day, amount):
+        self._apply(books.EntryData(self._piece(), day, "Régie", "cheque", "advance_paid",
+                                    books.Treasury(bank_out=amount), cheque_number="2"), bank=-amount, advance=amount)
+
+    @rule(day=DAYS, amount=AMOUNTS, code=INCOME_CODES)
+    def wrong_nature(self, day, amount, code):
+        data = books.EntryData(self._piece(), day, "Dépense mal ventilée", "cheque", "expense",
+                               books.Treasury(bank_out=amount), [books.Split(code, amount)], cheque_number="3")
+        assert not self._apply(data)
+
+    @rule()
+    def delete_last(self):
+        entry = self.session.scalar(sa.select(Entry).where(Entry.ledger_id == self.ledger.id)
+                                    .order_by(Entry.id.desc()).limit(1))
+        if entry is None:
+            return
+        for line in entry.lines:
+            key = {"512": "bank", "530": "cash", "541": "advance"}.get(line.account.code)
+            if key:
+                self.expected[key] -= line.amount_cents
+        books.delete_entry(self.session, entry, by=None)
+
+    @invariant()
+    def every_entry_balances(self):
+        unbalanced = self.session.execute(
+            sa.select(Entry.id).join(EntryLine).where(Entry.ledger_id == self.ledger.id)
+            .group_by(Entry.id).having(sa.func.sum(EntryLine.amount_cents) != 0)).all()
+        assert unbalanced == []
+
+    @invariant()
+    def balances_are_sums_of_lines(self):
+        balances = books.balances(self.session, self.ledger)
+        assert (balances.bank, balances.cash, balances.advance) == (
+            self.expected["bank"], self.expected["cash"], self.expected["advance"])
+        data = cahier_format.build_cahier(self.session, self.ledger)
+        assert (data.bank_balance, data.cash_balance, data.advance_balance) == (
+            balances.bank, balances.cash, balances.advance)
+
+
+def test_random_operation_sequences(session):
+    LedgerMachine.counter = 0
+    LedgerMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=15, deadline=None,
+                                               suppress_health_check=[HealthCheck.too_slow])
+    test = LedgerMachine.TestCase("runTest")
+    test.runTest()
