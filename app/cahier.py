@@ -56,10 +56,20 @@ class Row:
     amounts: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class AccountColumn:
+    """An account used in the ledger, as shown in a column header (plain data, safe to cache)."""
+
+    code: str
+    display_code: str
+    label: str
+    nature: str
+
+
 @dataclass
 class Cahier:
     rows: list[Row]
-    accounts: list[Account]
+    accounts: list[AccountColumn]
     totals: dict[str, int]
     account_totals: dict[str, int]
     bank_balance: int
@@ -76,45 +86,46 @@ def piece_key(piece: str) -> tuple:
 def build_cahier(session: Session, ledger: Ledger, *, sort: str = "date", text: str = "", account: str = "",
                  action_id: int | None = None, mode: str = "") -> Cahier:
     """All the ledger's operations with running balances (computed in date order), then filtered and sorted."""
-    result = session.execute(
+    # The database sums each entry's lines by side (two grouped Core queries); Python only walks the
+    # entries once. This page must stay fast for a 10,000-operation year (see bench/cahier.py).
+    connection = session.connection()
+    action_names = {action_id: name for action_id, name in connection.execute(
+        sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id))}
+    amount, nature = EntryLine.amount_cents, Account.nature
+
+    def side(wanted: str, sign: int):
+        condition = sa.and_(nature == wanted, amount > 0 if sign > 0 else amount < 0)
+        return sa.func.coalesce(sa.func.sum(sa.case((condition, amount * sign), else_=0)), 0)
+
+    per_entry = (
         sa.select(Entry.id, Entry.version, Entry.piece, Entry.date, Entry.label, Entry.payment_mode,
-                  Entry.cheque_number, Entry.kind, Entry.action_id, Action.name,
-                  EntryLine.amount_cents, EntryLine.cleared_on, Account.id, Account.code, Account.nature)
-        .outerjoin(Action, Action.id == Entry.action_id)
-        .outerjoin(EntryLine, EntryLine.entry_id == Entry.id)
+                  Entry.cheque_number, Entry.kind, Entry.action_id,
+                  side("bank", 1), side("bank", -1), side("cash", 1), side("cash", -1),
+                  side("advance", 1), side("advance", -1),
+                  sa.func.max(sa.case((nature == "bank", EntryLine.cleared_on), else_=None)))
+        .select_from(Entry).outerjoin(EntryLine, EntryLine.entry_id == Entry.id)
         .outerjoin(Account, Account.id == EntryLine.account_id)
         .where(Entry.ledger_id == ledger.id)
-        .order_by(Entry.date, Entry.id)
-    ).all()
+        .group_by(Entry.id, Entry.version, Entry.piece, Entry.date, Entry.label, Entry.payment_mode,
+                  Entry.cheque_number, Entry.kind, Entry.action_id)
+        .order_by(Entry.date, Entry.id))
     rows: dict[int, Row] = {}
+    for (entry_id, version, piece, day, label, entry_mode, cheque, kind, entry_action_id,
+         bank_in, bank_out, cash_in, cash_out, advance_in, advance_out, cleared_on) in connection.execute(per_entry):
+        rows[entry_id] = Row(entry_id, version, piece, day, label, entry_mode, cheque,
+                             action_names.get(entry_action_id, ""), entry_action_id, kind,
+                             int(bank_in), int(bank_out), int(cash_in), int(cash_out), int(advance_in),
+                             int(advance_out), cleared_on=cleared_on)
+    split_accounts = {a.id: a for a in session.scalars(sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)))}
     used_accounts: set[int] = set()
-    for (entry_id, version, piece, day, label, entry_mode, cheque, kind, entry_action_id, action_name,
-         amount, cleared_on, account_id, code, nature) in result:
-        row = rows.get(entry_id)
-        if row is None:
-            row = rows[entry_id] = Row(entry_id, version, piece, day, label, entry_mode, cheque, action_name or "",
-                                       entry_action_id, kind)
-        if amount is None:
-            continue
-        if nature == "bank":
-            if amount > 0:
-                row.bank_in += amount
-            else:
-                row.bank_out -= amount
-            row.cleared_on = cleared_on
-        elif nature == "cash":
-            if amount > 0:
-                row.cash_in += amount
-            else:
-                row.cash_out -= amount
-        elif nature == "advance":
-            if amount > 0:
-                row.advance_in += amount
-            else:
-                row.advance_out -= amount
-        elif nature in SPLIT_NATURES:
-            row.amounts[code] = row.amounts.get(code, 0) + (amount if nature == "expense" else -amount)
-            used_accounts.add(account_id)
+    for entry_id, account_id, total in connection.execute(
+            sa.select(EntryLine.entry_id, EntryLine.account_id, sa.func.sum(EntryLine.amount_cents))
+            .join(Entry, Entry.id == EntryLine.entry_id)
+            .where(Entry.ledger_id == ledger.id, EntryLine.account_id.in_(list(split_accounts)))
+            .group_by(EntryLine.entry_id, EntryLine.account_id)):
+        line_account = split_accounts[account_id]
+        rows[entry_id].amounts[line_account.code] = int(total) if line_account.nature == "expense" else -int(total)
+        used_accounts.add(account_id)
 
     bank = cash = advance = 0
     uncleared = 0
@@ -126,8 +137,9 @@ def build_cahier(session: Session, ledger: Ledger, *, sort: str = "date", text: 
         if (row.bank_in or row.bank_out) and row.cleared_on is None and row.kind != "opening":
             uncleared += 1
 
-    accounts = sorted(session.scalars(sa.select(Account).where(Account.id.in_(used_accounts))) if used_accounts
-                      else [], key=lambda a: (a.nature != "expense", a.display_code))
+    accounts = sorted((AccountColumn(a.code, a.display_code, a.label, a.nature)
+                       for a in (split_accounts[i] for i in used_accounts)),
+                      key=lambda a: (a.nature != "expense", a.display_code))
     shown = list(rows.values())
     if text:
         needle = text.lower()
@@ -140,9 +152,17 @@ def build_cahier(session: Session, ledger: Ledger, *, sort: str = "date", text: 
         shown = [r for r in shown if r.mode == mode]
     if sort == "piece":
         shown.sort(key=lambda r: piece_key(r.piece))
-    totals = {name: sum(getattr(r, name) for r in shown)
-              for name in ("bank_in", "bank_out", "cash_in", "cash_out", "advance_in", "advance_out")}
-    account_totals = {a.code: sum(r.amounts.get(a.code, 0) for r in shown) for a in accounts}
+    totals = dict.fromkeys(("bank_in", "bank_out", "cash_in", "cash_out", "advance_in", "advance_out"), 0)
+    account_totals = {a.code: 0 for a in accounts}
+    for r in shown:
+        totals["bank_in"] += r.bank_in
+        totals["bank_out"] += r.bank_out
+        totals["cash_in"] += r.cash_in
+        totals["cash_out"] += r.cash_out
+        totals["advance_in"] += r.advance_in
+        totals["advance_out"] += r.advance_out
+        for code, value in r.amounts.items():
+            account_totals[code] += value
     return Cahier(shown, accounts, totals, account_totals, bank, cash, advance, uncleared)
 
 

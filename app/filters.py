@@ -25,6 +25,8 @@ def money(cents: int | None, symbol: bool = True) -> str:
 def fr_date(value: date | None, fmt: str = "dd/MM/yyyy") -> str:
     if value is None:
         return ""
+    if fmt == "dd/MM/yyyy":  # the common case, without Babel's pattern machinery (hot in long tables)
+        return f"{value.day:02d}/{value.month:02d}/{value.year}"
     return format_date(value, fmt, locale="fr_FR")
 
 

@@ -106,14 +106,19 @@ def csp_nonce() -> str:
 def set_security_headers(response):
     """after_request: CSP with a nonce, framing, sniffing, referrer, HSTS over HTTPS, no-store when logged in."""
     nonce = csp_nonce()
-    response.headers["Content-Security-Policy"] = (
+    if "Content-Security-Policy" in response.headers:  # a view chose a stricter one (downloads: sandbox)
+        policy = None
+    else:
+        policy = (
         "default-src 'self'; "
         f"script-src 'self' 'nonce-{nonce}'; "
         # Bootstrap and Flask-Admin templates carry style attributes; scripts stay nonce-only.
         "style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    )
+        )
+    if policy:
+        response.headers["Content-Security-Policy"] = policy
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import FieldList, Form, FormField, HiddenField, RadioField, SelectField, StringField, SubmitField
-from wtforms.validators import DataRequired, Length, Optional
+from wtforms.validators import DataRequired, Length, Optional, StopValidation
 
 from app.ledger import KIND_LABELS, MODE_LABELS
 from forms.fields import MoneyField
@@ -38,6 +38,25 @@ class FrenchDateField(StringField):
         raise ValueError("Date invalide : écrivez-la jj/mm/aaaa (par exemple 25/09/2025).")
 
 
+class Required:
+    """Like DataRequired, but 0 is a value and the field's own parse error is kept.
+
+    DataRequired wipes the field's errors: a teacher who typed 31/02 would read « Indiquez la
+    date » instead of « Date invalide », and a bank balance of 0,00 would be refused.
+    """
+
+    field_flags = {"required": True}
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __call__(self, form, field) -> None:
+        if field.process_errors:
+            raise StopValidation()  # the parse error already says what is wrong
+        if field.data is None or (isinstance(field.data, str) and not field.data.strip()):
+            raise StopValidation(self.message)
+
+
 class SplitForm(Form):
     """One line of box 7. Empty lines are ignored."""
 
@@ -52,7 +71,7 @@ class EntryForm(FlaskForm):
     version = HiddenField()
     piece = StringField("1. N° de pièce justificative", validators=[DataRequired(REQUIRED), Length(max=20)],
                         description="Le même numéro que sur la facture, le ticket ou le bordereau (ex. D07, R12).")
-    date = FrenchDateField("2. Date", validators=[DataRequired("Indiquez la date de l'opération.")],
+    date = FrenchDateField("2. Date", validators=[Required("Indiquez la date de l'opération.")],
                            description="Date du chèque ou de la remise, pas la date du relevé bancaire.",
                            render_kw={"type": "date"})
     label = StringField("3. Libellé", validators=[DataRequired(REQUIRED), Length(max=200)],
@@ -75,7 +94,7 @@ class EntryForm(FlaskForm):
 class OpeningForm(FlaskForm):
     """Report à nouveau at 1 September (a coop's first year on the portal)."""
 
-    bank = MoneyField("Solde de la banque au 1er septembre (€)", validators=[DataRequired(REQUIRED)],
+    bank = MoneyField("Solde de la banque au 1er septembre (€)", validators=[Required(REQUIRED)],
                       description="Le solde de votre cahier au 31 août précédent (pas celui du relevé).")
     cash = MoneyField("Espèces en caisse au 1er septembre (€)", validators=[Optional()])
     submit = SubmitField("Enregistrer le report à nouveau")
@@ -92,6 +111,12 @@ class RenameActionForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """An empty form: only the CSRF token, for confirmations and one-click actions."""
+
+
+class ArchiveActionForm(FlaskForm):
+    """Archive (1) or restore (0) an action: the wanted state, so that a double click changes nothing more."""
+
+    archive = HiddenField(default="1")
 
 
 class ImportForm(FlaskForm):

@@ -118,8 +118,11 @@ def _reset(app: Flask, baseline: dict[str, list[dict]]) -> None:
 
 @pytest.fixture
 def app(make_app, migrated) -> Iterator[Flask]:
+    from app.views.cahier_table import cahier_cache
+
     app = make_app()
     _reset(app, migrated)
+    cahier_cache.clear()
     yield app
     with app.app_context():
         db.session.remove()

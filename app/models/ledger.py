@@ -14,7 +14,8 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import event, or_, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.extensions import db
 from app.models.base import utcnow
@@ -38,6 +39,9 @@ class Ledger(db.Model):
     status: Mapped[str] = mapped_column(String(10), default="open")
     closed_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped by every flush that touches the ledger's entries, lines or the coop's actions (see
+    # `_bump_ledger_revisions`): the key of the rendered classic view cache.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     school_year: Mapped["SchoolYear"] = relationship()  # noqa: F821
     entries: Mapped[list[Entry]] = relationship(back_populates="ledger", cascade="all, delete-orphan")
@@ -134,3 +138,22 @@ class Document(db.Model):
     storage_key: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+
+
+@event.listens_for(Session, "before_flush")
+def _bump_ledger_revisions(session: Session, _context, _instances) -> None:
+    """Any change to entries, lines or actions bumps the revision of the ledgers it shows in."""
+    ledger_ids: set[int] = set()
+    coop_ids: set[int] = set()
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, EntryLine):
+            obj = obj.entry if obj.entry is not None else session.get(Entry, obj.entry_id)
+        if isinstance(obj, Entry) and obj is not None:
+            ledger = obj.ledger
+            if ledger is not None and ledger.id is not None:
+                ledger_ids.add(ledger.id)
+        elif isinstance(obj, Action) and obj.coop_id is not None:
+            coop_ids.add(obj.coop_id)
+    if ledger_ids or coop_ids:
+        session.execute(update(Ledger).where(or_(Ledger.id.in_(ledger_ids), Ledger.coop_id.in_(coop_ids)))
+                        .values(revision=Ledger.revision + 1).execution_options(synchronize_session=False))

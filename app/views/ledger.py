@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import sqlalchemy as sa
@@ -19,10 +20,22 @@ from app.netutil import client_ip
 from app.security import access
 from app.tenancy import current_coop_id, owned, owned_or_404
 from app.views._common import now
-from forms.ledger import ActionForm, ConfirmForm, EntryForm, ImportForm, OpeningForm, RenameActionForm, VoucherForm
+from app.views.cahier_table import cahier_cache, cahier_rows
+from forms.ledger import (
+    ActionForm,
+    ArchiveActionForm,
+    ConfirmForm,
+    EntryForm,
+    ImportForm,
+    OpeningForm,
+    RenameActionForm,
+    VoucherForm,
+)
 
 bp = Blueprint("ledger", __name__)
+
 VOUCHER_MAX_BYTES = 10 * 1024 * 1024
+_FORM_TOKEN = re.compile(r"[0-9a-f]{32}")
 _FIELD_FOR_BOX = {"box6": "bank_amount", "box7": "splits", "kind": "kind", "piece": "piece", "date": "date",
                   "label": "label", "cheque_number": "cheque_number", "action": "action"}
 
@@ -94,18 +107,22 @@ def _entry_data(form: EntryForm) -> books.EntryData:
             raise DomainError("Choisissez le compte de chaque ligne de ventilation.", field="box7")
         if not split.amount:
             raise DomainError("Indiquez le montant de chaque ligne de ventilation.", field="box7")
-    mode = {"deposit": "interne", "withdrawal": "interne", "advance_justified": "regie"}.get(kind, form.payment_mode.data)
+    fixed_modes = {"deposit": "interne", "withdrawal": "interne", "advance_justified": "regie"}
+    mode = fixed_modes.get(kind, form.payment_mode.data)
+    # The form pre-fills the next cheque number and a hidden field is still posted: keep it only for a
+    # cheque the coop wrote, or every cash receipt would carry (and use up) that number.
+    cheque = (form.cheque_number.data or "") if mode == "cheque" and kind in ("expense", "advance_paid") else ""
     action_id = None
     if form.new_action.data and form.new_action.data.strip():
         action_id = books.create_action(db.session, current_coop_id(), form.new_action.data, by=current_user).id
     elif form.action.data:
-        action = db.session.scalar(owned(Action).where(Action.id == int(form.action.data)))
+        action = (db.session.scalar(owned(Action).where(Action.id == int(form.action.data)))
+                  if form.action.data.isdigit() else None)
         if action is None:
             raise DomainError("Cette action n'existe pas.", field="action")
         action_id = action.id
     return books.EntryData(piece=form.piece.data, date=form.date.data, label=form.label.data, payment_mode=mode,
-                           kind=kind, treasury=treasury, splits=splits, cheque_number=form.cheque_number.data or "",
-                           action_id=action_id)
+                           kind=kind, treasury=treasury, splits=splits, cheque_number=cheque, action_id=action_id)
 
 
 def _show_error(form: EntryForm, exc: DomainError) -> None:
@@ -144,14 +161,24 @@ def cahier(year: int):
     filters = {"text": request.args.get("q", "").strip()[:100], "account": request.args.get("compte", "")[:7],
                "mode": request.args.get("mode", "")[:12]}
     action_id = request.args.get("action", type=int)
-    data = (cahier_format.build_cahier(db.session, ledger, sort=sort, action_id=action_id, **filters)
-            if ledger is not None else None)
+    printing = bool(request.args.get("impression"))
+    data = rows_html = None
+    if ledger is not None:
+        # created_at too: SQLite may reuse the id of a deleted ledger
+        key = (ledger.id, ledger.created_at, ledger.revision, ledger.is_open, printing, sort, action_id,
+               tuple(filters.items()))
+
+        def build():
+            built = cahier_format.build_cahier(db.session, ledger, sort=sort, action_id=action_id, **filters)
+            return built, cahier_rows(built, books.MODE_LABELS, links=not printing, editable=ledger.is_open)
+
+        data, rows_html = cahier_cache.get_or_build(key, build)
     actions = db.session.scalars(owned(Action).order_by(Action.name)).all()
     accounts = db.session.scalars(sa.select(Account).where(Account.nature.in_(("expense", "income", "subsidy")))
                                   .order_by(Account.code)).all()
-    template = "ledger/cahier_print.html" if request.args.get("impression") else "ledger/cahier.html"
+    template = "ledger/cahier_print.html" if printing else "ledger/cahier.html"
     has_opening = ledger is not None and books.opening_entry(db.session, ledger) is not None
-    return render_template(template, ledger=ledger, data=data, year=year, year_label=f"{year}-{year + 1}",
+    return render_template(template, ledger=ledger, data=data, rows_html=rows_html, year=year, year_label=f"{year}-{year + 1}",
                            years=_year_choices(year), sort=sort, filters=filters, action_id=action_id,
                            actions=actions, accounts=accounts, modes=books.MODE_LABELS, coop=current_user.coop,
                            has_opening=has_opening, filtered=any(filters.values()) or bool(action_id))
@@ -195,8 +222,17 @@ def new_entry(year: int):
                 return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{entry.id}"))
         return _render_form(form, year)
 
+    # The token lives in the URL: Back re-fetches this no-store page with the same token, so an
+    # operation already sent is recognised instead of being offered again with a fresh token.
+    token = request.args.get("jeton", "")
+    if not _FORM_TOKEN.fullmatch(token):
+        return redirect(url_for("ledger.new_entry", year=year, jeton=uuid.uuid4().hex))
+    existing = books.find_by_token(db.session, current_coop_id(), token)
+    if existing is not None:
+        return render_template("ledger/entry_recorded.html", entry=existing, year=year,
+                               year_label=f"{year}-{year + 1}")
     ledger = _find_ledger(year)
-    form.form_token.data = uuid.uuid4().hex
+    form.form_token.data = token
     form.piece.data = books.next_piece(db.session, ledger) if ledger else "1"
     today = now().date()
     form.date.data = today if books.current_start_year(today) == year else None
@@ -363,8 +399,8 @@ def opening(year: int):
     elif request.method == "GET" and ledger is not None:
         entry = books.opening_entry(db.session, ledger)
         if entry is not None:
-            form.bank.data = sum(l.amount_cents for l in entry.lines if l.account.code == books.BANK)
-            form.cash.data = sum(l.amount_cents for l in entry.lines if l.account.code == books.CASH)
+            form.bank.data = sum(line.amount_cents for line in entry.lines if line.account.code == books.BANK)
+            form.cash.data = sum(line.amount_cents for line in entry.lines if line.account.code == books.CASH)
     return render_template("ledger/opening.html", form=form, year=year, year_label=f"{year}-{year + 1}")
 
 
@@ -390,7 +426,7 @@ def actions():
     totals = books.action_totals(db.session, current_coop_id(), _find_ledger(year))
     return render_template("ledger/actions.html", form=form, totals=totals, year=year,
                            year_label=f"{year}-{year + 1}", years=_year_choices(year), rename_form=RenameActionForm(),
-                           confirm_form=ConfirmForm())
+                           archive_form=ArchiveActionForm())
 
 
 @bp.route("/coop/actions/<int:action_id>/renommer", methods=["POST"])
@@ -409,18 +445,21 @@ def rename_action(action_id: int):
             flash("Action renommée.", "success")
     else:
         flash("Indiquez le nouveau nom de l'action.", "danger")
-    return redirect(url_for("ledger.actions"))
+    return redirect(url_for("ledger.actions", annee=request.args.get("annee", type=int)))
 
 
 @bp.route("/coop/actions/<int:action_id>/archiver", methods=["POST"])
 @access("coop")
 def archive_action(action_id: int):
     action = owned_or_404(Action, action_id)
-    if ConfirmForm().validate_on_submit():
-        books.set_action_archived(db.session, action, not action.is_archived, by=current_user)
-        db.session.commit()
+    form = ArchiveActionForm()
+    if form.validate_on_submit():
+        archived = form.archive.data != "0"
+        if action.is_archived != archived:  # the wanted state: a double click or a replay changes nothing more
+            books.set_action_archived(db.session, action, archived, by=current_user)
+            db.session.commit()
         flash(f"Action « {action.name} » {'archivée' if action.is_archived else 'réactivée'}.", "success")
-    return redirect(url_for("ledger.actions"))
+    return redirect(url_for("ledger.actions", annee=request.args.get("annee", type=int)))
 
 
 # -- CSV / XLSX ----------------------------------------------------------------------------------

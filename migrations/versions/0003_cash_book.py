@@ -38,6 +38,7 @@ def upgrade():
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('closed_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('revision', sa.Integer(), server_default='0', nullable=False),
     sa.CheckConstraint("status IN ('open', 'closed')", name=op.f('ck_ledger_status')),
     sa.ForeignKeyConstraint(['coop_id'], ['coop.id'], name=op.f('fk_ledger_coop_id_coop'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['school_year_id'], ['school_year.id'], name=op.f('fk_ledger_school_year_id_school_year')),
