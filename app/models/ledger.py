@@ -44,6 +44,7 @@ class Ledger(db.Model):
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     school_year: Mapped["SchoolYear"] = relationship()  # noqa: F821
+    coop: Mapped["Coop"] = relationship()  # noqa: F821
     entries: Mapped[list[Entry]] = relationship(back_populates="ledger", cascade="all, delete-orphan")
 
     @property

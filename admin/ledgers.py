@@ -1,0 +1,60 @@
+"""Cash-books, read-only for staff: corrections go through the domain (the coop, or a reopening)."""
+
+from __future__ import annotations
+
+from flask import url_for
+from flask_admin.contrib.sqla.filters import FilterEqual
+from markupsafe import Markup, escape
+
+from admin.base import StaffModelView, format_date, format_datetime
+from app.filters import fr_date, money
+from app.ledger import KIND_LABELS, MODE_LABELS, form_kind
+from app.models import Entry
+
+
+def _lines(view, context, model, name):
+    items = []
+    for line in model.lines:
+        cleared = f" (pointé le {fr_date(line.cleared_on)})" if line.cleared_on else ""
+        items.append(f"<li>{escape(line.account.display_code)} {escape(line.account.label)} : "
+                     f"{escape(money(line.amount_cents))}{cleared}</li>")
+    return Markup(f"<ul class='mb-0'>{''.join(items)}</ul>")
+
+
+def _vouchers(view, context, model, name):
+    from app.extensions import db
+    from app.models import Document
+
+    documents = db.session.scalars(db.select(Document).where(Document.entry_id == model.id)).all()
+    if not documents:
+        return "—"
+    links = "".join(f"<li><a href='{url_for('ledger.download_document', document_id=d.id)}'>{escape(d.original_name)}</a></li>"
+                    for d in documents)
+    return Markup(f"<ul class='mb-0'>{links}</ul>")
+
+
+class EntryAdmin(StaffModelView):
+    """Every coop's operations, searchable; never editable here."""
+
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_list = ("coop_id", "ledger", "piece", "date", "label", "kind", "payment_mode", "cheque_number")
+    column_default_sort = ("date", True)
+    column_labels = {"coop_id": "Coop", "ledger": "Année", "piece": "Pièce", "date": "Date", "label": "Libellé",
+                     "kind": "Type", "payment_mode": "Mode", "cheque_number": "Chèque", "lines": "Écriture",
+                     "vouchers": "Justificatifs", "action": "Action", "created_at": "Saisie le"}
+    column_formatters = {
+        "coop_id": lambda v, c, m, n: m.ledger.coop.login,
+        "ledger": lambda v, c, m, n: m.ledger.school_year.label,
+        "date": format_date,
+        "created_at": format_datetime,
+        "kind": lambda v, c, m, n: KIND_LABELS.get(form_kind(m), "Report à nouveau"),
+        "payment_mode": lambda v, c, m, n: MODE_LABELS.get(m.payment_mode, m.payment_mode),
+        "lines": _lines,
+        "vouchers": _vouchers,
+    }
+    column_details_list = ("coop_id", "ledger", "piece", "date", "label", "kind", "payment_mode", "cheque_number",
+                           "action", "lines", "vouchers", "created_at")
+    column_searchable_list = ("piece", "label", "cheque_number")
+    column_filters = (FilterEqual(Entry.coop_id, "Coopérative (n° interne)"), "date", "kind", "payment_mode")
