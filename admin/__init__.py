@@ -14,10 +14,12 @@ from admin.accounts import AccountAdmin
 from admin.audit import AuditEventAdmin, OutboxAdmin
 from admin.base import DashboardView
 from admin.coops import CoopAdmin, CoopImportView
+from admin.ledgers import EntryAdmin
+from admin.membership import MembershipAdmin
 from admin.settings import FederationAdmin, SchoolYearAdmin
 from admin.users import StaffUserAdmin
 from app.extensions import db
-from app.models import Account, AuditEvent, Coop, Federation, OutboxEmail, SchoolYear, User
+from app.models import Account, AuditEvent, Coop, Entry, Federation, Membership, OutboxEmail, SchoolYear, User
 from app.security import csp_nonce
 
 
@@ -34,6 +36,10 @@ def init_admin(app: Flask) -> Admin:
     admin.add_view(CoopAdmin(Coop, db, name="Coopératives", endpoint="admin_coops", category="Coopératives"))
     admin.add_view(CoopImportView(name="Importer des coopératives", endpoint="admin_coop_import",
                                   url="/admin/import-coops", category="Coopératives"))
+    admin.add_view(MembershipAdmin(Membership, db, name="Adhésions", endpoint="admin_memberships",
+                                   category="Coopératives"))
+    admin.add_view(EntryAdmin(Entry, db, name="Opérations des cahiers", endpoint="admin_entries",
+                              category="Coopératives"))
     admin.add_view(StaffUserAdmin(User, db, name="Comptes OCCE 85", endpoint="admin_staff", category="Réglages"))
     admin.add_view(AccountAdmin(Account, db, name="Plan comptable", endpoint="admin_accounts", category="Réglages"))
     admin.add_view(SchoolYearAdmin(SchoolYear, db, name="Années scolaires et tarifs", endpoint="admin_years",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_login import current_user
+from wtforms import TextAreaField
 from wtforms.validators import DataRequired, NumberRange, Optional
 
 from admin.base import StaffModelView, format_date, format_money
@@ -60,8 +61,14 @@ class FederationAdmin(StaffModelView):
     column_list = ("name", "city", "creditor_id", "sender_email")
     column_labels = {"name": "Nom", "address": "Adresse", "postal_code": "Code postal", "city": "Commune",
                      "department_code": "Département", "creditor_id": "Identifiant créancier SEPA (ICS)",
-                     "iban": "IBAN", "bic": "BIC", "sender_email": "E-mail d'expédition", "phone": "Téléphone"}
-    form_columns = ("name", "address", "postal_code", "city", "phone", "sender_email", "creditor_id", "iban", "bic")
+                     "iban": "IBAN", "bic": "BIC", "sender_email": "E-mail d'expédition", "phone": "Téléphone",
+                     "no_debit_banks": "Banques sans prélèvement (adhésion payée par chèque)"}
+    form_args = {"no_debit_banks": {"description": "Une banque par ligne ou séparées par des virgules, par exemple "
+                                                   "« La Banque Postale ». Les coopératives de ces banques règlent "
+                                                   "l'adhésion par chèque."}}
+    form_overrides = {"no_debit_banks": TextAreaField}
+    form_columns = ("name", "address", "postal_code", "city", "phone", "sender_email", "creditor_id", "iban", "bic",
+                    "no_debit_banks")
     can_create = False
     can_delete = False
 

@@ -1,4 +1,5 @@
-"""Idempotent demo data: federation settings, two school years, twelve Vendée coops, one staff login.
+"""Idempotent demo data: federation settings, three school years with the DOMAIN.md §6 rates, twelve
+Vendée coops with last year's membership (engaged and paid), one staff login.
 
 Everything is fictitious (IBANs and the creditor identifier have valid checksums but belong to
 nobody). Passwords are fixed so that the README can show them; coops must change theirs at first
@@ -9,14 +10,25 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from schwifty import IBAN
 from sqlalchemy.orm import Session
 
+from app.home import current_mandate
 from app.identity import uai_check_letter
-from app.models import Coop, Federation, Mandate, SchoolYear, User
+from app.membership import (
+    ClassHeadcount,
+    Headcounts,
+    commit_membership,
+    membership_of,
+    record_cheque,
+    record_debit_paid,
+    save_draft,
+    transition,
+)
+from app.models import Coop, Federation, Mandate, SchoolYear, User, school_year_start
 from app.passwords import hash_password
 
 STAFF_LOGIN = "secretariat"
@@ -59,8 +71,9 @@ COOPS = [
 
 YEARS = [
     # start year, pupil, adult, insurance (cents), threshold (cents), coefficient (ppm), deadlines
-    (2024, 200, 200, 25, 200000, 6880, date(2024, 10, 15), date(2024, 10, 31)),
+    (2024, 205, 205, 25, 200000, 6880, date(2024, 10, 15), date(2024, 10, 31)),
     (2025, 205, 205, 25, 200000, 6880, date(2025, 10, 15), date(2025, 10, 31)),
+    (2026, 205, 205, 25, 200000, 6880, date(2026, 10, 15), date(2026, 10, 31)),
 ]
 
 
@@ -140,4 +153,47 @@ def load_demo(session: Session, *, hash_params: dict | None = None) -> list[Demo
     else:
         logins.append(DemoLogin(STAFF_LOGIN, None, "staff"))
     session.flush()
+    load_demo_memberships(session, date.today())
     return logins
+
+
+# Last year's classes of the demo coops: (name, level, pupils, teachers). The number of the coop
+# shifts the pupils a little so that the coops do not all look alike.
+DEMO_CLASSES = {
+    "maternelle": [("Petite section", "PS", 24, 1), ("Moyenne section", "MS", 26, 1),
+                   ("Grande section", "GS", 27, 1)],
+    "elementaire": [("CP", "CP", 22, 1), ("CE1-CE2", "CE1-CE2", 24, 1), ("CM1-CM2", "CM1-CM2", 26, 2)],
+    "primaire": [("PS-MS", "PS-MS", 25, 1), ("GS-CP", "GS-CP", 23, 1), ("CE1-CE2", "CE1-CE2", 24, 1),
+                 ("CM1-CM2", "CM1-CM2", 27, 1)],
+}
+
+
+def load_demo_memberships(session: Session, today: date) -> None:
+    """Give every demo coop last year's membership, engaged and paid, so that the current year's
+    membership step starts prefilled. Idempotent; nothing happens without last year's rates."""
+    start = school_year_start(today) - 1
+    year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start))
+    if year is None:
+        return
+    numbers = [row[0] for row in COOPS]
+    for coop in session.scalars(sa.select(Coop).where(Coop.number.in_(numbers)).order_by(Coop.number)):
+        if membership_of(session, coop, year) is not None:
+            continue
+        kind = ("maternelle" if "maternelle" in coop.school_name.lower() else
+                "elementaire" if coop.number % 2 else "primaire")
+        classes = tuple(ClassHeadcount(name, level, pupils + coop.number % 4, teachers)
+                        for name, level, pupils, teachers in DEMO_CLASSES[kind])
+        headcounts = Headcounts(classes, atsem=3 if kind == "maternelle" else (1 if kind == "primaire" else 0),
+                                aesh=1 if coop.number % 3 == 0 else 0, other_adults=1 if coop.number % 5 == 0 else 0,
+                                property_value_cents=350_000 if coop.number % 5 == 1 else 120_000)
+        membership = save_draft(session, coop, year, headcounts, by=None, ip="demo")
+        committed = date(start, 10, 1 + coop.number)
+        commit_membership(session, membership, current_mandate(coop, committed), by=None, ip="demo",
+                          now=datetime(start, 10, 1 + coop.number, 18, 30))
+        paid_at = datetime(start, 10, 20, 9, 0)
+        if membership.payment_method == "cheque":
+            record_cheque(session, membership, by=None, ip="demo", now=paid_at)
+        else:
+            transition(membership, "in_batch")
+            record_debit_paid(session, membership, by=None, ip="demo", now=paid_at)
+    session.flush()

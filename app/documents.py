@@ -9,6 +9,7 @@ a random key with mode 0600 before the row is committed; a row never points to a
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -25,6 +26,7 @@ from app.models import Document, User
 MAX_PIXELS = 40_000_000  # a 12-megapixel phone photo is ~12 M; anything beyond 40 M is refused
 MAX_SIDE = 2400  # photos are downscaled to this many pixels on their longest side
 _PDF_DANGERS = (b"/JavaScript", b"/JS", b"/Launch", b"/EmbeddedFile", b"/RichMedia", b"/XFA")
+_PDF_OBJECT_BUDGET = 500_000  # objects and array items looked at; a scanned invoice has a few hundred
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,47 @@ def _check_pdf(content: bytes) -> None:
     import re
 
     normalised = re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), content)
-    if any(danger in normalised for danger in _PDF_DANGERS):
+    # The bytes alone are not enough: objects can sit in compressed object streams (PDF 1.5+), where
+    # « /JavaScript » never appears in clear. Every object reachable from the trailer is looked at too.
+    if any(danger in normalised for danger in _PDF_DANGERS) or _has_active_objects(reader):
         raise DomainError("Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité. "
-                          "Imprimez-le en PDF (« Imprimer » puis « Enregistrer au format PDF ») et envoyez cette copie.",
-                          field="file")
+                          "Imprimez-le en PDF (« Imprimer » puis « Enregistrer au format PDF ») "
+                          "et envoyez cette copie.", field="file")
+
+
+def _has_active_objects(reader) -> bool:
+    """True if an object reachable from the trailer names a script, a launch, an embedded file or a form."""
+    from pypdf.errors import PdfReadError
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
+
+    dangers = {name.decode() for name in _PDF_DANGERS} | {"/EmbeddedFiles", "/SubmitForm", "/ImportData"}
+    seen: set[tuple[int, int]] = set()
+    stack: list = [reader.trailer]
+    budget = _PDF_OBJECT_BUDGET
+    try:
+        while stack:
+            budget -= 1
+            if budget < 0:
+                return True  # too intricate to check: refused rather than trusted
+            item = stack.pop()
+            if isinstance(item, IndirectObject):
+                key = (item.idnum, item.generation)
+                if key in seen:
+                    continue
+                seen.add(key)
+                item = item.get_object()
+            if isinstance(item, DictionaryObject):  # streams included (their data is never decoded here)
+                for name, value in item.items():
+                    if name in dangers:
+                        return True
+                    stack.append(value)
+            elif isinstance(item, ArrayObject):
+                stack.extend(item)
+            elif isinstance(item, NameObject) and item in dangers:
+                return True
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError):
+        return True
+    return False
 
 
 def _reencode_image(content: bytes, *, as_pdf: bool) -> CheckedFile:
@@ -73,9 +112,17 @@ def _reencode_image(content: bytes, *, as_pdf: bool) -> CheckedFile:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(io.BytesIO(content)) as image:
+            if image.width * image.height > MAX_PIXELS:  # Pillow only warns below twice its limit
+                raise Image.DecompressionBombError(f"{image.width} x {image.height} pixels")
             image.load()
             image = ImageOps.exif_transpose(image)  # phone photos: keep them upright, then drop EXIF
-            if image.mode not in ("RGB", "L"):
+            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+                # JPEG has no transparency: put the picture on white paper, or a transparent
+                # background turns black (and so does black text on it)
+                rgba = image.convert("RGBA")
+                image = Image.new("RGB", rgba.size, (255, 255, 255))
+                image.paste(rgba, mask=rgba.getchannel("A"))
+            elif image.mode not in ("RGB", "L"):
                 image = image.convert("RGB")
             image.thumbnail((MAX_SIDE, MAX_SIDE))
             out = io.BytesIO()
@@ -101,8 +148,8 @@ def check_upload(content: bytes, *, max_bytes: int, photos_as_pdf: bool = False)
         raise DomainError(f"Le fichier dépasse {max_bytes // (1024 * 1024)} Mo.", field="file")
     kind = sniff(content)
     if kind is None:
-        raise DomainError("Seuls les fichiers PDF, JPEG et PNG sont acceptés (le contenu de ce fichier n'en est pas un).",
-                          field="file")
+        raise DomainError("Seuls les fichiers PDF, JPEG et PNG sont acceptés "
+                          "(le contenu de ce fichier n'en est pas un).", field="file")
     if kind == "application/pdf":
         _check_pdf(content)
         return CheckedFile(content, kind, ".pdf")
@@ -145,7 +192,5 @@ def document_path(upload_dir: str, document: Document) -> Path:
 
 def remove_file(upload_dir: str, storage_key: str) -> None:
     """Delete a stored file after the row that pointed to it is gone (called after commit)."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         (Path(upload_dir) / storage_key).unlink()
-    except FileNotFoundError:
-        pass

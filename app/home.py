@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, object_session
 
 from app.identity import IDENTITY_FIELDS
-from app.models import Coop, Mandate
+from app.membership import membership_of, previous_membership, year_of
+from app.models import Coop, Mandate, Membership, SchoolYear
+from app.money import format_amount
 
 # Fields without which the identity step is not complete (the phone and director are optional).
 REQUIRED_IDENTITY = tuple(f for f in IDENTITY_FIELDS if f not in ("phone", "director_name"))
@@ -34,8 +39,63 @@ def missing_identity_fields(coop: Coop) -> list[str]:
     return [field for field in REQUIRED_IDENTITY if not getattr(coop, field)]
 
 
-def checklist(coop: Coop, today: date, year_label: str) -> list[Step]:
-    """The year's steps with their status and next action, in the order a mandataire takes them."""
+def _euros(cents: int | None) -> str:
+    return f"{format_amount(cents or 0)}\u00a0€"
+
+
+def _paris_day(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return moment.replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y")
+
+
+def membership_step(year: SchoolYear | None, membership: Membership | None, has_previous: bool,
+                    year_label: str) -> Step:
+    """The membership card: where the adhésion of the year stands and what to do next."""
+    title = f"Adhésion {year_label}"
+    endpoint = "membership.step"
+    if year is None:
+        return Step("membership", title, "soon",
+                    "La campagne d'adhésion n'est pas encore ouverte : l'OCCE 85 n'a pas encore publié ses tarifs.")
+    if membership is None:
+        summary = ("Vérifiez les effectifs de l'an dernier, puis engagez-vous comme mandataire." if has_previous
+                   else "Déclarez les classes et leurs effectifs, puis engagez-vous comme mandataire.")
+        return Step("membership", title, "todo", summary, "Renouveler l'adhésion", endpoint)
+    if membership.status == "draft":
+        return Step("membership", title, "todo", "Effectifs enregistrés : il reste l'engagement du mandataire.",
+                    "Reprendre l'adhésion", endpoint)
+    amount = _euros(membership.total_cents)
+    if membership.status == "paid":
+        return Step("membership", title, "done",
+                    f"Adhésion réglée ({amount}). L'attestation d'adhésion et le certificat d'assurance sont "
+                    "disponibles.", "Télécharger les documents", endpoint)
+    if membership.status == "rejected":
+        return Step("membership", title, "todo",
+                    f"Le prélèvement de {amount} a été rejeté : vérifiez que le compte est approvisionné, l'OCCE 85 "
+                    "le présentera à nouveau.", "Voir l'adhésion", endpoint)
+    if membership.status == "committed" and membership.payment_method == "cheque":
+        return Step("membership", title, "todo",
+                    f"Engagée le {_paris_day(membership.committed_at)}. À faire : envoyer un chèque de {amount} "
+                    "à l'OCCE 85.", "Voir l'adhésion", endpoint)
+    what = "en cours de prélèvement" if membership.status == "in_batch" else "sera prélevé par l'OCCE 85"
+    return Step("membership", title, "waiting",
+                f"Engagée le {_paris_day(membership.committed_at)} : le montant de {amount} {what}.",
+                "Voir l'adhésion", endpoint)
+
+
+def _membership_card(session: Session | None, coop: Coop, today: date, year_label: str) -> Step:
+    year = year_of(session, today) if session is not None else None
+    membership = membership_of(session, coop, year) if year is not None else None
+    has_previous = (membership is None and year is not None
+                    and previous_membership(session, coop, year) is not None)
+    return membership_step(year, membership, has_previous, year_label)
+
+
+def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step | None = None) -> list[Step]:
+    """The year's steps with their status and next action, in the order a mandataire takes them.
+
+    The membership card is looked up through the coop's session unless `membership_card` is given.
+    """
     missing = missing_identity_fields(coop)
     mandate = current_mandate(coop, today)
     soon = "Cette étape arrive bientôt sur le portail."
@@ -44,7 +104,7 @@ def checklist(coop: Coop, today: date, year_label: str) -> list[Step]:
              "todo" if missing else "done",
              f"{len(missing)} information(s) à compléter." if missing else "Informations complètes.",
              "Compléter" if missing else "Vérifier ou modifier", "coop.identity"),
-        Step("membership", f"Adhésion {year_label}", "soon", soon),
+        membership_card or _membership_card(object_session(coop), coop, today, year_label),
         Step("ledger", "Cahier de comptabilité", "soon", soon),
         Step("closing", "Clôture de l'exercice précédent", "soon", soon),
         Step("reports", "Comptes rendus (CRA / CRF)", "soon", soon),

@@ -57,7 +57,7 @@ def test_demo_creates_coops_staff_federation_and_school_years(app, db_check):
     assert [login for login, role, _ in data["users"] if role != "coop"] == ["secretariat"]
     assert [role for login, role, _ in data["users"] if login == "secretariat"] == ["staff"]
     assert data["federations"] == 1
-    assert data["years"] == [2024, 2025]
+    assert data["years"] == [2024, 2025, 2026]
 
     federation = db_check(lambda s: s.scalar(sa.select(Federation)))
     assert ics_is_valid(federation.creditor_id), federation.creditor_id

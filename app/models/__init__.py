@@ -6,6 +6,7 @@ from app.models.base import utcnow
 from app.models.coop import DEPARTMENT_CODE, Coop, Mandate, coop_login
 from app.models.federation import Federation
 from app.models.ledger import ENTRY_KINDS, PAYMENT_MODES, Action, Document, Entry, EntryLine, Ledger
+from app.models.membership import MEMBERSHIP_STATUSES, PAYMENT_METHODS, Membership, MembershipClass
 from app.models.outbox import OutboxEmail
 from app.models.school_year import SchoolYear, school_year_start
 from app.models.user import ROLES, PasswordResetToken, User
@@ -34,4 +35,8 @@ __all__ = [
     "occe_code",
     "school_year_start",
     "utcnow",
+    "MEMBERSHIP_STATUSES",
+    "PAYMENT_METHODS",
+    "Membership",
+    "MembershipClass",
 ]

@@ -24,6 +24,10 @@ class Federation(db.Model):
     bic: Mapped[str] = mapped_column(String(11), default="")
     sender_email: Mapped[str] = mapped_column(String(254), default="")
     phone: Mapped[str] = mapped_column(String(20), default="")
+    # Banks whose accounts take no direct debit of the membership fee: those coops pay by cheque.
+    # One name per line (or separated by commas), matched without regard to case or accents.
+    no_debit_banks: Mapped[str] = mapped_column(String(500), default="La Banque Postale",
+                                                server_default="La Banque Postale")
 
     def __str__(self) -> str:
         return self.name

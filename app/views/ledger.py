@@ -178,7 +178,8 @@ def cahier(year: int):
                                   .order_by(Account.code)).all()
     template = "ledger/cahier_print.html" if printing else "ledger/cahier.html"
     has_opening = ledger is not None and books.opening_entry(db.session, ledger) is not None
-    return render_template(template, ledger=ledger, data=data, rows_html=rows_html, year=year, year_label=f"{year}-{year + 1}",
+    return render_template(template, ledger=ledger, data=data, rows_html=rows_html, year=year,
+                           year_label=f"{year}-{year + 1}",
                            years=_year_choices(year), sort=sort, filters=filters, action_id=action_id,
                            actions=actions, accounts=accounts, modes=books.MODE_LABELS, coop=current_user.coop,
                            has_opening=has_opening, filtered=any(filters.values()) or bool(action_id))
@@ -233,11 +234,21 @@ def new_entry(year: int):
                                year_label=f"{year}-{year + 1}")
     ledger = _find_ledger(year)
     form.form_token.data = token
-    form.piece.data = books.next_piece(db.session, ledger) if ledger else "1"
+    form.piece.data = _suggested_piece(ledger)
     today = now().date()
     form.date.data = today if books.current_start_year(today) == year else None
     form.cheque_number.data = books.next_cheque_number(db.session, current_coop_id())
     return _render_form(form, year)
+
+
+def _suggested_piece(ledger: Ledger | None) -> str:
+    """Next number in the series of the last operation entered (D07 -> D08, 41 -> 42)."""
+    if ledger is None:
+        return "1"
+    last = db.session.scalar(sa.select(Entry.piece).where(Entry.ledger_id == ledger.id, Entry.kind != "opening")
+                             .order_by(Entry.id.desc()).limit(1))
+    prefix = re.match(r"[A-Za-z]*", last or "").group(0)
+    return books.next_piece(db.session, ledger, prefix)
 
 
 def _fill_from_entry(form: EntryForm, entry: Entry) -> None:

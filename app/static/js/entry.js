@@ -94,6 +94,15 @@
     }
     update();
   });
+  // Enter in a field validates the operation. Without this, the browser would use the first submit
+  // button of the form, « Ajouter une ligne de ventilation », and Enter would only add an empty line.
+  form.addEventListener("keydown", function (event) {
+    const target = event.target;
+    if (event.key !== "Enter" || event.isComposing || !(target instanceof HTMLInputElement)) return;
+    if (["button", "submit", "reset", "image", "file"].indexOf(target.type) !== -1) return;
+    event.preventDefault();
+    form.requestSubmit(document.getElementById("submit"));
+  });
   form.addEventListener("input", update);
   form.addEventListener("change", update);
   form.addEventListener("submit", function (event) {

@@ -1,0 +1,110 @@
+"""Memberships in the back office: the campaign list with the frozen amounts, and « Chèque reçu ».
+
+Memberships are read-only here: their status only moves through `app.membership` (the cheque
+action below; the direct-debit batches call `transition` / `record_debit_paid`).
+"""
+
+from __future__ import annotations
+
+from flask import flash
+from flask_admin.actions import action
+from flask_login import current_user
+from markupsafe import Markup, escape
+from sqlalchemy.orm import Session
+
+from admin.base import StaffModelView, format_datetime, format_money
+from app.errors import DomainError
+from app.extensions import db
+from app.filters import money
+from app.membership import PAYMENT_LABELS, STATUS_LABELS, frozen_fee, record_cheque
+from app.models import Membership, coop_login, utcnow
+from app.netutil import client_ip
+from app.views._common import queue_templated_email
+
+
+def queue_paid_mail(session: Session, membership: Membership) -> None:
+    """Tell the coop its payment was recorded and its documents are ready (outbox, same transaction)."""
+    coop = membership.coop
+    if coop.email:
+        queue_templated_email(session, coop.email, "membership_paid", coop=coop, membership=membership,
+                              year=membership.school_year)
+
+
+def _breakdown(view, context, model: Membership, name) -> Markup:
+    if model.total_cents is None:
+        return Markup("Non arrêté (brouillon)")
+    fee = frozen_fee(model)
+    rates = fee.rates
+    lines = [
+        f"Cotisation : {fee.pupils} élève(s) × {money(rates.pupil_fee_cents)} + {fee.adults} adulte(s) × "
+        f"{money(rates.adult_fee_cents)} = {money(fee.cotisation_cents)}",
+        f"Assurance : {fee.insured} assuré(s) × {money(rates.insurance_fee_cents)} = {money(fee.insurance_cents)}",
+        f"Supplément biens : {money(model.property_value_cents)} déclarés, {money(fee.property_excess_cents)} "
+        f"au-delà du seuil = {money(fee.property_surcharge_cents)}",
+        f"Total : {money(fee.total_cents)}",
+    ]
+    return Markup("<br>").join(escape(line) for line in lines)
+
+
+def _classes(view, context, model: Membership, name) -> Markup:
+    rows = [f"{c.name} ({c.level}) : {c.pupils} élève(s), {c.teachers} enseignant(s)" for c in model.classes]
+    rows.append(f"ATSEM {model.atsem_count}, AESH {model.aesh_count}, autres adultes {model.other_adults_count}")
+    return Markup("<br>").join(escape(row) for row in rows)
+
+
+class MembershipAdmin(StaffModelView):
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_list = ("reference", "coop", "school_year", "status", "payment_method", "insured_count",
+                   "cotisation_cents", "assurance_cents", "total_cents", "committed_at", "paid_at")
+    column_default_sort = ("committed_at", True)
+    column_sortable_list = ("reference", "status", "payment_method", "insured_count", "total_cents",
+                            "committed_at", "paid_at", ("coop", "coop.number"),
+                            ("school_year", "school_year.start_year"))
+    column_searchable_list = ("reference", "coop.name", "mandataire_name")
+    column_filters = ("status", "payment_method", "school_year.start_year", "coop.number", "committed_at", "paid_at")
+    column_choices = {"status": list(STATUS_LABELS.items()), "payment_method": list(PAYMENT_LABELS.items())}
+    column_labels = {
+        "reference": "Référence", "coop": "Coopérative", "school_year": "Année scolaire", "status": "Statut",
+        "payment_method": "Paiement", "insured_count": "Assurés", "cotisation_cents": "Cotisation",
+        "assurance_cents": "Assurance", "total_cents": "Total", "committed_at": "Engagée le",
+        "paid_at": "Réglée le", "school_year.start_year": "Année de rentrée", "coop.number": "N° de coopérative",
+        "mandataire_name": "Mandataire", "committed_ip": "Adresse IP de l'engagement", "breakdown": "Détail du montant",
+        "classes": "Effectifs", "property_value_cents": "Biens déclarés", "pupils_count": "Élèves",
+        "teachers_count": "Enseignants", "coop.name": "Nom de la coopérative",
+    }
+    column_formatters = {
+        "coop": lambda v, c, m, n: f"{coop_login(m.coop.number)} {m.coop.name}",
+        "cotisation_cents": format_money, "total_cents": format_money,
+        "assurance_cents": lambda v, c, m, n: money(m.assurance_cents),
+        "property_value_cents": format_money,
+        "committed_at": format_datetime, "paid_at": format_datetime,
+        "breakdown": _breakdown, "classes": _classes,
+    }
+    column_details_list = ("reference", "coop", "school_year", "status", "payment_method", "classes",
+                           "pupils_count", "teachers_count", "insured_count", "property_value_cents", "breakdown",
+                           "mandataire_name", "committed_at", "committed_ip", "paid_at")
+
+    @action("cheque_received", "Chèque reçu",
+            "Enregistrer le chèque des adhésions sélectionnées ? Elles passent à « Réglée » et chaque "
+            "coopérative reçoit un courriel.")
+    def action_cheque_received(self, ids):
+        memberships = db.session.scalars(
+            db.select(Membership).where(Membership.id.in_([int(i) for i in ids])).order_by(Membership.id)).all()
+        recorded, refused = [], []
+        for membership in memberships:
+            try:
+                with db.session.begin_nested():
+                    record_cheque(db.session, membership, by=current_user, ip=client_ip(), now=utcnow())
+                    queue_paid_mail(db.session, membership)
+            except DomainError as exc:
+                refused.append(exc.message)
+            else:
+                recorded.append(membership.reference)
+        db.session.commit()
+        if recorded:
+            flash(f"Chèque enregistré pour {len(recorded)} adhésion(s) : {', '.join(recorded)}. "
+                  "Les coopératives ont été prévenues par courriel.", "success")
+        for message in refused:
+            flash(message, "warning")
