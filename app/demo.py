@@ -31,6 +31,7 @@ from app.membership import (
 from app.models import Coop, Federation, Mandate, SchoolYear, User, school_year_start
 from app.passwords import hash_password
 
+DEMO_MAIL_DOMAIN = "demo.occe85.example.org"  # example.org is reserved (RFC 2606): nothing is delivered there
 STAFF_LOGIN = "secretariat"
 STAFF_PASSWORD = "demo-secretariat-85"  # noqa: S105 - demo only, `flask demo` refuses production
 
@@ -69,12 +70,16 @@ COOPS = [
      ("M.", "Yann", "Le Gall"), ""),
 ]
 
-YEARS = [
-    # start year, pupil, adult, insurance (cents), threshold (cents), coefficient (ppm), deadlines
-    (2024, 205, 205, 25, 200000, 6880, date(2024, 10, 15), date(2024, 10, 31)),
-    (2025, 205, 205, 25, 200000, 6880, date(2025, 10, 15), date(2025, 10, 31)),
-    (2026, 205, 205, 25, 200000, 6880, date(2026, 10, 15), date(2026, 10, 31)),
-]
+# Demo school years: from 2024-2025 to the current one, with the DOMAIN.md §6 figures:
+# pupil and adult cotisation, insurance (cents), property threshold (cents), coefficient (ppm).
+DEMO_RATES = (205, 205, 25, 200000, 6880)
+FIRST_DEMO_YEAR = 2024
+
+
+def demo_years(today: date) -> list[tuple]:
+    """(start year, rates…, membership deadline, reports deadline) up to the school year of `today`."""
+    return [(start, *DEMO_RATES, date(start, 10, 15), date(start, 10, 31))
+            for start in range(FIRST_DEMO_YEAR, max(school_year_start(today), FIRST_DEMO_YEAR + 1) + 1)]
 
 
 def demo_password(number: int) -> str:
@@ -88,12 +93,13 @@ def creditor_identifier(country: str, national_id: str, business_code: str = "ZZ
 
 
 def _academic_email(first: str, last: str) -> str:
-    """prenom.nom@ac-nantes.fr without accents or spaces (Aurélie Fournier -> aurelie.fournier@...)."""
+    """prenom.nom@… without accents or spaces (Aurélie Fournier -> aurelie.fournier@…), on a reserved
+    example domain: demo data must never reach a real teacher or school if SMTP is configured."""
     def plain(text: str) -> str:
         decomposed = unicodedata.normalize("NFKD", text.lower())
         return "".join(ch for ch in decomposed if (ch.isascii() and ch.isalnum()) or ch == "-")
 
-    return f"{plain(first)}.{plain(last)}@ac-nantes.fr"
+    return f"{plain(first)}.{plain(last)}@{DEMO_MAIL_DOMAIN}"
 
 
 @dataclass
@@ -111,10 +117,11 @@ def load_demo(session: Session, *, hash_params: dict | None = None) -> list[Demo
             address="71 boulevard Aristide Briand", postal_code="85000", city="La Roche-sur-Yon",
             creditor_id=creditor_identifier("FR", "123456"),
             iban=IBAN.generate("FR", bank_code="1551900001", account_code="00085000085").compact,
-            bic="CMCIFR2A", sender_email="ad85@occe.coop", phone="02 51 00 00 85"))
+            bic="CMCIFR2A", sender_email=f"secretariat@{DEMO_MAIL_DOMAIN}", phone="02 51 00 00 85"))
 
     existing_years = set(session.scalars(sa.select(SchoolYear.start_year)))
-    for start, pupil, adult, insurance, threshold, ppm, membership_deadline, reports_deadline in YEARS:
+    for start, pupil, adult, insurance, threshold, ppm, membership_deadline, reports_deadline in demo_years(
+            date.today()):
         if start not in existing_years:
             session.add(SchoolYear(start_year=start, pupil_fee_cents=pupil, adult_fee_cents=adult,
                                    insurance_fee_cents=insurance, property_threshold_cents=threshold,
@@ -134,7 +141,7 @@ def load_demo(session: Session, *, hash_params: dict | None = None) -> list[Demo
             number=number, name=f"Coopérative scolaire — {school}", school_name=school,
             uai="" if number == 12 else digits + uai_check_letter(digits),  # 012 left incomplete on purpose
             address=address, postal_code=postal, city=city,
-            email=f"ce.{digits}{uai_check_letter(digits).lower()}@ac-nantes.fr", phone=f"02 51 {number:02d} 10 20",
+            email=f"ce.{digits}{uai_check_letter(digits).lower()}@{DEMO_MAIL_DOMAIN}", phone=f"02 51 {number:02d} 10 20",
             director_name=director, bank_name=bank,
             iban=IBAN.generate("FR", bank_code=bank_code, account_code=f"{number:011d}").compact, bic=bic,
             debit_mandate_ref=f"OCCE85-{number:03d}-2019", debit_mandate_signed_on=date(2019, 9, 2))
@@ -147,7 +154,8 @@ def load_demo(session: Session, *, hash_params: dict | None = None) -> list[Demo
         logins.append(DemoLogin(login, demo_password(number), "coop"))
 
     if session.scalar(sa.select(User).where(User.login == STAFF_LOGIN)) is None:
-        session.add(User(login=STAFF_LOGIN, role="staff", full_name="Secrétariat OCCE 85", email="ad85@occe.coop",
+        session.add(User(login=STAFF_LOGIN, role="admin", full_name="Secrétariat OCCE 85",
+                         email=f"secretariat@{DEMO_MAIL_DOMAIN}",
                          must_change_password=False, password_hash=hash_password(STAFF_PASSWORD, hash_params)))
         logins.append(DemoLogin(STAFF_LOGIN, STAFF_PASSWORD, "staff"))
     else:
