@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, object_session
 
 from app.identity import IDENTITY_FIELDS
 from app.membership import membership_of, previous_membership, year_of
-from app.models import Coop, Mandate, Membership, SchoolYear
+from app.models import Coop, Mandate, Membership, SchoolYear, school_year_start
 from app.money import format_amount
 
 # Fields without which the identity step is not complete (the phone and director are optional).
@@ -19,7 +19,7 @@ REQUIRED_IDENTITY = tuple(f for f in IDENTITY_FIELDS if f not in ("phone", "dire
 
 @dataclass(frozen=True)
 class Step:
-    """One card: `status` is done, todo, waiting or soon (not built yet)."""
+    """One card: `status` is done, todo, ongoing, waiting or soon (not built yet)."""
 
     key: str
     title: str
@@ -91,6 +91,25 @@ def _membership_card(session: Session | None, coop: Coop, today: date, year_labe
     return membership_step(year, membership, has_previous, year_label)
 
 
+def _ledger_card(session: Session | None, coop: Coop, today: date, year_label: str) -> Step:
+    """The cash-book card: the year's bank, cash and advance balances and the lines left to point."""
+    from app import ledger as books
+
+    title = f"Cahier de comptabilité {year_label}"
+    found = books.find_ledger(session, coop.id, school_year_start(today)) if session is not None else None
+    if found is None or not found.entries:
+        return Step("ledger", title, "todo", "Aucune opération pour cette année : commencez par le report à "
+                    "nouveau (banque et caisse au 1er septembre), puis saisissez vos opérations.",
+                    "Ouvrir le cahier", "ledger.cahier_current")
+    balances = books.balances(session, found)
+    uncleared = books.uncleared_count(session, found)
+    summary = f"Banque : {_euros(balances.bank)} · caisse : {_euros(balances.cash)}"
+    if balances.advance:
+        summary += f" · régies d'avance en cours : {_euros(balances.advance)}"
+    summary += f" · {uncleared} ligne(s) de banque à pointer." if uncleared else " · tout est pointé."
+    return Step("ledger", title, "ongoing", summary, "Ouvrir le cahier", "ledger.cahier_current")
+
+
 def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step | None = None) -> list[Step]:
     """The year's steps with their status and next action, in the order a mandataire takes them.
 
@@ -105,7 +124,7 @@ def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step
              f"{len(missing)} information(s) à compléter." if missing else "Informations complètes.",
              "Compléter" if missing else "Vérifier ou modifier", "coop.identity"),
         membership_card or _membership_card(object_session(coop), coop, today, year_label),
-        Step("ledger", "Cahier de comptabilité", "soon", soon),
+        _ledger_card(object_session(coop), coop, today, year_label),
         Step("closing", "Clôture de l'exercice précédent", "soon", soon),
         Step("reports", "Comptes rendus (CRA / CRF)", "soon", soon),
         Step("mandate", "Mandataire", "done" if mandate else "todo",

@@ -445,6 +445,20 @@ def balances(session: Session, ledger: Ledger, until: date | None = None) -> Bal
     return Balances(bank=int(sums.get(BANK, 0)), cash=int(sums.get(CASH, 0)), advance=int(sums.get(ADVANCE, 0)))
 
 
+def uncleared_count(session: Session, ledger: Ledger) -> int:
+    """Bank lines of the ledger not yet pointed on a statement (the opening balance is not one)."""
+    return session.scalar(
+        sa.select(sa.func.count()).select_from(EntryLine).join(EntryLine.entry).join(EntryLine.account)
+        .where(Entry.ledger_id == ledger.id, Entry.kind != "opening", Account.code == BANK,
+               EntryLine.cleared_on.is_(None))) or 0
+
+
+def find_ledger(session: Session, coop_id: int, start_year: int) -> Ledger | None:
+    """The coop's ledger for the school year starting in `start_year`, without creating it."""
+    return session.scalar(sa.select(Ledger).join(Ledger.school_year)
+                          .where(Ledger.coop_id == coop_id, SchoolYear.start_year == start_year))
+
+
 def check_ledger(session: Session, ledger: Ledger) -> list[str]:
     """Invariant check: every entry balances and lies in the year. Returns French problems (empty = fine)."""
     problems = []

@@ -472,3 +472,23 @@ def test_random_operation_sequences(session):
                                                suppress_health_check=[HealthCheck.too_slow])
     test = LedgerMachine.TestCase("runTest")
     test.runTest()
+
+
+def test_home_card_shows_balances_advance_and_lines_to_point(app, client, make_coop, login_as, db_check):
+    from app.models import school_year_start
+
+    info = make_coop(1)
+    year = school_year_start(date.today())
+    with app.app_context():
+        coop = db.session.get(Coop, info.id)
+        book = books.open_ledger(db.session, coop, year)
+        books.record_opening(db.session, book, bank=123456, cash=2000, by=None)
+        books.record_entry(db.session, book, books.EntryData(
+            piece="G1", date=date(year, 9, 15), label="Régie CP", payment_mode="cheque", cheque_number="12",
+            kind="advance_paid", treasury=books.Treasury(bank_out=15000)), by=None)
+        db.session.commit()
+        db.session.remove()
+    login_as(info)
+    page = client.get("/").get_data(as_text=True)
+    assert "Banque : 1\u202f084,56\u00a0€ · caisse : 20,00\u00a0€ · régies d&#39;avance en cours : 150,00\u00a0€" in page
+    assert "1 ligne(s) de banque à pointer" in page and "En cours" in page
