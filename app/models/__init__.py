@@ -8,6 +8,7 @@ from app.models.federation import Federation
 from app.models.ledger import ENTRY_KINDS, PAYMENT_MODES, Action, Document, Entry, EntryLine, Ledger
 from app.models.membership import MEMBERSHIP_STATUSES, PAYMENT_METHODS, Membership, MembershipClass
 from app.models.outbox import OutboxEmail
+from app.models.statement import Statement, StatementLine
 from app.models.school_year import SchoolYear, school_year_start
 from app.models.user import ROLES, PasswordResetToken, User
 
@@ -30,6 +31,8 @@ __all__ = [
     "OutboxEmail",
     "PasswordResetToken",
     "SchoolYear",
+    "Statement",
+    "StatementLine",
     "User",
     "coop_login",
     "occe_code",

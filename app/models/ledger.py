@@ -42,6 +42,9 @@ class Ledger(db.Model):
     # Bumped by every flush that touches the ledger's entries, lines or the coop's actions (see
     # `_bump_ledger_revisions`): the key of the rendered classic view cache.
     revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The last statement date and balance the coop typed in the pointage summary (« rectangle jaune »).
+    reconciliation_date: Mapped[date | None] = mapped_column(Date)
+    reconciliation_balance_cents: Mapped[int | None] = mapped_column(BigInteger)
 
     school_year: Mapped["SchoolYear"] = relationship()  # noqa: F821
     coop: Mapped["Coop"] = relationship()  # noqa: F821
@@ -118,6 +121,8 @@ class EntryLine(db.Model):
     account_id: Mapped[int] = mapped_column(ForeignKey("account.id"), index=True)
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     cleared_on: Mapped[date | None] = mapped_column(Date)
+    statement_line_id: Mapped[int | None] = mapped_column(
+        ForeignKey("statement_line.id", ondelete="SET NULL"), index=True)
 
     entry: Mapped[Entry] = relationship(back_populates="lines")
     account: Mapped["Account"] = relationship()  # noqa: F821
