@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.errors import DomainError
 from app.filters import fr_date
-from app.models import Account, Action, Coop, Entry, EntryLine, Ledger, SchoolYear, User, school_year_start
+from app.models import Account, Action, Coop, Entry, EntryLine, Ledger, SchoolYear, User, school_year_start, utcnow
 from app.money import format_amount
 
 BANK, CASH, ADVANCE, OPENING = "512", "530", "541", "110"
@@ -348,7 +348,7 @@ def update_entry(session: Session, entry: Entry, data: EntryData, *, expected_ve
     entry.payment_mode, entry.cheque_number = data.payment_mode, data.cheque_number.strip()
     entry.kind, entry.action_id = _stored_kind(data.kind), data.action_id
     uncleared = _set_lines(entry, lines, keep_clearing=keep)
-    entry.updated_at = datetime.now()  # bumps the version even when only the lines changed
+    entry.updated_at = utcnow()  # bumps the version even when only the lines changed
     session.flush()
     old, new = audit.changed_fields(before, _snapshot(entry))
     audit.record(session, "entry.updated", actor=by, coop_id=ledger.coop_id, entity="entry", entity_id=entry.id,
@@ -390,7 +390,7 @@ def record_opening(session: Session, ledger: Ledger, *, bank: int, cash: int, by
     if bank + cash:
         lines.append((accounts[OPENING], -(bank + cash)))
     _set_lines(entry, lines, keep_clearing=keep)
-    entry.updated_at = datetime.now()
+    entry.updated_at = utcnow()
     session.flush()
     audit.record(session, "ledger.opening_set", actor=by, actor_login=None if by else "cli", coop_id=ledger.coop_id,
                  entity="ledger", entity_id=ledger.id, after={"bank": bank, "cash": cash}, ip=ip)
@@ -477,8 +477,12 @@ def check_ledger(session: Session, ledger: Ledger) -> list[str]:
 # -- actions -------------------------------------------------------------------------------------
 
 
-def create_action(session: Session, coop_id: int, name: str, *, by: User | None) -> Action:
-    """Create an action (regroupement) for the coop; names are unique per coop, case-insensitively."""
+def create_action(session: Session, coop_id: int, name: str, *, by: User | None, reuse: bool = True) -> Action:
+    """Create an action (regroupement) for the coop; names are unique per coop, case-insensitively.
+
+    With `reuse` (box 5 of the entry form) an existing action of that name is returned (restored if
+    archived); without it (the actions page) an existing name is refused.
+    """
     name = " ".join(name.split())
     if not name:
         raise DomainError("Donnez un nom à l'action.", field="name")
@@ -487,8 +491,12 @@ def create_action(session: Session, coop_id: int, name: str, *, by: User | None)
     existing = session.scalar(sa.select(Action).where(Action.coop_id == coop_id,
                                                       sa.func.lower(Action.name) == name.lower()))
     if existing is not None:
+        if not reuse:
+            raise DomainError(f"L'action « {existing.name} » existe déjà"
+                              + (" (archivée : réactivez-la dans la liste)." if existing.is_archived else "."),
+                              field="name")
         if existing.is_archived:
-            existing.is_archived = False
+            set_action_archived(session, existing, False, by=by)
         return existing
     action = Action(coop_id=coop_id, name=name)
     session.add(action)

@@ -79,6 +79,9 @@ class EntryForm(FlaskForm):
     payment_mode = SelectField("4. Mode de paiement", choices=[(m, MODE_LABELS[m]) for m in FORM_MODES])
     cheque_number = StringField("N° du chèque émis", validators=[Optional(), Length(max=20)],
                                 description="Pour un chèque que la coopérative a signé.")
+    slip_number = StringField("N° du bordereau de remise", validators=[Optional(), Length(max=20)],
+                              description="Le numéro imprimé sur le bordereau de remise de chèques : le relevé le "
+                                          "reprend, ce qui permet de pointer la remise d'un seul clic.")
     action = SelectField("5. Action (facultatif)", choices=[("", "— Aucune —")], validate_choice=False)
     new_action = StringField("ou nouvelle action", validators=[Optional(), Length(max=100)],
                              description="Par exemple « Classe de mer » : l'action est créée avec l'opération.")

@@ -6,6 +6,7 @@ from app.models.base import utcnow
 from app.models.coop import DEPARTMENT_CODE, Coop, Mandate, coop_login
 from app.models.federation import Federation
 from app.models.ledger import ENTRY_KINDS, PAYMENT_MODES, Action, Document, Entry, EntryLine, Ledger
+from app.models.mandate_change import MANDATE_CHANGE_STATUSES, MANDATE_DOCUMENT_KINDS, MandateChange
 from app.models.membership import MEMBERSHIP_STATUSES, PAYMENT_METHODS, Membership, MembershipClass
 from app.models.outbox import OutboxEmail
 from app.models.statement import Statement, StatementLine
@@ -42,4 +43,7 @@ __all__ = [
     "PAYMENT_METHODS",
     "Membership",
     "MembershipClass",
+    "MANDATE_CHANGE_STATUSES",
+    "MANDATE_DOCUMENT_KINDS",
+    "MandateChange",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     CheckConstraint,
     Date,
@@ -45,6 +46,10 @@ class Ledger(db.Model):
     # The last statement date and balance the coop typed in the pointage summary (« rectangle jaune »).
     reconciliation_date: Mapped[date | None] = mapped_column(Date)
     reconciliation_balance_cents: Mapped[int | None] = mapped_column(BigInteger)
+    # Year end (app.closing): the statement balance at 31 August and the cash count (arrêté de caisse),
+    # {"total": cents, "counts": {"<denomination in cents>": number} or None when given as one total}.
+    closing_statement_balance_cents: Mapped[int | None] = mapped_column(BigInteger)
+    cash_count: Mapped[dict | None] = mapped_column(JSON)
 
     school_year: Mapped["SchoolYear"] = relationship()  # noqa: F821
     coop: Mapped["Coop"] = relationship()  # noqa: F821
@@ -136,6 +141,9 @@ class Document(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int] = mapped_column(ForeignKey("coop.id", ondelete="CASCADE"), index=True)
     entry_id: Mapped[int | None] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    # A document of a change of mandataire (form, identity, proof of address, bank documents).
+    mandate_change_id: Mapped[int | None] = mapped_column(ForeignKey("mandate_change.id", ondelete="CASCADE"),
+                                                          index=True)
     kind: Mapped[str] = mapped_column(String(30))
     original_name: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(50))
@@ -144,6 +152,9 @@ class Document(db.Model):
     storage_key: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    # A supporting document of a yearly report (signed quitus, statement at 31 August, subsidy proofs...).
+    annual_report_id: Mapped[int | None] = mapped_column(ForeignKey("annual_report.id", ondelete="CASCADE"),
+                                                         index=True)
 
 
 @event.listens_for(Session, "before_flush")

@@ -33,6 +33,7 @@ def cahier_rows(data: Cahier, modes: Mapping[str, str], *, links: bool, editable
     # URL templates built once, then filled per row (url_for per row is the slow part otherwise).
     view_url = url_for("ledger.entry_detail", entry_id=0)[:-1]
     edit_url = url_for("ledger.edit_entry", entry_id=0).rsplit("/0/", 1)
+    delete_url = url_for("ledger.delete_entry", entry_id=0).rsplit("/0/", 1)
     parts: list[str] = []
     append = parts.append
     for r in data.rows:
@@ -59,7 +60,9 @@ def cahier_rows(data: Cahier, modes: Mapping[str, str], *, links: bool, editable
                     "Voir</a>")
             if editable and r.kind != "opening":
                 row += (f' · <a href="{edit_url[0]}/{r.entry_id}/{edit_url[1]}" '
-                        f'aria-label="Modifier la pièce {piece}">Modifier</a>')
+                        f'aria-label="Modifier la pièce {piece}">Modifier</a>'
+                        f' · <a href="{delete_url[0]}/{r.entry_id}/{delete_url[1]}" class="text-danger" '
+                        f'aria-label="Supprimer la pièce {piece}">Supprimer</a>')
             row += "</td>"
         append(row + "</tr>")
     return Markup("\n".join(parts))

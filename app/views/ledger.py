@@ -112,6 +112,8 @@ def _entry_data(form: EntryForm) -> books.EntryData:
     # The form pre-fills the next cheque number and a hidden field is still posted: keep it only for a
     # cheque the coop wrote, or every cash receipt would carry (and use up) that number.
     cheque = (form.cheque_number.data or "") if mode == "cheque" and kind in ("expense", "advance_paid") else ""
+    if mode == "remise":  # the same column holds the deposit slip number of a cheque deposit
+        cheque = form.slip_number.data or ""
     action_id = None
     if form.new_action.data and form.new_action.data.strip():
         action_id = books.create_action(db.session, current_coop_id(), form.new_action.data, by=current_user).id
@@ -253,7 +255,10 @@ def _suggested_piece(ledger: Ledger | None) -> str:
 
 def _fill_from_entry(form: EntryForm, entry: Entry) -> None:
     form.piece.data, form.date.data, form.label.data = entry.piece, entry.date, entry.label
-    form.cheque_number.data = entry.cheque_number
+    if entry.payment_mode == "remise":
+        form.slip_number.data = entry.cheque_number
+    else:
+        form.cheque_number.data = entry.cheque_number
     form.kind.data = books.form_kind(entry)
     if entry.payment_mode in dict(form.payment_mode.choices):
         form.payment_mode.data = entry.payment_mode
@@ -351,7 +356,10 @@ def delete_entry(entry_id: int):
 def upload_voucher(entry_id: int):
     entry = owned_or_404(Entry, entry_id)
     form = VoucherForm()
-    if form.validate_on_submit():
+    if not entry.ledger.is_open:
+        flash(f"Le cahier {entry.ledger.school_year.label} est clôturé : on ne peut plus y ajouter de justificatif.",
+              "warning")
+    elif form.validate_on_submit():
         upload = form.file.data
         try:
             documents.store_document(db.session, upload_dir=current_app.config["UPLOAD_DIR"], coop_id=entry.coop_id,
@@ -380,6 +388,9 @@ def download_document(document_id: int):
     else:
         document = owned_or_404(Document, document_id)
     path = documents.document_path(current_app.config["UPLOAD_DIR"], document)
+    if not path.is_file():
+        current_app.logger.error("document %s: file %s missing from the upload store", document.id, document.storage_key)
+        abort(404)
     response = send_file(path, mimetype=document.content_type, as_attachment=True,
                          download_name=document.original_name, max_age=0)
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
@@ -426,7 +437,7 @@ def actions():
     form = ActionForm()
     if form.validate_on_submit():
         try:
-            action = books.create_action(db.session, current_coop_id(), form.name.data, by=current_user)
+            action = books.create_action(db.session, current_coop_id(), form.name.data, by=current_user, reuse=False)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()

@@ -47,6 +47,7 @@
     document.querySelector(".mode-field").hidden = allowed.length <= 1;
     if (allowed.length > 1 && allowed.indexOf(select.value) === -1) select.value = allowed[0];
     document.querySelector(".cheque-field").hidden = !(select.value === "cheque" && (k === "expense" || k === "advance_paid"));
+    document.querySelector(".slip-field").hidden = select.value !== "remise";
     if (splitsUsed(k) && total !== null) {
       const left = total - split;
       rest.hidden = false;
