@@ -1,0 +1,413 @@
+"""Bank statement parsers: OFX, CAMT.053, QIF and bank CSV exports, into one canonical form.
+
+Every parser returns a `ParsedStatement` whose lines carry signed integer cents from the coop's
+point of view (money in > 0), the booking date, a label, an optional cheque number and reference,
+and a fingerprint used to skip lines already imported: the bank's own id (OFX FITID, CAMT
+AcctSvcrRef) when it gives one, otherwise a hash of date, amount, label and rank among identical
+lines of the file. Anything that is not a statement raises `StatementError` with a French message.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+
+class StatementError(ValueError):
+    """The file is not a statement this module can read (French message for the user)."""
+
+
+class NeedsMapping(StatementError):
+    """A CSV whose layout is not one of the presets: the user must say which column is which."""
+
+    def __init__(self, columns: list[str], sample: list[list[str]]) -> None:
+        super().__init__("Ce fichier CSV n'a pas une mise en page connue : indiquez quelle colonne contient quoi.")
+        self.columns = columns
+        self.sample = sample
+
+
+@dataclass
+class BankLine:
+    date: date
+    amount_cents: int
+    label: str
+    value_date: date | None = None
+    cheque_number: str = ""
+    reference: str = ""
+    bank_id: str = ""  # FITID / AcctSvcrRef
+    raw: str = ""
+    fingerprint: str = ""
+
+
+@dataclass
+class ParsedStatement:
+    source_format: str
+    lines: list[BankLine]
+    account: str = ""
+    closing_balance_cents: int | None = None
+    closing_balance_date: date | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    details: dict = field(default_factory=dict)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def decode(content: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1252 (never Latin-1 first: it always "succeeds")."""
+    if content.startswith(b"\xef\xbb\xbf"):
+        content = content[3:]
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            return content.decode("cp1252")
+        except UnicodeDecodeError:
+            raise StatementError("Le fichier n'est ni en UTF-8 ni en Windows-1252 : ce n'est pas un relevé lisible.") from None
+
+
+def fold(text: str) -> str:
+    """Upper case, no accents, single spaces: for comparing labels and headers."""
+    decomposed = unicodedata.normalize("NFKD", text or "")
+    return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper().split())
+
+
+def to_cents(text: str | Decimal) -> int:
+    """'-1 234,56', '+245.00', '1.234,56' -> signed cents. StatementError when it is not an amount."""
+    if isinstance(text, Decimal):
+        value = text
+    else:
+        raw = re.sub(r"[\s\u00a0\u202f€]", "", text or "")
+        if raw.count(",") == 1 and raw.count(".") >= 1 and raw.rfind(",") > raw.rfind("."):
+            raw = raw.replace(".", "")
+        raw = raw.replace(",", ".")
+        if raw.count(".") > 1:
+            head, _, tail = raw.rpartition(".")
+            raw = head.replace(".", "") + "." + tail
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise StatementError(f"« {text} » n'est pas un montant.") from None
+    cents = value * 100
+    if cents != cents.to_integral_value():
+        raise StatementError(f"« {text} » a plus de deux décimales.")
+    return int(cents)
+
+
+def parse_day(text: str) -> date:
+    text = (text or "").strip()
+    for fmt in ("%d/%m/%Y", "%d/%m/%y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"):
+        try:
+            return datetime.strptime(text, fmt).date()
+        except ValueError:
+            continue
+    raise StatementError(f"« {text} » n'est pas une date (jj/mm/aaaa attendu).")
+
+
+_CHEQUE_IN_LABEL = re.compile(r"^\s*(?:CHEQUE|CHQ)\.?\s*(?:N[°O]\s*)?0*(\d+)")
+
+
+def cheque_from_label(label: str) -> str:
+    """The cheque number of a line whose label starts with CHEQUE/CHQ (leading zeros removed)."""
+    match = _CHEQUE_IN_LABEL.match(fold(label))
+    return match.group(1) if match else ""
+
+
+def normalise_number(number: str) -> str:
+    digits = re.sub(r"\D", "", number or "")
+    return digits.lstrip("0") or ("0" if digits else "")
+
+
+def _fingerprints(lines: list[BankLine]) -> None:
+    """Bank id when given, else a hash of (date, amount, label, rank among identical lines)."""
+    seen: dict[tuple, int] = {}
+    for line in lines:
+        if line.bank_id:
+            line.fingerprint = f"id:{line.bank_id}"[:128]
+            continue
+        key = (line.date.isoformat(), line.amount_cents, fold(line.label))
+        rank = seen.get(key, 0)
+        seen[key] = rank + 1
+        digest = hashlib.sha256(repr((*key, rank)).encode()).hexdigest()
+        line.fingerprint = f"h:{digest}"
+
+
+# -- OFX -----------------------------------------------------------------------------------------
+
+
+def parse_ofx(content: bytes) -> ParsedStatement:
+    from ofxtools.Parser import OFXTree
+
+    tree = OFXTree()
+    try:
+        tree.parse(io.BytesIO(content))
+        ofx = tree.convert()
+    except Exception as exc:  # ofxtools raises many kinds of errors on malformed files
+        raise StatementError(f"Fichier OFX illisible ({type(exc).__name__}).") from None
+    statements = list(getattr(ofx, "statements", []) or [])
+    if not statements:
+        raise StatementError("Le fichier OFX ne contient aucun relevé de compte.")
+    statement = statements[0]
+    lines = []
+    for tx in statement.transactions:
+        label = " ".join(part for part in (tx.name, tx.memo) if part)
+        cheque = ""
+        if tx.trntype == "CHECK" or cheque_from_label(tx.name or ""):
+            cheque = normalise_number(tx.checknum or "") or cheque_from_label(tx.name or "")
+        lines.append(BankLine(date=tx.dtposted.date(), amount_cents=to_cents(tx.trnamt), label=label,
+                              value_date=tx.dtuser.date() if getattr(tx, "dtuser", None) else None,
+                              cheque_number=cheque, bank_id=tx.fitid or "",
+                              raw=f"{tx.trntype};{tx.dtposted:%Y-%m-%d};{tx.trnamt};{tx.fitid};{tx.checknum or ''};"
+                                  f"{tx.name or ''};{tx.memo or ''}"))
+    balance = getattr(statement, "balance", None)
+    account = getattr(statement.account, "acctid", "") or ""
+    parsed = ParsedStatement("ofx", lines, account=account,
+                             closing_balance_cents=to_cents(balance.balamt) if balance is not None else None,
+                             closing_balance_date=balance.dtasof.date() if balance is not None else None)
+    transactions = statement.banktranlist
+    if transactions is not None:
+        parsed.start_date, parsed.end_date = transactions.dtstart.date(), transactions.dtend.date()
+    return parsed
+
+
+# -- CAMT.053 ------------------------------------------------------------------------------------
+
+
+def parse_camt(content: bytes) -> ParsedStatement:
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(content, parser)
+    except etree.XMLSyntaxError:
+        raise StatementError("Fichier XML illisible.") from None
+
+    def find(node, path):
+        found = node.xpath(path)
+        return found[0] if found else None
+
+    def text(node, path):
+        found = find(node, path)
+        return (found.text or "").strip() if found is not None else ""
+
+    def local(path: str) -> str:
+        return "/".join(f"*[local-name()='{step}']" if step not in (".", "..") else step for step in path.split("/"))
+
+    statement = find(root, ".//" + local("Stmt"))
+    if statement is None:
+        raise StatementError("Ce fichier XML n'est pas un relevé CAMT.053.")
+    lines = []
+    for entry in statement.xpath(local("Ntry")):
+        if text(entry, local("Sts")) not in ("", "BOOK"):
+            continue  # pending lines are not on the statement yet
+        amount = to_cents(Decimal(text(entry, local("Amt"))))
+        if text(entry, local("CdtDbtInd")) == "DBIT":
+            amount = -amount
+        day = text(entry, local("BookgDt/Dt")) or text(entry, local("BookgDt/DtTm"))[:10]
+        value = text(entry, local("ValDt/Dt"))
+        details = entry.xpath(local("NtryDtls/TxDtls"))
+        cheque = ""
+        if amount < 0 and len(details) == 1:
+            cheque = normalise_number(text(details[0], local("Refs/ChqNb")))
+        references = [text(detail, local("Refs/EndToEndId")) for detail in details]
+        references += [text(detail, local("Refs/MndtId")) for detail in details]
+        informations = [text(entry, local("AddtlNtryInf"))]
+        informations += [text(detail, local("RmtInf/Ustrd")) for detail in details]
+        label = " ".join(part for part in informations if part)
+        lines.append(BankLine(date=date.fromisoformat(day[:10]), amount_cents=amount, label=label,
+                              value_date=date.fromisoformat(value[:10]) if value else None, cheque_number=cheque,
+                              reference=" ".join(ref for ref in references if ref and ref != "NOTPROVIDED"),
+                              bank_id=text(entry, local("AcctSvcrRef")),
+                              raw=etree.tostring(entry, encoding="unicode")[:4000]))
+    parsed = ParsedStatement("camt.053", lines, account=text(statement, local("Acct/Id/IBAN")))
+    for balance in statement.xpath(local("Bal")):
+        if text(balance, local("Tp/CdOrPrtry/Cd")) == "CLBD":
+            cents = to_cents(Decimal(text(balance, local("Amt"))))
+            parsed.closing_balance_cents = -cents if text(balance, local("CdtDbtInd")) == "DBIT" else cents
+            parsed.closing_balance_date = date.fromisoformat(text(balance, local("Dt/Dt"))[:10])
+    start, end = text(statement, local("FrToDt/FrDtTm")), text(statement, local("FrToDt/ToDtTm"))
+    parsed.start_date = date.fromisoformat(start[:10]) if start else None
+    parsed.end_date = date.fromisoformat(end[:10]) if end else None
+    return parsed
+
+
+# -- QIF -----------------------------------------------------------------------------------------
+
+
+def parse_qif(text: str) -> ParsedStatement:
+    lines: list[BankLine] = []
+    record: dict[str, str] = {}
+    raw: list[str] = []
+    for row in text.splitlines():
+        if not row.strip() or row.startswith("!"):
+            continue
+        if row.startswith("^"):
+            if record:
+                label = " ".join(part for part in (record.get("P", ""), record.get("M", "")) if part)
+                number = record.get("N", "")
+                lines.append(BankLine(date=parse_day(record.get("D", "")), amount_cents=to_cents(record.get("T", "")),
+                                      label=label, cheque_number=normalise_number(number) if number.strip().isdigit()
+                                      else cheque_from_label(label), raw="|".join(raw)))
+            record, raw = {}, []
+            continue
+        record[row[0]] = row[1:].strip()
+        raw.append(row)
+    if not lines:
+        raise StatementError("Le fichier QIF ne contient aucune opération.")
+    return ParsedStatement("qif", lines)
+
+
+# -- CSV -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CsvMapping:
+    """Which columns hold what (0-based indexes); either `amount` or `debit`/`credit`."""
+
+    date: int
+    label: tuple[int, ...]
+    amount: int | None = None
+    debit: int | None = None
+    credit: int | None = None
+    value_date: int | None = None
+    reference: int | None = None
+    name: str = "manuel"
+
+
+@dataclass(frozen=True)
+class CsvPreset:
+    name: str
+    required: tuple[str, ...]  # folded header names that identify the layout
+    date: str
+    label: tuple[str, ...]
+    amount: str | None = None
+    debit: str | None = None
+    credit: str | None = None
+    value_date: str | None = None
+    reference: str | None = None
+
+
+PRESETS = (
+    CsvPreset("Caisse d'Épargne / Banque Populaire",
+              ("DATE DE COMPTABILISATION", "LIBELLE OPERATION", "DEBIT", "CREDIT"),
+              date="DATE DE COMPTABILISATION", label=("LIBELLE OPERATION", "INFORMATIONS COMPLEMENTAIRES"),
+              debit="DEBIT", credit="CREDIT", value_date="DATE DE VALEUR", reference="REFERENCE"),
+    CsvPreset("Crédit Mutuel / CIC", ("DATE", "DATE DE VALEUR", "DEBIT", "CREDIT", "LIBELLE"),
+              date="DATE", label=("LIBELLE",), debit="DEBIT", credit="CREDIT", value_date="DATE DE VALEUR"),
+    CsvPreset("Crédit Mutuel / CIC", ("DATE", "DATE DE VALEUR", "MONTANT", "LIBELLE"),
+              date="DATE", label=("LIBELLE",), amount="MONTANT", value_date="DATE DE VALEUR"),
+    CsvPreset("CIC", ("DATE D'OPERATION", "DATE DE VALEUR", "MONTANT", "LIBELLE"),
+              date="DATE D'OPERATION", label=("LIBELLE",), amount="MONTANT", value_date="DATE DE VALEUR"),
+    CsvPreset("Crédit Agricole", ("DATE", "LIBELLE", "DEBIT EUROS", "CREDIT EUROS"),
+              date="DATE", label=("LIBELLE",), debit="DEBIT EUROS", credit="CREDIT EUROS", value_date="DATE VALEUR"),
+    CsvPreset("La Banque Postale", ("DATE", "LIBELLE", "MONTANT(EUROS)"),
+              date="DATE", label=("LIBELLE",), amount="MONTANT(EUROS)"),
+    CsvPreset("Société Générale", ("DATE DE L'OPERATION", "LIBELLE", "MONTANT DE L'OPERATION"),
+              date="DATE DE L'OPERATION", label=("LIBELLE", "DETAIL DE L'ECRITURE"), amount="MONTANT DE L'OPERATION"),
+)
+
+
+def _csv_rows(text: str) -> list[list[str]]:
+    sample = "\n".join(text.splitlines()[:30])
+    delimiter = max((";", ",", "\t"), key=lambda d: sample.count(d))
+    return [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+
+
+def _preset_mapping(rows: list[list[str]]) -> tuple[int, CsvMapping] | None:
+    """Find the header row (in the first 25 lines) of a known layout."""
+    for index, row in enumerate(rows[:25]):
+        header = [fold(cell) for cell in row]
+        for preset in PRESETS:
+            if all(name in header for name in preset.required):
+                def col(name):
+                    return header.index(name) if name and name in header else None
+
+                return index, CsvMapping(date=col(preset.date), label=tuple(c for c in map(col, preset.label)
+                                                                             if c is not None),
+                                         amount=col(preset.amount), debit=col(preset.debit), credit=col(preset.credit),
+                                         value_date=col(preset.value_date), reference=col(preset.reference),
+                                         name=preset.name)
+    return None
+
+
+def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | None = None) -> ParsedStatement:
+    """Parse a bank CSV with a detected preset, or with the user's `mapping` (header on `header_row`)."""
+    rows = _csv_rows(text)
+    if mapping is None:
+        found = _preset_mapping(rows)
+        if found is None:
+            width = max((len(row) for row in rows[:25]), default=0)
+            first = next((i for i, row in enumerate(rows[:25]) if len(row) == width and width >= 3), 0)
+            raise NeedsMapping(rows[first] if rows else [], rows[first + 1:first + 6])
+        header_row, mapping = found
+    header_row = header_row or 0
+    lines: list[BankLine] = []
+    errors = []
+    for number, row in enumerate(rows[header_row + 1:], start=header_row + 2):
+        if not any(cell.strip() for cell in row):
+            continue
+
+        def cell(index):
+            return row[index].strip() if index is not None and index < len(row) else ""
+
+        try:
+            if not cell(mapping.date):
+                continue  # footer or balance lines
+            day = parse_day(cell(mapping.date))
+            if mapping.amount is not None:
+                amount = to_cents(cell(mapping.amount))
+            else:
+                debit, credit = cell(mapping.debit), cell(mapping.credit)
+                amount = (-abs(to_cents(debit)) if debit else 0) + (abs(to_cents(credit)) if credit else 0)
+        except StatementError as exc:
+            errors.append(f"ligne {number} : {exc}")
+            continue
+        label = " ".join(cell(i) for i in mapping.label if cell(i))
+        lines.append(BankLine(date=day, amount_cents=amount, label=label,
+                              value_date=parse_day(cell(mapping.value_date)) if cell(mapping.value_date) else None,
+                              cheque_number=cheque_from_label(label), reference=cell(mapping.reference),
+                              raw=";".join(row)))
+    if errors:
+        raise StatementError("Lignes illisibles : " + " ; ".join(errors[:5]))
+    if not lines:
+        raise StatementError("Aucune opération trouvée dans ce fichier.")
+    lines.sort(key=lambda line: line.date)  # some banks list the newest first
+    return ParsedStatement(f"csv ({mapping.name})", lines)
+
+
+# -- entry point ---------------------------------------------------------------------------------
+
+
+def parse_statement(content: bytes, *, mapping: CsvMapping | None = None, header_row: int | None = None) -> ParsedStatement:
+    """Detect the format and parse; raise StatementError (or NeedsMapping for an unknown CSV)."""
+    if not content.strip():
+        raise StatementError("Le fichier est vide.")
+    head = content[:2048].lstrip(b"\xef\xbb\xbf \r\n\t")
+    if head.startswith(b"%PDF") or b"\x00" in content[:4096]:
+        raise StatementError("Ce fichier n'est pas un relevé au format texte (OFX, CAMT.053, CSV ou QIF). "
+                             "Un relevé PDF ne peut pas être importé : téléchargez le relevé « OFX » ou « CSV » "
+                             "depuis votre banque en ligne.")
+    upper = head.upper()
+    if upper.startswith(b"OFXHEADER") or b"<OFX>" in upper:
+        parsed = parse_ofx(content)
+    elif upper.startswith(b"<?XML") or upper.startswith(b"<DOCUMENT"):
+        parsed = parse_camt(content)
+    elif upper.startswith(b"!TYPE:"):
+        parsed = parse_qif(decode(content))
+    else:
+        text = decode(content)
+        if not re.search(r"[;,\t]", text.split("\n", 1)[0]) and mapping is None and _preset_mapping(_csv_rows(text)) is None:
+            raise StatementError("Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF).")
+        parsed = parse_csv(text, mapping, header_row)
+    if parsed.lines and parsed.start_date is None:
+        parsed.start_date = min(line.date for line in parsed.lines)
+        parsed.end_date = max(line.date for line in parsed.lines)
+    _fingerprints(parsed.lines)
+    return parsed
