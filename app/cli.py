@@ -26,6 +26,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(users_group)
     app.cli.add_command(mail_group)
     app.cli.add_command(ledger_group)
+    app.cli.add_command(statements_group)
 
 
 # AppGroup / with_appcontext: the app context is also there when the command is invoked through
@@ -208,3 +209,38 @@ def ledger_import_command(login: str, year: str, file: Path) -> None:
 
     click.echo(f"{count} opération(s) importée(s) dans le cahier {start}-{start + 1} de {user.login}. "
                f"Banque : {format_amount(balances.bank)} € ; caisse : {format_amount(balances.cash)} €.")
+
+
+@click.group("statements", cls=AppGroup)
+def statements_group() -> None:
+    """Bank statements (pointage)."""
+
+
+@statements_group.command("import")
+@click.argument("login")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def statements_import_command(login: str, file: Path) -> None:
+    """Import a bank statement FILE (OFX, CAMT.053, bank CSV or QIF) for coop LOGIN; known lines are skipped."""
+    import sqlalchemy as sa
+
+    from app.models import User
+    from app.reconciliation import import_statement
+    from app.statements import NeedsMapping, StatementError, parse_statement
+
+    user = db.session.scalar(sa.select(User).where(User.login == login.strip().lower(), User.role == "coop"))
+    if user is None:
+        raise click.ClickException(f"Aucune coopérative n'a l'identifiant {login}.")
+    content = file.read_bytes()
+    try:
+        parsed = parse_statement(content)
+    except NeedsMapping:
+        click.echo("Mise en page CSV inconnue : importez ce relevé depuis le portail, qui permet d'indiquer "
+                   "les colonnes.", err=True)
+        sys.exit(1)
+    except StatementError as exc:
+        click.echo(f"Ce fichier n'est pas un relevé lisible : {exc}", err=True)
+        sys.exit(1)
+    result = import_statement(db.session, user.coop_id, parsed, filename=file.name, content=content, by=None)
+    db.session.commit()
+    click.echo(f"Relevé {parsed.source_format} importé pour {user.login} : {result.added} ligne(s) ajoutée(s), "
+               f"{result.skipped} déjà connue(s).")

@@ -1,0 +1,230 @@
+"""Pointage: every statement format gives the expected matches and reconciliation; clearing rules."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app import ledger as books
+from app import reconciliation as rec
+from app.errors import DomainError
+from app.models import Coop, Entry, EntryLine, StatementLine
+from app.statements import NeedsMapping, StatementError, parse_statement
+
+DATA = Path(__file__).parent / "data" / "statements"
+EXPECTED = json.loads((DATA / "expected_matches_2025-09.json").read_text(encoding="utf-8"))
+FORMATS = ["releve_2025-09_credit_mutuel.ofx", "releve_2025-09_camt.053.001.02.xml", "releve_2025-09_credit_mutuel.csv",
+           "releve_2025-09_caisse_epargne.csv", "releve_2025-09.qif"]
+MODES = {"CHQ": "cheque", "CHQ_RECU": "remise", "VIR": "virement", "CB": "carte", "PRLV": "prelevement",
+         "ESP": "especes"}
+
+
+def load_fixture_ledger(session, coop) -> dict[str, int]:
+    """The fixture cash-book: L01 (28/08/2025) in 2024-2025, the rest in 2025-2026 (opening 1 114,56).
+    Returns fixture id -> bank EntryLine id."""
+    previous = books.open_ledger(session, coop, 2024)
+    current = books.open_ledger(session, coop, 2025)
+    books.record_opening(session, current, bank=111456, cash=0, by=None)
+    ids = {}
+    text = (DATA / "cahier_comptes_coop_2025-09.csv").read_text(encoding="utf-8-sig")
+    for row in csv.DictReader(io.StringIO(text), delimiter=";"):
+        day = date(*reversed([int(part) for part in row["date"].split("/")]))
+        receipt = bool(row["recette"])
+        amount = int(row["recette" if receipt else "depense"].replace(",", ""))
+        mode = MODES[row["mode"]]
+        data = books.EntryData(
+            piece=row["id"], date=day, label=row["libelle"], payment_mode=mode,
+            kind="receipt" if receipt else "expense",
+            treasury=books.Treasury(bank_in=amount) if receipt else books.Treasury(bank_out=amount),
+            splits=[books.Split("756" if receipt else "6068", amount)],
+            cheque_number=row["numero_cheque"] or row["bordereau"])
+        entry = books.record_entry(session, previous if day.year == 2025 and day.month == 8 else current, data, by=None)
+        ids[row["id"]] = next(line.id for line in entry.lines if line.account.code == "512")
+    return ids
+
+
+@pytest.fixture
+def coops(make_coop):
+    return make_coop(42), make_coop(43)  # created before the test's session opens its write transaction
+
+
+@pytest.fixture
+def coop(session, coops):
+    return session.get(Coop, coops[0].id)
+
+
+@pytest.mark.parametrize("filename", FORMATS)
+def test_every_format_gives_the_expected_matches(session, coop, filename):
+    ids = load_fixture_ledger(session, coop)
+    by_line = {line_id: fixture for fixture, line_id in ids.items()}
+    parsed = parse_statement((DATA / filename).read_bytes())
+    result = rec.import_statement(session, coop.id, parsed, filename=filename, content=b"x", by=None)
+    assert (result.added, result.skipped) == (9, 0)
+    items = {item.id: item for item in rec.open_bank_items(session, coop.id)}
+    matched = rec.match(list(items.values()), rec.uncleared_book_lines(session, coop.id))
+
+    def bank_key(item_id):  # the FITID of the OFX fixture, by date and amount
+        item = items[item_id]
+        return item.date, item.amount
+
+    fitids = {}
+    for tx in parse_statement((DATA / "releve_2025-09_credit_mutuel.ofx").read_bytes()).lines:
+        fitids[(tx.date, tx.amount_cents)] = tx.fingerprint.removeprefix("id:")
+    got = sorted((fitids[bank_key(p.bank_id)], sorted(by_line[i] for i in p.line_ids), p.rule[:2])
+                 for p in matched.proposals)
+    expected = sorted((m["bank_fitid"], m["ledger_ids"], m["rule"][:2]) for m in EXPECTED["matches"])
+    # R2 and R4 are both accepted for the OCCE debit (the cash-book does not carry the RUM)
+    assert [(f, ids_) for f, ids_, _ in got] == [(f, ids_) for f, ids_, _ in expected]
+    for (_, _, rule), (_, _, wanted) in zip(got, expected, strict=True):
+        assert rule == wanted or (wanted == "R2" and rule == "R4")
+    assert [fitids[bank_key(i)] for i in matched.unmatched_bank] == [u["bank_fitid"] for u in EXPECTED["unmatched_bank"]]
+    assert sorted(by_line[i] for i in matched.unmatched_book) == [u["ledger_id"] for u in EXPECTED["unmatched_ledger"]]
+    assert matched.suggestions == []
+
+    # confirm everything, book the missing fee, and the summary box says 0,00
+    for proposal in matched.proposals:
+        rec.confirm_match(session, coop.id, proposal.bank_id, list(proposal.line_ids), by=None)
+    current = books.open_ledger(session, coop, 2025)
+    summary = rec.reconcile(session, current, date(2025, 9, 30), 185306)
+    assert (summary.book_balance, summary.difference) == (181906, -600)  # the fee not yet booked
+    fee = items[matched.unmatched_bank[0]]
+    entry = books.record_entry(session, current, books.EntryData(
+        piece="F01", date=fee.date, label=fee.label[:200], payment_mode="prelevement", kind="expense",
+        treasury=books.Treasury(bank_out=600), splits=[books.Split("627", 600)]), by=None)
+    rec.confirm_match(session, coop.id, fee.id, [next(l.id for l in entry.lines if l.account.code == "512")], by=None)
+    summary = rec.reconcile(session, current, date(2025, 9, 30), 185306)
+    assert (summary.book_balance, summary.uncleared_total, summary.difference) == (181306, -4000, 0)
+    assert summary.is_reconciled
+
+
+def test_reimporting_an_overlapping_statement_adds_nothing(session, coop):
+    content = (DATA / "releve_2025-09_credit_mutuel.ofx").read_bytes()
+    rec.import_statement(session, coop.id, parse_statement(content), filename="a.ofx", content=content, by=None)
+    again = rec.import_statement(session, coop.id, parse_statement(content), filename="a.ofx", content=content, by=None)
+    assert (again.added, again.skipped) == (0, 9)
+    csv_content = (DATA / "releve_2025-09_caisse_epargne.csv").read_bytes()
+    first = rec.import_statement(session, coop.id, parse_statement(csv_content), filename="b.csv", content=csv_content,
+                                 by=None)
+    second = rec.import_statement(session, coop.id, parse_statement(csv_content), filename="b.csv",
+                                  content=csv_content, by=None)
+    assert (first.added, second.added) == (9, 0)
+    assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 18
+
+
+@pytest.mark.parametrize("content", [b"", b"%PDF-1.4 relev\xe9", b"Bonjour, ceci est une lettre.\n",
+                                     b"<?xml version='1.0'?><html/>", b"OFXHEADER:100\n<OFX>garbage"])
+def test_a_file_that_is_not_a_statement_is_refused(content):
+    with pytest.raises(StatementError):
+        parse_statement(content)
+
+
+def test_unknown_csv_asks_for_a_mapping_and_then_parses():
+    content = "Quand;Quoi;Combien\n03/09/2025;Achat papeterie;-12,50\n04/09/2025;Don APE;100,00\n".encode()
+    with pytest.raises(NeedsMapping) as caught:
+        parse_statement(content)
+    assert caught.value.columns == ["Quand", "Quoi", "Combien"]
+    from app.statements import CsvMapping
+
+    parsed = parse_statement(content, mapping=CsvMapping(date=0, label=(1,), amount=2), header_row=0)
+    assert [(line.date, line.amount_cents) for line in parsed.lines] == [(date(2025, 9, 3), -1250),
+                                                                         (date(2025, 9, 4), 10000)]
+
+
+def test_presets_detected_from_the_header():
+    postale = ("Numéro Compte;0123456X020\nType;CCP\nCompte tenu en;euros\nDate;30/09/2025\n\n"
+               "Date;Libellé;Montant(EUROS)\n02/09/2025;CHEQUE N° 0001231;-120,00\n").encode("cp1252")
+    parsed = parse_statement(postale)
+    assert parsed.source_format == "csv (La Banque Postale)"
+    assert (parsed.lines[0].amount_cents, parsed.lines[0].cheque_number) == (-12000, "1231")
+    agricole = ("Compte;12345\nSolde au 30/09/2025;1 853,06 €\n\nDate;Libellé;Débit euros;Crédit euros;\n"
+                "04/09/2025;\"REMISE CHEQUES\n0004512\";;245,00;\n08/09/2025;FRAIS;1 006,00;;\n").encode("cp1252")
+    parsed = parse_statement(agricole)
+    assert parsed.source_format == "csv (Crédit Agricole)"
+    assert [line.amount_cents for line in parsed.lines] == [24500, -100600]
+    generale = ("=Compte;FR76...\nDate de l'opération;Libellé;Détail de l'écriture;Montant de l'opération;Devise\n"
+                "15/09/2025;PRELEVEMENT EUROPEEN;OCCE 85;-45,50;EUR\n").encode("cp1252")
+    assert parse_statement(generale).source_format == "csv (Société Générale)"
+
+
+def test_ambiguous_amounts_become_suggestions_not_matches():
+    bank = [rec.BankItem(1, date(2025, 10, 3), -3500, "CB BOULANGERIE", "", ""),
+            rec.BankItem(2, date(2025, 10, 4), -3500, "CB PHARMACIE", "", "")]
+    book = [rec.BookLine(10, 1, date(2025, 10, 2), -3500, "carte", "", "Pharmacie", "D1"),
+            rec.BookLine(11, 2, date(2025, 10, 3), -3500, "carte", "", "Boulangerie", "D2")]
+    result = rec.match(bank, book)
+    assert result.proposals == []
+    assert {(s.bank_id, s.line_ids) for s in result.suggestions} == {(1, (11,)), (2, (10,))}
+    assert all(not s.sure for s in result.suggestions)
+
+
+def test_cheque_number_with_another_amount_is_an_anomaly():
+    bank = [rec.BankItem(1, date(2025, 10, 3), -4000, "CHEQUE 0001240", "1240", "")]
+    book = [rec.BookLine(10, 1, date(2025, 10, 1), -3900, "cheque", "1240", "Librairie", "D1")]
+    result = rec.match(bank, book)
+    assert result.proposals == [] and "n'a pas le même montant" in result.anomalies[0]
+
+
+def test_confirm_checks_amounts_and_tenancy(session, coop, coops):
+    ids = load_fixture_ledger(session, coop)
+    content = (DATA / "releve_2025-09_credit_mutuel.ofx").read_bytes()
+    rec.import_statement(session, coop.id, parse_statement(content), filename="r.ofx", content=content, by=None)
+    deposit = next(i for i in rec.open_bank_items(session, coop.id) if i.amount == 24500)
+    with pytest.raises(DomainError, match="montants ne correspondent pas"):
+        rec.confirm_match(session, coop.id, deposit.id, [ids["L02"], ids["L03"]], by=None)
+    other = session.get(Coop, coops[1].id)
+    with pytest.raises(DomainError, match="introuvable"):
+        rec.confirm_match(session, other.id, deposit.id, [ids["L02"], ids["L03"], ids["L04"]], by=None)
+    rec.confirm_match(session, coop.id, deposit.id, [ids["L02"], ids["L03"], ids["L04"]], by=None)
+    assert {session.get(EntryLine, ids[k]).cleared_on for k in ("L02", "L03", "L04")} == {date(2025, 9, 4)}
+    with pytest.raises(DomainError, match="déjà pointée"):
+        rec.confirm_match(session, coop.id, deposit.id, [ids["L06"]], by=None)
+
+
+def test_clearing_in_the_next_year_keeps_the_old_reconciliation(session, coop):
+    ids = load_fixture_ledger(session, coop)
+    previous = books.open_ledger(session, coop, 2024)
+    before = rec.reconcile(session, previous, date(2025, 8, 31), None)
+    assert (before.uncleared_total, before.uncleared_count) == (-12000, 1)
+    rec.clear_line(session, coop.id, ids["L01"], date(2025, 9, 2), by=None)
+    after = rec.reconcile(session, previous, date(2025, 8, 31), None)
+    assert after == before  # cleared on 02/09: still outstanding at 31/08
+    assert rec.unclear_line(session, coop.id, ids["L01"], by=None).cleared_on is None
+
+
+def test_changing_a_cleared_amount_unclears(session, coop):
+    ids = load_fixture_ledger(session, coop)
+    rec.clear_line(session, coop.id, ids["L06"], date(2025, 9, 8), by=None)
+    entry = session.get(EntryLine, ids["L06"]).entry
+    data = books.EntryData(piece=entry.piece, date=entry.date, label=entry.label, payment_mode="virement",
+                           kind="receipt", treasury=books.Treasury(bank_in=50100), splits=[books.Split("756", 50100)])
+    assert books.update_entry(session, entry, data, expected_version=entry.version, by=None) is True
+    bank_line = next(line for line in entry.lines if line.account.code == "512")
+    assert bank_line.cleared_on is None
+
+
+def test_statement_cli_import(app, coops):
+    path = DATA / "releve_2025-09_credit_mutuel.ofx"
+    result = app.test_cli_runner().invoke(args=["statements", "import", "085-042", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "9 ligne(s) ajoutée(s)" in result.output
+    again = app.test_cli_runner().invoke(args=["statements", "import", "085-042", str(path)])
+    assert "0 ligne(s) ajoutée(s), 9 déjà connue(s)" in again.output
+    bad = app.test_cli_runner().invoke(args=["statements", "import", "085-042", str(DATA / "README.md")])
+    assert bad.exit_code == 1 and "relevé" in bad.output
+
+
+def test_matching_is_deterministic(session, coop):
+    load_fixture_ledger(session, coop)
+    content = (DATA / "releve_2025-09.qif").read_bytes()
+    rec.import_statement(session, coop.id, parse_statement(content), filename="r.qif", content=content, by=None)
+    items = rec.open_bank_items(session, coop.id)
+    book = rec.uncleared_book_lines(session, coop.id)
+    first = rec.match(items, book)
+    second = rec.match(list(reversed(items)), list(reversed(book)))
+    assert first == second
