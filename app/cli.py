@@ -26,6 +26,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(users_group)
     app.cli.add_command(mail_group)
     app.cli.add_command(ledger_group)
+    app.cli.add_command(reports_group)
     app.cli.add_command(statements_group)
 
 
@@ -244,3 +245,113 @@ def statements_import_command(login: str, file: Path) -> None:
     db.session.commit()
     click.echo(f"Relevé {parsed.source_format} importé pour {user.login} : {result.added} ligne(s) ajoutée(s), "
                f"{result.skipped} déjà connue(s).")
+
+
+def _coop_user(login: str):
+    import sqlalchemy as sa
+
+    from app.models import User
+
+    user = db.session.scalar(sa.select(User).where(User.login == login.strip().lower(), User.role == "coop"))
+    if user is None:
+        raise click.ClickException(f"Aucune coopérative n'a l'identifiant {login}.")
+    return user
+
+
+def _amount(text: str) -> int:
+    from app.money import parse_amount
+
+    try:
+        return parse_amount(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@ledger_group.command("close")
+@click.argument("login")
+@click.argument("year")
+@click.option("--statement-balance", required=True, help="Solde du relevé bancaire au 31 août (ex. 3092,40).")
+@click.option("--cash-count", required=True, help="Arrêté de caisse au 31 août, en un total (ex. 50,00).")
+def ledger_close_command(login: str, year: str, statement_balance: str, cash_count: str) -> None:
+    """Close the ledger of coop LOGIN for YEAR with the checks of the closing wizard (past years).
+
+    Carries the closing bank and cash balances into the next year's opening entry.
+    """
+    from app import closing, ledger
+    from app.errors import DomainError
+    from app.models import utcnow
+    from app.money import format_amount
+
+    start = parse_year(year)
+    user = _coop_user(login)
+    book = ledger.find_ledger(db.session, user.coop_id, start)
+    if book is None:
+        raise click.ClickException(f"{user.login} n'a pas de cahier {start}-{start + 1}.")
+    balance, count = _amount(statement_balance), _amount(cash_count)
+    try:
+        done = closing.close_ledger(db.session, book, statement_balance=balance, cash_count=count, by=None,
+                                    now=utcnow())
+    except closing.ClosingRefused as exc:
+        db.session.rollback()
+        click.echo(f"Clôture refusée, rien n'a été enregistré ({user.login}, {start}-{start + 1}) :", err=True)
+        for check in exc.failed:
+            click.echo(f"  {check.label} : {check.message}", err=True)
+        sys.exit(1)
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    click.echo(f"Cahier {start}-{start + 1} de {user.login} clôturé. Report à nouveau "
+               f"{done.next_ledger.school_year.label} : banque {format_amount(done.bank)} €, "
+               f"caisse {format_amount(done.cash)} €.")
+
+
+@click.group("reports", cls=AppGroup)
+def reports_group() -> None:
+    """Yearly reports (CRA / CRF)."""
+
+
+@reports_group.command("crf")
+@click.argument("login")
+@click.argument("year")
+@click.option("--json", "as_json", is_flag=True, help="Les chiffres en JSON (montants en centimes).")
+def reports_crf_command(login: str, year: str, as_json: bool) -> None:
+    """Print the CRF (compte rendu financier) of coop LOGIN for YEAR, computed from its closed ledger."""
+    import json
+
+    from app import ledger, reports
+    from app.money import format_amount
+
+    start = parse_year(year)
+    user = _coop_user(login)
+    book = ledger.find_ledger(db.session, user.coop_id, start)
+    if book is None:
+        raise click.ClickException(f"{user.login} n'a pas de cahier {start}-{start + 1}.")
+    if book.is_open:
+        raise click.ClickException(f"Le cahier {start}-{start + 1} de {user.login} n'est pas clôturé : le compte "
+                                   "rendu financier s'établit après la clôture.")
+    crf = reports.build_crf(db.session, book)
+    if as_json:
+        click.echo(json.dumps(crf.to_json(), ensure_ascii=False, indent=2))
+        return
+
+    def euros(cents: int | None) -> str:
+        return "—" if cents is None else f"{format_amount(cents)} €".replace("\u202f", " ")
+
+    click.echo(f"Compte rendu financier {crf.year_label} — {crf.coop.login} {crf.coop.name}")
+    click.echo("Charges :")
+    for line in crf.charges:
+        click.echo(f"  {line.display_code} {line.label:<60} {euros(line.amount):>14}")
+    click.echo(f"  Total des charges {euros(crf.total_charges):>73}")
+    click.echo("Produits :")
+    for line in crf.produits:
+        click.echo(f"  {line.display_code} {line.label:<60} {euros(line.amount):>14}")
+    click.echo(f"  Total des produits {euros(crf.total_produits):>72}")
+    click.echo(f"Résultat : {euros(crf.result)}")
+    click.echo(f"Report à nouveau : banque {euros(crf.opening_bank)}, caisse {euros(crf.opening_cash)} ; "
+               f"au 31 août : banque {euros(crf.closing_bank)}, caisse {euros(crf.closing_cash)} "
+               f"({'bilan équilibré' if crf.is_balanced else 'BILAN DÉSÉQUILIBRÉ'}).")
+    reconciliation = crf.reconciliation
+    click.echo(f"Relevé au 31 août : {euros(reconciliation.statement_balance)} ; "
+               f"{len(reconciliation.uncleared)} opération(s) non pointée(s) "
+               f"({euros(reconciliation.uncleared_total)}).")

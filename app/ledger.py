@@ -240,6 +240,14 @@ def _check_writable(ledger: Ledger) -> None:
         raise DomainError(f"Le cahier {ledger.school_year.label} est clôturé : il ne peut plus être modifié.")
 
 
+def _check_not_carried(session: Session, ledger: Ledger) -> None:
+    """Refuse an opening typed by hand when it comes from the closing of the previous year."""
+    previous = find_ledger(session, ledger.coop_id, ledger.school_year.start_year - 1)
+    if previous is not None and not previous.is_open:
+        raise DomainError(f"Le report à nouveau {ledger.school_year.label} vient de la clôture du cahier "
+                          f"{previous.school_year.label} : il ne se modifie pas à la main.", field="bank")
+
+
 def _check_header(session: Session, ledger: Ledger, data: EntryData, *, entry_id: int | None = None) -> None:
     year = ledger.school_year
     if not data.piece.strip():
@@ -369,9 +377,16 @@ def opening_entry(session: Session, ledger: Ledger) -> Entry | None:
     return session.scalar(sa.select(Entry).where(Entry.ledger_id == ledger.id, Entry.kind == "opening"))
 
 
-def record_opening(session: Session, ledger: Ledger, *, bank: int, cash: int, by: User | None, ip: str = "") -> Entry | None:
-    """Set the opening balances at 1 September (+512 +530 / -110); replaces a previous opening entry."""
+def record_opening(session: Session, ledger: Ledger, *, bank: int, cash: int, by: User | None, ip: str = "",
+                   carried: bool = False) -> Entry | None:
+    """Set the opening balances at 1 September (+512 +530 / -110); replaces a previous opening entry.
+
+    Once the previous year is closed, the opening is its closing balances: only the closing
+    (`app.closing.carry_forward`, with `carried=True`) writes it; by hand it raises DomainError.
+    """
     _check_writable(ledger)
+    if not carried:
+        _check_not_carried(session, ledger)
     if cash < 0:
         raise DomainError("Une caisse ne peut pas être négative.", field="cash")
     accounts = accounts_by_code(session)

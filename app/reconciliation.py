@@ -251,7 +251,8 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
 
 def _bank_lines(session: Session, coop_id: int, line_ids: list[int]) -> list[EntryLine]:
     lines = session.scalars(
-        sa.select(EntryLine).join(Entry, Entry.id == EntryLine.entry_id).join(Account, Account.id == EntryLine.account_id)
+        sa.select(EntryLine).join(Entry, Entry.id == EntryLine.entry_id)
+        .join(Account, Account.id == EntryLine.account_id)
         .where(EntryLine.id.in_(line_ids), Entry.coop_id == coop_id, Account.code == BANK)).all()
     if len(lines) != len(set(line_ids)):
         raise DomainError("Ligne du cahier introuvable.")
@@ -352,3 +353,76 @@ def save_statement_balance(session: Session, ledger: Ledger, on: date, balance: 
     session.flush()
     audit.record(session, "pointage.statement_balance", actor=by, coop_id=ledger.coop_id, entity="ledger",
                  entity_id=ledger.id, after={"date": on.isoformat(), "balance": balance})
+
+
+# -- creating the missing entry from a statement line (« Créer l'opération ») --------------------
+
+
+@dataclass(frozen=True)
+class EntrySuggestion:
+    """What the entry form is prefilled with for a statement line that has no entry."""
+
+    kind: str
+    payment_mode: str
+    date: date
+    label: str
+    bank_amount: int
+    splits: tuple[tuple[str, int], ...]
+
+
+_FEE_WORDS = ("FRAIS", "COMMISSION", "AGIOS", "COTIS CARTE", "COTISATION CARTE", "TENUE DE COMPTE")
+
+
+def suggest_entry(item: StatementLine, membership_split: tuple[int, int] | None = None) -> EntrySuggestion:
+    """Prefill for a missing entry: bank fees on 627, the OCCE debit on 6281 (cotisation) + 61681
+    (assurance, split as in the coop's membership when `membership_split` is given), interest on 768."""
+    label = fold(item.label)
+    amount = abs(item.amount_cents)
+    if item.amount_cents < 0:
+        kind = "expense"
+        mode = ("carte" if " CB " in f" {label} " or "CARTE" in label else
+                "virement" if label.startswith("VIR") else "prelevement")
+        if "OCCE" in label:
+            cotisation, insurance = membership_split if membership_split and sum(membership_split) == amount \
+                else (amount, 0)
+            splits = tuple((code, cents) for code, cents in (("6281", cotisation), ("61681", insurance)) if cents)
+        elif any(word in label for word in _FEE_WORDS):
+            splits = (("627", amount),)
+        else:
+            splits = ()
+    else:
+        kind = "receipt"
+        mode = "remise" if "REMISE" in label else "especes" if "ESPECES" in label else "virement"
+        splits = (("768", amount),) if "INTERET" in label else ()
+    return EntrySuggestion(kind, mode, item.date, item.label[:200], amount, splits)
+
+
+@dataclass(frozen=True)
+class PointageLine:
+    line_id: int
+    entry_id: int
+    date: date
+    piece: str
+    label: str
+    mode: str
+    number: str
+    amount: int
+    cleared_on: date | None
+    earlier_year: bool
+
+
+def pointage_lines(session: Session, ledger: Ledger) -> list[PointageLine]:
+    """The bank lines of the ledger's year, plus those of earlier years still uncleared at its start
+    (or cleared during it): they are pointed here, never entered again."""
+    start = ledger.school_year.starts_on
+    rows = session.execute(
+        sa.select(EntryLine.id, Entry.id, Entry.date, Entry.piece, Entry.label, Entry.payment_mode,
+                  Entry.cheque_number, EntryLine.amount_cents, EntryLine.cleared_on, Entry.ledger_id)
+        .join(Entry, Entry.id == EntryLine.entry_id).join(Account, Account.id == EntryLine.account_id)
+        .where(Entry.coop_id == ledger.coop_id, Account.code == BANK, Entry.kind != "opening",
+               sa.or_(Entry.ledger_id == ledger.id,
+                      sa.and_(Entry.date < start,
+                              sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on >= start))))
+        .order_by(Entry.date, EntryLine.id)).all()
+    return [PointageLine(line_id, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id != ledger.id)
+            for line_id, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id in rows]

@@ -70,7 +70,8 @@ def decode(content: bytes) -> str:
         try:
             return content.decode("cp1252")
         except UnicodeDecodeError:
-            raise StatementError("Le fichier n'est ni en UTF-8 ni en Windows-1252 : ce n'est pas un relevé lisible.") from None
+            raise StatementError("Le fichier n'est ni en UTF-8 ni en Windows-1252 : "
+                                 "ce n'est pas un relevé lisible.") from None
 
 
 def fold(text: str) -> str:
@@ -326,14 +327,12 @@ def _preset_mapping(rows: list[list[str]]) -> tuple[int, CsvMapping] | None:
         header = [fold(cell) for cell in row]
         for preset in PRESETS:
             if all(name in header for name in preset.required):
-                def col(name):
-                    return header.index(name) if name and name in header else None
-
-                return index, CsvMapping(date=col(preset.date), label=tuple(c for c in map(col, preset.label)
-                                                                             if c is not None),
-                                         amount=col(preset.amount), debit=col(preset.debit), credit=col(preset.credit),
-                                         value_date=col(preset.value_date), reference=col(preset.reference),
-                                         name=preset.name)
+                columns = {name: i for i, name in reversed(list(enumerate(header)))}  # first occurrence wins
+                labels = tuple(columns[name] for name in preset.label if name in columns)
+                return index, CsvMapping(date=columns[preset.date], label=labels,
+                                         amount=columns.get(preset.amount), debit=columns.get(preset.debit),
+                                         credit=columns.get(preset.credit), value_date=columns.get(preset.value_date),
+                                         reference=columns.get(preset.reference), name=preset.name)
     return None
 
 
@@ -354,7 +353,7 @@ def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | No
         if not any(cell.strip() for cell in row):
             continue
 
-        def cell(index):
+        def cell(index, row=row):
             return row[index].strip() if index is not None and index < len(row) else ""
 
         try:
@@ -385,7 +384,8 @@ def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | No
 # -- entry point ---------------------------------------------------------------------------------
 
 
-def parse_statement(content: bytes, *, mapping: CsvMapping | None = None, header_row: int | None = None) -> ParsedStatement:
+def parse_statement(content: bytes, *, mapping: CsvMapping | None = None,
+                    header_row: int | None = None) -> ParsedStatement:
     """Detect the format and parse; raise StatementError (or NeedsMapping for an unknown CSV)."""
     if not content.strip():
         raise StatementError("Le fichier est vide.")
@@ -403,7 +403,8 @@ def parse_statement(content: bytes, *, mapping: CsvMapping | None = None, header
         parsed = parse_qif(decode(content))
     else:
         text = decode(content)
-        if not re.search(r"[;,\t]", text.split("\n", 1)[0]) and mapping is None and _preset_mapping(_csv_rows(text)) is None:
+        first_line = text.split("\n", 1)[0]
+        if not re.search(r"[;,\t]", first_line) and mapping is None and _preset_mapping(_csv_rows(text)) is None:
             raise StatementError("Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF).")
         parsed = parse_csv(text, mapping, header_row)
     if parsed.lines and parsed.start_date is None:

@@ -69,6 +69,7 @@ class EntryForm(FlaskForm):
 
     form_token = HiddenField()
     version = HiddenField()
+    statement_line = HiddenField()  # « Créer l'opération » from a statement line: pointed with it once saved
     piece = StringField("1. N° de pièce justificative", validators=[DataRequired(REQUIRED), Length(max=20)],
                         description="Le même numéro que sur la facture, le ticket ou le bordereau (ex. D07, R12).")
     date = FrenchDateField("2. Date", validators=[Required("Indiquez la date de l'opération.")],

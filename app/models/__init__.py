@@ -9,6 +9,7 @@ from app.models.ledger import ENTRY_KINDS, PAYMENT_MODES, Action, Document, Entr
 from app.models.mandate_change import MANDATE_CHANGE_STATUSES, MANDATE_DOCUMENT_KINDS, MandateChange
 from app.models.membership import MEMBERSHIP_STATUSES, PAYMENT_METHODS, Membership, MembershipClass
 from app.models.outbox import OutboxEmail
+from app.models.reports import REPORT_DOCUMENT_KINDS, REPORT_STATUSES, AnnualReport
 from app.models.statement import Statement, StatementLine
 from app.models.school_year import SchoolYear, school_year_start
 from app.models.user import ROLES, PasswordResetToken, User
@@ -46,4 +47,7 @@ __all__ = [
     "MANDATE_CHANGE_STATUSES",
     "MANDATE_DOCUMENT_KINDS",
     "MandateChange",
+    "REPORT_DOCUMENT_KINDS",
+    "REPORT_STATUSES",
+    "AnnualReport",
 ]

@@ -76,10 +76,10 @@ class MandateChange(db.Model):
     # Optimistic lock: the coop replacing a document while staff validate cannot go unnoticed.
     version: Mapped[int] = mapped_column(Integer, default=1)
 
-    coop: Mapped["Coop"] = relationship()  # noqa: F821
-    outgoing_mandate: Mapped["Mandate | None"] = relationship(foreign_keys=[outgoing_mandate_id])  # noqa: F821
-    new_mandate: Mapped["Mandate | None"] = relationship(foreign_keys=[new_mandate_id])  # noqa: F821
-    documents: Mapped[list["Document"]] = relationship(  # noqa: F821
+    coop: Mapped[Coop] = relationship()  # noqa: F821
+    outgoing_mandate: Mapped[Mandate | None] = relationship(foreign_keys=[outgoing_mandate_id])  # noqa: F821
+    new_mandate: Mapped[Mandate | None] = relationship(foreign_keys=[new_mandate_id])  # noqa: F821
+    documents: Mapped[list[Document]] = relationship(  # noqa: F821
         order_by="Document.id", viewonly=True)
 
     __mapper_args__ = {"version_id_col": version}
@@ -92,7 +92,7 @@ class MandateChange(db.Model):
     def outgoing_full_name(self) -> str:
         return " ".join(p for p in (self.outgoing_civility, self.outgoing_first_name, self.outgoing_last_name) if p)
 
-    def document(self, kind: str) -> "Document | None":  # noqa: F821
+    def document(self, kind: str) -> Document | None:  # noqa: F821
         """The latest document of `kind` attached to this change (one per kind is kept)."""
         found = [d for d in self.documents if d.kind == kind]
         return found[-1] if found else None

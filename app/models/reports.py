@@ -109,20 +109,24 @@ def _entry_of(session: Session, line: EntryLine) -> Entry | None:
 
 
 def _changed_columns(obj: Any) -> set[str]:
+    """Attributes changed in this session: columns and many-to-one links (a line taken off its entry)."""
     state = sa.inspect(obj)
-    return {attr.key for attr in state.mapper.column_attrs if state.attrs[attr.key].history.has_changes()}
+    keys = [attr.key for attr in state.mapper.column_attrs]
+    keys += [rel.key for rel in state.mapper.relationships if not rel.uselist]
+    return {key for key in keys if state.attrs[key].history.has_changes()}
 
 
 @event.listens_for(Session, "before_flush")
 def _guard_closed_years(session: Session, _context, _instances) -> None:
     """Refuse any accounting change to a closed ledger (see the module docstring)."""
-    deleted_ledgers = {obj for obj in session.deleted if isinstance(obj, Ledger)}
-    for obj in (*session.new, *session.dirty, *session.deleted):
+    new, dirty, deleted = set(session.new), set(session.dirty), set(session.deleted)
+    deleted_ledgers = {obj for obj in deleted if isinstance(obj, Ledger)}
+    for obj in (*new, *dirty, *deleted):
         if isinstance(obj, Entry):
             ledger = obj.ledger if obj.ledger is not None else session.get(Ledger, obj.ledger_id)
             if ledger in deleted_ledgers or not _closed(ledger):
                 continue
-            if obj in session.dirty and not _changed_columns(obj):
+            if obj in dirty and not _changed_columns(obj):
                 continue  # only its collection changed: the lines themselves are checked below
             _refuse(ledger)
         elif isinstance(obj, EntryLine):
@@ -130,18 +134,18 @@ def _guard_closed_years(session: Session, _context, _instances) -> None:
             ledger = entry.ledger if entry is not None else None
             if ledger in deleted_ledgers or not _closed(ledger):
                 continue
-            if obj in session.dirty and not (_changed_columns(obj) - _POINTAGE_COLUMNS):
+            if obj in dirty and not (_changed_columns(obj) - _POINTAGE_COLUMNS):
                 continue  # pointage of a line of a closed year: allowed
             _refuse(ledger)
-        elif isinstance(obj, Document) and obj in session.new and obj.entry_id is not None:
+        elif isinstance(obj, Document) and obj in new and obj.entry_id is not None:
             entry = session.get(Entry, obj.entry_id)
             if entry is not None and _closed(entry.ledger):
                 _refuse(entry.ledger)
-        elif isinstance(obj, Ledger) and obj in session.dirty and obj.status == "closed":
+        elif isinstance(obj, Ledger) and obj in dirty and obj.status == "closed":
             status = sa.inspect(obj).attrs["status"].history
             if not status.has_changes() and _changed_columns(obj) & set(_CLOSING_COLUMNS):
                 _refuse(obj)
-        elif isinstance(obj, Action) and obj in session.dirty and "name" in _changed_columns(obj):
+        elif isinstance(obj, Action) and obj in dirty and "name" in _changed_columns(obj):
             year = session.scalar(
                 sa.select(Ledger).join(Entry, Entry.ledger_id == Ledger.id)
                 .where(Entry.action_id == obj.id, Ledger.status == "closed").limit(1))

@@ -11,16 +11,17 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from app import cahier as cahier_format
-from app import documents
+from app import documents, reconciliation
 from app import ledger as books
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
-from app.models import Account, Action, Document, Entry, Ledger, SchoolYear
+from app.models import Account, Action, Document, Entry, Ledger, Membership, SchoolYear
 from app.netutil import client_ip
 from app.security import access
 from app.tenancy import current_coop_id, owned, owned_or_404
 from app.views._common import now
 from app.views.cahier_table import cahier_cache, cahier_rows
+from app.views.pointage import statement_line_for_entry
 from forms.ledger import (
     ActionForm,
     ArchiveActionForm,
@@ -222,14 +223,17 @@ def new_entry(year: int):
                 return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{existing.id}"))
             else:
                 flash(f"Opération {entry.piece} enregistrée.", "success")
+                if form.statement_line.data:
+                    return _point_with_statement_line(entry, form.statement_line.data, year)
                 return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{entry.id}"))
         return _render_form(form, year)
 
     # The token lives in the URL: Back re-fetches this no-store page with the same token, so an
     # operation already sent is recognised instead of being offered again with a fresh token.
     token = request.args.get("jeton", "")
+    statement_line_id = request.args.get("releve", type=int)
     if not _FORM_TOKEN.fullmatch(token):
-        return redirect(url_for("ledger.new_entry", year=year, jeton=uuid.uuid4().hex))
+        return redirect(url_for("ledger.new_entry", year=year, jeton=uuid.uuid4().hex, releve=statement_line_id))
     existing = books.find_by_token(db.session, current_coop_id(), token)
     if existing is not None:
         return render_template("ledger/entry_recorded.html", entry=existing, year=year,
@@ -240,7 +244,42 @@ def new_entry(year: int):
     today = now().date()
     form.date.data = today if books.current_start_year(today) == year else None
     form.cheque_number.data = books.next_cheque_number(db.session, current_coop_id())
+    item = statement_line_for_entry(statement_line_id)
+    if item is not None:
+        _prefill_from_statement(form, item)
     return _render_form(form, year)
+
+
+def _prefill_from_statement(form: EntryForm, item) -> None:
+    """« Créer l'opération » from a statement line: date, label, amount and the usual accounts."""
+    amount = abs(item.amount_cents)
+    membership = db.session.scalar(sa.select(Membership).where(
+        Membership.coop_id == current_coop_id(), Membership.total_cents == amount,
+        Membership.cotisation_cents.is_not(None)).order_by(Membership.id.desc()).limit(1))
+    split = (membership.cotisation_cents, amount - membership.cotisation_cents) if membership else None
+    suggestion = reconciliation.suggest_entry(item, split)
+    form.statement_line.data = str(item.id)
+    form.kind.data, form.payment_mode.data = suggestion.kind, suggestion.payment_mode
+    form.date.data, form.label.data, form.bank_amount.data = suggestion.date, suggestion.label, suggestion.bank_amount
+    form.cheque_number.data = ""
+    for sub, (code, cents) in zip(form.splits, suggestion.splits, strict=False):
+        sub.account.data, sub.amount.data = code, cents
+
+
+def _point_with_statement_line(entry: Entry, raw_id: str, year: int):
+    """Point the new entry's bank line with the statement line it was created from."""
+    item = statement_line_for_entry(int(raw_id)) if raw_id.isdigit() else None
+    bank_lines = [line.id for line in entry.lines if line.account.code == books.BANK]
+    if item is not None and bank_lines:
+        try:
+            reconciliation.confirm_match(db.session, current_coop_id(), item.id, bank_lines, by=current_user,
+                                         ip=client_ip())
+            db.session.commit()
+            flash("Elle est pointée avec la ligne du relevé.", "success")
+        except DomainError as exc:
+            db.session.rollback()
+            flash(f"Elle n'a pas pu être pointée automatiquement : {exc.message}", "warning")
+    return redirect(url_for("pointage.screen", year=year, _anchor="resume"))
 
 
 def _suggested_piece(ledger: Ledger | None) -> str:
@@ -389,7 +428,8 @@ def download_document(document_id: int):
         document = owned_or_404(Document, document_id)
     path = documents.document_path(current_app.config["UPLOAD_DIR"], document)
     if not path.is_file():
-        current_app.logger.error("document %s: file %s missing from the upload store", document.id, document.storage_key)
+        current_app.logger.error("document %s: file %s missing from the upload store", document.id,
+                                 document.storage_key)
         abort(404)
     response = send_file(path, mimetype=document.content_type, as_attachment=True,
                          download_name=document.original_name, max_age=0)

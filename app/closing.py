@@ -1,0 +1,439 @@
+"""Year end: the closing checks, closing, carry-forward into the next year, reopening by staff.
+
+A ledger covers 1 September - 31 August. It can be closed from 1 September after its year, once:
+the advance account (541) is at zero; the cash count (arrêté de caisse) equals the cash balance;
+the statement balance at 31 August is reconciled; every entry balances and lies in the year; the
+previous year, when the portal has one, is closed. Closing is irreversible for the coop; only
+staff reopen, with a reason (audited).
+
+Reconciliation at date D: statement balance at D = book bank balance at D − Σ bank lines dated
+≤ D and not cleared by D. "Cleared by D" is `cleared_on <= D`: a line of year N cleared on a
+statement of N+1 still counts as uncleared in N's reconciliation at 31 August, so clearing it later
+never changes N's figures. Such lines are never re-entered in N+1: they stay on N's ledger and
+stay pointable (see `carried_lines`).
+
+Carry-forward: closing N writes N+1's opening entry (+512 +530 / −110) with N's closing bank and
+cash balances, through `app.ledger.record_opening(..., carried=True)`; closing again after a
+reopening rewrites it, so the opening of N+1 always equals the closing of N. While N is closed the
+coop cannot type N+1's opening by hand. Reopening N is refused while N+1 is closed (N+1's opening
+could not follow N's corrections): staff reopen N+1 first.
+
+Functions take the session, the acting user and the clock; they flush, never commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app import audit
+from app import ledger as books
+from app.errors import DomainError
+from app.filters import fr_date
+from app.models import Account, AnnualReport, Entry, EntryLine, Ledger, SchoolYear, User, utcnow
+from app.money import format_amount
+
+# Denominations of the cash count, in cents: notes 500 € to 5 €, then coins 2 € to 1 cent.
+NOTES = (50000, 20000, 10000, 5000, 2000, 1000, 500)
+COINS = (200, 100, 50, 20, 10, 5, 2, 1)
+DENOMINATIONS = NOTES + COINS
+MAX_PIECES = 100_000  # per denomination: catches a typing slip, never a real cash box
+
+
+def _euros(cents: int) -> str:
+    return f"{format_amount(cents)} €"
+
+
+def denomination_label(cents: int) -> str:
+    """50000 -> '500 €', 200 -> '2 €', 50 -> '50 centimes', 1 -> '1 centime'."""
+    if cents >= 100:
+        return f"{cents // 100} €"
+    return f"{cents} centime" + ("s" if cents > 1 else "")
+
+
+# -- cash count ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CashCount:
+    """The physical content of the cash box: a number per denomination, or one total (migration)."""
+
+    total: int
+    counts: tuple[tuple[int, int], ...] | None = None  # (denomination in cents, number), all denominations
+
+    @classmethod
+    def from_counts(cls, counts: dict[int, int]) -> CashCount:
+        """Build from {denomination: number}; raises DomainError for an unknown or negative count."""
+        unknown = set(counts) - set(DENOMINATIONS)
+        if unknown:
+            raise DomainError(f"Coupure inconnue : {sorted(unknown)}.", field="cash_count")
+        for value, number in counts.items():
+            if not isinstance(number, int) or not 0 <= number <= MAX_PIECES:
+                raise DomainError(f"Le nombre de {denomination_label(value)} doit être un nombre entier entre 0 et "
+                                  f"{MAX_PIECES}.", field=f"d{value}")
+        full = tuple((value, counts.get(value, 0)) for value in DENOMINATIONS)
+        return cls(total=sum(value * number for value, number in full), counts=full)
+
+    @classmethod
+    def from_total(cls, total: int) -> CashCount:
+        if total < 0:
+            raise DomainError("Une caisse ne peut pas être négative.", field="cash_count")
+        return cls(total=total)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> CashCount | None:
+        if not data:
+            return None
+        counts = data.get("counts")
+        if counts:
+            return cls.from_counts({int(value): int(number) for value, number in counts.items()})
+        return cls.from_total(int(data["total"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"total": self.total,
+                "counts": {str(value): number for value, number in self.counts} if self.counts else None}
+
+    @property
+    def lines(self) -> list[tuple[int, int, int]]:
+        """(denomination, number, subtotal) for every denomination counted (none for a single total)."""
+        return [(value, number, value * number) for value, number in self.counts or () if number]
+
+    def number_of(self, value: int) -> int:
+        return dict(self.counts or ()).get(value, 0)
+
+
+# -- reconciliation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UnclearedLine:
+    """A bank line not cleared by the reconciliation date (amount signed: money in > 0)."""
+
+    line_id: int
+    entry_id: int
+    piece: str
+    date: date
+    cheque: str
+    label: str
+    amount: int
+    year_label: str
+    cleared_on: date | None = None  # today's pointage (after the reconciliation date, or none)
+
+
+@dataclass(frozen=True)
+class BankReconciliation:
+    on: date
+    book_balance: int
+    uncleared: tuple[UnclearedLine, ...]
+    statement_balance: int | None
+
+    @property
+    def uncleared_total(self) -> int:
+        return sum(line.amount for line in self.uncleared)
+
+    @property
+    def expected_statement(self) -> int:
+        """What the statement should show: the book balance minus what the bank has not seen yet."""
+        return self.book_balance - self.uncleared_total
+
+    @property
+    def difference(self) -> int | None:
+        return None if self.statement_balance is None else self.statement_balance - self.expected_statement
+
+    @property
+    def is_reconciled(self) -> bool:
+        return self.difference == 0
+
+    @property
+    def has_uncleared_receipts(self) -> bool:
+        """Money in booked but not on the statement by 31 August: rare, worth a warning."""
+        return any(line.amount > 0 for line in self.uncleared)
+
+
+def uncleared_lines(session: Session, coop_id: int, on: date, *, last_start_year: int) -> list[UnclearedLine]:
+    """The coop's bank lines dated ≤ `on` not cleared by `on` (none cleared, or cleared after), in the
+    ledgers up to the year starting in `last_start_year`; the opening balance is not a movement."""
+    rows = session.execute(
+        sa.select(EntryLine.id, Entry.id, Entry.piece, Entry.date, Entry.cheque_number, Entry.label,
+                  EntryLine.amount_cents, SchoolYear.start_year, EntryLine.cleared_on)
+        .join(Entry, Entry.id == EntryLine.entry_id).join(Account, Account.id == EntryLine.account_id)
+        .join(Ledger, Ledger.id == Entry.ledger_id).join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
+        .where(Entry.coop_id == coop_id, Account.code == books.BANK, Entry.kind != "opening", Entry.date <= on,
+               SchoolYear.start_year <= last_start_year,
+               sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on > on))
+        .order_by(Entry.date, Entry.piece, EntryLine.id)).all()
+    return [UnclearedLine(line_id, entry_id, piece, day, cheque, label, int(amount), f"{start}-{start + 1}", cleared)
+            for line_id, entry_id, piece, day, cheque, label, amount, start, cleared in rows]
+
+
+def bank_reconciliation(session: Session, ledger: Ledger, *, on: date | None = None,
+                        statement_balance: int | None = None) -> BankReconciliation:
+    """The reconciliation of `ledger` at `on` (default 31 August) with the statement balance given, or
+    the one recorded for the closing."""
+    on = on or ledger.school_year.ends_on
+    book = books.balances(session, ledger, until=on).bank
+    if statement_balance is None:
+        statement_balance = ledger.closing_statement_balance_cents
+    lines = uncleared_lines(session, ledger.coop_id, on, last_start_year=ledger.school_year.start_year)
+    return BankReconciliation(on, book, tuple(lines), statement_balance)
+
+
+def carried_lines(session: Session, ledger: Ledger) -> list[UnclearedLine]:
+    """Bank lines of earlier years that were still uncleared when `ledger`'s year began: they are
+    pointed in this year, never re-entered. `cleared_on` tells whether that is done yet (for the
+    pointage page of year N+1: those with `cleared_on` None are still to point)."""
+    start = ledger.school_year.starts_on
+    return uncleared_lines(session, ledger.coop_id, start - timedelta(days=1),
+                           last_start_year=ledger.school_year.start_year - 1)
+
+
+# -- checks --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    """One closing condition: `key` names it, `label` is its title, `message` says where it stands."""
+
+    key: str
+    label: str
+    ok: bool
+    message: str
+
+
+class ClosingRefused(DomainError):
+    """Closing refused: `checks` lists every condition with its status; the message joins the failures."""
+
+    def __init__(self, checks: list[Check]) -> None:
+        self.checks = checks
+        self.failed = [check for check in checks if not check.ok]
+        super().__init__(" ".join(check.message for check in self.failed), field=self.failed[0].key)
+
+
+def closing_opens_on(ledger: Ledger) -> date:
+    """1 September after the ledger's year."""
+    return ledger.school_year.ends_on + timedelta(days=1)
+
+
+def can_close_on(ledger: Ledger, today: date) -> bool:
+    return today >= closing_opens_on(ledger)
+
+
+def previous_ledger(session: Session, ledger: Ledger) -> Ledger | None:
+    return books.find_ledger(session, ledger.coop_id, ledger.school_year.start_year - 1)
+
+
+def next_ledger(session: Session, ledger: Ledger) -> Ledger | None:
+    return books.find_ledger(session, ledger.coop_id, ledger.school_year.start_year + 1)
+
+
+def closing_checks(session: Session, ledger: Ledger, *, today: date) -> list[Check]:
+    """Every closing condition with its status, in the order of the wizard (French messages).
+
+    Uses the statement balance and the cash count recorded on the ledger.
+    """
+    year = ledger.school_year
+    end = year.ends_on
+    checks: list[Check] = []
+    if not ledger.is_open:
+        checks.append(Check("open", "Cahier ouvert", False, f"Le cahier {year.label} est déjà clôturé."))
+    opens = closing_opens_on(ledger)
+    if can_close_on(ledger, today):
+        checks.append(Check("period", "Année scolaire terminée", True,
+                            f"L'année {year.label} s'est terminée le {fr_date(end)}."))
+    else:
+        checks.append(Check("period", "Année scolaire terminée", False,
+                            f"La clôture du cahier {year.label} sera possible à partir du {fr_date(opens)} : "
+                            f"l'année scolaire se termine le {fr_date(end)}."))
+    previous = previous_ledger(session, ledger)
+    if previous is not None and previous.entries:  # an empty ledger of an earlier year carries nothing
+        label = previous.school_year.label
+        checks.append(Check("previous", f"Cahier {label} clôturé", not previous.is_open,
+                            f"Le cahier {label} est clôturé." if not previous.is_open else
+                            f"Le cahier {label} n'est pas clôturé : clôturez-le d'abord (son solde est le report "
+                            f"à nouveau de {year.label})."))
+    balances = books.balances(session, ledger, until=end)
+    if balances.advance == 0:
+        checks.append(Check("advance", "Régies d'avance soldées", True,
+                            "Le compte de régie d'avance (541) est à zéro."))
+    else:
+        checks.append(Check("advance", "Régies d'avance soldées", False,
+                            f"Il reste {_euros(balances.advance)} de régies d'avance au {fr_date(end)} : enregistrez "
+                            "la justification des dépenses et la restitution du reliquat (compte 541 à zéro)."))
+    count = CashCount.from_json(ledger.cash_count)
+    if count is None:
+        checks.append(Check("cash_count", "Arrêté de caisse", False,
+                            "Saisissez l'arrêté de caisse : le nombre de billets et de pièces présents dans la "
+                            f"caisse au {fr_date(end)}."))
+    elif count.total != balances.cash:
+        checks.append(Check("cash_count", "Arrêté de caisse", False,
+                            f"L'arrêté de caisse ({_euros(count.total)}) ne correspond pas au solde de caisse du "
+                            f"cahier au {fr_date(end)} ({_euros(balances.cash)}) : écart de "
+                            f"{_euros(count.total - balances.cash)}. Recomptez la caisse ou corrigez le cahier."))
+    else:
+        checks.append(Check("cash_count", "Arrêté de caisse", True,
+                            f"Arrêté de caisse {_euros(count.total)} = solde de caisse du cahier."))
+    reconciliation = bank_reconciliation(session, ledger)
+    pending = len(reconciliation.uncleared)
+    pending_text = (f"{pending} opération(s) non pointée(s) ({_euros(reconciliation.uncleared_total)})" if pending
+                    else "aucune opération non pointée")
+    if reconciliation.statement_balance is None:
+        checks.append(Check("reconciliation", "Rapprochement bancaire au 31 août", False,
+                            f"Saisissez le solde du relevé bancaire au {fr_date(end)} (dernier relevé de l'année)."))
+    elif not reconciliation.is_reconciled:
+        checks.append(Check("reconciliation", "Rapprochement bancaire au 31 août", False,
+                            f"Le rapprochement ne tombe pas juste : solde banque du cahier "
+                            f"{_euros(reconciliation.book_balance)}, moins {pending_text}, donne "
+                            f"{_euros(reconciliation.expected_statement)} ; le relevé indique "
+                            f"{_euros(reconciliation.statement_balance)} (écart de "
+                            f"{_euros(reconciliation.difference)}). Vérifiez le pointage, les opérations d'août et "
+                            "le solde saisi."))
+    else:
+        checks.append(Check("reconciliation", "Rapprochement bancaire au 31 août", True,
+                            f"Relevé au {fr_date(end)} : {_euros(reconciliation.statement_balance)} = solde banque "
+                            f"du cahier {_euros(reconciliation.book_balance)} moins {pending_text}."))
+    problems = books.check_ledger(session, ledger)
+    checks.append(Check("balanced", "Opérations équilibrées", not problems,
+                        " ".join(problems) if problems else
+                        "Toutes les opérations sont équilibrées et datées dans l'année."))
+    return checks
+
+
+# -- recording the year-end figures --------------------------------------------------------------
+
+
+def _check_open(ledger: Ledger) -> None:
+    if not ledger.is_open:
+        raise DomainError(f"Le cahier {ledger.school_year.label} est clôturé : il ne peut plus être modifié.")
+
+
+def save_cash_count(session: Session, ledger: Ledger, count: CashCount, *, by: User | None, ip: str = "") -> None:
+    """Record the arrêté de caisse of an open ledger (checked against the cash balance at closing)."""
+    _check_open(ledger)
+    before = ledger.cash_count
+    ledger.cash_count = count.to_json()
+    session.flush()
+    audit.record(session, "ledger.cash_count_set", actor=by, actor_login=None if by else "cli",
+                 coop_id=ledger.coop_id, entity="ledger", entity_id=ledger.id,
+                 before={"total": before["total"]} if before else None, after={"total": count.total}, ip=ip)
+
+
+def save_statement_balance(session: Session, ledger: Ledger, balance: int, *, by: User | None, ip: str = "") -> None:
+    """Record the statement balance at 31 August of an open ledger."""
+    _check_open(ledger)
+    before = ledger.closing_statement_balance_cents
+    ledger.closing_statement_balance_cents = balance
+    session.flush()
+    audit.record(session, "ledger.statement_balance_set", actor=by, actor_login=None if by else "cli",
+                 coop_id=ledger.coop_id, entity="ledger", entity_id=ledger.id, before={"balance": before},
+                 after={"balance": balance}, ip=ip)
+
+
+# -- closing, carry-forward, reopening -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What a closing did: the closed ledger, the next one and the opening balances carried into it."""
+
+    ledger: Ledger
+    next_ledger: Ledger
+    bank: int
+    cash: int
+
+
+def carry_forward(session: Session, ledger: Ledger, *, by: User | None, ip: str = "") -> Closing:
+    """Write the opening entry of the next year (created when missing) from `ledger`'s closing balances.
+
+    Raises DomainError when the next year is closed.
+    """
+    coop = ledger.coop
+    following = books.open_ledger(session, coop, ledger.school_year.start_year + 1)
+    if not following.is_open:
+        raise DomainError(f"Le cahier {following.school_year.label} est clôturé : son report à nouveau ne peut plus "
+                          "changer.")
+    closing = books.balances(session, ledger)
+    books.record_opening(session, following, bank=closing.bank, cash=closing.cash, by=by, ip=ip, carried=True)
+    return Closing(ledger, following, closing.bank, closing.cash)
+
+
+def opening_balances(session: Session, ledger: Ledger) -> tuple[int, int]:
+    """(bank, cash) of the ledger's opening entry (zeros without one)."""
+    entry = books.opening_entry(session, ledger)
+    if entry is None:
+        return 0, 0
+    bank = sum(line.amount_cents for line in entry.lines if line.account.code == books.BANK)
+    cash = sum(line.amount_cents for line in entry.lines if line.account.code == books.CASH)
+    return bank, cash
+
+
+def close_ledger(session: Session, ledger: Ledger, *, statement_balance: int | None,
+                 cash_count: CashCount | int | None, by: User | None, now: datetime, ip: str = "") -> Closing:
+    """Close `ledger` for good (for the coop) and open the next year with its closing balances.
+
+    Records the statement balance at 31 August and the cash count (by denomination, or one total),
+    runs `closing_checks` on `now`'s date and raises ClosingRefused (a DomainError listing the failed
+    checks, in French) unless every one passes.
+    """
+    if not ledger.is_open:
+        raise DomainError(f"Le cahier {ledger.school_year.label} est déjà clôturé.")
+    if isinstance(cash_count, int):
+        cash_count = CashCount.from_total(cash_count)
+    ledger.closing_statement_balance_cents = statement_balance
+    ledger.cash_count = cash_count.to_json() if cash_count is not None else None
+    session.flush()
+    checks = closing_checks(session, ledger, today=now.date())
+    if not all(check.ok for check in checks):
+        raise ClosingRefused(checks)
+    reconciliation = bank_reconciliation(session, ledger)
+    ledger.status = "closed"
+    ledger.closed_at = now
+    session.flush()
+    closing = carry_forward(session, ledger, by=by, ip=ip)
+    audit.record(session, "ledger.closed", actor=by, actor_login=None if by else "cli", coop_id=ledger.coop_id,
+                 entity="ledger", entity_id=ledger.id,
+                 after={"year": ledger.school_year.label, "bank": closing.bank, "cash": closing.cash,
+                        "statement_balance": statement_balance, "uncleared": len(reconciliation.uncleared),
+                        "next_year": closing.next_ledger.school_year.label}, ip=ip)
+    return closing
+
+
+def reopen_ledger(session: Session, ledger: Ledger, *, reason: str, by: User | None, ip: str = "",
+                  now: datetime | None = None) -> AnnualReport | None:
+    """Staff reopen a closed year, with a mandatory reason (audited). Returns the yearly report when a
+    submitted one was thereby returned to the coop (to tell it by mail), else None.
+
+    Raises DomainError without a reason, when the ledger is open, when the next year is closed
+    (reopen it first) or when the year's report is approved.
+    """
+    from app import reports
+
+    reason = " ".join((reason or "").split())
+    label = ledger.school_year.label
+    if not reason:
+        raise DomainError("Indiquez le motif de la réouverture.", field="reason")
+    if ledger.is_open:
+        raise DomainError(f"Le cahier {label} n'est pas clôturé.")
+    following = next_ledger(session, ledger)
+    if following is not None and not following.is_open:
+        raise DomainError(f"Le cahier {following.school_year.label} est clôturé : rouvrez-le d'abord, sinon son "
+                          f"report à nouveau ne pourrait pas suivre les corrections de {label}.")
+    report = reports.find_report(session, ledger)
+    if report is not None and report.status == "approved":
+        raise DomainError(f"Le compte rendu {label} est approuvé par l'OCCE 85 : le cahier ne peut plus être rouvert.")
+    now = now or utcnow()
+    ledger.status = "open"
+    closed_at, ledger.closed_at = ledger.closed_at, None
+    returned = None
+    if report is not None and report.status == "submitted":
+        reports.return_report(session, report, reason=reason, by=by, now=now, ip=ip)
+        returned = report
+    session.flush()
+    audit.record(session, "ledger.reopened", actor=by, actor_login=None if by else "cli", coop_id=ledger.coop_id,
+                 entity="ledger", entity_id=ledger.id,
+                 before={"status": "closed", "closed_at": closed_at}, after={"status": "open", "reason": reason},
+                 ip=ip)
+    return returned

@@ -1,0 +1,48 @@
+/* Pointage without reloading the page: each Pointer / Dépointer form is sent with fetch and the row
+   and the summary box are updated. Without JavaScript the same forms work with a full page load. */
+(function () {
+  "use strict";
+  const table = document.querySelector("table.pointage");
+  if (!table) return;
+  function updateSummary(summary) {
+    if (!summary) return;
+    Object.keys(summary).forEach(function (key) {
+      const target = document.querySelector('[data-summary="' + key + '"]');
+      if (target && summary[key] !== null) target.textContent = summary[key];
+    });
+    const difference = document.querySelector('[data-summary="difference"]');
+    if (difference && summary.difference !== null) {
+      difference.classList.toggle("text-success", summary.reconciled);
+      difference.classList.toggle("text-danger", !summary.reconciled);
+    }
+  }
+  table.addEventListener("submit", function (event) {
+    const form = event.target.closest("form.line-action");
+    if (!form) return;
+    event.preventDefault();
+    const unclear = form.dataset.kind === "unclear";
+    if (unclear && !window.confirm("Annuler le pointage de cette ligne ?")) return;
+    const data = new FormData(form);
+    if (unclear) data.set("confirme", "oui");
+    const button = form.querySelector("button");
+    button.disabled = true;
+    fetch(form.action, {method: "POST", body: data, headers: {"Accept": "application/json"}, credentials: "same-origin"})
+      .then(function (response) {
+        if (!response.ok) throw new Error(response.status);
+        return response.json();
+      })
+      .then(function (result) {
+        const row = document.getElementById("ligne-" + result.line_id);
+        row.querySelector(".cleared").textContent = result.cleared_on || "";
+        const cleared = Boolean(result.cleared_on);
+        form.dataset.kind = cleared ? "unclear" : "clear";
+        form.action = cleared ? form.action.replace(/\/pointer$/, "/depointer") : form.action.replace(/\/depointer$/, "/pointer");
+        button.firstChild.textContent = cleared ? "Dépointer" : "Pointer";
+        button.classList.toggle("btn-outline-secondary", cleared);
+        button.classList.toggle("btn-outline-primary", !cleared);
+        updateSummary(result.summary);
+      })
+      .catch(function () { form.submit(); })
+      .finally(function () { button.disabled = false; });
+  });
+})();

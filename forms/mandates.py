@@ -1,0 +1,124 @@
+"""Change of mandataire: the coop's request, its three uploads and « Envoyer »; the staff decisions."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, SubmitField, TelField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from app.coops import check_email
+from app.identity import check_phone
+from app.mandates import CIVILITIES, DETAIL_FIELDS, REASONS, ChangeDetails
+from forms.ledger import FrenchDateField, Required
+from forms.validators import Normalise
+
+REQUIRED = "Ce champ est obligatoire."
+FILE_HELP = "PDF, JPEG ou PNG, 10 Mo au plus. Une photo prise avec un téléphone convient."
+
+
+def _civility(label: str, *, required: bool) -> RadioField:
+    validators = [DataRequired("Choisissez la civilité.")] if required else [Optional()]
+    return RadioField(label, choices=[(c, c) for c in CIVILITIES], validators=validators)
+
+
+class MandateChangeForm(FlaskForm):
+    """« Changement pour le compte bancaire… »: only these fields reach the dossier (no mass assignment)."""
+
+    incoming_civility = _civility("Civilité", required=True)
+    incoming_last_name = StringField("Nom", validators=[DataRequired(REQUIRED), Length(max=100)],
+                                     render_kw={"autocomplete": "off"})
+    incoming_first_name = StringField("Prénom", validators=[DataRequired(REQUIRED), Length(max=100)],
+                                      render_kw={"autocomplete": "off"})
+    incoming_email = EmailField("E-mail personnel ou académique", validators=[DataRequired(REQUIRED),
+                                Normalise(check_email), Length(max=254)],
+                                description="La banque et l'OCCE 85 écriront à cette adresse.",
+                                render_kw={"autocomplete": "off", "spellcheck": "false"})
+    incoming_phone = TelField("Téléphone portable", validators=[DataRequired(REQUIRED), Normalise(check_phone)],
+                              description="La banque peut en avoir besoin pour l'accès aux comptes en ligne.",
+                              render_kw={"autocomplete": "off", "inputmode": "tel"})
+    incoming_is_teacher = BooleanField(
+        "Cette personne enseigne à l'école",
+        validators=[DataRequired("Seul un enseignant de l'école peut être mandataire de la coopérative "
+                                 "(statuts de l'OCCE).")])
+    outgoing_civility = _civility("Civilité", required=False)
+    outgoing_last_name = StringField("Nom", validators=[Optional(), Length(max=100)],
+                                     render_kw={"autocomplete": "off"})
+    outgoing_first_name = StringField("Prénom", validators=[Optional(), Length(max=100)],
+                                      render_kw={"autocomplete": "off"})
+    effective_date = FrenchDateField("Date d'effet du changement", validators=[Required(REQUIRED)],
+                                     description="Le jour où le nouveau mandataire prend la suite, par exemple le "
+                                     "1er septembre.", render_kw={"type": "date"})
+    reason = SelectField("Motif du changement", choices=[("", "— Choisir —"), *REASONS.items()],
+                         validators=[DataRequired("Choisissez le motif du changement.")])
+    reason_details = TextAreaField("Précisions (facultatif, obligatoire pour « Autre motif »)",
+                                   validators=[Optional(), Length(max=500)], render_kw={"rows": 2})
+    submit = SubmitField("Enregistrer")
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if self.reason.data == "autre" and not (self.reason_details.data or "").strip():
+            self.reason_details.errors = [*self.reason_details.errors, "Précisez le motif du changement."]
+            valid = False
+        return valid
+
+    def details(self) -> ChangeDetails:
+        """The typed values, once the form is valid."""
+        values = {name: getattr(self, name).data for name in DETAIL_FIELDS}
+        values = {name: (value or "").strip() if name not in ("effective_date", "incoming_is_teacher") else value
+                  for name, value in values.items()}
+        values["incoming_is_teacher"] = bool(values["incoming_is_teacher"])
+        values["incoming_last_name"] = values["incoming_last_name"].upper()
+        values["outgoing_last_name"] = values["outgoing_last_name"].upper()
+        return ChangeDetails(**values)
+
+
+class SignedFormUpload(FlaskForm):
+    file = FileField("Formulaire daté et signé (scan ou photo)", description=FILE_HELP,
+                     validators=[FileRequired("Choisissez le formulaire signé.")])
+    submit = SubmitField("Ajouter le formulaire signé")
+
+
+class IdentityUpload(FlaskForm):
+    file = FileField("Recto (ou un seul fichier avec les deux faces)", description=FILE_HELP,
+                     validators=[FileRequired("Choisissez la photo ou le scan de la pièce d'identité.")])
+    back = FileField("Verso (si vous avez une photo par face)", validators=[Optional()],
+                     description="Les deux photos sont assemblées sur une seule page.")
+    submit = SubmitField("Ajouter la pièce d'identité")
+
+
+class AddressProofUpload(FlaskForm):
+    file = FileField("Justificatif de domicile", description=FILE_HELP,
+                     validators=[FileRequired("Choisissez le justificatif de domicile.")])
+    proof_date = FrenchDateField("Date du justificatif", validators=[Required(REQUIRED)],
+                                 description="La date imprimée sur la facture ou l'avis : moins de 6 mois.",
+                                 render_kw={"type": "date"})
+    submit = SubmitField("Ajouter le justificatif de domicile")
+
+
+class SendForm(FlaskForm):
+    """The confirmation page of « Envoyer »."""
+
+    submit = SubmitField("Envoyer le dossier à l'OCCE 85")
+
+
+# --- Back office ---------------------------------------------------------------------------------
+
+
+class DecisionForm(FlaskForm):
+    """A staff decision without input (Valider, Envoyé à la banque, Délégation créée)."""
+
+    submit = SubmitField("Confirmer")
+
+
+class ReturnForm(FlaskForm):
+    reason = TextAreaField("Ce que la coopérative doit corriger", validators=[
+        DataRequired("Indiquez ce que la coopérative doit corriger : elle lira ce motif."), Length(max=1000)],
+        render_kw={"rows": 3})
+    submit = SubmitField("Renvoyer à la coopérative")
+
+
+class BankDocumentUpload(FlaskForm):
+    file = FileField("Document du Crédit Mutuel à transmettre à la coopérative", description=FILE_HELP,
+                     validators=[FileRequired("Choisissez le document de la banque.")])
+    submit = SubmitField("Transmettre à la coopérative")
