@@ -19,7 +19,7 @@ from app.models import school_year_start
 
 ARG_VALUES = {"id": "1", "event_id": "1", "token": "x" * 43, "filename": "css/coop85.css", "export_type": "csv",
               "year": str(school_year_start(_date.today())), "entry_id": "1", "document_id": "1", "action_id": "1",
-              "membership_id": "1"}
+              "membership_id": "1", "line_id": "1", "change_id": "1", "report_id": "1", "kind": "identity"}
 
 
 def _url(app, rule) -> str | None:
@@ -118,6 +118,7 @@ def test_every_post_route_refuses_a_missing_csrf_token(make_app, migrated, make_
     posted = 0
     for rule in _rules(app, "POST"):
         url = _url(app, rule)
+        assert url is not None, f"add a value for {rule.arguments} in ARG_VALUES"
         for client in (staff, coop, app.test_client()):
             response = client.post(url, data={"name": "Pirate", "number": "99", "url": "/admin/"})
             assert response.status_code in (400, 403, 302), (url, response.status_code)

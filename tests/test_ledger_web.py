@@ -472,7 +472,7 @@ def test_changing_the_bank_amount_of_a_cleared_entry_undoes_the_pointage_with_a_
     # The label alone: the pointage stays
     client.post(f"/coop/cahier/operation/{entry_id}/modifier", data={**_edit_form(client, entry_id),
                                                                     "cheque_number": "1", "label": "Livres BCD"})
-    assert "pointage" not in text(client.get(CAHIER))
+    assert "le pointage de cette opération a été annulé" not in text(client.get(CAHIER))
     def bank_line():
         return next(line for line in entries(db_check)[0].lines if line.account.code == "512")
 

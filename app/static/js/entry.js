@@ -48,7 +48,7 @@
     if (allowed.length > 1 && allowed.indexOf(select.value) === -1) select.value = allowed[0];
     document.querySelector(".cheque-field").hidden = !(select.value === "cheque" && (k === "expense" || k === "advance_paid"));
     document.querySelector(".slip-field").hidden = select.value !== "remise";
-    if (splitsUsed(k) && total !== null) {
+    if (splitsUsed(k) && total !== null && (total || split)) {
       const left = total - split;
       rest.hidden = false;
       restAmount.textContent = format(left);
