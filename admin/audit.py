@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import flash
 from flask_admin.actions import action
-from flask_admin.contrib.sqla.filters import FilterEqual
 
 from admin.base import StaffModelView, format_datetime
 from app.extensions import db
@@ -19,11 +18,11 @@ class AuditEventAdmin(StaffModelView):
     column_list = ("created_at", "actor_login", "coop", "action", "entity", "entity_id", "ip")
     column_default_sort = ("created_at", True)
     column_labels = {"created_at": "Date", "actor_login": "Utilisateur", "coop": "Coopérative", "action": "Action",
-                     "entity": "Objet", "entity_id": "N°", "ip": "Adresse IP", "before": "Avant", "after": "Après"}
+                     "entity": "Objet", "entity_id": "N°", "ip": "Adresse IP", "before": "Avant", "after": "Après",
+                     "coop.number": "N° de coopérative", "coop.name": "Nom de la coopérative"}
     column_formatters = {"created_at": format_datetime}
     column_searchable_list = ("actor_login", "action")
-    column_filters = ("created_at", "actor_login", "action", "entity",
-                      FilterEqual(AuditEvent.coop_id, "Coopérative (n° interne)"))
+    column_filters = ("created_at", "actor_login", "action", "entity", "coop.number", "coop.name")
     column_details_list = ("created_at", "actor_login", "coop_id", "action", "entity", "entity_id", "ip",
                            "before", "after")
 

@@ -50,12 +50,16 @@ class StaffModelView(StaffAccessMixin, ModelView):
 
 
 class DashboardView(StaffAccessMixin, AdminIndexView):
-    """The back-office home. The campaign dashboard (memberships, debits, reports) comes later."""
+    """The back-office home: the campaign of the current and the previous school year."""
 
     @expose("/")
     def index(self):
+        from app import campaign
+        from app.models import school_year_start, utcnow
+
+        current = school_year_start(utcnow().date())
+        years = [(year, f"{year}-{year + 1}", campaign.dashboard(db.session, year)) for year in (current, current - 1)]
         counts = {
-            "coops": db.session.scalar(sa.select(sa.func.count()).select_from(Coop)),
             "coops_active": db.session.scalar(sa.select(sa.func.count()).where(Coop.is_active)),
             "never_logged": db.session.scalar(
                 sa.select(sa.func.count()).where(User.role == "coop", User.last_login_at.is_(None))),
@@ -64,4 +68,4 @@ class DashboardView(StaffAccessMixin, AdminIndexView):
             "mail_failed": db.session.scalar(
                 sa.select(sa.func.count()).where(OutboxEmail.status == "failed")),
         }
-        return self.render("admin/dashboard.html", counts=counts)
+        return self.render("admin/dashboard.html", counts=counts, years=years, steps=campaign.STEPS)

@@ -88,7 +88,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app import filters, security
-    from app.views import auth, coop, errors, ledger, membership, pointage
+    from app.views import auth, coop, errors, ledger, mandates, membership, pointage, yearend
 
     app.before_request(security.check_access)
     app.after_request(security.set_security_headers)
@@ -97,5 +97,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(membership.bp)
     app.register_blueprint(ledger.bp)
     app.register_blueprint(pointage.bp)
+    app.register_blueprint(mandates.bp)
+    app.register_blueprint(yearend.bp)
     errors.register(app)
     filters.register(app)

@@ -28,6 +28,7 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(ledger_group)
     app.cli.add_command(reports_group)
     app.cli.add_command(statements_group)
+    app.cli.add_command(debits_group)
 
 
 # AppGroup / with_appcontext: the app context is also there when the command is invoked through
@@ -355,3 +356,32 @@ def reports_crf_command(login: str, year: str, as_json: bool) -> None:
     click.echo(f"Relevé au 31 août : {euros(reconciliation.statement_balance)} ; "
                f"{len(reconciliation.uncleared)} opération(s) non pointée(s) "
                f"({euros(reconciliation.uncleared_total)}).")
+
+
+@click.group("debits", cls=AppGroup)
+def debits_group() -> None:
+    """Direct debits of membership fees."""
+
+
+@debits_group.command("export")
+@click.argument("batch_id", type=int)
+@click.option("--format", "kind", type=click.Choice(["sepa", "csv"]), default="sepa", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def debits_export_command(batch_id: int, kind: str, out: Path) -> None:
+    """Write the SEPA XML (pain.008) or the CSV of run BATCH_ID to OUT (exporting it first if still a draft)."""
+    from app.debits import export_batch
+    from app.errors import DomainError
+    from app.models import DebitBatch, utcnow
+
+    batch = db.session.get(DebitBatch, batch_id)
+    if batch is None:
+        raise click.ClickException(f"Aucun prélèvement n° {batch_id}.")
+    try:
+        export_batch(db.session, batch, by=None, now=utcnow())
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(exc.message) from None
+    db.session.commit()
+    out.write_bytes(batch.xml_content if kind == "sepa" else batch.csv_content)
+    click.echo(f"{out} : {batch.count} prélèvement(s), total {batch.control_sum_cents // 100},"
+               f"{batch.control_sum_cents % 100:02d} €, échéance {batch.collection_date:%d/%m/%Y}.")

@@ -230,6 +230,10 @@ def next_ledger(session: Session, ledger: Ledger) -> Ledger | None:
     return books.find_ledger(session, ledger.coop_id, ledger.school_year.start_year + 1)
 
 
+def has_entries(session: Session, ledger: Ledger) -> bool:
+    return session.scalar(sa.select(Entry.id).where(Entry.ledger_id == ledger.id).limit(1)) is not None
+
+
 def closing_checks(session: Session, ledger: Ledger, *, today: date) -> list[Check]:
     """Every closing condition with its status, in the order of the wizard (French messages).
 
@@ -249,7 +253,7 @@ def closing_checks(session: Session, ledger: Ledger, *, today: date) -> list[Che
                             f"La clôture du cahier {year.label} sera possible à partir du {fr_date(opens)} : "
                             f"l'année scolaire se termine le {fr_date(end)}."))
     previous = previous_ledger(session, ledger)
-    if previous is not None and previous.entries:  # an empty ledger of an earlier year carries nothing
+    if previous is not None and has_entries(session, previous):  # an empty earlier ledger carries nothing
         label = previous.school_year.label
         checks.append(Check("previous", f"Cahier {label} clôturé", not previous.is_open,
                             f"Le cahier {label} est clôturé." if not previous.is_open else
@@ -378,6 +382,7 @@ def close_ledger(session: Session, ledger: Ledger, *, statement_balance: int | N
     runs `closing_checks` on `now`'s date and raises ClosingRefused (a DomainError listing the failed
     checks, in French) unless every one passes.
     """
+    session.refresh(ledger, with_for_update=True)  # two closings at once: the second waits, then sees it closed
     if not ledger.is_open:
         raise DomainError(f"Le cahier {ledger.school_year.label} est déjà clôturé.")
     if isinstance(cash_count, int):
@@ -413,6 +418,7 @@ def reopen_ledger(session: Session, ledger: Ledger, *, reason: str, by: User | N
 
     reason = " ".join((reason or "").split())
     label = ledger.school_year.label
+    session.refresh(ledger, with_for_update=True)
     if not reason:
         raise DomainError("Indiquez le motif de la réouverture.", field="reason")
     if ledger.is_open:

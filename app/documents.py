@@ -59,13 +59,10 @@ def _check_pdf(content: bytes) -> None:
                           field="file") from None
     if pages == 0:
         raise DomainError("Ce PDF ne contient aucune page.", field="file")
-    # Names may be hex-escaped in PDF syntax (/J#61vaScript): decode them before looking.
-    import re
-
-    normalised = re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), content)
-    # The bytes alone are not enough: objects can sit in compressed object streams (PDF 1.5+), where
-    # « /JavaScript » never appears in clear. Every object reachable from the trailer is looked at too.
-    if any(danger in normalised for danger in _PDF_DANGERS) or _has_active_objects(reader):
+    # Every object reachable from the trailer is looked at, compressed object streams included (pypdf
+    # decodes them and hex-escaped names such as /J#61vaScript). A scan of the raw bytes would miss
+    # those, and would refuse honest scans whose image data happens to contain "/JS".
+    if _has_active_objects(reader):
         raise DomainError("Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité. "
                           "Imprimez-le en PDF (« Imprimer » puis « Enregistrer au format PDF ») "
                           "et envoyez cette copie.", field="file")
@@ -135,7 +132,8 @@ def _reencode_image(content: bytes, *, as_pdf: bool) -> CheckedFile:
     if as_pdf:
         import img2pdf
 
-        layout = img2pdf.get_layout_fun(img2pdf.mm_to_pt(210), img2pdf.mm_to_pt(297), fit=img2pdf.FitMode.into)
+        a4 = (img2pdf.mm_to_pt(210), img2pdf.mm_to_pt(297))
+        layout = img2pdf.get_layout_fun(a4, fit=img2pdf.FitMode.into)
         return CheckedFile(img2pdf.convert(jpeg, layout_fun=layout), "application/pdf", ".pdf")
     return CheckedFile(jpeg, "image/jpeg", ".jpg")
 

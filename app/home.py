@@ -110,6 +110,72 @@ def _ledger_card(session: Session | None, coop: Coop, today: date, year_label: s
     return Step("ledger", title, "ongoing", summary, "Ouvrir le cahier", "ledger.cahier_current")
 
 
+def _last_year_ledger(session: Session | None, coop: Coop, today: date):
+    """The coop's ledger of the school year that ended last 31 August (None if it has no operation)."""
+    from app import ledger as books
+
+    if session is None:
+        return None
+    from app.closing import has_entries
+
+    found = books.find_ledger(session, coop.id, school_year_start(today) - 1)
+    return found if found is not None and has_entries(session, found) else None
+
+
+def _closing_card(session: Session | None, coop: Coop, today: date) -> Step:
+    """From 1 September: where the closing of last year's cash-book stands, and what to do next."""
+    from app import closing
+
+    last = school_year_start(today) - 1
+    label, next_label = f"{last}-{last + 1}", f"{last + 1}-{last + 2}"
+    title = f"Clôture du cahier {label}"
+    ledger = _last_year_ledger(session, coop, today)
+    if ledger is None:
+        return Step("closing", title, "done", f"Pas de cahier {label} sur le portail : rien à clôturer.")
+    if ledger.is_open:
+        return Step("closing", title, "todo",
+                    f"L'année {label} est terminée : arrêté de caisse, solde du relevé au 31 août, puis clôture "
+                    f"définitive. Le report à nouveau {next_label} se fera tout seul.",
+                    "Clôturer le cahier", "yearend.closing_current")
+    following = closing.next_ledger(session, ledger)
+    bank, cash = closing.opening_balances(session, following) if following is not None else (0, 0)
+    return Step("closing", title, "done",
+                f"Cahier {label} clôturé le {_paris_day(ledger.closed_at)}. Report à nouveau {next_label} : "
+                f"banque {_euros(bank)}, caisse {_euros(cash)}.", "Voir la clôture", "yearend.closing_current")
+
+
+def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
+    """Where last year's reports (CRA, CRF, quitus, documents) stand, and what to do next."""
+    from app import reports
+
+    last = school_year_start(today) - 1
+    label = f"{last}-{last + 1}"
+    title = f"Comptes rendus {label} (CRA / CRF)"
+    ledger = _last_year_ledger(session, coop, today)
+    if ledger is None:
+        return Step("reports", title, "done", f"Pas de cahier {label} sur le portail : pas de compte rendu à "
+                    "envoyer ici.")
+    deadline = ledger.school_year.reports_deadline
+    before = f" À envoyer avant le {deadline:%d/%m/%Y}." if deadline else ""
+    report = reports.find_report(session, ledger)
+    endpoint = "yearend.report_current"
+    if report is not None and report.status == "returned":
+        return Step("reports", title, "todo", f"L'OCCE 85 vous a renvoyé le compte rendu : {report.return_reason}",
+                    "Reprendre le compte rendu", endpoint)
+    if ledger.is_open:
+        return Step("reports", title, "todo", f"Après la clôture du cahier {label} : compte rendu d'activités, "
+                    f"compte rendu financier, quitus et justificatifs.{before}")
+    if report is None or report.status == "draft":
+        return Step("reports", title, "todo", "À faire : compte rendu d'activités, quitus signé par les "
+                    f"vérificateurs, relevé au 31 août et justificatifs, puis envoi à l'OCCE 85.{before}",
+                    "Remplir les comptes rendus", endpoint)
+    if report.status == "submitted":
+        return Step("reports", title, "waiting", f"Envoyé le {_paris_day(report.submitted_at)} : l'OCCE 85 va le "
+                    "vérifier.", "Voir le compte rendu", endpoint)
+    return Step("reports", title, "done", f"Approuvé par l'OCCE 85 le {_paris_day(report.approved_at)}.",
+                "Voir le compte rendu", endpoint)
+
+
 def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step | None = None) -> list[Step]:
     """The year's steps with their status and next action, in the order a mandataire takes them.
 
@@ -117,7 +183,8 @@ def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step
     """
     missing = missing_identity_fields(coop)
     mandate = current_mandate(coop, today)
-    soon = "Cette étape arrive bientôt sur le portail."
+    from app import mandates as _mandates  # the mandate card; imported here: app.mandates imports this module
+
     return [
         Step("identity", "Identité de la coop",
              "todo" if missing else "done",
@@ -125,9 +192,7 @@ def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step
              "Compléter" if missing else "Vérifier ou modifier", "coop.identity"),
         membership_card or _membership_card(object_session(coop), coop, today, year_label),
         _ledger_card(object_session(coop), coop, today, year_label),
-        Step("closing", "Clôture de l'exercice précédent", "soon", soon),
-        Step("reports", "Comptes rendus (CRA / CRF)", "soon", soon),
-        Step("mandate", "Mandataire", "done" if mandate else "todo",
-             f"Mandataire actuel : {mandate.full_name}." if mandate
-             else "Aucun mandataire enregistré : contactez l'OCCE 85.", None, None),
+        _closing_card(object_session(coop), coop, today),
+        _reports_card(object_session(coop), coop, today),
+        Step("mandate", "Mandataire", *_mandates.home_card(object_session(coop), coop, mandate), "mandates.step"),
     ]

@@ -483,7 +483,7 @@ def check_ledger(session: Session, ledger: Ledger) -> list[str]:
         .group_by(Entry.id, Entry.piece, Entry.date)).all()
     for piece, day, total in rows:
         if total != 0:
-            problems.append(f"La pièce {piece} n'est pas équilibrée ({_euros(total)}).")
+            problems.append(f"La pièce {piece} n'est pas équilibrée ({_euros(int(total))}).")
         if not ledger.school_year.contains(day):
             problems.append(f"La pièce {piece} est datée hors de l'année.")
     return problems

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.documents import check_upload, document_path, store_document
+from app.documents import check_upload, document_path
 from app.errors import DomainError, ValidationErrors
 from app.home import current_mandate
 from app.models import Coop, Document, Mandate, MandateChange, User
@@ -240,17 +240,22 @@ def bank_of(change: MandateChange) -> str:
 # --- Status moves --------------------------------------------------------------------------------
 
 
-def transition(change: MandateChange, to: str) -> None:
-    """Move `change` to status `to` if `TRANSITIONS` allows it; raises DomainError otherwise.
-
-    A completed change no longer counts as the coop's open dossier (`open_for_coop_id` is cleared).
-    """
+def check_transition(change: MandateChange, to: str) -> None:
+    """Raise DomainError unless `TRANSITIONS` allows `change` to move to `to` (changes nothing)."""
     current = change.status
     if to not in TRANSITIONS:
         raise DomainError(f"Statut de dossier inconnu : {to}.")
     if to not in TRANSITIONS.get(current, frozenset()):
         raise DomainError(f"Un dossier « {STATUS_LABELS.get(current, current)} » ne peut pas passer à "
                           f"« {STATUS_LABELS[to]} ».")
+
+
+def transition(change: MandateChange, to: str) -> None:
+    """Move `change` to status `to` if `TRANSITIONS` allows it; raises DomainError otherwise.
+
+    A completed change no longer counts as the coop's open dossier (`open_for_coop_id` is cleared).
+    """
+    check_transition(change, to)
     change.status = to
     change.open_for_coop_id = None if to == "completed" else change.coop_id
 
@@ -267,6 +272,12 @@ def _new_reference(session: Session, coop: Coop) -> str:
 def check_details(details: ChangeDetails, today: date) -> None:
     """Refuse details that cannot be sent: raises ValidationErrors by field, in French."""
     errors: dict[str, list[str]] = {}
+    for name in DETAIL_FIELDS:
+        value = getattr(details, name)
+        allowed = "\r\n\t" if name == "reason_details" else ""
+        if isinstance(value, str) and any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch not in allowed
+                                          for ch in value):
+            errors[name] = ["Ce champ contient un caractère de contrôle : retapez-le."]
     for name, label in (("incoming_last_name", "le nom"), ("incoming_first_name", "le prénom"),
                         ("incoming_email", "l'adresse e-mail"), ("incoming_phone", "le téléphone")):
         if not getattr(details, name).strip():
@@ -370,13 +381,13 @@ def update_details(session: Session, change: MandateChange, details: ChangeDetai
 
 
 def _pdf_pages(content: bytes) -> list:
-    from pypdf import PdfReader
+    """The pages of a PDF, drawn upright (a scan saved « rotated » has its rotation moved into its content)."""
+    from pypdf import PdfWriter
 
-    reader = PdfReader(io.BytesIO(content))
-    pages = []
-    for page in reader.pages:
-        page.transfer_rotation_to_content()  # a scan saved « rotated » is drawn upright
-        pages.append(page)
+    pages = list(PdfWriter(clone_from=io.BytesIO(content)).pages)
+    for page in pages:
+        if page.rotation:
+            page.transfer_rotation_to_content()
     return pages
 
 
@@ -437,20 +448,39 @@ def identity_on_one_page(files: Sequence[tuple[str, bytes]]) -> tuple[bytes, boo
         if item.content_type == "application/pdf":
             pages.extend(_pdf_pages(item.content))
         else:
-            pages.extend(_pdf_pages(check_upload(item.content, max_bytes=MAX_DOCUMENT_BYTES,
-                                                 photos_as_pdf=True).content))
+            pages.extend(_pdf_pages(photo_as_pdf(item.content)))
     if len(pages) > 2:
         raise DomainError(f"La pièce d'identité doit tenir sur une page, recto et verso (ce fichier a {len(pages)} "
                           "pages) : envoyez la page du recto et celle du verso seulement.", field="identity")
     if len(pages) == 1:
-        return checked[0].content, checked[0].content_type == "application/pdf"
+        return checked[0].content, True
     return two_pages_on_one(pages[0], pages[1]), True
 
 
-def _write_generated(session: Session, *, upload_dir: str, change: MandateChange, kind: str, filename: str,
-                     content: bytes, by: User | None, ip: str) -> Document:
-    """Store a PDF the portal built from already-checked parts (mode 0600, random key), like
-    `store_document` but without re-scanning it: raw image data inside may contain any byte sequence."""
+def photo_as_pdf(jpeg: bytes) -> bytes:
+    """A checked, re-encoded photo (JPEG) as a one-page A4 PDF, fitted inside a 1 cm margin (img2pdf)."""
+    import img2pdf
+
+    a4 = (img2pdf.mm_to_pt(210), img2pdf.mm_to_pt(297))
+    layout = img2pdf.get_layout_fun(a4, border=(img2pdf.mm_to_pt(10), img2pdf.mm_to_pt(10)),
+                                    fit=img2pdf.FitMode.into)
+    return img2pdf.convert(jpeg, layout_fun=layout)
+
+
+def as_pdf(content: bytes) -> bytes:
+    """An upload checked by content (`app.documents.check_upload`): a PDF as it is, a photo as a PDF page.
+
+    Raises DomainError (field ``file``) for anything else, a dangerous PDF or an unreadable image.
+    """
+    checked = check_upload(content, max_bytes=MAX_DOCUMENT_BYTES)
+    return checked.content if checked.content_type == "application/pdf" else photo_as_pdf(checked.content)
+
+
+def _write_pdf(session: Session, *, upload_dir: str, change: MandateChange, kind: str, filename: str,
+               content: bytes, by: User | None, ip: str, action: str = "document.uploaded") -> Document:
+    """Store a PDF that was checked (or built by the portal from checked parts): mode 0600, random key,
+    attached to `change`. Like `app.documents.store_document`, without scanning the bytes again: the
+    raw image data inside a photo turned into PDF may contain any byte sequence (« /JS » included)."""
     key = secrets.token_hex(16)
     directory = Path(upload_dir)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -463,8 +493,8 @@ def _write_generated(session: Session, *, upload_dir: str, change: MandateChange
                         uploaded_by_id=by.id if by else None)
     session.add(document)
     session.flush()
-    audit.record(session, "document.generated", actor=by, coop_id=change.coop_id, entity="document",
-                 entity_id=document.id, after={"kind": kind, "name": filename, "size": len(content)}, ip=ip)
+    audit.record(session, action, actor=by, coop_id=change.coop_id, entity="document", entity_id=document.id,
+                 after={"kind": kind, "name": filename, "size": len(content)}, ip=ip)
     return document
 
 
@@ -473,33 +503,27 @@ def attach_document(session: Session, change: MandateChange, kind: str, files: S
                     proof_date: date | None = None) -> tuple[Document, list[str]]:
     """Add (or replace) one of the coop's documents; returns it and the storage keys to remove after commit.
 
-    Photos become PDF pages. The identity document is put on one page (`identity_on_one_page`). The
-    proof of address needs its date, less than six months old. Raises DomainError on a sent dossier,
-    a refused file (field ``file``, ``identity`` or ``proof_date``) or an unknown kind.
+    Every file is checked by content; photos become PDF pages. The identity document is put on one page
+    (`identity_on_one_page`). The proof of address needs its date, less than six months old. Raises
+    DomainError on a sent dossier, a refused file (field ``file``, ``identity`` or ``proof_date``) or an
+    unknown kind.
     """
     _require_editable(change)
     if kind not in COOP_DOCUMENTS:
         raise DomainError(f"Type de document inconnu : {kind}.")
     if kind == "address_proof":
         check_proof_of_address_date(proof_date, today)
+    if not files or not files[0][1]:
+        raise DomainError("Le fichier est vide.", field="file")
     names = {"mandate_form": "formulaire-signe", "identity": "piece-identite", "address_proof": "justificatif-domicile"}
-    name = f"{names[kind]}-{change.reference}"
     if kind == "identity":
         content, is_pdf = identity_on_one_page(files)
-        if is_pdf:
-            document = _write_generated(session, upload_dir=upload_dir, change=change, kind=kind,
-                                        filename=f"{name}.pdf", content=content, by=by, ip=ip)
-        else:
-            document = store_document(session, upload_dir=upload_dir, coop_id=change.coop_id, kind=kind,
-                                      filename=name, content=content, max_bytes=MAX_DOCUMENT_BYTES, by=by,
-                                      photos_as_pdf=True, ip=ip)
+        content = content if is_pdf else photo_as_pdf(content)
     else:
-        content = files[0][1] if files else b""
-        document = store_document(session, upload_dir=upload_dir, coop_id=change.coop_id, kind=kind,
-                                  filename=name, content=content, max_bytes=MAX_DOCUMENT_BYTES, by=by,
-                                  photos_as_pdf=True, ip=ip)
+        content = as_pdf(files[0][1])
     previous = change.document(kind)
-    document.mandate_change_id = change.id
+    document = _write_pdf(session, upload_dir=upload_dir, change=change, kind=kind,
+                          filename=f"{names[kind]}-{change.reference}.pdf", content=content, by=by, ip=ip)
     removed = [_drop(session, previous)] if previous is not None else []
     if kind == "address_proof":
         change.proof_of_address_date = proof_date
@@ -512,9 +536,16 @@ def attach_document(session: Session, change: MandateChange, kind: str, files: S
     return document, removed
 
 
+def pdf_page_count(content: bytes) -> int:
+    """Pages of a PDF."""
+    from pypdf import PdfReader
+
+    return len(PdfReader(io.BytesIO(content)).pages)
+
+
 def page_count(upload_dir: str, document: Document) -> int:
     """Pages of a stored PDF document."""
-    return len(_pdf_pages(document_path(upload_dir, document).read_bytes()))
+    return pdf_page_count(document_path(upload_dir, document).read_bytes())
 
 
 # --- The coop sends; OCCE 85 decides ------------------------------------------------------------
@@ -612,9 +643,9 @@ def build_bank_dossier(session: Session, change: MandateChange, cover_pdf: bytes
     if len(merged) > MAX_DOSSIER_BYTES:
         raise DomainError("Le dossier complet dépasse 60 Mo : renvoyez-le à la coopérative pour des fichiers "
                           "plus légers.")
-    document = _write_generated(session, upload_dir=upload_dir, change=change, kind="bank_dossier",
-                                filename=f"dossier-banque-{change.reference}-{_bank_slug(bank)}.pdf",
-                                content=merged, by=by, ip=ip)
+    document = _write_pdf(session, upload_dir=upload_dir, change=change, kind="bank_dossier",
+                          filename=f"dossier-banque-{change.reference}-{_bank_slug(bank)}.pdf", content=merged,
+                          by=by, ip=ip, action="document.generated")
     session.expire(change, ["documents"])
     return document
 
@@ -626,6 +657,7 @@ def validate_change(session: Session, change: MandateChange, *, by: User | None,
     The caller then builds the bank dossier (`build_bank_dossier`) in the same transaction. Raises
     DomainError from any other status or when a document is missing.
     """
+    check_transition(change, "validated")
     for kind in COOP_DOCUMENTS:
         if change.document(kind) is None:
             raise DomainError(f"Il manque un document au dossier : {DOCUMENT_LABELS[kind]}.")
@@ -642,6 +674,7 @@ def validate_change(session: Session, change: MandateChange, *, by: User | None,
 def mark_sent_to_bank(session: Session, change: MandateChange, *, by: User | None, ip: str = "",
                       now: datetime) -> MandateChange:
     """« Envoyé à la banque »: validated -> sent_to_bank, once the bank dossier exists. Raises DomainError."""
+    check_transition(change, "sent_to_bank")
     if change.document("bank_dossier") is None:
         raise DomainError("Le dossier pour la banque n'a pas été préparé.")
     before = change.status
@@ -653,7 +686,7 @@ def mark_sent_to_bank(session: Session, change: MandateChange, *, by: User | Non
     return change
 
 
-def attach_bank_document(session: Session, change: MandateChange, filename: str, content: bytes, *,
+def attach_bank_document(session: Session, change: MandateChange, content: bytes, *,
                          upload_dir: str, by: User | None, ip: str = "") -> tuple[Document, list[str]]:
     """Crédit Mutuel: the bank's own document, which OCCE 85 forwards to the coop (replaces a previous one).
 
@@ -664,11 +697,9 @@ def attach_bank_document(session: Session, change: MandateChange, filename: str,
         raise DomainError("Seul le Crédit Mutuel envoie un document à transmettre à la coopérative.")
     if change.status not in ("sent_to_bank", "completed"):
         raise DomainError("Le document de la banque arrive après l'envoi du dossier à la banque.")
-    document = store_document(session, upload_dir=upload_dir, coop_id=change.coop_id, kind="bank_document",
-                              filename=filename or f"document-banque-{change.reference}", content=content,
-                              max_bytes=MAX_DOCUMENT_BYTES, by=by, photos_as_pdf=True, ip=ip)
     previous = change.document("bank_document")
-    document.mandate_change_id = change.id
+    document = _write_pdf(session, upload_dir=upload_dir, change=change, kind="bank_document",
+                          filename=f"document-banque-{change.reference}.pdf", content=as_pdf(content), by=by, ip=ip)
     removed = [_drop(session, previous)] if previous is not None else []
     session.flush()
     session.expire(change, ["documents"])
@@ -704,7 +735,7 @@ def complete_change(session: Session, change: MandateChange, *, by: User | None,
             raise DomainError(f"La date d'effet ({change.effective_date:%d/%m/%Y}) doit suivre le début du mandat "
                               f"de {outgoing.full_name} ({outgoing.started_on:%d/%m/%Y}).")
         outgoing.ended_on = end
-        ended = {"mandate_id": outgoing.id, "ended_on": end}
+        ended = outgoing.id
     mandate = Mandate(coop_id=change.coop_id, role="mandataire", civility=change.incoming_civility,
                       last_name=change.incoming_last_name, first_name=change.incoming_first_name,
                       email=change.incoming_email, phone=change.incoming_phone, started_on=change.effective_date)
@@ -716,7 +747,7 @@ def complete_change(session: Session, change: MandateChange, *, by: User | None,
     session.flush()
     session.expire(change.coop, ["mandates"])
     _record(session, change, "mandate_change.completed", before, by=by, ip=ip, new_mandate_id=mandate.id,
-            started_on=mandate.started_on, ended=ended)
+            started_on=mandate.started_on, ended_mandate_id=ended, ended_on=end if ended else None)
     return mandate
 
 
@@ -736,7 +767,8 @@ def home_card(session: Session | None, coop: Coop, mandate: Mandate | None) -> t
         return ("todo", f"{current} Le dossier a été renvoyé par l'OCCE 85 le {paris_day(change.returned_at)} : "
                 "corrigez-le puis "
                 "envoyez-le à nouveau.", "Corriger le dossier")
-    when = {"submitted": change.submitted_at, "validated": change.validated_at,
-            "sent_to_bank": change.sent_to_bank_at}[change.status]
-    return ("waiting", f"{current} Changement vers {change.incoming_full_name} : "
-            f"{STATUS_LABELS[change.status].lower()} le {paris_day(when)}.", "Suivre le dossier")
+    what, when = {"submitted": ("dossier envoyé à l'OCCE 85", change.submitted_at),
+                  "validated": ("dossier validé par l'OCCE 85", change.validated_at),
+                  "sent_to_bank": ("dossier envoyé à la banque", change.sent_to_bank_at)}[change.status]
+    return ("waiting", f"{current} Changement vers {change.incoming_full_name} : {what} le {paris_day(when)}.",
+            "Suivre le dossier")

@@ -205,10 +205,21 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
                 take(item, group, "R3", f"bordereau de remise n° {number} ({len(group)} ligne(s) du cahier)")
                 break
 
-    # R4: exact amount in the date window, unique in both directions; repeat until stable
+    # R4: exact amount in the date window, unique in both directions; repeat until stable.
+    # Both sides are indexed by amount, so each look-up only sees lines of the same amount.
+    book_by_amount: dict[int, list[BookLine]] = {}
+    for line in book:
+        if line.mode != "cheque":
+            book_by_amount.setdefault(line.amount, []).append(line)
+    bank_by_amount: dict[int, list[BankItem]] = {}
+    for item in bank:
+        bank_by_amount.setdefault(item.amount, []).append(item)
+
+    def in_window(item: BankItem, line: BookLine) -> bool:
+        return -WINDOW_BEFORE <= (item.date - line.date).days <= WINDOW_AFTER
+
     def candidates(item: BankItem) -> list[BookLine]:
-        return [b for b in free_book.values() if b.mode != "cheque" and b.amount == item.amount
-                and -WINDOW_BEFORE <= (item.date - b.date).days <= WINDOW_AFTER]
+        return [b for b in book_by_amount.get(item.amount, ()) if b.line_id in free_book and in_window(item, b)]
 
     changed = True
     while changed:
@@ -217,7 +228,8 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
             found = candidates(item)
             if len(found) != 1:
                 continue
-            rivals = [other for other in free_bank.values() if other.id != item.id and found[0] in candidates(other)]
+            rivals = [other for other in bank_by_amount[item.amount]
+                      if other.id != item.id and other.id in free_bank and in_window(other, found[0])]
             if rivals:
                 continue
             days = abs((item.date - found[0].date).days)
@@ -225,10 +237,13 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
             changed = True
 
     # R5: what stays ambiguous: suggestions, closest dates and labels first, never confirmed alone
+    all_by_amount: dict[int, list[BookLine]] = {}
+    for line in book:
+        all_by_amount.setdefault(line.amount, []).append(line)
     pairs = []
     for item in free_bank.values():
-        for line in free_book.values():
-            if line.amount == item.amount and -WINDOW_BEFORE <= (item.date - line.date).days <= WINDOW_AFTER:
+        for line in all_by_amount.get(item.amount, ()):
+            if line.line_id in free_book and in_window(item, line):
                 pairs.append((abs((item.date - line.date).days), -_similarity(item.label, line.label), line.line_id,
                               item.id, item, line))
     used_bank: set[int] = set()
@@ -282,14 +297,28 @@ def confirm_match(session: Session, coop_id: int, bank_id: int, line_ids: list[i
 
 
 def clear_line(session: Session, coop_id: int, line_id: int, on: date, *, by: User | None, ip: str = "") -> EntryLine:
-    """Point one bank line by hand, as seen on the statement of `on`."""
+    """Point one bank line by hand, as seen on the statement of `on`.
+
+    When exactly one open statement line has the same amount within the matching window, it is linked
+    too, so that it is not offered again as a line missing from the cash-book.
+    """
     [line] = _bank_lines(session, coop_id, [line_id])
     if line.entry.kind == "opening":
         raise DomainError("Le report à nouveau ne se pointe pas.")
     line.cleared_on = on
+    linked = sa.select(EntryLine.statement_line_id).where(EntryLine.statement_line_id.is_not(None))
+    entry_date = line.entry.date
+    twins = session.scalars(
+        sa.select(StatementLine).where(
+            StatementLine.coop_id == coop_id, StatementLine.amount_cents == line.amount_cents,
+            StatementLine.id.not_in(linked),
+            StatementLine.date >= entry_date - timedelta(days=WINDOW_BEFORE),
+            StatementLine.date <= entry_date + timedelta(days=max(WINDOW_AFTER, CHEQUE_MARGIN + 60)))).all()
+    if len(twins) == 1:
+        line.statement_line_id = twins[0].id
     session.flush()
     audit.record(session, "pointage.cleared", actor=by, coop_id=coop_id, entity="entry_line", entity_id=line.id,
-                 after={"cleared_on": on.isoformat()}, ip=ip)
+                 after={"cleared_on": on.isoformat(), "statement_line": line.statement_line_id}, ip=ip)
     return line
 
 

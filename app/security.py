@@ -106,12 +106,15 @@ def csp_nonce() -> str:
 def set_security_headers(response):
     """after_request: CSP with a nonce, framing, sniffing, referrer, HSTS over HTTPS, no-store when logged in."""
     nonce = csp_nonce()
+    admin_handlers = ""
+    if request.blueprint and request.blueprint in current_app.extensions.get("admin_blueprints", ()):
+        admin_handlers = " " + current_app.extensions.get("admin_csp_hashes", "")
     if "Content-Security-Policy" in response.headers:  # a view chose a stricter one (downloads: sandbox)
         policy = None
     else:
         policy = (
         "default-src 'self'; "
-        f"script-src 'self' 'nonce-{nonce}'; "
+        f"script-src 'self' 'nonce-{nonce}'{admin_handlers}; "
         # Bootstrap and Flask-Admin templates carry style attributes; scripts stay nonce-only.
         "style-src 'self' 'unsafe-inline'; "
         "img-src 'self' data:; font-src 'self'; connect-src 'self'; "

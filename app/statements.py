@@ -158,7 +158,10 @@ def parse_ofx(content: bytes) -> ParsedStatement:
     statement = statements[0]
     lines = []
     for tx in statement.transactions:
-        label = " ".join(part for part in (tx.name, tx.memo) if part)
+        name, memo = (tx.name or "").strip(), (tx.memo or "").strip()
+        # Banks often repeat the name at the start of the memo: keep the longer one then.
+        label = memo if name and memo.startswith(name) else name if memo and name.startswith(memo) else \
+            " ".join(part for part in (name, memo) if part)
         cheque = ""
         if tx.trntype == "CHECK" or cheque_from_label(tx.name or ""):
             cheque = normalise_number(tx.checknum or "") or cheque_from_label(tx.name or "")

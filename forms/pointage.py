@@ -5,20 +5,19 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import HiddenField, SelectField, SubmitField
-from wtforms.validators import DataRequired, Optional
+from wtforms.validators import Optional
 
 from forms.fields import MoneyField
-from forms.ledger import FrenchDateField
-
-REQUIRED = "Ce champ est obligatoire."
+from forms.ledger import FrenchDateField, Required
 
 
 class StatementBalanceForm(FlaskForm):
     """The summary box: the statement's date and balance, as printed by the bank."""
 
-    on = FrenchDateField("Date du relevé", validators=[DataRequired("Indiquez la date du relevé.")],
+    # Required, not DataRequired: « Date invalide » stays the message of 31/02, and 0,00 is a balance.
+    on = FrenchDateField("Date du relevé", validators=[Required("Indiquez la date du relevé.")],
                          render_kw={"type": "date"})
-    balance = MoneyField("Solde du relevé à cette date (€)", validators=[DataRequired(REQUIRED)],
+    balance = MoneyField("Solde du relevé à cette date (€)", validators=[Required("Indiquez le solde du relevé.")],
                          description="Le solde imprimé sur le relevé, négatif s'il est débiteur (ex. -12,50).")
     submit = SubmitField("Calculer l'écart")
 

@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import re
 
+# Values used to fill URL converters when walking app.url_map.
+from datetime import date as _date
+
 import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.models import AuditEvent, Coop, utcnow
+from app.models import AuditEvent, Coop, school_year_start, utcnow
 from app.security import endpoint_access
 from tests.conftest import PASSWORD
 
-# Values used to fill URL converters when walking app.url_map.
-from datetime import date as _date
-
-from app.models import school_year_start
-
-ARG_VALUES = {"id": "1", "event_id": "1", "token": "x" * 43, "filename": "css/coop85.css", "export_type": "csv",
-              "year": str(school_year_start(_date.today())), "entry_id": "1", "document_id": "1", "action_id": "1",
-              "membership_id": "1", "line_id": "1", "change_id": "1", "report_id": "1", "kind": "identity"}
+ARG_VALUES = {
+    "id": "1",
+    "event_id": "1",
+    "token": "x" * 43,
+    "filename": "css/coop85.css",
+    "export_type": "csv",
+    "year": str(school_year_start(_date.today())),
+    "entry_id": "1",
+    "document_id": "1",
+    "action_id": "1",
+    "membership_id": "1",
+    "batch_id": "1",
+    "debit_id": "1",
+    "fmt": "csv",
+    "line_id": "1",
+    "change_id": "1",
+    "report_id": "1",
+    "kind": "identity",
+}
 
 
 def _url(app, rule) -> str | None:
@@ -85,8 +99,10 @@ def test_get_requests_change_nothing(app, make_coop, make_staff, login_as, db_ch
     clients = [app.test_client(), login_as("085-001", on=app.test_client()), login_as("agent", on=app.test_client())]
 
     def snapshot(session):
-        return {table.name: session.execute(sa.select(sa.func.count()).select_from(table)).scalar()
-                for table in db.metadata.sorted_tables}
+        return {
+            table.name: session.execute(sa.select(sa.func.count()).select_from(table)).scalar()
+            for table in db.metadata.sorted_tables
+        }
 
     before = db_check(snapshot)
     for rule in _rules(app, "GET"):
@@ -109,10 +125,14 @@ def test_every_post_route_refuses_a_missing_csrf_token(make_app, migrated, make_
     make_staff("agent")
     staff = app.test_client()
     token = _csrf_token(staff, "/connexion")
-    assert staff.post("/connexion", data={"login": "agent", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    assert (
+        staff.post("/connexion", data={"login": "agent", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    )
     coop = app.test_client()
     token = _csrf_token(coop, "/connexion")
-    assert coop.post("/connexion", data={"login": "085-001", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    assert (
+        coop.post("/connexion", data={"login": "085-001", "password": PASSWORD, "csrf_token": token}).status_code == 302
+    )
 
     counts = db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Coop)))
     posted = 0
@@ -132,8 +152,10 @@ def test_every_post_route_refuses_a_missing_csrf_token(make_app, migrated, make_
     assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Coop))) == counts
     # with a token, the staff can work (CSRF is not blocking everything)
     token = _csrf_token(staff, "/admin/admin_coops/new/")
-    ok = staff.post("/admin/admin_coops/new/", data={"csrf_token": token, "number": "50", "name": "Coop cinquante",
-                                                     "is_active": "y"})
+    ok = staff.post(
+        "/admin/admin_coops/new/",
+        data={"csrf_token": token, "number": "50", "name": "Coop cinquante", "is_active": "y"},
+    )
     assert ok.status_code == 302
 
 
@@ -163,8 +185,14 @@ def test_another_coops_data_is_404_and_audited(app, make_coop, login_as, db_chec
     a, b = make_coop(1), make_coop(2)
 
     def add_event(session):
-        event = AuditEvent(action="coop.identity_updated", coop_id=b.id, actor_login=b.login, created_at=utcnow(),
-                           before={"city": "Luçon"}, after={"city": "Secret-de-B"})
+        event = AuditEvent(
+            action="coop.identity_updated",
+            coop_id=b.id,
+            actor_login=b.login,
+            created_at=utcnow(),
+            before={"city": "Luçon"},
+            after={"city": "Secret-de-B"},
+        )
         session.add(event)
         session.commit()
         return event.id
@@ -184,9 +212,23 @@ def test_another_coops_data_is_404_and_audited(app, make_coop, login_as, db_chec
 def test_posting_another_coops_ids_changes_nothing(client, make_coop, login_as, db_check):
     a, b = make_coop(1), make_coop(2, city="Luçon")
     login_as(a)
-    form = {"name": "Nom A", "school_name": "École A", "uai": "0850001P", "address": "1 rue", "postal_code": "85000",
-            "city": "Challans", "email": "a@example.org", "bank_name": "CM", "iban": "FR7615519000010002000000103",
-            "bic": "CMCIFR2A", "id": str(b.id), "coop_id": str(b.id), "number": "2", "is_active": "", "version": ""}
+    form = {
+        "name": "Nom A",
+        "school_name": "École A",
+        "uai": "0850001P",
+        "address": "1 rue",
+        "postal_code": "85000",
+        "city": "Challans",
+        "email": "a@example.org",
+        "bank_name": "CM",
+        "iban": "FR7615519000010002000000103",
+        "bic": "CMCIFR2A",
+        "id": str(b.id),
+        "coop_id": str(b.id),
+        "number": "2",
+        "is_active": "",
+        "version": "",
+    }
     assert client.post("/coop/identite", data=form).status_code == 302
     coops = db_check(lambda s: {c.number: (c.city, c.is_active, c.id) for c in s.scalars(sa.select(Coop))})
     assert coops[2] == ("Luçon", True, b.id)
@@ -200,8 +242,11 @@ def test_security_headers_on_every_response(client, path):
     headers = response.headers
     csp = headers["Content-Security-Policy"]
     assert re.search(r"script-src 'self' 'nonce-[\w-]{16,}'", csp)
-    assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp and "unsafe-inline" not in csp.split(
-        "script-src")[1].split(";")[0]
+    assert (
+        "frame-ancestors 'none'" in csp
+        and "object-src 'none'" in csp
+        and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
+    )
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert headers["Strict-Transport-Security"].startswith("max-age=31536000")

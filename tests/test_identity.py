@@ -119,7 +119,7 @@ def test_home_checklist(client, make_coop, login_as):
     page = client.get("/").get_data(as_text=True)
     assert "2 information(s) à compléter" in page
     assert "Mandataire actuel : Claire Moreau" in page
-    assert page.count("Bientôt disponible") == 3  # membership (no rates for the year), closing, reports
+    assert page.count("Bientôt disponible") == 1  # membership: no rates yet for the current year
     assert "Aucune opération pour cette année" in page
 
 

@@ -4,6 +4,7 @@ from app.models.account import NATURES, Account, occe_code
 from app.models.audit import AuditEvent
 from app.models.base import utcnow
 from app.models.coop import DEPARTMENT_CODE, Coop, Mandate, coop_login
+from app.models.debit import Debit, DebitBatch
 from app.models.federation import Federation
 from app.models.ledger import ENTRY_KINDS, PAYMENT_MODES, Action, Document, Entry, EntryLine, Ledger
 from app.models.mandate_change import MANDATE_CHANGE_STATUSES, MANDATE_DOCUMENT_KINDS, MandateChange
@@ -28,6 +29,8 @@ __all__ = [
     "Ledger",
     "AuditEvent",
     "Coop",
+    "Debit",
+    "DebitBatch",
     "Federation",
     "Mandate",
     "OutboxEmail",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sqlalchemy import String
+import sqlalchemy as sa
+from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -28,6 +29,12 @@ class Federation(db.Model):
     # One name per line (or separated by commas), matched without regard to case or accents.
     no_debit_banks: Mapped[str] = mapped_column(String(500), default="La Banque Postale",
                                                 server_default="La Banque Postale")
+
+    # Direct debits: the pain.008 version the bank takes, the lead time between the run and the
+    # collection date, and whether settling a run also books the debit in each coop's cash-book.
+    sepa_schema: Mapped[str] = mapped_column(String(20), default="pain.008.001.08", server_default="pain.008.001.08")
+    debit_lead_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    post_debits_to_ledgers: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa.false())
 
     def __str__(self) -> str:
         return self.name

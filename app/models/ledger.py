@@ -119,7 +119,11 @@ class EntryLine(db.Model):
     """
 
     __tablename__ = "entry_line"
-    __table_args__ = (CheckConstraint("amount_cents <> 0", name="amount_not_zero"),)
+    __table_args__ = (
+        CheckConstraint("amount_cents <> 0", name="amount_not_zero"),
+        # Sums per entry and account (balances, reconciliation) without visiting every line of the account.
+        Index("ix_entry_line_entry_account", "entry_id", "account_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     entry_id: Mapped[int] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)

@@ -18,7 +18,7 @@ class Statement(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     coop_id: Mapped[int] = mapped_column(ForeignKey("coop.id", ondelete="CASCADE"), index=True)
-    source_format: Mapped[str] = mapped_column(String(20))
+    source_format: Mapped[str] = mapped_column(String(60))
     filename: Mapped[str] = mapped_column(String(255), default="")
     sha256: Mapped[str] = mapped_column(String(64))
     account: Mapped[str] = mapped_column(String(34), default="")

@@ -65,7 +65,7 @@ def queue_status_mail(session: Session, change: MandateChange) -> None:
     """Tell the coop (and, once the delegation exists, the new mandataire) where its dossier stands."""
     coop = change.coop
     context = {"coop": coop, "change": change, "bank": bank_of(change), "status_label": STATUS_LABELS[change.status],
-               "reasons": REASONS}
+               "reasons": REASONS, "is_credit_mutuel": is_credit_mutuel(bank_of(change))}
     if coop.email:
         queue_templated_email(session, coop.email, STATUS_MAILS[change.status], **context)
     if change.status == "completed" and change.incoming_email and change.incoming_email != coop.email:
@@ -209,7 +209,7 @@ def _render_dossier(change: MandateChange, forms: dict | None = None, status: in
     return render_template(
         "mandates/dossier.html", change=change, coop=coop, mandate=current_mandate(coop, today),
         forms=upload_forms, missing=missing_items(change, today) if is_editable(change) else {},
-        editable=is_editable(change), status_labels=STATUS_LABELS, reasons=REASONS, timeline=status_dates(change),
+        editable=is_editable(change), status_labels=STATUS_LABELS, reasons=REASONS, steps=status_dates(change),
         labels=DOCUMENT_LABELS, coop_documents=COOP_DOCUMENTS, docs=documents_of(change),
         oldest_proof=oldest_proof_of_address(today),
         bank=bank_of(change), is_credit_mutuel=is_credit_mutuel(bank_of(change)),

@@ -4,28 +4,40 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from datetime import date
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
+from app import audit
 from app import ledger as books
 from app import reconciliation as rec
 from app.errors import DomainError
 from app.extensions import db
 from app.filters import money
-from app.models import Ledger, SchoolYear, StatementLine
+from app.models import Entry, EntryLine, Ledger, SchoolYear, StatementLine
 from app.netutil import client_ip
 from app.security import access
-from app.statements import CsvMapping, NeedsMapping, StatementError, parse_statement
+from app.statements import CsvMapping, NeedsMapping, StatementError, _csv_rows, decode, parse_day, parse_statement
 from app.tenancy import current_coop_id, owned
 from app.views._common import now
 from forms.pointage import ConfirmMatchesForm, LineActionForm, MappingForm, StatementBalanceForm, StatementImportForm
 
 bp = Blueprint("pointage", __name__)
+
+
+@bp.app_template_global()
+def pointage_rows(*args, **kwargs):
+    from app.views.cahier_table import pointage_rows as render
+
+    return render(*args, **kwargs)
 STATEMENT_MAX_BYTES = 5 * 1024 * 1024
+PENDING_MAX_AGE = 3600  # seconds an unknown CSV waits for its column mapping
 _PENDING_KEY = re.compile(r"[0-9a-f]{32}")
+NOT_A_STATEMENT = "Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF)."
 
 
 def _current_year() -> int:
@@ -38,13 +50,31 @@ def _ledger(year: int) -> Ledger | None:
     return db.session.scalar(owned(Ledger).join(Ledger.school_year).where(SchoolYear.start_year == year))
 
 
+def _audit_foreign(statement_line_ids: list[int], entry_line_ids: list[int]) -> None:
+    """Audit an attempt on another coop's statement or cash-book lines (as `owned_or_404` does)."""
+    coop_id = current_coop_id()
+    foreign = [("statement_line", ident) for ident in db.session.scalars(sa.select(StatementLine.id).where(
+        StatementLine.id.in_(statement_line_ids), StatementLine.coop_id != coop_id))]
+    foreign += [("entry_line", ident) for ident in db.session.scalars(
+        sa.select(EntryLine.id).join(Entry, Entry.id == EntryLine.entry_id)
+        .where(EntryLine.id.in_(entry_line_ids), Entry.coop_id != coop_id))]
+    for entity, ident in foreign:
+        audit.record(db.session, "access.denied", actor=current_user, entity=entity, entity_id=ident, ip=client_ip())
+    if foreign:
+        db.session.commit()
+
+
 def _wants_json() -> bool:
     return request.accept_mimetypes.best == "application/json"
 
 
+def _summary_date(ledger: Ledger) -> date:
+    """The statement date typed in the summary box, else today (the year's last day for a past year)."""
+    return ledger.reconciliation_date or min(now().date(), ledger.school_year.ends_on)
+
+
 def _summary(ledger: Ledger) -> rec.Reconciliation:
-    on = ledger.reconciliation_date or min(now().date(), ledger.school_year.ends_on)
-    return rec.reconcile(db.session, ledger, on, ledger.reconciliation_balance_cents
+    return rec.reconcile(db.session, ledger, _summary_date(ledger), ledger.reconciliation_balance_cents
                          if ledger.reconciliation_date else None)
 
 
@@ -117,6 +147,54 @@ def _pending_path(key: str) -> Path:
     return Path(current_app.config["UPLOAD_DIR"]) / "pending" / key
 
 
+def _drop_pending() -> None:
+    """Forget the session's file waiting for its column mapping, and remove it."""
+    key = (session.pop("pending_statement", None) or {}).get("key", "")
+    if _PENDING_KEY.fullmatch(key):
+        _pending_path(key).unlink(missing_ok=True)
+
+
+def _keep_pending(content: bytes, filename: str) -> None:
+    """Keep an unknown CSV server-side until the user maps its columns (one per session; files
+    abandoned for more than an hour are removed here)."""
+    _drop_pending()
+    folder = _pending_path("x").parent
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    limit = time.time() - PENDING_MAX_AGE
+    for old in folder.iterdir():
+        try:
+            if _PENDING_KEY.fullmatch(old.name) and old.stat().st_mtime < limit:
+                old.unlink()
+        except FileNotFoundError:  # removed meanwhile by another request
+            continue
+    key = secrets.token_hex(16)
+    path = _pending_path(key)
+    path.write_bytes(content)
+    path.chmod(0o600)
+    session["pending_statement"] = {"key": key, "name": filename[:200]}
+
+
+def _looks_like_a_statement(columns: list[str], sample: list[list[str]]) -> bool:
+    """An unknown CSV deserves the column question only with the three columns a statement needs
+    (date, label, amount) and a date in its first lines: a letter with commas is not a statement."""
+    if len(columns) < 3:
+        return False
+    for row in sample:
+        for cell in row:
+            try:
+                parse_day(cell)
+            except StatementError:
+                continue
+            return True
+    return False
+
+
+def _header_row(rows: list[list[str]]) -> int:
+    """The row whose cells were shown as column names (as `parse_csv` chose it for NeedsMapping)."""
+    width = max((len(row) for row in rows[:25]), default=0)
+    return next((i for i, row in enumerate(rows[:25]) if len(row) == width and width >= 3), 0)
+
+
 @bp.route("/coop/pointage/<int:year>/releve", methods=["POST"])
 @access("coop")
 def import_statement(year: int):
@@ -134,12 +212,10 @@ def import_statement(year: int):
     try:
         parsed = parse_statement(content)
     except NeedsMapping as exc:
-        key = secrets.token_hex(16)
-        path = _pending_path(key)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path.write_bytes(content)
-        path.chmod(0o600)
-        session["pending_statement"] = {"key": key, "name": filename[:200]}
+        if not _looks_like_a_statement(exc.columns, exc.sample):
+            flash(f"Import impossible, rien n'a été enregistré : {NOT_A_STATEMENT}", "danger")
+            return redirect(url_for("pointage.screen", year=year))
+        _keep_pending(content, filename)
         return _render_mapping(year, exc.columns, exc.sample)
     except StatementError as exc:
         flash(f"Import impossible, rien n'a été enregistré : {exc}", "danger")
@@ -199,29 +275,21 @@ def import_with_mapping(year: int):
         problem = "Indiquez la colonne du montant, ou bien celles des débits et des crédits."
     if problem is None:
         try:
-            from app.statements import _csv_rows, decode
-
-            rows = _csv_rows(decode(content))
-            header_row = next(i for i, row in enumerate(rows[:25]) if len(row) > max(
-                c for c in (date_col, label_col, amount_col, debit_col, credit_col) if c is not None))
             mapping = CsvMapping(date=date_col, label=(label_col,), amount=amount_col, debit=debit_col,
                                  credit=credit_col)
-            parsed = parse_statement(content, mapping=mapping, header_row=header_row)
-        except (StatementError, StopIteration) as exc:
+            parsed = parse_statement(content, mapping=mapping, header_row=_header_row(_csv_rows(decode(content))))
+        except StatementError as exc:
             problem = f"Ces colonnes ne donnent pas un relevé lisible : {exc}"
     if problem is not None:
         flash(problem, "danger")
-        from app.statements import NeedsMapping as _NeedsMapping
-
         try:
             parse_statement(content)
-        except _NeedsMapping as exc:
+        except NeedsMapping as exc:
             return _render_mapping(year, exc.columns, exc.sample)
         except StatementError:
             pass
         return redirect(url_for("pointage.screen", year=year))
-    path.unlink(missing_ok=True)
-    session.pop("pending_statement", None)
+    _drop_pending()
     return _store(year, parsed, pending.get("name", "releve.csv"), content)
 
 
@@ -247,6 +315,7 @@ def confirm(year: int):
             done += 1
         except DomainError as exc:
             refused.append(exc.message)
+            _audit_foreign([bank_id], line_ids)
     db.session.commit()
     if done:
         flash(f"{done} correspondance(s) confirmée(s) : les lignes sont pointées.", "success")
@@ -272,7 +341,9 @@ def clear(year: int, line_id: int):
     form = LineActionForm()
     if not form.validate_on_submit():
         abort(400)
-    on = ledger.reconciliation_date if ledger and ledger.reconciliation_date else now().date()
+    # The date of the summary box: a line pointed there counts at once in its figures (today would be
+    # after the end of a past year, so the line would still count as uncleared there).
+    on = _summary_date(ledger) if ledger else now().date()
     if form.on.data:
         try:
             on = date.fromisoformat(form.on.data)
@@ -283,6 +354,7 @@ def clear(year: int, line_id: int):
         db.session.commit()
     except DomainError:
         db.session.rollback()
+        _audit_foreign([], [line_id])
         abort(404)
     return _line_result(year, ledger, line, f"Ligne pointée au {on:%d/%m/%Y}.")
 
@@ -296,6 +368,7 @@ def unclear(year: int, line_id: int):
         abort(400)
     lines = {line.line_id: line for line in rec.pointage_lines(db.session, ledger)} if ledger else {}
     if line_id not in lines:
+        _audit_foreign([], [line_id])
         abort(404)
     if form.confirme.data != "oui":
         return render_template("pointage/confirm_unclear.html", line=lines[line_id], year=year, form=form,
@@ -309,6 +382,9 @@ def statement_line_for_entry(statement_line_id: int | None) -> StatementLine | N
     """A statement line of the logged-in coop, for prefilling « Créer l'opération »."""
     if not statement_line_id:
         return None
-    return db.session.scalar(owned(StatementLine).where(StatementLine.id == statement_line_id))
+    item = db.session.scalar(owned(StatementLine).where(StatementLine.id == statement_line_id))
+    if item is None:
+        _audit_foreign([statement_line_id], [])
+    return item
 
 

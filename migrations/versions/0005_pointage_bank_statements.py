@@ -21,7 +21,7 @@ def upgrade():
     op.create_table('statement',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('coop_id', sa.Integer(), nullable=False),
-    sa.Column('source_format', sa.String(length=20), nullable=False),
+    sa.Column('source_format', sa.String(length=60), nullable=False),
     sa.Column('filename', sa.String(length=255), nullable=False),
     sa.Column('sha256', sa.String(length=64), nullable=False),
     sa.Column('account', sa.String(length=34), nullable=False),
@@ -61,6 +61,7 @@ def upgrade():
 
     with op.batch_alter_table('entry_line', schema=None) as batch_op:
         batch_op.add_column(sa.Column('statement_line_id', sa.Integer(), nullable=True))
+        batch_op.create_index('ix_entry_line_entry_account', ['entry_id', 'account_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_entry_line_statement_line_id'), ['statement_line_id'], unique=False)
         batch_op.create_foreign_key(batch_op.f('fk_entry_line_statement_line_id_statement_line'), 'statement_line', ['statement_line_id'], ['id'], ondelete='SET NULL')
 
@@ -78,6 +79,7 @@ def downgrade():
         batch_op.drop_column('reconciliation_date')
 
     with op.batch_alter_table('entry_line', schema=None) as batch_op:
+        batch_op.drop_index('ix_entry_line_entry_account')
         batch_op.drop_constraint(batch_op.f('fk_entry_line_statement_line_id_statement_line'), type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_entry_line_statement_line_id'))
         batch_op.drop_column('statement_line_id')

@@ -15,6 +15,8 @@
       difference.classList.toggle("text-success", summary.reconciled);
       difference.classList.toggle("text-danger", !summary.reconciled);
     }
+    const note = document.getElementById("reconciled-note");
+    if (note) note.hidden = !summary.reconciled;
   }
   table.addEventListener("submit", function (event) {
     const form = event.target.closest("form.line-action");

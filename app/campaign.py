@@ -1,0 +1,144 @@
+"""The campaign as OCCE 85 staff follow it: where every coop stands, per school year, and reminders.
+
+Steps and states:
+- ``adhesion``: the membership's status (draft, committed, in_batch, paid, rejected) or ``absente``;
+- ``cloture``: the ledger of the year ``cloturee``, ``ouverte`` or ``absente``;
+- ``comptes_rendus``: the annual report's status (draft, submitted, returned, approved) or ``absent``;
+- ``mandataire``: a change of mandataire dossier waiting for OCCE 85 (submitted, validated, sent_to_bank).
+Every count is one grouped query: the dashboard costs the same with 12 or 500 coops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.mail import queue_email
+from app.models import Coop, Ledger, Membership, SchoolYear
+from app.models.mandate_change import MandateChange
+from app.models.reports import AnnualReport
+
+STEPS = {
+    "adhesion": (
+        "Adhésions",
+        {
+            "absente": "pas commencée",
+            "draft": "brouillon",
+            "committed": "engagée",
+            "in_batch": "en prélèvement",
+            "paid": "réglée",
+            "rejected": "prélèvement rejeté",
+        },
+    ),
+    "cloture": ("Clôture des cahiers", {"absente": "pas de cahier", "ouverte": "non clôturé", "cloturee": "clôturé"}),
+    "comptes_rendus": (
+        "Comptes rendus (CRA / CRF)",
+        {
+            "absent": "pas commencé",
+            "draft": "brouillon",
+            "submitted": "envoyé, à examiner",
+            "returned": "renvoyé à la coop",
+            "approved": "approuvé",
+        },
+    ),
+    "mandataire": (
+        "Changements de mandataire en attente",
+        {"submitted": "à valider", "validated": "validé, à envoyer", "sent_to_bank": "envoyé à la banque"},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class StepCounts:
+    step: str
+    title: str
+    counts: dict[str, int]  # state -> number of coops (every state of STEPS, zeros included)
+
+
+def _year_id(session: Session, start_year: int) -> int | None:
+    return session.scalar(sa.select(SchoolYear.id).where(SchoolYear.start_year == start_year))
+
+
+def _state_of_each_coop(session: Session, step: str, start_year: int) -> sa.Select:
+    """SELECT coop id, state for the active coops (the state column is named `state`)."""
+    year_id = _year_id(session, start_year) or -1
+    active = sa.select(Coop.id).where(Coop.is_active)
+    if step == "adhesion":
+        sub = sa.select(Membership.coop_id, Membership.status).where(Membership.school_year_id == year_id).subquery()
+        return (
+            sa.select(Coop.id, sa.func.coalesce(sub.c.status, "absente").label("state"))
+            .outerjoin(sub, sub.c.coop_id == Coop.id)
+            .where(Coop.id.in_(active))
+        )
+    if step == "cloture":
+        sub = sa.select(Ledger.coop_id, Ledger.status).where(Ledger.school_year_id == year_id).subquery()
+        state = sa.case((sub.c.status == "closed", "cloturee"), (sub.c.status == "open", "ouverte"), else_="absente")
+        return (
+            sa.select(Coop.id, state.label("state")).outerjoin(sub, sub.c.coop_id == Coop.id).where(Coop.id.in_(active))
+        )
+    if step == "comptes_rendus":
+        sub = (
+            sa.select(AnnualReport.coop_id, AnnualReport.status)
+            .where(AnnualReport.school_year_id == year_id)
+            .subquery()
+        )
+        return (
+            sa.select(Coop.id, sa.func.coalesce(sub.c.status, "absent").label("state"))
+            .outerjoin(sub, sub.c.coop_id == Coop.id)
+            .where(Coop.id.in_(active))
+        )
+    if step == "mandataire":
+        return sa.select(MandateChange.coop_id, MandateChange.status.label("state")).where(
+            MandateChange.status.in_(tuple(STEPS["mandataire"][1]))
+        )
+    raise ValueError(step)
+
+
+def dashboard(session: Session, start_year: int) -> list[StepCounts]:
+    """Counts of coops per state for every step of the school year starting in `start_year`."""
+    result = []
+    for step, (title, states) in STEPS.items():
+        query = _state_of_each_coop(session, step, start_year).subquery()
+        counts = dict(session.execute(sa.select(query.c.state, sa.func.count()).group_by(query.c.state)).all())
+        result.append(StepCounts(step, title, {state: int(counts.get(state, 0)) for state in states}))
+    return result
+
+
+def coops_in_state(session: Session, step: str, state: str, start_year: int) -> list[Coop]:
+    """The coops of a dashboard count (for its list and its reminder)."""
+    if step not in STEPS or state not in STEPS[step][1]:
+        raise ValueError(f"{step}/{state}")
+    query = _state_of_each_coop(session, step, start_year).subquery()
+    ids = sa.select(query.c[query.c.keys()[0]]).where(query.c.state == state)
+    return list(session.scalars(sa.select(Coop).where(Coop.id.in_(ids)).order_by(Coop.number)))
+
+
+def render_reminder(text: str, coop: Coop, year_label: str) -> str:
+    """Fill the placeholders a staff member may type: {nom}, {identifiant}, {ecole}, {annee}."""
+    return (
+        text.replace("{nom}", coop.name)
+        .replace("{identifiant}", coop.login)
+        .replace("{ecole}", coop.school_name)
+        .replace("{annee}", year_label)
+    )
+
+
+def queue_reminders(
+    session: Session, coops: list[Coop], *, subject: str, body: str, year_label: str
+) -> tuple[int, list[Coop]]:
+    """One outbox mail per coop that has an address; returns (queued, coops without address)."""
+    queued, missing = 0, []
+    for coop in coops:
+        if not coop.email:
+            missing.append(coop)
+            continue
+        queue_email(
+            session,
+            to=coop.email,
+            subject=render_reminder(subject, coop, year_label)[:255],
+            text=render_reminder(body, coop, year_label),
+        )
+        queued += 1
+    return queued, missing

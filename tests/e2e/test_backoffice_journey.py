@@ -1,0 +1,97 @@
+"""OCCE 85 staff run a direct debit from the back office in Chromium: create, export, download, done."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+import pytest
+import sqlalchemy as sa
+
+from app import membership as memberships
+from app.demo import creditor_identifier
+from app.extensions import db
+from app.models import Coop, Federation, Membership, SchoolYear, school_year_start
+from tests.conftest import PASSWORD
+
+pytestmark = pytest.mark.e2e
+YEAR = school_year_start(date.today())
+
+
+@pytest.fixture
+def committed(app, make_coop, make_staff):
+    make_staff("tresoriere")
+    infos = [make_coop(n, name=f"Coop « {n} » & Cie") for n in (1, 2)]
+    with app.app_context():
+        session = db.session
+        session.add(Federation(name="OCCE 85", creditor_id=creditor_identifier("FR", "850042"),
+                               iban="FR7615519000010008500008515", bic="CMCIFR2A"))
+        year = SchoolYear(start_year=YEAR, pupil_fee_cents=205, adult_fee_cents=205, insurance_fee_cents=25)
+        session.add(year)
+        for info in infos:
+            coop = session.get(Coop, info.id)
+            coop.debit_mandate_ref, coop.debit_mandate_signed_on = f"OCCE85-COOP-{coop.number:03d}", date(2021, 9, 1)
+            draft = memberships.save_draft(session, coop, year, memberships.Headcounts(
+                classes=(memberships.ClassHeadcount("CP", "CP", 20, 1),)), by=None)
+            memberships.commit_membership(session, draft, coop.mandates[0], by=None, ip="", now=datetime.now())
+        session.commit()
+        session.remove()
+
+
+def test_staff_run_a_direct_debit(page, committed, db_check, tmp_path):
+    page.goto("/connexion")
+    page.get_by_label("Identifiant").fill("tresoriere")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    assert page.get_by_role("heading", name="Tableau de bord de la campagne").is_visible()
+
+    page.get_by_role("link", name="Prélèvements").first.click()
+    page.wait_for_url(re.compile(r"/admin/prelevements/$"))
+    assert page.locator('input[name="membership"]:checked').count() == 2
+    page.get_by_role("button", name="Créer le prélèvement").click()
+    page.wait_for_url(re.compile(r"/admin/prelevements/\d+$"))
+    assert page.get_by_text("2 adhésion(s)").first.is_visible()
+    total = db_check(lambda s: sum(m.total_cents for m in s.scalars(sa.select(Membership))))
+
+    page.get_by_role("button", name=re.compile("Exporter les fichiers")).click()
+    with page.expect_download() as xml_download:
+        page.get_by_role("link", name=re.compile("Télécharger le fichier SEPA")).click()
+    xml_path = tmp_path / "sepa.xml"
+    xml_download.value.save_as(xml_path)
+    content = xml_path.read_text(encoding="utf-8")
+    assert "<NbOfTxs>2</NbOfTxs>" in content and f"<CtrlSum>{total / 100:.2f}</CtrlSum>" in content
+    assert "Coop 1 + Cie" in content and "&amp;" not in content
+    with page.expect_download() as csv_download:
+        page.get_by_role("link", name=re.compile("Télécharger le CSV")).click()
+    csv_path = tmp_path / "export.csv"
+    csv_download.value.save_as(csv_path)
+    assert csv_path.read_bytes().startswith("\ufeff".encode()) and "085-002" in csv_path.read_text(encoding="utf-8-sig")
+    assert page.locator("#batch-count").inner_text() == "2"
+
+    page.get_by_role("button", name="Prélèvement effectué").click()
+    assert page.get_by_text("2 adhésion(s) réglée(s)").is_visible()
+    assert db_check(lambda s: {m.status for m in s.scalars(sa.select(Membership))}) == {"paid"}
+
+
+def test_back_office_list_actions_and_filters_work_under_the_csp(page, make_coop, make_staff):
+    """Flask-Admin's few inline handlers are allowed by their exact CSP hashes: actions and filters work."""
+    make_staff("agent")
+    make_coop(7)
+    page.goto("/connexion")
+    page.get_by_label("Identifiant").fill("agent")
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(re.compile(r"/admin/$"))
+    page.goto("/admin/admin_coops/")
+    page.get_by_role("button", name=re.compile("Ajouter un filtre|Add Filter")).or_(
+        page.get_by_role("link", name=re.compile("Ajouter un filtre|Add Filter"))).first.click()
+    page.locator(".field-filters .filter").first.click()
+    assert page.locator("#filter_form table.filters tr").count() >= 1  # a filter row was added
+    page.locator("input.action-checkbox").first.check()
+    page.get_by_role("button", name=re.compile("Avec la sélection|With selected")).or_(
+        page.get_by_role("link", name=re.compile("Avec la sélection|With selected"))).first.click()
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("link", name="Nouveau mot de passe provisoire").click()
+    page.wait_for_load_state()
+    assert page.get_by_text(re.compile(r"085-007 : nouveau mot de passe provisoire")).is_visible()
