@@ -48,13 +48,13 @@ def init_admin(app: Flask) -> Admin:
                                    category="Coopératives"))
     admin.add_view(DebitRunView(name="Prélèvements", endpoint="admin_debits", url="/admin/prelevements",
                                 category="Coopératives"))
-    admin.add_view(ReviewView(name="Comptes rendus (CRA / CRF)", endpoint="admin_review", url="/admin/comptes-rendus",
+    admin.add_view(ReviewView(name="Examen des comptes rendus", endpoint="admin_review", url="/admin/comptes-rendus",
                               category="Coopératives"))
     admin.add_view(CampaignView(name="Campagne", endpoint="admin_campaign", url="/admin/campagne"))
     admin.add_view(ExportView(name="Exports", endpoint="admin_exports", url="/admin/exports", category="Suivi"))
     admin.add_view(EntryAdmin(Entry, db, name="Opérations des cahiers", endpoint="admin_entries",
                               category="Coopératives"))
-    admin.add_view(AnnualReportAdmin(AnnualReport, db, name="Comptes rendus (CRA / CRF)", endpoint="admin_reports",
+    admin.add_view(AnnualReportAdmin(AnnualReport, db, name="Tous les comptes rendus", endpoint="admin_reports",
                                      category="Coopératives"))
     admin.add_view(ClosingAdminView(name="Cahiers clôturés", endpoint="admin_closings", url="/admin/clotures",
                                     category="Coopératives"))

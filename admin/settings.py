@@ -9,9 +9,11 @@ from wtforms.validators import DataRequired, NumberRange, Optional
 from admin.base import StaffModelView, format_date, format_money
 from app import audit
 from app.extensions import db
+from app.identity import check_bic, check_iban
 from app.money import format_rate_ppm
 from app.netutil import client_ip
 from forms.fields import MoneyField, RateField
+from forms.validators import Normalise
 
 
 class SchoolYearAdmin(StaffModelView):
@@ -57,18 +59,43 @@ class SchoolYearAdmin(StaffModelView):
                      after={name: getattr(model, name) for name in self.form_columns}, ip=client_ip())
 
 
+def _check_ics(value: str) -> str:
+    from stdnum.eu import at_02
+
+    compact = (value or "").replace(" ", "").upper()
+    if not at_02.is_valid(compact):
+        raise ValueError("Identifiant créancier SEPA invalide (13 caractères, clé de contrôle fausse ?).")
+    return compact
+
+
 class FederationAdmin(StaffModelView):
     column_list = ("name", "city", "creditor_id", "sender_email")
     column_labels = {"name": "Nom", "address": "Adresse", "postal_code": "Code postal", "city": "Commune",
                      "department_code": "Département", "creditor_id": "Identifiant créancier SEPA (ICS)",
                      "iban": "IBAN", "bic": "BIC", "sender_email": "E-mail d'expédition", "phone": "Téléphone",
-                     "no_debit_banks": "Banques sans prélèvement (adhésion payée par chèque)"}
-    form_args = {"no_debit_banks": {"description": "Une banque par ligne ou séparées par des virgules, par exemple "
-                                                   "« La Banque Postale ». Les coopératives de ces banques règlent "
-                                                   "l'adhésion par chèque."}}
+                     "no_debit_banks": "Banques sans prélèvement (adhésion payée par chèque)",
+                     "sepa_schema": "Version du fichier SEPA de prélèvement",
+                     "debit_lead_days": "Délai avant l'échéance (jours ouvrés)",
+                     "post_debits_to_ledgers": "Inscrire le prélèvement dans le cahier de chaque coopérative"}
+    form_args = {
+        "no_debit_banks": {"description": "Une banque par ligne ou séparées par des virgules, par exemple "
+                                          "« La Banque Postale ». Les coopératives de ces banques règlent "
+                                          "l'adhésion par chèque."},
+        "creditor_id": {"validators": [Optional(), Normalise(_check_ics)],
+                        "description": "13 caractères, par exemple FR12ZZZ123456, fourni par la banque de l'OCCE 85."},
+        "iban": {"validators": [Optional(), Normalise(check_iban)]},
+        "bic": {"validators": [Optional(), Normalise(check_bic)]},
+        "sepa_schema": {"description": "pain.008.001.08 par défaut ; pain.008.001.02 si la banque le demande."},
+        "debit_lead_days": {"validators": [NumberRange(1, 30, "Entre 1 et 30 jours ouvrés.")],
+                            "description": "Temps dont la banque a besoin avant la date d'échéance (souvent 2 à 5)."},
+        "post_debits_to_ledgers": {"description": "Si coché, « Prélèvement effectué » ajoute l'opération (non pointée) "
+                                                  "dans le cahier de chaque coopérative : cotisation 6281, assurance 61681."},
+    }
     form_overrides = {"no_debit_banks": TextAreaField}
+    form_choices = {"sepa_schema": [("pain.008.001.08", "pain.008.001.08 (norme 2019, par défaut)"),
+                                    ("pain.008.001.02", "pain.008.001.02 (ancienne version)")]}
     form_columns = ("name", "address", "postal_code", "city", "phone", "sender_email", "creditor_id", "iban", "bic",
-                    "no_debit_banks")
+                    "no_debit_banks", "sepa_schema", "debit_lead_days", "post_debits_to_ledgers")
     can_create = False
     can_delete = False
 

@@ -38,7 +38,17 @@ def committed(app, make_coop, make_staff):
         session.remove()
 
 
-def test_staff_run_a_direct_debit(page, committed, db_check, tmp_path):
+@pytest.fixture
+def two_reports(app, committed):
+    from tests.test_review import submitted_report
+
+    with app.app_context():
+        ids = [c.id for c in db.session.scalars(sa.select(Coop).order_by(Coop.number))]
+        db.session.remove()
+    return [submitted_report(app, coop_id, app.config["UPLOAD_DIR"]) for coop_id in ids]
+
+
+def test_staff_run_a_direct_debit(page, committed, two_reports, db_check, tmp_path):
     page.goto("/connexion")
     page.get_by_label("Identifiant").fill("tresoriere")
     page.get_by_label("Mot de passe").fill(PASSWORD)
@@ -72,6 +82,22 @@ def test_staff_run_a_direct_debit(page, committed, db_check, tmp_path):
     page.get_by_role("button", name="Prélèvement effectué").click()
     assert page.get_by_text("2 adhésion(s) réglée(s)").is_visible()
     assert db_check(lambda s: {m.status for m in s.scalars(sa.select(Membership))}) == {"paid"}
+
+    # Review the yearly reports: approve one, return the other with a comment
+    page.goto("/admin/comptes-rendus/")
+    page.get_by_role("link", name=re.compile("Examiner le compte rendu de 085-001")).click()
+    assert page.get_by_text("Le bilan est équilibré").is_visible()
+    page.get_by_role("button", name="Approuver").click()
+    assert page.locator("#report-status").inner_text() == "Approuvé par l'OCCE 85"
+    page.goto("/admin/comptes-rendus/")
+    page.get_by_role("link", name=re.compile("Examiner le compte rendu de 085-002")).click()
+    page.get_by_label("Commentaire pour la coopérative").first.fill("Le relevé du 31 août est illisible.")
+    page.get_by_role("button", name="Renvoyer à la coopérative").click()
+    assert page.locator("#report-status").inner_text() == "Renvoyé par l'OCCE 85"
+    from app.models.reports import AnnualReport
+
+    assert db_check(lambda s: sorted(r.status for r in s.scalars(sa.select(AnnualReport)))) == ["approved",
+                                                                                               "returned"]
 
 
 def test_back_office_list_actions_and_filters_work_under_the_csp(page, make_coop, make_staff):
