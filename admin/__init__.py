@@ -13,21 +13,32 @@ from flask_admin.theme import Bootstrap4Theme
 from admin.accounts import AccountAdmin
 from admin.audit import AuditEventAdmin, OutboxAdmin
 from admin.base import DashboardView
-from admin.coops import CoopAdmin, CoopImportView
 from admin.campaign import CampaignView
+from admin.coops import CoopAdmin, CoopImportView
 from admin.debits import DebitRunView
 from admin.exports import ExportView
-from admin.review import ReviewView
 from admin.ledgers import EntryAdmin
 from admin.mandates import MandateAdmin, MandateChangeAdmin, MandateDossierView
 from admin.membership import MembershipAdmin
 from admin.reports import AnnualReportAdmin, ClosingAdminView
+from admin.review import ReviewView
 from admin.settings import FederationAdmin, SchoolYearAdmin
 from admin.users import StaffUserAdmin
 from app.extensions import db
-from app.models import Account, AuditEvent, Coop, Entry, Federation, Membership, OutboxEmail, SchoolYear, User
-from app.models import Mandate, MandateChange
-from app.models import AnnualReport
+from app.models import (
+    Account,
+    AnnualReport,
+    AuditEvent,
+    Coop,
+    Entry,
+    Federation,
+    Mandate,
+    MandateChange,
+    Membership,
+    OutboxEmail,
+    SchoolYear,
+    User,
+)
 from app.security import csp_nonce
 
 

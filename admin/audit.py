@@ -8,7 +8,7 @@ from flask_admin.actions import action
 from admin.base import StaffModelView, format_datetime
 from app.extensions import db
 from app.mail import retry
-from app.models import AuditEvent, OutboxEmail, utcnow
+from app.models import OutboxEmail, utcnow
 
 
 class AuditEventAdmin(StaffModelView):

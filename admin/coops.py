@@ -18,7 +18,7 @@ from app.coops import check_email, create_coop_login, credentials_csv, import_co
 from app.errors import ValidationErrors
 from app.extensions import db
 from app.identity import check_bic, check_iban, check_phone, check_postal_code, check_uai, format_iban
-from app.models import Coop, Mandate, User, coop_login, utcnow
+from app.models import Mandate, User, coop_login, utcnow
 from app.netutil import client_ip
 from forms.validators import Normalise
 

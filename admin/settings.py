@@ -17,32 +17,60 @@ from forms.validators import Normalise
 
 
 class SchoolYearAdmin(StaffModelView):
-    column_list = ("start_year", "pupil_fee_cents", "adult_fee_cents", "insurance_fee_cents",
-                   "property_threshold_cents", "property_rate_ppm", "membership_deadline", "reports_deadline")
+    column_list = (
+        "start_year",
+        "pupil_fee_cents",
+        "adult_fee_cents",
+        "insurance_fee_cents",
+        "property_threshold_cents",
+        "property_rate_ppm",
+        "membership_deadline",
+        "reports_deadline",
+    )
     column_default_sort = ("start_year", True)
     column_labels = {
-        "start_year": "Année scolaire", "pupil_fee_cents": "Cotisation par élève",
-        "adult_fee_cents": "Cotisation par adulte", "insurance_fee_cents": "Assurance par assuré",
+        "start_year": "Année scolaire",
+        "pupil_fee_cents": "Cotisation par élève",
+        "adult_fee_cents": "Cotisation par adulte",
+        "insurance_fee_cents": "Assurance par assuré",
         "property_threshold_cents": "Biens assurés sans supplément jusqu'à",
         "property_rate_ppm": "Coefficient au-delà (€ par €)",
-        "membership_deadline": "Date limite d'adhésion", "reports_deadline": "Date limite des comptes rendus",
+        "membership_deadline": "Date limite d'adhésion",
+        "reports_deadline": "Date limite des comptes rendus",
     }
     column_formatters = {
         "start_year": lambda v, c, m, n: m.label,
-        "pupil_fee_cents": format_money, "adult_fee_cents": format_money, "insurance_fee_cents": format_money,
+        "pupil_fee_cents": format_money,
+        "adult_fee_cents": format_money,
+        "insurance_fee_cents": format_money,
         "property_threshold_cents": format_money,
         "property_rate_ppm": lambda v, c, m, n: format_rate_ppm(m.property_rate_ppm),
-        "membership_deadline": format_date, "reports_deadline": format_date,
+        "membership_deadline": format_date,
+        "reports_deadline": format_date,
     }
-    form_columns = ("start_year", "pupil_fee_cents", "adult_fee_cents", "insurance_fee_cents",
-                    "property_threshold_cents", "property_rate_ppm", "membership_deadline", "reports_deadline")
-    form_overrides = {"pupil_fee_cents": MoneyField, "adult_fee_cents": MoneyField,
-                      "insurance_fee_cents": MoneyField, "property_threshold_cents": MoneyField,
-                      "property_rate_ppm": RateField}
+    form_columns = (
+        "start_year",
+        "pupil_fee_cents",
+        "adult_fee_cents",
+        "insurance_fee_cents",
+        "property_threshold_cents",
+        "property_rate_ppm",
+        "membership_deadline",
+        "reports_deadline",
+    )
+    form_overrides = {
+        "pupil_fee_cents": MoneyField,
+        "adult_fee_cents": MoneyField,
+        "insurance_fee_cents": MoneyField,
+        "property_threshold_cents": MoneyField,
+        "property_rate_ppm": RateField,
+    }
     _money = {"validators": [DataRequired("Montant obligatoire (ex. 2,05).")]}
     form_args = {
-        "start_year": {"validators": [DataRequired(), NumberRange(2000, 2100)],
-                       "description": "Année de la rentrée : 2025 pour 2025-2026."},
+        "start_year": {
+            "validators": [DataRequired(), NumberRange(2000, 2100)],
+            "description": "Année de la rentrée : 2025 pour 2025-2026.",
+        },
         "pupil_fee_cents": {**_money, "description": "En euros, par exemple 2,05."},
         "adult_fee_cents": _money,
         "insurance_fee_cents": _money,
@@ -55,8 +83,15 @@ class SchoolYearAdmin(StaffModelView):
 
     def on_model_change(self, form, model, is_created):
         db.session.flush()
-        audit.record(db.session, "school_year.saved", actor=current_user, entity="school_year", entity_id=model.id,
-                     after={name: getattr(model, name) for name in self.form_columns}, ip=client_ip())
+        audit.record(
+            db.session,
+            "school_year.saved",
+            actor=current_user,
+            entity="school_year",
+            entity_id=model.id,
+            after={name: getattr(model, name) for name in self.form_columns},
+            ip=client_ip(),
+        )
 
 
 def _check_ics(value: str) -> str:
@@ -70,35 +105,75 @@ def _check_ics(value: str) -> str:
 
 class FederationAdmin(StaffModelView):
     column_list = ("name", "city", "creditor_id", "sender_email")
-    column_labels = {"name": "Nom", "address": "Adresse", "postal_code": "Code postal", "city": "Commune",
-                     "department_code": "Département", "creditor_id": "Identifiant créancier SEPA (ICS)",
-                     "iban": "IBAN", "bic": "BIC", "sender_email": "E-mail d'expédition", "phone": "Téléphone",
-                     "no_debit_banks": "Banques sans prélèvement (adhésion payée par chèque)",
-                     "sepa_schema": "Version du fichier SEPA de prélèvement",
-                     "debit_lead_days": "Délai avant l'échéance (jours ouvrés)",
-                     "post_debits_to_ledgers": "Inscrire le prélèvement dans le cahier de chaque coopérative"}
+    column_labels = {
+        "name": "Nom",
+        "address": "Adresse",
+        "postal_code": "Code postal",
+        "city": "Commune",
+        "department_code": "Département",
+        "creditor_id": "Identifiant créancier SEPA (ICS)",
+        "iban": "IBAN",
+        "bic": "BIC",
+        "sender_email": "E-mail d'expédition",
+        "phone": "Téléphone",
+        "no_debit_banks": "Banques sans prélèvement (adhésion payée par chèque)",
+        "sepa_schema": "Version du fichier SEPA de prélèvement",
+        "debit_lead_days": "Délai avant l'échéance (jours ouvrés)",
+        "post_debits_to_ledgers": "Inscrire le prélèvement dans le cahier de chaque coopérative",
+    }
     form_args = {
-        "no_debit_banks": {"description": "Une banque par ligne ou séparées par des virgules, par exemple "
-                                          "« La Banque Postale ». Les coopératives de ces banques règlent "
-                                          "l'adhésion par chèque."},
-        "creditor_id": {"validators": [Optional(), Normalise(_check_ics)],
-                        "description": "13 caractères, par exemple FR12ZZZ123456, fourni par la banque de l'OCCE 85."},
+        "no_debit_banks": {
+            "description": "Une banque par ligne ou séparées par des virgules, par exemple "
+            "« La Banque Postale ». Les coopératives de ces banques règlent "
+            "l'adhésion par chèque."
+        },
+        "creditor_id": {
+            "validators": [Optional(), Normalise(_check_ics)],
+            "description": "13 caractères, par exemple FR12ZZZ123456, fourni par la banque de l'OCCE 85.",
+        },
         "iban": {"validators": [Optional(), Normalise(check_iban)]},
         "bic": {"validators": [Optional(), Normalise(check_bic)]},
         "sepa_schema": {"description": "pain.008.001.08 par défaut ; pain.008.001.02 si la banque le demande."},
-        "debit_lead_days": {"validators": [NumberRange(1, 30, "Entre 1 et 30 jours ouvrés.")],
-                            "description": "Temps dont la banque a besoin avant la date d'échéance (souvent 2 à 5)."},
-        "post_debits_to_ledgers": {"description": "Si coché, « Prélèvement effectué » ajoute l'opération (non pointée) "
-                                                  "dans le cahier de chaque coopérative : cotisation 6281, assurance 61681."},
+        "debit_lead_days": {
+            "validators": [NumberRange(1, 30, "Entre 1 et 30 jours ouvrés.")],
+            "description": "Temps dont la banque a besoin avant la date d'échéance (souvent 2 à 5).",
+        },
+        "post_debits_to_ledgers": {
+            "description": "Si coché, « Prélèvement effectué » ajoute l'opération (non pointée) "
+            "dans le cahier de chaque coopérative : cotisation 6281, assurance 61681."
+        },
     }
     form_overrides = {"no_debit_banks": TextAreaField}
-    form_choices = {"sepa_schema": [("pain.008.001.08", "pain.008.001.08 (norme 2019, par défaut)"),
-                                    ("pain.008.001.02", "pain.008.001.02 (ancienne version)")]}
-    form_columns = ("name", "address", "postal_code", "city", "phone", "sender_email", "creditor_id", "iban", "bic",
-                    "no_debit_banks", "sepa_schema", "debit_lead_days", "post_debits_to_ledgers")
+    form_choices = {
+        "sepa_schema": [
+            ("pain.008.001.08", "pain.008.001.08 (norme 2019, par défaut)"),
+            ("pain.008.001.02", "pain.008.001.02 (ancienne version)"),
+        ]
+    }
+    form_columns = (
+        "name",
+        "address",
+        "postal_code",
+        "city",
+        "phone",
+        "sender_email",
+        "creditor_id",
+        "iban",
+        "bic",
+        "no_debit_banks",
+        "sepa_schema",
+        "debit_lead_days",
+        "post_debits_to_ledgers",
+    )
     can_create = False
     can_delete = False
 
     def on_model_change(self, form, model, is_created):
-        audit.record(db.session, "federation.updated", actor=current_user, entity="federation", entity_id=model.id,
-                     ip=client_ip())
+        audit.record(
+            db.session,
+            "federation.updated",
+            actor=current_user,
+            entity="federation",
+            entity_id=model.id,
+            ip=client_ip(),
+        )

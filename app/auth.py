@@ -76,7 +76,9 @@ def locked_until(session: Session, login: str, now: datetime, policy: AuthPolicy
     return None
 
 
-def authenticate(session: Session, login: str, password: str, *, ip: str, now: datetime, policy: AuthPolicy) -> LoginOutcome:
+def authenticate(
+    session: Session, login: str, password: str, *, ip: str, now: datetime, policy: AuthPolicy
+) -> LoginOutcome:
     """Check a login attempt and audit it (success, failure or throttled); flushes, never commits."""
     login = normalize_login(login)
     until = locked_until(session, login, now, policy)
@@ -88,8 +90,15 @@ def authenticate(session: Session, login: str, password: str, *, ip: str, now: d
     # Verify against a dummy hash for unknown logins so both answers take the same time.
     stored = user.password_hash if user is not None else _dummy_hash(policy.hash_params)
     if not verify_password(stored, password, policy.hash_params) or user is None:
-        audit.record(session, "login.failed", actor_login=login, ip=ip, entity="user",
-                     entity_id=user.id if user else None, coop_id=user.coop_id if user else None)
+        audit.record(
+            session,
+            "login.failed",
+            actor_login=login,
+            ip=ip,
+            entity="user",
+            entity_id=user.id if user else None,
+            coop_id=user.coop_id if user else None,
+        )
         return LoginOutcome(error="invalid")
     if not user.is_active:
         audit.record(session, "login.disabled", actor=user, ip=ip)
@@ -107,8 +116,9 @@ def end_sessions(user: User) -> None:
     user.session_version += 1
 
 
-def _set_password(session: Session, user: User, new_password: str, *, now: datetime, policy: AuthPolicy,
-                  ip: str, action: str) -> None:
+def _set_password(
+    session: Session, user: User, new_password: str, *, now: datetime, policy: AuthPolicy, ip: str, action: str
+) -> None:
     context = (user.coop.name, user.coop.school_name, user.coop.city) if user.coop else (user.full_name,)
     problems = password_problems(new_password, login=user.login, min_length=policy.min_length, context=context)
     if problems:
@@ -122,8 +132,16 @@ def _set_password(session: Session, user: User, new_password: str, *, now: datet
     audit.record(session, action, actor=user, ip=ip, entity="user", entity_id=user.id)
 
 
-def change_password(session: Session, user: User, current_password: str, new_password: str, *,
-                    now: datetime, policy: AuthPolicy, ip: str = "") -> None:
+def change_password(
+    session: Session,
+    user: User,
+    current_password: str,
+    new_password: str,
+    *,
+    now: datetime,
+    policy: AuthPolicy,
+    ip: str = "",
+) -> None:
     """Replace the password after checking the current one and the policy; ends every other session.
 
     Raises DomainError on the field at fault (``current_password`` or ``new_password``).
@@ -140,8 +158,9 @@ def _token_hash(raw: str) -> str:
 def find_user_for_reset(session: Session, identifier: str) -> User | None:
     """The active user named by a login (or a staff e-mail) that has an address to mail to."""
     identifier = normalize_login(identifier)
-    user = session.scalar(sa.select(User).where(sa.or_(User.login == identifier,
-                                                       sa.func.lower(User.email) == identifier)))
+    user = session.scalar(
+        sa.select(User).where(sa.or_(User.login == identifier, sa.func.lower(User.email) == identifier))
+    )
     if user is None or not user.is_active or not user.contact_email:
         return None
     return user
@@ -150,8 +169,11 @@ def find_user_for_reset(session: Session, identifier: str) -> User | None:
 def create_reset_token(session: Session, user: User, *, now: datetime, policy: AuthPolicy, ip: str = "") -> str:
     """Create a single-use reset token valid `policy.reset_validity`; return the raw token (only its hash is kept)."""
     raw = secrets.token_urlsafe(32)
-    session.add(PasswordResetToken(user=user, token_hash=_token_hash(raw), created_at=now,
-                                   expires_at=now + policy.reset_validity))
+    session.add(
+        PasswordResetToken(
+            user=user, token_hash=_token_hash(raw), created_at=now, expires_at=now + policy.reset_validity
+        )
+    )
     audit.record(session, "password.reset_requested", actor=user, ip=ip, entity="user", entity_id=user.id)
     return raw
 
@@ -164,8 +186,9 @@ def user_for_reset_token(session: Session, raw: str, *, now: datetime) -> Passwo
     return token
 
 
-def reset_password(session: Session, raw: str, new_password: str, *, now: datetime, policy: AuthPolicy,
-                   ip: str = "") -> User:
+def reset_password(
+    session: Session, raw: str, new_password: str, *, now: datetime, policy: AuthPolicy, ip: str = ""
+) -> User:
     """Set a new password through a reset token; the token (and every other of the user) is spent.
 
     Raises DomainError when the link is unknown, used or expired, or the password is refused.

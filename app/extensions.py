@@ -31,7 +31,7 @@ bootstrap = Bootstrap5()
 babel = Babel()
 
 
-def configure_sqlite(engine: Engine, wants_write: "callable") -> None:
+def configure_sqlite(engine: Engine, wants_write: callable) -> None:
     """Make pysqlite transactional the way SQLAlchemy documents it.
 
     Foreign keys on, WAL, a busy timeout; the driver's own (lazy) BEGIN is disabled and we emit

@@ -142,7 +142,9 @@ def _euros(cents: int) -> str:
     return f"{format_amount(cents)} €"
 
 
-def build_lines(kind: str, treasury: Treasury, splits: list[Split], accounts: dict[str, Account]) -> list[tuple[Account, int]]:
+def build_lines(
+    kind: str, treasury: Treasury, splits: list[Split], accounts: dict[str, Account]
+) -> list[tuple[Account, int]]:
     """Turn boxes 6 and 7 into balanced lines; raise DomainError naming the faulty box."""
     if kind not in KIND_LABELS:
         raise DomainError("Choisissez le type d'opération.", field="kind")
@@ -276,7 +278,9 @@ def _snapshot(entry: Entry) -> dict:
             "lines": {line.account.code: line.amount_cents for line in entry.lines}}
 
 
-def _set_lines(entry: Entry, lines: list[tuple[Account, int]], *, keep_clearing: dict[str, tuple[int, date | None]]) -> bool:
+def _set_lines(
+    entry: Entry, lines: list[tuple[Account, int]], *, keep_clearing: dict[str, tuple[int, date | None]]
+) -> bool:
     """Replace the lines; keep a bank line's pointage only if its amount is unchanged. True if one was uncleared."""
     uncleared = False
     entry.lines.clear()

@@ -519,22 +519,6 @@ def report_documents(session: Session, report: AnnualReport | None) -> dict[str,
     return {document.kind: document for document in rows}
 
 
-def _photo_as_pdf(content: bytes) -> bytes:
-    """A photo (JPEG, PNG) re-encoded and downscaled by `documents.check_upload`, then put on an A4 page;
-    anything else unchanged (`store_document` checks it).
-
-    Done here because `store_document(photos_as_pdf=True)` passes img2pdf a page size it refuses
-    (two numbers instead of a pair), which fails on every photo.
-    """
-    if documents.sniff(content) not in ("image/jpeg", "image/png") or len(content) > REPORT_MAX_BYTES:
-        return content
-    import img2pdf
-
-    checked = documents.check_upload(content, max_bytes=REPORT_MAX_BYTES)
-    layout = img2pdf.get_layout_fun((img2pdf.mm_to_pt(210), img2pdf.mm_to_pt(297)), fit=img2pdf.FitMode.into)
-    return img2pdf.convert(checked.content, layout_fun=layout)
-
-
 def attach_document(session: Session, report: AnnualReport, slot: Slot, *, upload_dir: str, filename: str,
                     content: bytes, by: User | None, ip: str = "") -> tuple[Document, list[str]]:
     """Store an upload (PDF, JPEG or PNG up to 20 MB, checked by content; photos become PDF) in `slot`,
@@ -542,8 +526,8 @@ def attach_document(session: Session, report: AnnualReport, slot: Slot, *, uploa
     check_editable(report)
     previous = report_documents(session, report).get(slot.kind)
     document = documents.store_document(session, upload_dir=upload_dir, coop_id=report.coop_id, kind=slot.kind,
-                                        filename=filename, content=_photo_as_pdf(content), max_bytes=REPORT_MAX_BYTES,
-                                        by=by, photos_as_pdf=True, ip=ip)
+                                        filename=filename, content=content, max_bytes=REPORT_MAX_BYTES, by=by,
+                                        photos_as_pdf=True, ip=ip)
     document.annual_report_id = report.id
     removed: list[str] = []
     if previous is not None:

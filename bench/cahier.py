@@ -23,14 +23,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from app import create_app  # noqa: E402
-from app.extensions import db  # noqa: E402
-from app.ledger import open_ledger  # noqa: E402
-from app.models import Account, Action, Coop, Entry, EntryLine, User  # noqa: E402
-from app.passwords import hash_password  # noqa: E402
-from app.views.cahier_table import cahier_cache  # noqa: E402
+from app import create_app
+from app.extensions import db
+from app.ledger import open_ledger
+from app.models import Account, Action, Coop, Entry, EntryLine, User
+from app.passwords import hash_password
+from app.views.cahier_table import cahier_cache
 
 FAST = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 PASSWORD = "mot de passe du banc d'essai"

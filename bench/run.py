@@ -1,7 +1,7 @@
 """Benchmarks (not part of the test run): server time of the coop pages as the number of coops grows.
 
-A coop's pages must cost O(that coop's data): the medians with 999 coops (the most a department can number) should stay close to
-those with 10. Usage:
+A coop's pages must cost O(that coop's data): the medians with 999 coops (the most a department can
+number) should stay close to those with 10. Usage:
 
     .venv/bin/python bench/run.py [--coops 10 999] [--requests 200] [--database-url URL]
 
@@ -20,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import sqlalchemy as sa  # noqa: E402
+import sqlalchemy as sa
 
-from app import create_app  # noqa: E402
-from app.extensions import db  # noqa: E402
-from app.models import Coop, Mandate, User  # noqa: E402
-from app.passwords import hash_password  # noqa: E402
+from app import create_app
+from app.extensions import db
+from app.models import Coop, Mandate, User
+from app.passwords import hash_password
 
 PASSWORD = "mot de passe du banc d'essai"
 FAST = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
@@ -43,14 +43,30 @@ def seed(app, count: int) -> None:
         existing = db.session.scalar(sa.select(sa.func.count()).select_from(Coop))
         password_hash = hash_password(PASSWORD, FAST)
         for number in range(existing + 1, count + 1):
-            coop = Coop(number=number, name=f"Coopérative {number:03d}", school_name=f"École {number}",
-                        uai="0850001P", address="1 rue", postal_code="85000", city="La Roche-sur-Yon",
-                        email=f"coop{number}@example.org", bank_name="Crédit Mutuel",
-                        iban="FR7615519000010002000000103", bic="CMCIFR2A")
+            coop = Coop(
+                number=number,
+                name=f"Coopérative {number:03d}",
+                school_name=f"École {number}",
+                uai="0850001P",
+                address="1 rue",
+                postal_code="85000",
+                city="La Roche-sur-Yon",
+                email=f"coop{number}@example.org",
+                bank_name="Crédit Mutuel",
+                iban="FR7615519000010002000000103",
+                bic="CMCIFR2A",
+            )
             coop.mandates.append(Mandate(first_name="Claire", last_name="Moreau", started_on=date(2021, 9, 1)))
             db.session.add(coop)
-            db.session.add(User(login=f"085-{number:03d}", role="coop", coop=coop, password_hash=password_hash,
-                                must_change_password=False))
+            db.session.add(
+                User(
+                    login=f"085-{number:03d}",
+                    role="coop",
+                    coop=coop,
+                    password_hash=password_hash,
+                    must_change_password=False,
+                )
+            )
         db.session.commit()
 
 
@@ -79,8 +95,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.sqlite"
-        app = create_app({"COOP85_ENV": "testing", "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url,
-                          "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "ARGON2_PARAMS": FAST})
+        app = create_app(
+            {
+                "COOP85_ENV": "testing",
+                "SECRET_KEY": "bench",
+                "SQLALCHEMY_DATABASE_URI": url,
+                "WTF_CSRF_ENABLED": False,
+                "RATELIMIT_ENABLED": False,
+                "ARGON2_PARAMS": FAST,
+            }
+        )
         from flask_migrate import upgrade
 
         with app.app_context():

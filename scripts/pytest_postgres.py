@@ -37,7 +37,8 @@ def main() -> int:
     print(f"== Suite sur PostgreSQL (base jetable {name}) ==", flush=True)
     try:
         env = dict(os.environ, TEST_DATABASE_URL=f"postgresql+psycopg://{USER}@{HOST}:{PORT}/{name}")
-        return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]], env=env)
+        # Fixed program (this interpreter running pytest); the arguments are the developer's own.
+        return subprocess.call([sys.executable, "-m", "pytest", *sys.argv[1:]], env=env)  # noqa: S603
     finally:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         admin.close()

@@ -112,7 +112,7 @@ def _reset(app: Flask, baseline: dict[str, list[dict]]) -> None:
                 for table in tables:
                     if baseline.get(table.name) and "id" in table.c:
                         connection.execute(sa.text(
-                            f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+                            f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "  # noqa: S608
                             f"(SELECT MAX(id) FROM \"{table.name}\"))"))
 
 

@@ -70,7 +70,9 @@ def test_failures_spread_over_more_than_fifteen_minutes_do_not_lock(session, mak
     policy = auth_rules.AuthPolicy()
     now = utcnow()
     for minutes in (40, 30, 20, 10, 0):
-        session.add(AuditEvent(action="login.failed", actor_login="085-001", created_at=now - timedelta(minutes=minutes)))
+        session.add(
+            AuditEvent(action="login.failed", actor_login="085-001", created_at=now - timedelta(minutes=minutes))
+        )
     session.flush()
     assert auth_rules.locked_until(session, "085-001", now, policy) is None
 
@@ -84,21 +86,28 @@ def test_forced_password_change_at_first_login(client, make_coop, db_check):
     page = client.get("/mot-de-passe").get_data(as_text=True)
     assert "mot de passe provisoire" in page
 
-    same = client.post("/mot-de-passe", data={"current_password": PASSWORD, "new_password": PASSWORD,
-                                              "confirm": PASSWORD})
+    same = client.post(
+        "/mot-de-passe", data={"current_password": PASSWORD, "new_password": PASSWORD, "confirm": PASSWORD}
+    )
     assert "différent de l&#39;ancien" in same.get_data(as_text=True)
-    common = client.post("/mot-de-passe", data={"current_password": PASSWORD, "new_password": "azertyuiop123",
-                                                "confirm": "azertyuiop123"})
+    common = client.post(
+        "/mot-de-passe",
+        data={"current_password": PASSWORD, "new_password": "azertyuiop123", "confirm": "azertyuiop123"},
+    )
     assert "plus courants" in common.get_data(as_text=True)
-    short = client.post("/mot-de-passe", data={"current_password": PASSWORD, "new_password": "court",
-                                               "confirm": "court"})
+    short = client.post(
+        "/mot-de-passe", data={"current_password": PASSWORD, "new_password": "court", "confirm": "court"}
+    )
     assert "au moins 12 caractères" in short.get_data(as_text=True)
-    with_login = client.post("/mot-de-passe", data={"current_password": PASSWORD, "new_password": "085-001 mon école",
-                                                    "confirm": "085-001 mon école"})
+    with_login = client.post(
+        "/mot-de-passe",
+        data={"current_password": PASSWORD, "new_password": "085-001 mon école", "confirm": "085-001 mon école"},
+    )
     assert "identifiant" in with_login.get_data(as_text=True)
 
-    done = client.post("/mot-de-passe", data={"current_password": PASSWORD, "new_password": NEW_PASSWORD,
-                                              "confirm": NEW_PASSWORD})
+    done = client.post(
+        "/mot-de-passe", data={"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
     assert done.status_code == 302 and done.headers["Location"] == "/"
     assert client.get("/").status_code == 200
     user = db_check(lambda s: s.get(User, coop.user_id))
@@ -107,8 +116,9 @@ def test_forced_password_change_at_first_login(client, make_coop, db_check):
 
 def test_change_requires_current_password(client, make_coop, login_as):
     login_as(make_coop(1))
-    response = client.post("/mot-de-passe", data={"current_password": "faux", "new_password": NEW_PASSWORD,
-                                                  "confirm": NEW_PASSWORD})
+    response = client.post(
+        "/mot-de-passe", data={"current_password": "faux", "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
     assert "Le mot de passe actuel est incorrect." in response.get_data(as_text=True)
     assert login(client.application.test_client(), "085-001", PASSWORD).status_code == 302
 
@@ -118,8 +128,9 @@ def test_password_change_ends_other_sessions(app, make_coop, login_as):
     first, second = app.test_client(), app.test_client()
     login_as(coop, on=first)
     login_as(coop, on=second)
-    response = first.post("/mot-de-passe", data={"current_password": PASSWORD, "new_password": NEW_PASSWORD,
-                                                 "confirm": NEW_PASSWORD})
+    response = first.post(
+        "/mot-de-passe", data={"current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
     assert response.status_code == 302
     assert first.get("/").status_code == 200  # this session goes on
     assert second.get("/").headers["Location"].startswith("/connexion")
@@ -205,8 +216,9 @@ def test_reset_link_is_single_use(client, app, make_coop, db_check):
 def test_reset_link_expires_after_one_hour(client, app, make_coop):
     coop = make_coop(1)
     raw = _reset_token(app, coop.user_id, age=timedelta(minutes=61))
-    response = client.post(f"/mot-de-passe/reinitialiser/{raw}",
-                           data={"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD})
+    response = client.post(
+        f"/mot-de-passe/reinitialiser/{raw}", data={"new_password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    )
     assert "plus valable" in response.get_data(as_text=True)
     assert login(app.test_client(), "085-001", NEW_PASSWORD).status_code == 200  # password unchanged
 

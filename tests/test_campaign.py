@@ -84,6 +84,6 @@ def test_exports_csv_and_xlsx(app, make_coop, make_staff, login_as):
                       "50,00", "0,00"]
     accounts = list(csv.reader(io.StringIO(client.get("/admin/exports/crf-2024.csv").data.decode("utf-8-sig")),
                                delimiter=";"))
-    assert ["6288", "62880008"] == accounts[[r[0] for r in accounts].index("6288")][:2]
+    assert accounts[[r[0] for r in accounts].index("6288")][:2] == ["6288", "62880008"]
     workbook = load_workbook(io.BytesIO(client.get("/admin/exports/crf-2024.xlsx?par=coop").data))
     assert float(workbook.active["F2"].value) == 1142.40

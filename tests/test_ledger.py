@@ -36,15 +36,29 @@ def ledger(session, coop):
 
 
 def expense(piece="D01", amount=1000, code="6068", day=date(2024, 10, 1), **kw):
-    return books.EntryData(piece=piece, date=day, label=kw.pop("label", "Achat"), payment_mode=kw.pop("mode", "cheque"),
-                           kind="expense", treasury=books.Treasury(bank_out=amount), splits=[books.Split(code, amount)],
-                           cheque_number=kw.pop("cheque", "100"), **kw)
+    return books.EntryData(
+        piece=piece,
+        date=day,
+        label=kw.pop("label", "Achat"),
+        payment_mode=kw.pop("mode", "cheque"),
+        kind="expense",
+        treasury=books.Treasury(bank_out=amount),
+        splits=[books.Split(code, amount)],
+        cheque_number=kw.pop("cheque", "100"),
+        **kw,
+    )
 
 
 def line_sums(session, ledger):
-    return dict(session.execute(
-        sa.select(Account.code, sa.func.sum(EntryLine.amount_cents)).join(EntryLine.account).join(EntryLine.entry)
-        .where(Entry.ledger_id == ledger.id).group_by(Account.code)).all())
+    return dict(
+        session.execute(
+            sa.select(Account.code, sa.func.sum(EntryLine.amount_cents))
+            .join(EntryLine.account)
+            .join(EntryLine.entry)
+            .where(Entry.ledger_id == ledger.id)
+            .group_by(Account.code)
+        ).all()
+    )
 
 
 # -- the worked example --------------------------------------------------------------------------
@@ -55,7 +69,10 @@ def test_worked_example_matches_expected_figures(session, ledger):
     assert count == 13
     balances = books.balances(session, ledger)
     assert (balances.bank, balances.cash, balances.advance) == (
-        EXPECTED["closing"]["bank"], EXPECTED["closing"]["cash"], EXPECTED["closing"]["advance"])
+        EXPECTED["closing"]["bank"],
+        EXPECTED["closing"]["cash"],
+        EXPECTED["closing"]["advance"],
+    )
     sums = line_sums(session, ledger)
     assert {code: sums[code] for code in EXPECTED["charges"]} == EXPECTED["charges"]
     assert {code: -sums[code] for code in EXPECTED["produits"]} == EXPECTED["produits"]
@@ -63,12 +80,17 @@ def test_worked_example_matches_expected_figures(session, ledger):
     opening = books.balances(session, ledger, until=date(2024, 9, 1))
     assert (opening.bank, opening.cash) == (EXPECTED["opening"]["bank"], EXPECTED["opening"]["cash"])
     assert sums["110"] == -(EXPECTED["opening"]["bank"] + EXPECTED["opening"]["cash"])  # never income
-    totals = {t.action.name: {"charges": t.charges, "produits": t.produits}
-              for t in books.action_totals(session, ledger.coop_id, ledger)}
+    totals = {
+        t.action.name: {"charges": t.charges, "produits": t.produits}
+        for t in books.action_totals(session, ledger.coop_id, ledger)
+    }
     assert totals == EXPECTED["actions"]
     data = cahier_format.build_cahier(session, ledger)
-    uncleared = [(r.piece, r.date.isoformat(), r.cheque, r.bank_in - r.bank_out) for r in data.rows
-                 if (r.bank_in or r.bank_out) and r.cleared_on is None and r.kind != "opening"]
+    uncleared = [
+        (r.piece, r.date.isoformat(), r.cheque, r.bank_in - r.bank_out)
+        for r in data.rows
+        if (r.bank_in or r.bank_out) and r.cleared_on is None and r.kind != "opening"
+    ]
     assert uncleared == [(u["piece"], u["date"], u["cheque"], u["amount"]) for u in EXPECTED["uncleared"]]
     assert books.check_ledger(session, ledger) == []
 
@@ -77,8 +99,18 @@ def test_classic_view_rows_totals_and_running_balances(session, ledger):
     cahier_format.import_cahier(session, ledger, EXAMPLE.read_bytes(), by=None)
     data = cahier_format.build_cahier(session, ledger)
     # accounts in the order of their OCCE codes, charges first
-    assert [a.code for a in data.accounts] == ["6068", "607", "61681", "6181", "6281", "6288", "7068", "707", "744",
-                                               "756"]
+    assert [a.code for a in data.accounts] == [
+        "6068",
+        "607",
+        "61681",
+        "6181",
+        "6281",
+        "6288",
+        "7068",
+        "707",
+        "744",
+        "756",
+    ]
     r01 = next(r for r in data.rows if r.piece == "R01")
     assert (r01.bank_in, r01.cash_in, r01.bank_balance, r01.cash_balance) == (125000, 31000, 305000, 36000)
     assert r01.amounts == {"756": 156000}
@@ -91,7 +123,11 @@ def test_classic_view_rows_totals_and_running_balances(session, ledger):
     assert [r.piece for r in cahier_format.build_cahier(session, ledger, account="707").rows] == ["R03"]
     assert [r.piece for r in cahier_format.build_cahier(session, ledger, text="photo").rows] == ["D02", "R03"]
     assert [r.piece for r in cahier_format.build_cahier(session, ledger, mode="remise").rows] == [
-        "R01", "R03", "R04", "G02"]
+        "R01",
+        "R03",
+        "R04",
+        "G02",
+    ]
 
 
 def test_piece_natural_order():
@@ -117,8 +153,25 @@ def test_export_then_import_gives_the_same_ledger(session, ledger, coop):
 
     def table(book):
         data = cahier_format.build_cahier(session, book)
-        return [(r.piece, r.date, r.label, r.mode, r.cheque, r.action, r.cleared_on, r.bank_in, r.bank_out,
-                 r.cash_in, r.cash_out, r.advance_in, r.advance_out, r.amounts) for r in data.rows]
+        return [
+            (
+                r.piece,
+                r.date,
+                r.label,
+                r.mode,
+                r.cheque,
+                r.action,
+                r.cleared_on,
+                r.bank_in,
+                r.bank_out,
+                r.cash_in,
+                r.cash_out,
+                r.advance_in,
+                r.advance_out,
+                r.amounts,
+            )
+            for r in data.rows
+        ]
 
     assert table(copy) == table(ledger)
     assert cahier_format.export_csv(session, copy) == exported
@@ -180,43 +233,67 @@ def test_xlsx_export_has_real_numbers_and_totals(session, ledger):
 
 
 def test_csv_export_guards_formulas(session, ledger):
-    books.record_entry(session, ledger, books.EntryData(
-        piece="R1", date=date(2024, 10, 1), label="=HYPERLINK(\"http://x\")", payment_mode="especes", kind="receipt",
-        treasury=books.Treasury(cash_in=500), splits=[books.Split("708", 500)]), by=None)
+    books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            piece="R1",
+            date=date(2024, 10, 1),
+            label='=HYPERLINK("http://x")',
+            payment_mode="especes",
+            kind="receipt",
+            treasury=books.Treasury(cash_in=500),
+            splits=[books.Split("708", 500)],
+        ),
+        by=None,
+    )
     import csv as csv_module
 
     exported = cahier_format.export_csv(session, ledger)
     rows = list(csv_module.reader(io.StringIO(exported.decode("utf-8-sig")), delimiter=";"))
-    assert rows[1][2] == "'=HYPERLINK(\"http://x\")"
+    assert rows[1][2] == '\'=HYPERLINK("http://x")'
     # importing our own export gives the label back without the guard
     second = Coop(number=3, name="Copie")
     session.add(second)
     session.flush()
     copy = books.open_ledger(session, second, 2024)
     cahier_format.import_cahier(session, copy, exported, by=None)
-    assert session.scalar(sa.select(Entry.label).where(Entry.ledger_id == copy.id)) == "=HYPERLINK(\"http://x\")"
+    assert session.scalar(sa.select(Entry.label).where(Entry.ledger_id == copy.id)) == '=HYPERLINK("http://x")'
 
 
 # -- rules ---------------------------------------------------------------------------------------
 
 
 def test_entry_lines_are_balanced_and_signed(session, ledger):
-    entry = books.record_entry(session, ledger, books.EntryData(
-        piece="R1", date=date(2024, 10, 1), label="Kermesse", payment_mode="remise", kind="receipt",
-        treasury=books.Treasury(bank_in=12000, cash_in=3000),
-        splits=[books.Split("756", 10000), books.Split("708", 5000)]), by=None)
+    entry = books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            piece="R1",
+            date=date(2024, 10, 1),
+            label="Kermesse",
+            payment_mode="remise",
+            kind="receipt",
+            treasury=books.Treasury(bank_in=12000, cash_in=3000),
+            splits=[books.Split("756", 10000), books.Split("708", 5000)],
+        ),
+        by=None,
+    )
     lines = {line.account.code: line.amount_cents for line in entry.lines}
     assert lines == {"512": 12000, "530": 3000, "756": -10000, "708": -5000}
     assert sum(lines.values()) == 0
 
 
-@pytest.mark.parametrize(("data", "box", "message"), [
-    (dict(piece=""), "piece", "numéro de la pièce"),
-    (dict(day=date(2025, 9, 1)), "date", "entre le 01/09/2024 et le 31/08/2025"),
-    (dict(code="707"), "box7", "choisissez un compte de charge"),
-    (dict(code="9999"), "box7", "n'existe pas"),
-    (dict(cheque=""), "cheque_number", "numéro du chèque"),
-])
+@pytest.mark.parametrize(
+    ("data", "box", "message"),
+    [
+        (dict(piece=""), "piece", "numéro de la pièce"),
+        (dict(day=date(2025, 9, 1)), "date", "entre le 01/09/2024 et le 31/08/2025"),
+        (dict(code="707"), "box7", "choisissez un compte de charge"),
+        (dict(code="9999"), "box7", "n'existe pas"),
+        (dict(cheque=""), "cheque_number", "numéro du chèque"),
+    ],
+)
 def test_errors_name_the_faulty_box(session, ledger, data, box, message):
     with pytest.raises(DomainError) as caught:
         books.record_entry(session, ledger, expense(**data), by=None)
@@ -276,8 +353,10 @@ def test_changing_a_cleared_amount_unclears_it(session, ledger):
     bank_line = next(line for line in entry.lines if line.account.code == "512")
     bank_line.cleared_on = date(2024, 10, 5)
     session.flush()
-    assert books.update_entry(session, entry, expense(label="Achat de colle"), expected_version=entry.version,
-                              by=None) is False
+    assert (
+        books.update_entry(session, entry, expense(label="Achat de colle"), expected_version=entry.version, by=None)
+        is False
+    )
     assert next(line for line in entry.lines if line.account.code == "512").cleared_on == date(2024, 10, 5)
     assert books.update_entry(session, entry, expense(amount=1200), expected_version=entry.version, by=None) is True
     assert next(line for line in entry.lines if line.account.code == "512").cleared_on is None
@@ -291,28 +370,81 @@ def test_idempotency_key_returns_the_first_entry(session, ledger):
 
 
 def test_advance_cycle_returns_to_zero(session, ledger):
-    books.record_entry(session, ledger, books.EntryData(
-        piece="G1", date=date(2024, 12, 2), label="Régie CP", payment_mode="cheque", cheque_number="102",
-        kind="advance_paid", treasury=books.Treasury(bank_out=10000)), by=None)
+    books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            piece="G1",
+            date=date(2024, 12, 2),
+            label="Régie CP",
+            payment_mode="cheque",
+            cheque_number="102",
+            kind="advance_paid",
+            treasury=books.Treasury(bank_out=10000),
+        ),
+        by=None,
+    )
     assert books.balances(session, ledger).advance == 10000
-    books.record_entry(session, ledger, books.EntryData(
-        piece="G2", date=date(2025, 6, 20), label="Justification", payment_mode="regie", kind="advance_justified",
-        treasury=books.Treasury(), splits=[books.Split("6068", 8760)]), by=None)
-    books.record_entry(session, ledger, books.EntryData(
-        piece="G3", date=date(2025, 6, 20), label="Reliquat", payment_mode="remise", kind="advance_returned",
-        treasury=books.Treasury(bank_in=1240)), by=None)
+    books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            piece="G2",
+            date=date(2025, 6, 20),
+            label="Justification",
+            payment_mode="regie",
+            kind="advance_justified",
+            treasury=books.Treasury(),
+            splits=[books.Split("6068", 8760)],
+        ),
+        by=None,
+    )
+    books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            piece="G3",
+            date=date(2025, 6, 20),
+            label="Reliquat",
+            payment_mode="remise",
+            kind="advance_returned",
+            treasury=books.Treasury(bank_in=1240),
+        ),
+        by=None,
+    )
     assert books.balances(session, ledger) == books.Balances(bank=-8760, cash=0, advance=0)
 
 
 def test_transfers_are_not_split(session, ledger):
     with pytest.raises(DomainError) as caught:
-        books.record_entry(session, ledger, books.EntryData(
-            piece="I1", date=date(2024, 10, 1), label="Dépôt", payment_mode="interne", kind="deposit",
-            treasury=books.Treasury(bank_in=100, cash_out=100), splits=[books.Split("708", 100)]), by=None)
+        books.record_entry(
+            session,
+            ledger,
+            books.EntryData(
+                piece="I1",
+                date=date(2024, 10, 1),
+                label="Dépôt",
+                payment_mode="interne",
+                kind="deposit",
+                treasury=books.Treasury(bank_in=100, cash_out=100),
+                splits=[books.Split("708", 100)],
+            ),
+            by=None,
+        )
     assert caught.value.field == "box7"
-    entry = books.record_entry(session, ledger, books.EntryData(
-        piece="I1", date=date(2024, 10, 1), label="Dépôt", payment_mode="interne", kind="deposit",
-        treasury=books.Treasury(bank_in=100, cash_out=100)), by=None)
+    entry = books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            piece="I1",
+            date=date(2024, 10, 1),
+            label="Dépôt",
+            payment_mode="interne",
+            kind="deposit",
+            treasury=books.Treasury(bank_in=100, cash_out=100),
+        ),
+        by=None,
+    )
     assert books.form_kind(entry) == "deposit" and entry.kind == "transfer"
 
 
@@ -397,50 +529,93 @@ class LedgerMachine(RuleBasedStateMachine):
         self.expected["advance"] += advance
         return True
 
-    @rule(day=DAYS, bank=st.integers(0, 300_000), cash=st.integers(0, 50_000), codes=st.lists(INCOME_CODES, min_size=1,
-                                                                                             max_size=3))
+    @rule(
+        day=DAYS,
+        bank=st.integers(0, 300_000),
+        cash=st.integers(0, 50_000),
+        codes=st.lists(INCOME_CODES, min_size=1, max_size=3),
+    )
     def receipt(self, day, bank, cash, codes):
         total = bank + cash
         if total == 0:
-            data = books.EntryData(self._piece(), day, "Recette", "remise", "receipt", books.Treasury(),
-                                   [books.Split(codes[0], 100)])
+            data = books.EntryData(
+                self._piece(), day, "Recette", "remise", "receipt", books.Treasury(), [books.Split(codes[0], 100)]
+            )
             assert not self._apply(data)
             return
         shares = [total // len(codes)] * len(codes)
         shares[0] += total - sum(shares)
         splits = [books.Split(code, share) for code, share in zip(codes, shares, strict=True) if share]
-        self._apply(books.EntryData(self._piece(), day, "Recette", "remise", "receipt",
-                                    books.Treasury(bank_in=bank, cash_in=cash), splits), bank=bank, cash=cash)
+        self._apply(
+            books.EntryData(
+                self._piece(), day, "Recette", "remise", "receipt", books.Treasury(bank_in=bank, cash_in=cash), splits
+            ),
+            bank=bank,
+            cash=cash,
+        )
 
     @rule(day=DAYS, amount=AMOUNTS, code=EXPENSE_CODES, off_by=st.sampled_from([0, 0, 0, 1, -1]))
     def expense(self, day, amount, code, off_by):
         split = amount + off_by
-        data = books.EntryData(self._piece(), day, "Dépense", "cheque", "expense", books.Treasury(bank_out=amount),
-                               [books.Split(code, split)] if split > 0 else [], cheque_number="1")
+        data = books.EntryData(
+            self._piece(),
+            day,
+            "Dépense",
+            "cheque",
+            "expense",
+            books.Treasury(bank_out=amount),
+            [books.Split(code, split)] if split > 0 else [],
+            cheque_number="1",
+        )
         accepted = self._apply(data, bank=-amount)
         if off_by:
             assert not accepted
 
     @rule(day=DAYS, amount=AMOUNTS)
     def deposit(self, day, amount):
-        self._apply(books.EntryData(self._piece(), day, "Dépôt", "interne", "deposit",
-                                    books.Treasury(bank_in=amount, cash_out=amount)), bank=amount, cash=-amount)
+        self._apply(
+            books.EntryData(
+                self._piece(), day, "Dépôt", "interne", "deposit", books.Treasury(bank_in=amount, cash_out=amount)
+            ),
+            bank=amount,
+            cash=-amount,
+        )
 
     @rule(day=DAYS, amount=AMOUNTS)
     def advance(self, day, amount):
-        self._apply(books.EntryData(self._piece(), day, "Régie", "cheque", "advance_paid",
-                                    books.Treasury(bank_out=amount), cheque_number="2"), bank=-amount, advance=amount)
+        self._apply(
+            books.EntryData(
+                self._piece(),
+                day,
+                "Régie",
+                "cheque",
+                "advance_paid",
+                books.Treasury(bank_out=amount),
+                cheque_number="2",
+            ),
+            bank=-amount,
+            advance=amount,
+        )
 
     @rule(day=DAYS, amount=AMOUNTS, code=INCOME_CODES)
     def wrong_nature(self, day, amount, code):
-        data = books.EntryData(self._piece(), day, "Dépense mal ventilée", "cheque", "expense",
-                               books.Treasury(bank_out=amount), [books.Split(code, amount)], cheque_number="3")
+        data = books.EntryData(
+            self._piece(),
+            day,
+            "Dépense mal ventilée",
+            "cheque",
+            "expense",
+            books.Treasury(bank_out=amount),
+            [books.Split(code, amount)],
+            cheque_number="3",
+        )
         assert not self._apply(data)
 
     @rule()
     def delete_last(self):
-        entry = self.session.scalar(sa.select(Entry).where(Entry.ledger_id == self.ledger.id)
-                                    .order_by(Entry.id.desc()).limit(1))
+        entry = self.session.scalar(
+            sa.select(Entry).where(Entry.ledger_id == self.ledger.id).order_by(Entry.id.desc()).limit(1)
+        )
         if entry is None:
             return
         for line in entry.lines:
@@ -452,24 +627,35 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def every_entry_balances(self):
         unbalanced = self.session.execute(
-            sa.select(Entry.id).join(EntryLine).where(Entry.ledger_id == self.ledger.id)
-            .group_by(Entry.id).having(sa.func.sum(EntryLine.amount_cents) != 0)).all()
+            sa.select(Entry.id)
+            .join(EntryLine)
+            .where(Entry.ledger_id == self.ledger.id)
+            .group_by(Entry.id)
+            .having(sa.func.sum(EntryLine.amount_cents) != 0)
+        ).all()
         assert unbalanced == []
 
     @invariant()
     def balances_are_sums_of_lines(self):
         balances = books.balances(self.session, self.ledger)
         assert (balances.bank, balances.cash, balances.advance) == (
-            self.expected["bank"], self.expected["cash"], self.expected["advance"])
+            self.expected["bank"],
+            self.expected["cash"],
+            self.expected["advance"],
+        )
         data = cahier_format.build_cahier(self.session, self.ledger)
         assert (data.bank_balance, data.cash_balance, data.advance_balance) == (
-            balances.bank, balances.cash, balances.advance)
+            balances.bank,
+            balances.cash,
+            balances.advance,
+        )
 
 
 def test_random_operation_sequences(session):
     LedgerMachine.counter = 0
-    LedgerMachine.TestCase.settings = settings(max_examples=25, stateful_step_count=15, deadline=None,
-                                               suppress_health_check=[HealthCheck.too_slow])
+    LedgerMachine.TestCase.settings = settings(
+        max_examples=25, stateful_step_count=15, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
     test = LedgerMachine.TestCase("runTest")
     test.runTest()
 
@@ -483,12 +669,25 @@ def test_home_card_shows_balances_advance_and_lines_to_point(app, client, make_c
         coop = db.session.get(Coop, info.id)
         book = books.open_ledger(db.session, coop, year)
         books.record_opening(db.session, book, bank=123456, cash=2000, by=None)
-        books.record_entry(db.session, book, books.EntryData(
-            piece="G1", date=date(year, 9, 15), label="Régie CP", payment_mode="cheque", cheque_number="12",
-            kind="advance_paid", treasury=books.Treasury(bank_out=15000)), by=None)
+        books.record_entry(
+            db.session,
+            book,
+            books.EntryData(
+                piece="G1",
+                date=date(year, 9, 15),
+                label="Régie CP",
+                payment_mode="cheque",
+                cheque_number="12",
+                kind="advance_paid",
+                treasury=books.Treasury(bank_out=15000),
+            ),
+            by=None,
+        )
         db.session.commit()
         db.session.remove()
     login_as(info)
     page = client.get("/").get_data(as_text=True)
-    assert "Banque : 1\u202f084,56\u00a0€ · caisse : 20,00\u00a0€ · régies d&#39;avance en cours : 150,00\u00a0€" in page
+    assert (
+        "Banque : 1\u202f084,56\u00a0€ · caisse : 20,00\u00a0€ · régies d&#39;avance en cours : 150,00\u00a0€" in page
+    )
     assert "1 ligne(s) de banque à pointer" in page and "En cours" in page

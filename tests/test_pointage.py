@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from app import ledger as books
 from app import reconciliation as rec
 from app.errors import DomainError
-from app.models import Coop, Entry, EntryLine, StatementLine
+from app.models import Coop, EntryLine, StatementLine
 from app.statements import NeedsMapping, StatementError, parse_statement
 
 DATA = Path(__file__).parent / "data" / "statements"
@@ -83,7 +83,8 @@ def test_every_format_gives_the_expected_matches(session, coop, filename):
     assert [(f, ids_) for f, ids_, _ in got] == [(f, ids_) for f, ids_, _ in expected]
     for (_, _, rule), (_, _, wanted) in zip(got, expected, strict=True):
         assert rule == wanted or (wanted == "R2" and rule == "R4")
-    assert [fitids[bank_key(i)] for i in matched.unmatched_bank] == [u["bank_fitid"] for u in EXPECTED["unmatched_bank"]]
+    expected_bank = [u["bank_fitid"] for u in EXPECTED["unmatched_bank"]]
+    assert [fitids[bank_key(i)] for i in matched.unmatched_bank] == expected_bank
     assert sorted(by_line[i] for i in matched.unmatched_book) == [u["ledger_id"] for u in EXPECTED["unmatched_ledger"]]
     assert matched.suggestions == []
 
@@ -97,7 +98,7 @@ def test_every_format_gives_the_expected_matches(session, coop, filename):
     entry = books.record_entry(session, current, books.EntryData(
         piece="F01", date=fee.date, label=fee.label[:200], payment_mode="prelevement", kind="expense",
         treasury=books.Treasury(bank_out=600), splits=[books.Split("627", 600)]), by=None)
-    rec.confirm_match(session, coop.id, fee.id, [next(l.id for l in entry.lines if l.account.code == "512")], by=None)
+    rec.confirm_match(session, coop.id, fee.id, [next(x.id for x in entry.lines if x.account.code == "512")], by=None)
     summary = rec.reconcile(session, current, date(2025, 9, 30), 185306)
     assert (summary.book_balance, summary.uncleared_total, summary.difference) == (181306, -4000, 0)
     assert summary.is_reconciled
@@ -125,7 +126,7 @@ def test_a_file_that_is_not_a_statement_is_refused(content):
 
 
 def test_unknown_csv_asks_for_a_mapping_and_then_parses():
-    content = "Quand;Quoi;Combien\n03/09/2025;Achat papeterie;-12,50\n04/09/2025;Don APE;100,00\n".encode()
+    content = b"Quand;Quoi;Combien\n03/09/2025;Achat papeterie;-12,50\n04/09/2025;Don APE;100,00\n"
     with pytest.raises(NeedsMapping) as caught:
         parse_statement(content)
     assert caught.value.columns == ["Quand", "Quoi", "Combien"]

@@ -11,28 +11,38 @@ from app.models.mandate_change import MANDATE_CHANGE_STATUSES, MANDATE_DOCUMENT_
 from app.models.membership import MEMBERSHIP_STATUSES, PAYMENT_METHODS, Membership, MembershipClass
 from app.models.outbox import OutboxEmail
 from app.models.reports import REPORT_DOCUMENT_KINDS, REPORT_STATUSES, AnnualReport
-from app.models.statement import Statement, StatementLine
 from app.models.school_year import SchoolYear, school_year_start
+from app.models.statement import Statement, StatementLine
 from app.models.user import ROLES, PasswordResetToken, User
 
 __all__ = [
-    "NATURES",
-    "ROLES",
     "DEPARTMENT_CODE",
     "ENTRY_KINDS",
+    "MANDATE_CHANGE_STATUSES",
+    "MANDATE_DOCUMENT_KINDS",
+    "MEMBERSHIP_STATUSES",
+    "NATURES",
+    "PAYMENT_METHODS",
     "PAYMENT_MODES",
+    "REPORT_DOCUMENT_KINDS",
+    "REPORT_STATUSES",
+    "ROLES",
     "Account",
     "Action",
-    "Document",
-    "Entry",
-    "EntryLine",
-    "Ledger",
+    "AnnualReport",
     "AuditEvent",
     "Coop",
     "Debit",
     "DebitBatch",
+    "Document",
+    "Entry",
+    "EntryLine",
     "Federation",
+    "Ledger",
     "Mandate",
+    "MandateChange",
+    "Membership",
+    "MembershipClass",
     "OutboxEmail",
     "PasswordResetToken",
     "SchoolYear",
@@ -43,14 +53,4 @@ __all__ = [
     "occe_code",
     "school_year_start",
     "utcnow",
-    "MEMBERSHIP_STATUSES",
-    "PAYMENT_METHODS",
-    "Membership",
-    "MembershipClass",
-    "MANDATE_CHANGE_STATUSES",
-    "MANDATE_DOCUMENT_KINDS",
-    "MandateChange",
-    "REPORT_DOCUMENT_KINDS",
-    "REPORT_STATUSES",
-    "AnnualReport",
 ]

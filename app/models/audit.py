@@ -33,4 +33,4 @@ class AuditEvent(db.Model):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
-    coop: Mapped["Coop | None"] = relationship(viewonly=True)  # noqa: F821
+    coop: Mapped[Coop | None] = relationship(viewonly=True)  # noqa: F821

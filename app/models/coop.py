@@ -49,7 +49,7 @@ class Coop(db.Model):
     mandates: Mapped[list[Mandate]] = relationship(
         back_populates="coop", order_by="Mandate.started_on.desc()", cascade="all, delete-orphan"
     )
-    users: Mapped[list["User"]] = relationship(back_populates="coop")  # noqa: F821
+    users: Mapped[list[User]] = relationship(back_populates="coop")  # noqa: F821
 
     __mapper_args__ = {"version_id_col": version}
 

@@ -69,5 +69,5 @@ class Debit(db.Model):
     reject_reason: Mapped[str] = mapped_column(String(300), default="")
 
     batch: Mapped[DebitBatch] = relationship(back_populates="debits")
-    membership: Mapped["Membership"] = relationship()  # noqa: F821
-    coop: Mapped["Coop"] = relationship()  # noqa: F821
+    membership: Mapped[Membership] = relationship()  # noqa: F821
+    coop: Mapped[Coop] = relationship()  # noqa: F821

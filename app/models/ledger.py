@@ -14,8 +14,10 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    event,
+    or_,
+    update,
 )
-from sqlalchemy import event, or_, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.extensions import db
@@ -51,8 +53,8 @@ class Ledger(db.Model):
     closing_statement_balance_cents: Mapped[int | None] = mapped_column(BigInteger)
     cash_count: Mapped[dict | None] = mapped_column(JSON)
 
-    school_year: Mapped["SchoolYear"] = relationship()  # noqa: F821
-    coop: Mapped["Coop"] = relationship()  # noqa: F821
+    school_year: Mapped[SchoolYear] = relationship()  # noqa: F821
+    coop: Mapped[Coop] = relationship()  # noqa: F821
     entries: Mapped[list[Entry]] = relationship(back_populates="ledger", cascade="all, delete-orphan")
 
     @property
@@ -134,7 +136,7 @@ class EntryLine(db.Model):
         ForeignKey("statement_line.id", ondelete="SET NULL"), index=True)
 
     entry: Mapped[Entry] = relationship(back_populates="lines")
-    account: Mapped["Account"] = relationship()  # noqa: F821
+    account: Mapped[Account] = relationship()  # noqa: F821
 
 
 class Document(db.Model):

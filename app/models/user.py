@@ -37,7 +37,7 @@ class User(db.Model):
     last_login_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
 
-    coop: Mapped["Coop | None"] = relationship(back_populates="users")  # noqa: F821
+    coop: Mapped[Coop | None] = relationship(back_populates="users")  # noqa: F821
     reset_tokens: Mapped[list[PasswordResetToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
     )
