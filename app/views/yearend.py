@@ -463,7 +463,10 @@ def documents_page(year: int):
     if slot is None:
         abort(400)
     if not form.validate_on_submit():
-        message = next(iter(form.file.errors or ["Choisissez un fichier (PDF, JPEG ou PNG)."]))
+        csrf = getattr(form, "csrf_token", None)
+        expired = ["La page a expiré : rechargez-la, puis choisissez à nouveau le fichier."] if (
+            csrf and csrf.errors) else []
+        message = next(iter(form.file.errors or expired or ["Choisissez un fichier (PDF, JPEG ou PNG)."]))
         return _render_documents(year, ledger, report, errors={slot.key: message})
     upload = form.file.data
     try:
