@@ -53,36 +53,67 @@ def init_admin(app: Flask) -> Admin:
         csp_nonce_generator=csp_nonce,
     )
     admin.add_view(CoopAdmin(Coop, db, name="Coopératives", endpoint="admin_coops", category="Coopératives"))
-    admin.add_view(CoopImportView(name="Importer des coopératives", endpoint="admin_coop_import",
-                                  url="/admin/import-coops", category="Coopératives"))
-    admin.add_view(MembershipAdmin(Membership, db, name="Adhésions", endpoint="admin_memberships",
-                                   category="Coopératives"))
-    admin.add_view(DebitRunView(name="Prélèvements", endpoint="admin_debits", url="/admin/prelevements",
-                                category="Coopératives"))
-    admin.add_view(ReviewView(name="Examen des comptes rendus", endpoint="admin_review", url="/admin/comptes-rendus",
-                              category="Coopératives"))
+    admin.add_view(
+        CoopImportView(
+            name="Importer des coopératives",
+            endpoint="admin_coop_import",
+            url="/admin/import-coops",
+            category="Coopératives",
+        )
+    )
+    admin.add_view(
+        MembershipAdmin(Membership, db, name="Adhésions", endpoint="admin_memberships", category="Coopératives")
+    )
+    admin.add_view(
+        DebitRunView(name="Prélèvements", endpoint="admin_debits", url="/admin/prelevements", category="Coopératives")
+    )
+    admin.add_view(
+        ReviewView(
+            name="Examen des comptes rendus",
+            endpoint="admin_review",
+            url="/admin/comptes-rendus",
+            category="Coopératives",
+        )
+    )
     admin.add_view(CampaignView(name="Campagne", endpoint="admin_campaign", url="/admin/campagne"))
     admin.add_view(ExportView(name="Exports", endpoint="admin_exports", url="/admin/exports", category="Suivi"))
-    admin.add_view(EntryAdmin(Entry, db, name="Opérations des cahiers", endpoint="admin_entries",
-                              category="Coopératives"))
-    admin.add_view(AnnualReportAdmin(AnnualReport, db, name="Tous les comptes rendus", endpoint="admin_reports",
-                                     category="Coopératives"))
-    admin.add_view(ClosingAdminView(name="Cahiers clôturés", endpoint="admin_closings", url="/admin/clotures",
-                                    category="Coopératives"))
-    admin.add_view(MandateChangeAdmin(MandateChange, db, name="Changements de mandataire",
-                                      endpoint="admin_mandate_changes", category="Coopératives"))
-    admin.add_view(MandateDossierView(name="Dossier de changement de mandataire", endpoint="admin_mandate_dossiers",
-                                      url="/admin/mandataires"))
-    admin.add_view(MandateAdmin(Mandate, db, name="Mandataires (historique)", endpoint="admin_mandates",
-                                category="Coopératives"))
+    admin.add_view(
+        EntryAdmin(Entry, db, name="Opérations des cahiers", endpoint="admin_entries", category="Coopératives")
+    )
+    admin.add_view(
+        AnnualReportAdmin(
+            AnnualReport, db, name="Tous les comptes rendus", endpoint="admin_reports", category="Coopératives"
+        )
+    )
+    admin.add_view(
+        ClosingAdminView(
+            name="Cahiers clôturés", endpoint="admin_closings", url="/admin/clotures", category="Coopératives"
+        )
+    )
+    admin.add_view(
+        MandateChangeAdmin(
+            MandateChange,
+            db,
+            name="Changements de mandataire",
+            endpoint="admin_mandate_changes",
+            category="Coopératives",
+        )
+    )
+    admin.add_view(
+        MandateDossierView(
+            name="Dossier de changement de mandataire", endpoint="admin_mandate_dossiers", url="/admin/mandataires"
+        )
+    )
+    admin.add_view(
+        MandateAdmin(Mandate, db, name="Mandataires (historique)", endpoint="admin_mandates", category="Coopératives")
+    )
     admin.add_view(StaffUserAdmin(User, db, name="Comptes OCCE 85", endpoint="admin_staff", category="Réglages"))
     admin.add_view(AccountAdmin(Account, db, name="Plan comptable", endpoint="admin_accounts", category="Réglages"))
-    admin.add_view(SchoolYearAdmin(SchoolYear, db, name="Années scolaires et tarifs", endpoint="admin_years",
-                                   category="Réglages"))
-    admin.add_view(FederationAdmin(Federation, db, name="OCCE 85", endpoint="admin_federation",
-                                   category="Réglages"))
-    admin.add_view(AuditEventAdmin(AuditEvent, db, name="Journal d'audit", endpoint="admin_audit",
-                                   category="Suivi"))
+    admin.add_view(
+        SchoolYearAdmin(SchoolYear, db, name="Années scolaires et tarifs", endpoint="admin_years", category="Réglages")
+    )
+    admin.add_view(FederationAdmin(Federation, db, name="OCCE 85", endpoint="admin_federation", category="Réglages"))
+    admin.add_view(AuditEventAdmin(AuditEvent, db, name="Journal d'audit", endpoint="admin_audit", category="Suivi"))
     admin.add_view(OutboxAdmin(OutboxEmail, db, name="Courriels", endpoint="admin_outbox", category="Suivi"))
     app.extensions["admin_blueprints"] = frozenset(view.endpoint for view in admin._views)
     app.extensions["admin_csp_hashes"] = inline_handler_hashes(admin)

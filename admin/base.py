@@ -62,10 +62,9 @@ class DashboardView(StaffAccessMixin, AdminIndexView):
         counts = {
             "coops_active": db.session.scalar(sa.select(sa.func.count()).where(Coop.is_active)),
             "never_logged": db.session.scalar(
-                sa.select(sa.func.count()).where(User.role == "coop", User.last_login_at.is_(None))),
-            "mail_pending": db.session.scalar(
-                sa.select(sa.func.count()).where(OutboxEmail.status == "pending")),
-            "mail_failed": db.session.scalar(
-                sa.select(sa.func.count()).where(OutboxEmail.status == "failed")),
+                sa.select(sa.func.count()).where(User.role == "coop", User.last_login_at.is_(None))
+            ),
+            "mail_pending": db.session.scalar(sa.select(sa.func.count()).where(OutboxEmail.status == "pending")),
+            "mail_failed": db.session.scalar(sa.select(sa.func.count()).where(OutboxEmail.status == "failed")),
         }
         return self.render("admin/dashboard.html", counts=counts, years=years, steps=campaign.STEPS)

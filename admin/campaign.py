@@ -29,10 +29,13 @@ L'équipe de l'OCCE 85
 
 class ReminderForm(FlaskForm):
     subject = StringField("Objet", validators=[DataRequired("Indiquez l'objet."), Length(max=200)])
-    body = TextAreaField("Message", validators=[DataRequired("Écrivez le message."), Length(max=5000)],
-                         description="Vous pouvez utiliser {nom}, {identifiant}, {ecole} et {annee} : ils sont "
-                                     "remplacés pour chaque coopérative.",
-                         render_kw={"rows": 10})
+    body = TextAreaField(
+        "Message",
+        validators=[DataRequired("Écrivez le message."), Length(max=5000)],
+        description="Vous pouvez utiliser {nom}, {identifiant}, {ecole} et {annee} : ils sont "
+        "remplacés pour chaque coopérative.",
+        render_kw={"rows": 10},
+    )
 
 
 def _selection():
@@ -66,11 +69,23 @@ class CampaignView(StaffAccessMixin, BaseView):
             form.body.data = DEFAULT_BODY.replace("{etape}", title).replace("{etat}", states[state])
         elif form.validate_on_submit():
             if request.form.get("envoyer") == "1":
-                queued, missing = campaign.queue_reminders(db.session, coops, subject=form.subject.data,
-                                                           body=form.body.data, year_label=label)
-                audit.record(db.session, "campaign.reminder", actor=current_user, entity="campaign",
-                             after={"step": step, "state": state, "year": year, "queued": queued,
-                                    "subject": form.subject.data[:200]}, ip=client_ip())
+                queued, missing = campaign.queue_reminders(
+                    db.session, coops, subject=form.subject.data, body=form.body.data, year_label=label
+                )
+                audit.record(
+                    db.session,
+                    "campaign.reminder",
+                    actor=current_user,
+                    entity="campaign",
+                    after={
+                        "step": step,
+                        "state": state,
+                        "year": year,
+                        "queued": queued,
+                        "subject": form.subject.data[:200],
+                    },
+                    ip=client_ip(),
+                )
                 db.session.commit()
                 message = f"{queued} courriel(s) de relance mis dans la file d'envoi."
                 if missing:
@@ -79,8 +94,20 @@ class CampaignView(StaffAccessMixin, BaseView):
                 return redirect(url_for(".coops", etape=step, etat=state, annee=year))
             if coops:
                 first = coops[0]
-                preview = {"to": first.email or "(pas d'adresse)",
-                           "subject": campaign.render_reminder(form.subject.data, first, label),
-                           "body": campaign.render_reminder(form.body.data, first, label)}
-        return self.render("admin/campaign_coops.html", coops=coops, step=step, state=state, year=year,
-                           title=title, state_label=states[state], label=label, form=form, preview=preview)
+                preview = {
+                    "to": first.email or "(pas d'adresse)",
+                    "subject": campaign.render_reminder(form.subject.data, first, label),
+                    "body": campaign.render_reminder(form.body.data, first, label),
+                }
+        return self.render(
+            "admin/campaign_coops.html",
+            coops=coops,
+            step=step,
+            state=state,
+            year=year,
+            title=title,
+            state_label=states[state],
+            label=label,
+            form=form,
+            preview=preview,
+        )

@@ -17,7 +17,7 @@ from app import audit
 from app.coops import check_email, create_coop_login, credentials_csv, import_coops, reset_coop_password
 from app.errors import ValidationErrors
 from app.extensions import db
-from app.identity import check_bic, check_iban, check_phone, check_postal_code, check_uai, format_iban
+from app.identity import IDENTITY_FIELDS, check_bic, check_iban, check_phone, check_postal_code, check_uai, format_iban
 from app.models import Mandate, User, coop_login, utcnow
 from app.netutil import client_ip
 from forms.validators import Normalise
@@ -32,15 +32,23 @@ def _hash_params():
 class MandateInline(InlineFormAdmin):
     form_columns = ("id", "role", "civility", "first_name", "last_name", "email", "phone", "started_on", "ended_on")
     form_label = "Mandataire"
-    column_labels = {"role": "Rôle", "civility": "Civilité", "first_name": "Prénom", "last_name": "Nom",
-                     "email": "E-mail", "phone": "Téléphone", "started_on": "Début", "ended_on": "Fin"}
-    form_choices = {"role": [("mandataire", "Mandataire"), ("co-signataire", "Co-signataire")],
-                    "civility": [("", ""), ("Mme", "Mme"), ("M.", "M.")]}
+    column_labels = {
+        "role": "Rôle",
+        "civility": "Civilité",
+        "first_name": "Prénom",
+        "last_name": "Nom",
+        "email": "E-mail",
+        "phone": "Téléphone",
+        "started_on": "Début",
+        "ended_on": "Fin",
+    }
+    form_choices = {
+        "role": [("mandataire", "Mandataire"), ("co-signataire", "Co-signataire")],
+        "civility": [("", ""), ("Mme", "Mme"), ("M.", "M.")],
+    }
 
 
-_AUDITED_FIELDS = ("number", "name", "school_name", "uai", "address", "postal_code", "city", "email", "phone",
-                   "director_name", "bank_name", "iban", "bic", "debit_mandate_ref", "debit_mandate_signed_on",
-                   "is_active")
+_AUDITED_FIELDS = ("number", *IDENTITY_FIELDS, "debit_mandate_ref", "debit_mandate_signed_on", "is_active")
 
 
 class CoopAdmin(StaffModelView):
@@ -49,22 +57,70 @@ class CoopAdmin(StaffModelView):
     column_searchable_list = ("name", "school_name", "city", "uai", "email")
     column_filters = ("is_active", "city", "bank_name", "postal_code")
     column_labels = {
-        "number": "Identifiant", "name": "Nom", "school_name": "École", "uai": "UAI", "address": "Adresse",
-        "postal_code": "Code postal", "city": "Commune", "email": "E-mail", "phone": "Téléphone",
-        "director_name": "Direction", "bank_name": "Banque", "iban": "IBAN", "bic": "BIC",
-        "debit_mandate_ref": "Référence unique de mandat (RUM)", "debit_mandate_signed_on": "Mandat signé le",
-        "is_active": "Active", "mandates": "Mandataires", "created_at": "Créée le", "updated_at": "Modifiée le",
+        "number": "Identifiant",
+        "name": "Nom",
+        "school_name": "École",
+        "uai": "UAI",
+        "address": "Adresse",
+        "postal_code": "Code postal",
+        "city": "Commune",
+        "email": "E-mail",
+        "phone": "Téléphone",
+        "director_name": "Direction",
+        "bank_name": "Banque",
+        "iban": "IBAN",
+        "bic": "BIC",
+        "debit_mandate_ref": "Référence unique de mandat (RUM)",
+        "debit_mandate_signed_on": "Mandat signé le",
+        "is_active": "Active",
+        "mandates": "Mandataires",
+        "created_at": "Créée le",
+        "updated_at": "Modifiée le",
     }
     column_formatters = {
         "number": lambda v, c, m, n: coop_login(m.number),
         "iban": lambda v, c, m, n: format_iban(m.iban),
     }
-    column_details_list = ("number", "name", "school_name", "uai", "address", "postal_code", "city", "email",
-                           "phone", "director_name", "bank_name", "iban", "bic", "debit_mandate_ref",
-                           "debit_mandate_signed_on", "is_active", "mandates", "created_at", "updated_at")
-    form_columns = ("number", "name", "school_name", "uai", "address", "postal_code", "city", "email", "phone",
-                    "director_name", "bank_name", "iban", "bic", "debit_mandate_ref", "debit_mandate_signed_on",
-                    "is_active", "mandates")
+    column_details_list = (
+        "number",
+        "name",
+        "school_name",
+        "uai",
+        "address",
+        "postal_code",
+        "city",
+        "email",
+        "phone",
+        "director_name",
+        "bank_name",
+        "iban",
+        "bic",
+        "debit_mandate_ref",
+        "debit_mandate_signed_on",
+        "is_active",
+        "mandates",
+        "created_at",
+        "updated_at",
+    )
+    form_columns = (
+        "number",
+        "name",
+        "school_name",
+        "uai",
+        "address",
+        "postal_code",
+        "city",
+        "email",
+        "phone",
+        "director_name",
+        "bank_name",
+        "iban",
+        "bic",
+        "debit_mandate_ref",
+        "debit_mandate_signed_on",
+        "is_active",
+        "mandates",
+    )
     form_args = {
         "number": {"description": "Le login sera 085- suivi de ce numéro sur 3 chiffres."},
         "name": {"validators": [DataRequired(), Length(max=200)]},
@@ -82,29 +138,58 @@ class CoopAdmin(StaffModelView):
         if is_created:
             db.session.flush()
             credential = create_coop_login(db.session, model, hash_params=_hash_params())
-            audit.record(db.session, "coop.created", actor=current_user, coop_id=model.id, entity="coop",
-                         entity_id=model.id, ip=client_ip())
-            flash(escape(f"Coopérative créée. Identifiant : {credential.login} — mot de passe provisoire : "
-                         f"{credential.password} (affiché une seule fois : notez-le ou transmettez-le "
-                         "maintenant ; il devra être changé à la première connexion)."), "success")
+            audit.record(
+                db.session,
+                "coop.created",
+                actor=current_user,
+                coop_id=model.id,
+                entity="coop",
+                entity_id=model.id,
+                ip=client_ip(),
+            )
+            flash(
+                escape(
+                    f"Coopérative créée. Identifiant : {credential.login} — mot de passe provisoire : "
+                    f"{credential.password} (affiché une seule fois : notez-le ou transmettez-le "
+                    "maintenant ; il devra être changé à la première connexion)."
+                ),
+                "success",
+            )
         else:
             before, after = audit.pending_changes(model, _AUDITED_FIELDS)
             if after:
-                audit.record(db.session, "coop.updated_by_staff", actor=current_user, coop_id=model.id, entity="coop",
-                             entity_id=model.id, before=before, after=after, ip=client_ip())
+                audit.record(
+                    db.session,
+                    "coop.updated_by_staff",
+                    actor=current_user,
+                    coop_id=model.id,
+                    entity="coop",
+                    entity_id=model.id,
+                    before=before,
+                    after=after,
+                    ip=client_ip(),
+                )
 
-    @action("new_password", "Nouveau mot de passe provisoire",
-            "Donner un nouveau mot de passe provisoire aux coopératives sélectionnées ? "
-            "Leurs sessions en cours seront fermées.")
+    @action(
+        "new_password",
+        "Nouveau mot de passe provisoire",
+        "Donner un nouveau mot de passe provisoire aux coopératives sélectionnées ? "
+        "Leurs sessions en cours seront fermées.",
+    )
     def action_new_password(self, ids):
         users = db.session.scalars(
-            db.select(User).where(User.role == "coop", User.coop_id.in_([int(i) for i in ids]))).all()
-        shown = [reset_coop_password(db.session, user, by=current_user, ip=client_ip(), hash_params=_hash_params())
-                 for user in users]
+            db.select(User).where(User.role == "coop", User.coop_id.in_([int(i) for i in ids]))
+        ).all()
+        shown = [
+            reset_coop_password(db.session, user, by=current_user, ip=client_ip(), hash_params=_hash_params())
+            for user in users
+        ]
         db.session.commit()
         for cred in shown:
-            flash(escape(f"{cred.login} : nouveau mot de passe provisoire {cred.password} (affiché une seule fois)."),
-                  "success")
+            flash(
+                escape(f"{cred.login} : nouveau mot de passe provisoire {cred.password} (affiché une seule fois)."),
+                "success",
+            )
 
 
 class CoopImportForm(FlaskForm):
@@ -120,24 +205,30 @@ class CoopImportView(StaffAccessMixin, BaseView):
         errors: dict[str, list[str]] = {}
         if form.validate_on_submit():
             try:
-                result = import_coops(db.session, form.file.data.read(), by=current_user, ip=client_ip(),
-                                      hash_params=_hash_params())
+                result = import_coops(
+                    db.session, form.file.data.read(), by=current_user, ip=client_ip(), hash_params=_hash_params()
+                )
             except ValidationErrors as exc:
                 db.session.rollback()
                 errors = exc.errors
             else:
                 db.session.commit()
-                message = (f"Import terminé : {len(result.created)} coopérative(s) créée(s), "
-                           f"{len(result.updated)} mise(s) à jour.")
+                message = (
+                    f"Import terminé : {len(result.created)} coopérative(s) créée(s), "
+                    f"{len(result.updated)} mise(s) à jour."
+                )
                 if result.created:
-                    flash(message + " Le fichier des identifiants et mots de passe provisoires a été "
-                          "téléchargé : conservez-le en lieu sûr et supprimez-le après le publipostage.", "success")
+                    flash(
+                        message + " Le fichier des identifiants et mots de passe provisoires a été "
+                        "téléchargé : conservez-le en lieu sûr et supprimez-le après le publipostage.",
+                        "success",
+                    )
                     stamp = utcnow().strftime("%Y%m%d-%H%M")
-                    return Response(credentials_csv(result.created), mimetype="text/csv; charset=utf-8",
-                                    headers={"Content-Disposition":
-                                             f'attachment; filename="identifiants-coops-{stamp}.csv"'})
+                    return Response(
+                        credentials_csv(result.created),
+                        mimetype="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="identifiants-coops-{stamp}.csv"'},
+                    )
                 flash(message, "success")
                 return redirect(url_for(".index"))
         return self.render("admin/coop_import.html", form=form, errors=errors)
-
-

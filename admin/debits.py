@@ -24,14 +24,18 @@ from forms.ledger import FrenchDateField
 
 
 class BatchForm(FlaskForm):
-    collection_date = FrenchDateField("Date d'échéance (prélèvement sur les comptes)",
-                                      validators=[DataRequired("Indiquez la date d'échéance.")],
-                                      render_kw={"type": "date"})
+    collection_date = FrenchDateField(
+        "Date d'échéance (prélèvement sur les comptes)",
+        validators=[DataRequired("Indiquez la date d'échéance.")],
+        render_kw={"type": "date"},
+    )
 
 
 class RejectForm(FlaskForm):
-    reason = StringField("Motif du rejet (tel qu'indiqué par la banque)",
-                         validators=[DataRequired("Indiquez le motif du rejet."), Length(max=300)])
+    reason = StringField(
+        "Motif du rejet (tel qu'indiqué par la banque)",
+        validators=[DataRequired("Indiquez le motif du rejet."), Length(max=300)],
+    )
 
 
 class EmptyForm(FlaskForm):
@@ -61,30 +65,45 @@ class DebitRunView(StaffAccessMixin, BaseView):
                 flash("Cochez au moins une adhésion.", "warning")
             else:
                 try:
-                    batch, excluded = debits.create_batch(db.session, chosen, form.collection_date.data, today=today,
-                                                          by=current_user, ip=client_ip())
+                    batch, excluded = debits.create_batch(
+                        db.session, chosen, form.collection_date.data, today=today, by=current_user, ip=client_ip()
+                    )
                 except DomainError as exc:
                     db.session.rollback()
                     flash(exc.message, "danger")
                 else:
                     db.session.commit()
                     for exclusion in excluded:
-                        flash(f"{exclusion.coop.login} {exclusion.coop.name} laissée de côté : "
-                              + ", ".join(exclusion.reasons) + ".", "warning")
+                        flash(
+                            f"{exclusion.coop.login} {exclusion.coop.name} laissée de côté : "
+                            + ", ".join(exclusion.reasons)
+                            + ".",
+                            "warning",
+                        )
                     if batch is None:
                         flash("Aucune adhésion ne peut être prélevée : corrigez les fiches ci-dessus.", "danger")
                     else:
-                        flash(f"Prélèvement n° {batch.id} préparé : {batch.count} adhésion(s). Exportez-le pour la "
-                              "banque.", "success")
+                        flash(
+                            f"Prélèvement n° {batch.id} préparé : {batch.count} adhésion(s). Exportez-le pour la "
+                            "banque.",
+                            "success",
+                        )
                         return redirect(url_for(".batch", batch_id=batch.id))
                     return redirect(url_for(".index"))
         elif request.method == "GET":
             form.collection_date.data = earliest
         batches = db.session.scalars(sa.select(DebitBatch).order_by(DebitBatch.id.desc()).limit(50)).all()
         problems = {m.id: debits.debit_problems(m) for m in eligible}
-        return self.render("admin/debits_index.html", form=form, eligible=eligible, problems=problems,
-                           batches=batches, earliest=earliest, creditor=debits.creditor_problems(federation),
-                           federation=federation)
+        return self.render(
+            "admin/debits_index.html",
+            form=form,
+            eligible=eligible,
+            problems=problems,
+            batches=batches,
+            earliest=earliest,
+            creditor=debits.creditor_problems(federation),
+            federation=federation,
+        )
 
     @expose("/<int:batch_id>")
     def batch(self, batch_id: int):
@@ -103,8 +122,11 @@ class DebitRunView(StaffAccessMixin, BaseView):
             db.session.rollback()
             flash(exc.message, "danger")
         else:
-            flash(f"Fichiers prêts : {batch.count} prélèvement(s), total {money(batch.control_sum_cents)}. "
-                  "Téléchargez le fichier SEPA et déposez-le sur le site de la banque.", "success")
+            flash(
+                f"Fichiers prêts : {batch.count} prélèvement(s), total {money(batch.control_sum_cents)}. "
+                "Téléchargez le fichier SEPA et déposez-le sur le site de la banque.",
+                "success",
+            )
         return redirect(url_for(".batch", batch_id=batch.id))
 
     def _download(self, batch_id: int, kind: str):
@@ -115,8 +137,9 @@ class DebitRunView(StaffAccessMixin, BaseView):
         name = f"prelevements-{batch.collection_date:%Y-%m-%d}-n{batch.id}"
         mimetype = "application/xml" if kind == "xml" else "text/csv; charset=utf-8"
         extension = f"{batch.schema}.xml" if kind == "xml" else "csv"
-        return Response(content, mimetype=mimetype,
-                        headers={"Content-Disposition": f'attachment; filename="{name}.{extension}"'})
+        return Response(
+            content, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}.{extension}"'}
+        )
 
     @expose("/<int:batch_id>/sepa.xml")
     def download_xml(self, batch_id: int):
@@ -133,8 +156,14 @@ class DebitRunView(StaffAccessMixin, BaseView):
             abort(400)
         federation = db.session.scalar(sa.select(Federation))
         try:
-            paid = debits.settle_batch(db.session, batch, by=current_user, now=utcnow(), ip=client_ip(),
-                                       post_to_ledgers=bool(federation and federation.post_debits_to_ledgers))
+            paid = debits.settle_batch(
+                db.session,
+                batch,
+                by=current_user,
+                now=utcnow(),
+                ip=client_ip(),
+                post_to_ledgers=bool(federation and federation.post_debits_to_ledgers),
+            )
             for membership in paid:
                 queue_paid_mail(db.session, membership)
             db.session.commit()
@@ -142,8 +171,11 @@ class DebitRunView(StaffAccessMixin, BaseView):
             db.session.rollback()
             flash(exc.message, "danger")
         else:
-            flash(f"Prélèvement effectué : {len(paid)} adhésion(s) réglée(s), les coopératives sont prévenues par "
-                  "courriel.", "success")
+            flash(
+                f"Prélèvement effectué : {len(paid)} adhésion(s) réglée(s), les coopératives sont prévenues par "
+                "courriel.",
+                "success",
+            )
         return redirect(url_for(".batch", batch_id=batch.id))
 
     @expose("/<int:batch_id>/rejet/<int:debit_id>", methods=("POST",))
@@ -158,11 +190,18 @@ class DebitRunView(StaffAccessMixin, BaseView):
                 flash(errors[0], "danger")
             return redirect(url_for(".batch", batch_id=batch.id))
         try:
-            membership = debits.reject_debit(db.session, debit, reason=form.reason.data, by=current_user,
-                                             now=utcnow(), ip=client_ip())
+            membership = debits.reject_debit(
+                db.session, debit, reason=form.reason.data, by=current_user, now=utcnow(), ip=client_ip()
+            )
             if membership.coop.email:
-                queue_templated_email(db.session, membership.coop.email, "membership_debit_rejected",
-                                      coop=membership.coop, membership=membership, debit=debit)
+                queue_templated_email(
+                    db.session,
+                    membership.coop.email,
+                    "membership_debit_rejected",
+                    coop=membership.coop,
+                    membership=membership,
+                    debit=debit,
+                )
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -170,5 +209,3 @@ class DebitRunView(StaffAccessMixin, BaseView):
         else:
             flash(f"Prélèvement de {debit.coop.login} marqué rejeté ; la coopérative est prévenue.", "success")
         return redirect(url_for(".batch", batch_id=batch.id))
-
-

@@ -10,16 +10,16 @@ from app import exports
 from app.extensions import db
 from app.models import school_year_start, utcnow
 
-_TYPES = {"csv": "text/csv; charset=utf-8",
-          "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+_TYPES = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
 def _send(table: exports.Table, name: str, fmt: str) -> Response:
     if fmt not in _TYPES:
         abort(404)
     content = exports.to_csv(table) if fmt == "csv" else exports.to_xlsx(table)
-    return Response(content, mimetype=_TYPES[fmt],
-                    headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'})
+    return Response(
+        content, mimetype=_TYPES[fmt], headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+    )
 
 
 class ExportView(StaffAccessMixin, BaseView):

@@ -69,18 +69,42 @@ class MandateChangeAdmin(StaffModelView):
     can_delete = False
     can_view_details = False
     list_template = "mandates/admin_list.html"
-    column_list = ("reference", "coop", "incoming_last_name", "effective_date", "bank_name", "status",
-                   "submitted_at", "updated_at")
+    column_list = (
+        "reference",
+        "coop",
+        "incoming_last_name",
+        "effective_date",
+        "bank_name",
+        "status",
+        "submitted_at",
+        "updated_at",
+    )
     column_default_sort = ("updated_at", True)
-    column_sortable_list = ("reference", "incoming_last_name", "effective_date", "status", "submitted_at",
-                            "updated_at", ("coop", "coop.number"))
+    column_sortable_list = (
+        "reference",
+        "incoming_last_name",
+        "effective_date",
+        "status",
+        "submitted_at",
+        "updated_at",
+        ("coop", "coop.number"),
+    )
     column_searchable_list = ("reference", "incoming_last_name", "incoming_first_name", "coop.name")
     # The status tabs (?statut=submitted) instead of Flask-Admin's filter menu, whose items carry inline
     # onclick handlers that the CSP (script nonces only) refuses.
-    column_labels = {"reference": "Dossier", "coop": "Coopérative", "incoming_last_name": "Nouveau mandataire",
-                     "effective_date": "Date d'effet", "bank_name": "Banque", "status": "Statut",
-                     "submitted_at": "Envoyé le", "updated_at": "Modifié le", "coop.number": "N° de coopérative",
-                     "coop.name": "Nom de la coopérative", "incoming_first_name": "Prénom"}
+    column_labels = {
+        "reference": "Dossier",
+        "coop": "Coopérative",
+        "incoming_last_name": "Nouveau mandataire",
+        "effective_date": "Date d'effet",
+        "bank_name": "Banque",
+        "status": "Statut",
+        "submitted_at": "Envoyé le",
+        "updated_at": "Modifié le",
+        "coop.number": "N° de coopérative",
+        "coop.name": "Nom de la coopérative",
+        "incoming_first_name": "Prénom",
+    }
     column_formatters = {
         "reference": _reference,
         "coop": _coop,
@@ -107,11 +131,15 @@ class MandateChangeAdmin(StaffModelView):
 
     def render(self, template, **kwargs):
         if template == self.list_template:
-            counts = dict(db.session.execute(sa.select(MandateChange.status, sa.func.count())
-                                             .group_by(MandateChange.status)).all())
-            kwargs.update(status_counts=[(status, STATUS_LABELS[status], counts.get(status, 0))
-                                         for status in STAFF_TABS],
-                          current_status=self._status())
+            counts = dict(
+                db.session.execute(
+                    sa.select(MandateChange.status, sa.func.count()).group_by(MandateChange.status)
+                ).all()
+            )
+            kwargs.update(
+                status_counts=[(status, STATUS_LABELS[status], counts.get(status, 0)) for status in STAFF_TABS],
+                current_status=self._status(),
+            )
         return super().render(template, **kwargs)
 
 
@@ -130,9 +158,19 @@ class MandateAdmin(StaffModelView):
     column_sortable_list = ("role", "last_name", "started_on", "ended_on", ("coop", "coop.number"))
     column_searchable_list = ("last_name", "first_name", "email", "coop.name")
     column_filters = ("coop.number", "role", "started_on", "ended_on")
-    column_labels = {"coop": "Coopérative", "role": "Rôle", "civility": "Civilité", "first_name": "Prénom",
-                     "last_name": "Nom", "email": "E-mail", "phone": "Téléphone", "started_on": "Début",
-                     "ended_on": "Fin", "coop.number": "N° de coopérative", "coop.name": "Nom de la coopérative"}
+    column_labels = {
+        "coop": "Coopérative",
+        "role": "Rôle",
+        "civility": "Civilité",
+        "first_name": "Prénom",
+        "last_name": "Nom",
+        "email": "E-mail",
+        "phone": "Téléphone",
+        "started_on": "Début",
+        "ended_on": "Fin",
+        "coop.number": "N° de coopérative",
+        "coop.name": "Nom de la coopérative",
+    }
     column_formatters = {"coop": _coop, "started_on": format_date, "ended_on": format_date}
 
 
@@ -148,21 +186,41 @@ class MandateDossierView(StaffAccessMixin, BaseView):
             abort(404)
         return change
 
-    def _page(self, change: MandateChange, *, return_form: ReturnForm | None = None,
-              bank_form: BankDocumentUpload | None = None, status: int = 200):
+    def _page(
+        self,
+        change: MandateChange,
+        *,
+        return_form: ReturnForm | None = None,
+        bank_form: BankDocumentUpload | None = None,
+        status: int = 200,
+    ):
         upload_dir = current_app.config["UPLOAD_DIR"]
         docs = documents_of(change)
         pages = {kind: page_count(upload_dir, doc) for kind, doc in docs.items()}
-        mandates = db.session.scalars(sa.select(Mandate).where(Mandate.coop_id == change.coop_id)
-                                      .order_by(Mandate.started_on.desc(), Mandate.id.desc())).all()
+        mandates = db.session.scalars(
+            sa.select(Mandate)
+            .where(Mandate.coop_id == change.coop_id)
+            .order_by(Mandate.started_on.desc(), Mandate.id.desc())
+        ).all()
         today = now().date()
         return self.render(
-            "mandates/admin_dossier.html", change=change, coop=change.coop, docs=docs, pages=pages,
-            labels=DOCUMENT_LABELS, coop_documents=COOP_DOCUMENTS, status_labels=STATUS_LABELS, reasons=REASONS,
-            steps=status_dates(change), bank=bank_of(change), is_credit_mutuel=is_credit_mutuel(bank_of(change)),
-            mandates=mandates, today=today,
+            "mandates/admin_dossier.html",
+            change=change,
+            coop=change.coop,
+            docs=docs,
+            pages=pages,
+            labels=DOCUMENT_LABELS,
+            coop_documents=COOP_DOCUMENTS,
+            status_labels=STATUS_LABELS,
+            reasons=REASONS,
+            steps=status_dates(change),
+            bank=bank_of(change),
+            is_credit_mutuel=is_credit_mutuel(bank_of(change)),
+            mandates=mandates,
+            today=today,
             others=[c for c in changes_of(db.session, change.coop) if c.id != change.id],
-            decision_form=DecisionForm(), return_form=return_form or ReturnForm(formdata=None),
+            decision_form=DecisionForm(),
+            return_form=return_form or ReturnForm(formdata=None),
             bank_form=bank_form or BankDocumentUpload(formdata=None),
             outgoing_ends_on=change.effective_date - timedelta(days=1),
             proof_age_days=(today - change.proof_of_address_date).days if change.proof_of_address_date else None,
@@ -203,12 +261,22 @@ class MandateDossierView(StaffAccessMixin, BaseView):
     def validate(self, id: int):
         def decide(change):
             validate_change(db.session, change, by=current_user, ip=client_ip(), now=now())
-            build_bank_dossier(db.session, change, self._cover(change),
-                               upload_dir=current_app.config["UPLOAD_DIR"], by=current_user, ip=client_ip())
+            build_bank_dossier(
+                db.session,
+                change,
+                self._cover(change),
+                upload_dir=current_app.config["UPLOAD_DIR"],
+                by=current_user,
+                ip=client_ip(),
+            )
 
-        return self._decide(id, "validated", decide,
-                            "Dossier validé ; la coopérative est prévenue par courriel. Le PDF pour la banque est "
-                            "prêt : téléchargez-le, envoyez-le, puis cliquez sur « Envoyé à la banque ».")
+        return self._decide(
+            id,
+            "validated",
+            decide,
+            "Dossier validé ; la coopérative est prévenue par courriel. Le PDF pour la banque est "
+            "prêt : téléchargez-le, envoyez-le, puis cliquez sur « Envoyé à la banque ».",
+        )
 
     def _cover(self, change: MandateChange) -> bytes:
         """The cover page of the bank dossier, with the page ranges of each part (cover length known after a
@@ -221,10 +289,16 @@ class MandateDossierView(StaffAccessMixin, BaseView):
             for label, _document, count in parts:
                 ranges.append((label, first, first + count - 1))
                 first += count
-            html = render_template("pdf/mandate_cover.html", change=change, coop=change.coop, bank=bank_of(change),
-                                   federation=federation(), parts=ranges,
-                                   validated_on=fr_datetime(change.validated_at, "dd/MM/yyyy"),
-                                   validated_by=current_user.full_name or current_user.login)
+            html = render_template(
+                "pdf/mandate_cover.html",
+                change=change,
+                coop=change.coop,
+                bank=bank_of(change),
+                federation=federation(),
+                parts=ranges,
+                validated_on=fr_datetime(change.validated_at, "dd/MM/yyyy"),
+                validated_by=current_user.full_name or current_user.login,
+            )
             pdf = render_pdf(html, current_app.static_folder)
             rendered = pdf_page_count(pdf)
             if rendered == cover_pages:
@@ -258,18 +332,22 @@ class MandateDossierView(StaffAccessMixin, BaseView):
 
     @expose("/<int:id>/banque", methods=("POST",))
     def sent_to_bank(self, id: int):
-        return self._decide(id, "sent_to_bank",
-                            lambda change: mark_sent_to_bank(db.session, change, by=current_user, ip=client_ip(),
-                                                             now=now()),
-                            "Dossier noté « Envoyé à la banque » ; la coopérative est prévenue par courriel.")
+        return self._decide(
+            id,
+            "sent_to_bank",
+            lambda change: mark_sent_to_bank(db.session, change, by=current_user, ip=client_ip(), now=now()),
+            "Dossier noté « Envoyé à la banque » ; la coopérative est prévenue par courriel.",
+        )
 
     @expose("/<int:id>/delegation", methods=("POST",))
     def completed(self, id: int):
-        return self._decide(id, "completed",
-                            lambda change: complete_change(db.session, change, by=current_user, ip=client_ip(),
-                                                           now=now()),
-                            "Délégation créée : le nouveau mandat est enregistré, l'ancien prend fin la veille de "
-                            "la date d'effet. La coopérative et le nouveau mandataire sont prévenus par courriel.")
+        return self._decide(
+            id,
+            "completed",
+            lambda change: complete_change(db.session, change, by=current_user, ip=client_ip(), now=now()),
+            "Délégation créée : le nouveau mandat est enregistré, l'ancien prend fin la veille de "
+            "la date d'effet. La coopérative et le nouveau mandataire sont prévenus par courriel.",
+        )
 
     @expose("/<int:id>/document-banque", methods=("POST",))
     def bank_document(self, id: int):
@@ -279,11 +357,18 @@ class MandateDossierView(StaffAccessMixin, BaseView):
             return self._page(change, bank_form=form)
         upload_dir = current_app.config["UPLOAD_DIR"]
         try:
-            _, removed = attach_bank_document(db.session, change, form.file.data.read(), upload_dir=upload_dir,
-                                              by=current_user, ip=client_ip())
+            _, removed = attach_bank_document(
+                db.session, change, form.file.data.read(), upload_dir=upload_dir, by=current_user, ip=client_ip()
+            )
             if change.coop.email:
-                queue_templated_email(db.session, change.coop.email, "mandate_bank_document", coop=change.coop,
-                                      change=change, bank=bank_of(change))
+                queue_templated_email(
+                    db.session,
+                    change.coop.email,
+                    "mandate_bank_document",
+                    coop=change.coop,
+                    change=change,
+                    bank=bank_of(change),
+                )
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -294,8 +379,10 @@ class MandateDossierView(StaffAccessMixin, BaseView):
             return self._page(change, bank_form=form)
         for key in removed:
             documents.remove_file(upload_dir, key)
-        flash("Document de la banque transmis : la coopérative peut le télécharger et a été prévenue par courriel.",
-              "success")
+        flash(
+            "Document de la banque transmis : la coopérative peut le télécharger et a été prévenue par courriel.",
+            "success",
+        )
         return redirect(url_for(".dossier", id=id))
 
     def _document(self, document_id: int) -> Document:

@@ -26,8 +26,9 @@ def queue_paid_mail(session: Session, membership: Membership) -> None:
     """Tell the coop its payment was recorded and its documents are ready (outbox, same transaction)."""
     coop = membership.coop
     if coop.email:
-        queue_templated_email(session, coop.email, "membership_paid", coop=coop, membership=membership,
-                              year=membership.school_year)
+        queue_templated_email(
+            session, coop.email, "membership_paid", coop=coop, membership=membership, year=membership.school_year
+        )
 
 
 def _breakdown(view, context, model: Membership, name) -> Markup:
@@ -56,42 +57,96 @@ class MembershipAdmin(StaffModelView):
     can_create = False
     can_edit = False
     can_delete = False
-    column_list = ("reference", "coop", "school_year", "status", "payment_method", "insured_count",
-                   "cotisation_cents", "assurance_cents", "total_cents", "committed_at", "paid_at")
+    column_list = (
+        "reference",
+        "coop",
+        "school_year",
+        "status",
+        "payment_method",
+        "insured_count",
+        "cotisation_cents",
+        "assurance_cents",
+        "total_cents",
+        "committed_at",
+        "paid_at",
+    )
     column_default_sort = ("committed_at", True)
-    column_sortable_list = ("reference", "status", "payment_method", "insured_count", "total_cents",
-                            "committed_at", "paid_at", ("coop", "coop.number"),
-                            ("school_year", "school_year.start_year"))
+    column_sortable_list = (
+        "reference",
+        "status",
+        "payment_method",
+        "insured_count",
+        "total_cents",
+        "committed_at",
+        "paid_at",
+        ("coop", "coop.number"),
+        ("school_year", "school_year.start_year"),
+    )
     column_searchable_list = ("reference", "coop.name", "mandataire_name")
     column_filters = ("status", "payment_method", "school_year.start_year", "coop.number", "committed_at", "paid_at")
     column_choices = {"status": list(STATUS_LABELS.items()), "payment_method": list(PAYMENT_LABELS.items())}
     column_labels = {
-        "reference": "Référence", "coop": "Coopérative", "school_year": "Année scolaire", "status": "Statut",
-        "payment_method": "Paiement", "insured_count": "Assurés", "cotisation_cents": "Cotisation",
-        "assurance_cents": "Assurance", "total_cents": "Total", "committed_at": "Engagée le",
-        "paid_at": "Réglée le", "school_year.start_year": "Année de rentrée", "coop.number": "N° de coopérative",
-        "mandataire_name": "Mandataire", "committed_ip": "Adresse IP de l'engagement", "breakdown": "Détail du montant",
-        "classes": "Effectifs", "property_value_cents": "Biens déclarés", "pupils_count": "Élèves",
-        "teachers_count": "Enseignants", "coop.name": "Nom de la coopérative",
+        "reference": "Référence",
+        "coop": "Coopérative",
+        "school_year": "Année scolaire",
+        "status": "Statut",
+        "payment_method": "Paiement",
+        "insured_count": "Assurés",
+        "cotisation_cents": "Cotisation",
+        "assurance_cents": "Assurance",
+        "total_cents": "Total",
+        "committed_at": "Engagée le",
+        "paid_at": "Réglée le",
+        "school_year.start_year": "Année de rentrée",
+        "coop.number": "N° de coopérative",
+        "mandataire_name": "Mandataire",
+        "committed_ip": "Adresse IP de l'engagement",
+        "breakdown": "Détail du montant",
+        "classes": "Effectifs",
+        "property_value_cents": "Biens déclarés",
+        "pupils_count": "Élèves",
+        "teachers_count": "Enseignants",
+        "coop.name": "Nom de la coopérative",
     }
     column_formatters = {
         "coop": lambda v, c, m, n: f"{coop_login(m.coop.number)} {m.coop.name}",
-        "cotisation_cents": format_money, "total_cents": format_money,
+        "cotisation_cents": format_money,
+        "total_cents": format_money,
         "assurance_cents": lambda v, c, m, n: money(m.assurance_cents),
         "property_value_cents": format_money,
-        "committed_at": format_datetime, "paid_at": format_datetime,
-        "breakdown": _breakdown, "classes": _classes,
+        "committed_at": format_datetime,
+        "paid_at": format_datetime,
+        "breakdown": _breakdown,
+        "classes": _classes,
     }
-    column_details_list = ("reference", "coop", "school_year", "status", "payment_method", "classes",
-                           "pupils_count", "teachers_count", "insured_count", "property_value_cents", "breakdown",
-                           "mandataire_name", "committed_at", "committed_ip", "paid_at")
+    column_details_list = (
+        "reference",
+        "coop",
+        "school_year",
+        "status",
+        "payment_method",
+        "classes",
+        "pupils_count",
+        "teachers_count",
+        "insured_count",
+        "property_value_cents",
+        "breakdown",
+        "mandataire_name",
+        "committed_at",
+        "committed_ip",
+        "paid_at",
+    )
 
-    @action("cheque_received", "Chèque reçu",
-            "Enregistrer le chèque des adhésions sélectionnées ? Elles passent à « Réglée » et chaque "
-            "coopérative reçoit un courriel.")
+    @action(
+        "cheque_received",
+        "Chèque reçu",
+        "Enregistrer le chèque des adhésions sélectionnées ? Elles passent à « Réglée » et chaque "
+        "coopérative reçoit un courriel.",
+    )
     def action_cheque_received(self, ids):
         memberships = db.session.scalars(
-            db.select(Membership).where(Membership.id.in_([int(i) for i in ids])).order_by(Membership.id)).all()
+            db.select(Membership).where(Membership.id.in_([int(i) for i in ids])).order_by(Membership.id)
+        ).all()
         recorded, refused = [], []
         for membership in memberships:
             try:
@@ -104,7 +159,10 @@ class MembershipAdmin(StaffModelView):
                 recorded.append(membership.reference)
         db.session.commit()
         if recorded:
-            flash(f"Chèque enregistré pour {len(recorded)} adhésion(s) : {', '.join(recorded)}. "
-                  "Les coopératives ont été prévenues par courriel.", "success")
+            flash(
+                f"Chèque enregistré pour {len(recorded)} adhésion(s) : {', '.join(recorded)}. "
+                "Les coopératives ont été prévenues par courriel.",
+                "success",
+            )
         for message in refused:
             flash(message, "warning")

@@ -27,24 +27,33 @@ from app.netutil import client_ip
 from app.views._common import queue_templated_email
 
 PAGE_SIZE = 50
-DOCUMENT_LABELS = {"report_quitus": "Quitus signé", "report_statement": "Relevé au 31 août",
-                   "report_subsidies": "Justificatifs des subventions", "report_other": "Autre document"}
+DOCUMENT_LABELS = {
+    "report_quitus": "Quitus signé",
+    "report_statement": "Relevé au 31 août",
+    "report_subsidies": "Justificatifs des subventions",
+    "report_other": "Autre document",
+}
 
 
 def _documents(view, context, model: AnnualReport, name) -> Markup:
-    rows = db.session.scalars(sa.select(Document).where(Document.annual_report_id == model.id)
-                              .order_by(Document.id)).all()
+    rows = db.session.scalars(
+        sa.select(Document).where(Document.annual_report_id == model.id).order_by(Document.id)
+    ).all()
     if not rows:
         return Markup("—")
-    items = Markup("").join(Markup("<li>{} : <a href='{}'>{}</a></li>").format(
-        DOCUMENT_LABELS.get(d.kind, d.kind), url_for("ledger.download_document", document_id=d.id), d.original_name)
-        for d in rows)
+    items = Markup("").join(
+        Markup("<li>{} : <a href='{}'>{}</a></li>").format(
+            DOCUMENT_LABELS.get(d.kind, d.kind), url_for("ledger.download_document", document_id=d.id), d.original_name
+        )
+        for d in rows
+    )
     return Markup("<ul class='mb-0'>{}</ul>").format(items)
 
 
 def _auditors(view, context, model: AnnualReport, name) -> Markup:
-    rows = [f"{a.get('name', '')} ({reports.AUDITOR_QUALITIES.get(a.get('quality', ''), '')})"
-            for a in model.auditors or ()]
+    rows = [
+        f"{a.get('name', '')} ({reports.AUDITOR_QUALITIES.get(a.get('quality', ''), '')})" for a in model.auditors or ()
+    ]
     return Markup("<br>").join(escape(row) for row in rows) if rows else Markup("—")
 
 
@@ -52,8 +61,10 @@ def _figures(view, context, model: AnnualReport, name) -> str:
     snapshot = model.crf_snapshot
     if not snapshot:
         return "—"
-    return (f"Résultat {money(snapshot['resultat'])} · banque {money(snapshot['closing']['bank'])} · caisse "
-            f"{money(snapshot['closing']['cash'])} · relevé {money(snapshot['statement_balance'])}")
+    return (
+        f"Résultat {money(snapshot['resultat'])} · banque {money(snapshot['closing']['bank'])} · caisse "
+        f"{money(snapshot['closing']['cash'])} · relevé {money(snapshot['statement_balance'])}"
+    )
 
 
 def _reopen_link(view, context, model: AnnualReport, name) -> Markup:
@@ -70,30 +81,69 @@ class AnnualReportAdmin(StaffModelView):
     can_delete = False
     column_list = ("coop", "school_year", "status", "submitted_at", "returned_at", "approved_at", "reopen")
     column_default_sort = ("submitted_at", True)
-    column_sortable_list = ("status", "submitted_at", "returned_at", "approved_at", ("coop", "coop.number"),
-                            ("school_year", "school_year.start_year"))
+    column_sortable_list = (
+        "status",
+        "submitted_at",
+        "returned_at",
+        "approved_at",
+        ("coop", "coop.number"),
+        ("school_year", "school_year.start_year"),
+    )
     column_filters = ("status", "school_year.start_year", "coop.number", "submitted_at")
     column_choices = {"status": list(reports.STATUS_LABELS.items())}
     column_labels = {
-        "coop": "Coopérative", "school_year": "Année scolaire", "status": "Statut", "submitted_at": "Envoyé le",
-        "returned_at": "Renvoyé le", "approved_at": "Approuvé le", "reopen": "Cahier", "documents": "Justificatifs",
-        "auditors": "Vérificateurs", "mandataire_name": "Mandataire", "figures": "Chiffres envoyés",
-        "return_reason": "Motif du renvoi", "council_count": "Conseils de coopérative",
-        "school_year.start_year": "Année de rentrée", "coop.number": "N° de coopérative",
+        "coop": "Coopérative",
+        "school_year": "Année scolaire",
+        "status": "Statut",
+        "submitted_at": "Envoyé le",
+        "returned_at": "Renvoyé le",
+        "approved_at": "Approuvé le",
+        "reopen": "Cahier",
+        "documents": "Justificatifs",
+        "auditors": "Vérificateurs",
+        "mandataire_name": "Mandataire",
+        "figures": "Chiffres envoyés",
+        "return_reason": "Motif du renvoi",
+        "council_count": "Conseils de coopérative",
+        "school_year.start_year": "Année de rentrée",
+        "coop.number": "N° de coopérative",
     }
     column_formatters = {
         "coop": lambda v, c, m, n: f"{coop_login(m.coop.number)} {m.coop.name}",
-        "submitted_at": format_datetime, "returned_at": format_datetime, "approved_at": format_datetime,
-        "documents": _documents, "auditors": _auditors, "figures": _figures, "reopen": _reopen_link,
+        "submitted_at": format_datetime,
+        "returned_at": format_datetime,
+        "approved_at": format_datetime,
+        "documents": _documents,
+        "auditors": _auditors,
+        "figures": _figures,
+        "reopen": _reopen_link,
     }
-    column_details_list = ("coop", "school_year", "status", "figures", "council_count", "auditors", "mandataire_name",
-                           "documents", "submitted_at", "returned_at", "return_reason", "approved_at", "reopen")
+    column_details_list = (
+        "coop",
+        "school_year",
+        "status",
+        "figures",
+        "council_count",
+        "auditors",
+        "mandataire_name",
+        "documents",
+        "submitted_at",
+        "returned_at",
+        "return_reason",
+        "approved_at",
+        "reopen",
+    )
 
 
 class ReopenForm(FlaskForm):
-    reason = TextAreaField("Motif de la réouverture", validators=[
-        DataRequired("Indiquez le motif de la réouverture : il est inscrit au journal d'audit."), Length(max=1000)],
-        render_kw={"rows": 3})
+    reason = TextAreaField(
+        "Motif de la réouverture",
+        validators=[
+            DataRequired("Indiquez le motif de la réouverture : il est inscrit au journal d'audit."),
+            Length(max=1000),
+        ],
+        render_kw={"rows": 3},
+    )
     submit = SubmitField("Rouvrir le cahier")
 
 
@@ -104,21 +154,39 @@ class ClosingAdminView(StaffAccessMixin, BaseView):
     def index(self):
         search = (request.args.get("coop") or "").strip()[:20]
         page = max(request.args.get("page", 1, type=int), 1)
-        query = (sa.select(Ledger).join(Coop, Coop.id == Ledger.coop_id)
-                 .join(SchoolYear, SchoolYear.id == Ledger.school_year_id).where(Ledger.status == "closed"))
+        query = (
+            sa.select(Ledger)
+            .join(Coop, Coop.id == Ledger.coop_id)
+            .join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
+            .where(Ledger.status == "closed")
+        )
         digits = search.replace("085-", "").replace("-", "")
         if digits.isdigit():
             query = query.where(Coop.number == int(digits))
         elif search:
             query = query.where(Coop.name.ilike(f"%{search}%"))
         total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-        ledgers = db.session.scalars(query.order_by(SchoolYear.start_year.desc(), Coop.number)
-                                     .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-        statuses = dict(db.session.execute(sa.select(AnnualReport.ledger_id, AnnualReport.status)
-                                           .where(AnnualReport.ledger_id.in_([lg.id for lg in ledgers]))).all())
-        return self.render("admin/closings.html", ledgers=ledgers, statuses=statuses, labels=reports.STATUS_LABELS,
-                           search=search, page=page, pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1), total=total,
-                           fr_datetime=fr_datetime)
+        ledgers = db.session.scalars(
+            query.order_by(SchoolYear.start_year.desc(), Coop.number).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
+        ).all()
+        statuses = dict(
+            db.session.execute(
+                sa.select(AnnualReport.ledger_id, AnnualReport.status).where(
+                    AnnualReport.ledger_id.in_([lg.id for lg in ledgers])
+                )
+            ).all()
+        )
+        return self.render(
+            "admin/closings.html",
+            ledgers=ledgers,
+            statuses=statuses,
+            labels=reports.STATUS_LABELS,
+            search=search,
+            page=page,
+            pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+            total=total,
+            fr_datetime=fr_datetime,
+        )
 
     @expose("/rouvrir/<int:id>", methods=("GET", "POST"))
     def reopen(self, id: int):
@@ -129,21 +197,37 @@ class ClosingAdminView(StaffAccessMixin, BaseView):
         label = ledger.school_year.label
         if not ledger.is_open and form.validate_on_submit():
             try:
-                returned = closing.reopen_ledger(db.session, ledger, reason=form.reason.data, by=current_user,
-                                                 ip=client_ip(), now=utcnow())
+                returned = closing.reopen_ledger(
+                    db.session, ledger, reason=form.reason.data, by=current_user, ip=client_ip(), now=utcnow()
+                )
                 if returned is not None and ledger.coop.email:
-                    queue_templated_email(db.session, ledger.coop.email, "report_returned", coop=ledger.coop,
-                                          year_label=label, year=ledger.school_year.start_year,
-                                          reason=returned.return_reason)
+                    queue_templated_email(
+                        db.session,
+                        ledger.coop.email,
+                        "report_returned",
+                        coop=ledger.coop,
+                        year_label=label,
+                        year=ledger.school_year.start_year,
+                        reason=returned.return_reason,
+                    )
                 db.session.commit()
             except DomainError as exc:
                 db.session.rollback()
                 form.reason.errors = [*form.reason.errors, exc.message]
             else:
-                flash(f"Cahier {label} de {ledger.coop.login} rouvert"
-                      + (" ; son compte rendu lui est renvoyé par courriel." if returned else ".")
-                      + " Il pourra le clôturer à nouveau depuis le portail.", "success")
+                flash(
+                    f"Cahier {label} de {ledger.coop.login} rouvert"
+                    + (" ; son compte rendu lui est renvoyé par courriel." if returned else ".")
+                    + " Il pourra le clôturer à nouveau depuis le portail.",
+                    "success",
+                )
                 return redirect(url_for(".index", coop=ledger.coop.login))
         report = reports.find_report(db.session, ledger)
-        return self.render("admin/reopen_ledger.html", ledger=ledger, form=form, report=report,
-                           labels=reports.STATUS_LABELS, fr_datetime=fr_datetime)
+        return self.render(
+            "admin/reopen_ledger.html",
+            ledger=ledger,
+            form=form,
+            report=report,
+            labels=reports.STATUS_LABELS,
+            fr_datetime=fr_datetime,
+        )

@@ -24,9 +24,11 @@ _ORDER = ("submitted", "returned", "draft", "approved")
 
 
 class CommentForm(FlaskForm):
-    reason = TextAreaField("Commentaire pour la coopérative",
-                           validators=[DataRequired("Indiquez ce que la coopérative doit corriger."),
-                                       Length(max=2000)], render_kw={"rows": 3})
+    reason = TextAreaField(
+        "Commentaire pour la coopérative",
+        validators=[DataRequired("Indiquez ce que la coopérative doit corriger."), Length(max=2000)],
+        render_kw={"rows": 3},
+    )
 
 
 class EmptyForm(FlaskForm):
@@ -35,15 +37,23 @@ class EmptyForm(FlaskForm):
 
 def automatic_checks(crf: reports.Crf, missing: list[reports.Missing]) -> list[tuple[bool, str]]:
     """What staff would otherwise check by hand, each with its verdict."""
-    checks = [(crf.is_balanced, "Le bilan est équilibré (actif = report à nouveau + résultat)."),
-              (crf.is_closed, "Le cahier est clôturé.")]
+    checks = [
+        (crf.is_balanced, "Le bilan est équilibré (actif = report à nouveau + résultat)."),
+        (crf.is_closed, "Le cahier est clôturé."),
+    ]
     reconciliation = crf.reconciliation
     explained = reconciliation.statement_balance is not None and reconciliation.is_reconciled
     checks.append((explained, "Le rapprochement bancaire au 31 août est expliqué (relevé = banque − non pointées)."))
     checks.append((crf.closing_advance == 0, "Les régies d'avance sont soldées."))
     documents = [m for m in missing if m.step == "documents"]
-    checks.append((not documents, "Les justificatifs obligatoires sont déposés."
-                   if not documents else "Justificatifs manquants : " + " ".join(m.message for m in documents)))
+    checks.append(
+        (
+            not documents,
+            "Les justificatifs obligatoires sont déposés."
+            if not documents
+            else "Justificatifs manquants : " + " ".join(m.message for m in documents),
+        )
+    )
     return checks
 
 
@@ -61,13 +71,23 @@ class ReviewView(StaffAccessMixin, BaseView):
         if status not in reports.STATUS_LABELS:
             abort(404)
         rows = db.session.execute(
-            sa.select(AnnualReport, Coop, SchoolYear).join(Coop, Coop.id == AnnualReport.coop_id)
+            sa.select(AnnualReport, Coop, SchoolYear)
+            .join(Coop, Coop.id == AnnualReport.coop_id)
             .join(SchoolYear, SchoolYear.id == AnnualReport.school_year_id)
-            .where(AnnualReport.status == status).order_by(SchoolYear.start_year.desc(), Coop.number)).all()
-        counts = dict(db.session.execute(sa.select(AnnualReport.status, sa.func.count())
-                                         .group_by(AnnualReport.status)).all())
-        return self.render("admin/review_index.html", rows=rows, status=status, counts=counts,
-                           labels=reports.STATUS_LABELS, order=_ORDER)
+            .where(AnnualReport.status == status)
+            .order_by(SchoolYear.start_year.desc(), Coop.number)
+        ).all()
+        counts = dict(
+            db.session.execute(sa.select(AnnualReport.status, sa.func.count()).group_by(AnnualReport.status)).all()
+        )
+        return self.render(
+            "admin/review_index.html",
+            rows=rows,
+            status=status,
+            counts=counts,
+            labels=reports.STATUS_LABELS,
+            order=_ORDER,
+        )
 
     @expose("/<int:report_id>")
     def report(self, report_id: int):
@@ -75,13 +95,23 @@ class ReviewView(StaffAccessMixin, BaseView):
         crf = reports.build_crf(db.session, report.ledger)
         mandataires = reports.current_mandataires(report.coop, utcnow().date())
         missing = reports.missing_items(db.session, report, report.ledger, crf, mandataires)
-        documents = db.session.scalars(sa.select(Document).where(Document.annual_report_id == report.id)
-                                       .order_by(Document.kind)).all()
+        documents = db.session.scalars(
+            sa.select(Document).where(Document.annual_report_id == report.id).order_by(Document.kind)
+        ).all()
         auditors, mandataire = reports.quitus_of(report)
-        return self.render("admin/review_report.html", report=report, crf=crf, checks=automatic_checks(crf, missing),
-                           documents=documents, auditors=auditors, mandataire=mandataire,
-                           labels=reports.STATUS_LABELS, qualities=reports.AUDITOR_QUALITIES,
-                           form=EmptyForm(), comment_form=CommentForm())
+        return self.render(
+            "admin/review_report.html",
+            report=report,
+            crf=crf,
+            checks=automatic_checks(crf, missing),
+            documents=documents,
+            auditors=auditors,
+            mandataire=mandataire,
+            labels=reports.STATUS_LABELS,
+            qualities=reports.AUDITOR_QUALITIES,
+            form=EmptyForm(),
+            comment_form=CommentForm(),
+        )
 
     @expose("/<int:report_id>/document/<int:document_id>")
     def document(self, report_id: int, document_id: int):
@@ -95,9 +125,16 @@ class ReviewView(StaffAccessMixin, BaseView):
     def _mail(self, report: AnnualReport, template: str, **context) -> None:
         coop = report.coop
         if coop.email:
-            queue_templated_email(db.session, coop.email, template, coop=coop, report=report,
-                                  year_label=report.ledger.school_year.label,
-                                  year=report.ledger.school_year.start_year, **context)
+            queue_templated_email(
+                db.session,
+                coop.email,
+                template,
+                coop=coop,
+                report=report,
+                year_label=report.ledger.school_year.label,
+                year=report.ledger.school_year.start_year,
+                **context,
+            )
 
     @expose("/<int:report_id>/approuver", methods=("POST",))
     def approve(self, report_id: int):
@@ -123,8 +160,9 @@ class ReviewView(StaffAccessMixin, BaseView):
             flash(form.reason.errors[0] if form.reason.errors else "Formulaire expiré.", "danger")
             return redirect(url_for(".report", report_id=report.id))
         try:
-            reports.return_report(db.session, report, reason=form.reason.data, by=current_user, now=utcnow(),
-                                  ip=client_ip())
+            reports.return_report(
+                db.session, report, reason=form.reason.data, by=current_user, now=utcnow(), ip=client_ip()
+            )
             self._mail(report, "report_returned_review", reason=report.return_reason)
             db.session.commit()
         except DomainError as exc:
@@ -142,8 +180,9 @@ class ReviewView(StaffAccessMixin, BaseView):
             flash("Indiquez le motif de la réouverture du cahier.", "danger")
             return redirect(url_for(".report", report_id=report.id))
         try:
-            returned = closing.reopen_ledger(db.session, report.ledger, reason=form.reason.data, by=current_user,
-                                             ip=client_ip(), now=utcnow())
+            returned = closing.reopen_ledger(
+                db.session, report.ledger, reason=form.reason.data, by=current_user, ip=client_ip(), now=utcnow()
+            )
             if returned is not None:
                 self._mail(report, "report_returned", reason=form.reason.data)
             db.session.commit()

@@ -26,18 +26,28 @@ class StaffUserAdmin(StaffModelView):
         return super().is_accessible() and current_user.role == "admin"
 
     column_list = ("login", "full_name", "email", "role", "is_enabled", "last_login_at")
-    column_labels = {"login": "Identifiant", "full_name": "Nom", "email": "E-mail", "role": "Rôle",
-                     "is_enabled": "Actif", "last_login_at": "Dernière connexion",
-                     "must_change_password": "Doit changer son mot de passe"}
+    column_labels = {
+        "login": "Identifiant",
+        "full_name": "Nom",
+        "email": "E-mail",
+        "role": "Rôle",
+        "is_enabled": "Actif",
+        "last_login_at": "Dernière connexion",
+        "must_change_password": "Doit changer son mot de passe",
+    }
     column_formatters = {"last_login_at": format_datetime}
     column_searchable_list = ("login", "full_name", "email")
     form_columns = ("login", "full_name", "email", "role", "is_enabled")
     form_choices = {"role": [("staff", "Équipe OCCE 85"), ("admin", "Administrateur")]}
     form_args = {
-        "login": {"validators": [DataRequired(), Length(min=3, max=64)],
-                  "description": "Par exemple prenom.nom (pas de la forme 085-NNN, réservée aux coopératives)."},
-        "email": {"validators": [DataRequired(), Normalise(check_email)],
-                  "description": "Reçoit les liens de réinitialisation du mot de passe."},
+        "login": {
+            "validators": [DataRequired(), Length(min=3, max=64)],
+            "description": "Par exemple prenom.nom (pas de la forme 085-NNN, réservée aux coopératives).",
+        },
+        "email": {
+            "validators": [DataRequired(), Normalise(check_email)],
+            "description": "Reçoit les liens de réinitialisation du mot de passe.",
+        },
         "full_name": {"validators": [Optional(), Length(max=200)]},
     }
     can_delete = False  # disable instead: the audit trail keeps pointing at the account
@@ -58,11 +68,22 @@ class StaffUserAdmin(StaffModelView):
             password = temporary_password()
             model.password_hash = hash_password(password, current_app.config["ARGON2_PARAMS"] or None)
             model.must_change_password = True
-            flash(escape(f"Compte créé. Identifiant : {model.login} — mot de passe provisoire : {password} "
-                         "(affiché une seule fois)."), "success")
+            flash(
+                escape(
+                    f"Compte créé. Identifiant : {model.login} — mot de passe provisoire : {password} "
+                    "(affiché une seule fois)."
+                ),
+                "success",
+            )
         elif not model.is_enabled:
             end_sessions(model)
         db.session.flush()
-        audit.record(db.session, "staff.created" if is_created else "staff.updated", actor=current_user,
-                     entity="user", entity_id=model.id,
-                     after={"login": model.login, "role": model.role, "is_enabled": model.is_enabled}, ip=client_ip())
+        audit.record(
+            db.session,
+            "staff.created" if is_created else "staff.updated",
+            actor=current_user,
+            entity="user",
+            entity_id=model.id,
+            after={"login": model.login, "role": model.role, "is_enabled": model.is_enabled},
+            ip=client_ip(),
+        )

@@ -24,8 +24,21 @@ from app.errors import DomainError, ValidationErrors
 from app.models import Account, Action, Entry, EntryLine, Ledger, User
 from app.money import parse_amount
 
-FIXED_COLUMNS = ("piece", "date", "libelle", "mode", "cheque", "action", "pointe", "banque_entree", "banque_sortie",
-                 "caisse_entree", "caisse_sortie", "regie_entree", "regie_sortie")
+FIXED_COLUMNS = (
+    "piece",
+    "date",
+    "libelle",
+    "mode",
+    "cheque",
+    "action",
+    "pointe",
+    "banque_entree",
+    "banque_sortie",
+    "caisse_entree",
+    "caisse_sortie",
+    "regie_entree",
+    "regie_sortie",
+)
 SPLIT_NATURES = ("expense", "income", "subsidy")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -83,14 +96,26 @@ def piece_key(piece: str) -> tuple:
     return tuple((0, int(part)) if part.isdigit() else (1, part.upper()) for part in re.findall(r"\d+|\D+", piece))
 
 
-def build_cahier(session: Session, ledger: Ledger, *, sort: str = "date", text: str = "", account: str = "",
-                 action_id: int | None = None, mode: str = "") -> Cahier:
+def build_cahier(
+    session: Session,
+    ledger: Ledger,
+    *,
+    sort: str = "date",
+    text: str = "",
+    account: str = "",
+    action_id: int | None = None,
+    mode: str = "",
+) -> Cahier:
     """All the ledger's operations with running balances (computed in date order), then filtered and sorted."""
     # The database sums each entry's lines by side (two grouped Core queries); Python only walks the
     # entries once. This page must stay fast for a 10,000-operation year (see bench/cahier.py).
     connection = session.connection()
-    action_names = {action_id: name for action_id, name in connection.execute(
-        sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id))}
+    action_names = {
+        action_id: name
+        for action_id, name in connection.execute(
+            sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)
+        )
+    }
     amount, nature = EntryLine.amount_cents, Account.nature
 
     def side(wanted: str, sign: int):
@@ -98,31 +123,87 @@ def build_cahier(session: Session, ledger: Ledger, *, sort: str = "date", text: 
         return sa.func.coalesce(sa.func.sum(sa.case((condition, amount * sign), else_=0)), 0)
 
     per_entry = (
-        sa.select(Entry.id, Entry.version, Entry.piece, Entry.date, Entry.label, Entry.payment_mode,
-                  Entry.cheque_number, Entry.kind, Entry.action_id,
-                  side("bank", 1), side("bank", -1), side("cash", 1), side("cash", -1),
-                  side("advance", 1), side("advance", -1),
-                  sa.func.max(sa.case((nature == "bank", EntryLine.cleared_on), else_=None)))
-        .select_from(Entry).outerjoin(EntryLine, EntryLine.entry_id == Entry.id)
+        sa.select(
+            Entry.id,
+            Entry.version,
+            Entry.piece,
+            Entry.date,
+            Entry.label,
+            Entry.payment_mode,
+            Entry.cheque_number,
+            Entry.kind,
+            Entry.action_id,
+            side("bank", 1),
+            side("bank", -1),
+            side("cash", 1),
+            side("cash", -1),
+            side("advance", 1),
+            side("advance", -1),
+            sa.func.max(sa.case((nature == "bank", EntryLine.cleared_on), else_=None)),
+        )
+        .select_from(Entry)
+        .outerjoin(EntryLine, EntryLine.entry_id == Entry.id)
         .outerjoin(Account, Account.id == EntryLine.account_id)
         .where(Entry.ledger_id == ledger.id)
-        .group_by(Entry.id, Entry.version, Entry.piece, Entry.date, Entry.label, Entry.payment_mode,
-                  Entry.cheque_number, Entry.kind, Entry.action_id)
-        .order_by(Entry.date, Entry.id))
+        .group_by(
+            Entry.id,
+            Entry.version,
+            Entry.piece,
+            Entry.date,
+            Entry.label,
+            Entry.payment_mode,
+            Entry.cheque_number,
+            Entry.kind,
+            Entry.action_id,
+        )
+        .order_by(Entry.date, Entry.id)
+    )
     rows: dict[int, Row] = {}
-    for (entry_id, version, piece, day, label, entry_mode, cheque, kind, entry_action_id,
-         bank_in, bank_out, cash_in, cash_out, advance_in, advance_out, cleared_on) in connection.execute(per_entry):
-        rows[entry_id] = Row(entry_id, version, piece, day, label, entry_mode, cheque,
-                             action_names.get(entry_action_id, ""), entry_action_id, kind,
-                             int(bank_in), int(bank_out), int(cash_in), int(cash_out), int(advance_in),
-                             int(advance_out), cleared_on=cleared_on)
+    for (
+        entry_id,
+        version,
+        piece,
+        day,
+        label,
+        entry_mode,
+        cheque,
+        kind,
+        entry_action_id,
+        bank_in,
+        bank_out,
+        cash_in,
+        cash_out,
+        advance_in,
+        advance_out,
+        cleared_on,
+    ) in connection.execute(per_entry):
+        rows[entry_id] = Row(
+            entry_id,
+            version,
+            piece,
+            day,
+            label,
+            entry_mode,
+            cheque,
+            action_names.get(entry_action_id, ""),
+            entry_action_id,
+            kind,
+            int(bank_in),
+            int(bank_out),
+            int(cash_in),
+            int(cash_out),
+            int(advance_in),
+            int(advance_out),
+            cleared_on=cleared_on,
+        )
     split_accounts = {a.id: a for a in session.scalars(sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)))}
     used_accounts: set[int] = set()
     for entry_id, account_id, total in connection.execute(
-            sa.select(EntryLine.entry_id, EntryLine.account_id, sa.func.sum(EntryLine.amount_cents))
-            .join(Entry, Entry.id == EntryLine.entry_id)
-            .where(Entry.ledger_id == ledger.id, EntryLine.account_id.in_(list(split_accounts)))
-            .group_by(EntryLine.entry_id, EntryLine.account_id)):
+        sa.select(EntryLine.entry_id, EntryLine.account_id, sa.func.sum(EntryLine.amount_cents))
+        .join(Entry, Entry.id == EntryLine.entry_id)
+        .where(Entry.ledger_id == ledger.id, EntryLine.account_id.in_(list(split_accounts)))
+        .group_by(EntryLine.entry_id, EntryLine.account_id)
+    ):
         line_account = split_accounts[account_id]
         rows[entry_id].amounts[line_account.code] = int(total) if line_account.nature == "expense" else -int(total)
         used_accounts.add(account_id)
@@ -137,9 +218,10 @@ def build_cahier(session: Session, ledger: Ledger, *, sort: str = "date", text: 
         if (row.bank_in or row.bank_out) and row.cleared_on is None and row.kind != "opening":
             uncleared += 1
 
-    accounts = sorted((AccountColumn(a.code, a.display_code, a.label, a.nature)
-                       for a in (split_accounts[i] for i in used_accounts)),
-                      key=lambda a: (a.nature != "expense", a.display_code))
+    accounts = sorted(
+        (AccountColumn(a.code, a.display_code, a.label, a.nature) for a in (split_accounts[i] for i in used_accounts)),
+        key=lambda a: (a.nature != "expense", a.display_code),
+    )
     shown = list(rows.values())
     if text:
         needle = text.lower()
@@ -190,8 +272,24 @@ def export_table(session: Session, ledger: Ledger) -> tuple[list[str], list[list
     header = [*FIXED_COLUMNS, *codes]
     rows = []
     for r in cahier.rows:
-        rows.append([r.piece, r.date, r.label, r.mode, r.cheque, r.action, r.cleared_on, r.bank_in, r.bank_out,
-                     r.cash_in, r.cash_out, r.advance_in, r.advance_out, *[r.amounts.get(code, 0) for code in codes]])
+        rows.append(
+            [
+                r.piece,
+                r.date,
+                r.label,
+                r.mode,
+                r.cheque,
+                r.action,
+                r.cleared_on,
+                r.bank_in,
+                r.bank_out,
+                r.cash_in,
+                r.cash_out,
+                r.advance_in,
+                r.advance_out,
+                *[r.amounts.get(code, 0) for code in codes],
+            ]
+        )
     return header, rows
 
 
@@ -203,9 +301,18 @@ def export_csv(session: Session, ledger: Ledger) -> bytes:
     writer.writerow(header)
     for row in rows:
         piece, day, label, mode, cheque, action, cleared = row[:7]
-        writer.writerow([_text_cell(piece), day.strftime("%d/%m/%Y"), _text_cell(label), mode, cheque,
-                         _text_cell(action), cleared.strftime("%d/%m/%Y") if cleared else "",
-                         *[_cents_text(value) for value in row[7:]]])
+        writer.writerow(
+            [
+                _text_cell(piece),
+                day.strftime("%d/%m/%Y"),
+                _text_cell(label),
+                mode,
+                cheque,
+                _text_cell(action),
+                cleared.strftime("%d/%m/%Y") if cleared else "",
+                *[_cents_text(value) for value in row[7:]],
+            ]
+        )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -360,9 +467,18 @@ def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[P
             has_opening = True
             if any(splits_raw.values()):
                 problems.append("un report à nouveau ne se ventile pas.")
-            parsed.append(ParsedRow(line_number, None, (values["banque_entree"] - values["banque_sortie"],
-                                                        values["caisse_entree"] - values["caisse_sortie"]),
-                                    cleared, ""))
+            parsed.append(
+                ParsedRow(
+                    line_number,
+                    None,
+                    (
+                        values["banque_entree"] - values["banque_sortie"],
+                        values["caisse_entree"] - values["caisse_sortie"],
+                    ),
+                    cleared,
+                    "",
+                )
+            )
             if problems:
                 errors[f"ligne {line_number}"] = problems
             continue
@@ -371,16 +487,25 @@ def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[P
         splits = [books.Split(code, amount) for code, amount in splits_raw.items() if amount]
         try:
             kind = _detect_kind(values, {accounts[s.account_code].nature for s in splits})
-            treasury = books.Treasury(values["banque_entree"], values["banque_sortie"], values["caisse_entree"],
-                                      values["caisse_sortie"])
+            treasury = books.Treasury(
+                values["banque_entree"], values["banque_sortie"], values["caisse_entree"], values["caisse_sortie"]
+            )
             books.build_lines(kind, treasury, splits, accounts)
         except ValueError as exc:
             problems.append(str(exc))
         except DomainError as exc:
             problems.append(exc.message)
         else:
-            data = books.EntryData(piece=piece, date=day, label=_untext(cell["libelle"]) or piece, payment_mode=mode,
-                                   kind=kind, treasury=treasury, splits=splits, cheque_number=cell["cheque"])
+            data = books.EntryData(
+                piece=piece,
+                date=day,
+                label=_untext(cell["libelle"]) or piece,
+                payment_mode=mode,
+                kind=kind,
+                treasury=treasury,
+                splits=splits,
+                cheque_number=cell["cheque"],
+            )
             parsed.append(ParsedRow(line_number, data, None, cleared, _untext(cell["action"])))
         if problems:
             errors[f"ligne {line_number}"] = problems
@@ -404,8 +529,9 @@ def import_cahier(session: Session, ledger: Ledger, content: bytes, *, by: User 
             else:
                 if row.action_name:
                     if row.action_name not in actions:
-                        actions[row.action_name] = books.create_action(session, ledger.coop_id, row.action_name,
-                                                                       by=by).id
+                        actions[row.action_name] = books.create_action(
+                            session, ledger.coop_id, row.action_name, by=by
+                        ).id
                     row.data.action_id = actions[row.action_name]
                 entry = books.record_entry(session, ledger, row.data, by=by, ip=ip)
         except DomainError as exc:

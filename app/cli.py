@@ -59,8 +59,12 @@ def coops_group() -> None:
 
 @coops_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Fichier CSV des nouveaux identifiants (défaut : identifiants-coops-DATE.csv).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Fichier CSV des nouveaux identifiants (défaut : identifiants-coops-DATE.csv).",
+)
 def import_command(file: Path, out: Path | None) -> None:
     """Create or update coops from FILE (numero;nom;ecole;uai;…), all or nothing."""
     from app.coops import credentials_csv, import_coops
@@ -88,8 +92,8 @@ def import_command(file: Path, out: Path | None) -> None:
         except OSError as exc:
             db.session.rollback()
             raise click.ClickException(
-                f"Impossible d'écrire le fichier des identifiants {out} ({exc.strerror}) : "
-                "rien n'a été enregistré.") from None
+                f"Impossible d'écrire le fichier des identifiants {out} ({exc.strerror}) : rien n'a été enregistré."
+            ) from None
     db.session.commit()
     click.echo(f"{len(result.created)} coopérative(s) créée(s), {len(result.updated)} mise(s) à jour.")
     if result.created:
@@ -124,8 +128,14 @@ def create_staff_command(login: str, email: str, name: str, is_admin: bool) -> N
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     password = temporary_password()
-    user = User(login=login, role="admin" if is_admin else "staff", email=email, full_name=name,
-                password_hash=hash_password(password, _hash_params()), must_change_password=True)
+    user = User(
+        login=login,
+        role="admin" if is_admin else "staff",
+        email=email,
+        full_name=name,
+        password_hash=hash_password(password, _hash_params()),
+        must_change_password=True,
+    )
     db.session.add(user)
     db.session.flush()
     audit.record(db.session, "staff.created", actor_login="cli", entity="user", entity_id=user.id)
@@ -142,9 +152,14 @@ def transport_from_config(config):
     from app.mail import FileTransport, SMTPTransport
 
     if config.get("MAIL_SERVER"):
-        return SMTPTransport(host=config["MAIL_SERVER"], port=config["MAIL_PORT"], use_tls=config["MAIL_USE_TLS"],
-                             use_ssl=config["MAIL_USE_SSL"], username=config.get("MAIL_USERNAME"),
-                             password=config.get("MAIL_PASSWORD"))
+        return SMTPTransport(
+            host=config["MAIL_SERVER"],
+            port=config["MAIL_PORT"],
+            use_tls=config["MAIL_USE_TLS"],
+            use_ssl=config["MAIL_USE_SSL"],
+            username=config.get("MAIL_USERNAME"),
+            password=config.get("MAIL_PASSWORD"),
+        )
     return FileTransport(Path(config["MAIL_FILE_DIR"]))
 
 
@@ -155,8 +170,14 @@ def send_command() -> None:
     from app.models import utcnow
 
     config = current_app.config
-    report = deliver_pending(db.session, transport_from_config(config), sender=config["MAIL_DEFAULT_SENDER"],
-                             now=utcnow, max_attempts=config["MAIL_MAX_ATTEMPTS"], commit=db.session.commit)
+    report = deliver_pending(
+        db.session,
+        transport_from_config(config),
+        sender=config["MAIL_DEFAULT_SENDER"],
+        now=utcnow,
+        max_attempts=config["MAIL_MAX_ATTEMPTS"],
+        commit=db.session.commit,
+    )
     db.session.commit()
     click.echo(f"{report.sent} envoyé(s), {report.retried} à réessayer, {report.failed} en échec définitif.")
 
@@ -209,8 +230,10 @@ def ledger_import_command(login: str, year: str, file: Path) -> None:
     balances = ledger.balances(db.session, book)
     from app.money import format_amount
 
-    click.echo(f"{count} opération(s) importée(s) dans le cahier {start}-{start + 1} de {user.login}. "
-               f"Banque : {format_amount(balances.bank)} € ; caisse : {format_amount(balances.cash)} €.")
+    click.echo(
+        f"{count} opération(s) importée(s) dans le cahier {start}-{start + 1} de {user.login}. "
+        f"Banque : {format_amount(balances.bank)} € ; caisse : {format_amount(balances.cash)} €."
+    )
 
 
 @click.group("statements", cls=AppGroup)
@@ -236,16 +259,20 @@ def statements_import_command(login: str, file: Path) -> None:
     try:
         parsed = parse_statement(content)
     except NeedsMapping:
-        click.echo("Mise en page CSV inconnue : importez ce relevé depuis le portail, qui permet d'indiquer "
-                   "les colonnes.", err=True)
+        click.echo(
+            "Mise en page CSV inconnue : importez ce relevé depuis le portail, qui permet d'indiquer les colonnes.",
+            err=True,
+        )
         sys.exit(1)
     except StatementError as exc:
         click.echo(f"Ce fichier n'est pas un relevé lisible : {exc}", err=True)
         sys.exit(1)
     result = import_statement(db.session, user.coop_id, parsed, filename=file.name, content=content, by=None)
     db.session.commit()
-    click.echo(f"Relevé {parsed.source_format} importé pour {user.login} : {result.added} ligne(s) ajoutée(s), "
-               f"{result.skipped} déjà connue(s).")
+    click.echo(
+        f"Relevé {parsed.source_format} importé pour {user.login} : {result.added} ligne(s) ajoutée(s), "
+        f"{result.skipped} déjà connue(s)."
+    )
 
 
 def _coop_user(login: str):
@@ -290,8 +317,9 @@ def ledger_close_command(login: str, year: str, statement_balance: str, cash_cou
         raise click.ClickException(f"{user.login} n'a pas de cahier {start}-{start + 1}.")
     balance, count = _amount(statement_balance), _amount(cash_count)
     try:
-        done = closing.close_ledger(db.session, book, statement_balance=balance, cash_count=count, by=None,
-                                    now=utcnow())
+        done = closing.close_ledger(
+            db.session, book, statement_balance=balance, cash_count=count, by=None, now=utcnow()
+        )
     except closing.ClosingRefused as exc:
         db.session.rollback()
         click.echo(f"Clôture refusée, rien n'a été enregistré ({user.login}, {start}-{start + 1}) :", err=True)
@@ -302,9 +330,11 @@ def ledger_close_command(login: str, year: str, statement_balance: str, cash_cou
         db.session.rollback()
         raise click.ClickException(exc.message) from None
     db.session.commit()
-    click.echo(f"Cahier {start}-{start + 1} de {user.login} clôturé. Report à nouveau "
-               f"{done.next_ledger.school_year.label} : banque {format_amount(done.bank)} €, "
-               f"caisse {format_amount(done.cash)} €.")
+    click.echo(
+        f"Cahier {start}-{start + 1} de {user.login} clôturé. Report à nouveau "
+        f"{done.next_ledger.school_year.label} : banque {format_amount(done.bank)} €, "
+        f"caisse {format_amount(done.cash)} €."
+    )
 
 
 @click.group("reports", cls=AppGroup)
@@ -329,8 +359,10 @@ def reports_crf_command(login: str, year: str, as_json: bool) -> None:
     if book is None:
         raise click.ClickException(f"{user.login} n'a pas de cahier {start}-{start + 1}.")
     if book.is_open:
-        raise click.ClickException(f"Le cahier {start}-{start + 1} de {user.login} n'est pas clôturé : le compte "
-                                   "rendu financier s'établit après la clôture.")
+        raise click.ClickException(
+            f"Le cahier {start}-{start + 1} de {user.login} n'est pas clôturé : le compte "
+            "rendu financier s'établit après la clôture."
+        )
     crf = reports.build_crf(db.session, book)
     if as_json:
         click.echo(json.dumps(crf.to_json(), ensure_ascii=False, indent=2))
@@ -349,13 +381,17 @@ def reports_crf_command(login: str, year: str, as_json: bool) -> None:
         click.echo(f"  {line.display_code} {line.label:<60} {euros(line.amount):>14}")
     click.echo(f"  Total des produits {euros(crf.total_produits):>72}")
     click.echo(f"Résultat : {euros(crf.result)}")
-    click.echo(f"Report à nouveau : banque {euros(crf.opening_bank)}, caisse {euros(crf.opening_cash)} ; "
-               f"au 31 août : banque {euros(crf.closing_bank)}, caisse {euros(crf.closing_cash)} "
-               f"({'bilan équilibré' if crf.is_balanced else 'BILAN DÉSÉQUILIBRÉ'}).")
+    click.echo(
+        f"Report à nouveau : banque {euros(crf.opening_bank)}, caisse {euros(crf.opening_cash)} ; "
+        f"au 31 août : banque {euros(crf.closing_bank)}, caisse {euros(crf.closing_cash)} "
+        f"({'bilan équilibré' if crf.is_balanced else 'BILAN DÉSÉQUILIBRÉ'})."
+    )
     reconciliation = crf.reconciliation
-    click.echo(f"Relevé au 31 août : {euros(reconciliation.statement_balance)} ; "
-               f"{len(reconciliation.uncleared)} opération(s) non pointée(s) "
-               f"({euros(reconciliation.uncleared_total)}).")
+    click.echo(
+        f"Relevé au 31 août : {euros(reconciliation.statement_balance)} ; "
+        f"{len(reconciliation.uncleared)} opération(s) non pointée(s) "
+        f"({euros(reconciliation.uncleared_total)})."
+    )
 
 
 @click.group("debits", cls=AppGroup)
@@ -383,5 +419,7 @@ def debits_export_command(batch_id: int, kind: str, out: Path) -> None:
         raise click.ClickException(exc.message) from None
     db.session.commit()
     out.write_bytes(batch.xml_content if kind == "sepa" else batch.csv_content)
-    click.echo(f"{out} : {batch.count} prélèvement(s), total {batch.control_sum_cents // 100},"
-               f"{batch.control_sum_cents % 100:02d} €, échéance {batch.collection_date:%d/%m/%Y}.")
+    click.echo(
+        f"{out} : {batch.count} prélèvement(s), total {batch.control_sum_cents // 100},"
+        f"{batch.control_sum_cents % 100:02d} €, échéance {batch.collection_date:%d/%m/%Y}."
+    )

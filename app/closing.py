@@ -73,8 +73,10 @@ class CashCount:
             raise DomainError(f"Coupure inconnue : {sorted(unknown)}.", field="cash_count")
         for value, number in counts.items():
             if not isinstance(number, int) or not 0 <= number <= MAX_PIECES:
-                raise DomainError(f"Le nombre de {denomination_label(value)} doit être un nombre entier entre 0 et "
-                                  f"{MAX_PIECES}.", field=f"d{value}")
+                raise DomainError(
+                    f"Le nombre de {denomination_label(value)} doit être un nombre entier entre 0 et {MAX_PIECES}.",
+                    field=f"d{value}",
+                )
         full = tuple((value, counts.get(value, 0)) for value in DENOMINATIONS)
         return cls(total=sum(value * number for value, number in full), counts=full)
 
@@ -94,8 +96,10 @@ class CashCount:
         return cls.from_total(int(data["total"]))
 
     def to_json(self) -> dict[str, Any]:
-        return {"total": self.total,
-                "counts": {str(value): number for value, number in self.counts} if self.counts else None}
+        return {
+            "total": self.total,
+            "counts": {str(value): number for value, number in self.counts} if self.counts else None,
+        }
 
     @property
     def lines(self) -> list[tuple[int, int, int]]:
@@ -158,20 +162,40 @@ def uncleared_lines(session: Session, coop_id: int, on: date, *, last_start_year
     """The coop's bank lines dated ≤ `on` not cleared by `on` (none cleared, or cleared after), in the
     ledgers up to the year starting in `last_start_year`; the opening balance is not a movement."""
     rows = session.execute(
-        sa.select(EntryLine.id, Entry.id, Entry.piece, Entry.date, Entry.cheque_number, Entry.label,
-                  EntryLine.amount_cents, SchoolYear.start_year, EntryLine.cleared_on)
-        .join(Entry, Entry.id == EntryLine.entry_id).join(Account, Account.id == EntryLine.account_id)
-        .join(Ledger, Ledger.id == Entry.ledger_id).join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
-        .where(Entry.coop_id == coop_id, Account.code == books.BANK, Entry.kind != "opening", Entry.date <= on,
-               SchoolYear.start_year <= last_start_year,
-               sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on > on))
-        .order_by(Entry.date, Entry.piece, EntryLine.id)).all()
-    return [UnclearedLine(line_id, entry_id, piece, day, cheque, label, int(amount), f"{start}-{start + 1}", cleared)
-            for line_id, entry_id, piece, day, cheque, label, amount, start, cleared in rows]
+        sa.select(
+            EntryLine.id,
+            Entry.id,
+            Entry.piece,
+            Entry.date,
+            Entry.cheque_number,
+            Entry.label,
+            EntryLine.amount_cents,
+            SchoolYear.start_year,
+            EntryLine.cleared_on,
+        )
+        .join(Entry, Entry.id == EntryLine.entry_id)
+        .join(Account, Account.id == EntryLine.account_id)
+        .join(Ledger, Ledger.id == Entry.ledger_id)
+        .join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
+        .where(
+            Entry.coop_id == coop_id,
+            Account.code == books.BANK,
+            Entry.kind != "opening",
+            Entry.date <= on,
+            SchoolYear.start_year <= last_start_year,
+            sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on > on),
+        )
+        .order_by(Entry.date, Entry.piece, EntryLine.id)
+    ).all()
+    return [
+        UnclearedLine(line_id, entry_id, piece, day, cheque, label, int(amount), f"{start}-{start + 1}", cleared)
+        for line_id, entry_id, piece, day, cheque, label, amount, start, cleared in rows
+    ]
 
 
-def bank_reconciliation(session: Session, ledger: Ledger, *, on: date | None = None,
-                        statement_balance: int | None = None) -> BankReconciliation:
+def bank_reconciliation(
+    session: Session, ledger: Ledger, *, on: date | None = None, statement_balance: int | None = None
+) -> BankReconciliation:
     """The reconciliation of `ledger` at `on` (default 31 August) with the statement balance given, or
     the one recorded for the closing."""
     on = on or ledger.school_year.ends_on
@@ -187,8 +211,9 @@ def carried_lines(session: Session, ledger: Ledger) -> list[UnclearedLine]:
     pointed in this year, never re-entered. `cleared_on` tells whether that is done yet (for the
     pointage page of year N+1: those with `cleared_on` None are still to point)."""
     start = ledger.school_year.starts_on
-    return uncleared_lines(session, ledger.coop_id, start - timedelta(days=1),
-                           last_start_year=ledger.school_year.start_year - 1)
+    return uncleared_lines(
+        session, ledger.coop_id, start - timedelta(days=1), last_start_year=ledger.school_year.start_year - 1
+    )
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -246,63 +271,128 @@ def closing_checks(session: Session, ledger: Ledger, *, today: date) -> list[Che
         checks.append(Check("open", "Cahier ouvert", False, f"Le cahier {year.label} est déjà clôturé."))
     opens = closing_opens_on(ledger)
     if can_close_on(ledger, today):
-        checks.append(Check("period", "Année scolaire terminée", True,
-                            f"L'année {year.label} s'est terminée le {fr_date(end)}."))
+        checks.append(
+            Check("period", "Année scolaire terminée", True, f"L'année {year.label} s'est terminée le {fr_date(end)}.")
+        )
     else:
-        checks.append(Check("period", "Année scolaire terminée", False,
-                            f"La clôture du cahier {year.label} sera possible à partir du {fr_date(opens)} : "
-                            f"l'année scolaire se termine le {fr_date(end)}."))
+        checks.append(
+            Check(
+                "period",
+                "Année scolaire terminée",
+                False,
+                f"La clôture du cahier {year.label} sera possible à partir du {fr_date(opens)} : "
+                f"l'année scolaire se termine le {fr_date(end)}.",
+            )
+        )
     previous = previous_ledger(session, ledger)
     if previous is not None and has_entries(session, previous):  # an empty earlier ledger carries nothing
         label = previous.school_year.label
-        checks.append(Check("previous", f"Cahier {label} clôturé", not previous.is_open,
-                            f"Le cahier {label} est clôturé." if not previous.is_open else
-                            f"Le cahier {label} n'est pas clôturé : clôturez-le d'abord (son solde est le report "
-                            f"à nouveau de {year.label})."))
+        checks.append(
+            Check(
+                "previous",
+                f"Cahier {label} clôturé",
+                not previous.is_open,
+                f"Le cahier {label} est clôturé."
+                if not previous.is_open
+                else f"Le cahier {label} n'est pas clôturé : clôturez-le d'abord (son solde est le report "
+                f"à nouveau de {year.label}).",
+            )
+        )
     balances = books.balances(session, ledger, until=end)
     if balances.advance == 0:
-        checks.append(Check("advance", "Régies d'avance soldées", True,
-                            "Le compte de régie d'avance (541) est à zéro."))
+        checks.append(
+            Check("advance", "Régies d'avance soldées", True, "Le compte de régie d'avance (541) est à zéro.")
+        )
     else:
-        checks.append(Check("advance", "Régies d'avance soldées", False,
-                            f"Il reste {_euros(balances.advance)} de régies d'avance au {fr_date(end)} : enregistrez "
-                            "la justification des dépenses et la restitution du reliquat (compte 541 à zéro)."))
+        checks.append(
+            Check(
+                "advance",
+                "Régies d'avance soldées",
+                False,
+                f"Il reste {_euros(balances.advance)} de régies d'avance au {fr_date(end)} : enregistrez "
+                "la justification des dépenses et la restitution du reliquat (compte 541 à zéro).",
+            )
+        )
     count = CashCount.from_json(ledger.cash_count)
     if count is None:
-        checks.append(Check("cash_count", "Arrêté de caisse", False,
-                            "Saisissez l'arrêté de caisse : le nombre de billets et de pièces présents dans la "
-                            f"caisse au {fr_date(end)}."))
+        checks.append(
+            Check(
+                "cash_count",
+                "Arrêté de caisse",
+                False,
+                "Saisissez l'arrêté de caisse : le nombre de billets et de pièces présents dans la "
+                f"caisse au {fr_date(end)}.",
+            )
+        )
     elif count.total != balances.cash:
-        checks.append(Check("cash_count", "Arrêté de caisse", False,
-                            f"L'arrêté de caisse ({_euros(count.total)}) ne correspond pas au solde de caisse du "
-                            f"cahier au {fr_date(end)} ({_euros(balances.cash)}) : écart de "
-                            f"{_euros(count.total - balances.cash)}. Recomptez la caisse ou corrigez le cahier."))
+        checks.append(
+            Check(
+                "cash_count",
+                "Arrêté de caisse",
+                False,
+                f"L'arrêté de caisse ({_euros(count.total)}) ne correspond pas au solde de caisse du "
+                f"cahier au {fr_date(end)} ({_euros(balances.cash)}) : écart de "
+                f"{_euros(count.total - balances.cash)}. Recomptez la caisse ou corrigez le cahier.",
+            )
+        )
     else:
-        checks.append(Check("cash_count", "Arrêté de caisse", True,
-                            f"Arrêté de caisse {_euros(count.total)} = solde de caisse du cahier."))
+        checks.append(
+            Check(
+                "cash_count",
+                "Arrêté de caisse",
+                True,
+                f"Arrêté de caisse {_euros(count.total)} = solde de caisse du cahier.",
+            )
+        )
     reconciliation = bank_reconciliation(session, ledger)
     pending = len(reconciliation.uncleared)
-    pending_text = (f"{pending} opération(s) non pointée(s) ({_euros(reconciliation.uncleared_total)})" if pending
-                    else "aucune opération non pointée")
+    pending_text = (
+        f"{pending} opération(s) non pointée(s) ({_euros(reconciliation.uncleared_total)})"
+        if pending
+        else "aucune opération non pointée"
+    )
     if reconciliation.statement_balance is None:
-        checks.append(Check("reconciliation", "Rapprochement bancaire au 31 août", False,
-                            f"Saisissez le solde du relevé bancaire au {fr_date(end)} (dernier relevé de l'année)."))
+        checks.append(
+            Check(
+                "reconciliation",
+                "Rapprochement bancaire au 31 août",
+                False,
+                f"Saisissez le solde du relevé bancaire au {fr_date(end)} (dernier relevé de l'année).",
+            )
+        )
     elif not reconciliation.is_reconciled:
-        checks.append(Check("reconciliation", "Rapprochement bancaire au 31 août", False,
-                            f"Le rapprochement ne tombe pas juste : solde banque du cahier "
-                            f"{_euros(reconciliation.book_balance)}, moins {pending_text}, donne "
-                            f"{_euros(reconciliation.expected_statement)} ; le relevé indique "
-                            f"{_euros(reconciliation.statement_balance)} (écart de "
-                            f"{_euros(reconciliation.difference)}). Vérifiez le pointage, les opérations d'août et "
-                            "le solde saisi."))
+        checks.append(
+            Check(
+                "reconciliation",
+                "Rapprochement bancaire au 31 août",
+                False,
+                f"Le rapprochement ne tombe pas juste : solde banque du cahier "
+                f"{_euros(reconciliation.book_balance)}, moins {pending_text}, donne "
+                f"{_euros(reconciliation.expected_statement)} ; le relevé indique "
+                f"{_euros(reconciliation.statement_balance)} (écart de "
+                f"{_euros(reconciliation.difference)}). Vérifiez le pointage, les opérations d'août et "
+                "le solde saisi.",
+            )
+        )
     else:
-        checks.append(Check("reconciliation", "Rapprochement bancaire au 31 août", True,
-                            f"Relevé au {fr_date(end)} : {_euros(reconciliation.statement_balance)} = solde banque "
-                            f"du cahier {_euros(reconciliation.book_balance)} moins {pending_text}."))
+        checks.append(
+            Check(
+                "reconciliation",
+                "Rapprochement bancaire au 31 août",
+                True,
+                f"Relevé au {fr_date(end)} : {_euros(reconciliation.statement_balance)} = solde banque "
+                f"du cahier {_euros(reconciliation.book_balance)} moins {pending_text}.",
+            )
+        )
     problems = books.check_ledger(session, ledger)
-    checks.append(Check("balanced", "Opérations équilibrées", not problems,
-                        " ".join(problems) if problems else
-                        "Toutes les opérations sont équilibrées et datées dans l'année."))
+    checks.append(
+        Check(
+            "balanced",
+            "Opérations équilibrées",
+            not problems,
+            " ".join(problems) if problems else "Toutes les opérations sont équilibrées et datées dans l'année.",
+        )
+    )
     return checks
 
 
@@ -320,9 +410,18 @@ def save_cash_count(session: Session, ledger: Ledger, count: CashCount, *, by: U
     before = ledger.cash_count
     ledger.cash_count = count.to_json()
     session.flush()
-    audit.record(session, "ledger.cash_count_set", actor=by, actor_login=None if by else "cli",
-                 coop_id=ledger.coop_id, entity="ledger", entity_id=ledger.id,
-                 before={"total": before["total"]} if before else None, after={"total": count.total}, ip=ip)
+    audit.record(
+        session,
+        "ledger.cash_count_set",
+        actor=by,
+        actor_login=None if by else "cli",
+        coop_id=ledger.coop_id,
+        entity="ledger",
+        entity_id=ledger.id,
+        before={"total": before["total"]} if before else None,
+        after={"total": count.total},
+        ip=ip,
+    )
 
 
 def save_statement_balance(session: Session, ledger: Ledger, balance: int, *, by: User | None, ip: str = "") -> None:
@@ -331,9 +430,18 @@ def save_statement_balance(session: Session, ledger: Ledger, balance: int, *, by
     before = ledger.closing_statement_balance_cents
     ledger.closing_statement_balance_cents = balance
     session.flush()
-    audit.record(session, "ledger.statement_balance_set", actor=by, actor_login=None if by else "cli",
-                 coop_id=ledger.coop_id, entity="ledger", entity_id=ledger.id, before={"balance": before},
-                 after={"balance": balance}, ip=ip)
+    audit.record(
+        session,
+        "ledger.statement_balance_set",
+        actor=by,
+        actor_login=None if by else "cli",
+        coop_id=ledger.coop_id,
+        entity="ledger",
+        entity_id=ledger.id,
+        before={"balance": before},
+        after={"balance": balance},
+        ip=ip,
+    )
 
 
 # -- closing, carry-forward, reopening -----------------------------------------------------------
@@ -357,8 +465,9 @@ def carry_forward(session: Session, ledger: Ledger, *, by: User | None, ip: str 
     coop = ledger.coop
     following = books.open_ledger(session, coop, ledger.school_year.start_year + 1)
     if not following.is_open:
-        raise DomainError(f"Le cahier {following.school_year.label} est clôturé : son report à nouveau ne peut plus "
-                          "changer.")
+        raise DomainError(
+            f"Le cahier {following.school_year.label} est clôturé : son report à nouveau ne peut plus changer."
+        )
     closing = books.balances(session, ledger)
     books.record_opening(session, following, bank=closing.bank, cash=closing.cash, by=by, ip=ip, carried=True)
     return Closing(ledger, following, closing.bank, closing.cash)
@@ -374,8 +483,16 @@ def opening_balances(session: Session, ledger: Ledger) -> tuple[int, int]:
     return bank, cash
 
 
-def close_ledger(session: Session, ledger: Ledger, *, statement_balance: int | None,
-                 cash_count: CashCount | int | None, by: User | None, now: datetime, ip: str = "") -> Closing:
+def close_ledger(
+    session: Session,
+    ledger: Ledger,
+    *,
+    statement_balance: int | None,
+    cash_count: CashCount | int | None,
+    by: User | None,
+    now: datetime,
+    ip: str = "",
+) -> Closing:
     """Close `ledger` for good (for the coop) and open the next year with its closing balances.
 
     Records the statement balance at 31 August and the cash count (by denomination, or one total),
@@ -398,16 +515,30 @@ def close_ledger(session: Session, ledger: Ledger, *, statement_balance: int | N
     ledger.closed_at = now
     session.flush()
     closing = carry_forward(session, ledger, by=by, ip=ip)
-    audit.record(session, "ledger.closed", actor=by, actor_login=None if by else "cli", coop_id=ledger.coop_id,
-                 entity="ledger", entity_id=ledger.id,
-                 after={"year": ledger.school_year.label, "bank": closing.bank, "cash": closing.cash,
-                        "statement_balance": statement_balance, "uncleared": len(reconciliation.uncleared),
-                        "next_year": closing.next_ledger.school_year.label}, ip=ip)
+    audit.record(
+        session,
+        "ledger.closed",
+        actor=by,
+        actor_login=None if by else "cli",
+        coop_id=ledger.coop_id,
+        entity="ledger",
+        entity_id=ledger.id,
+        after={
+            "year": ledger.school_year.label,
+            "bank": closing.bank,
+            "cash": closing.cash,
+            "statement_balance": statement_balance,
+            "uncleared": len(reconciliation.uncleared),
+            "next_year": closing.next_ledger.school_year.label,
+        },
+        ip=ip,
+    )
     return closing
 
 
-def reopen_ledger(session: Session, ledger: Ledger, *, reason: str, by: User | None, ip: str = "",
-                  now: datetime | None = None) -> AnnualReport | None:
+def reopen_ledger(
+    session: Session, ledger: Ledger, *, reason: str, by: User | None, ip: str = "", now: datetime | None = None
+) -> AnnualReport | None:
     """Staff reopen a closed year, with a mandatory reason (audited). Returns the yearly report when a
     submitted one was thereby returned to the coop (to tell it by mail), else None.
 
@@ -425,8 +556,10 @@ def reopen_ledger(session: Session, ledger: Ledger, *, reason: str, by: User | N
         raise DomainError(f"Le cahier {label} n'est pas clôturé.")
     following = next_ledger(session, ledger)
     if following is not None and not following.is_open:
-        raise DomainError(f"Le cahier {following.school_year.label} est clôturé : rouvrez-le d'abord, sinon son "
-                          f"report à nouveau ne pourrait pas suivre les corrections de {label}.")
+        raise DomainError(
+            f"Le cahier {following.school_year.label} est clôturé : rouvrez-le d'abord, sinon son "
+            f"report à nouveau ne pourrait pas suivre les corrections de {label}."
+        )
     report = reports.find_report(session, ledger)
     if report is not None and report.status == "approved":
         raise DomainError(f"Le compte rendu {label} est approuvé par l'OCCE 85 : le cahier ne peut plus être rouvert.")
@@ -438,8 +571,16 @@ def reopen_ledger(session: Session, ledger: Ledger, *, reason: str, by: User | N
         reports.return_report(session, report, reason=reason, by=by, now=now, ip=ip)
         returned = report
     session.flush()
-    audit.record(session, "ledger.reopened", actor=by, actor_login=None if by else "cli", coop_id=ledger.coop_id,
-                 entity="ledger", entity_id=ledger.id,
-                 before={"status": "closed", "closed_at": closed_at}, after={"status": "open", "reason": reason},
-                 ip=ip)
+    audit.record(
+        session,
+        "ledger.reopened",
+        actor=by,
+        actor_login=None if by else "cli",
+        coop_id=ledger.coop_id,
+        entity="ledger",
+        entity_id=ledger.id,
+        before={"status": "closed", "closed_at": closed_at},
+        after={"status": "open", "reason": reason},
+        ip=ip,
+    )
     return returned

@@ -124,8 +124,10 @@ def build_config(
     env = config["COOP85_ENV"]
     if env not in {"production", "development", "testing"}:
         raise ConfigError(f"COOP85_ENV inconnu : {env!r}")
-    if env != "production" and "SESSION_COOKIE_SECURE" not in environ and "SESSION_COOKIE_SECURE" not in (
-        overrides or {}
+    if (
+        env != "production"
+        and "SESSION_COOKIE_SECURE" not in environ
+        and "SESSION_COOKIE_SECURE" not in (overrides or {})
     ):
         # Development serves plain HTTP on 127.0.0.1: a Secure cookie would never come back.
         config["SESSION_COOKIE_SECURE"] = False

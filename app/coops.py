@@ -19,11 +19,33 @@ from app.identity import check_bic, check_iban, check_phone, check_postal_code, 
 from app.models import Coop, User, coop_login
 from app.passwords import hash_password
 
-IMPORT_COLUMNS = ("numero", "nom", "ecole", "uai", "adresse", "code_postal", "commune", "email",
-                  "telephone", "banque", "iban", "bic")
-_COLUMN_TO_FIELD = {"nom": "name", "ecole": "school_name", "uai": "uai", "adresse": "address",
-                    "code_postal": "postal_code", "commune": "city", "email": "email", "telephone": "phone",
-                    "banque": "bank_name", "iban": "iban", "bic": "bic"}
+IMPORT_COLUMNS = (
+    "numero",
+    "nom",
+    "ecole",
+    "uai",
+    "adresse",
+    "code_postal",
+    "commune",
+    "email",
+    "telephone",
+    "banque",
+    "iban",
+    "bic",
+)
+_COLUMN_TO_FIELD = {
+    "nom": "name",
+    "ecole": "school_name",
+    "uai": "uai",
+    "adresse": "address",
+    "code_postal": "postal_code",
+    "commune": "city",
+    "email": "email",
+    "telephone": "phone",
+    "banque": "bank_name",
+    "iban": "iban",
+    "bic": "bic",
+}
 _TEMP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read from a letter
 
 
@@ -54,23 +76,34 @@ class Credential:
 def create_coop_login(session: Session, coop: Coop, *, hash_params: dict | None = None) -> Credential:
     """Create the `085-NNN` login of `coop` with a temporary password that must be changed at first login."""
     password = temporary_password()
-    user = User(login=coop_login(coop.number), role="coop", coop=coop,
-                password_hash=hash_password(password, hash_params), must_change_password=True)
+    user = User(
+        login=coop_login(coop.number),
+        role="coop",
+        coop=coop,
+        password_hash=hash_password(password, hash_params),
+        must_change_password=True,
+    )
     session.add(user)
     return Credential(login=user.login, password=password, name=coop.name, email=coop.email)
 
 
-def reset_coop_password(session: Session, user: User, *, by: User, ip: str = "",
-                        hash_params: dict | None = None) -> Credential:
+def reset_coop_password(
+    session: Session, user: User, *, by: User, ip: str = "", hash_params: dict | None = None
+) -> Credential:
     """Give `user` a new temporary password (forced change, every session ended)."""
     password = temporary_password()
     user.password_hash = hash_password(password, hash_params)
     user.must_change_password = True
     user.session_version += 1
-    audit.record(session, "password.reset_by_staff", actor=by, coop_id=user.coop_id, entity="user",
-                 entity_id=user.id, ip=ip)
-    return Credential(login=user.login, password=password, name=user.coop.name if user.coop else user.full_name,
-                      email=user.contact_email)
+    audit.record(
+        session, "password.reset_by_staff", actor=by, coop_id=user.coop_id, entity="user", entity_id=user.id, ip=ip
+    )
+    return Credential(
+        login=user.login,
+        password=password,
+        name=user.coop.name if user.coop else user.full_name,
+        email=user.contact_email,
+    )
 
 
 def _decode(content: bytes) -> str:
@@ -82,11 +115,27 @@ def _decode(content: bytes) -> str:
     raise ValidationErrors({"fichier": ["Le fichier n'est ni en UTF-8 ni en Windows-1252."]})
 
 
-_VALIDATORS = {"uai": check_uai, "postal_code": check_postal_code, "email": check_email, "phone": check_phone,
-               "iban": check_iban, "bic": check_bic}
-_LABELS = {"name": "nom", "school_name": "ecole", "uai": "uai", "address": "adresse", "postal_code": "code_postal",
-           "city": "commune", "email": "email", "phone": "telephone", "bank_name": "banque", "iban": "iban",
-           "bic": "bic"}
+_VALIDATORS = {
+    "uai": check_uai,
+    "postal_code": check_postal_code,
+    "email": check_email,
+    "phone": check_phone,
+    "iban": check_iban,
+    "bic": check_bic,
+}
+_LABELS = {
+    "name": "nom",
+    "school_name": "ecole",
+    "uai": "uai",
+    "address": "adresse",
+    "postal_code": "code_postal",
+    "city": "commune",
+    "email": "email",
+    "phone": "telephone",
+    "bank_name": "banque",
+    "iban": "iban",
+    "bic": "bic",
+}
 
 _MAX_LENGTHS = {name: Coop.__table__.c[name].type.length for name in _COLUMN_TO_FIELD.values()}
 
@@ -98,15 +147,21 @@ def parse_coops_csv(content: bytes) -> list[tuple[int, int, dict[str, Any]]]:
     try:
         rows = list(reader)
     except csv.Error:  # e.g. a cell over the csv module's size limit: not a coop list
-        raise ValidationErrors({f"ligne {reader.line_num}": [
-            "Ligne illisible : est-ce bien le fichier CSV des coopératives (séparateur « ; ») ?"]}) from None
+        raise ValidationErrors(
+            {
+                f"ligne {reader.line_num}": [
+                    "Ligne illisible : est-ce bien le fichier CSV des coopératives (séparateur « ; ») ?"
+                ]
+            }
+        ) from None
     if not rows:
         raise ValidationErrors({"fichier": ["Le fichier est vide."]})
     header = [cell.strip().lower() for cell in rows[0]]
     missing = [column for column in IMPORT_COLUMNS if column not in header]
     if missing:
-        raise ValidationErrors({"ligne 1": [
-            "Colonnes manquantes : " + ", ".join(missing) + ". Attendu : " + ";".join(IMPORT_COLUMNS)]})
+        raise ValidationErrors(
+            {"ligne 1": ["Colonnes manquantes : " + ", ".join(missing) + ". Attendu : " + ";".join(IMPORT_COLUMNS)]}
+        )
     index = {column: header.index(column) for column in IMPORT_COLUMNS}
     errors: dict[str, list[str]] = {}
     parsed: list[tuple[int, int, dict[str, Any]]] = []
@@ -155,8 +210,9 @@ class ImportResult:
     updated: list[str] = field(default_factory=list)
 
 
-def import_coops(session: Session, content: bytes, *, by: User | None, ip: str = "",
-                 hash_params: dict | None = None) -> ImportResult:
+def import_coops(
+    session: Session, content: bytes, *, by: User | None, ip: str = "", hash_params: dict | None = None
+) -> ImportResult:
     """Create or update coops from the CSV; all or nothing (raises ValidationErrors, adds nothing).
 
     Existing numbers are updated (their login and password untouched); new numbers get a coop,
@@ -173,16 +229,35 @@ def import_coops(session: Session, content: bytes, *, by: User | None, ip: str =
             session.add(coop)
             session.flush()
             result.created.append(create_coop_login(session, coop, hash_params=hash_params))
-            audit.record(session, "coop.created", actor=by, actor_login="cli" if by is None else None,
-                         coop_id=coop.id, entity="coop", entity_id=coop.id, after=fields, ip=ip)
+            audit.record(
+                session,
+                "coop.created",
+                actor=by,
+                actor_login="cli" if by is None else None,
+                coop_id=coop.id,
+                entity="coop",
+                entity_id=coop.id,
+                after=fields,
+                ip=ip,
+            )
         else:
             before = {name: getattr(coop, name) for name in fields}
             for name, value in fields.items():
                 setattr(coop, name, value)
             old, new = audit.changed_fields(before, fields)
             if new:
-                audit.record(session, "coop.updated", actor=by, actor_login="cli" if by is None else None,
-                             coop_id=coop.id, entity="coop", entity_id=coop.id, before=old, after=new, ip=ip)
+                audit.record(
+                    session,
+                    "coop.updated",
+                    actor=by,
+                    actor_login="cli" if by is None else None,
+                    coop_id=coop.id,
+                    entity="coop",
+                    entity_id=coop.id,
+                    before=old,
+                    after=new,
+                    ip=ip,
+                )
             result.updated.append(coop.login)
     session.flush()
     return result
@@ -194,8 +269,9 @@ def credentials_csv(credentials: list[Credential]) -> bytes:
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(["identifiant", "mot_de_passe_provisoire", "nom", "email"])
     for cred in credentials:
-        writer.writerow([_safe_cell(cred.login), _safe_cell(cred.password), _safe_cell(cred.name),
-                         _safe_cell(cred.email)])
+        writer.writerow(
+            [_safe_cell(cred.login), _safe_cell(cred.password), _safe_cell(cred.name), _safe_cell(cred.email)]
+        )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 

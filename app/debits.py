@@ -95,10 +95,14 @@ def creditor_problems(federation: Federation | None) -> list[str]:
 
 def eligible_memberships(session: Session) -> list[Membership]:
     """Memberships waiting for a debit: committed (or rejected, to present again), paying by debit."""
-    return list(session.scalars(
-        sa.select(Membership).join(Membership.coop)
-        .where(Membership.status.in_(("committed", "rejected")), Membership.payment_method == "debit")
-        .order_by(Coop.number)))
+    return list(
+        session.scalars(
+            sa.select(Membership)
+            .join(Membership.coop)
+            .where(Membership.status.in_(("committed", "rejected")), Membership.payment_method == "debit")
+            .order_by(Coop.number)
+        )
+    )
 
 
 def earliest_collection_date(today: date, lead_days: int) -> date:
@@ -111,8 +115,9 @@ def earliest_collection_date(today: date, lead_days: int) -> date:
     return day
 
 
-def create_batch(session: Session, membership_ids: list[int], collection_date: date, *, today: date,
-                 by: User | None, ip: str = "") -> tuple[DebitBatch | None, list[Exclusion]]:
+def create_batch(
+    session: Session, membership_ids: list[int], collection_date: date, *, today: date, by: User | None, ip: str = ""
+) -> tuple[DebitBatch | None, list[Exclusion]]:
     """A draft run of the chosen memberships that pass the checks; the others are returned with reasons."""
     federation = session.scalar(sa.select(Federation))
     problems = creditor_problems(federation)
@@ -120,9 +125,11 @@ def create_batch(session: Session, membership_ids: list[int], collection_date: d
         raise DomainError("Impossible de préparer un prélèvement : " + ", ".join(problems) + ".")
     earliest = earliest_collection_date(today, federation.debit_lead_days)
     if collection_date < earliest:
-        raise DomainError(f"La date d'échéance doit être au plus tôt le {earliest:%d/%m/%Y} "
-                          f"({federation.debit_lead_days} jours ouvrés de délai pour la banque).",
-                          field="collection_date")
+        raise DomainError(
+            f"La date d'échéance doit être au plus tôt le {earliest:%d/%m/%Y} "
+            f"({federation.debit_lead_days} jours ouvrés de délai pour la banque).",
+            field="collection_date",
+        )
     chosen = session.scalars(sa.select(Membership).where(Membership.id.in_(membership_ids))).all()
     excluded, kept = [], []
     for membership in sorted(chosen, key=lambda m: m.coop.number):
@@ -135,23 +142,44 @@ def create_batch(session: Session, membership_ids: list[int], collection_date: d
         return None, excluded
     stamp = collection_date.strftime("%Y%m%d")
     sequence = session.scalar(sa.select(sa.func.count()).select_from(DebitBatch)) + 1
-    batch = DebitBatch(collection_date=collection_date, schema=federation.sepa_schema,
-                       message_id=f"OCCE85-SDD-{stamp}-{sequence:04d}", created_by_id=by.id if by else None)
+    batch = DebitBatch(
+        collection_date=collection_date,
+        schema=federation.sepa_schema,
+        message_id=f"OCCE85-SDD-{stamp}-{sequence:04d}",
+        created_by_id=by.id if by else None,
+    )
     session.add(batch)
     session.flush()
     for membership in kept:
         memberships.transition(membership, "in_batch")
         coop = membership.coop
-        batch.debits.append(Debit(
-            membership=membership, coop=coop, amount_cents=membership.total_cents,
-            end_to_end_id=f"OCCE85-{membership.school_year.start_year}-{coop.number:03d}-{batch.id}",
-            mandate_ref=coop.debit_mandate_ref, iban=IBAN(coop.iban).compact))
+        batch.debits.append(
+            Debit(
+                membership=membership,
+                coop=coop,
+                amount_cents=membership.total_cents,
+                end_to_end_id=f"OCCE85-{membership.school_year.start_year}-{coop.number:03d}-{batch.id}",
+                mandate_ref=coop.debit_mandate_ref,
+                iban=IBAN(coop.iban).compact,
+            )
+        )
     batch.count = len(batch.debits)
     batch.control_sum_cents = sum(debit.amount_cents for debit in batch.debits)
     session.flush()
-    audit.record(session, "debit_batch.created", actor=by, entity="debit_batch", entity_id=batch.id,
-                 after={"collection_date": collection_date.isoformat(), "count": batch.count,
-                        "sum": batch.control_sum_cents, "excluded": len(excluded)}, ip=ip)
+    audit.record(
+        session,
+        "debit_batch.created",
+        actor=by,
+        entity="debit_batch",
+        entity_id=batch.id,
+        after={
+            "collection_date": collection_date.isoformat(),
+            "count": batch.count,
+            "sum": batch.control_sum_cents,
+            "excluded": len(excluded),
+        },
+        ip=ip,
+    )
     return batch, excluded
 
 
@@ -165,8 +193,14 @@ def build_xml(batch: DebitBatch, federation: Federation) -> bytes:
     from sepaxml import SepaDD
     from sepaxml.validation import ValidationError
 
-    config = {"name": sepa_text(federation.name, 70), "IBAN": IBAN(federation.iban).compact,
-              "BIC": federation.bic or "", "batch": True, "creditor_id": federation.creditor_id, "currency": "EUR"}
+    config = {
+        "name": sepa_text(federation.name, 70),
+        "IBAN": IBAN(federation.iban).compact,
+        "BIC": federation.bic or "",
+        "batch": True,
+        "creditor_id": federation.creditor_id,
+        "currency": "EUR",
+    }
     if batch.schema == "pain.008.001.08" and not federation.bic:
         config.pop("BIC")
     sdd = SepaDD(dict(config), schema=batch.schema, clean=False)
@@ -176,18 +210,26 @@ def build_xml(batch: DebitBatch, federation: Federation) -> bytes:
         if debit.status == "rejected":
             continue
         coop = debit.coop
-        payment = {"name": sepa_text(coop.name, 70), "IBAN": debit.iban, "amount": debit.amount_cents,
-                   "type": "RCUR", "collection_date": batch.collection_date, "mandate_id": debit.mandate_ref,
-                   "mandate_date": coop.debit_mandate_signed_on, "description": _remittance(debit),
-                   "endtoend_id": debit.end_to_end_id}
+        payment = {
+            "name": sepa_text(coop.name, 70),
+            "IBAN": debit.iban,
+            "amount": debit.amount_cents,
+            "type": "RCUR",
+            "collection_date": batch.collection_date,
+            "mandate_id": debit.mandate_ref,
+            "mandate_date": coop.debit_mandate_signed_on,
+            "description": _remittance(debit),
+            "endtoend_id": debit.end_to_end_id,
+        }
         if coop.bic:
             payment["BIC"] = coop.bic
         sdd.add_payment(dict(payment))
     try:
         return sdd.export(validate=True, pretty_print=True)
     except ValidationError as exc:
-        raise DomainError(f"Le fichier SEPA n'est pas valide selon le schéma {batch.schema} : {exc.__cause__ or exc}") \
-            from None
+        raise DomainError(
+            f"Le fichier SEPA n'est pas valide selon le schéma {batch.schema} : {exc.__cause__ or exc}"
+        ) from None
 
 
 def _csv_cell(value: str) -> str:
@@ -198,17 +240,42 @@ def build_csv(batch: DebitBatch) -> bytes:
     """The CSV companion (BANKING.md §2.3): `;`, UTF-8 with BOM, CRLF, decimal comma, dd/mm/yyyy."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
-    writer.writerow(["Date d'échéance", "Séquence", "N° coopérative", "Débiteur", "IBAN", "BIC", "RUM",
-                     "Date signature mandat", "Référence de bout en bout", "Libellé", "Montant (EUR)"])
+    writer.writerow(
+        [
+            "Date d'échéance",
+            "Séquence",
+            "N° coopérative",
+            "Débiteur",
+            "IBAN",
+            "BIC",
+            "RUM",
+            "Date signature mandat",
+            "Référence de bout en bout",
+            "Libellé",
+            "Montant (EUR)",
+        ]
+    )
     for debit in batch.debits:
         if debit.status == "rejected":
             continue
         coop = debit.coop
         whole, cents = divmod(debit.amount_cents, 100)
         signed = coop.debit_mandate_signed_on
-        writer.writerow([batch.collection_date.strftime("%d/%m/%Y"), "RCUR", coop.login, _csv_cell(coop.name),
-                         debit.iban, coop.bic, debit.mandate_ref, signed.strftime("%d/%m/%Y") if signed else "",
-                         debit.end_to_end_id, _csv_cell(_remittance(debit)), f"{whole},{cents:02d}"])
+        writer.writerow(
+            [
+                batch.collection_date.strftime("%d/%m/%Y"),
+                "RCUR",
+                coop.login,
+                _csv_cell(coop.name),
+                debit.iban,
+                coop.bic,
+                debit.mandate_ref,
+                signed.strftime("%d/%m/%Y") if signed else "",
+                debit.end_to_end_id,
+                _csv_cell(_remittance(debit)),
+                f"{whole},{cents:02d}",
+            ]
+        )
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
@@ -226,14 +293,26 @@ def export_batch(session: Session, batch: DebitBatch, *, by: User | None, now: d
     batch.csv_content, batch.csv_sha256 = csv_bytes, hashlib.sha256(csv_bytes).hexdigest()
     batch.status, batch.exported_at = "exported", now
     session.flush()
-    audit.record(session, "debit_batch.exported", actor=by, entity="debit_batch", entity_id=batch.id,
-                 after={"schema": batch.schema, "xml_sha256": batch.xml_sha256, "count": batch.count,
-                        "sum": batch.control_sum_cents}, ip=ip)
+    audit.record(
+        session,
+        "debit_batch.exported",
+        actor=by,
+        entity="debit_batch",
+        entity_id=batch.id,
+        after={
+            "schema": batch.schema,
+            "xml_sha256": batch.xml_sha256,
+            "count": batch.count,
+            "sum": batch.control_sum_cents,
+        },
+        ip=ip,
+    )
     return batch
 
 
-def settle_batch(session: Session, batch: DebitBatch, *, by: User | None, now: datetime, post_to_ledgers: bool,
-                 ip: str = "") -> list[Membership]:
+def settle_batch(
+    session: Session, batch: DebitBatch, *, by: User | None, now: datetime, post_to_ledgers: bool, ip: str = ""
+) -> list[Membership]:
     """« Prélèvement effectué »: every pending debit is paid, its membership too; returns them (to mail)."""
     if batch.status != "exported":
         raise DomainError("Seul un prélèvement exporté (envoyé à la banque) peut être marqué effectué.")
@@ -248,8 +327,15 @@ def settle_batch(session: Session, batch: DebitBatch, *, by: User | None, now: d
         paid.append(debit.membership)
     batch.status, batch.settled_at = "settled", now
     session.flush()
-    audit.record(session, "debit_batch.settled", actor=by, entity="debit_batch", entity_id=batch.id,
-                 after={"paid": len(paid), "posted_to_ledgers": post_to_ledgers}, ip=ip)
+    audit.record(
+        session,
+        "debit_batch.settled",
+        actor=by,
+        entity="debit_batch",
+        entity_id=batch.id,
+        after={"paid": len(paid), "posted_to_ledgers": post_to_ledgers},
+        ip=ip,
+    )
     return paid
 
 
@@ -260,20 +346,34 @@ def post_to_ledger(session: Session, debit: Debit, on: date, *, by: User | None)
     if not ledger.is_open:
         return
     piece = f"OCCE{membership.school_year.start_year % 100:02d}"
-    if session.scalar(sa.select(sa.literal(1)).where(sa.exists().where(
-            books.Entry.ledger_id == ledger.id, books.Entry.piece == piece))):
+    if session.scalar(
+        sa.select(sa.literal(1)).where(
+            sa.exists().where(books.Entry.ledger_id == ledger.id, books.Entry.piece == piece)
+        )
+    ):
         return
     cotisation = membership.cotisation_cents or 0
     insurance = debit.amount_cents - cotisation
     splits = [books.Split(code, cents) for code, cents in (("6281", cotisation), ("61681", insurance)) if cents > 0]
-    books.record_entry(session, ledger, books.EntryData(
-        piece=piece, date=on, label=f"Adhésion OCCE {membership.school_year.label} (prélèvement)",
-        payment_mode="prelevement", kind="expense", treasury=books.Treasury(bank_out=debit.amount_cents),
-        splits=splits), by=by)
+    books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            piece=piece,
+            date=on,
+            label=f"Adhésion OCCE {membership.school_year.label} (prélèvement)",
+            payment_mode="prelevement",
+            kind="expense",
+            treasury=books.Treasury(bank_out=debit.amount_cents),
+            splits=splits,
+        ),
+        by=by,
+    )
 
 
-def reject_debit(session: Session, debit: Debit, *, reason: str, by: User | None, now: datetime,
-                 ip: str = "") -> Membership:
+def reject_debit(
+    session: Session, debit: Debit, *, reason: str, by: User | None, now: datetime, ip: str = ""
+) -> Membership:
     """The bank returned one debit: it is rejected and so is the membership (it can go in a later run)."""
     if debit.status == "rejected":
         raise DomainError("Ce prélèvement est déjà marqué rejeté.")
@@ -287,6 +387,14 @@ def reject_debit(session: Session, debit: Debit, *, reason: str, by: User | None
     debit.status, debit.rejected_at, debit.reject_reason = "rejected", now, reason.strip()[:300]
     memberships.transition(membership, "rejected")
     session.flush()
-    audit.record(session, "debit.rejected", actor=by, coop_id=debit.coop_id, entity="debit", entity_id=debit.id,
-                 after={"reason": debit.reject_reason}, ip=ip)
+    audit.record(
+        session,
+        "debit.rejected",
+        actor=by,
+        coop_id=debit.coop_id,
+        entity="debit",
+        entity_id=debit.id,
+        after={"reason": debit.reject_reason},
+        ip=ip,
+    )
     return membership

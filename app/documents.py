@@ -55,17 +55,21 @@ def _check_pdf(content: bytes) -> None:
         reader = PdfReader(io.BytesIO(content), strict=False)
         pages = len(reader.pages)
     except (PdfReadError, ValueError, KeyError, TypeError, OSError):
-        raise DomainError("Ce PDF est illisible ou abîmé : enregistrez-le à nouveau et recommencez.",
-                          field="file") from None
+        raise DomainError(
+            "Ce PDF est illisible ou abîmé : enregistrez-le à nouveau et recommencez.", field="file"
+        ) from None
     if pages == 0:
         raise DomainError("Ce PDF ne contient aucune page.", field="file")
     # Every object reachable from the trailer is looked at, compressed object streams included (pypdf
     # decodes them and hex-escaped names such as /J#61vaScript). A scan of the raw bytes would miss
     # those, and would refuse honest scans whose image data happens to contain "/JS".
     if _has_active_objects(reader):
-        raise DomainError("Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité. "
-                          "Imprimez-le en PDF (« Imprimer » puis « Enregistrer au format PDF ») "
-                          "et envoyez cette copie.", field="file")
+        raise DomainError(
+            "Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité. "
+            "Imprimez-le en PDF (« Imprimer » puis « Enregistrer au format PDF ») "
+            "et envoyez cette copie.",
+            field="file",
+        )
 
 
 def _has_active_objects(reader) -> bool:
@@ -146,8 +150,10 @@ def check_upload(content: bytes, *, max_bytes: int, photos_as_pdf: bool = False)
         raise DomainError(f"Le fichier dépasse {max_bytes // (1024 * 1024)} Mo.", field="file")
     kind = sniff(content)
     if kind is None:
-        raise DomainError("Seuls les fichiers PDF, JPEG et PNG sont acceptés "
-                          "(le contenu de ce fichier n'en est pas un).", field="file")
+        raise DomainError(
+            "Seuls les fichiers PDF, JPEG et PNG sont acceptés (le contenu de ce fichier n'en est pas un).",
+            field="file",
+        )
     if kind == "application/pdf":
         _check_pdf(content)
         return CheckedFile(content, kind, ".pdf")
@@ -160,9 +166,20 @@ def _safe_name(name: str, extension: str) -> str:
     return stem + extension
 
 
-def store_document(session: Session, *, upload_dir: str, coop_id: int, kind: str, filename: str, content: bytes,
-                   max_bytes: int, by: User | None, entry_id: int | None = None, photos_as_pdf: bool = False,
-                   ip: str = "") -> Document:
+def store_document(
+    session: Session,
+    *,
+    upload_dir: str,
+    coop_id: int,
+    kind: str,
+    filename: str,
+    content: bytes,
+    max_bytes: int,
+    by: User | None,
+    entry_id: int | None = None,
+    photos_as_pdf: bool = False,
+    ip: str = "",
+) -> Document:
     """Check, write (mode 0600, random name) and record a document; the caller commits."""
     checked = check_upload(content, max_bytes=max_bytes, photos_as_pdf=photos_as_pdf)
     key = secrets.token_hex(16)
@@ -172,14 +189,29 @@ def store_document(session: Session, *, upload_dir: str, coop_id: int, kind: str
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(checked.content)
-    document = Document(coop_id=coop_id, entry_id=entry_id, kind=kind,
-                        original_name=_safe_name(filename, checked.extension), content_type=checked.content_type,
-                        size=len(checked.content), sha256=hashlib.sha256(checked.content).hexdigest(),
-                        storage_key=key, uploaded_by_id=by.id if by else None)
+    document = Document(
+        coop_id=coop_id,
+        entry_id=entry_id,
+        kind=kind,
+        original_name=_safe_name(filename, checked.extension),
+        content_type=checked.content_type,
+        size=len(checked.content),
+        sha256=hashlib.sha256(checked.content).hexdigest(),
+        storage_key=key,
+        uploaded_by_id=by.id if by else None,
+    )
     session.add(document)
     session.flush()
-    audit.record(session, "document.uploaded", actor=by, coop_id=coop_id, entity="document", entity_id=document.id,
-                 after={"kind": kind, "name": document.original_name, "size": document.size}, ip=ip)
+    audit.record(
+        session,
+        "document.uploaded",
+        actor=by,
+        coop_id=coop_id,
+        entity="document",
+        entity_id=document.id,
+        after={"kind": kind, "name": document.original_name, "size": document.size},
+        ip=ip,
+    )
     return document
 
 

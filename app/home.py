@@ -49,45 +49,79 @@ def _paris_day(moment: datetime | None) -> str:
     return moment.replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y")
 
 
-def membership_step(year: SchoolYear | None, membership: Membership | None, has_previous: bool,
-                    year_label: str) -> Step:
+def membership_step(
+    year: SchoolYear | None, membership: Membership | None, has_previous: bool, year_label: str
+) -> Step:
     """The membership card: where the adhésion of the year stands and what to do next."""
     title = f"Adhésion {year_label}"
     endpoint = "membership.step"
     if year is None:
-        return Step("membership", title, "soon",
-                    "La campagne d'adhésion n'est pas encore ouverte : l'OCCE 85 n'a pas encore publié ses tarifs.")
+        return Step(
+            "membership",
+            title,
+            "soon",
+            "La campagne d'adhésion n'est pas encore ouverte : l'OCCE 85 n'a pas encore publié ses tarifs.",
+        )
     if membership is None:
-        summary = ("Vérifiez les effectifs de l'an dernier, puis engagez-vous comme mandataire." if has_previous
-                   else "Déclarez les classes et leurs effectifs, puis engagez-vous comme mandataire.")
+        summary = (
+            "Vérifiez les effectifs de l'an dernier, puis engagez-vous comme mandataire."
+            if has_previous
+            else "Déclarez les classes et leurs effectifs, puis engagez-vous comme mandataire."
+        )
         return Step("membership", title, "todo", summary, "Renouveler l'adhésion", endpoint)
     if membership.status == "draft":
-        return Step("membership", title, "todo", "Effectifs enregistrés : il reste l'engagement du mandataire.",
-                    "Reprendre l'adhésion", endpoint)
+        return Step(
+            "membership",
+            title,
+            "todo",
+            "Effectifs enregistrés : il reste l'engagement du mandataire.",
+            "Reprendre l'adhésion",
+            endpoint,
+        )
     amount = _euros(membership.total_cents)
     if membership.status == "paid":
-        return Step("membership", title, "done",
-                    f"Adhésion réglée ({amount}). L'attestation d'adhésion et le certificat d'assurance sont "
-                    "disponibles.", "Télécharger les documents", endpoint)
+        return Step(
+            "membership",
+            title,
+            "done",
+            f"Adhésion réglée ({amount}). L'attestation d'adhésion et le certificat d'assurance sont disponibles.",
+            "Télécharger les documents",
+            endpoint,
+        )
     if membership.status == "rejected":
-        return Step("membership", title, "todo",
-                    f"Le prélèvement de {amount} a été rejeté : vérifiez que le compte est approvisionné, l'OCCE 85 "
-                    "le présentera à nouveau.", "Voir l'adhésion", endpoint)
+        return Step(
+            "membership",
+            title,
+            "todo",
+            f"Le prélèvement de {amount} a été rejeté : vérifiez que le compte est approvisionné, l'OCCE 85 "
+            "le présentera à nouveau.",
+            "Voir l'adhésion",
+            endpoint,
+        )
     if membership.status == "committed" and membership.payment_method == "cheque":
-        return Step("membership", title, "todo",
-                    f"Engagée le {_paris_day(membership.committed_at)}. À faire : envoyer un chèque de {amount} "
-                    "à l'OCCE 85.", "Voir l'adhésion", endpoint)
+        return Step(
+            "membership",
+            title,
+            "todo",
+            f"Engagée le {_paris_day(membership.committed_at)}. À faire : envoyer un chèque de {amount} à l'OCCE 85.",
+            "Voir l'adhésion",
+            endpoint,
+        )
     what = "en cours de prélèvement" if membership.status == "in_batch" else "sera prélevé par l'OCCE 85"
-    return Step("membership", title, "waiting",
-                f"Engagée le {_paris_day(membership.committed_at)} : le montant de {amount} {what}.",
-                "Voir l'adhésion", endpoint)
+    return Step(
+        "membership",
+        title,
+        "waiting",
+        f"Engagée le {_paris_day(membership.committed_at)} : le montant de {amount} {what}.",
+        "Voir l'adhésion",
+        endpoint,
+    )
 
 
 def _membership_card(session: Session | None, coop: Coop, today: date, year_label: str) -> Step:
     year = year_of(session, today) if session is not None else None
     membership = membership_of(session, coop, year) if year is not None else None
-    has_previous = (membership is None and year is not None
-                    and previous_membership(session, coop, year) is not None)
+    has_previous = membership is None and year is not None and previous_membership(session, coop, year) is not None
     return membership_step(year, membership, has_previous, year_label)
 
 
@@ -98,9 +132,15 @@ def _ledger_card(session: Session | None, coop: Coop, today: date, year_label: s
     title = f"Cahier de comptabilité {year_label}"
     found = books.find_ledger(session, coop.id, school_year_start(today)) if session is not None else None
     if found is None or not found.entries:
-        return Step("ledger", title, "todo", "Aucune opération pour cette année : commencez par le report à "
-                    "nouveau (banque et caisse au 1er septembre), puis saisissez vos opérations.",
-                    "Ouvrir le cahier", "ledger.cahier_current")
+        return Step(
+            "ledger",
+            title,
+            "todo",
+            "Aucune opération pour cette année : commencez par le report à "
+            "nouveau (banque et caisse au 1er septembre), puis saisissez vos opérations.",
+            "Ouvrir le cahier",
+            "ledger.cahier_current",
+        )
     balances = books.balances(session, found)
     uncleared = books.uncleared_count(session, found)
     summary = f"Banque : {_euros(balances.bank)} · caisse : {_euros(balances.cash)}"
@@ -133,15 +173,26 @@ def _closing_card(session: Session | None, coop: Coop, today: date) -> Step:
     if ledger is None:
         return Step("closing", title, "done", f"Pas de cahier {label} sur le portail : rien à clôturer.")
     if ledger.is_open:
-        return Step("closing", title, "todo",
-                    f"L'année {label} est terminée : arrêté de caisse, solde du relevé au 31 août, puis clôture "
-                    f"définitive. Le report à nouveau {next_label} se fera tout seul.",
-                    "Clôturer le cahier", "yearend.closing_current")
+        return Step(
+            "closing",
+            title,
+            "todo",
+            f"L'année {label} est terminée : arrêté de caisse, solde du relevé au 31 août, puis clôture "
+            f"définitive. Le report à nouveau {next_label} se fera tout seul.",
+            "Clôturer le cahier",
+            "yearend.closing_current",
+        )
     following = closing.next_ledger(session, ledger)
     bank, cash = closing.opening_balances(session, following) if following is not None else (0, 0)
-    return Step("closing", title, "done",
-                f"Cahier {label} clôturé le {_paris_day(ledger.closed_at)}. Report à nouveau {next_label} : "
-                f"banque {_euros(bank)}, caisse {_euros(cash)}.", "Voir la clôture", "yearend.closing_current")
+    return Step(
+        "closing",
+        title,
+        "done",
+        f"Cahier {label} clôturé le {_paris_day(ledger.closed_at)}. Report à nouveau {next_label} : "
+        f"banque {_euros(bank)}, caisse {_euros(cash)}.",
+        "Voir la clôture",
+        "yearend.closing_current",
+    )
 
 
 def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
@@ -153,27 +204,57 @@ def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
     title = f"Comptes rendus {label} (CRA / CRF)"
     ledger = _last_year_ledger(session, coop, today)
     if ledger is None:
-        return Step("reports", title, "done", f"Pas de cahier {label} sur le portail : pas de compte rendu à "
-                    "envoyer ici.")
+        return Step(
+            "reports", title, "done", f"Pas de cahier {label} sur le portail : pas de compte rendu à envoyer ici."
+        )
     deadline = ledger.school_year.reports_deadline
     before = f" À envoyer avant le {deadline:%d/%m/%Y}." if deadline else ""
     report = reports.find_report(session, ledger)
     endpoint = "yearend.report_current"
     if report is not None and report.status == "returned":
-        return Step("reports", title, "todo", f"L'OCCE 85 vous a renvoyé le compte rendu : {report.return_reason}",
-                    "Reprendre le compte rendu", endpoint)
+        return Step(
+            "reports",
+            title,
+            "todo",
+            f"L'OCCE 85 vous a renvoyé le compte rendu : {report.return_reason}",
+            "Reprendre le compte rendu",
+            endpoint,
+        )
     if ledger.is_open:
-        return Step("reports", title, "todo", f"Après la clôture du cahier {label} : compte rendu d'activités, "
-                    f"compte rendu financier, quitus et justificatifs.{before}")
+        return Step(
+            "reports",
+            title,
+            "todo",
+            f"Après la clôture du cahier {label} : compte rendu d'activités, "
+            f"compte rendu financier, quitus et justificatifs.{before}",
+        )
     if report is None or report.status == "draft":
-        return Step("reports", title, "todo", "À faire : compte rendu d'activités, quitus signé par les "
-                    f"vérificateurs, relevé au 31 août et justificatifs, puis envoi à l'OCCE 85.{before}",
-                    "Remplir les comptes rendus", endpoint)
+        return Step(
+            "reports",
+            title,
+            "todo",
+            "À faire : compte rendu d'activités, quitus signé par les "
+            f"vérificateurs, relevé au 31 août et justificatifs, puis envoi à l'OCCE 85.{before}",
+            "Remplir les comptes rendus",
+            endpoint,
+        )
     if report.status == "submitted":
-        return Step("reports", title, "waiting", f"Envoyé le {_paris_day(report.submitted_at)} : l'OCCE 85 va le "
-                    "vérifier.", "Voir le compte rendu", endpoint)
-    return Step("reports", title, "done", f"Approuvé par l'OCCE 85 le {_paris_day(report.approved_at)}.",
-                "Voir le compte rendu", endpoint)
+        return Step(
+            "reports",
+            title,
+            "waiting",
+            f"Envoyé le {_paris_day(report.submitted_at)} : l'OCCE 85 va le vérifier.",
+            "Voir le compte rendu",
+            endpoint,
+        )
+    return Step(
+        "reports",
+        title,
+        "done",
+        f"Approuvé par l'OCCE 85 le {_paris_day(report.approved_at)}.",
+        "Voir le compte rendu",
+        endpoint,
+    )
 
 
 def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step | None = None) -> list[Step]:
@@ -186,10 +267,14 @@ def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step
     from app import mandates as _mandates  # the mandate card; imported here: app.mandates imports this module
 
     return [
-        Step("identity", "Identité de la coop",
-             "todo" if missing else "done",
-             f"{len(missing)} information(s) à compléter." if missing else "Informations complètes.",
-             "Compléter" if missing else "Vérifier ou modifier", "coop.identity"),
+        Step(
+            "identity",
+            "Identité de la coop",
+            "todo" if missing else "done",
+            f"{len(missing)} information(s) à compléter." if missing else "Informations complètes.",
+            "Compléter" if missing else "Vérifier ou modifier",
+            "coop.identity",
+        ),
         membership_card or _membership_card(object_session(coop), coop, today, year_label),
         _ledger_card(object_session(coop), coop, today, year_label),
         _closing_card(object_session(coop), coop, today),

@@ -22,8 +22,18 @@ UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"  # 23 letters: no I, O, Q
 
 # The fields a coop may change itself on the identity step (nothing else is ever assigned).
 IDENTITY_FIELDS = (
-    "name", "school_name", "uai", "address", "postal_code", "city", "email", "phone",
-    "director_name", "bank_name", "iban", "bic",
+    "name",
+    "school_name",
+    "uai",
+    "address",
+    "postal_code",
+    "city",
+    "email",
+    "phone",
+    "director_name",
+    "bank_name",
+    "iban",
+    "bic",
 )
 
 
@@ -87,22 +97,41 @@ def snapshot(coop: Coop, fields: tuple[str, ...] = IDENTITY_FIELDS) -> dict[str,
     return {field: getattr(coop, field) for field in fields}
 
 
-def update_identity(session: Session, coop: Coop, values: dict[str, Any], *, expected_version: int | None,
-                    by: User, ip: str = "", now: datetime | None = None) -> dict[str, Any]:
+def update_identity(
+    session: Session,
+    coop: Coop,
+    values: dict[str, Any],
+    *,
+    expected_version: int | None,
+    by: User,
+    ip: str = "",
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """Apply the identity fields of `values` to `coop` and audit the change; return the changed fields.
 
     Only IDENTITY_FIELDS are assigned. Raises DomainError when the coop was saved by someone else
     since the form was shown (`expected_version` differs).
     """
     if expected_version is not None and expected_version != coop.version:
-        raise DomainError("Ces informations ont été modifiées entre-temps (par l'OCCE 85 ou un autre poste). "
-                          "La page a été rechargée avec les nouvelles valeurs : refaites vos modifications.")
+        raise DomainError(
+            "Ces informations ont été modifiées entre-temps (par l'OCCE 85 ou un autre poste). "
+            "La page a été rechargée avec les nouvelles valeurs : refaites vos modifications."
+        )
     before = snapshot(coop)
     for field in IDENTITY_FIELDS:
         if field in values:
             setattr(coop, field, values[field])
     old, new = audit.changed_fields(before, snapshot(coop))
     if new:
-        audit.record(session, "coop.identity_updated", actor=by, coop_id=coop.id, entity="coop",
-                     entity_id=coop.id, before=old, after=new, ip=ip)
+        audit.record(
+            session,
+            "coop.identity_updated",
+            actor=by,
+            coop_id=coop.id,
+            entity="coop",
+            entity_id=coop.id,
+            before=old,
+            after=new,
+            ip=ip,
+        )
     return new

@@ -33,9 +33,15 @@ KIND_LABELS = {
     "advance_justified": "Régie d'avance : justification des dépenses",
 }
 MODE_LABELS = {
-    "cheque": "Chèque", "virement": "Virement", "especes": "Espèces", "carte": "Carte bancaire",
-    "prelevement": "Prélèvement", "remise": "Remise de chèques", "interne": "Mouvement interne",
-    "regie": "Régie d'avance", "report": "Report à nouveau",
+    "cheque": "Chèque",
+    "virement": "Virement",
+    "especes": "Espèces",
+    "carte": "Carte bancaire",
+    "prelevement": "Prélèvement",
+    "remise": "Remise de chèques",
+    "interne": "Mouvement interne",
+    "regie": "Régie d'avance",
+    "report": "Report à nouveau",
 }
 # Payment modes the form offers for each kind (the first is the default).
 MODES_FOR_KIND = {
@@ -101,8 +107,13 @@ def school_year(session: Session, start_year: int) -> SchoolYear:
         latest = session.scalar(sa.select(SchoolYear).order_by(SchoolYear.start_year.desc()).limit(1))
         year = SchoolYear(start_year=start_year)
         if latest is not None:
-            for name in ("pupil_fee_cents", "adult_fee_cents", "insurance_fee_cents", "property_threshold_cents",
-                         "property_rate_ppm"):
+            for name in (
+                "pupil_fee_cents",
+                "adult_fee_cents",
+                "insurance_fee_cents",
+                "property_threshold_cents",
+                "property_rate_ppm",
+            ):
                 setattr(year, name, getattr(latest, name))
         session.add(year)
         session.flush()
@@ -126,9 +137,14 @@ def current_start_year(today: date) -> int:
 
 def ledger_years(session: Session, coop: Coop) -> list[int]:
     """Start years of the coop's existing ledgers, newest first."""
-    return list(session.scalars(
-        sa.select(SchoolYear.start_year).join(Ledger, Ledger.school_year_id == SchoolYear.id)
-        .where(Ledger.coop_id == coop.id).order_by(SchoolYear.start_year.desc())))
+    return list(
+        session.scalars(
+            sa.select(SchoolYear.start_year)
+            .join(Ledger, Ledger.school_year_id == SchoolYear.id)
+            .where(Ledger.coop_id == coop.id)
+            .order_by(SchoolYear.start_year.desc())
+        )
+    )
 
 
 def accounts_by_code(session: Session) -> dict[str, Account]:
@@ -159,15 +175,20 @@ def build_lines(
         if account is None:
             raise DomainError(f"Le compte {split.account_code} n'existe pas.", field="box7")
         if not account.is_active:
-            raise DomainError(f"Le compte {account.display_code} n'est plus utilisé : choisissez-en un autre.",
-                              field="box7")
+            raise DomainError(
+                f"Le compte {account.display_code} n'est plus utilisé : choisissez-en un autre.", field="box7"
+            )
         if account.nature not in natures:
-            expected = {"receipt": "de produit (7…)", "expense": "de charge (6…)",
-                        "advance_justified": "de charge (6…)"}.get(kind)
+            expected = {
+                "receipt": "de produit (7…)",
+                "expense": "de charge (6…)",
+                "advance_justified": "de charge (6…)",
+            }.get(kind)
             if expected is None:
                 raise DomainError("Ce type d'opération ne se ventile pas : laissez la case 7 vide.", field="box7")
-            raise DomainError(f"Le compte {account.display_code} ne convient pas : choisissez un compte {expected}.",
-                              field="box7")
+            raise DomainError(
+                f"Le compte {account.display_code} ne convient pas : choisissez un compte {expected}.", field="box7"
+            )
     split_total = sum(split.amount for split in splits)
     lines: list[tuple[Account, int]] = []
 
@@ -191,11 +212,16 @@ def build_lines(
         lines += [(accounts[s.account_code], s.amount) for s in splits]
     elif kind in ("deposit", "withdrawal"):
         if splits:
-            raise DomainError("Un mouvement entre caisse et banque n'est ni une recette ni une dépense : "
-                              "laissez la case 7 vide.", field="box7")
+            raise DomainError(
+                "Un mouvement entre caisse et banque n'est ni une recette ni une dépense : laissez la case 7 vide.",
+                field="box7",
+            )
         amount = treasury.bank_in if kind == "deposit" else treasury.cash_in
-        expected = (Treasury(bank_in=amount, cash_out=amount) if kind == "deposit"
-                    else Treasury(bank_out=amount, cash_in=amount))
+        expected = (
+            Treasury(bank_in=amount, cash_out=amount)
+            if kind == "deposit"
+            else Treasury(bank_out=amount, cash_in=amount)
+        )
         if amount <= 0 or treasury != expected:
             raise DomainError("Indiquez le montant déplacé entre la caisse et la banque.", field="box6")
         treasury_lines()
@@ -215,8 +241,10 @@ def build_lines(
         lines.append((accounts[ADVANCE], -treasury.total_in))
     elif kind == "advance_justified":
         if treasury.total_in or treasury.total_out:
-            raise DomainError("La justification d'une régie ne fait entrer ni sortir d'argent : "
-                              "laissez la case 6 à zéro.", field="box6")
+            raise DomainError(
+                "La justification d'une régie ne fait entrer ni sortir d'argent : laissez la case 6 à zéro.",
+                field="box6",
+            )
         if not splits:
             raise DomainError("Ventilez les dépenses justifiées par l'enseignant.", field="box7")
         lines += [(accounts[s.account_code], s.amount) for s in splits]
@@ -231,7 +259,9 @@ def _check_split(split_total: int, treasury_total: int) -> None:
         rest = treasury_total - split_total
         raise DomainError(
             f"La ventilation ({_euros(split_total)}) ne correspond pas au montant de l'opération "
-            f"({_euros(treasury_total)}) : reste à ventiler {_euros(rest)}.", field="box7")
+            f"({_euros(treasury_total)}) : reste à ventiler {_euros(rest)}.",
+            field="box7",
+        )
 
 
 # -- checks shared by create and update ----------------------------------------------------------
@@ -246,8 +276,11 @@ def _check_not_carried(session: Session, ledger: Ledger) -> None:
     """Refuse an opening typed by hand when it comes from the closing of the previous year."""
     previous = find_ledger(session, ledger.coop_id, ledger.school_year.start_year - 1)
     if previous is not None and not previous.is_open:
-        raise DomainError(f"Le report à nouveau {ledger.school_year.label} vient de la clôture du cahier "
-                          f"{previous.school_year.label} : il ne se modifie pas à la main.", field="bank")
+        raise DomainError(
+            f"Le report à nouveau {ledger.school_year.label} vient de la clôture du cahier "
+            f"{previous.school_year.label} : il ne se modifie pas à la main.",
+            field="bank",
+        )
 
 
 def _check_header(session: Session, ledger: Ledger, data: EntryData, *, entry_id: int | None = None) -> None:
@@ -255,15 +288,22 @@ def _check_header(session: Session, ledger: Ledger, data: EntryData, *, entry_id
     if not data.piece.strip():
         raise DomainError("Indiquez le numéro de la pièce justificative.", field="piece")
     if not year.contains(data.date):
-        raise DomainError(f"La date doit être comprise entre le {fr_date(year.starts_on)} et le "
-                          f"{fr_date(year.ends_on)} (année {year.label}).", field="date")
+        raise DomainError(
+            f"La date doit être comprise entre le {fr_date(year.starts_on)} et le "
+            f"{fr_date(year.ends_on)} (année {year.label}).",
+            field="date",
+        )
     if not data.label.strip():
         raise DomainError("Indiquez un libellé.", field="label")
-    clash = session.scalar(sa.select(Entry.id).where(Entry.ledger_id == ledger.id, Entry.piece == data.piece.strip(),
-                                                      Entry.id != (entry_id or 0)))
+    clash = session.scalar(
+        sa.select(Entry.id).where(
+            Entry.ledger_id == ledger.id, Entry.piece == data.piece.strip(), Entry.id != (entry_id or 0)
+        )
+    )
     if clash is not None:
-        raise DomainError(f"La pièce {data.piece} existe déjà dans ce cahier : choisissez un autre numéro.",
-                          field="piece")
+        raise DomainError(
+            f"La pièce {data.piece} existe déjà dans ce cahier : choisissez un autre numéro.", field="piece"
+        )
     if data.payment_mode == "cheque" and data.treasury.bank_out and not data.cheque_number.strip():
         raise DomainError("Indiquez le numéro du chèque émis.", field="cheque_number")
     if data.action_id is not None:
@@ -273,9 +313,15 @@ def _check_header(session: Session, ledger: Ledger, data: EntryData, *, entry_id
 
 
 def _snapshot(entry: Entry) -> dict:
-    return {"piece": entry.piece, "date": entry.date.isoformat(), "label": entry.label, "kind": entry.kind,
-            "mode": entry.payment_mode, "cheque": entry.cheque_number,
-            "lines": {line.account.code: line.amount_cents for line in entry.lines}}
+    return {
+        "piece": entry.piece,
+        "date": entry.date.isoformat(),
+        "label": entry.label,
+        "kind": entry.kind,
+        "mode": entry.payment_mode,
+        "cheque": entry.cheque_number,
+        "lines": {line.account.code: line.amount_cents for line in entry.lines},
+    }
 
 
 def _set_lines(
@@ -309,8 +355,15 @@ def find_by_token(session: Session, coop_id: int, token: str | None) -> Entry | 
     return session.scalar(sa.select(Entry).where(Entry.idempotency_key == token, Entry.coop_id == coop_id))
 
 
-def record_entry(session: Session, ledger: Ledger, data: EntryData, *, by: User | None,
-                 idempotency_key: str | None = None, ip: str = "") -> Entry:
+def record_entry(
+    session: Session,
+    ledger: Ledger,
+    data: EntryData,
+    *,
+    by: User | None,
+    idempotency_key: str | None = None,
+    ip: str = "",
+) -> Entry:
     """Add a balanced entry to an open ledger; with a key already used, return that entry instead."""
     existing = find_by_token(session, ledger.coop_id, idempotency_key)
     if existing is not None:
@@ -318,15 +371,33 @@ def record_entry(session: Session, ledger: Ledger, data: EntryData, *, by: User 
     _check_writable(ledger)
     _check_header(session, ledger, data)
     lines = build_lines(data.kind, data.treasury, data.splits, accounts_by_code(session))
-    entry = Entry(ledger=ledger, coop_id=ledger.coop_id, piece=data.piece.strip(), date=data.date,
-                  label=data.label.strip(), payment_mode=data.payment_mode, cheque_number=data.cheque_number.strip(),
-                  kind=_stored_kind(data.kind), action_id=data.action_id, idempotency_key=idempotency_key,
-                  created_by_id=by.id if by else None)
+    entry = Entry(
+        ledger=ledger,
+        coop_id=ledger.coop_id,
+        piece=data.piece.strip(),
+        date=data.date,
+        label=data.label.strip(),
+        payment_mode=data.payment_mode,
+        cheque_number=data.cheque_number.strip(),
+        kind=_stored_kind(data.kind),
+        action_id=data.action_id,
+        idempotency_key=idempotency_key,
+        created_by_id=by.id if by else None,
+    )
     _set_lines(entry, lines, keep_clearing={})
     session.add(entry)
     session.flush()
-    audit.record(session, "entry.created", actor=by, actor_login=None if by else "cli", coop_id=ledger.coop_id,
-                 entity="entry", entity_id=entry.id, after=_snapshot(entry), ip=ip)
+    audit.record(
+        session,
+        "entry.created",
+        actor=by,
+        actor_login=None if by else "cli",
+        coop_id=ledger.coop_id,
+        entity="entry",
+        entity_id=entry.id,
+        after=_snapshot(entry),
+        ip=ip,
+    )
     return entry
 
 
@@ -342,16 +413,20 @@ def form_kind(entry: Entry) -> str:
     return "deposit" if bank > 0 else "withdrawal"
 
 
-def update_entry(session: Session, entry: Entry, data: EntryData, *, expected_version: int | None,
-                 by: User | None, ip: str = "") -> bool:
+def update_entry(
+    session: Session, entry: Entry, data: EntryData, *, expected_version: int | None, by: User | None, ip: str = ""
+) -> bool:
     """Change an entry of an open ledger; refuse a stale form. Returns True when a pointage was undone."""
     ledger = entry.ledger
     _check_writable(ledger)
     if entry.kind == "opening":
         raise DomainError("Le report à nouveau se modifie depuis l'étape « Report à nouveau ».")
     if expected_version is not None and expected_version != entry.version:
-        raise DomainError("Cette opération a été modifiée entre-temps (sur un autre poste ?). "
-                          "Elle a été rechargée : refaites votre modification.", field="stale")
+        raise DomainError(
+            "Cette opération a été modifiée entre-temps (sur un autre poste ?). "
+            "Elle a été rechargée : refaites votre modification.",
+            field="stale",
+        )
     _check_header(session, ledger, data, entry_id=entry.id)
     lines = build_lines(data.kind, data.treasury, data.splits, accounts_by_code(session))
     before = _snapshot(entry)
@@ -363,16 +438,33 @@ def update_entry(session: Session, entry: Entry, data: EntryData, *, expected_ve
     entry.updated_at = utcnow()  # bumps the version even when only the lines changed
     session.flush()
     old, new = audit.changed_fields(before, _snapshot(entry))
-    audit.record(session, "entry.updated", actor=by, coop_id=ledger.coop_id, entity="entry", entity_id=entry.id,
-                 before=old, after=new, ip=ip)
+    audit.record(
+        session,
+        "entry.updated",
+        actor=by,
+        coop_id=ledger.coop_id,
+        entity="entry",
+        entity_id=entry.id,
+        before=old,
+        after=new,
+        ip=ip,
+    )
     return uncleared
 
 
 def delete_entry(session: Session, entry: Entry, *, by: User | None, ip: str = "") -> None:
     """Delete an entry of an open ledger (its vouchers go with it)."""
     _check_writable(entry.ledger)
-    audit.record(session, "entry.deleted", actor=by, coop_id=entry.coop_id, entity="entry", entity_id=entry.id,
-                 before=_snapshot(entry), ip=ip)
+    audit.record(
+        session,
+        "entry.deleted",
+        actor=by,
+        coop_id=entry.coop_id,
+        entity="entry",
+        entity_id=entry.id,
+        before=_snapshot(entry),
+        ip=ip,
+    )
     session.delete(entry)
     session.flush()
 
@@ -381,8 +473,9 @@ def opening_entry(session: Session, ledger: Ledger) -> Entry | None:
     return session.scalar(sa.select(Entry).where(Entry.ledger_id == ledger.id, Entry.kind == "opening"))
 
 
-def record_opening(session: Session, ledger: Ledger, *, bank: int, cash: int, by: User | None, ip: str = "",
-                   carried: bool = False) -> Entry | None:
+def record_opening(
+    session: Session, ledger: Ledger, *, bank: int, cash: int, by: User | None, ip: str = "", carried: bool = False
+) -> Entry | None:
     """Set the opening balances at 1 September (+512 +530 / -110); replaces a previous opening entry.
 
     Once the previous year is closed, the opening is its closing balances: only the closing
@@ -399,9 +492,16 @@ def record_opening(session: Session, ledger: Ledger, *, bank: int, cash: int, by
     if entry is None:
         if session.scalar(sa.select(Entry.id).where(Entry.ledger_id == ledger.id, Entry.piece == "RAN")):
             raise DomainError("La pièce RAN est déjà utilisée dans ce cahier.", field="bank")
-        entry = Entry(ledger=ledger, coop_id=ledger.coop_id, piece="RAN", date=ledger.school_year.starts_on,
-                      label="Report à nouveau", payment_mode="report", kind="opening",
-                      created_by_id=by.id if by else None)
+        entry = Entry(
+            ledger=ledger,
+            coop_id=ledger.coop_id,
+            piece="RAN",
+            date=ledger.school_year.starts_on,
+            label="Report à nouveau",
+            payment_mode="report",
+            kind="opening",
+            created_by_id=by.id if by else None,
+        )
         session.add(entry)
     else:
         keep = {line.account.code: (line.amount_cents, line.cleared_on) for line in entry.lines}
@@ -411,8 +511,17 @@ def record_opening(session: Session, ledger: Ledger, *, bank: int, cash: int, by
     _set_lines(entry, lines, keep_clearing=keep)
     entry.updated_at = utcnow()
     session.flush()
-    audit.record(session, "ledger.opening_set", actor=by, actor_login=None if by else "cli", coop_id=ledger.coop_id,
-                 entity="ledger", entity_id=ledger.id, after={"bank": bank, "cash": cash}, ip=ip)
+    audit.record(
+        session,
+        "ledger.opening_set",
+        actor=by,
+        actor_login=None if by else "cli",
+        coop_id=ledger.coop_id,
+        entity="ledger",
+        entity_id=ledger.id,
+        after={"bank": bank, "cash": cash},
+        ip=ip,
+    )
     return entry
 
 
@@ -437,8 +546,13 @@ def next_piece(session: Session, ledger: Ledger, prefix: str = "") -> str:
 
 def next_cheque_number(session: Session, coop_id: int) -> str:
     """The number after the highest cheque the coop has written (empty when there is none)."""
-    numbers = [n for n in session.scalars(sa.select(Entry.cheque_number).where(
-        Entry.coop_id == coop_id, Entry.cheque_number != "")) if n.isdigit()]
+    numbers = [
+        n
+        for n in session.scalars(
+            sa.select(Entry.cheque_number).where(Entry.coop_id == coop_id, Entry.cheque_number != "")
+        )
+        if n.isdigit()
+    ]
     if not numbers:
         return ""
     highest = max(numbers, key=int)
@@ -454,10 +568,13 @@ class Balances:
 
 def balances(session: Session, ledger: Ledger, until: date | None = None) -> Balances:
     """Bank, cash and advance balances: sums of the ledger's lines (up to `until` when given)."""
-    query = (sa.select(Account.code, sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0))
-             .join(EntryLine.account).join(EntryLine.entry)
-             .where(Entry.ledger_id == ledger.id, Account.code.in_((BANK, CASH, ADVANCE)))
-             .group_by(Account.code))
+    query = (
+        sa.select(Account.code, sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0))
+        .join(EntryLine.account)
+        .join(EntryLine.entry)
+        .where(Entry.ledger_id == ledger.id, Account.code.in_((BANK, CASH, ADVANCE)))
+        .group_by(Account.code)
+    )
     if until is not None:
         query = query.where(Entry.date <= until)
     sums = dict(session.execute(query).all())
@@ -466,16 +583,28 @@ def balances(session: Session, ledger: Ledger, until: date | None = None) -> Bal
 
 def uncleared_count(session: Session, ledger: Ledger) -> int:
     """Bank lines of the ledger not yet pointed on a statement (the opening balance is not one)."""
-    return session.scalar(
-        sa.select(sa.func.count()).select_from(EntryLine).join(EntryLine.entry).join(EntryLine.account)
-        .where(Entry.ledger_id == ledger.id, Entry.kind != "opening", Account.code == BANK,
-               EntryLine.cleared_on.is_(None))) or 0
+    return (
+        session.scalar(
+            sa.select(sa.func.count())
+            .select_from(EntryLine)
+            .join(EntryLine.entry)
+            .join(EntryLine.account)
+            .where(
+                Entry.ledger_id == ledger.id,
+                Entry.kind != "opening",
+                Account.code == BANK,
+                EntryLine.cleared_on.is_(None),
+            )
+        )
+        or 0
+    )
 
 
 def find_ledger(session: Session, coop_id: int, start_year: int) -> Ledger | None:
     """The coop's ledger for the school year starting in `start_year`, without creating it."""
-    return session.scalar(sa.select(Ledger).join(Ledger.school_year)
-                          .where(Ledger.coop_id == coop_id, SchoolYear.start_year == start_year))
+    return session.scalar(
+        sa.select(Ledger).join(Ledger.school_year).where(Ledger.coop_id == coop_id, SchoolYear.start_year == start_year)
+    )
 
 
 def check_ledger(session: Session, ledger: Ledger) -> list[str]:
@@ -483,8 +612,10 @@ def check_ledger(session: Session, ledger: Ledger) -> list[str]:
     problems = []
     rows = session.execute(
         sa.select(Entry.piece, Entry.date, sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0))
-        .outerjoin(EntryLine, EntryLine.entry_id == Entry.id).where(Entry.ledger_id == ledger.id)
-        .group_by(Entry.id, Entry.piece, Entry.date)).all()
+        .outerjoin(EntryLine, EntryLine.entry_id == Entry.id)
+        .where(Entry.ledger_id == ledger.id)
+        .group_by(Entry.id, Entry.piece, Entry.date)
+    ).all()
     for piece, day, total in rows:
         if total != 0:
             problems.append(f"La pièce {piece} n'est pas équilibrée ({_euros(int(total))}).")
@@ -507,21 +638,25 @@ def create_action(session: Session, coop_id: int, name: str, *, by: User | None,
         raise DomainError("Donnez un nom à l'action.", field="name")
     if len(name) > 100:
         raise DomainError("Le nom de l'action est limité à 100 caractères.", field="name")
-    existing = session.scalar(sa.select(Action).where(Action.coop_id == coop_id,
-                                                      sa.func.lower(Action.name) == name.lower()))
+    existing = session.scalar(
+        sa.select(Action).where(Action.coop_id == coop_id, sa.func.lower(Action.name) == name.lower())
+    )
     if existing is not None:
         if not reuse:
-            raise DomainError(f"L'action « {existing.name} » existe déjà"
-                              + (" (archivée : réactivez-la dans la liste)." if existing.is_archived else "."),
-                              field="name")
+            raise DomainError(
+                f"L'action « {existing.name} » existe déjà"
+                + (" (archivée : réactivez-la dans la liste)." if existing.is_archived else "."),
+                field="name",
+            )
         if existing.is_archived:
             set_action_archived(session, existing, False, by=by)
         return existing
     action = Action(coop_id=coop_id, name=name)
     session.add(action)
     session.flush()
-    audit.record(session, "action.created", actor=by, coop_id=coop_id, entity="action", entity_id=action.id,
-                 after={"name": name})
+    audit.record(
+        session, "action.created", actor=by, coop_id=coop_id, entity="action", entity_id=action.id, after={"name": name}
+    )
     return action
 
 
@@ -529,19 +664,36 @@ def rename_action(session: Session, action: Action, name: str, *, by: User | Non
     name = " ".join(name.split())
     if not name:
         raise DomainError("Donnez un nom à l'action.", field="name")
-    clash = session.scalar(sa.select(Action.id).where(Action.coop_id == action.coop_id, Action.id != action.id,
-                                                      sa.func.lower(Action.name) == name.lower()))
+    clash = session.scalar(
+        sa.select(Action.id).where(
+            Action.coop_id == action.coop_id, Action.id != action.id, sa.func.lower(Action.name) == name.lower()
+        )
+    )
     if clash is not None:
         raise DomainError("Une autre action porte déjà ce nom.", field="name")
-    audit.record(session, "action.renamed", actor=by, coop_id=action.coop_id, entity="action", entity_id=action.id,
-                 before={"name": action.name}, after={"name": name})
+    audit.record(
+        session,
+        "action.renamed",
+        actor=by,
+        coop_id=action.coop_id,
+        entity="action",
+        entity_id=action.id,
+        before={"name": action.name},
+        after={"name": name},
+    )
     action.name = name
 
 
 def set_action_archived(session: Session, action: Action, archived: bool, *, by: User | None) -> None:
     action.is_archived = archived
-    audit.record(session, "action.archived" if archived else "action.restored", actor=by, coop_id=action.coop_id,
-                 entity="action", entity_id=action.id)
+    audit.record(
+        session,
+        "action.archived" if archived else "action.restored",
+        actor=by,
+        coop_id=action.coop_id,
+        entity="action",
+        entity_id=action.id,
+    )
 
 
 @dataclass(frozen=True)
@@ -562,10 +714,15 @@ def action_totals(session: Session, coop_id: int, ledger: Ledger | None) -> list
     if ledger is not None:
         rows = session.execute(
             sa.select(Entry.action_id, Account.nature, sa.func.sum(EntryLine.amount_cents))
-            .join(EntryLine.entry).join(EntryLine.account)
-            .where(Entry.ledger_id == ledger.id, Entry.action_id.is_not(None),
-                   Account.nature.in_(("expense", "income", "subsidy")))
-            .group_by(Entry.action_id, Account.nature)).all()
+            .join(EntryLine.entry)
+            .join(EntryLine.account)
+            .where(
+                Entry.ledger_id == ledger.id,
+                Entry.action_id.is_not(None),
+                Account.nature.in_(("expense", "income", "subsidy")),
+            )
+            .group_by(Entry.action_id, Account.nature)
+        ).all()
         for action_id, nature, total in rows:
             key = (action_id, "charges" if nature == "expense" else "produits")
             sums[key] = sums.get(key, 0) + (int(total) if nature == "expense" else -int(total))

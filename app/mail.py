@@ -26,16 +26,18 @@ from sqlalchemy.orm import Session
 from app.models import OutboxEmail
 
 
-def queue_email(session: Session, *, to: str, subject: str, text: str, html: str | None = None,
-                domain: str = "coop85.occe") -> OutboxEmail:
+def queue_email(
+    session: Session, *, to: str, subject: str, text: str, html: str | None = None, domain: str = "coop85.occe"
+) -> OutboxEmail:
     """Add a mail to the outbox (flushed with the caller's transaction). Refuses header injection.
 
     Raises ValueError when the recipient or subject holds a line break or another control character.
     """
     _check_header(to)
     _check_header(subject)
-    row = OutboxEmail(recipient=to, subject=subject, body_text=text, body_html=html,
-                      message_id=f"<{uuid.uuid4().hex}@{domain}>")
+    row = OutboxEmail(
+        recipient=to, subject=subject, body_text=text, body_html=html, message_id=f"<{uuid.uuid4().hex}@{domain}>"
+    )
     session.add(row)
     return row
 
@@ -44,8 +46,9 @@ def _check_header(value: str) -> None:
     # Not only CR and LF: the email package refuses every line boundary (\x0b, \x85, \u2028...) when
     # the message is built, at delivery time; control characters have no place in a header either.
     if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
-        raise ValueError("Un en-tête de courriel ne peut pas contenir de retour à la ligne "
-                         "ni de caractère de contrôle.")
+        raise ValueError(
+            "Un en-tête de courriel ne peut pas contenir de retour à la ligne ni de caractère de contrôle."
+        )
 
 
 def build_message(row: OutboxEmail, sender: str) -> EmailMessage:
@@ -112,9 +115,16 @@ class DeliveryReport:
     failed: int = 0
 
 
-def deliver_pending(session: Session, transport: Transport, *, sender: str, now: Callable[[], datetime],
-                    max_attempts: int = 8, commit: Callable[[], None] | None = None,
-                    limit: int = 500) -> DeliveryReport:
+def deliver_pending(
+    session: Session,
+    transport: Transport,
+    *,
+    sender: str,
+    now: Callable[[], datetime],
+    max_attempts: int = 8,
+    commit: Callable[[], None] | None = None,
+    limit: int = 500,
+) -> DeliveryReport:
     """Send every due pending mail; a row that cannot be sent is retried later, never blocks the others.
 
     With `commit`, each attempt is first claimed and committed (attempts + 1, next try pushed back

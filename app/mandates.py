@@ -149,7 +149,9 @@ def check_proof_of_address_date(proof_date: date | None, today: date) -> None:
         raise DomainError(
             f"Ce justificatif de domicile date du {proof_date:%d/%m/%Y} : il a plus de {PROOF_OF_ADDRESS_MONTHS} "
             f"mois. Envoyez un justificatif daté du {oldest_proof_of_address(today):%d/%m/%Y} ou après "
-            "(facture d'énergie, de téléphone, avis d'imposition, quittance de loyer…).", field="proof_date")
+            "(facture d'énergie, de téléphone, avis d'imposition, quittance de loyer…).",
+            field="proof_date",
+        )
 
 
 def check_effective_date(effective_date: date, today: date) -> None:
@@ -159,7 +161,9 @@ def check_effective_date(effective_date: date, today: date) -> None:
         raise DomainError(
             f"La date d'effet ne peut pas être antérieure de plus de {EFFECTIVE_DATE_MAX_PAST_DAYS} jours à "
             f"aujourd'hui (au plus tôt le {earliest:%d/%m/%Y}). Pour un changement plus ancien, contactez "
-            "l'OCCE 85.", field="effective_date")
+            "l'OCCE 85.",
+            field="effective_date",
+        )
     if effective_date > today + timedelta(days=EFFECTIVE_DATE_MAX_FUTURE_DAYS):
         raise DomainError("La date d'effet est à plus d'un an : vérifiez l'année.", field="effective_date")
 
@@ -174,8 +178,11 @@ def open_change(session: Session, coop: Coop) -> MandateChange | None:
 
 def changes_of(session: Session, coop: Coop) -> Sequence[MandateChange]:
     """Every dossier of the coop, newest first."""
-    return session.scalars(sa.select(MandateChange).where(MandateChange.coop_id == coop.id)
-                           .order_by(MandateChange.created_at.desc(), MandateChange.id.desc())).all()
+    return session.scalars(
+        sa.select(MandateChange)
+        .where(MandateChange.coop_id == coop.id)
+        .order_by(MandateChange.created_at.desc(), MandateChange.id.desc())
+    ).all()
 
 
 def is_editable(change: MandateChange) -> bool:
@@ -207,9 +214,14 @@ def missing_items(change: MandateChange, today: date) -> dict[str, list[str]]:
 
 def status_dates(change: MandateChange) -> list[tuple[str, datetime]]:
     """The dossier's steps with their dates, oldest first (what the coop and staff read as a timeline)."""
-    steps = [("Dossier commencé", change.created_at), ("Envoyé à l'OCCE 85", change.submitted_at),
-             ("Renvoyé pour correction", change.returned_at), ("Validé par l'OCCE 85", change.validated_at),
-             ("Envoyé à la banque", change.sent_to_bank_at), ("Délégation créée", change.completed_at)]
+    steps = [
+        ("Dossier commencé", change.created_at),
+        ("Envoyé à l'OCCE 85", change.submitted_at),
+        ("Renvoyé pour correction", change.returned_at),
+        ("Validé par l'OCCE 85", change.validated_at),
+        ("Envoyé à la banque", change.sent_to_bank_at),
+        ("Délégation créée", change.completed_at),
+    ]
     return sorted(((label, when) for label, when in steps if when is not None), key=lambda item: item[1])
 
 
@@ -246,8 +258,9 @@ def check_transition(change: MandateChange, to: str) -> None:
     if to not in TRANSITIONS:
         raise DomainError(f"Statut de dossier inconnu : {to}.")
     if to not in TRANSITIONS.get(current, frozenset()):
-        raise DomainError(f"Un dossier « {STATUS_LABELS.get(current, current)} » ne peut pas passer à "
-                          f"« {STATUS_LABELS[to]} ».")
+        raise DomainError(
+            f"Un dossier « {STATUS_LABELS.get(current, current)} » ne peut pas passer à « {STATUS_LABELS[to]} »."
+        )
 
 
 def transition(change: MandateChange, to: str) -> None:
@@ -275,11 +288,16 @@ def check_details(details: ChangeDetails, today: date) -> None:
     for name in DETAIL_FIELDS:
         value = getattr(details, name)
         allowed = "\r\n\t" if name == "reason_details" else ""
-        if isinstance(value, str) and any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch not in allowed
-                                          for ch in value):
+        if isinstance(value, str) and any(
+            unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch not in allowed for ch in value
+        ):
             errors[name] = ["Ce champ contient un caractère de contrôle : retapez-le."]
-    for name, label in (("incoming_last_name", "le nom"), ("incoming_first_name", "le prénom"),
-                        ("incoming_email", "l'adresse e-mail"), ("incoming_phone", "le téléphone")):
+    for name, label in (
+        ("incoming_last_name", "le nom"),
+        ("incoming_first_name", "le prénom"),
+        ("incoming_email", "l'adresse e-mail"),
+        ("incoming_phone", "le téléphone"),
+    ):
         if not getattr(details, name).strip():
             errors[name] = [f"Indiquez {label} du nouveau mandataire."]
     if details.incoming_civility not in CIVILITIES:
@@ -287,14 +305,16 @@ def check_details(details: ChangeDetails, today: date) -> None:
     if details.outgoing_civility and details.outgoing_civility not in CIVILITIES:
         errors["outgoing_civility"] = ["Choisissez la civilité du mandataire sortant."]
     if not details.incoming_is_teacher:
-        errors["incoming_is_teacher"] = ["Seul un enseignant de l'école peut être mandataire de la coopérative "
-                                         "(statuts de l'OCCE)."]
+        errors["incoming_is_teacher"] = [
+            "Seul un enseignant de l'école peut être mandataire de la coopérative (statuts de l'OCCE)."
+        ]
     if details.reason not in REASONS:
         errors["reason"] = ["Choisissez le motif du changement."]
     elif details.reason == "autre" and not details.reason_details.strip():
         errors["reason_details"] = ["Précisez le motif du changement."]
-    same = (_normalise(details.incoming_last_name) == _normalise(details.outgoing_last_name)
-            and _normalise(details.incoming_first_name) == _normalise(details.outgoing_first_name))
+    same = _normalise(details.incoming_last_name) == _normalise(details.outgoing_last_name) and _normalise(
+        details.incoming_first_name
+    ) == _normalise(details.outgoing_first_name)
     if same and details.incoming_last_name.strip():
         errors["incoming_last_name"] = ["Le nouveau mandataire est la même personne que le mandataire sortant."]
     try:
@@ -318,8 +338,9 @@ def _apply(change: MandateChange, details: ChangeDetails) -> dict[str, object]:
     return changed
 
 
-def start_change(session: Session, coop: Coop, details: ChangeDetails, *, by: User | None, ip: str = "",
-                 today: date) -> MandateChange:
+def start_change(
+    session: Session, coop: Coop, details: ChangeDetails, *, by: User | None, ip: str = "", today: date
+) -> MandateChange:
     """Open the coop's dossier (status draft) with `details`; the outgoing mandate is today's mandataire.
 
     Raises ValidationErrors for invalid details, DomainError when the coop already has an open dossier.
@@ -327,23 +348,41 @@ def start_change(session: Session, coop: Coop, details: ChangeDetails, *, by: Us
     check_details(details, today)
     if open_change(session, coop) is not None:
         raise DomainError("Un changement de mandataire est déjà en cours pour la coopérative : reprenez-le.")
-    change = MandateChange(coop=coop, coop_id=coop.id, open_for_coop_id=coop.id, status="draft",
-                           reference=_new_reference(session, coop), created_by_id=by.id if by else None)
+    change = MandateChange(
+        coop=coop,
+        coop_id=coop.id,
+        open_for_coop_id=coop.id,
+        status="draft",
+        reference=_new_reference(session, coop),
+        created_by_id=by.id if by else None,
+    )
     outgoing = current_mandate(coop, today)
     change.outgoing_mandate_id = outgoing.id if outgoing is not None else None
     _apply(change, details)
     session.add(change)
     session.flush()
-    audit.record(session, "mandate_change.started", actor=by, coop_id=coop.id, entity="mandate_change",
-                 entity_id=change.id, after={"reference": change.reference, "incoming": change.incoming_full_name,
-                                             "effective_date": change.effective_date}, ip=ip)
+    audit.record(
+        session,
+        "mandate_change.started",
+        actor=by,
+        coop_id=coop.id,
+        entity="mandate_change",
+        entity_id=change.id,
+        after={
+            "reference": change.reference,
+            "incoming": change.incoming_full_name,
+            "effective_date": change.effective_date,
+        },
+        ip=ip,
+    )
     return change
 
 
 def _require_editable(change: MandateChange) -> None:
     if not is_editable(change):
-        raise DomainError(f"Le dossier {change.reference} est « {STATUS_LABELS[change.status]} » : il ne peut plus "
-                          "être modifié.")
+        raise DomainError(
+            f"Le dossier {change.reference} est « {STATUS_LABELS[change.status]} » : il ne peut plus être modifié."
+        )
 
 
 def _drop(session: Session, document: Document) -> str:
@@ -353,8 +392,9 @@ def _drop(session: Session, document: Document) -> str:
     return key
 
 
-def update_details(session: Session, change: MandateChange, details: ChangeDetails, *, by: User | None,
-                   ip: str = "", today: date) -> list[str]:
+def update_details(
+    session: Session, change: MandateChange, details: ChangeDetails, *, by: User | None, ip: str = "", today: date
+) -> list[str]:
     """Save new details on an editable dossier; returns the storage keys of files to remove after commit.
 
     When a detail printed on the request form changed, the signed form no longer matches it: that
@@ -371,9 +411,17 @@ def update_details(session: Session, change: MandateChange, details: ChangeDetai
             removed.append(_drop(session, signed))
             session.expire(change, ["documents"])
         session.flush()
-        audit.record(session, "mandate_change.updated", actor=by, coop_id=change.coop_id, entity="mandate_change",
-                     entity_id=change.id, before=before,
-                     after={name: getattr(change, name) for name in before}, ip=ip)
+        audit.record(
+            session,
+            "mandate_change.updated",
+            actor=by,
+            coop_id=change.coop_id,
+            entity="mandate_change",
+            entity_id=change.id,
+            before=before,
+            after={name: getattr(change, name) for name in before},
+            ip=ip,
+        )
     return removed
 
 
@@ -450,8 +498,11 @@ def identity_on_one_page(files: Sequence[tuple[str, bytes]]) -> tuple[bytes, boo
         else:
             pages.extend(_pdf_pages(photo_as_pdf(item.content)))
     if len(pages) > 2:
-        raise DomainError(f"La pièce d'identité doit tenir sur une page, recto et verso (ce fichier a {len(pages)} "
-                          "pages) : envoyez la page du recto et celle du verso seulement.", field="identity")
+        raise DomainError(
+            f"La pièce d'identité doit tenir sur une page, recto et verso (ce fichier a {len(pages)} "
+            "pages) : envoyez la page du recto et celle du verso seulement.",
+            field="identity",
+        )
     if len(pages) == 1:
         return checked[0].content, True
     return two_pages_on_one(pages[0], pages[1]), True
@@ -462,8 +513,7 @@ def photo_as_pdf(jpeg: bytes) -> bytes:
     import img2pdf
 
     a4 = (img2pdf.mm_to_pt(210), img2pdf.mm_to_pt(297))
-    layout = img2pdf.get_layout_fun(a4, border=(img2pdf.mm_to_pt(10), img2pdf.mm_to_pt(10)),
-                                    fit=img2pdf.FitMode.into)
+    layout = img2pdf.get_layout_fun(a4, border=(img2pdf.mm_to_pt(10), img2pdf.mm_to_pt(10)), fit=img2pdf.FitMode.into)
     return img2pdf.convert(jpeg, layout_fun=layout)
 
 
@@ -476,8 +526,18 @@ def as_pdf(content: bytes) -> bytes:
     return checked.content if checked.content_type == "application/pdf" else photo_as_pdf(checked.content)
 
 
-def _write_pdf(session: Session, *, upload_dir: str, change: MandateChange, kind: str, filename: str,
-               content: bytes, by: User | None, ip: str, action: str = "document.uploaded") -> Document:
+def _write_pdf(
+    session: Session,
+    *,
+    upload_dir: str,
+    change: MandateChange,
+    kind: str,
+    filename: str,
+    content: bytes,
+    by: User | None,
+    ip: str,
+    action: str = "document.uploaded",
+) -> Document:
     """Store a PDF that was checked (or built by the portal from checked parts): mode 0600, random key,
     attached to `change`. Like `app.documents.store_document`, without scanning the bytes again: the
     raw image data inside a photo turned into PDF may contain any byte sequence (« /JS » included)."""
@@ -487,20 +547,44 @@ def _write_pdf(session: Session, *, upload_dir: str, change: MandateChange, kind
     descriptor = os.open(directory / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(content)
-    document = Document(coop_id=change.coop_id, mandate_change_id=change.id, kind=kind, original_name=filename,
-                        content_type="application/pdf", size=len(content),
-                        sha256=hashlib.sha256(content).hexdigest(), storage_key=key,
-                        uploaded_by_id=by.id if by else None)
+    document = Document(
+        coop_id=change.coop_id,
+        mandate_change_id=change.id,
+        kind=kind,
+        original_name=filename,
+        content_type="application/pdf",
+        size=len(content),
+        sha256=hashlib.sha256(content).hexdigest(),
+        storage_key=key,
+        uploaded_by_id=by.id if by else None,
+    )
     session.add(document)
     session.flush()
-    audit.record(session, action, actor=by, coop_id=change.coop_id, entity="document", entity_id=document.id,
-                 after={"kind": kind, "name": filename, "size": len(content)}, ip=ip)
+    audit.record(
+        session,
+        action,
+        actor=by,
+        coop_id=change.coop_id,
+        entity="document",
+        entity_id=document.id,
+        after={"kind": kind, "name": filename, "size": len(content)},
+        ip=ip,
+    )
     return document
 
 
-def attach_document(session: Session, change: MandateChange, kind: str, files: Sequence[tuple[str, bytes]], *,
-                    upload_dir: str, by: User | None, ip: str = "", today: date,
-                    proof_date: date | None = None) -> tuple[Document, list[str]]:
+def attach_document(
+    session: Session,
+    change: MandateChange,
+    kind: str,
+    files: Sequence[tuple[str, bytes]],
+    *,
+    upload_dir: str,
+    by: User | None,
+    ip: str = "",
+    today: date,
+    proof_date: date | None = None,
+) -> tuple[Document, list[str]]:
     """Add (or replace) one of the coop's documents; returns it and the storage keys to remove after commit.
 
     Every file is checked by content; photos become PDF pages. The identity document is put on one page
@@ -522,17 +606,36 @@ def attach_document(session: Session, change: MandateChange, kind: str, files: S
     else:
         content = as_pdf(files[0][1])
     previous = change.document(kind)
-    document = _write_pdf(session, upload_dir=upload_dir, change=change, kind=kind,
-                          filename=f"{names[kind]}-{change.reference}.pdf", content=content, by=by, ip=ip)
+    document = _write_pdf(
+        session,
+        upload_dir=upload_dir,
+        change=change,
+        kind=kind,
+        filename=f"{names[kind]}-{change.reference}.pdf",
+        content=content,
+        by=by,
+        ip=ip,
+    )
     removed = [_drop(session, previous)] if previous is not None else []
     if kind == "address_proof":
         change.proof_of_address_date = proof_date
     session.flush()
     session.expire(change, ["documents"])
-    audit.record(session, "mandate_change.document_added", actor=by, coop_id=change.coop_id,
-                 entity="mandate_change", entity_id=change.id,
-                 after={"kind": kind, "document_id": document.id, "replaced": bool(removed),
-                        **({"proof_of_address_date": proof_date} if kind == "address_proof" else {})}, ip=ip)
+    audit.record(
+        session,
+        "mandate_change.document_added",
+        actor=by,
+        coop_id=change.coop_id,
+        entity="mandate_change",
+        entity_id=change.id,
+        after={
+            "kind": kind,
+            "document_id": document.id,
+            "replaced": bool(removed),
+            **({"proof_of_address_date": proof_date} if kind == "address_proof" else {}),
+        },
+        ip=ip,
+    )
     return document, removed
 
 
@@ -551,14 +654,25 @@ def page_count(upload_dir: str, document: Document) -> int:
 # --- The coop sends; OCCE 85 decides ------------------------------------------------------------
 
 
-def _record(session: Session, change: MandateChange, action: str, before: str, *, by: User | None, ip: str,
-            **after: object) -> None:
-    audit.record(session, action, actor=by, coop_id=change.coop_id, entity="mandate_change", entity_id=change.id,
-                 before={"status": before}, after={"status": change.status, **after}, ip=ip)
+def _record(
+    session: Session, change: MandateChange, action: str, before: str, *, by: User | None, ip: str, **after: object
+) -> None:
+    audit.record(
+        session,
+        action,
+        actor=by,
+        coop_id=change.coop_id,
+        entity="mandate_change",
+        entity_id=change.id,
+        before={"status": before},
+        after={"status": change.status, **after},
+        ip=ip,
+    )
 
 
-def submit_change(session: Session, change: MandateChange, *, by: User | None, ip: str = "", now: datetime,
-                  today: date) -> MandateChange:
+def submit_change(
+    session: Session, change: MandateChange, *, by: User | None, ip: str = "", now: datetime, today: date
+) -> MandateChange:
     """« Envoyer »: draft or returned -> submitted, once every document is there and still valid.
 
     The outgoing mandate is frozen here (today's mandataire). Raises ValidationErrors naming what is
@@ -570,7 +684,8 @@ def submit_change(session: Session, change: MandateChange, *, by: User | None, i
     outgoing = current_mandate(change.coop, today)
     if outgoing is not None and change.effective_date <= outgoing.started_on:
         errors.setdefault("effective_date", []).append(
-            f"La date d'effet doit suivre le début du mandat actuel ({outgoing.started_on:%d/%m/%Y}).")
+            f"La date d'effet doit suivre le début du mandat actuel ({outgoing.started_on:%d/%m/%Y})."
+        )
     if errors:
         raise ValidationErrors(errors)
     before = change.status
@@ -578,13 +693,21 @@ def submit_change(session: Session, change: MandateChange, *, by: User | None, i
     change.outgoing_mandate_id = outgoing.id if outgoing is not None else None
     change.submitted_at = now
     session.flush()
-    _record(session, change, "mandate_change.submitted", before, by=by, ip=ip,
-            proof_of_address_date=change.proof_of_address_date)
+    _record(
+        session,
+        change,
+        "mandate_change.submitted",
+        before,
+        by=by,
+        ip=ip,
+        proof_of_address_date=change.proof_of_address_date,
+    )
     return change
 
 
-def return_change(session: Session, change: MandateChange, reason: str, *, by: User | None, ip: str = "",
-                  now: datetime) -> MandateChange:
+def return_change(
+    session: Session, change: MandateChange, reason: str, *, by: User | None, ip: str = "", now: datetime
+) -> MandateChange:
     """« Renvoyer »: submitted -> returned with a reason the coop reads. Raises DomainError without a reason."""
     reason = (reason or "").strip()
     if not reason:
@@ -628,30 +751,42 @@ def _bank_slug(bank: str) -> str:
     return "-".join(_normalise(bank).split())[:40] or "banque"
 
 
-def build_bank_dossier(session: Session, change: MandateChange, cover_pdf: bytes, *, upload_dir: str,
-                       by: User | None, ip: str = "") -> Document:
+def build_bank_dossier(
+    session: Session, change: MandateChange, cover_pdf: bytes, *, upload_dir: str, by: User | None, ip: str = ""
+) -> Document:
     """The one PDF for the bank: the cover page, then the signed form, the identity document and the
     proof of address, in that order; stored as a Document (kind ``bank_dossier``) so that the same
     bytes are downloaded every time. Idempotent: an existing dossier is returned as it is."""
     existing = change.document("bank_dossier")
     if existing is not None:
         return existing
-    parts = [cover_pdf] + [document_path(upload_dir, document).read_bytes()
-                           for _, document, _ in bank_dossier_parts(upload_dir, change)]
+    parts = [cover_pdf] + [
+        document_path(upload_dir, document).read_bytes() for _, document, _ in bank_dossier_parts(upload_dir, change)
+    ]
     bank = bank_of(change)
     merged = merge_pdfs(parts, title=f"Changement de mandataire {change.reference} — {change.coop.login} — {bank}")
     if len(merged) > MAX_DOSSIER_BYTES:
-        raise DomainError("Le dossier complet dépasse 60 Mo : renvoyez-le à la coopérative pour des fichiers "
-                          "plus légers.")
-    document = _write_pdf(session, upload_dir=upload_dir, change=change, kind="bank_dossier",
-                          filename=f"dossier-banque-{change.reference}-{_bank_slug(bank)}.pdf", content=merged,
-                          by=by, ip=ip, action="document.generated")
+        raise DomainError(
+            "Le dossier complet dépasse 60 Mo : renvoyez-le à la coopérative pour des fichiers plus légers."
+        )
+    document = _write_pdf(
+        session,
+        upload_dir=upload_dir,
+        change=change,
+        kind="bank_dossier",
+        filename=f"dossier-banque-{change.reference}-{_bank_slug(bank)}.pdf",
+        content=merged,
+        by=by,
+        ip=ip,
+        action="document.generated",
+    )
     session.expire(change, ["documents"])
     return document
 
 
-def validate_change(session: Session, change: MandateChange, *, by: User | None, ip: str = "",
-                    now: datetime) -> MandateChange:
+def validate_change(
+    session: Session, change: MandateChange, *, by: User | None, ip: str = "", now: datetime
+) -> MandateChange:
     """« Valider »: submitted -> validated; records the coop's bank as the dossier's bank.
 
     The caller then builds the bank dossier (`build_bank_dossier`) in the same transaction. Raises
@@ -671,8 +806,9 @@ def validate_change(session: Session, change: MandateChange, *, by: User | None,
     return change
 
 
-def mark_sent_to_bank(session: Session, change: MandateChange, *, by: User | None, ip: str = "",
-                      now: datetime) -> MandateChange:
+def mark_sent_to_bank(
+    session: Session, change: MandateChange, *, by: User | None, ip: str = "", now: datetime
+) -> MandateChange:
     """« Envoyé à la banque »: validated -> sent_to_bank, once the bank dossier exists. Raises DomainError."""
     check_transition(change, "sent_to_bank")
     if change.document("bank_dossier") is None:
@@ -686,8 +822,9 @@ def mark_sent_to_bank(session: Session, change: MandateChange, *, by: User | Non
     return change
 
 
-def attach_bank_document(session: Session, change: MandateChange, content: bytes, *,
-                         upload_dir: str, by: User | None, ip: str = "") -> tuple[Document, list[str]]:
+def attach_bank_document(
+    session: Session, change: MandateChange, content: bytes, *, upload_dir: str, by: User | None, ip: str = ""
+) -> tuple[Document, list[str]]:
     """Crédit Mutuel: the bank's own document, which OCCE 85 forwards to the coop (replaces a previous one).
 
     Allowed once the dossier went to the bank. Raises DomainError for another bank, an earlier status or
@@ -698,19 +835,35 @@ def attach_bank_document(session: Session, change: MandateChange, content: bytes
     if change.status not in ("sent_to_bank", "completed"):
         raise DomainError("Le document de la banque arrive après l'envoi du dossier à la banque.")
     previous = change.document("bank_document")
-    document = _write_pdf(session, upload_dir=upload_dir, change=change, kind="bank_document",
-                          filename=f"document-banque-{change.reference}.pdf", content=as_pdf(content), by=by, ip=ip)
+    document = _write_pdf(
+        session,
+        upload_dir=upload_dir,
+        change=change,
+        kind="bank_document",
+        filename=f"document-banque-{change.reference}.pdf",
+        content=as_pdf(content),
+        by=by,
+        ip=ip,
+    )
     removed = [_drop(session, previous)] if previous is not None else []
     session.flush()
     session.expire(change, ["documents"])
-    audit.record(session, "mandate_change.bank_document_added", actor=by, coop_id=change.coop_id,
-                 entity="mandate_change", entity_id=change.id,
-                 after={"document_id": document.id, "replaced": bool(removed)}, ip=ip)
+    audit.record(
+        session,
+        "mandate_change.bank_document_added",
+        actor=by,
+        coop_id=change.coop_id,
+        entity="mandate_change",
+        entity_id=change.id,
+        after={"document_id": document.id, "replaced": bool(removed)},
+        ip=ip,
+    )
     return document, removed
 
 
-def complete_change(session: Session, change: MandateChange, *, by: User | None, ip: str = "",
-                    now: datetime) -> Mandate:
+def complete_change(
+    session: Session, change: MandateChange, *, by: User | None, ip: str = "", now: datetime
+) -> Mandate:
     """« Délégation créée »: sent_to_bank -> completed; the old Mandate ends and the new one starts.
 
     The outgoing mandate ends on ``effective_date - 1 day`` and the new one starts on
@@ -732,13 +885,22 @@ def complete_change(session: Session, change: MandateChange, *, by: User | None,
     ended = None
     if outgoing is not None and (outgoing.ended_on is None or outgoing.ended_on > end):
         if end < outgoing.started_on:
-            raise DomainError(f"La date d'effet ({change.effective_date:%d/%m/%Y}) doit suivre le début du mandat "
-                              f"de {outgoing.full_name} ({outgoing.started_on:%d/%m/%Y}).")
+            raise DomainError(
+                f"La date d'effet ({change.effective_date:%d/%m/%Y}) doit suivre le début du mandat "
+                f"de {outgoing.full_name} ({outgoing.started_on:%d/%m/%Y})."
+            )
         outgoing.ended_on = end
         ended = outgoing.id
-    mandate = Mandate(coop_id=change.coop_id, role="mandataire", civility=change.incoming_civility,
-                      last_name=change.incoming_last_name, first_name=change.incoming_first_name,
-                      email=change.incoming_email, phone=change.incoming_phone, started_on=change.effective_date)
+    mandate = Mandate(
+        coop_id=change.coop_id,
+        role="mandataire",
+        civility=change.incoming_civility,
+        last_name=change.incoming_last_name,
+        first_name=change.incoming_first_name,
+        email=change.incoming_email,
+        phone=change.incoming_phone,
+        started_on=change.effective_date,
+    )
     session.add(mandate)
     session.flush()
     change.new_mandate_id = mandate.id
@@ -746,8 +908,18 @@ def complete_change(session: Session, change: MandateChange, *, by: User | None,
     change.completed_by_id = by.id if by else None
     session.flush()
     session.expire(change.coop, ["mandates"])
-    _record(session, change, "mandate_change.completed", before, by=by, ip=ip, new_mandate_id=mandate.id,
-            started_on=mandate.started_on, ended_mandate_id=ended, ended_on=end if ended else None)
+    _record(
+        session,
+        change,
+        "mandate_change.completed",
+        before,
+        by=by,
+        ip=ip,
+        new_mandate_id=mandate.id,
+        started_on=mandate.started_on,
+        ended_mandate_id=ended,
+        ended_on=end if ended else None,
+    )
     return mandate
 
 
@@ -761,14 +933,26 @@ def home_card(session: Session | None, coop: Coop, mandate: Mandate | None) -> t
     if change is None:
         return ("done" if mandate else "todo", current, "Changement pour le compte bancaire…")
     if change.status == "draft":
-        return ("todo", f"{current} Changement en cours vers {change.incoming_full_name} : complétez le dossier "
-                "puis envoyez-le.", "Reprendre le dossier")
+        return (
+            "todo",
+            f"{current} Changement en cours vers {change.incoming_full_name} : complétez le dossier puis envoyez-le.",
+            "Reprendre le dossier",
+        )
     if change.status == "returned":
-        return ("todo", f"{current} Le dossier a été renvoyé par l'OCCE 85 le {paris_day(change.returned_at)} : "
-                "corrigez-le puis "
-                "envoyez-le à nouveau.", "Corriger le dossier")
-    what, when = {"submitted": ("dossier envoyé à l'OCCE 85", change.submitted_at),
-                  "validated": ("dossier validé par l'OCCE 85", change.validated_at),
-                  "sent_to_bank": ("dossier envoyé à la banque", change.sent_to_bank_at)}[change.status]
-    return ("waiting", f"{current} Changement vers {change.incoming_full_name} : {what} le {paris_day(when)}.",
-            "Suivre le dossier")
+        return (
+            "todo",
+            f"{current} Le dossier a été renvoyé par l'OCCE 85 le {paris_day(change.returned_at)} : "
+            "corrigez-le puis "
+            "envoyez-le à nouveau.",
+            "Corriger le dossier",
+        )
+    what, when = {
+        "submitted": ("dossier envoyé à l'OCCE 85", change.submitted_at),
+        "validated": ("dossier validé par l'OCCE 85", change.validated_at),
+        "sent_to_bank": ("dossier envoyé à la banque", change.sent_to_bank_at),
+    }[change.status]
+    return (
+        "waiting",
+        f"{current} Changement vers {change.incoming_full_name} : {what} le {paris_day(when)}.",
+        "Suivre le dossier",
+    )

@@ -70,15 +70,24 @@ class Rates:
 
     @classmethod
     def of_year(cls, year: SchoolYear) -> Rates:
-        return cls(year.pupil_fee_cents, year.adult_fee_cents, year.insurance_fee_cents,
-                   year.property_threshold_cents, year.property_rate_ppm)
+        return cls(
+            year.pupil_fee_cents,
+            year.adult_fee_cents,
+            year.insurance_fee_cents,
+            year.property_threshold_cents,
+            year.property_rate_ppm,
+        )
 
     @classmethod
     def frozen(cls, membership: Membership) -> Rates:
         """The rates recorded at the engagement of `membership`."""
-        return cls(membership.rate_pupil_cents or 0, membership.rate_adult_cents or 0,
-                   membership.rate_insurance_cents or 0, membership.rate_property_threshold_cents or 0,
-                   membership.rate_property_ppm or 0)
+        return cls(
+            membership.rate_pupil_cents or 0,
+            membership.rate_adult_cents or 0,
+            membership.rate_insurance_cents or 0,
+            membership.rate_property_threshold_cents or 0,
+            membership.rate_property_ppm or 0,
+        )
 
 
 @dataclass(frozen=True)
@@ -125,8 +134,11 @@ class Headcounts:
     def of(cls, membership: Membership) -> Headcounts:
         return cls(
             classes=tuple(ClassHeadcount(c.name, c.level, c.pupils, c.teachers) for c in membership.classes),
-            atsem=membership.atsem_count, aesh=membership.aesh_count, other_adults=membership.other_adults_count,
-            property_value_cents=membership.property_value_cents)
+            atsem=membership.atsem_count,
+            aesh=membership.aesh_count,
+            other_adults=membership.other_adults_count,
+            property_value_cents=membership.property_value_cents,
+        )
 
 
 @dataclass(frozen=True)
@@ -179,8 +191,10 @@ def compute_fee(rates: Rates, headcounts: Headcounts) -> FeeBreakdown:
     if any(n < 0 for n in counts):
         raise DomainError("Les effectifs et la valeur des biens ne peuvent pas être négatifs.")
     if headcounts.pupils == 0:
-        raise DomainError("Déclarez au moins une classe avec ses élèves : une adhésion sans élève n'est pas "
-                          "possible.", field="classes")
+        raise DomainError(
+            "Déclarez au moins une classe avec ses élèves : une adhésion sans élève n'est pas possible.",
+            field="classes",
+        )
     excess = max(headcounts.property_value_cents - rates.property_threshold_cents, 0)
     return FeeBreakdown(
         pupils=headcounts.pupils,
@@ -237,8 +251,11 @@ def check_headcounts(headcounts: Headcounts) -> None:
         if problems:
             label = row.name.strip() or f"n° {index + 1}"
             errors[f"classes-{index}"] = [f"Classe {label} : " + " ; ".join(problems) + "."]
-    for name, value, label in (("atsem", headcounts.atsem, "ATSEM"), ("aesh", headcounts.aesh, "AESH"),
-                               ("other_adults", headcounts.other_adults, "autres adultes")):
+    for name, value, label in (
+        ("atsem", headcounts.atsem, "ATSEM"),
+        ("aesh", headcounts.aesh, "AESH"),
+        ("other_adults", headcounts.other_adults, "autres adultes"),
+    ):
         if not 0 <= value <= MAX_ADULTS:
             errors[name] = [f"Le nombre d'{label} doit être compris entre 0 et {MAX_ADULTS}."]
     if not 0 <= headcounts.property_value_cents <= MAX_PROPERTY_CENTS:
@@ -256,17 +273,20 @@ def year_of(session: Session, on: date) -> SchoolYear | None:
 
 
 def membership_of(session: Session, coop: Coop, year: SchoolYear) -> Membership | None:
-    return session.scalar(sa.select(Membership).where(Membership.coop_id == coop.id,
-                                                      Membership.school_year_id == year.id))
+    return session.scalar(
+        sa.select(Membership).where(Membership.coop_id == coop.id, Membership.school_year_id == year.id)
+    )
 
 
 def previous_membership(session: Session, coop: Coop, year: SchoolYear) -> Membership | None:
     """The coop's latest engaged membership before `year` (the one the portal prefills from)."""
     return session.scalar(
-        sa.select(Membership).join(SchoolYear, Membership.school_year_id == SchoolYear.id)
-        .where(Membership.coop_id == coop.id, SchoolYear.start_year < year.start_year,
-               Membership.status != "draft")
-        .order_by(SchoolYear.start_year.desc()).limit(1))
+        sa.select(Membership)
+        .join(SchoolYear, Membership.school_year_id == SchoolYear.id)
+        .where(Membership.coop_id == coop.id, SchoolYear.start_year < year.start_year, Membership.status != "draft")
+        .order_by(SchoolYear.start_year.desc())
+        .limit(1)
+    )
 
 
 def prefill(session: Session, coop: Coop, year: SchoolYear) -> Headcounts:
@@ -282,8 +302,9 @@ def prefill(session: Session, coop: Coop, year: SchoolYear) -> Headcounts:
 # --- Changes -----------------------------------------------------------------------------------
 
 
-def save_draft(session: Session, coop: Coop, year: SchoolYear, headcounts: Headcounts, *, by: User | None,
-               ip: str = "") -> Membership:
+def save_draft(
+    session: Session, coop: Coop, year: SchoolYear, headcounts: Headcounts, *, by: User | None, ip: str = ""
+) -> Membership:
     """Create or update the coop's draft for `year` with `headcounts` (classes replaced in order).
 
     Raises ValidationErrors for invalid headcounts and DomainError once the membership is engaged
@@ -295,24 +316,43 @@ def save_draft(session: Session, coop: Coop, year: SchoolYear, headcounts: Headc
         membership = Membership(coop=coop, school_year=year, status="draft")
         session.add(membership)
     elif not membership.is_draft:
-        raise DomainError(f"L'adhésion {year.label} est déjà engagée : ses effectifs ne peuvent plus être "
-                          "modifiés. Contactez l'OCCE 85 en cas d'erreur.")
+        raise DomainError(
+            f"L'adhésion {year.label} est déjà engagée : ses effectifs ne peuvent plus être "
+            "modifiés. Contactez l'OCCE 85 en cas d'erreur."
+        )
     membership.classes.clear()
     session.flush()
     for position, row in enumerate(headcounts.classes):
-        membership.classes.append(MembershipClass(position=position, name=row.name.strip(),
-                                                  level=row.level.strip(), pupils=row.pupils,
-                                                  teachers=row.teachers))
+        membership.classes.append(
+            MembershipClass(
+                position=position,
+                name=row.name.strip(),
+                level=row.level.strip(),
+                pupils=row.pupils,
+                teachers=row.teachers,
+            )
+        )
     membership.atsem_count = headcounts.atsem
     membership.aesh_count = headcounts.aesh
     membership.other_adults_count = headcounts.other_adults
     membership.property_value_cents = headcounts.property_value_cents
     session.flush()
-    audit.record(session, "membership.draft_saved", actor=by, coop_id=coop.id, entity="membership",
-                 entity_id=membership.id,
-                 after={"classes": len(headcounts.classes), "pupils": headcounts.pupils,
-                        "teachers": headcounts.teachers, "other_adults": headcounts.other_adults_total,
-                        "property_value_cents": headcounts.property_value_cents}, ip=ip)
+    audit.record(
+        session,
+        "membership.draft_saved",
+        actor=by,
+        coop_id=coop.id,
+        entity="membership",
+        entity_id=membership.id,
+        after={
+            "classes": len(headcounts.classes),
+            "pupils": headcounts.pupils,
+            "teachers": headcounts.teachers,
+            "other_adults": headcounts.other_adults_total,
+            "property_value_cents": headcounts.property_value_cents,
+        },
+        ip=ip,
+    )
     return membership
 
 
@@ -326,8 +366,9 @@ def transition(membership: Membership, to: str) -> None:
     if to not in TRANSITIONS:
         raise DomainError(f"Statut d'adhésion inconnu : {to}.")
     if to not in TRANSITIONS.get(current, frozenset()):
-        raise DomainError(f"Une adhésion « {STATUS_LABELS.get(current, current)} » ne peut pas passer à "
-                          f"« {STATUS_LABELS[to]} ».")
+        raise DomainError(
+            f"Une adhésion « {STATUS_LABELS.get(current, current)} » ne peut pas passer à « {STATUS_LABELS[to]} »."
+        )
     if current == "committed" and to == "paid" and membership.payment_method != "cheque":
         raise DomainError("Sans prélèvement, une adhésion engagée ne peut être réglée que par chèque.")
     if to == "in_batch" and membership.payment_method != "debit":
@@ -377,8 +418,9 @@ def _new_reference(session: Session, coop: Coop, year: SchoolYear) -> str:
     raise RuntimeError("no free membership reference")  # pragma: no cover - 32^6 choices per coop-year
 
 
-def commit_membership(session: Session, membership: Membership, mandate: Mandate | None, *, by: User | None,
-                      ip: str, now: datetime) -> Membership:
+def commit_membership(
+    session: Session, membership: Membership, mandate: Mandate | None, *, by: User | None, ip: str, now: datetime
+) -> Membership:
     """Engagement du mandataire: freeze headcounts, rates and amounts; draft -> committed.
 
     Records the current mandataire's name, the time and the client address; chooses the payment
@@ -389,8 +431,9 @@ def commit_membership(session: Session, membership: Membership, mandate: Mandate
     if not membership.is_draft:
         raise DomainError(f"L'adhésion {membership.school_year.label} est déjà engagée.")
     if mandate is None:
-        raise DomainError("Aucun mandataire n'est enregistré pour la coopérative : l'engagement est impossible. "
-                          "Contactez l'OCCE 85.")
+        raise DomainError(
+            "Aucun mandataire n'est enregistré pour la coopérative : l'engagement est impossible. Contactez l'OCCE 85."
+        )
     headcounts = Headcounts.of(membership)
     check_headcounts(headcounts)
     year = membership.school_year
@@ -416,12 +459,24 @@ def commit_membership(session: Session, membership: Membership, mandate: Mandate
     membership.payment_method = payment_method_for(session, membership.coop)
     membership.reference = _new_reference(session, membership.coop, year)
     session.flush()
-    audit.record(session, "membership.committed", actor=by, coop_id=membership.coop_id, entity="membership",
-                 entity_id=membership.id,
-                 after={"reference": membership.reference, "mandataire": membership.mandataire_name,
-                        "insured": fee.insured, "cotisation_cents": fee.cotisation_cents,
-                        "assurance_cents": fee.assurance_cents, "total_cents": fee.total_cents,
-                        "payment_method": membership.payment_method}, ip=ip)
+    audit.record(
+        session,
+        "membership.committed",
+        actor=by,
+        coop_id=membership.coop_id,
+        entity="membership",
+        entity_id=membership.id,
+        after={
+            "reference": membership.reference,
+            "mandataire": membership.mandataire_name,
+            "insured": fee.insured,
+            "cotisation_cents": fee.cotisation_cents,
+            "assurance_cents": fee.assurance_cents,
+            "total_cents": fee.total_cents,
+            "payment_method": membership.payment_method,
+        },
+        ip=ip,
+    )
     return membership
 
 
@@ -430,29 +485,40 @@ def _record_paid(session: Session, membership: Membership, *, by: User | None, i
     transition(membership, "paid")
     membership.paid_at = now
     session.flush()
-    audit.record(session, "membership.paid", actor=by, coop_id=membership.coop_id, entity="membership",
-                 entity_id=membership.id, before={"status": before},
-                 after={"status": "paid", "payment_method": membership.payment_method,
-                        "total_cents": membership.total_cents}, ip=ip)
+    audit.record(
+        session,
+        "membership.paid",
+        actor=by,
+        coop_id=membership.coop_id,
+        entity="membership",
+        entity_id=membership.id,
+        before={"status": before},
+        after={"status": "paid", "payment_method": membership.payment_method, "total_cents": membership.total_cents},
+        ip=ip,
+    )
 
 
-def record_cheque(session: Session, membership: Membership, *, by: User | None, ip: str = "",
-                  now: datetime) -> Membership:
+def record_cheque(
+    session: Session, membership: Membership, *, by: User | None, ip: str = "", now: datetime
+) -> Membership:
     """The OCCE 85 received the coop's cheque: committed -> paid, payment method cheque.
 
     A coop meant to be debited may pay by cheque while it is not in a batch. Raises DomainError
     from any other status.
     """
     if membership.status != "committed":
-        raise DomainError(f"Adhésion {membership}: un chèque ne peut être enregistré que pour une adhésion "
-                          f"engagée (statut actuel : {STATUS_LABELS.get(membership.status, membership.status)}).")
+        raise DomainError(
+            f"Adhésion {membership}: un chèque ne peut être enregistré que pour une adhésion "
+            f"engagée (statut actuel : {STATUS_LABELS.get(membership.status, membership.status)})."
+        )
     membership.payment_method = "cheque"
     _record_paid(session, membership, by=by, ip=ip, now=now)
     return membership
 
 
-def record_debit_paid(session: Session, membership: Membership, *, by: User | None, ip: str = "",
-                      now: datetime) -> Membership:
+def record_debit_paid(
+    session: Session, membership: Membership, *, by: User | None, ip: str = "", now: datetime
+) -> Membership:
     """The direct debit of `membership` was settled: in_batch -> paid. Raises DomainError otherwise."""
     if membership.payment_method != "debit":
         raise DomainError(f"Adhésion {membership}: elle ne se règle pas par prélèvement.")
@@ -460,18 +526,24 @@ def record_debit_paid(session: Session, membership: Membership, *, by: User | No
     return membership
 
 
-def headcounts_from_rows(rows: Iterable[tuple[str, str, int, int]], *, atsem: int, aesh: int, other_adults: int,
-                         property_value_cents: int) -> Headcounts:
+def headcounts_from_rows(
+    rows: Iterable[tuple[str, str, int, int]], *, atsem: int, aesh: int, other_adults: int, property_value_cents: int
+) -> Headcounts:
     """Headcounts from plain values (form rows, demo data)."""
-    return Headcounts(classes=tuple(ClassHeadcount(name, level, pupils, teachers)
-                                    for name, level, pupils, teachers in rows),
-                      atsem=atsem, aesh=aesh, other_adults=other_adults, property_value_cents=property_value_cents)
+    return Headcounts(
+        classes=tuple(ClassHeadcount(name, level, pupils, teachers) for name, level, pupils, teachers in rows),
+        atsem=atsem,
+        aesh=aesh,
+        other_adults=other_adults,
+        property_value_cents=property_value_cents,
+    )
 
 
 def past_memberships(session: Session, coop: Coop, year: SchoolYear) -> Sequence[Membership]:
     """The coop's engaged memberships of earlier years, newest first (for their documents)."""
     return session.scalars(
-        sa.select(Membership).join(SchoolYear, Membership.school_year_id == SchoolYear.id)
-        .where(Membership.coop_id == coop.id, SchoolYear.start_year < year.start_year,
-               Membership.status != "draft")
-        .order_by(SchoolYear.start_year.desc())).all()
+        sa.select(Membership)
+        .join(SchoolYear, Membership.school_year_id == SchoolYear.id)
+        .where(Membership.coop_id == coop.id, SchoolYear.start_year < year.start_year, Membership.status != "draft")
+        .order_by(SchoolYear.start_year.desc())
+    ).all()

@@ -65,9 +65,7 @@ def common_passwords() -> frozenset[str]:
     return frozenset(_fold(line.strip()) for line in lines if line.strip() and not line.startswith("#"))
 
 
-def password_problems(
-    password: str, *, login: str, min_length: int = 12, context: tuple[str, ...] = ()
-) -> list[str]:
+def password_problems(password: str, *, login: str, min_length: int = 12, context: tuple[str, ...] = ()) -> list[str]:
     """French messages explaining why `password` is refused; an empty list means it is accepted."""
     if len(password) < min_length:
         return [f"Le mot de passe doit comporter au moins {min_length} caractères."]

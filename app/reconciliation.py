@@ -41,33 +41,75 @@ class ImportResult:
     skipped: int
 
 
-def import_statement(session: Session, coop_id: int, parsed: ParsedStatement, *, filename: str, content: bytes,
-                     by: User | None, ip: str = "") -> ImportResult:
+def import_statement(
+    session: Session,
+    coop_id: int,
+    parsed: ParsedStatement,
+    *,
+    filename: str,
+    content: bytes,
+    by: User | None,
+    ip: str = "",
+) -> ImportResult:
     """Store the statement's new lines; lines already imported (same fingerprint) are skipped."""
-    known = set(session.scalars(sa.select(StatementLine.fingerprint).where(
-        StatementLine.coop_id == coop_id, StatementLine.fingerprint.in_([line.fingerprint for line in parsed.lines]))))
-    statement = Statement(coop_id=coop_id, source_format=parsed.source_format, filename=filename[:255],
-                          sha256=hashlib.sha256(content).hexdigest(), account=parsed.account[:34],
-                          start_date=parsed.start_date, end_date=parsed.end_date,
-                          closing_balance_cents=parsed.closing_balance_cents,
-                          closing_balance_date=parsed.closing_balance_date,
-                          imported_by_id=by.id if by else None)
+    known = set(
+        session.scalars(
+            sa.select(StatementLine.fingerprint).where(
+                StatementLine.coop_id == coop_id,
+                StatementLine.fingerprint.in_([line.fingerprint for line in parsed.lines]),
+            )
+        )
+    )
+    statement = Statement(
+        coop_id=coop_id,
+        source_format=parsed.source_format,
+        filename=filename[:255],
+        sha256=hashlib.sha256(content).hexdigest(),
+        account=parsed.account[:34],
+        start_date=parsed.start_date,
+        end_date=parsed.end_date,
+        closing_balance_cents=parsed.closing_balance_cents,
+        closing_balance_date=parsed.closing_balance_date,
+        imported_by_id=by.id if by else None,
+    )
     session.add(statement)
     added = 0
     for line in parsed.lines:
         if line.fingerprint in known:
             continue
         known.add(line.fingerprint)
-        session.add(StatementLine(statement=statement, coop_id=coop_id, date=line.date, value_date=line.value_date,
-                                  amount_cents=line.amount_cents, label=line.label[:500],
-                                  cheque_number=line.cheque_number[:20], reference=line.reference[:200],
-                                  fingerprint=line.fingerprint, raw=line.raw))
+        session.add(
+            StatementLine(
+                statement=statement,
+                coop_id=coop_id,
+                date=line.date,
+                value_date=line.value_date,
+                amount_cents=line.amount_cents,
+                label=line.label[:500],
+                cheque_number=line.cheque_number[:20],
+                reference=line.reference[:200],
+                fingerprint=line.fingerprint,
+                raw=line.raw,
+            )
+        )
         added += 1
     session.flush()
-    audit.record(session, "statement.imported", actor=by, actor_login=None if by else "cli", coop_id=coop_id,
-                 entity="statement", entity_id=statement.id,
-                 after={"format": parsed.source_format, "file": filename[:100], "added": added,
-                        "skipped": len(parsed.lines) - added}, ip=ip)
+    audit.record(
+        session,
+        "statement.imported",
+        actor=by,
+        actor_login=None if by else "cli",
+        coop_id=coop_id,
+        entity="statement",
+        entity_id=statement.id,
+        after={
+            "format": parsed.source_format,
+            "file": filename[:100],
+            "added": added,
+            "skipped": len(parsed.lines) - added,
+        },
+        ip=ip,
+    )
     return ImportResult(statement, added, len(parsed.lines) - added)
 
 
@@ -103,24 +145,42 @@ class BankItem:
 def uncleared_book_lines(session: Session, coop_id: int) -> list[BookLine]:
     """Every uncleared bank line of the coop, all years (the opening balance is not a movement)."""
     rows = session.execute(
-        sa.select(EntryLine.id, Entry.id, Entry.date, EntryLine.amount_cents, Entry.payment_mode, Entry.cheque_number,
-                  Entry.label, Entry.piece)
-        .join(Entry, Entry.id == EntryLine.entry_id).join(Account, Account.id == EntryLine.account_id)
-        .where(Entry.coop_id == coop_id, Account.code == BANK, Entry.kind != "opening",
-               EntryLine.cleared_on.is_(None))
-        .order_by(Entry.date, EntryLine.id)).all()
-    return [BookLine(line_id, entry_id, day, amount, mode, normalise_number(number), label, piece)
-            for line_id, entry_id, day, amount, mode, number, label, piece in rows]
+        sa.select(
+            EntryLine.id,
+            Entry.id,
+            Entry.date,
+            EntryLine.amount_cents,
+            Entry.payment_mode,
+            Entry.cheque_number,
+            Entry.label,
+            Entry.piece,
+        )
+        .join(Entry, Entry.id == EntryLine.entry_id)
+        .join(Account, Account.id == EntryLine.account_id)
+        .where(Entry.coop_id == coop_id, Account.code == BANK, Entry.kind != "opening", EntryLine.cleared_on.is_(None))
+        .order_by(Entry.date, EntryLine.id)
+    ).all()
+    return [
+        BookLine(line_id, entry_id, day, amount, mode, normalise_number(number), label, piece)
+        for line_id, entry_id, day, amount, mode, number, label, piece in rows
+    ]
 
 
 def open_bank_items(session: Session, coop_id: int) -> list[BankItem]:
     """Statement lines of the coop that no cash-book line points to yet."""
     linked = sa.select(EntryLine.statement_line_id).where(EntryLine.statement_line_id.is_not(None))
     rows = session.execute(
-        sa.select(StatementLine.id, StatementLine.date, StatementLine.amount_cents, StatementLine.label,
-                  StatementLine.cheque_number, StatementLine.reference)
+        sa.select(
+            StatementLine.id,
+            StatementLine.date,
+            StatementLine.amount_cents,
+            StatementLine.label,
+            StatementLine.cheque_number,
+            StatementLine.reference,
+        )
         .where(StatementLine.coop_id == coop_id, StatementLine.id.not_in(linked))
-        .order_by(StatementLine.date, StatementLine.id)).all()
+        .order_by(StatementLine.date, StatementLine.id)
+    ).all()
     return [BankItem(*row) for row in rows]
 
 
@@ -148,8 +208,11 @@ class MatchResult:
 
 
 def _tokens(text: str) -> set[str]:
-    return {token for token in fold(text).replace("/", " ").replace("-", " ").split() if len(token) >= 3
-            and not token.isdigit()}
+    return {
+        token
+        for token in fold(text).replace("/", " ").replace("-", " ").split()
+        if len(token) >= 3 and not token.isdigit()
+    }
 
 
 def _similarity(a: str, b: str) -> float:
@@ -175,22 +238,28 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
     for item in bank:
         if not item.cheque or item.id not in free_bank:
             continue
-        same_number = [b for b in free_book.values() if b.mode == "cheque" and b.number == item.cheque
-                       and b.date <= item.date + timedelta(days=CHEQUE_MARGIN)]
+        same_number = [
+            b
+            for b in free_book.values()
+            if b.mode == "cheque" and b.number == item.cheque and b.date <= item.date + timedelta(days=CHEQUE_MARGIN)
+        ]
         exact = [b for b in same_number if b.amount == item.amount]
         if len(exact) == 1:
             take(item, exact, "R1", f"chèque n° {item.cheque}, même montant")
         elif same_number and not exact:
-            result.anomalies.append(f"Le chèque n° {item.cheque} du relevé ({item.date:%d/%m/%Y}) n'a pas le même "
-                                    "montant que dans le cahier : vérifiez la pièce.")
+            result.anomalies.append(
+                f"Le chèque n° {item.cheque} du relevé ({item.date:%d/%m/%Y}) n'a pas le même "
+                "montant que dans le cahier : vérifiez la pièce."
+            )
 
     # R2: a strong reference of the bank line (RUM, EndToEndId) written in the entry's label
     for item in bank:
         if item.id not in free_bank or not item.reference:
             continue
         references = [ref for ref in fold(item.reference).split() if len(ref) >= 6]
-        found = [b for b in free_book.values() if b.amount == item.amount
-                 and any(ref in fold(b.label) for ref in references)]
+        found = [
+            b for b in free_book.values() if b.amount == item.amount and any(ref in fold(b.label) for ref in references)
+        ]
         if len(found) == 1:
             take(item, found, "R2", "même référence de prélèvement ou de virement")
 
@@ -228,8 +297,11 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
             found = candidates(item)
             if len(found) != 1:
                 continue
-            rivals = [other for other in bank_by_amount[item.amount]
-                      if other.id != item.id and other.id in free_bank and in_window(other, found[0])]
+            rivals = [
+                other
+                for other in bank_by_amount[item.amount]
+                if other.id != item.id and other.id in free_bank and in_window(other, found[0])
+            ]
             if rivals:
                 continue
             days = abs((item.date - found[0].date).days)
@@ -244,8 +316,16 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
     for item in free_bank.values():
         for line in all_by_amount.get(item.amount, ()):
             if line.line_id in free_book and in_window(item, line):
-                pairs.append((abs((item.date - line.date).days), -_similarity(item.label, line.label), line.line_id,
-                              item.id, item, line))
+                pairs.append(
+                    (
+                        abs((item.date - line.date).days),
+                        -_similarity(item.label, line.label),
+                        line.line_id,
+                        item.id,
+                        item,
+                        line,
+                    )
+                )
     used_bank: set[int] = set()
     used_book: set[int] = set()
     for days, _, _, _, item, line in sorted(pairs, key=lambda p: p[:4]):
@@ -253,9 +333,15 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
             continue
         used_bank.add(item.id)
         used_book.add(line.line_id)
-        result.suggestions.append(Proposal(item.id, (line.line_id,), "R5",
-                                           f"même montant, {days} jour(s) d'écart, plusieurs possibilités : à vérifier",
-                                           sure=False))
+        result.suggestions.append(
+            Proposal(
+                item.id,
+                (line.line_id,),
+                "R5",
+                f"même montant, {days} jour(s) d'écart, plusieurs possibilités : à vérifier",
+                sure=False,
+            )
+        )
     result.unmatched_bank = [b for b in free_bank if b not in used_bank]
     result.unmatched_book = [b for b in free_book if b not in used_book]
     return result
@@ -266,19 +352,21 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
 
 def _bank_lines(session: Session, coop_id: int, line_ids: list[int]) -> list[EntryLine]:
     lines = session.scalars(
-        sa.select(EntryLine).join(Entry, Entry.id == EntryLine.entry_id)
+        sa.select(EntryLine)
+        .join(Entry, Entry.id == EntryLine.entry_id)
         .join(Account, Account.id == EntryLine.account_id)
-        .where(EntryLine.id.in_(line_ids), Entry.coop_id == coop_id, Account.code == BANK)).all()
+        .where(EntryLine.id.in_(line_ids), Entry.coop_id == coop_id, Account.code == BANK)
+    ).all()
     if len(lines) != len(set(line_ids)):
         raise DomainError("Ligne du cahier introuvable.")
     return list(lines)
 
 
-def confirm_match(session: Session, coop_id: int, bank_id: int, line_ids: list[int], *, by: User | None,
-                  ip: str = "") -> None:
+def confirm_match(
+    session: Session, coop_id: int, bank_id: int, line_ids: list[int], *, by: User | None, ip: str = ""
+) -> None:
     """Clear `line_ids` with the statement line: same total, all uncleared, the statement line still open."""
-    item = session.scalar(sa.select(StatementLine).where(StatementLine.id == bank_id,
-                                                          StatementLine.coop_id == coop_id))
+    item = session.scalar(sa.select(StatementLine).where(StatementLine.id == bank_id, StatementLine.coop_id == coop_id))
     if item is None:
         raise DomainError("Ligne de relevé introuvable.")
     if session.scalar(sa.select(EntryLine.id).where(EntryLine.statement_line_id == item.id).limit(1)):
@@ -292,8 +380,16 @@ def confirm_match(session: Session, coop_id: int, bank_id: int, line_ids: list[i
         line.cleared_on = item.date
         line.statement_line_id = item.id
     session.flush()
-    audit.record(session, "pointage.matched", actor=by, coop_id=coop_id, entity="statement_line", entity_id=item.id,
-                 after={"lines": sorted(line_ids), "date": item.date.isoformat()}, ip=ip)
+    audit.record(
+        session,
+        "pointage.matched",
+        actor=by,
+        coop_id=coop_id,
+        entity="statement_line",
+        entity_id=item.id,
+        after={"lines": sorted(line_ids), "date": item.date.isoformat()},
+        ip=ip,
+    )
 
 
 def clear_line(session: Session, coop_id: int, line_id: int, on: date, *, by: User | None, ip: str = "") -> EntryLine:
@@ -310,15 +406,26 @@ def clear_line(session: Session, coop_id: int, line_id: int, on: date, *, by: Us
     entry_date = line.entry.date
     twins = session.scalars(
         sa.select(StatementLine).where(
-            StatementLine.coop_id == coop_id, StatementLine.amount_cents == line.amount_cents,
+            StatementLine.coop_id == coop_id,
+            StatementLine.amount_cents == line.amount_cents,
             StatementLine.id.not_in(linked),
             StatementLine.date >= entry_date - timedelta(days=WINDOW_BEFORE),
-            StatementLine.date <= entry_date + timedelta(days=max(WINDOW_AFTER, CHEQUE_MARGIN + 60)))).all()
+            StatementLine.date <= entry_date + timedelta(days=max(WINDOW_AFTER, CHEQUE_MARGIN + 60)),
+        )
+    ).all()
     if len(twins) == 1:
         line.statement_line_id = twins[0].id
     session.flush()
-    audit.record(session, "pointage.cleared", actor=by, coop_id=coop_id, entity="entry_line", entity_id=line.id,
-                 after={"cleared_on": on.isoformat(), "statement_line": line.statement_line_id}, ip=ip)
+    audit.record(
+        session,
+        "pointage.cleared",
+        actor=by,
+        coop_id=coop_id,
+        entity="entry_line",
+        entity_id=line.id,
+        after={"cleared_on": on.isoformat(), "statement_line": line.statement_line_id},
+        ip=ip,
+    )
     return line
 
 
@@ -329,8 +436,16 @@ def unclear_line(session: Session, coop_id: int, line_id: int, *, by: User | Non
     line.cleared_on = None
     line.statement_line_id = None
     session.flush()
-    audit.record(session, "pointage.uncleared", actor=by, coop_id=coop_id, entity="entry_line", entity_id=line.id,
-                 before={"cleared_on": before.isoformat() if before else None}, ip=ip)
+    audit.record(
+        session,
+        "pointage.uncleared",
+        actor=by,
+        coop_id=coop_id,
+        entity="entry_line",
+        entity_id=line.id,
+        before={"cleared_on": before.isoformat() if before else None},
+        ip=ip,
+    )
     return line
 
 
@@ -360,15 +475,25 @@ def reconcile(session: Session, ledger: Ledger, on: date, statement_balance: int
     dated up to `on` that were not cleared by `on` (a line cleared later counts as uncleared)."""
     book = session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0))
-        .join(Entry, Entry.id == EntryLine.entry_id).join(Account, Account.id == EntryLine.account_id)
-        .where(Entry.ledger_id == ledger.id, Account.code == BANK, Entry.date <= on))
+        .join(Entry, Entry.id == EntryLine.entry_id)
+        .join(Account, Account.id == EntryLine.account_id)
+        .where(Entry.ledger_id == ledger.id, Account.code == BANK, Entry.date <= on)
+    )
     uncleared = session.execute(
         sa.select(sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0), sa.func.count())
-        .join(Entry, Entry.id == EntryLine.entry_id).join(Account, Account.id == EntryLine.account_id)
-        .join(Ledger, Ledger.id == Entry.ledger_id).join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
-        .where(Entry.coop_id == ledger.coop_id, Account.code == BANK, Entry.kind != "opening", Entry.date <= on,
-               SchoolYear.start_year <= ledger.school_year.start_year,
-               sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on > on))).one()
+        .join(Entry, Entry.id == EntryLine.entry_id)
+        .join(Account, Account.id == EntryLine.account_id)
+        .join(Ledger, Ledger.id == Entry.ledger_id)
+        .join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
+        .where(
+            Entry.coop_id == ledger.coop_id,
+            Account.code == BANK,
+            Entry.kind != "opening",
+            Entry.date <= on,
+            SchoolYear.start_year <= ledger.school_year.start_year,
+            sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on > on),
+        )
+    ).one()
     total, count = int(uncleared[0]), int(uncleared[1])
     return Reconciliation(on, int(book), total, count, int(book) - total, statement_balance)
 
@@ -380,8 +505,15 @@ def save_statement_balance(session: Session, ledger: Ledger, on: date, balance: 
     ledger.reconciliation_date = on
     ledger.reconciliation_balance_cents = balance
     session.flush()
-    audit.record(session, "pointage.statement_balance", actor=by, coop_id=ledger.coop_id, entity="ledger",
-                 entity_id=ledger.id, after={"date": on.isoformat(), "balance": balance})
+    audit.record(
+        session,
+        "pointage.statement_balance",
+        actor=by,
+        coop_id=ledger.coop_id,
+        entity="ledger",
+        entity_id=ledger.id,
+        after={"date": on.isoformat(), "balance": balance},
+    )
 
 
 # -- creating the missing entry from a statement line (« Créer l'opération ») --------------------
@@ -409,11 +541,17 @@ def suggest_entry(item: StatementLine, membership_split: tuple[int, int] | None 
     amount = abs(item.amount_cents)
     if item.amount_cents < 0:
         kind = "expense"
-        mode = ("carte" if " CB " in f" {label} " or "CARTE" in label else
-                "virement" if label.startswith("VIR") else "prelevement")
+        mode = (
+            "carte"
+            if " CB " in f" {label} " or "CARTE" in label
+            else "virement"
+            if label.startswith("VIR")
+            else "prelevement"
+        )
         if "OCCE" in label:
-            cotisation, insurance = membership_split if membership_split and sum(membership_split) == amount \
-                else (amount, 0)
+            cotisation, insurance = (
+                membership_split if membership_split and sum(membership_split) == amount else (amount, 0)
+            )
             splits = tuple((code, cents) for code, cents in (("6281", cotisation), ("61681", insurance)) if cents)
         elif any(word in label for word in _FEE_WORDS):
             splits = (("627", amount),)
@@ -445,13 +583,32 @@ def pointage_lines(session: Session, ledger: Ledger) -> list[PointageLine]:
     (or cleared during it): they are pointed here, never entered again."""
     start = ledger.school_year.starts_on
     rows = session.execute(
-        sa.select(EntryLine.id, Entry.id, Entry.date, Entry.piece, Entry.label, Entry.payment_mode,
-                  Entry.cheque_number, EntryLine.amount_cents, EntryLine.cleared_on, Entry.ledger_id)
-        .join(Entry, Entry.id == EntryLine.entry_id).join(Account, Account.id == EntryLine.account_id)
-        .where(Entry.coop_id == ledger.coop_id, Account.code == BANK, Entry.kind != "opening",
-               sa.or_(Entry.ledger_id == ledger.id,
-                      sa.and_(Entry.date < start,
-                              sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on >= start))))
-        .order_by(Entry.date, EntryLine.id)).all()
-    return [PointageLine(line_id, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id != ledger.id)
-            for line_id, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id in rows]
+        sa.select(
+            EntryLine.id,
+            Entry.id,
+            Entry.date,
+            Entry.piece,
+            Entry.label,
+            Entry.payment_mode,
+            Entry.cheque_number,
+            EntryLine.amount_cents,
+            EntryLine.cleared_on,
+            Entry.ledger_id,
+        )
+        .join(Entry, Entry.id == EntryLine.entry_id)
+        .join(Account, Account.id == EntryLine.account_id)
+        .where(
+            Entry.coop_id == ledger.coop_id,
+            Account.code == BANK,
+            Entry.kind != "opening",
+            sa.or_(
+                Entry.ledger_id == ledger.id,
+                sa.and_(Entry.date < start, sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on >= start)),
+            ),
+        )
+        .order_by(Entry.date, EntryLine.id)
+    ).all()
+    return [
+        PointageLine(line_id, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id != ledger.id)
+        for line_id, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id in rows
+    ]

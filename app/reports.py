@@ -59,8 +59,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "returned": frozenset({"submitted"}),
     "approved": frozenset(),
 }
-AUDITOR_QUALITIES = {"parent": "Parent d'élève", "teacher": "Enseignant(e) n'ayant pas tenu les comptes",
-                     "other": "Autre personne"}
+AUDITOR_QUALITIES = {
+    "parent": "Parent d'élève",
+    "teacher": "Enseignant(e) n'ayant pas tenu les comptes",
+    "other": "Autre personne",
+}
 MAX_AUDITORS = 4
 MAX_CRA_CLASSES = 60
 MAX_CRA_ACTIONS = 40
@@ -121,8 +124,9 @@ class CoopIdentity:
 
     @classmethod
     def of(cls, coop: Coop) -> CoopIdentity:
-        return cls(coop_login(coop.number), coop.name, coop.school_name, coop.uai, coop.address, coop.postal_code,
-                   coop.city)
+        return cls(
+            coop_login(coop.number), coop.name, coop.school_name, coop.uai, coop.address, coop.postal_code, coop.city
+        )
 
 
 @dataclass(frozen=True)
@@ -196,10 +200,20 @@ class Crf:
             "resultat": self.result,
             "opening": {"bank": self.opening_bank, "cash": self.opening_cash},
             "closing": {"bank": self.closing_bank, "cash": self.closing_cash, "advance": self.closing_advance},
-            "uncleared": [{"piece": line.piece, "date": line.date.isoformat(), "cheque": line.cheque,
-                           "amount": line.amount} for line in self.reconciliation.uncleared],
-            "subsidies": [{"account": line.account_code, "piece": line.piece, "date": line.date.isoformat(),
-                           "action": line.action, "amount": line.amount} for line in self.subsidies],
+            "uncleared": [
+                {"piece": line.piece, "date": line.date.isoformat(), "cheque": line.cheque, "amount": line.amount}
+                for line in self.reconciliation.uncleared
+            ],
+            "subsidies": [
+                {
+                    "account": line.account_code,
+                    "piece": line.piece,
+                    "date": line.date.isoformat(),
+                    "action": line.action,
+                    "amount": line.amount,
+                }
+                for line in self.subsidies
+            ],
             "actions": {line.name: {"charges": line.charges, "produits": line.produits} for line in self.actions},
         }
 
@@ -217,9 +231,12 @@ def build_crf(session: Session, ledger: Ledger) -> Crf:
     """Compute the CRF of `ledger` (meant for a closed ledger; an open one gives a provisional view)."""
     rows = session.execute(
         sa.select(Account.code, Account.label, Account.nature, sa.func.sum(EntryLine.amount_cents))
-        .join(EntryLine.account).join(EntryLine.entry)
+        .join(EntryLine.account)
+        .join(EntryLine.entry)
         .where(Entry.ledger_id == ledger.id, Account.nature.in_(("expense", "income", "subsidy")))
-        .group_by(Account.code, Account.label, Account.nature).order_by(Account.code)).all()
+        .group_by(Account.code, Account.label, Account.nature)
+        .order_by(Account.code)
+    ).all()
     charges, produits = [], []
     for code, label, nature, total in rows:
         if nature == "expense":
@@ -235,24 +252,42 @@ def build_crf(session: Session, ledger: Ledger) -> Crf:
 
     subsidy_rows = session.execute(
         sa.select(Entry.date, Entry.piece, Entry.label, Account, Action.name, EntryLine.amount_cents)
-        .join(EntryLine.entry).join(EntryLine.account).outerjoin(Action, Action.id == Entry.action_id)
+        .join(EntryLine.entry)
+        .join(EntryLine.account)
+        .outerjoin(Action, Action.id == Entry.action_id)
         .where(Entry.ledger_id == ledger.id, Account.nature == "subsidy")
-        .order_by(Entry.date, Entry.piece, EntryLine.id)).all()
-    subsidies = tuple(SubsidyLine(day, piece, account.code, account.display_code, subsidy_origin(account),
-                                  action or "", label, -int(amount))
-                      for day, piece, label, account, action, amount in subsidy_rows)
-    actions = tuple(ActionAmount(total.action.name, total.charges, total.produits)
-                    for total in books.action_totals(session, ledger.coop_id, ledger)
-                    if total.charges or total.produits)
+        .order_by(Entry.date, Entry.piece, EntryLine.id)
+    ).all()
+    subsidies = tuple(
+        SubsidyLine(
+            day, piece, account.code, account.display_code, subsidy_origin(account), action or "", label, -int(amount)
+        )
+        for day, piece, label, account, action, amount in subsidy_rows
+    )
+    actions = tuple(
+        ActionAmount(total.action.name, total.charges, total.produits)
+        for total in books.action_totals(session, ledger.coop_id, ledger)
+        if total.charges or total.produits
+    )
     return Crf(
-        coop=CoopIdentity.of(ledger.coop), year_label=ledger.school_year.label,
-        starts_on=ledger.school_year.starts_on, ends_on=ledger.school_year.ends_on,
-        is_closed=not ledger.is_open, closed_at=ledger.closed_at,
-        charges=tuple(charges), produits=tuple(produits),
-        opening_bank=opening_bank, opening_cash=opening_cash,
-        closing_bank=closing.bank, closing_cash=closing.cash, closing_advance=closing.advance,
-        reconciliation=bank_reconciliation(session, ledger), cash_count=CashCount.from_json(ledger.cash_count),
-        subsidies=subsidies, actions=actions)
+        coop=CoopIdentity.of(ledger.coop),
+        year_label=ledger.school_year.label,
+        starts_on=ledger.school_year.starts_on,
+        ends_on=ledger.school_year.ends_on,
+        is_closed=not ledger.is_open,
+        closed_at=ledger.closed_at,
+        charges=tuple(charges),
+        produits=tuple(produits),
+        opening_bank=opening_bank,
+        opening_cash=opening_cash,
+        closing_bank=closing.bank,
+        closing_cash=closing.cash,
+        closing_advance=closing.advance,
+        reconciliation=bank_reconciliation(session, ledger),
+        cash_count=CashCount.from_json(ledger.cash_count),
+        subsidies=subsidies,
+        actions=actions,
+    )
 
 
 # -- the report row ------------------------------------------------------------------------------
@@ -265,12 +300,15 @@ def find_report(session: Session, ledger: Ledger) -> AnnualReport | None:
 def ensure_report(session: Session, ledger: Ledger) -> AnnualReport:
     """The report of a closed ledger, created (draft) on first use. Raises DomainError while it is open."""
     if ledger.is_open:
-        raise DomainError(f"Clôturez d'abord le cahier {ledger.school_year.label} : les comptes rendus se "
-                          "remplissent après la clôture.")
+        raise DomainError(
+            f"Clôturez d'abord le cahier {ledger.school_year.label} : les comptes rendus se "
+            "remplissent après la clôture."
+        )
     report = find_report(session, ledger)
     if report is None:
-        report = AnnualReport(coop_id=ledger.coop_id, ledger=ledger, school_year_id=ledger.school_year_id,
-                              status="draft")
+        report = AnnualReport(
+            coop_id=ledger.coop_id, ledger=ledger, school_year_id=ledger.school_year_id, status="draft"
+        )
         session.add(report)
         session.flush()
     return report
@@ -280,13 +318,16 @@ def check_editable(report: AnnualReport) -> None:
     """Refuse changes once the report is sent (until staff return it) or while the year is reopened."""
     label = report.school_year.label
     if report.status == "submitted":
-        raise DomainError(f"Votre compte rendu {label} a été envoyé à l'OCCE 85 : il ne peut plus être modifié. "
-                          "En cas d'erreur, contactez l'OCCE 85, qui peut vous le renvoyer.")
+        raise DomainError(
+            f"Votre compte rendu {label} a été envoyé à l'OCCE 85 : il ne peut plus être modifié. "
+            "En cas d'erreur, contactez l'OCCE 85, qui peut vous le renvoyer."
+        )
     if report.status == "approved":
         raise DomainError(f"Votre compte rendu {label} est approuvé par l'OCCE 85 : il ne peut plus être modifié.")
     if report.ledger.is_open:
-        raise DomainError(f"Le cahier {label} a été rouvert : clôturez-le à nouveau avant de compléter le compte "
-                          "rendu.")
+        raise DomainError(
+            f"Le cahier {label} a été rouvert : clôturez-le à nouveau avant de compléter le compte rendu."
+        )
 
 
 def transition(report: AnnualReport, to: str) -> None:
@@ -295,8 +336,9 @@ def transition(report: AnnualReport, to: str) -> None:
     if to not in TRANSITIONS:
         raise DomainError(f"Statut de compte rendu inconnu : {to}.")
     if to not in TRANSITIONS.get(current, frozenset()):
-        raise DomainError(f"Un compte rendu « {STATUS_LABELS.get(current, current)} » ne peut pas passer à "
-                          f"« {STATUS_LABELS[to]} ».")
+        raise DomainError(
+            f"Un compte rendu « {STATUS_LABELS.get(current, current)} » ne peut pas passer à « {STATUS_LABELS[to]} »."
+        )
     report.status = to
 
 
@@ -334,8 +376,11 @@ class CraAnswers:
 
 def membership_for(session: Session, ledger: Ledger) -> Membership | None:
     """The coop's membership of the ledger's year, if any."""
-    return session.scalar(sa.select(Membership).where(Membership.coop_id == ledger.coop_id,
-                                                      Membership.school_year_id == ledger.school_year_id))
+    return session.scalar(
+        sa.select(Membership).where(
+            Membership.coop_id == ledger.coop_id, Membership.school_year_id == ledger.school_year_id
+        )
+    )
 
 
 def cra_prefill(session: Session, ledger: Ledger, report: AnnualReport | None) -> CraAnswers:
@@ -343,16 +388,23 @@ def cra_prefill(session: Session, ledger: Ledger, report: AnnualReport | None) -
     actions (those with money in the ledger). Writes nothing."""
     if report is not None and report.cra_saved_at is not None:
         return CraAnswers(
-            classes=tuple(CraClass(c.get("name", ""), c.get("level", ""), int(c.get("pupils", 0)))
-                          for c in report.cra_classes or ()),
+            classes=tuple(
+                CraClass(c.get("name", ""), c.get("level", ""), int(c.get("pupils", 0)))
+                for c in report.cra_classes or ()
+            ),
             council_count=report.council_count,
             actions=tuple(CraAction(a.get("name", ""), a.get("description", "")) for a in report.cra_actions or ()),
-            occe_participation=report.occe_participation, occe_actions=report.occe_actions,
-            comment=report.cra_comment)
+            occe_participation=report.occe_participation,
+            occe_actions=report.occe_actions,
+            comment=report.cra_comment,
+        )
     membership = membership_for(session, ledger)
     classes = tuple(CraClass(c.name, c.level, c.pupils) for c in membership.classes) if membership else ()
-    actions = tuple(CraAction(total.action.name, "") for total in books.action_totals(session, ledger.coop_id, ledger)
-                    if total.charges or total.produits)
+    actions = tuple(
+        CraAction(total.action.name, "")
+        for total in books.action_totals(session, ledger.coop_id, ledger)
+        if total.charges or total.produits
+    )
     return CraAnswers(classes=classes, actions=actions)
 
 
@@ -378,33 +430,48 @@ def check_cra(answers: CraAnswers) -> None:
     if len(answers.actions) > MAX_CRA_ACTIONS:
         errors["actions"] = [f"Au plus {MAX_CRA_ACTIONS} actions."]
     if answers.occe_participation not in ("oui", "non"):
-        errors["occe_participation"] = ["Indiquez si la coopérative a participé à des actions départementales de "
-                                        "l'OCCE."]
+        errors["occe_participation"] = [
+            "Indiquez si la coopérative a participé à des actions départementales de l'OCCE."
+        ]
     elif answers.occe_participation == "oui" and not answers.occe_actions.strip():
         errors["occe_actions"] = ["Indiquez les actions de l'OCCE auxquelles la coopérative a participé."]
     if errors:
         raise ValidationErrors(errors)
 
 
-def save_cra(session: Session, report: AnnualReport, answers: CraAnswers, *, by: User | None, now: datetime,
-             ip: str = "") -> None:
+def save_cra(
+    session: Session, report: AnnualReport, answers: CraAnswers, *, by: User | None, now: datetime, ip: str = ""
+) -> None:
     """Record the CRA answers of an editable report. Raises ValidationErrors / DomainError."""
     check_editable(report)
     check_cra(answers)
-    report.cra_classes = [{"name": c.name.strip(), "level": c.level.strip(), "pupils": c.pupils}
-                          for c in answers.classes]
+    report.cra_classes = [
+        {"name": c.name.strip(), "level": c.level.strip(), "pupils": c.pupils} for c in answers.classes
+    ]
     report.council_count = answers.council_count
-    report.cra_actions = [{"name": a.name.strip(), "description": a.description.strip()}
-                          for a in answers.actions if a.name.strip()]
+    report.cra_actions = [
+        {"name": a.name.strip(), "description": a.description.strip()} for a in answers.actions if a.name.strip()
+    ]
     report.occe_participation = answers.occe_participation
     report.occe_actions = answers.occe_actions.strip() if answers.occe_participation == "oui" else ""
     report.cra_comment = answers.comment.strip()
     report.cra_saved_at = now
     session.flush()
-    audit.record(session, "report.cra_saved", actor=by, coop_id=report.coop_id, entity="annual_report",
-                 entity_id=report.id, after={"classes": len(answers.classes), "pupils": answers.pupils,
-                                             "councils": answers.council_count,
-                                             "actions": len(report.cra_actions)}, ip=ip)
+    audit.record(
+        session,
+        "report.cra_saved",
+        actor=by,
+        coop_id=report.coop_id,
+        entity="annual_report",
+        entity_id=report.id,
+        after={
+            "classes": len(answers.classes),
+            "pupils": answers.pupils,
+            "councils": answers.council_count,
+            "actions": len(report.cra_actions),
+        },
+        ip=ip,
+    )
 
 
 # -- quitus --------------------------------------------------------------------------------------
@@ -453,8 +520,10 @@ def check_quitus(auditors: list[Auditor], mandataire_name: str, mandataires: lis
     forbidden = {person_key(name): name for name in [*mandataires, mandataire_name] if person_key(name)}
     for index, auditor in enumerate(auditors):
         if person_key(auditor.name) in forbidden:
-            errors[f"auditors-{index}"] = [f"{auditor.name.strip()} est mandataire de la coopérative : un mandataire "
-                                           "ne peut pas vérifier les comptes qu'il a tenus."]
+            errors[f"auditors-{index}"] = [
+                f"{auditor.name.strip()} est mandataire de la coopérative : un mandataire "
+                "ne peut pas vérifier les comptes qu'il a tenus."
+            ]
     if not mandataire_name.strip():
         errors["mandataire_name"] = ["Indiquez le nom du mandataire qui a tenu les comptes."]
     if errors:
@@ -467,8 +536,17 @@ def quitus_of(report: AnnualReport | None) -> tuple[list[Auditor], str]:
     return [Auditor(a.get("name", ""), a.get("quality", "")) for a in report.auditors or ()], report.mandataire_name
 
 
-def save_quitus(session: Session, report: AnnualReport, auditors: list[Auditor], mandataire_name: str, *,
-                mandataires: list[str], by: User | None, now: datetime, ip: str = "") -> None:
+def save_quitus(
+    session: Session,
+    report: AnnualReport,
+    auditors: list[Auditor],
+    mandataire_name: str,
+    *,
+    mandataires: list[str],
+    by: User | None,
+    now: datetime,
+    ip: str = "",
+) -> None:
     """Record the vérificateurs and the mandataire of an editable report (rules of `check_quitus`)."""
     check_editable(report)
     check_quitus(auditors, mandataire_name, mandataires)
@@ -476,9 +554,16 @@ def save_quitus(session: Session, report: AnnualReport, auditors: list[Auditor],
     report.mandataire_name = " ".join(mandataire_name.split())[:200]
     report.quitus_saved_at = now
     session.flush()
-    audit.record(session, "report.quitus_saved", actor=by, coop_id=report.coop_id, entity="annual_report",
-                 entity_id=report.id, after={"auditors": [a["name"] for a in report.auditors],
-                                             "mandataire": report.mandataire_name}, ip=ip)
+    audit.record(
+        session,
+        "report.quitus_saved",
+        actor=by,
+        coop_id=report.coop_id,
+        entity="annual_report",
+        entity_id=report.id,
+        after={"auditors": [a["name"] for a in report.auditors], "mandataire": report.mandataire_name},
+        ip=ip,
+    )
 
 
 # -- supporting documents ------------------------------------------------------------------------
@@ -498,15 +583,34 @@ def document_slots(crf: Crf) -> list[Slot]:
     subsidy table is not empty; one optional slot for anything else."""
     end = fr_date(crf.ends_on)
     return [
-        Slot("quitus", "report_quitus", "Quitus signé",
-             "La page Quitus imprimée, signée par les vérificateurs et le mandataire.", True),
-        Slot("statement", "report_statement", f"Relevé bancaire au {end}",
-             "Le dernier relevé de l'année (celui de juillet s'il n'y a eu aucun mouvement en août).", True),
-        Slot("subsidies", "report_subsidies", "Justificatifs des subventions",
-             "Courriers d'attribution ou relevés montrant les versements des subventions publiques.",
-             bool(crf.subsidies)),
-        Slot("other", "report_other", "Autre document (facultatif)",
-             "Par exemple le compte rendu financier signé par les enseignants.", False),
+        Slot(
+            "quitus",
+            "report_quitus",
+            "Quitus signé",
+            "La page Quitus imprimée, signée par les vérificateurs et le mandataire.",
+            True,
+        ),
+        Slot(
+            "statement",
+            "report_statement",
+            f"Relevé bancaire au {end}",
+            "Le dernier relevé de l'année (celui de juillet s'il n'y a eu aucun mouvement en août).",
+            True,
+        ),
+        Slot(
+            "subsidies",
+            "report_subsidies",
+            "Justificatifs des subventions",
+            "Courriers d'attribution ou relevés montrant les versements des subventions publiques.",
+            bool(crf.subsidies),
+        ),
+        Slot(
+            "other",
+            "report_other",
+            "Autre document (facultatif)",
+            "Par exemple le compte rendu financier signé par les enseignants.",
+            False,
+        ),
     ]
 
 
@@ -514,26 +618,53 @@ def report_documents(session: Session, report: AnnualReport | None) -> dict[str,
     """The document of each slot (by Document.kind)."""
     if report is None:
         return {}
-    rows = session.scalars(sa.select(Document).where(Document.annual_report_id == report.id)
-                           .order_by(Document.id)).all()
+    rows = session.scalars(
+        sa.select(Document).where(Document.annual_report_id == report.id).order_by(Document.id)
+    ).all()
     return {document.kind: document for document in rows}
 
 
-def attach_document(session: Session, report: AnnualReport, slot: Slot, *, upload_dir: str, filename: str,
-                    content: bytes, by: User | None, ip: str = "") -> tuple[Document, list[str]]:
+def attach_document(
+    session: Session,
+    report: AnnualReport,
+    slot: Slot,
+    *,
+    upload_dir: str,
+    filename: str,
+    content: bytes,
+    by: User | None,
+    ip: str = "",
+) -> tuple[Document, list[str]]:
     """Store an upload (PDF, JPEG or PNG up to 20 MB, checked by content; photos become PDF) in `slot`,
     replacing the previous one. Returns the document and the storage keys to delete after commit."""
     check_editable(report)
     previous = report_documents(session, report).get(slot.kind)
-    document = documents.store_document(session, upload_dir=upload_dir, coop_id=report.coop_id, kind=slot.kind,
-                                        filename=filename, content=content, max_bytes=REPORT_MAX_BYTES, by=by,
-                                        photos_as_pdf=True, ip=ip)
+    document = documents.store_document(
+        session,
+        upload_dir=upload_dir,
+        coop_id=report.coop_id,
+        kind=slot.kind,
+        filename=filename,
+        content=content,
+        max_bytes=REPORT_MAX_BYTES,
+        by=by,
+        photos_as_pdf=True,
+        ip=ip,
+    )
     document.annual_report_id = report.id
     removed: list[str] = []
     if previous is not None:
         removed.append(previous.storage_key)
-        audit.record(session, "document.replaced", actor=by, coop_id=report.coop_id, entity="document",
-                     entity_id=previous.id, before={"kind": previous.kind, "name": previous.original_name}, ip=ip)
+        audit.record(
+            session,
+            "document.replaced",
+            actor=by,
+            coop_id=report.coop_id,
+            entity="document",
+            entity_id=previous.id,
+            before={"kind": previous.kind, "name": previous.original_name},
+            ip=ip,
+        )
         session.delete(previous)
     session.flush()
     return document, removed
@@ -550,8 +681,9 @@ class Missing:
     message: str
 
 
-def missing_items(session: Session, report: AnnualReport | None, ledger: Ledger, crf: Crf,
-                  mandataires: list[str]) -> list[Missing]:
+def missing_items(
+    session: Session, report: AnnualReport | None, ledger: Ledger, crf: Crf, mandataires: list[str]
+) -> list[Missing]:
     """What the coop still has to do before « Envoyer mon compte rendu » (empty: ready)."""
     missing: list[Missing] = []
     if ledger.is_open:
@@ -580,8 +712,16 @@ def missing_items(session: Session, report: AnnualReport | None, ledger: Ledger,
     return missing
 
 
-def submit_report(session: Session, report: AnnualReport, crf: Crf, *, mandataires: list[str], by: User | None,
-                  now: datetime, ip: str = "") -> AnnualReport:
+def submit_report(
+    session: Session,
+    report: AnnualReport,
+    crf: Crf,
+    *,
+    mandataires: list[str],
+    by: User | None,
+    now: datetime,
+    ip: str = "",
+) -> AnnualReport:
     """Send the reports to OCCE 85: draft/returned -> submitted, with a snapshot of the CRF figures.
 
     Raises ValidationErrors listing what is missing, or DomainError from another status.
@@ -596,15 +736,28 @@ def submit_report(session: Session, report: AnnualReport, crf: Crf, *, mandatair
     report.submitted_at = now
     report.submitted_by_id = by.id if by is not None else None
     session.flush()
-    audit.record(session, "report.submitted", actor=by, coop_id=report.coop_id, entity="annual_report",
-                 entity_id=report.id, before={"status": before},
-                 after={"status": "submitted", "resultat": crf.result, "closing_bank": crf.closing_bank,
-                        "closing_cash": crf.closing_cash}, ip=ip)
+    audit.record(
+        session,
+        "report.submitted",
+        actor=by,
+        coop_id=report.coop_id,
+        entity="annual_report",
+        entity_id=report.id,
+        before={"status": before},
+        after={
+            "status": "submitted",
+            "resultat": crf.result,
+            "closing_bank": crf.closing_bank,
+            "closing_cash": crf.closing_cash,
+        },
+        ip=ip,
+    )
     return report
 
 
-def return_report(session: Session, report: AnnualReport, *, reason: str, by: User | None, now: datetime,
-                  ip: str = "") -> AnnualReport:
+def return_report(
+    session: Session, report: AnnualReport, *, reason: str, by: User | None, now: datetime, ip: str = ""
+) -> AnnualReport:
     """Staff send a submitted report back to the coop with a reason: submitted -> returned."""
     reason = " ".join((reason or "").split())
     if not reason:
@@ -613,18 +766,36 @@ def return_report(session: Session, report: AnnualReport, *, reason: str, by: Us
     report.return_reason = reason
     report.returned_at = now
     session.flush()
-    audit.record(session, "report.returned", actor=by, coop_id=report.coop_id, entity="annual_report",
-                 entity_id=report.id, before={"status": "submitted"}, after={"status": "returned", "reason": reason},
-                 ip=ip)
+    audit.record(
+        session,
+        "report.returned",
+        actor=by,
+        coop_id=report.coop_id,
+        entity="annual_report",
+        entity_id=report.id,
+        before={"status": "submitted"},
+        after={"status": "returned", "reason": reason},
+        ip=ip,
+    )
     return report
 
 
-def approve_report(session: Session, report: AnnualReport, *, by: User | None, now: datetime,
-                   ip: str = "") -> AnnualReport:
+def approve_report(
+    session: Session, report: AnnualReport, *, by: User | None, now: datetime, ip: str = ""
+) -> AnnualReport:
     """Staff approve a submitted report: submitted -> approved (final)."""
     transition(report, "approved")
     report.approved_at = now
     session.flush()
-    audit.record(session, "report.approved", actor=by, coop_id=report.coop_id, entity="annual_report",
-                 entity_id=report.id, before={"status": "submitted"}, after={"status": "approved"}, ip=ip)
+    audit.record(
+        session,
+        "report.approved",
+        actor=by,
+        coop_id=report.coop_id,
+        entity="annual_report",
+        entity_id=report.id,
+        before={"status": "submitted"},
+        after={"status": "approved"},
+        ip=ip,
+    )
     return report

@@ -54,8 +54,14 @@ def safe_next_url(target: str | None, default: str) -> str:
         return default
     target = target.strip()
     parts = urlsplit(target)
-    if (parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//")
-            or "\\" in target or any(ord(ch) < 32 for ch in target)):
+    if (
+        parts.scheme
+        or parts.netloc
+        or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(ch) < 32 for ch in target)
+    ):
         return default
     return target
 
@@ -113,12 +119,12 @@ def set_security_headers(response):
         policy = None
     else:
         policy = (
-        "default-src 'self'; "
-        f"script-src 'self' 'nonce-{nonce}'{admin_handlers}; "
-        # Bootstrap and Flask-Admin templates carry style attributes; scripts stay nonce-only.
-        "style-src 'self' 'unsafe-inline'; "
-        "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+            "default-src 'self'; "
+            f"script-src 'self' 'nonce-{nonce}'{admin_handlers}; "
+            # Bootstrap and Flask-Admin templates carry style attributes; scripts stay nonce-only.
+            "style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
         )
     if policy:
         response.headers["Content-Security-Policy"] = policy

@@ -70,8 +70,9 @@ def decode(content: bytes) -> str:
         try:
             return content.decode("cp1252")
         except UnicodeDecodeError:
-            raise StatementError("Le fichier n'est ni en UTF-8 ni en Windows-1252 : "
-                                 "ce n'est pas un relevé lisible.") from None
+            raise StatementError(
+                "Le fichier n'est ni en UTF-8 ni en Windows-1252 : ce n'est pas un relevé lisible."
+            ) from None
 
 
 def fold(text: str) -> str:
@@ -160,21 +161,37 @@ def parse_ofx(content: bytes) -> ParsedStatement:
     for tx in statement.transactions:
         name, memo = (tx.name or "").strip(), (tx.memo or "").strip()
         # Banks often repeat the name at the start of the memo: keep the longer one then.
-        label = memo if name and memo.startswith(name) else name if memo and name.startswith(memo) else \
-            " ".join(part for part in (name, memo) if part)
+        label = (
+            memo
+            if name and memo.startswith(name)
+            else name
+            if memo and name.startswith(memo)
+            else " ".join(part for part in (name, memo) if part)
+        )
         cheque = ""
         if tx.trntype == "CHECK" or cheque_from_label(tx.name or ""):
             cheque = normalise_number(tx.checknum or "") or cheque_from_label(tx.name or "")
-        lines.append(BankLine(date=tx.dtposted.date(), amount_cents=to_cents(tx.trnamt), label=label,
-                              value_date=tx.dtuser.date() if getattr(tx, "dtuser", None) else None,
-                              cheque_number=cheque, bank_id=tx.fitid or "",
-                              raw=f"{tx.trntype};{tx.dtposted:%Y-%m-%d};{tx.trnamt};{tx.fitid};{tx.checknum or ''};"
-                                  f"{tx.name or ''};{tx.memo or ''}"))
+        lines.append(
+            BankLine(
+                date=tx.dtposted.date(),
+                amount_cents=to_cents(tx.trnamt),
+                label=label,
+                value_date=tx.dtuser.date() if getattr(tx, "dtuser", None) else None,
+                cheque_number=cheque,
+                bank_id=tx.fitid or "",
+                raw=f"{tx.trntype};{tx.dtposted:%Y-%m-%d};{tx.trnamt};{tx.fitid};{tx.checknum or ''};"
+                f"{tx.name or ''};{tx.memo or ''}",
+            )
+        )
     balance = getattr(statement, "balance", None)
     account = getattr(statement.account, "acctid", "") or ""
-    parsed = ParsedStatement("ofx", lines, account=account,
-                             closing_balance_cents=to_cents(balance.balamt) if balance is not None else None,
-                             closing_balance_date=balance.dtasof.date() if balance is not None else None)
+    parsed = ParsedStatement(
+        "ofx",
+        lines,
+        account=account,
+        closing_balance_cents=to_cents(balance.balamt) if balance is not None else None,
+        closing_balance_date=balance.dtasof.date() if balance is not None else None,
+    )
     transactions = statement.banktranlist
     if transactions is not None:
         parsed.start_date, parsed.end_date = transactions.dtstart.date(), transactions.dtend.date()
@@ -225,11 +242,18 @@ def parse_camt(content: bytes) -> ParsedStatement:
         informations = [text(entry, local("AddtlNtryInf"))]
         informations += [text(detail, local("RmtInf/Ustrd")) for detail in details]
         label = " ".join(part for part in informations if part)
-        lines.append(BankLine(date=date.fromisoformat(day[:10]), amount_cents=amount, label=label,
-                              value_date=date.fromisoformat(value[:10]) if value else None, cheque_number=cheque,
-                              reference=" ".join(ref for ref in references if ref and ref != "NOTPROVIDED"),
-                              bank_id=text(entry, local("AcctSvcrRef")),
-                              raw=etree.tostring(entry, encoding="unicode")[:4000]))
+        lines.append(
+            BankLine(
+                date=date.fromisoformat(day[:10]),
+                amount_cents=amount,
+                label=label,
+                value_date=date.fromisoformat(value[:10]) if value else None,
+                cheque_number=cheque,
+                reference=" ".join(ref for ref in references if ref and ref != "NOTPROVIDED"),
+                bank_id=text(entry, local("AcctSvcrRef")),
+                raw=etree.tostring(entry, encoding="unicode")[:4000],
+            )
+        )
     parsed = ParsedStatement("camt.053", lines, account=text(statement, local("Acct/Id/IBAN")))
     for balance in statement.xpath(local("Bal")):
         if text(balance, local("Tp/CdOrPrtry/Cd")) == "CLBD":
@@ -256,9 +280,17 @@ def parse_qif(text: str) -> ParsedStatement:
             if record:
                 label = " ".join(part for part in (record.get("P", ""), record.get("M", "")) if part)
                 number = record.get("N", "")
-                lines.append(BankLine(date=parse_day(record.get("D", "")), amount_cents=to_cents(record.get("T", "")),
-                                      label=label, cheque_number=normalise_number(number) if number.strip().isdigit()
-                                      else cheque_from_label(label), raw="|".join(raw)))
+                lines.append(
+                    BankLine(
+                        date=parse_day(record.get("D", "")),
+                        amount_cents=to_cents(record.get("T", "")),
+                        label=label,
+                        cheque_number=normalise_number(number)
+                        if number.strip().isdigit()
+                        else cheque_from_label(label),
+                        raw="|".join(raw),
+                    )
+                )
             record, raw = {}, []
             continue
         record[row[0]] = row[1:].strip()
@@ -299,22 +331,64 @@ class CsvPreset:
 
 
 PRESETS = (
-    CsvPreset("Caisse d'Épargne / Banque Populaire",
-              ("DATE DE COMPTABILISATION", "LIBELLE OPERATION", "DEBIT", "CREDIT"),
-              date="DATE DE COMPTABILISATION", label=("LIBELLE OPERATION", "INFORMATIONS COMPLEMENTAIRES"),
-              debit="DEBIT", credit="CREDIT", value_date="DATE DE VALEUR", reference="REFERENCE"),
-    CsvPreset("Crédit Mutuel / CIC", ("DATE", "DATE DE VALEUR", "DEBIT", "CREDIT", "LIBELLE"),
-              date="DATE", label=("LIBELLE",), debit="DEBIT", credit="CREDIT", value_date="DATE DE VALEUR"),
-    CsvPreset("Crédit Mutuel / CIC", ("DATE", "DATE DE VALEUR", "MONTANT", "LIBELLE"),
-              date="DATE", label=("LIBELLE",), amount="MONTANT", value_date="DATE DE VALEUR"),
-    CsvPreset("CIC", ("DATE D'OPERATION", "DATE DE VALEUR", "MONTANT", "LIBELLE"),
-              date="DATE D'OPERATION", label=("LIBELLE",), amount="MONTANT", value_date="DATE DE VALEUR"),
-    CsvPreset("Crédit Agricole", ("DATE", "LIBELLE", "DEBIT EUROS", "CREDIT EUROS"),
-              date="DATE", label=("LIBELLE",), debit="DEBIT EUROS", credit="CREDIT EUROS", value_date="DATE VALEUR"),
-    CsvPreset("La Banque Postale", ("DATE", "LIBELLE", "MONTANT(EUROS)"),
-              date="DATE", label=("LIBELLE",), amount="MONTANT(EUROS)"),
-    CsvPreset("Société Générale", ("DATE DE L'OPERATION", "LIBELLE", "MONTANT DE L'OPERATION"),
-              date="DATE DE L'OPERATION", label=("LIBELLE", "DETAIL DE L'ECRITURE"), amount="MONTANT DE L'OPERATION"),
+    CsvPreset(
+        "Caisse d'Épargne / Banque Populaire",
+        ("DATE DE COMPTABILISATION", "LIBELLE OPERATION", "DEBIT", "CREDIT"),
+        date="DATE DE COMPTABILISATION",
+        label=("LIBELLE OPERATION", "INFORMATIONS COMPLEMENTAIRES"),
+        debit="DEBIT",
+        credit="CREDIT",
+        value_date="DATE DE VALEUR",
+        reference="REFERENCE",
+    ),
+    CsvPreset(
+        "Crédit Mutuel / CIC",
+        ("DATE", "DATE DE VALEUR", "DEBIT", "CREDIT", "LIBELLE"),
+        date="DATE",
+        label=("LIBELLE",),
+        debit="DEBIT",
+        credit="CREDIT",
+        value_date="DATE DE VALEUR",
+    ),
+    CsvPreset(
+        "Crédit Mutuel / CIC",
+        ("DATE", "DATE DE VALEUR", "MONTANT", "LIBELLE"),
+        date="DATE",
+        label=("LIBELLE",),
+        amount="MONTANT",
+        value_date="DATE DE VALEUR",
+    ),
+    CsvPreset(
+        "CIC",
+        ("DATE D'OPERATION", "DATE DE VALEUR", "MONTANT", "LIBELLE"),
+        date="DATE D'OPERATION",
+        label=("LIBELLE",),
+        amount="MONTANT",
+        value_date="DATE DE VALEUR",
+    ),
+    CsvPreset(
+        "Crédit Agricole",
+        ("DATE", "LIBELLE", "DEBIT EUROS", "CREDIT EUROS"),
+        date="DATE",
+        label=("LIBELLE",),
+        debit="DEBIT EUROS",
+        credit="CREDIT EUROS",
+        value_date="DATE VALEUR",
+    ),
+    CsvPreset(
+        "La Banque Postale",
+        ("DATE", "LIBELLE", "MONTANT(EUROS)"),
+        date="DATE",
+        label=("LIBELLE",),
+        amount="MONTANT(EUROS)",
+    ),
+    CsvPreset(
+        "Société Générale",
+        ("DATE DE L'OPERATION", "LIBELLE", "MONTANT DE L'OPERATION"),
+        date="DATE DE L'OPERATION",
+        label=("LIBELLE", "DETAIL DE L'ECRITURE"),
+        amount="MONTANT DE L'OPERATION",
+    ),
 )
 
 
@@ -332,10 +406,16 @@ def _preset_mapping(rows: list[list[str]]) -> tuple[int, CsvMapping] | None:
             if all(name in header for name in preset.required):
                 columns = {name: i for i, name in reversed(list(enumerate(header)))}  # first occurrence wins
                 labels = tuple(columns[name] for name in preset.label if name in columns)
-                return index, CsvMapping(date=columns[preset.date], label=labels,
-                                         amount=columns.get(preset.amount), debit=columns.get(preset.debit),
-                                         credit=columns.get(preset.credit), value_date=columns.get(preset.value_date),
-                                         reference=columns.get(preset.reference), name=preset.name)
+                return index, CsvMapping(
+                    date=columns[preset.date],
+                    label=labels,
+                    amount=columns.get(preset.amount),
+                    debit=columns.get(preset.debit),
+                    credit=columns.get(preset.credit),
+                    value_date=columns.get(preset.value_date),
+                    reference=columns.get(preset.reference),
+                    name=preset.name,
+                )
     return None
 
 
@@ -347,12 +427,12 @@ def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | No
         if found is None:
             width = max((len(row) for row in rows[:25]), default=0)
             first = next((i for i, row in enumerate(rows[:25]) if len(row) == width and width >= 3), 0)
-            raise NeedsMapping(rows[first] if rows else [], rows[first + 1:first + 6])
+            raise NeedsMapping(rows[first] if rows else [], rows[first + 1 : first + 6])
         header_row, mapping = found
     header_row = header_row or 0
     lines: list[BankLine] = []
     errors = []
-    for number, row in enumerate(rows[header_row + 1:], start=header_row + 2):
+    for number, row in enumerate(rows[header_row + 1 :], start=header_row + 2):
         if not any(cell.strip() for cell in row):
             continue
 
@@ -372,10 +452,17 @@ def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | No
             errors.append(f"ligne {number} : {exc}")
             continue
         label = " ".join(cell(i) for i in mapping.label if cell(i))
-        lines.append(BankLine(date=day, amount_cents=amount, label=label,
-                              value_date=parse_day(cell(mapping.value_date)) if cell(mapping.value_date) else None,
-                              cheque_number=cheque_from_label(label), reference=cell(mapping.reference),
-                              raw=";".join(row)))
+        lines.append(
+            BankLine(
+                date=day,
+                amount_cents=amount,
+                label=label,
+                value_date=parse_day(cell(mapping.value_date)) if cell(mapping.value_date) else None,
+                cheque_number=cheque_from_label(label),
+                reference=cell(mapping.reference),
+                raw=";".join(row),
+            )
+        )
     if errors:
         raise StatementError("Lignes illisibles : " + " ; ".join(errors[:5]))
     if not lines:
@@ -387,16 +474,19 @@ def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | No
 # -- entry point ---------------------------------------------------------------------------------
 
 
-def parse_statement(content: bytes, *, mapping: CsvMapping | None = None,
-                    header_row: int | None = None) -> ParsedStatement:
+def parse_statement(
+    content: bytes, *, mapping: CsvMapping | None = None, header_row: int | None = None
+) -> ParsedStatement:
     """Detect the format and parse; raise StatementError (or NeedsMapping for an unknown CSV)."""
     if not content.strip():
         raise StatementError("Le fichier est vide.")
     head = content[:2048].lstrip(b"\xef\xbb\xbf \r\n\t")
     if head.startswith(b"%PDF") or b"\x00" in content[:4096]:
-        raise StatementError("Ce fichier n'est pas un relevé au format texte (OFX, CAMT.053, CSV ou QIF). "
-                             "Un relevé PDF ne peut pas être importé : téléchargez le relevé « OFX » ou « CSV » "
-                             "depuis votre banque en ligne.")
+        raise StatementError(
+            "Ce fichier n'est pas un relevé au format texte (OFX, CAMT.053, CSV ou QIF). "
+            "Un relevé PDF ne peut pas être importé : téléchargez le relevé « OFX » ou « CSV » "
+            "depuis votre banque en ligne."
+        )
     upper = head.upper()
     if upper.startswith(b"OFXHEADER") or b"<OFX>" in upper:
         parsed = parse_ofx(content)

@@ -38,8 +38,14 @@ def owned_or_404(model: type[M], ident: int) -> M:
     row = db.session.scalar(owned(model).where(model.id == ident))  # type: ignore[attr-defined]
     if row is None:
         if db.session.get(model, ident) is not None:
-            audit.record(db.session, "access.denied", actor=current_user, entity=model.__tablename__,
-                         entity_id=ident, ip=client_ip())
+            audit.record(
+                db.session,
+                "access.denied",
+                actor=current_user,
+                entity=model.__tablename__,
+                entity_id=ident,
+                ip=client_ip(),
+            )
             db.session.commit()
         abort(404)
     return row

@@ -42,8 +42,15 @@ def seed_year(app, number: int, start_year: int, count: int) -> None:
         session = db.session
         coop = Coop(number=number, name=f"Coop {number}", school_name="École", postal_code="85000")
         session.add(coop)
-        session.add(User(login=f"085-{number:03d}", role="coop", coop=coop, must_change_password=False,
-                         password_hash=hash_password(PASSWORD, FAST)))
+        session.add(
+            User(
+                login=f"085-{number:03d}",
+                role="coop",
+                coop=coop,
+                must_change_password=False,
+                password_hash=hash_password(PASSWORD, FAST),
+            )
+        )
         session.flush()
         ledger = open_ledger(session, coop, start_year)
         actions = [Action(coop_id=coop.id, name=name) for name in ("Classe de mer", "Photos", "Kermesse")]
@@ -57,24 +64,47 @@ def seed_year(app, number: int, start_year: int, count: int) -> None:
             day = date(start_year, 9, 1) + timedelta(days=rng.randrange(365))
             amount = rng.randrange(500, 50_000)
             kind = rng.choice(["receipt", "receipt", "expense", "expense", "expense", "transfer"])
-            entries.append({"id": entry_id, "ledger_id": ledger.id, "coop_id": coop.id, "piece": f"P{i + 1:05d}",
-                            "date": day, "label": f"Opération {i + 1}", "kind": kind, "cheque_number": "",
-                            "payment_mode": {"receipt": "remise", "expense": "cheque", "transfer": "interne"}[kind],
-                            "action_id": rng.choice([None, None] + [a.id for a in actions]), "version": 1})
+            entries.append(
+                {
+                    "id": entry_id,
+                    "ledger_id": ledger.id,
+                    "coop_id": coop.id,
+                    "piece": f"P{i + 1:05d}",
+                    "date": day,
+                    "label": f"Opération {i + 1}",
+                    "kind": kind,
+                    "cheque_number": "",
+                    "payment_mode": {"receipt": "remise", "expense": "cheque", "transfer": "interne"}[kind],
+                    "action_id": rng.choice([None, None] + [a.id for a in actions]),
+                    "version": 1,
+                }
+            )
             if kind == "receipt":
                 part = amount // 3
-                lines += [(entry_id, "512", amount - part), (entry_id, "530", part),
-                          (entry_id, "756", -(amount - part)), (entry_id, "708", -part)]
+                lines += [
+                    (entry_id, "512", amount - part),
+                    (entry_id, "530", part),
+                    (entry_id, "756", -(amount - part)),
+                    (entry_id, "708", -part),
+                ]
             elif kind == "expense":
                 entries[-1]["cheque_number"] = str(1000 + i)
                 lines += [(entry_id, rng.choice(["6068", "6181", "6288"]), amount), (entry_id, "512", -amount)]
             else:
                 lines += [(entry_id, "512", amount), (entry_id, "530", -amount)]
         session.execute(sa.insert(Entry), entries)
-        session.execute(sa.insert(EntryLine), [
-            {"entry_id": e, "account_id": accounts[code], "amount_cents": cents,
-             "cleared_on": None if code != "512" or rng.random() < 0.1 else date(start_year, 9, 1)}
-            for e, code, cents in lines])
+        session.execute(
+            sa.insert(EntryLine),
+            [
+                {
+                    "entry_id": e,
+                    "account_id": accounts[code],
+                    "amount_cents": cents,
+                    "cleared_on": None if code != "512" or rng.random() < 0.1 else date(start_year, 9, 1),
+                }
+                for e, code, cents in lines
+            ],
+        )
         session.commit()
         db.session.remove()
 
@@ -87,8 +117,16 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.sqlite"
-        app = create_app({"COOP85_ENV": "testing", "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url,
-                          "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "ARGON2_PARAMS": FAST})
+        app = create_app(
+            {
+                "COOP85_ENV": "testing",
+                "SECRET_KEY": "bench",
+                "SQLALCHEMY_DATABASE_URI": url,
+                "WTF_CSRF_ENABLED": False,
+                "RATELIMIT_ENABLED": False,
+                "ARGON2_PARAMS": FAST,
+            }
+        )
         from flask_migrate import upgrade
 
         with app.app_context():
@@ -112,8 +150,10 @@ def main() -> None:
                     samples.append((time.perf_counter() - start) * 1000)
                     assert response.status_code == 200
                 size = len(response.data) // 1024
-                print(f"{count:>6} opérations, {label:<40}: médiane {statistics.median(samples):7.1f} ms "
-                      f"(min {min(samples):.1f}, max {max(samples):.1f}) ; page de {size} Ko")
+                print(
+                    f"{count:>6} opérations, {label:<40}: médiane {statistics.median(samples):7.1f} ms "
+                    f"(min {min(samples):.1f}, max {max(samples):.1f}) ; page de {size} Ko"
+                )
 
 
 if __name__ == "__main__":

@@ -63,30 +63,59 @@ def seed(app, number: int, start_year: int, count: int) -> tuple[int, bytes]:
     cheque, slip = 1200, 4500
     while len(book) < count:
         day = first + timedelta(days=rng.randrange(330))
-        kind = rng.choices(["cheque", "carte", "prelevement", "virement_in", "virement_out", "remise", "especes"],
-                           weights=[30, 20, 8, 8, 6, 18, 10])[0]
+        kind = rng.choices(
+            ["cheque", "carte", "prelevement", "virement_in", "virement_out", "remise", "especes"],
+            weights=[30, 20, 8, 8, 6, 18, 10],
+        )[0]
         if kind == "cheque":
             cheque += 1
             amount = -_amount(rng)
-            book.append({"date": day, "amount": amount, "mode": "cheque", "number": f"{cheque:07d}",
-                         "label": f"{rng.choice(PAYEES)} - facture {rng.randrange(1000)}"})
+            book.append(
+                {
+                    "date": day,
+                    "amount": amount,
+                    "mode": "cheque",
+                    "number": f"{cheque:07d}",
+                    "label": f"{rng.choice(PAYEES)} - facture {rng.randrange(1000)}",
+                }
+            )
             if rng.random() < 0.95:  # the others are not cashed yet
                 bank.append((day + timedelta(days=rng.randrange(1, 40)), amount, f"CHEQUE {cheque:07d}", "CHECK"))
         elif kind == "carte":
             amount, shop = -_amount(rng), rng.choice(SHOPS)
             twins = 2 if rng.random() < 0.05 else 1  # the same purchase twice the same day
             for _ in range(twins):
-                book.append({"date": day, "amount": amount, "mode": "carte", "number": "",
-                             "label": f"Achat {shop.title()}"})
-                bank.append((day + timedelta(days=rng.randrange(1, 4)), amount,
-                             f"CB {shop} {day:%d/%m} CARTE 4970XXXXXXXX1234", "POS"))
+                book.append(
+                    {"date": day, "amount": amount, "mode": "carte", "number": "", "label": f"Achat {shop.title()}"}
+                )
+                bank.append(
+                    (
+                        day + timedelta(days=rng.randrange(1, 4)),
+                        amount,
+                        f"CB {shop} {day:%d/%m} CARTE 4970XXXXXXXX1234",
+                        "POS",
+                    )
+                )
         elif kind in ("prelevement", "virement_out"):
             amount = -(4550 if kind == "prelevement" and rng.random() < 0.3 else _amount(rng))
             label = "Cotisation OCCE" if amount == -4550 else f"Règlement {rng.choice(PAYEES)}"
-            book.append({"date": day, "amount": amount, "mode": "prelevement" if kind == "prelevement" else "virement",
-                         "number": "", "label": label})
-            bank.append((day, amount, "PRLV SEPA OCCE 85" if amount == -4550 else "VIR SEPA EMIS " + label.upper(),
-                         "DIRECTDEBIT" if kind == "prelevement" else "DEBIT"))
+            book.append(
+                {
+                    "date": day,
+                    "amount": amount,
+                    "mode": "prelevement" if kind == "prelevement" else "virement",
+                    "number": "",
+                    "label": label,
+                }
+            )
+            bank.append(
+                (
+                    day,
+                    amount,
+                    "PRLV SEPA OCCE 85" if amount == -4550 else "VIR SEPA EMIS " + label.upper(),
+                    "DIRECTDEBIT" if kind == "prelevement" else "DEBIT",
+                )
+            )
         elif kind == "virement_in":
             amount = _amount(rng) * 3
             book.append({"date": day, "amount": amount, "mode": "virement", "number": "", "label": "Subvention mairie"})
@@ -95,8 +124,15 @@ def seed(app, number: int, start_year: int, count: int) -> tuple[int, bytes]:
             slip += 1
             parts = [rng.choice(COMMON[:3]) if rng.random() < 0.6 else _amount(rng) for _ in range(rng.randrange(1, 6))]
             for part in parts:
-                book.append({"date": day, "amount": part, "mode": "remise", "number": f"{slip:07d}",
-                             "label": f"Cotisation famille {rng.randrange(500)}"})
+                book.append(
+                    {
+                        "date": day,
+                        "amount": part,
+                        "mode": "remise",
+                        "number": f"{slip:07d}",
+                        "label": f"Cotisation famille {rng.randrange(500)}",
+                    }
+                )
             bank.append((day + timedelta(days=rng.randrange(1, 4)), sum(parts), f"REMISE CHEQUES {slip:07d}", "DEP"))
         else:
             amount = _amount(rng)
@@ -106,16 +142,26 @@ def seed(app, number: int, start_year: int, count: int) -> tuple[int, bytes]:
     book = book[:count]
     while len(bank) < count:  # what the cash-book lacks: fees, interest
         day = first + timedelta(days=rng.randrange(330))
-        bank.append((day, -rng.choice([600, 850, 1200]), "FRAIS TENUE DE COMPTE", "SRVCHG")
-                    if rng.random() < 0.8 else (day, rng.randrange(100, 900), "INTERETS CREDITEURS", "INT"))
+        bank.append(
+            (day, -rng.choice([600, 850, 1200]), "FRAIS TENUE DE COMPTE", "SRVCHG")
+            if rng.random() < 0.8
+            else (day, rng.randrange(100, 900), "INTERETS CREDITEURS", "INT")
+        )
     bank = sorted(bank[:count])
 
     with app.app_context():
         session = db.session
         coop = Coop(number=number, name=f"Coop {number}", school_name="École", postal_code="85000")
         session.add(coop)
-        session.add(User(login=f"085-{number:03d}", role="coop", coop=coop, must_change_password=False,
-                         password_hash=hash_password(PASSWORD, FAST)))
+        session.add(
+            User(
+                login=f"085-{number:03d}",
+                role="coop",
+                coop=coop,
+                must_change_password=False,
+                password_hash=hash_password(PASSWORD, FAST),
+            )
+        )
         session.flush()
         ledger = open_ledger(session, coop, start_year)
         record_opening(session, ledger, bank=250_000, cash=0, by=None)
@@ -125,14 +171,27 @@ def seed(app, number: int, start_year: int, count: int) -> tuple[int, bytes]:
         for i, item in enumerate(sorted(book, key=lambda b: b["date"])):
             entry_id = first_id + i
             receipt = item["amount"] > 0
-            entries.append({"id": entry_id, "ledger_id": ledger.id, "coop_id": coop.id, "piece": f"P{i + 1:05d}",
-                            "date": item["date"], "label": item["label"], "kind": "receipt" if receipt else "expense",
-                            "cheque_number": item["number"], "payment_mode": item["mode"], "version": 1})
+            entries.append(
+                {
+                    "id": entry_id,
+                    "ledger_id": ledger.id,
+                    "coop_id": coop.id,
+                    "piece": f"P{i + 1:05d}",
+                    "date": item["date"],
+                    "label": item["label"],
+                    "kind": "receipt" if receipt else "expense",
+                    "cheque_number": item["number"],
+                    "payment_mode": item["mode"],
+                    "version": 1,
+                }
+            )
             other = rng.choice(["756", "708"]) if receipt else rng.choice(["6068", "6181", "6251", "6281"])
             lines += [(entry_id, "512", item["amount"]), (entry_id, other, -item["amount"])]
         session.execute(sa.insert(Entry), entries)
-        session.execute(sa.insert(EntryLine), [{"entry_id": e, "account_id": accounts[code], "amount_cents": cents}
-                                               for e, code, cents in lines])
+        session.execute(
+            sa.insert(EntryLine),
+            [{"entry_id": e, "account_id": accounts[code], "amount_cents": cents} for e, code, cents in lines],
+        )
         session.commit()
         coop_id = coop.id
         db.session.remove()
@@ -141,20 +200,34 @@ def seed(app, number: int, start_year: int, count: int) -> tuple[int, bytes]:
 
 def _ofx(bank: list[tuple[date, int, str, str]]) -> bytes:
     """The statement as the bank's OFX 1.0.2 download (FITID, CHECKNUM on cheques, NAME of 32 characters)."""
-    out = ["OFXHEADER:100", "DATA:OFXSGML", "VERSION:102", "SECURITY:NONE", "ENCODING:USASCII", "CHARSET:1252",
-           "COMPRESSION:NONE", "OLDFILEUID:NONE", "NEWFILEUID:NONE", "",
-           "<OFX><SIGNONMSGSRSV1><SONRS><STATUS><CODE>0<SEVERITY>INFO</STATUS><DTSERVER>20260901060000"
-           "<LANGUAGE>FRA</SONRS></SIGNONMSGSRSV1><BANKMSGSRSV1><STMTTRNRS><TRNUID>1<STATUS><CODE>0<SEVERITY>INFO"
-           "</STATUS><STMTRS><CURDEF>EUR<BANKACCTFROM><BANKID>10278<BRANCHID>36001<ACCTID>00020485001"
-           "<ACCTTYPE>CHECKING</BANKACCTFROM>",
-           f"<BANKTRANLIST><DTSTART>{bank[0][0]:%Y%m%d}<DTEND>{bank[-1][0]:%Y%m%d}"]
+    out = [
+        "OFXHEADER:100",
+        "DATA:OFXSGML",
+        "VERSION:102",
+        "SECURITY:NONE",
+        "ENCODING:USASCII",
+        "CHARSET:1252",
+        "COMPRESSION:NONE",
+        "OLDFILEUID:NONE",
+        "NEWFILEUID:NONE",
+        "",
+        "<OFX><SIGNONMSGSRSV1><SONRS><STATUS><CODE>0<SEVERITY>INFO</STATUS><DTSERVER>20260901060000"
+        "<LANGUAGE>FRA</SONRS></SIGNONMSGSRSV1><BANKMSGSRSV1><STMTTRNRS><TRNUID>1<STATUS><CODE>0<SEVERITY>INFO"
+        "</STATUS><STMTRS><CURDEF>EUR<BANKACCTFROM><BANKID>10278<BRANCHID>36001<ACCTID>00020485001"
+        "<ACCTTYPE>CHECKING</BANKACCTFROM>",
+        f"<BANKTRANLIST><DTSTART>{bank[0][0]:%Y%m%d}<DTEND>{bank[-1][0]:%Y%m%d}",
+    ]
     for number, (day, amount, label, kind) in enumerate(bank, start=1):
         checknum = f"<CHECKNUM>{label.split()[-1]}" if kind == "CHECK" else ""
-        out.append(f"<STMTTRN><TRNTYPE>{kind}<DTPOSTED>{day:%Y%m%d}<TRNAMT>{amount / 100:.2f}"
-                   f"<FITID>{day:%Y%m%d}{number:05d}{checknum}<NAME>{label[:32]}<MEMO>{label}</STMTTRN>")
+        out.append(
+            f"<STMTTRN><TRNTYPE>{kind}<DTPOSTED>{day:%Y%m%d}<TRNAMT>{amount / 100:.2f}"
+            f"<FITID>{day:%Y%m%d}{number:05d}{checknum}<NAME>{label[:32]}<MEMO>{label}</STMTTRN>"
+        )
     balance = 250_000 + sum(amount for _, amount, _, _ in bank)
-    out.append(f"</BANKTRANLIST><LEDGERBAL><BALAMT>{balance / 100:.2f}<DTASOF>{bank[-1][0]:%Y%m%d}</LEDGERBAL>"
-               "</STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>")
+    out.append(
+        f"</BANKTRANLIST><LEDGERBAL><BALAMT>{balance / 100:.2f}<DTASOF>{bank[-1][0]:%Y%m%d}</LEDGERBAL>"
+        "</STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>"
+    )
     return "\r\n".join(out).encode("cp1252")
 
 
@@ -162,8 +235,9 @@ def import_twice(app, coop_id: int, content: bytes) -> tuple[int, int]:
     with app.app_context():
         added = []
         for _ in range(2):
-            result = rec.import_statement(db.session, coop_id, parse_statement(content), filename="releve.ofx",
-                                          content=content, by=None)
+            result = rec.import_statement(
+                db.session, coop_id, parse_statement(content), filename="releve.ofx", content=content, by=None
+            )
             db.session.commit()
             added.append(result.added)
         db.session.remove()
@@ -221,8 +295,10 @@ def profile_page(client, path: str) -> str:
 
 def _line(label: str, samples: list[float], cpu: list[float], extra: str = "") -> str:
     """Wall-clock median (min, max), and the median CPU time of this process (steadier on a busy machine)."""
-    return (f"{label:<52}: médiane {statistics.median(samples):8.1f} ms (min {min(samples):.1f}, "
-            f"max {max(samples):.1f} ; CPU {statistics.median(cpu):.1f}){extra}")
+    return (
+        f"{label:<52}: médiane {statistics.median(samples):8.1f} ms (min {min(samples):.1f}, "
+        f"max {max(samples):.1f} ; CPU {statistics.median(cpu):.1f}){extra}"
+    )
 
 
 def main() -> None:
@@ -235,9 +311,17 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = args.database_url or f"sqlite:///{tmp}/bench.sqlite"
-        app = create_app({"COOP85_ENV": "testing", "SECRET_KEY": "bench", "SQLALCHEMY_DATABASE_URI": url,
-                          "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False, "ARGON2_PARAMS": FAST,
-                          "UPLOAD_DIR": f"{tmp}/uploads"})
+        app = create_app(
+            {
+                "COOP85_ENV": "testing",
+                "SECRET_KEY": "bench",
+                "SQLALCHEMY_DATABASE_URI": url,
+                "WTF_CSRF_ENABLED": False,
+                "RATELIMIT_ENABLED": False,
+                "ARGON2_PARAMS": FAST,
+                "UPLOAD_DIR": f"{tmp}/uploads",
+            }
+        )
         from flask_migrate import upgrade
 
         with app.app_context():
@@ -245,15 +329,22 @@ def main() -> None:
         year = current_start_year(date.today())
         coop_id, content = seed(app, 1, year, args.lines)
         first, second = import_twice(app, coop_id, content)
-        print(f"Base : {url.split('://')[0]} ; {args.lines} lignes de banque au cahier, relevé de {first} lignes "
-              f"(réimporté : {second} ajoutée)")
+        print(
+            f"Base : {url.split('://')[0]} ; {args.lines} lignes de banque au cahier, relevé de {first} lignes "
+            f"(réimporté : {second} ajoutée)"
+        )
 
         samples, cpu, load, result = bench_match(app, coop_id, args.runs)
-        print(f"match() : {len(result.proposals)} correspondances sûres, {len(result.suggestions)} suggestions, "
-              f"{len(result.unmatched_bank)} lignes du relevé et {len(result.unmatched_book)} du cahier sans "
-              f"correspondance, {len(result.anomalies)} anomalies")
-        print(_line(f"reconciliation.match(), {args.runs} passes", samples, cpu,
-                    f" ; lecture des deux côtés {load:.1f} ms"))
+        print(
+            f"match() : {len(result.proposals)} correspondances sûres, {len(result.suggestions)} suggestions, "
+            f"{len(result.unmatched_bank)} lignes du relevé et {len(result.unmatched_book)} du cahier sans "
+            f"correspondance, {len(result.anomalies)} anomalies"
+        )
+        print(
+            _line(
+                f"reconciliation.match(), {args.runs} passes", samples, cpu, f" ; lecture des deux côtés {load:.1f} ms"
+            )
+        )
 
         client = app.test_client()
         client.post("/connexion", data={"login": "085-001", "password": PASSWORD})

@@ -12,40 +12,57 @@ REQUIRED = "Ce champ est obligatoire."
 
 
 class LoginForm(FlaskForm):
-    login = StringField("Identifiant", validators=[DataRequired(REQUIRED), Length(max=64)],
-                        description="Pour une coopérative : 085- suivi de son numéro, par exemple 085-099.",
-                        render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"})
-    password = PasswordField("Mot de passe", validators=[DataRequired(REQUIRED), Length(max=MAX_LENGTH)],
-                             render_kw={"autocomplete": "current-password"})
+    login = StringField(
+        "Identifiant",
+        validators=[DataRequired(REQUIRED), Length(max=64)],
+        description="Pour une coopérative : 085- suivi de son numéro, par exemple 085-099.",
+        render_kw={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"},
+    )
+    password = PasswordField(
+        "Mot de passe",
+        validators=[DataRequired(REQUIRED), Length(max=MAX_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
     next = HiddenField()
 
 
-_NEW_HELP = ("Au moins 12 caractères. Une phrase de quelques mots est facile à retenir et difficile "
-             "à deviner, par exemple « la classe de mer à Noirmoutier ».")
+_NEW_HELP = (
+    "Au moins 12 caractères. Une phrase de quelques mots est facile à retenir et difficile "
+    "à deviner, par exemple « la classe de mer à Noirmoutier »."
+)
 
 
 class _NewPasswordMixin:
-    new_password = PasswordField("Nouveau mot de passe", description=_NEW_HELP,
-                                 validators=[DataRequired(REQUIRED), Length(max=MAX_LENGTH)],
-                                 render_kw={"autocomplete": "new-password"})
-    confirm = PasswordField("Confirmez le nouveau mot de passe",
-                            validators=[DataRequired(REQUIRED),
-                                        EqualTo("new_password", "Les deux mots de passe ne sont pas identiques.")],
-                            render_kw={"autocomplete": "new-password"})
+    new_password = PasswordField(
+        "Nouveau mot de passe",
+        description=_NEW_HELP,
+        validators=[DataRequired(REQUIRED), Length(max=MAX_LENGTH)],
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        "Confirmez le nouveau mot de passe",
+        validators=[DataRequired(REQUIRED), EqualTo("new_password", "Les deux mots de passe ne sont pas identiques.")],
+        render_kw={"autocomplete": "new-password"},
+    )
 
 
 class ChangePasswordForm(_NewPasswordMixin, FlaskForm):
-    current_password = PasswordField("Mot de passe actuel (ou provisoire)",
-                                     validators=[DataRequired(REQUIRED), Length(max=MAX_LENGTH)],
-                                     render_kw={"autocomplete": "current-password"})
+    current_password = PasswordField(
+        "Mot de passe actuel (ou provisoire)",
+        validators=[DataRequired(REQUIRED), Length(max=MAX_LENGTH)],
+        render_kw={"autocomplete": "current-password"},
+    )
 
     field_order = ("current_password", "new_password", "confirm")
 
 
 class ResetRequestForm(FlaskForm):
-    identifier = StringField("Identifiant", validators=[DataRequired(REQUIRED), Length(max=254)],
-                             description="085-NNN pour une coopérative ; votre identifiant pour l'OCCE 85.",
-                             render_kw={"autocomplete": "username"})
+    identifier = StringField(
+        "Identifiant",
+        validators=[DataRequired(REQUIRED), Length(max=254)],
+        description="085-NNN pour une coopérative ; votre identifiant pour l'OCCE 85.",
+        render_kw={"autocomplete": "username"},
+    )
 
 
 class ResetPasswordForm(_NewPasswordMixin, FlaskForm):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wtforms import StringField
+from wtforms import IntegerField, StringField
 
 from app.money import format_amount, format_rate_ppm, parse_amount, parse_rate_ppm
 
@@ -43,3 +43,23 @@ class RateField(StringField):
         except ValueError as exc:
             self.data = None
             raise ValueError(str(exc)) from None
+
+
+WHOLE = "Indiquez un nombre entier."
+
+
+class WholeNumberField(IntegerField):
+    """An integer field with a French message when the text is not a whole number (empty gives None)."""
+
+    def process_formdata(self, valuelist):
+        if not valuelist:
+            return
+        text = valuelist[0].strip()
+        if not text:
+            self.data = None
+            return
+        try:
+            self.data = int(text)
+        except ValueError:
+            self.data = None
+            raise ValueError(WHOLE) from None

@@ -70,24 +70,46 @@ class EntryForm(FlaskForm):
     form_token = HiddenField()
     version = HiddenField()
     statement_line = HiddenField()  # « Créer l'opération » from a statement line: pointed with it once saved
-    piece = StringField("1. N° de pièce justificative", validators=[DataRequired(REQUIRED), Length(max=20)],
-                        description="Le même numéro que sur la facture, le ticket ou le bordereau (ex. D07, R12).")
-    date = FrenchDateField("2. Date", validators=[Required("Indiquez la date de l'opération.")],
-                           description="Date du chèque ou de la remise, pas la date du relevé bancaire.",
-                           render_kw={"type": "date"})
-    label = StringField("3. Libellé", validators=[DataRequired(REQUIRED), Length(max=200)],
-                        description="Soyez précis : « Achat de livres pour la BCD », « Remise photos de classe »…")
+    piece = StringField(
+        "1. N° de pièce justificative",
+        validators=[DataRequired(REQUIRED), Length(max=20)],
+        description="Le même numéro que sur la facture, le ticket ou le bordereau (ex. D07, R12).",
+    )
+    date = FrenchDateField(
+        "2. Date",
+        validators=[Required("Indiquez la date de l'opération.")],
+        description="Date du chèque ou de la remise, pas la date du relevé bancaire.",
+        render_kw={"type": "date"},
+    )
+    label = StringField(
+        "3. Libellé",
+        validators=[DataRequired(REQUIRED), Length(max=200)],
+        description="Soyez précis : « Achat de livres pour la BCD », « Remise photos de classe »…",
+    )
     payment_mode = SelectField("4. Mode de paiement", choices=[(m, MODE_LABELS[m]) for m in FORM_MODES])
-    cheque_number = StringField("N° du chèque émis", validators=[Optional(), Length(max=20)],
-                                description="Pour un chèque que la coopérative a signé.")
-    slip_number = StringField("N° du bordereau de remise", validators=[Optional(), Length(max=20)],
-                              description="Le numéro imprimé sur le bordereau de remise de chèques : le relevé le "
-                                          "reprend, ce qui permet de pointer la remise d'un seul clic.")
+    cheque_number = StringField(
+        "N° du chèque émis",
+        validators=[Optional(), Length(max=20)],
+        description="Pour un chèque que la coopérative a signé.",
+    )
+    slip_number = StringField(
+        "N° du bordereau de remise",
+        validators=[Optional(), Length(max=20)],
+        description="Le numéro imprimé sur le bordereau de remise de chèques : le relevé le "
+        "reprend, ce qui permet de pointer la remise d'un seul clic.",
+    )
     action = SelectField("5. Action (facultatif)", choices=[("", "— Aucune —")], validate_choice=False)
-    new_action = StringField("ou nouvelle action", validators=[Optional(), Length(max=100)],
-                             description="Par exemple « Classe de mer » : l'action est créée avec l'opération.")
-    kind = RadioField("6. Type d'opération", choices=list(KIND_LABELS.items()), default="expense",
-                      validators=[DataRequired("Choisissez le type d'opération.")])
+    new_action = StringField(
+        "ou nouvelle action",
+        validators=[Optional(), Length(max=100)],
+        description="Par exemple « Classe de mer » : l'action est créée avec l'opération.",
+    )
+    kind = RadioField(
+        "6. Type d'opération",
+        choices=list(KIND_LABELS.items()),
+        default="expense",
+        validators=[DataRequired("Choisissez le type d'opération.")],
+    )
     bank_amount = MoneyField("Montant par la banque (€)", validators=[Optional()])
     cash_amount = MoneyField("Montant en espèces, caisse (€)", validators=[Optional()])
     splits = FieldList(FormField(SplitForm), min_entries=3)
@@ -98,8 +120,11 @@ class EntryForm(FlaskForm):
 class OpeningForm(FlaskForm):
     """Report à nouveau at 1 September (a coop's first year on the portal)."""
 
-    bank = MoneyField("Solde de la banque au 1er septembre (€)", validators=[Required(REQUIRED)],
-                      description="Le solde de votre cahier au 31 août précédent (pas celui du relevé).")
+    bank = MoneyField(
+        "Solde de la banque au 1er septembre (€)",
+        validators=[Required(REQUIRED)],
+        description="Le solde de votre cahier au 31 août précédent (pas celui du relevé).",
+    )
     cash = MoneyField("Espèces en caisse au 1er septembre (€)", validators=[Optional()])
     submit = SubmitField("Enregistrer le report à nouveau")
 
@@ -129,6 +154,7 @@ class ImportForm(FlaskForm):
 
 
 class VoucherForm(FlaskForm):
-    file = FileField("Pièce justificative (PDF, JPEG ou PNG, 10 Mo au plus)",
-                     validators=[FileRequired("Choisissez un fichier.")])
+    file = FileField(
+        "Pièce justificative (PDF, JPEG ou PNG, 10 Mo au plus)", validators=[FileRequired("Choisissez un fichier.")]
+    )
     submit = SubmitField("Ajouter ce justificatif")

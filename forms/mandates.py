@@ -26,33 +26,51 @@ class MandateChangeForm(FlaskForm):
     """« Changement pour le compte bancaire… »: only these fields reach the dossier (no mass assignment)."""
 
     incoming_civility = _civility("Civilité", required=True)
-    incoming_last_name = StringField("Nom", validators=[DataRequired(REQUIRED), Length(max=100)],
-                                     render_kw={"autocomplete": "off"})
-    incoming_first_name = StringField("Prénom", validators=[DataRequired(REQUIRED), Length(max=100)],
-                                      render_kw={"autocomplete": "off"})
-    incoming_email = EmailField("E-mail personnel ou académique", validators=[DataRequired(REQUIRED),
-                                Normalise(check_email), Length(max=254)],
-                                description="La banque et l'OCCE 85 écriront à cette adresse.",
-                                render_kw={"autocomplete": "off", "spellcheck": "false"})
-    incoming_phone = TelField("Téléphone portable", validators=[DataRequired(REQUIRED), Normalise(check_phone)],
-                              description="La banque peut en avoir besoin pour l'accès aux comptes en ligne.",
-                              render_kw={"autocomplete": "off", "inputmode": "tel"})
+    incoming_last_name = StringField(
+        "Nom", validators=[DataRequired(REQUIRED), Length(max=100)], render_kw={"autocomplete": "off"}
+    )
+    incoming_first_name = StringField(
+        "Prénom", validators=[DataRequired(REQUIRED), Length(max=100)], render_kw={"autocomplete": "off"}
+    )
+    incoming_email = EmailField(
+        "E-mail personnel ou académique",
+        validators=[DataRequired(REQUIRED), Normalise(check_email), Length(max=254)],
+        description="La banque et l'OCCE 85 écriront à cette adresse.",
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+    incoming_phone = TelField(
+        "Téléphone portable",
+        validators=[DataRequired(REQUIRED), Normalise(check_phone)],
+        description="La banque peut en avoir besoin pour l'accès aux comptes en ligne.",
+        render_kw={"autocomplete": "off", "inputmode": "tel"},
+    )
     incoming_is_teacher = BooleanField(
         "Cette personne enseigne à l'école",
-        validators=[DataRequired("Seul un enseignant de l'école peut être mandataire de la coopérative "
-                                 "(statuts de l'OCCE).")])
+        validators=[
+            DataRequired("Seul un enseignant de l'école peut être mandataire de la coopérative (statuts de l'OCCE).")
+        ],
+    )
     outgoing_civility = _civility("Civilité", required=False)
-    outgoing_last_name = StringField("Nom", validators=[Optional(), Length(max=100)],
-                                     render_kw={"autocomplete": "off"})
-    outgoing_first_name = StringField("Prénom", validators=[Optional(), Length(max=100)],
-                                      render_kw={"autocomplete": "off"})
-    effective_date = FrenchDateField("Date d'effet du changement", validators=[Required(REQUIRED)],
-                                     description="Le jour où le nouveau mandataire prend la suite, par exemple le "
-                                     "1er septembre.", render_kw={"type": "date"})
-    reason = SelectField("Motif du changement", choices=[("", "— Choisir —"), *REASONS.items()],
-                         validators=[DataRequired("Choisissez le motif du changement.")])
-    reason_details = TextAreaField("Précisions (facultatif, obligatoire pour « Autre motif »)",
-                                   validators=[Optional(), Length(max=500)], render_kw={"rows": 2})
+    outgoing_last_name = StringField("Nom", validators=[Optional(), Length(max=100)], render_kw={"autocomplete": "off"})
+    outgoing_first_name = StringField(
+        "Prénom", validators=[Optional(), Length(max=100)], render_kw={"autocomplete": "off"}
+    )
+    effective_date = FrenchDateField(
+        "Date d'effet du changement",
+        validators=[Required(REQUIRED)],
+        description="Le jour où le nouveau mandataire prend la suite, par exemple le 1er septembre.",
+        render_kw={"type": "date"},
+    )
+    reason = SelectField(
+        "Motif du changement",
+        choices=[("", "— Choisir —"), *REASONS.items()],
+        validators=[DataRequired("Choisissez le motif du changement.")],
+    )
+    reason_details = TextAreaField(
+        "Précisions (facultatif, obligatoire pour « Autre motif »)",
+        validators=[Optional(), Length(max=500)],
+        render_kw={"rows": 2},
+    )
     submit = SubmitField("Enregistrer")
 
     def validate(self, extra_validators=None) -> bool:
@@ -65,8 +83,10 @@ class MandateChangeForm(FlaskForm):
     def details(self) -> ChangeDetails:
         """The typed values, once the form is valid."""
         values = {name: getattr(self, name).data for name in DETAIL_FIELDS}
-        values = {name: (value or "").strip() if name not in ("effective_date", "incoming_is_teacher") else value
-                  for name, value in values.items()}
+        values = {
+            name: (value or "").strip() if name not in ("effective_date", "incoming_is_teacher") else value
+            for name, value in values.items()
+        }
         values["incoming_is_teacher"] = bool(values["incoming_is_teacher"])
         values["incoming_last_name"] = values["incoming_last_name"].upper()
         values["outgoing_last_name"] = values["outgoing_last_name"].upper()
@@ -74,25 +94,40 @@ class MandateChangeForm(FlaskForm):
 
 
 class SignedFormUpload(FlaskForm):
-    file = FileField("Formulaire daté et signé (scan ou photo)", description=FILE_HELP,
-                     validators=[FileRequired("Choisissez le formulaire signé.")])
+    file = FileField(
+        "Formulaire daté et signé (scan ou photo)",
+        description=FILE_HELP,
+        validators=[FileRequired("Choisissez le formulaire signé.")],
+    )
     submit = SubmitField("Ajouter le formulaire signé")
 
 
 class IdentityUpload(FlaskForm):
-    file = FileField("Recto (ou un seul fichier avec les deux faces)", description=FILE_HELP,
-                     validators=[FileRequired("Choisissez la photo ou le scan de la pièce d'identité.")])
-    back = FileField("Verso (si vous avez une photo par face)", validators=[Optional()],
-                     description="Les deux photos sont assemblées sur une seule page.")
+    file = FileField(
+        "Recto (ou un seul fichier avec les deux faces)",
+        description=FILE_HELP,
+        validators=[FileRequired("Choisissez la photo ou le scan de la pièce d'identité.")],
+    )
+    back = FileField(
+        "Verso (si vous avez une photo par face)",
+        validators=[Optional()],
+        description="Les deux photos sont assemblées sur une seule page.",
+    )
     submit = SubmitField("Ajouter la pièce d'identité")
 
 
 class AddressProofUpload(FlaskForm):
-    file = FileField("Justificatif de domicile", description=FILE_HELP,
-                     validators=[FileRequired("Choisissez le justificatif de domicile.")])
-    proof_date = FrenchDateField("Date du justificatif", validators=[Required(REQUIRED)],
-                                 description="La date imprimée sur la facture ou l'avis : moins de 6 mois.",
-                                 render_kw={"type": "date"})
+    file = FileField(
+        "Justificatif de domicile",
+        description=FILE_HELP,
+        validators=[FileRequired("Choisissez le justificatif de domicile.")],
+    )
+    proof_date = FrenchDateField(
+        "Date du justificatif",
+        validators=[Required(REQUIRED)],
+        description="La date imprimée sur la facture ou l'avis : moins de 6 mois.",
+        render_kw={"type": "date"},
+    )
     submit = SubmitField("Ajouter le justificatif de domicile")
 
 
@@ -112,13 +147,21 @@ class DecisionForm(FlaskForm):
 
 
 class ReturnForm(FlaskForm):
-    reason = TextAreaField("Ce que la coopérative doit corriger", validators=[
-        DataRequired("Indiquez ce que la coopérative doit corriger : elle lira ce motif."), Length(max=1000)],
-        render_kw={"rows": 3})
+    reason = TextAreaField(
+        "Ce que la coopérative doit corriger",
+        validators=[
+            DataRequired("Indiquez ce que la coopérative doit corriger : elle lira ce motif."),
+            Length(max=1000),
+        ],
+        render_kw={"rows": 3},
+    )
     submit = SubmitField("Renvoyer à la coopérative")
 
 
 class BankDocumentUpload(FlaskForm):
-    file = FileField("Document du Crédit Mutuel à transmettre à la coopérative", description=FILE_HELP,
-                     validators=[FileRequired("Choisissez le document de la banque.")])
+    file = FileField(
+        "Document du Crédit Mutuel à transmettre à la coopérative",
+        description=FILE_HELP,
+        validators=[FileRequired("Choisissez le document de la banque.")],
+    )
     submit = SubmitField("Transmettre à la coopérative")

@@ -15,16 +15,22 @@ class StatementBalanceForm(FlaskForm):
     """The summary box: the statement's date and balance, as printed by the bank."""
 
     # Required, not DataRequired: « Date invalide » stays the message of 31/02, and 0,00 is a balance.
-    on = FrenchDateField("Date du relevé", validators=[Required("Indiquez la date du relevé.")],
-                         render_kw={"type": "date"})
-    balance = MoneyField("Solde du relevé à cette date (€)", validators=[Required("Indiquez le solde du relevé.")],
-                         description="Le solde imprimé sur le relevé, négatif s'il est débiteur (ex. -12,50).")
+    on = FrenchDateField(
+        "Date du relevé", validators=[Required("Indiquez la date du relevé.")], render_kw={"type": "date"}
+    )
+    balance = MoneyField(
+        "Solde du relevé à cette date (€)",
+        validators=[Required("Indiquez le solde du relevé.")],
+        description="Le solde imprimé sur le relevé, négatif s'il est débiteur (ex. -12,50).",
+    )
     submit = SubmitField("Calculer l'écart")
 
 
 class StatementImportForm(FlaskForm):
-    file = FileField("Relevé téléchargé de votre banque (OFX, CSV, CAMT.053 ou QIF)",
-                     validators=[FileRequired("Choisissez le fichier du relevé.")])
+    file = FileField(
+        "Relevé téléchargé de votre banque (OFX, CSV, CAMT.053 ou QIF)",
+        validators=[FileRequired("Choisissez le fichier du relevé.")],
+    )
     submit = SubmitField("Importer le relevé")
 
 

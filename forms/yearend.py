@@ -9,7 +9,6 @@ from wtforms import (
     Form,
     FormField,
     HiddenField,
-    IntegerField,
     RadioField,
     SelectField,
     StringField,
@@ -29,35 +28,20 @@ from app.reports import (
     CraAnswers,
     CraClass,
 )
-from forms.fields import MoneyField
+from forms.fields import MoneyField, WholeNumberField
 from forms.ledger import Required
 
 REQUIRED = "Ce champ est obligatoire."
-WHOLE = "Indiquez un nombre entier."
-
-
-class WholeNumberField(IntegerField):
-    """An integer field with a French message when the text is not a whole number."""
-
-    def process_formdata(self, valuelist):
-        if not valuelist:
-            return
-        text = valuelist[0].strip()
-        if not text:
-            self.data = None
-            return
-        try:
-            self.data = int(text)
-        except ValueError:
-            self.data = None
-            raise ValueError(WHOLE) from None
 
 
 def _count_field(value: int) -> WholeNumberField:
     what = "billets" if value in NOTES else "pièces"
-    return WholeNumberField(f"Nombre de {what} de {denomination_label(value)}", default=0,
-                            validators=[Optional(), NumberRange(0, MAX_PIECES, f"Entre 0 et {MAX_PIECES}.")],
-                            render_kw={"inputmode": "numeric", "min": 0, "autocomplete": "off"})
+    return WholeNumberField(
+        f"Nombre de {what} de {denomination_label(value)}",
+        default=0,
+        validators=[Optional(), NumberRange(0, MAX_PIECES, f"Entre 0 et {MAX_PIECES}.")],
+        render_kw={"inputmode": "numeric", "min": 0, "autocomplete": "off"},
+    )
 
 
 class CashCountForm(FlaskForm):
@@ -81,19 +65,23 @@ for _value in DENOMINATIONS:
 
 
 class StatementForm(FlaskForm):
-    balance = MoneyField("Solde du relevé bancaire au 31 août (en euros)", validators=[
-        Required("Indiquez le solde du relevé au 31 août (négatif s'il est débiteur : -12,50).")],
+    balance = MoneyField(
+        "Solde du relevé bancaire au 31 août (en euros)",
+        validators=[Required("Indiquez le solde du relevé au 31 août (négatif s'il est débiteur : -12,50).")],
         description="Le solde indiqué sur le relevé de votre banque au 31 août, tel qu'il est imprimé.",
-        render_kw={"inputmode": "decimal", "autocomplete": "off"})
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
+    )
     submit = SubmitField("Enregistrer le solde du relevé")
 
 
 class CloseForm(FlaskForm):
     """The typed confirmation of the definitive closing (the coop's number)."""
 
-    confirmation = StringField("Pour confirmer, tapez le numéro de votre coopérative",
-                               validators=[DataRequired("Tapez le numéro de votre coopérative pour confirmer.")],
-                               render_kw={"autocomplete": "off", "spellcheck": "false"})
+    confirmation = StringField(
+        "Pour confirmer, tapez le numéro de votre coopérative",
+        validators=[DataRequired("Tapez le numéro de votre coopérative pour confirmer.")],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
     submit = SubmitField("Clôture définitive de ce cahier de compta")
 
 
@@ -108,14 +96,16 @@ def confirmation_matches(typed: str, login: str, number: int) -> bool:
 class CraClassForm(Form):
     name = StringField("Nom de la classe", validators=[DataRequired(REQUIRED), Length(max=100)])
     level = StringField("Niveau", validators=[Optional(), Length(max=30)])
-    pupils = WholeNumberField("Élèves", validators=[InputRequired(REQUIRED), NumberRange(0, 999, "Entre 0 et 999.")],
-                              render_kw={"inputmode": "numeric", "min": 0, "max": 999})
+    pupils = WholeNumberField(
+        "Élèves",
+        validators=[InputRequired(REQUIRED), NumberRange(0, 999, "Entre 0 et 999.")],
+        render_kw={"inputmode": "numeric", "min": 0, "max": 999},
+    )
 
 
 class CraActionForm(Form):
     name = StringField("Action", validators=[Optional(), Length(max=100)])
-    description = TextAreaField("Ce qui a été fait", validators=[Optional(), Length(max=2000)],
-                                render_kw={"rows": 2})
+    description = TextAreaField("Ce qui a été fait", validators=[Optional(), Length(max=2000)], render_kw={"rows": 2})
 
 
 class CraForm(FlaskForm):
@@ -125,15 +115,24 @@ class CraForm(FlaskForm):
     council_count = WholeNumberField(
         "Nombre de conseils de coopérative tenus dans l'année",
         description="Les réunions où les élèves délibèrent sur la vie de la coopérative (0 si aucune).",
-        validators=[InputRequired("Indiquez le nombre de conseils de coopérative (0 si aucun)."),
-                    NumberRange(0, 200, "Entre 0 et 200.")], render_kw={"inputmode": "numeric", "min": 0})
+        validators=[
+            InputRequired("Indiquez le nombre de conseils de coopérative (0 si aucun)."),
+            NumberRange(0, 200, "Entre 0 et 200."),
+        ],
+        render_kw={"inputmode": "numeric", "min": 0},
+    )
     actions = FieldList(FormField(CraActionForm), min_entries=1, max_entries=MAX_CRA_ACTIONS)
-    occe_participation = RadioField("La coopérative a-t-elle participé à des actions départementales de l'OCCE ?",
-                                    choices=[("oui", "Oui"), ("non", "Non")],
-                                    validators=[InputRequired("Répondez « Oui » ou « Non ».")])
-    occe_actions = TextAreaField("Lesquelles ?", validators=[Optional(), Length(max=2000)],
-                                 description="Par exemple : rencontres théâtre, Printemps des poètes, "
-                                 "« Ensemble, agissons »…", render_kw={"rows": 2})
+    occe_participation = RadioField(
+        "La coopérative a-t-elle participé à des actions départementales de l'OCCE ?",
+        choices=[("oui", "Oui"), ("non", "Non")],
+        validators=[InputRequired("Répondez « Oui » ou « Non ».")],
+    )
+    occe_actions = TextAreaField(
+        "Lesquelles ?",
+        validators=[Optional(), Length(max=2000)],
+        description="Par exemple : rencontres théâtre, Printemps des poètes, « Ensemble, agissons »…",
+        render_kw={"rows": 2},
+    )
     comment = TextAreaField("Commentaire libre", validators=[Optional(), Length(max=4000)], render_kw={"rows": 4})
     add_class = SubmitField("Ajouter une classe")
     add_action = SubmitField("Ajouter une action")
@@ -158,27 +157,35 @@ class CraForm(FlaskForm):
 
     def answers(self) -> CraAnswers:
         return CraAnswers(
-            classes=tuple(CraClass(e.form.name.data or "", e.form.level.data or "", e.form.pupils.data or 0)
-                          for e in self.classes.entries),
+            classes=tuple(
+                CraClass(e.form.name.data or "", e.form.level.data or "", e.form.pupils.data or 0)
+                for e in self.classes.entries
+            ),
             council_count=self.council_count.data,
-            actions=tuple(CraAction(e.form.name.data or "", e.form.description.data or "")
-                          for e in self.actions.entries if (e.form.name.data or "").strip()),
-            occe_participation=self.occe_participation.data or "", occe_actions=self.occe_actions.data or "",
-            comment=self.comment.data or "")
+            actions=tuple(
+                CraAction(e.form.name.data or "", e.form.description.data or "")
+                for e in self.actions.entries
+                if (e.form.name.data or "").strip()
+            ),
+            occe_participation=self.occe_participation.data or "",
+            occe_actions=self.occe_actions.data or "",
+            comment=self.comment.data or "",
+        )
 
 
 class AuditorForm(Form):
     name = StringField("Nom et prénom", validators=[Optional(), Length(max=200)])
-    quality = SelectField("Qualité", choices=[("", "— Choisir —"), *AUDITOR_QUALITIES.items()],
-                          validators=[Optional()])
+    quality = SelectField("Qualité", choices=[("", "— Choisir —"), *AUDITOR_QUALITIES.items()], validators=[Optional()])
 
 
 class QuitusForm(FlaskForm):
     """The vérificateurs aux comptes and the mandataire (the rules are the domain's)."""
 
     auditors = FieldList(FormField(AuditorForm), min_entries=2, max_entries=MAX_AUDITORS)
-    mandataire_name = StringField("Mandataire qui a tenu les comptes",
-                                  validators=[DataRequired("Indiquez le nom du mandataire."), Length(max=200)])
+    mandataire_name = StringField(
+        "Mandataire qui a tenu les comptes",
+        validators=[DataRequired("Indiquez le nom du mandataire."), Length(max=200)],
+    )
     add_auditor = SubmitField("Ajouter un vérificateur")
     save = SubmitField("Valider les modifications")
 

@@ -111,9 +111,12 @@ def _reset(app: Flask, baseline: dict[str, list[dict]]) -> None:
             if engine.dialect.name == "postgresql":
                 for table in tables:
                     if baseline.get(table.name) and "id" in table.c:
-                        connection.execute(sa.text(
-                            f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "  # noqa: S608
-                            f"(SELECT MAX(id) FROM \"{table.name}\"))"))
+                        connection.execute(
+                            sa.text(
+                                f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "  # noqa: S608
+                                f'(SELECT MAX(id) FROM "{table.name}"))'
+                            )
+                        )
 
 
 @pytest.fixture
@@ -177,19 +180,32 @@ def make_coop(app) -> Callable[..., CoopInfo]:
 
     def make(number: int = 1, *, must_change_password: bool = False, **fields: Any) -> CoopInfo:
         values = {
-            "name": f"Coopérative de test {number:03d}", "school_name": f"École de test {number}",
-            "uai": "0850001P", "address": "1 rue de l'École", "postal_code": "85000", "city": "La Roche-sur-Yon",
-            "email": f"coop{number}@example.org", "phone": "02 51 00 00 00", "director_name": "Mme Test",
-            "bank_name": "Crédit Mutuel", "iban": "FR7615519000010002000000103", "bic": "CMCIFR2A",
+            "name": f"Coopérative de test {number:03d}",
+            "school_name": f"École de test {number}",
+            "uai": "0850001P",
+            "address": "1 rue de l'École",
+            "postal_code": "85000",
+            "city": "La Roche-sur-Yon",
+            "email": f"coop{number}@example.org",
+            "phone": "02 51 00 00 00",
+            "director_name": "Mme Test",
+            "bank_name": "Crédit Mutuel",
+            "iban": "FR7615519000010002000000103",
+            "bic": "CMCIFR2A",
         }
         values.update(fields)
         with app.app_context():
             coop = Coop(number=number, **values)
-            coop.mandates.append(Mandate(role="mandataire", first_name="Claire", last_name="Moreau",
-                                         started_on=date(2021, 9, 1)))
-            user = User(login=f"085-{number:03d}", role="coop", coop=coop,
-                        password_hash=hash_password(PASSWORD, FAST_ARGON2),
-                        must_change_password=must_change_password)
+            coop.mandates.append(
+                Mandate(role="mandataire", first_name="Claire", last_name="Moreau", started_on=date(2021, 9, 1))
+            )
+            user = User(
+                login=f"085-{number:03d}",
+                role="coop",
+                coop=coop,
+                password_hash=hash_password(PASSWORD, FAST_ARGON2),
+                must_change_password=must_change_password,
+            )
             db.session.add_all([coop, user])
             db.session.commit()
             info = CoopInfo(id=coop.id, number=number, login=user.login, user_id=user.id)
@@ -203,8 +219,14 @@ def make_coop(app) -> Callable[..., CoopInfo]:
 def make_staff(app) -> Callable[..., StaffInfo]:
     def make(login: str = "agent", *, role: str = "staff", must_change_password: bool = False) -> StaffInfo:
         with app.app_context():
-            user = User(login=login, role=role, email=f"{login}@occe85.example", full_name="Agent OCCE",
-                        password_hash=hash_password(PASSWORD, FAST_ARGON2), must_change_password=must_change_password)
+            user = User(
+                login=login,
+                role=role,
+                email=f"{login}@occe85.example",
+                full_name="Agent OCCE",
+                password_hash=hash_password(PASSWORD, FAST_ARGON2),
+                must_change_password=must_change_password,
+            )
             db.session.add(user)
             db.session.commit()
             info = StaffInfo(id=user.id, login=login)

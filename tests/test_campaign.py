@@ -27,8 +27,13 @@ def _setup(app, make_coop):
         year = SchoolYear(start_year=YEAR, pupil_fee_cents=205, adult_fee_cents=205, insurance_fee_cents=25)
         session.add(year)
         coop = session.get(Coop, infos[0].id)
-        draft = memberships.save_draft(session, coop, year, memberships.Headcounts(
-            classes=(memberships.ClassHeadcount("CE1", "CE1", 24, 1),)), by=None)
+        draft = memberships.save_draft(
+            session,
+            coop,
+            year,
+            memberships.Headcounts(classes=(memberships.ClassHeadcount("CE1", "CE1", 24, 1),)),
+            by=None,
+        )
         memberships.commit_membership(session, draft, coop.mandates[0], by=None, ip="", now=datetime(YEAR, 9, 20))
         second = session.get(Coop, infos[1].id)
         import_cahier(session, books.open_ledger(session, second, 2024), EXAMPLE.read_bytes(), by=None)
@@ -75,15 +80,31 @@ def test_exports_csv_and_xlsx(app, make_coop, make_staff, login_as):
     rows = list(csv.reader(io.StringIO(coops.data.decode("utf-8-sig")), delimiter=";"))
     assert rows[0][:3] == ["identifiant", "nom", "ecole"] and rows[1][1] == "'=Coop qui calcule"
     assert rows[1][16] == "Claire Moreau"
-    members = list(csv.reader(io.StringIO(client.get(f"/admin/exports/adhesions-{YEAR}.csv").data.decode("utf-8-sig")),
-                              delimiter=";"))
+    members = list(
+        csv.reader(
+            io.StringIO(client.get(f"/admin/exports/adhesions-{YEAR}.csv").data.decode("utf-8-sig")), delimiter=";"
+        )
+    )
     assert members[1][0] == "085-001" and members[1][2] == "committed" and members[1][4] == "24"
-    crf = list(csv.reader(io.StringIO(client.get("/admin/exports/crf-2024.csv?par=coop").data.decode("utf-8-sig")),
-                          delimiter=";"))
-    assert crf[1] == ["085-002", "Coopérative de test 002", "ouvert", "4467,60", "5610,00", "1142,40", "2942,40",
-                      "50,00", "0,00"]
-    accounts = list(csv.reader(io.StringIO(client.get("/admin/exports/crf-2024.csv").data.decode("utf-8-sig")),
-                               delimiter=";"))
+    crf = list(
+        csv.reader(
+            io.StringIO(client.get("/admin/exports/crf-2024.csv?par=coop").data.decode("utf-8-sig")), delimiter=";"
+        )
+    )
+    assert crf[1] == [
+        "085-002",
+        "Coopérative de test 002",
+        "ouvert",
+        "4467,60",
+        "5610,00",
+        "1142,40",
+        "2942,40",
+        "50,00",
+        "0,00",
+    ]
+    accounts = list(
+        csv.reader(io.StringIO(client.get("/admin/exports/crf-2024.csv").data.decode("utf-8-sig")), delimiter=";")
+    )
     assert accounts[[r[0] for r in accounts].index("6288")][:2] == ["6288", "62880008"]
     workbook = load_workbook(io.BytesIO(client.get("/admin/exports/crf-2024.xlsx?par=coop").data))
     assert float(workbook.active["F2"].value) == 1142.40

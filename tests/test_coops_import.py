@@ -45,10 +45,18 @@ def bad_uai(number: int) -> str:
 
 def line(number: int, **changes: str) -> list[str]:
     cells = {
-        "numero": f"{number:03d}", "nom": f"Coopérative scolaire de l'école n° {number}",
-        "ecole": f"École publique Émile Zola {number}", "uai": uai(number), "adresse": "3 rue de l'Église",
-        "code_postal": "85000", "commune": "La Roche-sur-Yon", "email": f"ce.{uai(number).lower()}@ac-nantes.fr",
-        "telephone": "02 51 00 00 00", "banque": "Crédit Mutuel", "iban": iban(number), "bic": "CMCIFR2A",
+        "numero": f"{number:03d}",
+        "nom": f"Coopérative scolaire de l'école n° {number}",
+        "ecole": f"École publique Émile Zola {number}",
+        "uai": uai(number),
+        "adresse": "3 rue de l'Église",
+        "code_postal": "85000",
+        "commune": "La Roche-sur-Yon",
+        "email": f"ce.{uai(number).lower()}@ac-nantes.fr",
+        "telephone": "02 51 00 00 00",
+        "banque": "Crédit Mutuel",
+        "iban": iban(number),
+        "bic": "CMCIFR2A",
     }
     cells.update(changes)
     return [cells[column] for column in HEADER.split(";")]
@@ -77,14 +85,29 @@ def run_import(app, tmp_path: Path, content: bytes, out_name: str = "identifiant
 
 
 def coops(db_check) -> dict[int, dict]:
-    return db_check(lambda s: {c.number: {"name": c.name, "city": c.city, "email": c.email, "uai": c.uai,
-                                          "iban": c.iban, "phone": c.phone, "school": c.school_name}
-                               for c in s.scalars(sa.select(Coop))})
+    return db_check(
+        lambda s: {
+            c.number: {
+                "name": c.name,
+                "city": c.city,
+                "email": c.email,
+                "uai": c.uai,
+                "iban": c.iban,
+                "phone": c.phone,
+                "school": c.school_name,
+            }
+            for c in s.scalars(sa.select(Coop))
+        }
+    )
 
 
 def coop_users(db_check) -> dict[str, tuple[str, bool, str]]:
-    return db_check(lambda s: {u.login: (u.role, u.must_change_password, u.password_hash)
-                               for u in s.scalars(sa.select(User).where(User.role == "coop"))})
+    return db_check(
+        lambda s: {
+            u.login: (u.role, u.must_change_password, u.password_hash)
+            for u in s.scalars(sa.select(User).where(User.role == "coop"))
+        }
+    )
 
 
 def assert_logs_in_and_must_change_password(app, login: str, password: str) -> None:
@@ -149,8 +172,12 @@ def test_cli_reimport_updates_without_duplicate_nor_new_password(app, db_check, 
     assert {login: h for login, (_, _, h) in coop_users(db_check).items()} == hashes_before
     assert_logs_in_and_must_change_password(app, "085-002", passwords["085-002"])
     # The change is in the audit trail (and only the coop that changed).
-    updates = db_check(lambda s: [(e.actor_login, e.after) for e in s.scalars(
-        sa.select(AuditEvent).where(AuditEvent.action == "coop.updated"))])
+    updates = db_check(
+        lambda s: [
+            (e.actor_login, e.after)
+            for e in s.scalars(sa.select(AuditEvent).where(AuditEvent.action == "coop.updated"))
+        ]
+    )
     assert len(updates) == 1
     assert updates[0][0] == "cli"
     assert updates[0][1]["city"] == "Challans"
@@ -158,12 +185,12 @@ def test_cli_reimport_updates_without_duplicate_nor_new_password(app, db_check, 
 
 def test_cli_import_is_all_or_nothing_and_reports_each_bad_line(app, db_check, tmp_path):
     content = csv_file(
-        line(1),                        # line 2: valid
-        line(3, uai=bad_uai(3)),        # line 3
-        line(4, code_postal="44000"),   # line 4: Loire-Atlantique, not Vendée
-        line(5, iban=bad_iban(5)),      # line 5
-        line(1, nom="Doublon"),         # line 6: same number as line 2
-        line(6),                        # line 7: valid
+        line(1),  # line 2: valid
+        line(3, uai=bad_uai(3)),  # line 3
+        line(4, code_postal="44000"),  # line 4: Loire-Atlantique, not Vendée
+        line(5, iban=bad_iban(5)),  # line 5
+        line(1, nom="Doublon"),  # line 6: same number as line 2
+        line(6),  # line 7: valid
     )
 
     result, out = run_import(app, tmp_path, content)
@@ -216,8 +243,12 @@ def test_cli_import_reports_a_bad_number_once(app, db_check, tmp_path):
 
 
 def test_credentials_csv_guards_formula_injection(app, db_check, tmp_path):
-    content = csv_file(line(1, nom='=HYPERLINK("http://exemple.invalid";"Cliquez")'), line(2, nom="+33 coop"),
-                       line(3, nom="@SUM(A1)"), line(4, nom="-1+1"))
+    content = csv_file(
+        line(1, nom='=HYPERLINK("http://exemple.invalid";"Cliquez")'),
+        line(2, nom="+33 coop"),
+        line(3, nom="@SUM(A1)"),
+        line(4, nom="-1+1"),
+    )
 
     result, out = run_import(app, tmp_path, content)
 
@@ -261,8 +292,9 @@ def test_admin_upload_answers_with_the_credentials_csv(app, client, login_as, ma
     assert rows[1]["nom"] == "Coopérative scolaire de l'école n° 2"
     assert sorted(coops(db_check)) == [1, 2]
     assert_logs_in_and_must_change_password(app, "085-001", rows[0]["mot_de_passe_provisoire"])
-    audit = db_check(lambda s: {e.actor_login for e in s.scalars(
-        sa.select(AuditEvent).where(AuditEvent.action == "coop.created"))})
+    audit = db_check(
+        lambda s: {e.actor_login for e in s.scalars(sa.select(AuditEvent).where(AuditEvent.action == "coop.created"))}
+    )
     assert audit == {"agent"}
 
 
@@ -279,8 +311,7 @@ def test_admin_reupload_of_known_coops_redirects_with_a_message(client, login_as
     assert len(coop_users(db_check)) == 1
 
 
-def test_admin_upload_of_an_invalid_file_shows_line_errors_and_creates_nothing(client, login_as, make_staff,
-                                                                               db_check):
+def test_admin_upload_of_an_invalid_file_shows_line_errors_and_creates_nothing(client, login_as, make_staff, db_check):
     login_as(make_staff())
     content = csv_file(line(1), line(2, code_postal="44000"), line(3, iban=bad_iban(3)))
 

@@ -30,11 +30,22 @@ def campaign(app, make_coop):
     infos = [make_coop(n, name=name) for n, name in enumerate(names, start=1)]
     with app.app_context():
         session = db.session
-        session.add(Federation(name="OCCE 85 — Office central & coopération",
-                               creditor_id=creditor_identifier("FR", "850042"),
-                               iban="FR7615519000010008500008515", bic="CMCIFR2A"))
-        year = SchoolYear(start_year=2025, pupil_fee_cents=205, adult_fee_cents=205, insurance_fee_cents=25,
-                          property_threshold_cents=200000, property_rate_ppm=6880)
+        session.add(
+            Federation(
+                name="OCCE 85 — Office central & coopération",
+                creditor_id=creditor_identifier("FR", "850042"),
+                iban="FR7615519000010008500008515",
+                bic="CMCIFR2A",
+            )
+        )
+        year = SchoolYear(
+            start_year=2025,
+            pupil_fee_cents=205,
+            adult_fee_cents=205,
+            insurance_fee_cents=25,
+            property_threshold_cents=200000,
+            property_rate_ppm=6880,
+        )
         session.add(year)
         ids = []
         for info in infos:
@@ -57,9 +68,11 @@ def test_batch_validates_and_lists_what_is_left_out(session, campaign):
         debits.create_batch(session, campaign, date(2025, 9, 3), today=TODAY, by=None)
     batch, excluded = debits.create_batch(session, campaign, date(2025, 9, 15), today=TODAY, by=None)
     assert batch.count == 2 and batch.control_sum_cents == sum(
-        session.get(Membership, i).total_cents for i in campaign[:2])
-    assert [(e.coop.number, e.reasons) for e in excluded] == [(3, (
-        "RUM invalide (35 caractères au plus : lettres, chiffres et / - ? : ( ) . , ' + sans espace)",))]
+        session.get(Membership, i).total_cents for i in campaign[:2]
+    )
+    assert [(e.coop.number, e.reasons) for e in excluded] == [
+        (3, ("RUM invalide (35 caractères au plus : lettres, chiffres et / - ? : ( ) . , ' + sans espace)",))
+    ]
     assert {session.get(Membership, i).status for i in campaign[:2]} == {"in_batch"}
     assert session.get(Membership, campaign[2]).status == "committed"
 
@@ -149,8 +162,9 @@ def test_back_office_run_end_to_end(app, campaign, make_staff, login_as, db_chec
     client = login_as(make_staff("tresoriere"), on=app.test_client())
     page = client.get("/admin/prelevements/").get_data(as_text=True)
     assert page.count('name="membership"') == 3 and "085-002" in page
-    response = client.post("/admin/prelevements/", data={"membership": [str(i) for i in campaign],
-                                                          "collection_date": "2025-09-15"})
+    response = client.post(
+        "/admin/prelevements/", data={"membership": [str(i) for i in campaign], "collection_date": "2025-09-15"}
+    )
     batch_url = response.headers["Location"]
     batch_id = int(re.search(r"/(\d+)$", batch_url).group(1))
     page = client.get(batch_url).get_data(as_text=True)
@@ -171,8 +185,9 @@ def test_back_office_run_end_to_end(app, campaign, make_staff, login_as, db_chec
     assert sum("rejeté" in subject for subject in mails) == 1 and len(mails) >= 3
     # the CLI writes the same stored bytes
     out = tmp_path / "batch.xml"
-    result = app.test_cli_runner().invoke(args=["debits", "export", str(batch_id), "--format", "sepa", "--out",
-                                                str(out)])
+    result = app.test_cli_runner().invoke(
+        args=["debits", "export", str(batch_id), "--format", "sepa", "--out", str(out)]
+    )
     assert result.exit_code == 0 and out.read_bytes() == first.data
     assert f"{total // 100},{total % 100:02d} €" in result.output
 

@@ -73,9 +73,12 @@ def test_demo_creates_coops_staff_federation_and_school_years(app, db_check):
 
 def test_demo_coops_hold_values_their_own_forms_accept(app, db_check):
     app.test_cli_runner().invoke(args=["demo"])
-    coops = db_check(lambda s: [
-        (c.number, c.uai, c.postal_code, c.email, c.phone, c.iban, c.bic, [m.email for m in c.mandates])
-        for c in s.scalars(sa.select(Coop).order_by(Coop.number))])
+    coops = db_check(
+        lambda s: [
+            (c.number, c.uai, c.postal_code, c.email, c.phone, c.iban, c.bic, [m.email for m in c.mandates])
+            for c in s.scalars(sa.select(Coop).order_by(Coop.number))
+        ]
+    )
 
     assert len(coops) == 12
     for number, uai, postal_code, email, phone, iban, bic, mandate_emails in coops:
@@ -132,9 +135,14 @@ def test_demo_coop_logs_in_and_must_choose_its_password(app, client):
     assert "Bienvenue ! Choisissez maintenant votre mot de passe personnel." in page
     assert client.get("/").headers["Location"] == "/mot-de-passe"
 
-    refused = client.post("/mot-de-passe", data={"current_password": "demo-085-001",
-                                                "new_password": "la classe de mer à Noirmoutier",
-                                                "confirm": "la classe de mer à Noirmoutier"})
+    refused = client.post(
+        "/mot-de-passe",
+        data={
+            "current_password": "demo-085-001",
+            "new_password": "la classe de mer à Noirmoutier",
+            "confirm": "la classe de mer à Noirmoutier",
+        },
+    )
     assert refused.status_code == 302
     assert client.get("/").status_code == 200  # now in
 

@@ -9,10 +9,20 @@ import sqlalchemy as sa
 
 from app.models import AuditEvent, Coop
 
-VALID = {"name": "Coopérative de l'école des Dunes", "school_name": "École publique des Dunes",
-         "uai": "0850001P", "address": "3 rue des Dunes", "postal_code": "85160", "city": "Saint-Jean-de-Monts",
-         "email": "ce.0850001p@ac-nantes.fr", "phone": "0251000000", "director_name": "Mme Roy",
-         "bank_name": "Crédit Mutuel", "iban": "FR76 1551 9000 0100 0200 0000 103", "bic": "cmcifr2a"}
+VALID = {
+    "name": "Coopérative de l'école des Dunes",
+    "school_name": "École publique des Dunes",
+    "uai": "0850001P",
+    "address": "3 rue des Dunes",
+    "postal_code": "85160",
+    "city": "Saint-Jean-de-Monts",
+    "email": "ce.0850001p@ac-nantes.fr",
+    "phone": "0251000000",
+    "director_name": "Mme Roy",
+    "bank_name": "Crédit Mutuel",
+    "iban": "FR76 1551 9000 0100 0200 0000 103",
+    "bic": "cmcifr2a",
+}
 
 
 def _coop(db_check, number=1):
@@ -60,15 +70,18 @@ def test_iban_is_masked_in_the_audit_log(client, make_coop, login_as, db_check):
     assert _coop(db_check).iban == new_iban
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("uai", "0850001A", "lettre de contrôle"),
-    ("uai", "85001P", "7 chiffres"),
-    ("postal_code", "44000", "Vendée"),
-    ("iban", "FR7615519000010002000000104", "IBAN n&#39;est pas valide"),
-    ("bic", "XYZ", "BIC n&#39;est pas valide"),
-    ("email", "pas-une-adresse", "adresse e-mail"),
-    ("name", "", "Ce champ est obligatoire."),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("uai", "0850001A", "lettre de contrôle"),
+        ("uai", "85001P", "7 chiffres"),
+        ("postal_code", "44000", "Vendée"),
+        ("iban", "FR7615519000010002000000104", "IBAN n&#39;est pas valide"),
+        ("bic", "XYZ", "BIC n&#39;est pas valide"),
+        ("email", "pas-une-adresse", "adresse e-mail"),
+        ("name", "", "Ce champ est obligatoire."),
+    ],
+)
 def test_invalid_input_is_refused_on_its_field(client, make_coop, login_as, db_check, field, value, message):
     login_as(make_coop(1))
     before = _coop(db_check)
@@ -79,8 +92,14 @@ def test_invalid_input_is_refused_on_its_field(client, make_coop, login_as, db_c
     assert re.search(rf'id="{field}-erreur"[^>]*>[^<]*{message}', page), page[-3000:]
     after = _coop(db_check)
     assert (after.city, after.uai, after.iban, after.version) == (before.city, before.uai, before.iban, before.version)
-    assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "coop.identity_updated"))) == 0
+    assert (
+        db_check(
+            lambda s: s.scalar(
+                sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "coop.identity_updated")
+            )
+        )
+        == 0
+    )
 
 
 def test_stale_form_does_not_overwrite_a_newer_save(app, make_coop, login_as, db_check):
@@ -130,10 +149,22 @@ def test_staff_edit_shows_in_the_coops_history(app, make_coop, make_staff, login
     staff = login_as(make_staff(), on=app.test_client())
     page = staff.get(f"/admin/admin_coops/edit/?id={coop.id}").get_data(as_text=True)
     version = _re.search(r'name="version"', page)
-    data = {"number": "1", "name": "Coopérative de test 001", "school_name": "École de test 1", "uai": "0850001P",
-            "address": "1 rue de l'École", "postal_code": "85000", "city": "Luçon", "email": "coop1@example.org",
-            "phone": "02 51 00 00 00", "director_name": "Mme Test", "bank_name": "Crédit Mutuel",
-            "iban": "FR7615519000010002000000103", "bic": "CMCIFR2A", "is_active": "y"}
+    data = {
+        "number": "1",
+        "name": "Coopérative de test 001",
+        "school_name": "École de test 1",
+        "uai": "0850001P",
+        "address": "1 rue de l'École",
+        "postal_code": "85000",
+        "city": "Luçon",
+        "email": "coop1@example.org",
+        "phone": "02 51 00 00 00",
+        "director_name": "Mme Test",
+        "bank_name": "Crédit Mutuel",
+        "iban": "FR7615519000010002000000103",
+        "bic": "CMCIFR2A",
+        "is_active": "y",
+    }
     assert version is None  # the optimistic-lock column is not a form field
     response = staff.post(f"/admin/admin_coops/edit/?id={coop.id}", data=data)
     assert response.status_code == 302

@@ -46,21 +46,48 @@ def field_error(page: str, name: str) -> str:
 
 def expense(key: str = "jeton-1", **fields) -> dict[str, str]:
     """A cheque expense of 45,60 € on account 6181, as the browser posts it."""
-    data = {"form_token": key, "version": "", "piece": "1", "date": day(10, 2).strftime("%d/%m/%Y"),
-            "label": "Livres pour la BCD", "payment_mode": "cheque", "cheque_number": "0001234", "action": "",
-            "new_action": "", "kind": "expense", "bank_amount": "45,60", "cash_amount": "",
-            "splits-0-account": "6181", "splits-0-amount": "45,60", "splits-1-account": "", "splits-1-amount": "",
-            "submit": "Valider et calculer cette opération comptable"}
+    data = {
+        "form_token": key,
+        "version": "",
+        "piece": "1",
+        "date": day(10, 2).strftime("%d/%m/%Y"),
+        "label": "Livres pour la BCD",
+        "payment_mode": "cheque",
+        "cheque_number": "0001234",
+        "action": "",
+        "new_action": "",
+        "kind": "expense",
+        "bank_amount": "45,60",
+        "cash_amount": "",
+        "splits-0-account": "6181",
+        "splits-0-amount": "45,60",
+        "splits-1-account": "",
+        "splits-1-amount": "",
+        "submit": "Valider et calculer cette opération comptable",
+    }
     data.update(fields)
     return data
 
 
 def receipt(key: str = "jeton-r", **fields) -> dict[str, str]:
     """The split receipt of the issue: bank 120,00 + cash 30,00 over 756 (100,00) and 708 (50,00)."""
-    return expense(key, **{"piece": "R1", "label": "Cotisations et gâteaux", "payment_mode": "remise",
-                             "cheque_number": "", "kind": "receipt", "bank_amount": "120,00", "cash_amount": "30,00",
-                             "splits-0-account": "756", "splits-0-amount": "100,00",
-                             "splits-1-account": "708", "splits-1-amount": "50,00", **fields})
+    return expense(
+        key,
+        **{
+            "piece": "R1",
+            "label": "Cotisations et gâteaux",
+            "payment_mode": "remise",
+            "cheque_number": "",
+            "kind": "receipt",
+            "bank_amount": "120,00",
+            "cash_amount": "30,00",
+            "splits-0-account": "756",
+            "splits-0-amount": "100,00",
+            "splits-1-account": "708",
+            "splits-1-amount": "50,00",
+            **fields,
+        },
+    )
 
 
 def entries(db_check, coop_id: int | None = None) -> list[Entry]:
@@ -84,9 +111,21 @@ def count(db_check, model) -> int:
     return db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(model)))
 
 
-def book(db_check, coop_id: int, *, piece: str, when: date, label: str = "Opération", kind: str = "expense",
-         bank: int = 0, cash: int = 0, splits: tuple[tuple[str, int], ...] = (), mode: str = "",
-         cheque: str = "", action_id: int | None = None) -> int:
+def book(
+    db_check,
+    coop_id: int,
+    *,
+    piece: str,
+    when: date,
+    label: str = "Opération",
+    kind: str = "expense",
+    bank: int = 0,
+    cash: int = 0,
+    splits: tuple[tuple[str, int], ...] = (),
+    mode: str = "",
+    cheque: str = "",
+    action_id: int | None = None,
+) -> int:
     """Record an entry through the domain (test setup), return its id."""
     if kind in ("receipt", "advance_returned"):
         treasury = books.Treasury(bank_in=bank, cash_in=cash)
@@ -98,15 +137,31 @@ def book(db_check, coop_id: int, *, piece: str, when: date, label: str = "Opéra
         treasury = books.Treasury()
     else:
         treasury = books.Treasury(bank_out=bank, cash_out=cash)
-    mode = mode or {"receipt": "remise", "deposit": "interne", "withdrawal": "interne",
-                    "advance_justified": "regie"}.get(kind, "cheque" if bank else "especes")
+    mode = mode or {
+        "receipt": "remise",
+        "deposit": "interne",
+        "withdrawal": "interne",
+        "advance_justified": "regie",
+    }.get(kind, "cheque" if bank else "especes")
 
     def run(s):
         ledger = books.open_ledger(s, s.get(Coop, coop_id), YEAR)
-        entry = books.record_entry(s, ledger, books.EntryData(
-            piece=piece, date=when, label=label, payment_mode=mode, kind=kind, treasury=treasury,
-            splits=[books.Split(code, amount) for code, amount in splits], cheque_number=cheque,
-            action_id=action_id), by=None)
+        entry = books.record_entry(
+            s,
+            ledger,
+            books.EntryData(
+                piece=piece,
+                date=when,
+                label=label,
+                payment_mode=mode,
+                kind=kind,
+                treasury=treasury,
+                splits=[books.Split(code, amount) for code, amount in splits],
+                cheque_number=cheque,
+                action_id=action_id,
+            ),
+            by=None,
+        )
         s.commit()
         return entry.id
 
@@ -172,8 +227,15 @@ def test_every_form_gets_its_own_token(client, coop):
 
 
 def test_get_pages_create_no_ledger(client, coop, db_check):
-    for url in (CAHIER, f"{NEW}?jeton={'0' * 32}", f"{CAHIER}/report", f"{CAHIER}/import",
-                f"/coop/actions?annee={YEAR}", f"{CAHIER}/export.csv", f"{CAHIER}?impression=1"):
+    for url in (
+        CAHIER,
+        f"{NEW}?jeton={'0' * 32}",
+        f"{CAHIER}/report",
+        f"{CAHIER}/import",
+        f"/coop/actions?annee={YEAR}",
+        f"{CAHIER}/export.csv",
+        f"{CAHIER}?impression=1",
+    ):
         assert client.get(url).status_code == 200, url
     assert count(db_check, Ledger) == 0
     assert "Aucune opération n'est encore enregistrée" in text(client.get(CAHIER))
@@ -186,7 +248,12 @@ def test_valid_expense_redirects_to_the_cahier_and_records_a_balanced_entry(clie
     assert response.headers["Location"] == f"{CAHIER}#op-{entry.id}"
     assert "Opération 1 enregistrée." in text(client.get(CAHIER))
     assert (entry.piece, entry.date, entry.label, entry.payment_mode, entry.cheque_number) == (
-        "1", day(10, 2), "Livres pour la BCD", "cheque", "0001234")
+        "1",
+        day(10, 2),
+        "Livres pour la BCD",
+        "cheque",
+        "0001234",
+    )
     assert lines_of(entry) == {"6181": 4560, "512": -4560}
     event = db_check(lambda s: s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "entry.created")))
     assert event.entity_id == entry.id and event.actor_login == "085-001"
@@ -201,15 +268,20 @@ def test_split_receipt_over_bank_and_cash(client, coop, db_check):
 
 def test_french_date_typed_by_hand_is_accepted(client, coop, db_check):
     assert client.post(NEW, data=expense(date=day(10, 2).strftime("%d/%m/%Y"))).status_code == 302
-    assert client.post(NEW, data=expense("jeton-2", piece="2", cheque_number="0001235",
-                                         date=day(10, 3).isoformat())).status_code == 302
+    assert (
+        client.post(
+            NEW, data=expense("jeton-2", piece="2", cheque_number="0001235", date=day(10, 3).isoformat())
+        ).status_code
+        == 302
+    )
     assert [e.date for e in entries(db_check)] == [day(10, 2), day(10, 3)]
 
 
 def test_cheque_number_is_kept_only_for_a_cheque_the_coop_wrote(client, coop, db_check):
     """The form pre-fills the next cheque number; a cash receipt must not carry it."""
-    client.post(NEW, data=receipt(payment_mode="especes", cheque_number="0001235", bank_amount="",
-                                  cash_amount="150,00"))
+    client.post(
+        NEW, data=receipt(payment_mode="especes", cheque_number="0001235", bank_amount="", cash_amount="150,00")
+    )
     [entry] = entries(db_check)
     assert entry.cheque_number == ""
     assert "(0001235)" not in text(client.get(CAHIER))
@@ -226,15 +298,18 @@ def test_new_action_is_created_with_the_entry_and_offered_next_time(client, coop
     assert count(db_check, Action) == 1
 
 
-@pytest.mark.parametrize(("changes", "field", "message"), [
-    ({"label": ""}, "label", "Ce champ est obligatoire."),
-    ({"piece": ""}, "piece", "Ce champ est obligatoire."),
-    ({"date": ""}, "date", "Indiquez la date de l'opération."),
-    ({"date": "   "}, "date", "Indiquez la date de l'opération."),
-    ({"date": "31/02/2026"}, "date", "Date invalide : écrivez-la jj/mm/aaaa"),
-    ({"bank_amount": "12,345"}, "bank_amount", "n'est pas un montant (exemple : 1 234,56)"),
-    ({"cash_amount": "dix euros"}, "cash_amount", "n'est pas un montant"),
-])
+@pytest.mark.parametrize(
+    ("changes", "field", "message"),
+    [
+        ({"label": ""}, "label", "Ce champ est obligatoire."),
+        ({"piece": ""}, "piece", "Ce champ est obligatoire."),
+        ({"date": ""}, "date", "Indiquez la date de l'opération."),
+        ({"date": "   "}, "date", "Indiquez la date de l'opération."),
+        ({"date": "31/02/2026"}, "date", "Date invalide : écrivez-la jj/mm/aaaa"),
+        ({"bank_amount": "12,345"}, "bank_amount", "n'est pas un montant (exemple : 1 234,56)"),
+        ({"cash_amount": "dix euros"}, "cash_amount", "n'est pas un montant"),
+    ],
+)
 def test_invalid_input_re_renders_on_its_field_and_records_nothing(client, coop, db_check, changes, field, message):
     response = client.post(NEW, data=expense(**changes))
     page = text(response)
@@ -255,19 +330,46 @@ def test_split_amount_typo_is_shown_on_its_line(client, coop, db_check):
     assert count(db_check, Entry) == 0
 
 
-@pytest.mark.parametrize(("changes", "where", "message"), [
-    ({"piece": "41"}, "piece", "La pièce 41 existe déjà dans ce cahier : choisissez un autre numéro."),
-    ({"date": f"15/08/{YEAR}"}, "date",
-     f"La date doit être comprise entre le 01/09/{YEAR} et le 31/08/{YEAR + 1} (année {YEAR_LABEL})."),
-    ({"splits-0-amount": "35,60"}, "case7",
-     "La ventilation (35,60 €) ne correspond pas au montant de l'opération (45,60 €) : reste à ventiler 10,00 €."),
-    ({"splits-0-account": "756"}, "case7", "Le compte 75600008 ne convient pas : choisissez un compte de charge (6…)."),
-    ({"cheque_number": ""}, "cheque_number", "Indiquez le numéro du chèque émis."),
-    ({"bank_amount": ""}, "bank_amount", "Une dépense sort de la banque ou de la caisse : indiquez le montant payé."),
-    ({"splits-0-account": ""}, "case7", "Choisissez le compte de chaque ligne de ventilation."),
-    ({"kind": "deposit", "bank_amount": "10,00", "cash_amount": "20,00", "splits-0-account": "",
-      "splits-0-amount": ""}, "bank_amount", "Pour un mouvement entre caisse et banque, indiquez un seul montant."),
-])
+@pytest.mark.parametrize(
+    ("changes", "where", "message"),
+    [
+        ({"piece": "41"}, "piece", "La pièce 41 existe déjà dans ce cahier : choisissez un autre numéro."),
+        (
+            {"date": f"15/08/{YEAR}"},
+            "date",
+            f"La date doit être comprise entre le 01/09/{YEAR} et le 31/08/{YEAR + 1} (année {YEAR_LABEL}).",
+        ),
+        (
+            {"splits-0-amount": "35,60"},
+            "case7",
+            "La ventilation (35,60 €) ne correspond pas au montant de l'opération (45,60 €) : "
+            "reste à ventiler 10,00 €.",
+        ),
+        (
+            {"splits-0-account": "756"},
+            "case7",
+            "Le compte 75600008 ne convient pas : choisissez un compte de charge (6…).",
+        ),
+        ({"cheque_number": ""}, "cheque_number", "Indiquez le numéro du chèque émis."),
+        (
+            {"bank_amount": ""},
+            "bank_amount",
+            "Une dépense sort de la banque ou de la caisse : indiquez le montant payé.",
+        ),
+        ({"splits-0-account": ""}, "case7", "Choisissez le compte de chaque ligne de ventilation."),
+        (
+            {
+                "kind": "deposit",
+                "bank_amount": "10,00",
+                "cash_amount": "20,00",
+                "splits-0-account": "",
+                "splits-0-amount": "",
+            },
+            "bank_amount",
+            "Pour un mouvement entre caisse et banque, indiquez un seul montant.",
+        ),
+    ],
+)
 def test_domain_refusals_show_in_the_right_box_and_record_nothing(client, coop, db_check, changes, where, message):
     book(db_check, coop.id, piece="41", when=day(9, 20), bank=1000, splits=(("6181", 1000),), cheque="0001000")
     response = client.post(NEW, data=expense(**changes))
@@ -275,7 +377,7 @@ def test_domain_refusals_show_in_the_right_box_and_record_nothing(client, coop, 
     assert response.status_code == 200
     assert "L'opération n'est pas enregistrée" in page
     if where == "case7":
-        box = page[page.index('id="case7"'):page.index('id="splits"')]
+        box = page[page.index('id="case7"') : page.index('id="splits"')]
         assert message in box
         assert f"Case 7</a> : {message}" in page
     else:
@@ -290,8 +392,9 @@ def test_entry_refused_by_the_domain_does_not_keep_its_new_action(client, coop, 
 
 
 def test_add_line_without_javascript_keeps_what_was_typed(client, coop, db_check):
-    data = receipt(add_line="Ajouter une ligne de ventilation", **{"splits-2-account": "7541",
-                                                                     "splits-2-amount": "1,00"})
+    data = receipt(
+        add_line="Ajouter une ligne de ventilation", **{"splits-2-account": "7541", "splits-2-amount": "1,00"}
+    )
     del data["submit"]
     response = client.post(NEW, data=data)
     page = text(response)
@@ -349,8 +452,6 @@ def test_the_form_token_is_in_the_address_so_back_finds_the_sent_form(client, co
     assert client.get(f"{NEW}?jeton=pas-un-jeton").status_code == 302
 
 
-
-
 def test_same_token_twice_records_one_entry_and_says_so(client, coop, db_check):
     first = client.post(NEW, data=expense())
     second = client.post(NEW, data=expense())  # a refresh after POST, or Back then submit
@@ -401,8 +502,17 @@ def _edit_form(client, entry_id: int) -> dict[str, str]:
 
 def test_edit_form_shows_the_entry(client, coop, db_check):
     action = make_action(db_check, coop.id, "Photos")
-    entry_id = book(db_check, coop.id, piece="D7", when=day(11, 5), label="Achat photos", bank=123456,
-                    splits=(("607", 100000), ("6181", 23456)), cheque="77", action_id=action)
+    entry_id = book(
+        db_check,
+        coop.id,
+        piece="D7",
+        when=day(11, 5),
+        label="Achat photos",
+        bank=123456,
+        splits=(("607", 100000), ("6181", 23456)),
+        cheque="77",
+        action_id=action,
+    )
     response = client.get(f"/coop/cahier/operation/{entry_id}/modifier")
     page = text(response)
     assert response.status_code == 200
@@ -417,10 +527,17 @@ def test_edit_form_shows_the_entry(client, coop, db_check):
 
 
 def test_edit_saves_redirects_and_bumps_the_version(client, coop, db_check):
-    entry_id = book(db_check, coop.id, piece="1", when=day(10, 2), bank=4560, splits=(("6181", 4560),),
-                    cheque="0001234")
-    data = {**_edit_form(client, entry_id), "label": "Livres et revues", "bank_amount": "50,00",
-            "splits-0-amount": "30,00", "splits-1-account": "6068", "splits-1-amount": "20,00"}
+    entry_id = book(
+        db_check, coop.id, piece="1", when=day(10, 2), bank=4560, splits=(("6181", 4560),), cheque="0001234"
+    )
+    data = {
+        **_edit_form(client, entry_id),
+        "label": "Livres et revues",
+        "bank_amount": "50,00",
+        "splits-0-amount": "30,00",
+        "splits-1-account": "6068",
+        "splits-1-amount": "20,00",
+    }
     response = client.post(f"/coop/cahier/operation/{entry_id}/modifier", data=data)
     assert response.status_code == 302 and response.headers["Location"] == f"{CAHIER}#op-{entry_id}"
     assert "Opération 1 modifiée." in text(client.get(CAHIER))
@@ -432,10 +549,13 @@ def test_edit_saves_redirects_and_bumps_the_version(client, coop, db_check):
 def test_invalid_edit_re_renders_and_changes_nothing(client, coop, db_check):
     entry_id = book(db_check, coop.id, piece="1", when=day(10, 2), bank=4560, splits=(("6181", 4560),), cheque="1")
     book(db_check, coop.id, piece="2", when=day(10, 3), bank=100, splits=(("6181", 100),), cheque="2")
-    for changes, field, message in (({"piece": "2"}, "piece", "La pièce 2 existe déjà"),
-                                    ({"bank_amount": "abc"}, "bank_amount", "n'est pas un montant")):
-        response = client.post(f"/coop/cahier/operation/{entry_id}/modifier",
-                               data={**_edit_form(client, entry_id), **changes})
+    for changes, field, message in (
+        ({"piece": "2"}, "piece", "La pièce 2 existe déjà"),
+        ({"bank_amount": "abc"}, "bank_amount", "n'est pas un montant"),
+    ):
+        response = client.post(
+            f"/coop/cahier/operation/{entry_id}/modifier", data={**_edit_form(client, entry_id), **changes}
+        )
         assert response.status_code == 200
         assert message in field_error(text(response), field)
     entry = entries(db_check)[0]
@@ -447,8 +567,13 @@ def test_stale_edit_is_refused_without_overwriting(app, coop, login_as, db_check
     first = login_as(coop, on=app.test_client())
     second = login_as(coop, on=app.test_client())
     stale = _edit_form(second, entry_id)
-    assert first.post(f"/coop/cahier/operation/{entry_id}/modifier",
-                      data={**_edit_form(first, entry_id), "label": "Version du premier poste"}).status_code == 302
+    assert (
+        first.post(
+            f"/coop/cahier/operation/{entry_id}/modifier",
+            data={**_edit_form(first, entry_id), "label": "Version du premier poste"},
+        ).status_code
+        == 302
+    )
     response = second.post(f"/coop/cahier/operation/{entry_id}/modifier", data={**stale, "label": "Version périmée"})
     assert response.status_code == 302
     assert "modifiée entre-temps" in text(second.get(response.headers["Location"]))
@@ -458,9 +583,14 @@ def test_stale_edit_is_refused_without_overwriting(app, coop, login_as, db_check
 
 def _clear(db_check, entry_id: int, on: date) -> None:
     def run(s):
-        s.execute(sa.update(EntryLine).where(EntryLine.entry_id == entry_id,
-                                             EntryLine.account_id == s.scalar(sa.text(
-                                                 "SELECT id FROM account WHERE code = '512'"))).values(cleared_on=on))
+        s.execute(
+            sa.update(EntryLine)
+            .where(
+                EntryLine.entry_id == entry_id,
+                EntryLine.account_id == s.scalar(sa.text("SELECT id FROM account WHERE code = '512'")),
+            )
+            .values(cleared_on=on)
+        )
         s.commit()
 
     db_check(run)
@@ -470,17 +600,21 @@ def test_changing_the_bank_amount_of_a_cleared_entry_undoes_the_pointage_with_a_
     entry_id = book(db_check, coop.id, piece="1", when=day(10, 2), bank=4560, splits=(("6181", 4560),), cheque="1")
     _clear(db_check, entry_id, day(10, 31))
     # The label alone: the pointage stays
-    client.post(f"/coop/cahier/operation/{entry_id}/modifier", data={**_edit_form(client, entry_id),
-                                                                    "cheque_number": "1", "label": "Livres BCD"})
+    client.post(
+        f"/coop/cahier/operation/{entry_id}/modifier",
+        data={**_edit_form(client, entry_id), "cheque_number": "1", "label": "Livres BCD"},
+    )
     assert "le pointage de cette opération a été annulé" not in text(client.get(CAHIER))
+
     def bank_line():
         return next(line for line in entries(db_check)[0].lines if line.account.code == "512")
 
     assert bank_line().cleared_on == day(10, 31)
     # The amount: the pointage goes, and the teacher is told
-    response = client.post(f"/coop/cahier/operation/{entry_id}/modifier",
-                           data={**_edit_form(client, entry_id), "cheque_number": "1", "bank_amount": "46,60",
-                                 "splits-0-amount": "46,60"})
+    response = client.post(
+        f"/coop/cahier/operation/{entry_id}/modifier",
+        data={**_edit_form(client, entry_id), "cheque_number": "1", "bank_amount": "46,60", "splits-0-amount": "46,60"},
+    )
     assert response.status_code == 302
     page = text(client.get(CAHIER))
     assert "le pointage de cette opération a été annulé" in page
@@ -497,8 +631,11 @@ def test_opening_entry_is_not_edited_through_the_entry_form(client, coop, db_che
 
 def test_delete_needs_the_confirmation_post(client, coop, db_check, app):
     entry_id = book(db_check, coop.id, piece="1", when=day(10, 2), bank=4560, splits=(("6181", 4560),), cheque="1")
-    client.post(f"/coop/cahier/operation/{entry_id}/justificatifs",
-                data={"file": (io.BytesIO(pdf_bytes()), "facture.pdf")}, content_type="multipart/form-data")
+    client.post(
+        f"/coop/cahier/operation/{entry_id}/justificatifs",
+        data={"file": (io.BytesIO(pdf_bytes()), "facture.pdf")},
+        content_type="multipart/form-data",
+    )
     [document] = db_check(lambda s: s.scalars(sa.select(Document)).all())
     stored = Path(app.config["UPLOAD_DIR"]) / document.storage_key
     assert stored.exists()
@@ -543,15 +680,32 @@ def other_coop_data(make_coop, db_check, app):
     """Coop 2 with an entry, a voucher and an action; returns their ids."""
     other = make_coop(2, name="Coopérative des Voisins")
     action_id = make_action(db_check, other.id, "Sortie secrète")
-    entry_id = book(db_check, other.id, piece="B1", when=day(10, 2), label="Achat chez les voisins", bank=999,
-                    splits=(("6181", 999),), cheque="555", action_id=action_id)
+    entry_id = book(
+        db_check,
+        other.id,
+        piece="B1",
+        when=day(10, 2),
+        label="Achat chez les voisins",
+        bank=999,
+        splits=(("6181", 999),),
+        cheque="555",
+        action_id=action_id,
+    )
 
     def run(s):
         from app import documents
 
-        document = documents.store_document(s, upload_dir=app.config["UPLOAD_DIR"], coop_id=other.id,
-                                            kind="voucher", filename="voisins.pdf", content=pdf_bytes(),
-                                            max_bytes=10 * 1024 * 1024, by=None, entry_id=entry_id)
+        document = documents.store_document(
+            s,
+            upload_dir=app.config["UPLOAD_DIR"],
+            coop_id=other.id,
+            kind="voucher",
+            filename="voisins.pdf",
+            content=pdf_bytes(),
+            max_bytes=10 * 1024 * 1024,
+            by=None,
+            entry_id=entry_id,
+        )
         s.commit()
         return document.id
 
@@ -560,10 +714,12 @@ def other_coop_data(make_coop, db_check, app):
 
 def _state(db_check):
     def run(s):
-        return ([(e.id, e.piece, e.label, e.version) for e in s.scalars(sa.select(Entry).order_by(Entry.id))],
-                [(d.id, d.entry_id) for d in s.scalars(sa.select(Document).order_by(Document.id))],
-                [(a.id, a.name, a.is_archived) for a in s.scalars(sa.select(Action).order_by(Action.id))],
-                s.scalar(sa.select(sa.func.sum(EntryLine.amount_cents * EntryLine.id))))
+        return (
+            [(e.id, e.piece, e.label, e.version) for e in s.scalars(sa.select(Entry).order_by(Entry.id))],
+            [(d.id, d.entry_id) for d in s.scalars(sa.select(Document).order_by(Document.id))],
+            [(a.id, a.name, a.is_archived) for a in s.scalars(sa.select(Action).order_by(Action.id))],
+            s.scalar(sa.select(sa.func.sum(EntryLine.amount_cents * EntryLine.id))),
+        )
 
     return db_check(run)
 
@@ -577,8 +733,11 @@ def test_another_coops_ids_answer_404_and_change_nothing(client, coop, other_coo
         ("post", f"/coop/cahier/operation/{ids['entry']}/modifier", expense(label="Piraté", piece="B1")),
         ("get", f"/coop/cahier/operation/{ids['entry']}/supprimer", None),
         ("post", f"/coop/cahier/operation/{ids['entry']}/supprimer", {}),
-        ("post", f"/coop/cahier/operation/{ids['entry']}/justificatifs",
-         {"file": (io.BytesIO(pdf_bytes()), "intrus.pdf")}),
+        (
+            "post",
+            f"/coop/cahier/operation/{ids['entry']}/justificatifs",
+            {"file": (io.BytesIO(pdf_bytes()), "intrus.pdf")},
+        ),
         ("get", f"/justificatifs/{ids['document']}", None),
         ("post", f"/coop/actions/{ids['action']}/renommer", {"name": "Piraté"}),
         ("post", f"/coop/actions/{ids['action']}/archiver", {}),
@@ -589,8 +748,11 @@ def test_another_coops_ids_answer_404_and_change_nothing(client, coop, other_coo
         body = response.get_data(as_text=True)
         assert "voisins" not in body.lower() and "Sortie secrète" not in body, url
     assert _state(db_check) == before
-    refusals = db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "access.denied")))
+    refusals = db_check(
+        lambda s: s.scalar(
+            sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "access.denied")
+        )
+    )
     assert refusals == len(requests)
     page = text(client.get(CAHIER))
     assert "Achat chez les voisins" not in page and "Sortie secrète" not in page
@@ -629,8 +791,9 @@ def pdf_with_javascript() -> bytes:
 
     writer = PdfWriter()
     writer.add_blank_page(width=595, height=842)
-    action = DictionaryObject({NameObject("/S"): NameObject("/JavaScript"),
-                               NameObject("/JS"): TextStringObject("app.alert('coucou');")})
+    action = DictionaryObject(
+        {NameObject("/S"): NameObject("/JavaScript"), NameObject("/JS"): TextStringObject("app.alert('coucou');")}
+    )
     writer._root_object[NameObject("/OpenAction")] = writer._add_object(action)
     buffer = io.BytesIO()
     writer.write(buffer)
@@ -652,16 +815,29 @@ def pdf_with_hidden_javascript() -> bytes:
         offsets[number] = out.tell()
         out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
 
-    obj(1, f"<< /Type /ObjStm /N 1 /First {len(header)} /Filter /FlateDecode /Length {len(packed)} >>\nstream\n"
-        .encode() + packed + b"\nendstream")
+    obj(
+        1,
+        f"<< /Type /ObjStm /N 1 /First {len(header)} /Filter /FlateDecode /Length {len(packed)} >>\nstream\n".encode()
+        + packed
+        + b"\nendstream",
+    )
     obj(2, b"<< /Type /Catalog /Pages 3 0 R /OpenAction 5 0 R >>")
     obj(3, b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>")
     obj(4, b"<< /Type /Page /Parent 3 0 R /MediaBox [0 0 595 842] >>")
     offsets[6] = out.tell()
-    xref = b"".join([struct.pack(">BIH", 0, 0, 65535), *(struct.pack(">BIH", 1, offsets[n], 0) for n in (1, 2, 3, 4)),
-                     struct.pack(">BIH", 2, 1, 0), struct.pack(">BIH", 1, offsets[6], 0)])
-    out.write(f"6 0 obj\n<< /Type /XRef /Size 7 /W [1 4 2] /Root 2 0 R /Length {len(xref)} >>\nstream\n".encode()
-              + xref + b"\nendstream\nendobj\n")
+    xref = b"".join(
+        [
+            struct.pack(">BIH", 0, 0, 65535),
+            *(struct.pack(">BIH", 1, offsets[n], 0) for n in (1, 2, 3, 4)),
+            struct.pack(">BIH", 2, 1, 0),
+            struct.pack(">BIH", 1, offsets[6], 0),
+        ]
+    )
+    out.write(
+        f"6 0 obj\n<< /Type /XRef /Size 7 /W [1 4 2] /Root 2 0 R /Length {len(xref)} >>\nstream\n".encode()
+        + xref
+        + b"\nendstream\nendobj\n"
+    )
     out.write(f"startxref\n{offsets[6]}\n%%EOF\n".encode())
     content = out.getvalue()
     assert b"/JavaScript" not in content and b"/JS" not in content
@@ -728,8 +904,11 @@ def download(client, document_id: int):
 
 
 def upload(client, entry_id: int, content: bytes, name: str):
-    return client.post(f"/coop/cahier/operation/{entry_id}/justificatifs",
-                       data={"file": (io.BytesIO(content), name)}, content_type="multipart/form-data")
+    return client.post(
+        f"/coop/cahier/operation/{entry_id}/justificatifs",
+        data={"file": (io.BytesIO(content), name)},
+        content_type="multipart/form-data",
+    )
 
 
 def _documents(db_check) -> list[Document]:
@@ -744,7 +923,10 @@ def test_pdf_voucher_is_stored_privately_and_listed(client, entry_id, db_check, 
     assert "Justificatif ajouté." in page
     [document] = _documents(db_check)
     assert (document.entry_id, document.original_name, document.content_type) == (
-        entry_id, "Facture été.pdf", "application/pdf")
+        entry_id,
+        "Facture été.pdf",
+        "application/pdf",
+    )
     assert f'href="/justificatifs/{document.id}">Facture été.pdf</a>' in page
     upload_dir = Path(app.config["UPLOAD_DIR"]).resolve()
     stored = upload_dir / document.storage_key
@@ -804,22 +986,38 @@ def test_png_scan_is_accepted(client, entry_id, db_check):
     assert min(image.getpixel((10, 10))) > 240 and max(image.getpixel((150, 100))) < 15
 
 
-@pytest.mark.parametrize(("content", "name", "message"), [
-    (b"<!doctype html><html><script>alert(1)</script></html>", "facture.pdf",
-     "Seuls les fichiers PDF, JPEG et PNG sont acceptés"),
-    (b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200, "facture.pdf", "Seuls les fichiers PDF, JPEG et PNG sont acceptés"),
-    (b"MZ\x90\x00" + b"\x00" * 200, "scan.png", "Seuls les fichiers PDF, JPEG et PNG sont acceptés"),
-    (b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>', "photo.png",
-     "Seuls les fichiers PDF, JPEG et PNG sont acceptés"),
-    ("js", "facture.pdf", "Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité."),
-    ("hidden-js", "facture.pdf", "Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité."),
-    ("attachment", "facture.pdf", "Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité."),
-    (b"%PDF-1.7\n garbage without pages", "facture.pdf", "Ce PDF est illisible ou abîmé"),
-    (b"", "vide.pdf", "Le fichier est vide."),
-])
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        (
+            b"<!doctype html><html><script>alert(1)</script></html>",
+            "facture.pdf",
+            "Seuls les fichiers PDF, JPEG et PNG sont acceptés",
+        ),
+        (
+            b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 200,
+            "facture.pdf",
+            "Seuls les fichiers PDF, JPEG et PNG sont acceptés",
+        ),
+        (b"MZ\x90\x00" + b"\x00" * 200, "scan.png", "Seuls les fichiers PDF, JPEG et PNG sont acceptés"),
+        (
+            b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"/>',
+            "photo.png",
+            "Seuls les fichiers PDF, JPEG et PNG sont acceptés",
+        ),
+        ("js", "facture.pdf", "Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité."),
+        ("hidden-js", "facture.pdf", "Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité."),
+        ("attachment", "facture.pdf", "Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité."),
+        (b"%PDF-1.7\n garbage without pages", "facture.pdf", "Ce PDF est illisible ou abîmé"),
+        (b"", "vide.pdf", "Le fichier est vide."),
+    ],
+)
 def test_dangerous_or_fake_files_are_refused(client, entry_id, db_check, app, content, name, message):
-    content = {"js": pdf_with_javascript, "hidden-js": pdf_with_hidden_javascript,
-               "attachment": pdf_with_attachment}.get(content, lambda: content)()
+    content = {
+        "js": pdf_with_javascript,
+        "hidden-js": pdf_with_hidden_javascript,
+        "attachment": pdf_with_attachment,
+    }.get(content, lambda: content)()
     upload_dir = Path(app.config["UPLOAD_DIR"])
     files_before = set(os.listdir(upload_dir)) if upload_dir.exists() else set()
     response = upload(client, entry_id, content, name)
@@ -840,8 +1038,12 @@ def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.mark.parametrize("size", [(50_000, 50_000), (7_000, 6_000)])
@@ -863,10 +1065,19 @@ def test_eleven_megabyte_file_is_refused(client, entry_id, db_check):
     big = pdf_bytes() + b"%" + b"x" * (11 * 1024 * 1024)
     # The multipart body is built here: the test client would spool a big one to a file it never closes.
     boundary = "limite-du-formulaire"
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="gros.pdf"\r\n'
-            f"Content-Type: application/pdf\r\n\r\n").encode() + big + f"\r\n--{boundary}--\r\n".encode()
-    response = client.post(f"/coop/cahier/operation/{entry_id}/justificatifs", data=body,
-                           content_type=f"multipart/form-data; boundary={boundary}")
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="gros.pdf"\r\n'
+            f"Content-Type: application/pdf\r\n\r\n"
+        ).encode()
+        + big
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    response = client.post(
+        f"/coop/cahier/operation/{entry_id}/justificatifs",
+        data=body,
+        content_type=f"multipart/form-data; boundary={boundary}",
+    )
     assert response.status_code == 302
     assert "Le fichier dépasse 10 Mo." in text(client.get(response.headers["Location"]))
     assert _documents(db_check) == []
@@ -881,14 +1092,41 @@ def year_of_entries(coop, db_check):
     set_opening(db_check, coop.id, 123456, 2000)
     trip = make_action(db_check, coop.id, "Classe de mer")
     ids = {
-        "receipt": book(db_check, coop.id, piece="R1", when=day(9, 15), label="Cotisations et gâteaux",
-                        kind="receipt", bank=12000, cash=3000, splits=(("756", 10000), ("708", 5000))),
-        "expense": book(db_check, coop.id, piece="D10", when=day(10, 3), label="Acompte car Classe de mer",
-                        bank=250000, splits=(("6251", 250000),), cheque="0004567", action_id=trip),
-        "deposit": book(db_check, coop.id, piece="D2", when=day(10, 20), label="Dépôt des espèces",
-                        kind="deposit", bank=3000),
-        "advance": book(db_check, coop.id, piece="A1", when=day(11, 4), label="Régie Mme Roy", kind="advance_paid",
-                        cash=1500, mode="especes"),
+        "receipt": book(
+            db_check,
+            coop.id,
+            piece="R1",
+            when=day(9, 15),
+            label="Cotisations et gâteaux",
+            kind="receipt",
+            bank=12000,
+            cash=3000,
+            splits=(("756", 10000), ("708", 5000)),
+        ),
+        "expense": book(
+            db_check,
+            coop.id,
+            piece="D10",
+            when=day(10, 3),
+            label="Acompte car Classe de mer",
+            bank=250000,
+            splits=(("6251", 250000),),
+            cheque="0004567",
+            action_id=trip,
+        ),
+        "deposit": book(
+            db_check, coop.id, piece="D2", when=day(10, 20), label="Dépôt des espèces", kind="deposit", bank=3000
+        ),
+        "advance": book(
+            db_check,
+            coop.id,
+            piece="A1",
+            when=day(11, 4),
+            label="Régie Mme Roy",
+            kind="advance_paid",
+            cash=1500,
+            mode="especes",
+        ),
     }
     return {"action": trip, **ids}
 
@@ -896,8 +1134,9 @@ def year_of_entries(coop, db_check):
 def _row(page: str, entry_id: int) -> list[str]:
     match = re.search(rf'<tr id="op-{entry_id}"[^>]*>(.*?)</tr>', page, re.S)
     assert match, entry_id
-    return [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", match.group(1),
-                                                                         re.S)]
+    return [
+        re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", match.group(1), re.S)
+    ]
 
 
 def test_classic_view_shows_running_balances_and_totals(client, year_of_entries):
@@ -919,11 +1158,20 @@ def test_classic_view_shows_running_balances_and_totals(client, year_of_entries)
     assert "62510008" in head and "75600008" in head and "70800008" in head and "61810008" not in head
     totals = re.search(r"<tfoot.*?</tfoot>", page, re.S).group(0)
     cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", totals, re.S)]
-    assert cells[:9] == ["Totaux", f"1{n}384,56", f"2{n}500,00", f"-1{n}115,44", "50,00", "45,00", "5,00", "15,00",
-                         "0,00"]
+    assert cells[:9] == [
+        "Totaux",
+        f"1{n}384,56",
+        f"2{n}500,00",
+        f"-1{n}115,44",
+        "50,00",
+        "45,00",
+        "5,00",
+        "15,00",
+        "0,00",
+    ]
     # balance cards, advances in progress included
     assert f"-1{n}115,44\u00a0€" in page and "5,00\u00a0€" in page
-    cards = page[page.index('aria-label="Soldes"'):page.index("</section>")]
+    cards = page[page.index('aria-label="Soldes"') : page.index("</section>")]
     assert "Régies d'avance en cours" in cards and "15,00\u00a0€" in cards
 
 
@@ -941,15 +1189,18 @@ def test_sort_by_piece_puts_d2_before_d10(client, year_of_entries):
     assert _row(by_piece, ids["deposit"])[7] == f"-1{NNBSP}115,44"
 
 
-@pytest.mark.parametrize(("query", "shown"), [
-    ("q=car", ["expense"]),
-    ("q=0004567", ["expense"]),
-    ("q=r1", ["receipt"]),
-    ("compte=708", ["receipt"]),
-    ("mode=interne", ["deposit"]),
-    ("mode=especes", ["advance"]),
-    ("action=ACTION", ["expense"]),
-])
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("q=car", ["expense"]),
+        ("q=0004567", ["expense"]),
+        ("q=r1", ["receipt"]),
+        ("compte=708", ["receipt"]),
+        ("mode=interne", ["deposit"]),
+        ("mode=especes", ["advance"]),
+        ("action=ACTION", ["expense"]),
+    ],
+)
 def test_filters(client, year_of_entries, query, shown):
     ids = year_of_entries
     page = text(client.get(f"{CAHIER}?{query.replace('ACTION', str(ids['action']))}"))
@@ -1009,7 +1260,7 @@ def test_opening_step(client, coop, db_check):
     assert response.status_code == 302 and response.headers["Location"] == CAHIER
     page = text(client.get(CAHIER))
     assert "Report à nouveau enregistré." in page
-    cards = page[page.index('aria-label="Soldes"'):page.index("</section>")]
+    cards = page[page.index('aria-label="Soldes"') : page.index("</section>")]
     assert f"1{NNBSP}234,56\u00a0€" in cards and "20,00\u00a0€" in cards
     assert "Commencez par le" not in page
     # Changing it replaces the opening entry, never adds a second one
@@ -1042,10 +1293,27 @@ def test_actions_create_rename_archive_with_totals(client, coop, db_check):
     assert response.status_code == 302 and response.headers["Location"] == url
     assert "Action « Classe de mer » créée." in text(client.get(url))
     [action] = db_check(lambda s: s.scalars(sa.select(Action)).all())
-    book(db_check, coop.id, piece="1", when=day(10, 1), bank=250000, splits=(("6251", 250000),), cheque="1",
-         action_id=action.id)
-    book(db_check, coop.id, piece="2", when=day(10, 2), kind="receipt", bank=180000, cash=2000,
-         splits=(("7068", 150000), ("743", 32000)), action_id=action.id)
+    book(
+        db_check,
+        coop.id,
+        piece="1",
+        when=day(10, 1),
+        bank=250000,
+        splits=(("6251", 250000),),
+        cheque="1",
+        action_id=action.id,
+    )
+    book(
+        db_check,
+        coop.id,
+        piece="2",
+        when=day(10, 2),
+        kind="receipt",
+        bank=180000,
+        cash=2000,
+        splits=(("7068", 150000), ("743", 32000)),
+        action_id=action.id,
+    )
     book(db_check, coop.id, piece="3", when=day(10, 3), bank=999, splits=(("627", 999),), cheque="2")
     page = text(client.get(url))
     cells = _action_row(page, "Classe de mer")
@@ -1099,8 +1367,11 @@ def test_csv_import_of_a_good_file(client, coop, db_check):
     url = f"{CAHIER}/import"
     page = text(client.get(url))
     assert f"Importer un cahier {YEAR_LABEL} (CSV)" in page
-    response = client.post(url, data={"file": (io.BytesIO(("\ufeff" + GOOD_CSV).encode()), "cahier.csv")},
-                           content_type="multipart/form-data")
+    response = client.post(
+        url,
+        data={"file": (io.BytesIO(("\ufeff" + GOOD_CSV).encode()), "cahier.csv")},
+        content_type="multipart/form-data",
+    )
     assert response.status_code == 302 and response.headers["Location"] == CAHIER
     page = text(client.get(CAHIER))
     assert f"Import terminé : 3 opération(s) ajoutée(s) au cahier {YEAR_LABEL}." in page
@@ -1109,10 +1380,13 @@ def test_csv_import_of_a_good_file(client, coop, db_check):
 
 
 def test_csv_import_of_a_bad_file_lists_line_errors_and_imports_nothing(client, coop, db_check):
-    bad = GOOD_CSV + f"D2;31/09/{YEAR};Date impossible;cheque;;;;;10,00;;;;;10,00;\r\n" \
-                     f"R1;16/09/{YEAR};Pièce en double;remise;;;;10,00;;;;;;;12,00\r\n"
-    response = client.post(f"{CAHIER}/import", data={"file": (io.BytesIO(bad.encode()), "cahier.csv")},
-                           content_type="multipart/form-data")
+    bad = (
+        GOOD_CSV + f"D2;31/09/{YEAR};Date impossible;cheque;;;;;10,00;;;;;10,00;\r\n"
+        f"R1;16/09/{YEAR};Pièce en double;remise;;;;10,00;;;;;;;12,00\r\n"
+    )
+    response = client.post(
+        f"{CAHIER}/import", data={"file": (io.BytesIO(bad.encode()), "cahier.csv")}, content_type="multipart/form-data"
+    )
     page = text(response)
     assert response.status_code == 200
     assert "Import refusé, rien n'a été enregistré." in page
@@ -1133,8 +1407,21 @@ def test_csv_export_response(client, year_of_entries):
     assert response.mimetype == "text/csv" and response.mimetype_params["charset"] == "utf-8"
     assert response.headers["Content-Disposition"] == f'attachment; filename="cahier-085-001-{YEAR_LABEL}.csv"'
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8-sig"), newline=""), delimiter=";"))
-    assert rows[0][:13] == ["piece", "date", "libelle", "mode", "cheque", "action", "pointe", "banque_entree",
-                            "banque_sortie", "caisse_entree", "caisse_sortie", "regie_entree", "regie_sortie"]
+    assert rows[0][:13] == [
+        "piece",
+        "date",
+        "libelle",
+        "mode",
+        "cheque",
+        "action",
+        "pointe",
+        "banque_entree",
+        "banque_sortie",
+        "caisse_entree",
+        "caisse_sortie",
+        "regie_entree",
+        "regie_sortie",
+    ]
     assert {"6251", "708", "756"} <= set(rows[0][13:])
     assert [row[0] for row in rows[1:]] == ["RAN", "R1", "D10", "D2", "A1"]
     assert rows[3][2:6] == ["Acompte car Classe de mer", "cheque", "0004567", "Classe de mer"]

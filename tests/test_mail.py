@@ -110,13 +110,16 @@ def test_mail_queued_in_a_committed_transaction_is_pending(session):
     assert re.fullmatch(r"<[0-9a-f]{32}@[\w.]+>", row.message_id)
 
 
-@pytest.mark.parametrize("subject", [
-    "Relevé validé\nBcc: tout-le-monde@example.org",
-    "Relevé validé\r\nBcc: tout-le-monde@example.org",
-    "Relevé validé\u2028Bcc: tout-le-monde@example.org",
-    "Relevé validé\x85Bcc: tout-le-monde@example.org",
-    "Relevé validé\x00",
-])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Relevé validé\nBcc: tout-le-monde@example.org",
+        "Relevé validé\r\nBcc: tout-le-monde@example.org",
+        "Relevé validé\u2028Bcc: tout-le-monde@example.org",
+        "Relevé validé\x85Bcc: tout-le-monde@example.org",
+        "Relevé validé\x00",
+    ],
+)
 def test_header_injection_in_subject_is_refused(session, subject):
     with pytest.raises(ValueError, match="en-tête de courriel"):
         queue_email(session, to="coop1@example.org", subject=subject, text=BODY)
@@ -249,8 +252,13 @@ def test_relay_killed_between_send_and_mark_resends_at_most_once_with_the_same_m
     clock = Clock(utcnow())
 
     with pytest.raises(RelayKilled):
-        deliver_pending(session, SendThenDie(SMTPTransport("127.0.0.1", port, timeout=5)), sender=SENDER,
-                        now=clock, commit=session.commit)
+        deliver_pending(
+            session,
+            SendThenDie(SMTPTransport("127.0.0.1", port, timeout=5)),
+            sender=SENDER,
+            now=clock,
+            commit=session.commit,
+        )
     session.rollback()  # the process is gone: whatever it had not committed is lost
 
     assert len(server.messages) == 1
@@ -267,8 +275,14 @@ def test_relay_killed_between_send_and_mark_resends_at_most_once_with_the_same_m
 def test_one_undeliverable_row_does_not_block_the_others(session, start_smtp):
     port, server = start_smtp()
     # A row written before header checks existed (or by hand): it cannot become a valid message.
-    session.add(OutboxEmail(recipient="coop1@example.org", subject="Sujet\u2028cassé", body_text=BODY,
-                            message_id="<legacy-row@coop85.occe>"))
+    session.add(
+        OutboxEmail(
+            recipient="coop1@example.org",
+            subject="Sujet\u2028cassé",
+            body_text=BODY,
+            message_id="<legacy-row@coop85.occe>",
+        )
+    )
     session.commit()
     good = queue_email(session, to="coop2@example.org", subject=SUBJECT, text=BODY)
     session.commit()
@@ -356,8 +370,9 @@ def test_password_reset_request_queues_a_mail_with_a_working_link(client, make_c
     assert response.headers["Location"] == "/connexion"
     page = html.unescape(client.get("/connexion").get_data(as_text=True))
     assert "Si cet identifiant existe, un e-mail contenant un lien vient d'être envoyé" in page
-    rows = db_check(lambda s: [(r.recipient, r.subject, r.body_text, r.status)
-                               for r in s.scalars(sa.select(OutboxEmail))])
+    rows = db_check(
+        lambda s: [(r.recipient, r.subject, r.body_text, r.status) for r in s.scalars(sa.select(OutboxEmail))]
+    )
     assert len(rows) == 1
     recipient, subject, body, status = rows[0]
     assert (recipient, status) == ("ce.0850007w@ac-nantes.fr", "pending")

@@ -47,6 +47,7 @@ NOW = utcnow()
 
 # --- Generated files -----------------------------------------------------------------------------
 
+
 def make_pdf(*pages: str) -> bytes:
     """A PDF with one line of text per page (reportlab)."""
     from reportlab.lib.pagesizes import A4
@@ -82,15 +83,26 @@ def pdf_text(content: bytes) -> str:
 
 
 def details(**overrides) -> ChangeDetails:
-    values = dict(incoming_civility="Mme", incoming_last_name="BERNARD", incoming_first_name="Julie",
-                  incoming_email="julie.bernard@example.org", incoming_phone="06 12 34 56 78",
-                  incoming_is_teacher=True, outgoing_civility="Mme", outgoing_last_name="MOREAU",
-                  outgoing_first_name="Claire", effective_date=TODAY, reason="mutation", reason_details="")
+    values = dict(
+        incoming_civility="Mme",
+        incoming_last_name="BERNARD",
+        incoming_first_name="Julie",
+        incoming_email="julie.bernard@example.org",
+        incoming_phone="06 12 34 56 78",
+        incoming_is_teacher=True,
+        outgoing_civility="Mme",
+        outgoing_last_name="MOREAU",
+        outgoing_first_name="Claire",
+        effective_date=TODAY,
+        reason="mutation",
+        reason_details="",
+    )
     values.update(overrides)
     return ChangeDetails(**values)
 
 
 # --- Fixtures and helpers ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def upload_dir(app) -> str:
@@ -105,13 +117,34 @@ def coop(session, make_coop) -> Coop:
 
 def _complete_dossier(session, coop, upload_dir, *, today=TODAY, proof_date=None, effective=None) -> MandateChange:
     change = start_change(session, coop, details(effective_date=effective or today), by=None, today=today)
-    attach_document(session, change, "mandate_form", [("formulaire.pdf", make_pdf("FORMULAIRE SIGNE"))],
-                    upload_dir=upload_dir, by=None, today=today)
-    attach_document(session, change, "identity", [("recto.jpg", make_photo("RECTO")),
-                                                   ("verso.jpg", make_photo("VERSO"))],
-                    upload_dir=upload_dir, by=None, today=today)
-    attach_document(session, change, "address_proof", [("edf.pdf", make_pdf("FACTURE PAGE 1", "FACTURE PAGE 2"))],
-                    upload_dir=upload_dir, by=None, today=today, proof_date=proof_date or today - timedelta(days=30))
+    attach_document(
+        session,
+        change,
+        "mandate_form",
+        [("formulaire.pdf", make_pdf("FORMULAIRE SIGNE"))],
+        upload_dir=upload_dir,
+        by=None,
+        today=today,
+    )
+    attach_document(
+        session,
+        change,
+        "identity",
+        [("recto.jpg", make_photo("RECTO")), ("verso.jpg", make_photo("VERSO"))],
+        upload_dir=upload_dir,
+        by=None,
+        today=today,
+    )
+    attach_document(
+        session,
+        change,
+        "address_proof",
+        [("edf.pdf", make_pdf("FACTURE PAGE 1", "FACTURE PAGE 2"))],
+        upload_dir=upload_dir,
+        by=None,
+        today=today,
+        proof_date=proof_date or today - timedelta(days=30),
+    )
     return change
 
 
@@ -130,10 +163,15 @@ def _validated(session, coop, upload_dir) -> MandateChange:
 
 # --- Transitions ---------------------------------------------------------------------------------
 
+
 def test_the_transition_table_is_the_documented_one():
     assert {
-        "draft": {"submitted"}, "submitted": {"validated", "returned"}, "returned": {"submitted"},
-        "validated": {"sent_to_bank"}, "sent_to_bank": {"completed"}, "completed": set(),
+        "draft": {"submitted"},
+        "submitted": {"validated", "returned"},
+        "returned": {"submitted"},
+        "validated": {"sent_to_bank"},
+        "sent_to_bank": {"completed"},
+        "completed": set(),
     } == TRANSITIONS
     assert set(STATUS_LABELS) == set(TRANSITIONS)
 
@@ -165,12 +203,16 @@ def test_unknown_status_raises():
 
 # --- Dates ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("day", "months", "expected"), [
-    (date(2026, 3, 15), 6, date(2025, 9, 15)),
-    (date(2026, 8, 31), 6, date(2026, 2, 28)),
-    (date(2024, 8, 31), 6, date(2024, 2, 29)),
-    (date(2026, 1, 10), 1, date(2025, 12, 10)),
-])
+
+@pytest.mark.parametrize(
+    ("day", "months", "expected"),
+    [
+        (date(2026, 3, 15), 6, date(2025, 9, 15)),
+        (date(2026, 8, 31), 6, date(2026, 2, 28)),
+        (date(2024, 8, 31), 6, date(2024, 2, 29)),
+        (date(2026, 1, 10), 1, date(2025, 12, 10)),
+    ],
+)
 def test_months_before(day, months, expected):
     assert months_before(day, months) == expected
 
@@ -178,14 +220,33 @@ def test_months_before(day, months, expected):
 def test_proof_of_address_must_be_less_than_six_months_old(session, coop, upload_dir):
     change = start_change(session, coop, details(), by=None, today=date(2026, 3, 15))
     assert oldest_proof_of_address(date(2026, 3, 15)) == date(2025, 9, 16)
-    for proof, message in ((date(2025, 9, 15), "plus de 6 mois"), (date(2026, 3, 16), "futur"),
-                           (None, "Indiquez la date")):
+    for proof, message in (
+        (date(2025, 9, 15), "plus de 6 mois"),
+        (date(2026, 3, 16), "futur"),
+        (None, "Indiquez la date"),
+    ):
         with pytest.raises(DomainError, match=message) as refused:
-            attach_document(session, change, "address_proof", [("edf.pdf", make_pdf("EDF"))], upload_dir=upload_dir,
-                            by=None, today=date(2026, 3, 15), proof_date=proof)
+            attach_document(
+                session,
+                change,
+                "address_proof",
+                [("edf.pdf", make_pdf("EDF"))],
+                upload_dir=upload_dir,
+                by=None,
+                today=date(2026, 3, 15),
+                proof_date=proof,
+            )
         assert refused.value.field == "proof_date"
-    attach_document(session, change, "address_proof", [("edf.pdf", make_pdf("EDF"))], upload_dir=upload_dir,
-                    by=None, today=date(2026, 3, 15), proof_date=date(2025, 9, 16))
+    attach_document(
+        session,
+        change,
+        "address_proof",
+        [("edf.pdf", make_pdf("EDF"))],
+        upload_dir=upload_dir,
+        by=None,
+        today=date(2026, 3, 15),
+        proof_date=date(2025, 9, 16),
+    )
     assert change.proof_of_address_date == date(2025, 9, 16)
 
 
@@ -200,14 +261,17 @@ def test_effective_date_window(session, coop, offset, accepted):
         assert list(refused.value.errors) == ["effective_date"]
 
 
-@pytest.mark.parametrize(("overrides", "field", "message"), [
-    ({"incoming_is_teacher": False}, "incoming_is_teacher", "Seul un enseignant"),
-    ({"reason": "autre"}, "reason_details", "Précisez le motif"),
-    ({"reason": "promotion"}, "reason", "Choisissez le motif"),
-    ({"incoming_last_name": "Moreau", "incoming_first_name": "Claire"}, "incoming_last_name", "même personne"),
-    ({"incoming_first_name": "Julie\nBcc: x@example.org"}, "incoming_first_name", "caractère de contrôle"),
-    ({"incoming_civility": "Dr"}, "incoming_civility", "civilité"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"incoming_is_teacher": False}, "incoming_is_teacher", "Seul un enseignant"),
+        ({"reason": "autre"}, "reason_details", "Précisez le motif"),
+        ({"reason": "promotion"}, "reason", "Choisissez le motif"),
+        ({"incoming_last_name": "Moreau", "incoming_first_name": "Claire"}, "incoming_last_name", "même personne"),
+        ({"incoming_first_name": "Julie\nBcc: x@example.org"}, "incoming_first_name", "caractère de contrôle"),
+        ({"incoming_civility": "Dr"}, "incoming_civility", "civilité"),
+    ],
+)
 def test_invalid_details_are_refused_on_their_field(session, coop, overrides, field, message):
     with pytest.raises(ValidationErrors) as refused:
         start_change(session, coop, details(**overrides), by=None, today=TODAY)
@@ -222,40 +286,84 @@ def test_one_open_dossier_per_coop(session, coop):
     with pytest.raises(DomainError, match="déjà en cours"):
         start_change(session, coop, details(incoming_last_name="DURAND"), by=None, today=TODAY)
     # the database refuses a second open dossier too (two requests at once)
-    session.add(MandateChange(coop_id=coop.id, open_for_coop_id=coop.id, reference="MDT-001-TWIN",
-                              incoming_last_name="X", incoming_first_name="Y", incoming_email="x@example.org",
-                              effective_date=TODAY, reason="autre"))
+    session.add(
+        MandateChange(
+            coop_id=coop.id,
+            open_for_coop_id=coop.id,
+            reference="MDT-001-TWIN",
+            incoming_last_name="X",
+            incoming_first_name="Y",
+            incoming_email="x@example.org",
+            effective_date=TODAY,
+            reason="autre",
+        )
+    )
     with pytest.raises(sa.exc.IntegrityError):
         session.flush()
 
 
 # --- Documents -----------------------------------------------------------------------------------
 
+
 def test_photos_become_pdf_pages_and_identity_fits_on_one_page(session, coop, upload_dir):
     change = start_change(session, coop, details(), by=None, today=TODAY)
-    form, _ = attach_document(session, change, "mandate_form", [("IMG_2041.JPG", make_photo("FORMULAIRE"))],
-                              upload_dir=upload_dir, by=None, today=TODAY)
+    form, _ = attach_document(
+        session,
+        change,
+        "mandate_form",
+        [("IMG_2041.JPG", make_photo("FORMULAIRE"))],
+        upload_dir=upload_dir,
+        by=None,
+        today=TODAY,
+    )
     assert form.content_type == "application/pdf" and form.mandate_change_id == change.id
-    identity, _ = attach_document(session, change, "identity", [("recto.jpg", make_photo("RECTO")),
-                                                                ("verso.png", _png("VERSO"))],
-                                  upload_dir=upload_dir, by=None, today=TODAY)
+    identity, _ = attach_document(
+        session,
+        change,
+        "identity",
+        [("recto.jpg", make_photo("RECTO")), ("verso.png", _png("VERSO"))],
+        upload_dir=upload_dir,
+        by=None,
+        today=TODAY,
+    )
     stored = (Path(upload_dir) / identity.storage_key).read_bytes()
     assert pdf_pages(stored) == 1
     assert (Path(upload_dir) / identity.storage_key).stat().st_mode & 0o777 == 0o600
     # a scanned PDF with the front on page 1 and the back on page 2 is put on one page as well
-    two_pages, removed = attach_document(session, change, "identity", [("scan.pdf", make_pdf("RECTO", "VERSO"))],
-                                         upload_dir=upload_dir, by=None, today=TODAY)
+    two_pages, removed = attach_document(
+        session,
+        change,
+        "identity",
+        [("scan.pdf", make_pdf("RECTO", "VERSO"))],
+        upload_dir=upload_dir,
+        by=None,
+        today=TODAY,
+    )
     assert removed == [identity.storage_key]
     assert pdf_pages((Path(upload_dir) / two_pages.storage_key).read_bytes()) == 1
     assert "RECTO" in pdf_text((Path(upload_dir) / two_pages.storage_key).read_bytes())
     assert session.get(Document, identity.id) is None  # replaced, not kept
     with pytest.raises(DomainError, match="une page") as refused:
-        attach_document(session, change, "identity", [("scan.pdf", make_pdf("A", "B", "C"))],
-                        upload_dir=upload_dir, by=None, today=TODAY)
+        attach_document(
+            session,
+            change,
+            "identity",
+            [("scan.pdf", make_pdf("A", "B", "C"))],
+            upload_dir=upload_dir,
+            by=None,
+            today=TODAY,
+        )
     assert refused.value.field == "identity"
     with pytest.raises(DomainError, match="PDF, JPEG et PNG"):
-        attach_document(session, change, "mandate_form", [("form.docx", b"PK\x03\x04 not a pdf")],
-                        upload_dir=upload_dir, by=None, today=TODAY)
+        attach_document(
+            session,
+            change,
+            "mandate_form",
+            [("form.docx", b"PK\x03\x04 not a pdf")],
+            upload_dir=upload_dir,
+            by=None,
+            today=TODAY,
+        )
 
 
 def _png(label: str) -> bytes:
@@ -280,6 +388,7 @@ def test_changing_a_printed_detail_drops_the_signed_form(session, coop, upload_d
 
 # --- Submission ----------------------------------------------------------------------------------
 
+
 def test_missing_documents_are_refused(session, coop, upload_dir):
     change = start_change(session, coop, details(), by=None, today=TODAY)
     with pytest.raises(ValidationErrors) as refused:
@@ -292,8 +401,9 @@ def test_missing_documents_are_refused(session, coop, upload_dir):
 def test_an_expired_proof_of_address_is_refused_at_submission(session, coop, upload_dir):
     # accepted when uploaded (5 months old), expired when the dossier is finally sent two months later
     uploaded_on = TODAY - timedelta(days=60)
-    change = _complete_dossier(session, coop, upload_dir, today=uploaded_on, effective=TODAY,
-                               proof_date=months_before(uploaded_on, 5))
+    change = _complete_dossier(
+        session, coop, upload_dir, today=uploaded_on, effective=TODAY, proof_date=months_before(uploaded_on, 5)
+    )
     with pytest.raises(ValidationErrors) as refused:
         submit_change(session, change, by=None, now=NOW, today=TODAY)
     assert list(refused.value.errors) == ["address_proof"]
@@ -306,8 +416,9 @@ def test_submit_freezes_the_outgoing_mandate_and_audits(session, coop, upload_di
     assert change.status == "submitted" and change.submitted_at == NOW
     assert change.outgoing_mandate.full_name == "Claire Moreau"
     with pytest.raises(DomainError, match="ne peut plus"):
-        attach_document(session, change, "mandate_form", [("f.pdf", make_pdf("X"))], upload_dir=upload_dir,
-                        by=None, today=TODAY)
+        attach_document(
+            session, change, "mandate_form", [("f.pdf", make_pdf("X"))], upload_dir=upload_dir, by=None, today=TODAY
+        )
     actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.entity == "mandate_change")).all()
     assert actions[0] == "mandate_change.started" and actions[-1] == "mandate_change.submitted"
 
@@ -318,13 +429,21 @@ def test_returned_then_sent_again(session, coop, upload_dir):
         return_change(session, change, "  ", by=None, now=NOW)
     return_change(session, change, "Le verso de la carte est illisible.", by=None, now=NOW)
     assert (change.status, change.return_reason) == ("returned", "Le verso de la carte est illisible.")
-    attach_document(session, change, "identity", [("carte.jpg", make_photo("RECTO VERSO NET"))],
-                    upload_dir=upload_dir, by=None, today=TODAY)
+    attach_document(
+        session,
+        change,
+        "identity",
+        [("carte.jpg", make_photo("RECTO VERSO NET"))],
+        upload_dir=upload_dir,
+        by=None,
+        today=TODAY,
+    )
     submit_change(session, change, by=None, now=NOW, today=TODAY)
     assert change.status == "submitted"
 
 
 # --- The bank dossier and the switch of mandates -------------------------------------------------
+
 
 def test_merged_pdf_for_the_bank(session, coop, upload_dir):
     change = _validated(session, coop, upload_dir)
@@ -355,7 +474,11 @@ def test_completion_switches_the_mandates_once(session, coop, upload_dir):
     old = session.get(Mandate, change.outgoing_mandate_id)
     assert old.ended_on == TODAY - timedelta(days=1)
     assert (new.full_name, new.started_on, new.ended_on, new.email) == (
-        "Mme Julie BERNARD", TODAY, None, "julie.bernard@example.org")
+        "Mme Julie BERNARD",
+        TODAY,
+        None,
+        "julie.bernard@example.org",
+    )
     assert current_mandate(coop, TODAY) == new
     assert current_mandate(coop, TODAY - timedelta(days=1)) == old
     assert change.status == "completed" and change.open_for_coop_id is None
@@ -363,8 +486,13 @@ def test_completion_switches_the_mandates_once(session, coop, upload_dir):
     assert complete_change(session, change, by=None, now=NOW) is new
     assert session.scalar(sa.select(sa.func.count()).select_from(Mandate).where(Mandate.coop_id == coop.id)) == 2
     # the coop may start a new dossier now
-    assert start_change(session, coop, details(incoming_last_name="DURAND", outgoing_last_name="BERNARD",
-                                                outgoing_first_name="Julie"), by=None, today=TODAY)
+    assert start_change(
+        session,
+        coop,
+        details(incoming_last_name="DURAND", outgoing_last_name="BERNARD", outgoing_first_name="Julie"),
+        by=None,
+        today=TODAY,
+    )
 
 
 def test_effective_date_must_follow_the_outgoing_mandate(session, make_coop, upload_dir):
@@ -392,12 +520,15 @@ def test_credit_mutuel_bank_document(session, make_coop, upload_dir):
         attach_bank_document(session, other, make_pdf("X"), upload_dir=upload_dir, by=None)
 
 
-@pytest.mark.parametrize(("steps", "status", "text", "label"), [
-    (0, "done", "Mandataire actuel : Claire Moreau.", "Changement pour le compte bancaire…"),
-    (1, "todo", "complétez le dossier", "Reprendre le dossier"),
-    (2, "waiting", "dossier envoyé à l'OCCE 85 le", "Suivre le dossier"),
-    (3, "todo", "renvoyé par l'OCCE 85", "Corriger le dossier"),
-])
+@pytest.mark.parametrize(
+    ("steps", "status", "text", "label"),
+    [
+        (0, "done", "Mandataire actuel : Claire Moreau.", "Changement pour le compte bancaire…"),
+        (1, "todo", "complétez le dossier", "Reprendre le dossier"),
+        (2, "waiting", "dossier envoyé à l'OCCE 85 le", "Suivre le dossier"),
+        (3, "todo", "renvoyé par l'OCCE 85", "Corriger le dossier"),
+    ],
+)
 def test_home_card(session, coop, upload_dir, steps, status, text, label):
     if steps >= 1:
         change = _complete_dossier(session, coop, upload_dir)
@@ -413,6 +544,7 @@ def test_home_card(session, coop, upload_dir, steps, status, text, label):
 
 # --- Coop face -----------------------------------------------------------------------------------
 
+
 def _text(response) -> str:
     return response.get_data(as_text=True)
 
@@ -425,10 +557,20 @@ def _fetch(client, url):
     return response
 
 
-FORM = {"incoming_civility": "Mme", "incoming_last_name": "Bernard", "incoming_first_name": "Julie",
-        "incoming_email": "Julie.Bernard@Example.org", "incoming_phone": "0612345678", "incoming_is_teacher": "y",
-        "outgoing_civility": "Mme", "outgoing_last_name": "Moreau", "outgoing_first_name": "Claire",
-        "effective_date": TODAY.isoformat(), "reason": "mutation", "reason_details": ""}
+FORM = {
+    "incoming_civility": "Mme",
+    "incoming_last_name": "Bernard",
+    "incoming_first_name": "Julie",
+    "incoming_email": "Julie.Bernard@Example.org",
+    "incoming_phone": "0612345678",
+    "incoming_is_teacher": "y",
+    "outgoing_civility": "Mme",
+    "outgoing_last_name": "Moreau",
+    "outgoing_first_name": "Claire",
+    "effective_date": TODAY.isoformat(),
+    "reason": "mutation",
+    "reason_details": "",
+}
 
 
 def _open_change(db_check, coop_id=None) -> MandateChange | None:
@@ -438,10 +580,20 @@ def _open_change(db_check, coop_id=None) -> MandateChange | None:
 def _upload_all(client, change_id: int, proof_date: date | None = None) -> None:
     for url, data in (
         ("formulaire-signe", {"mandate_form-file": (io.BytesIO(make_pdf("FORMULAIRE SIGNE")), "scan.pdf")}),
-        ("piece-identite", {"identity-file": (io.BytesIO(make_photo("RECTO")), "recto.jpg"),
-                            "identity-back": (io.BytesIO(make_photo("VERSO")), "verso.jpg")}),
-        ("justificatif-domicile", {"address_proof-file": (io.BytesIO(make_pdf("FACTURE")), "edf.pdf"),
-                                   "address_proof-proof_date": (proof_date or TODAY).isoformat()}),
+        (
+            "piece-identite",
+            {
+                "identity-file": (io.BytesIO(make_photo("RECTO")), "recto.jpg"),
+                "identity-back": (io.BytesIO(make_photo("VERSO")), "verso.jpg"),
+            },
+        ),
+        (
+            "justificatif-domicile",
+            {
+                "address_proof-file": (io.BytesIO(make_pdf("FACTURE")), "edf.pdf"),
+                "address_proof-proof_date": (proof_date or TODAY).isoformat(),
+            },
+        ),
     ):
         response = client.post(f"/coop/mandataire/{change_id}/{url}", data=data, content_type="multipart/form-data")
         assert response.status_code == 302, _text(response)[:2000]
@@ -461,7 +613,10 @@ def test_coop_journey_with_the_test_client(client, make_coop, login_as, db_check
     change = _open_change(db_check)
     assert response.headers["Location"] == f"/coop/mandataire/{change.id}"
     assert (change.incoming_last_name, change.incoming_email, change.incoming_phone) == (
-        "BERNARD", "Julie.Bernard@example.org", "06 12 34 56 78")
+        "BERNARD",
+        "Julie.Bernard@example.org",
+        "06 12 34 56 78",
+    )
     # a second click on « Enregistrer et continuer » opens the same dossier
     assert client.post("/coop/mandataire/nouveau", data=FORM).headers["Location"] == f"/coop/mandataire/{change.id}"
     assert client.get("/coop/mandataire").headers["Location"] == f"/coop/mandataire/{change.id}"
@@ -469,8 +624,16 @@ def test_coop_journey_with_the_test_client(client, make_coop, login_as, db_check
     form_pdf = client.get(f"/coop/mandataire/{change.id}/formulaire.pdf")
     assert form_pdf.headers["Content-Disposition"].startswith("attachment;")
     text = pdf_text(form_pdf.data)
-    for expected in ("Demande de changement de mandataire", change.reference, "BERNARD", "Julie", "Mme Claire MOREAU",
-                     "Crédit Mutuel", "Date et lieu de naissance", "Signature"):
+    for expected in (
+        "Demande de changement de mandataire",
+        change.reference,
+        "BERNARD",
+        "Julie",
+        "Mme Claire MOREAU",
+        "Crédit Mutuel",
+        "Date et lieu de naissance",
+        "Signature",
+    ):
         assert expected in text, expected
 
     page = _text(client.get(f"/coop/mandataire/{change.id}"))
@@ -504,13 +667,21 @@ def test_upload_errors_are_shown_on_their_field(client, make_coop, login_as, db_
     client.post("/coop/mandataire/nouveau", data=FORM)
     change = _open_change(db_check)
     old = months_before(TODAY, 7)
-    response = client.post(f"/coop/mandataire/{change.id}/justificatif-domicile", content_type="multipart/form-data",
-                           data={"address_proof-file": (io.BytesIO(make_pdf("EDF")), "edf.pdf"),
-                                 "address_proof-proof_date": old.isoformat()})
+    response = client.post(
+        f"/coop/mandataire/{change.id}/justificatif-domicile",
+        content_type="multipart/form-data",
+        data={
+            "address_proof-file": (io.BytesIO(make_pdf("EDF")), "edf.pdf"),
+            "address_proof-proof_date": old.isoformat(),
+        },
+    )
     assert response.status_code == 200
     assert re.search(r'id="address_proof-proof_date-erreur"[^>]*>Ce justificatif de domicile date du', _text(response))
-    response = client.post(f"/coop/mandataire/{change.id}/formulaire-signe", content_type="multipart/form-data",
-                           data={"mandate_form-file": (io.BytesIO(b"#!/bin/sh\necho"), "form.pdf")})
+    response = client.post(
+        f"/coop/mandataire/{change.id}/formulaire-signe",
+        content_type="multipart/form-data",
+        data={"mandate_form-file": (io.BytesIO(b"#!/bin/sh\necho"), "form.pdf")},
+    )
     assert response.status_code == 200
     assert re.search(r'id="mandate_form-file-erreur"[^>]*>Seuls les fichiers PDF', _text(response))
     assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Document))) == 0
@@ -537,12 +708,19 @@ def test_another_coops_dossier_and_documents_are_404(app, client, make_coop, mak
     own = _fetch(client, f"/coop/mandataire/document/{identity.id}")
     assert own.status_code == 200 and own.headers["Content-Disposition"].startswith("attachment;")
     other = login_as(make_coop(2), on=app.test_client())
-    for url in (f"/coop/mandataire/{change.id}", f"/coop/mandataire/{change.id}/formulaire.pdf",
-                f"/coop/mandataire/document/{identity.id}", f"/justificatifs/{identity.id}"):
+    for url in (
+        f"/coop/mandataire/{change.id}",
+        f"/coop/mandataire/{change.id}/formulaire.pdf",
+        f"/coop/mandataire/document/{identity.id}",
+        f"/justificatifs/{identity.id}",
+    ):
         assert other.get(url).status_code == 404, url
     assert other.post(f"/coop/mandataire/{change.id}/envoyer", data={}).status_code == 404
-    denied = db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
-        AuditEvent.action == "access.denied")))
+    denied = db_check(
+        lambda s: s.scalar(
+            sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "access.denied")
+        )
+    )
     assert denied >= 3
     # staff open it, inline, sandboxed
     staff = login_as(make_staff(), on=app.test_client())
@@ -567,13 +745,16 @@ def test_staff_cannot_use_the_coop_face(app, make_staff, login_as):
 
 def test_form_fields_are_the_only_ones_assigned(client, make_coop, login_as, db_check):
     login_as(make_coop(1))
-    client.post("/coop/mandataire/nouveau", data={**FORM, "status": "completed", "coop_id": "99",
-                                                   "reference": "FAUX", "return_reason": "x"})
+    client.post(
+        "/coop/mandataire/nouveau",
+        data={**FORM, "status": "completed", "coop_id": "99", "reference": "FAUX", "return_reason": "x"},
+    )
     change = _open_change(db_check)
     assert (change.status, change.reference.startswith("MDT-001-"), change.return_reason) == ("draft", True, "")
 
 
 # --- Back office ---------------------------------------------------------------------------------
+
 
 def _submitted_by_the_coop(client, make_coop, login_as, db_check, number=1, **fields) -> MandateChange:
     login_as(make_coop(number, **fields))
@@ -596,13 +777,17 @@ def test_staff_decisions_from_submission_to_delegation(app, client, make_coop, m
     # « Renvoyer » needs a reason, which the coop then reads
     response = staff.post(f"/admin/mandataires/{change.id}/renvoyer", data={"reason": ""})
     assert response.status_code == 200 and "Indiquez ce que la coopérative doit corriger" in _text(response)
-    response = staff.post(f"/admin/mandataires/{change.id}/renvoyer",
-                          data={"reason": "La signature du nouveau mandataire manque."})
+    response = staff.post(
+        f"/admin/mandataires/{change.id}/renvoyer", data={"reason": "La signature du nouveau mandataire manque."}
+    )
     assert response.status_code == 302
     coop_page = _text(client.get(f"/coop/mandataire/{change.id}"))
     assert "La signature du nouveau mandataire manque." in coop_page and "Renvoyé pour correction" in coop_page
-    client.post(f"/coop/mandataire/{change.id}/formulaire-signe", content_type="multipart/form-data",
-                data={"mandate_form-file": (io.BytesIO(make_pdf("FORMULAIRE SIGNE DEUX FOIS")), "scan2.pdf")})
+    client.post(
+        f"/coop/mandataire/{change.id}/formulaire-signe",
+        content_type="multipart/form-data",
+        data={"mandate_form-file": (io.BytesIO(make_pdf("FORMULAIRE SIGNE DEUX FOIS")), "scan2.pdf")},
+    )
     client.post(f"/coop/mandataire/{change.id}/envoyer", data={})
     assert _open_change(db_check).status == "submitted"
 
@@ -622,13 +807,20 @@ def test_staff_decisions_from_submission_to_delegation(app, client, make_coop, m
     assert hashlib.sha256(again.data).hexdigest() == hashlib.sha256(merged.data).hexdigest()
     # a double click on « Valider »
     staff.post(f"/admin/mandataires/{change.id}/valider", data={})
-    assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Document).where(
-        Document.kind == "bank_dossier"))) == 1
+    assert (
+        db_check(
+            lambda s: s.scalar(sa.select(sa.func.count()).select_from(Document).where(Document.kind == "bank_dossier"))
+        )
+        == 1
+    )
 
     staff.post(f"/admin/mandataires/{change.id}/banque", data={})
     assert _open_change(db_check).status == "sent_to_bank"
-    response = staff.post(f"/admin/mandataires/{change.id}/document-banque", content_type="multipart/form-data",
-                          data={"file": (io.BytesIO(make_pdf("DOCUMENT DU CREDIT MUTUEL")), "cm.pdf")})
+    response = staff.post(
+        f"/admin/mandataires/{change.id}/document-banque",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(make_pdf("DOCUMENT DU CREDIT MUTUEL")), "cm.pdf")},
+    )
     assert response.status_code == 302
     coop_page = _text(client.get(f"/coop/mandataire/{change.id}"))
     assert "Télécharger le document de la banque" in coop_page
@@ -642,22 +834,36 @@ def test_staff_decisions_from_submission_to_delegation(app, client, make_coop, m
     assert "Mme Julie BERNARD" in identity_page
     assert "Mandataire actuel : Mme Julie BERNARD." in _text(client.get("/"))
 
-    mails = db_check(lambda s: [(m.recipient, m.subject, m.body_text) for m in
-                                s.scalars(sa.select(OutboxEmail).order_by(OutboxEmail.id))])
+    mails = db_check(
+        lambda s: [
+            (m.recipient, m.subject, m.body_text) for m in s.scalars(sa.select(OutboxEmail).order_by(OutboxEmail.id))
+        ]
+    )
     subjects = [subject for _, subject, _ in mails]
     assert any("envoyé à l'OCCE 85" in s for s in subjects) and any("à corriger" in s for s in subjects)
     assert any("validé" in s for s in subjects) and any("envoyé à la banque" in s for s in subjects)
     assert any("document de votre banque" in s for s in subjects)
     to_new = [body for recipient, _, body in mails if recipient == "Julie.Bernard@example.org"]
     assert len(to_new) == 1 and "par courrier" in to_new[0]
-    to_coop = [body for recipient, subject, body in mails if recipient == "coop1@example.org"
-               and "délégation créée" in subject.lower()]
+    to_coop = [
+        body
+        for recipient, subject, body in mails
+        if recipient == "coop1@example.org" and "délégation créée" in subject.lower()
+    ]
     assert len(to_coop) == 1 and "par courrier" in to_coop[0]
     # every decision is in the audit log with its author
-    actions = db_check(lambda s: s.scalars(sa.select(AuditEvent.action).where(
-        AuditEvent.entity == "mandate_change", AuditEvent.actor_login == "agent")).all())
-    assert {"mandate_change.returned", "mandate_change.validated", "mandate_change.sent_to_bank",
-            "mandate_change.completed", "mandate_change.bank_document_added"} <= set(actions)
+    actions = db_check(
+        lambda s: s.scalars(
+            sa.select(AuditEvent.action).where(AuditEvent.entity == "mandate_change", AuditEvent.actor_login == "agent")
+        ).all()
+    )
+    assert {
+        "mandate_change.returned",
+        "mandate_change.validated",
+        "mandate_change.sent_to_bank",
+        "mandate_change.completed",
+        "mandate_change.bank_document_added",
+    } <= set(actions)
     # the mandate history, for staff
     history = _text(staff.get("/admin/admin_mandates/?search=Moreau"))
     assert "Moreau" in history and (TODAY - timedelta(days=1)).strftime("%d/%m/%Y") in history
@@ -674,8 +880,11 @@ def test_staff_decisions_refuse_illegal_moves(app, client, make_coop, make_staff
         assert response.status_code == 302
         assert "ne peut pas passer" in _text(staff.get(response.headers["Location"]))
     assert _open_change(db_check).status == "submitted"
-    response = staff.post(f"/admin/mandataires/{change.id}/document-banque", content_type="multipart/form-data",
-                          data={"file": (io.BytesIO(make_pdf("CM")), "cm.pdf")})
+    response = staff.post(
+        f"/admin/mandataires/{change.id}/document-banque",
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(make_pdf("CM")), "cm.pdf")},
+    )
     assert response.status_code == 302
     assert "après l&#39;envoi du dossier" in _text(staff.get(response.headers["Location"]))
     assert staff.get("/admin/mandataires/999").status_code == 404
@@ -683,10 +892,16 @@ def test_staff_decisions_refuse_illegal_moves(app, client, make_coop, make_staff
 
 def test_user_text_is_escaped_in_pages_and_pdfs(app, client, make_coop, make_staff, login_as, db_check):
     login_as(make_coop(1))
-    client.post("/coop/mandataire/nouveau", data={**FORM, "incoming_first_name": "<b>Julie</b>",
-                                                   "reason": "autre", "reason_details": "<script>x()</script>"})
+    client.post(
+        "/coop/mandataire/nouveau",
+        data={
+            **FORM,
+            "incoming_first_name": "<b>Julie</b>",
+            "reason": "autre",
+            "reason_details": "<script>x()</script>",
+        },
+    )
     change = _open_change(db_check)
     page = _text(client.get(f"/coop/mandataire/{change.id}"))
     assert "<script>x()</script>" not in page and "&lt;script&gt;" in page
     assert "<b>Julie</b>" in pdf_text(client.get(f"/coop/mandataire/{change.id}/formulaire.pdf").data)
-

@@ -46,19 +46,30 @@ from app.models import (
 
 # DOMAIN.md §6: 2,05 € per pupil and per adult, insurance 0,25 € per insured member, property above
 # 2 000 € at 0,00688 € per euro.
-DOMAIN_RATES = Rates(pupil_fee_cents=205, adult_fee_cents=205, insurance_fee_cents=25,
-                     property_threshold_cents=200_000, property_rate_ppm=6880)
+DOMAIN_RATES = Rates(
+    pupil_fee_cents=205,
+    adult_fee_cents=205,
+    insurance_fee_cents=25,
+    property_threshold_cents=200_000,
+    property_rate_ppm=6880,
+)
 CURRENT = school_year_start(utcnow().date())
 LAST = CURRENT - 1
 LAST_CLASSES = [("CP de Mme Roy", "CP", 22, 1), ("CE1-CE2", "CE1-CE2", 25, 1)]
 
 
 def _headcounts(classes, atsem=0, aesh=0, others=0, property_cents=0) -> Headcounts:
-    return Headcounts(tuple(ClassHeadcount(f"Classe {i}", "", p, t) for i, (p, t) in enumerate(classes)),
-                      atsem=atsem, aesh=aesh, other_adults=others, property_value_cents=property_cents)
+    return Headcounts(
+        tuple(ClassHeadcount(f"Classe {i}", "", p, t) for i, (p, t) in enumerate(classes)),
+        atsem=atsem,
+        aesh=aesh,
+        other_adults=others,
+        property_value_cents=property_cents,
+    )
 
 
 # --- Fee computation ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("classes", "adults", "property_cents", "rates", "cotisation", "assurance", "surcharge", "total"),
@@ -80,14 +91,17 @@ def _headcounts(classes, atsem=0, aesh=0, others=0, property_cents=0) -> Headcou
         # the largest accepted value: 1 000 000 € -> 998 000 € x 0,00688 = 6 866,24 €
         ([(25, 1)], (0, 0, 0), 100_000_000, DOMAIN_RATES, 5330, 650 + 686_624, 686_624, 5980 + 686_624),
         # OCCE 26 style rates: 2,25 € per pupil, 8 € per adult, no insurance line
-        ([(20, 1), (20, 2)], (1, 0, 0), 0, Rates(225, 800, 0, 200_000, 6880), 40 * 225 + 4 * 800, 0, 0,
-         9000 + 3200),
+        ([(20, 1), (20, 2)], (1, 0, 0), 0, Rates(225, 800, 0, 200_000, 6880), 40 * 225 + 4 * 800, 0, 0, 9000 + 3200),
     ],
 )
 def test_fee_table(classes, adults, property_cents, rates, cotisation, assurance, surcharge, total):
     fee = compute_fee(rates, _headcounts(classes, *adults, property_cents=property_cents))
     assert (fee.cotisation_cents, fee.assurance_cents, fee.property_surcharge_cents, fee.total_cents) == (
-        cotisation, assurance, surcharge, total)
+        cotisation,
+        assurance,
+        surcharge,
+        total,
+    )
     assert fee.total_cents == fee.cotisation_cents + fee.insurance_cents + fee.property_surcharge_cents
     assert fee.insured == fee.pupils + fee.adults
     assert all(isinstance(v, int) for v in (fee.cotisation_cents, fee.assurance_cents, fee.total_cents))
@@ -104,33 +118,45 @@ def test_negative_counts_are_refused():
         compute_fee(DOMAIN_RATES, _headcounts([(10, 1)], atsem=-1))
 
 
-@pytest.mark.parametrize(("excess", "ppm", "cents"), [(100, 5000, 1), (99, 5000, 0), (300_000, 6880, 2064),
-                                                      (0, 6880, 0), (-5, 6880, 0), (1000, 0, 0)])
+@pytest.mark.parametrize(
+    ("excess", "ppm", "cents"),
+    [(100, 5000, 1), (99, 5000, 0), (300_000, 6880, 2064), (0, 6880, 0), (-5, 6880, 0), (1000, 0, 0)],
+)
 def test_property_surcharge_rounds_half_up(excess, ppm, cents):
     assert property_surcharge(excess, ppm) == cents
 
 
-@pytest.mark.parametrize(("bank", "setting", "expected"), [
-    ("La Banque Postale", "La Banque Postale", True),
-    ("BANQUE POSTALE", "La Banque Postale", True),
-    ("La Banque Postale - CCP Nantes", "La Banque Postale", True),
-    ("la banque postale", "Crédit Mutuel\nLa Banque Postale", True),
-    ("Crédit Agricole", "La Banque Postale, Crédit agricole", True),
-    ("Credit Agricole", "Crédit Agricole", True),
-    ("Crédit Mutuel", "La Banque Postale", False),
-    ("", "La Banque Postale", False),
-    ("La Banque Postale", "", False),
-    ("Banque Populaire", "La Banque Postale", False),
-])
+@pytest.mark.parametrize(
+    ("bank", "setting", "expected"),
+    [
+        ("La Banque Postale", "La Banque Postale", True),
+        ("BANQUE POSTALE", "La Banque Postale", True),
+        ("La Banque Postale - CCP Nantes", "La Banque Postale", True),
+        ("la banque postale", "Crédit Mutuel\nLa Banque Postale", True),
+        ("Crédit Agricole", "La Banque Postale, Crédit agricole", True),
+        ("Credit Agricole", "Crédit Agricole", True),
+        ("Crédit Mutuel", "La Banque Postale", False),
+        ("", "La Banque Postale", False),
+        ("La Banque Postale", "", False),
+        ("Banque Populaire", "La Banque Postale", False),
+    ],
+)
 def test_banks_without_direct_debit(bank, setting, expected):
     assert bank_takes_no_debit(bank, setting) is expected
 
 
 # --- Fixtures ----------------------------------------------------------------------------------
 
+
 def _add_year(session, start, **rates) -> SchoolYear:
-    values = {"pupil_fee_cents": 205, "adult_fee_cents": 205, "insurance_fee_cents": 25,
-              "property_threshold_cents": 200_000, "property_rate_ppm": 6880, **rates}
+    values = {
+        "pupil_fee_cents": 205,
+        "adult_fee_cents": 205,
+        "insurance_fee_cents": 25,
+        "property_threshold_cents": 200_000,
+        "property_rate_ppm": 6880,
+        **rates,
+    }
     year = SchoolYear(start_year=start, **values)
     session.add(year)
     session.flush()
@@ -150,13 +176,15 @@ def years(app):
 def _paid_membership(session, coop_number: int, start: int, classes=LAST_CLASSES, **declared) -> Membership:
     coop = session.scalar(sa.select(Coop).where(Coop.number == coop_number))
     year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start))
-    headcounts = Headcounts(tuple(ClassHeadcount(*row) for row in classes),
-                            atsem=declared.get("atsem", 1), aesh=declared.get("aesh", 0),
-                            other_adults=declared.get("other_adults", 0),
-                            property_value_cents=declared.get("property_value_cents", 0))
+    headcounts = Headcounts(
+        tuple(ClassHeadcount(*row) for row in classes),
+        atsem=declared.get("atsem", 1),
+        aesh=declared.get("aesh", 0),
+        other_adults=declared.get("other_adults", 0),
+        property_value_cents=declared.get("property_value_cents", 0),
+    )
     membership = save_draft(session, coop, year, headcounts, by=None)
-    commit_membership(session, membership, coop.mandates[0], by=None, ip="cli",
-                      now=datetime(start, 10, 1, 9, 30))
+    commit_membership(session, membership, coop.mandates[0], by=None, ip="cli", now=datetime(start, 10, 1, 9, 30))
     record_cheque(session, membership, by=None, now=datetime(start, 10, 20, 14, 0))
     return membership
 
@@ -174,8 +202,12 @@ def last_year_paid(app, years, make_coop):
 
 def _membership(db_check, number=1, start=CURRENT):
     def load(session):
-        row = session.scalar(sa.select(Membership).join(Coop).join(SchoolYear).where(
-            Coop.number == number, SchoolYear.start_year == start))
+        row = session.scalar(
+            sa.select(Membership)
+            .join(Coop)
+            .join(SchoolYear)
+            .where(Coop.number == number, SchoolYear.start_year == start)
+        )
         if row is not None:
             row.classes  # noqa: B018 - load before the session closes
             row.school_year  # noqa: B018
@@ -185,6 +217,7 @@ def _membership(db_check, number=1, start=CURRENT):
 
 
 # --- Domain: prefill, draft, engagement and freezing, transitions --------------------------------
+
 
 def test_prefill_comes_from_last_years_membership(session, last_year_paid):
     coop = session.get(Coop, last_year_paid.id)
@@ -204,16 +237,28 @@ def test_prefill_without_history_is_empty(session, years, make_coop):
 def test_commit_freezes_headcounts_and_fee(session, last_year_paid):
     coop = session.get(Coop, last_year_paid.id)
     year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == CURRENT))
-    draft = save_draft(session, coop, year, Headcounts((ClassHeadcount("CP", "CP", 25, 1),), atsem=1,
-                                                       property_value_cents=500_000), by=None)
+    draft = save_draft(
+        session,
+        coop,
+        year,
+        Headcounts((ClassHeadcount("CP", "CP", 25, 1),), atsem=1, property_value_cents=500_000),
+        by=None,
+    )
     now = datetime(CURRENT, 10, 2, 8, 15)
     membership = commit_membership(session, draft, coop.mandates[0], by=None, ip="203.0.113.7", now=now)
     assert membership.status == "committed"
     assert (membership.mandataire_name, membership.committed_at, membership.committed_ip) == (
-        "Claire Moreau", now, "203.0.113.7")
+        "Claire Moreau",
+        now,
+        "203.0.113.7",
+    )
     # 25 pupils + 2 adults: 27 x 2,05 = 55,35; 27 x 0,25 = 6,75; property surcharge 20,64
-    assert (membership.cotisation_cents, membership.insurance_cents, membership.property_surcharge_cents,
-            membership.total_cents) == (5535, 675, 2064, 8274)
+    assert (
+        membership.cotisation_cents,
+        membership.insurance_cents,
+        membership.property_surcharge_cents,
+        membership.total_cents,
+    ) == (5535, 675, 2064, 8274)
     assert (membership.pupils_count, membership.teachers_count, membership.insured_count) == (25, 1, 27)
     assert membership.payment_method == "debit"
     assert re.fullmatch(rf"ADH-{CURRENT}-001-[A-Z2-9]{{6}}", membership.reference)
@@ -231,8 +276,9 @@ def test_commit_freezes_headcounts_and_fee(session, last_year_paid):
     with pytest.raises(DomainError, match="déjà engagée"):
         commit_membership(session, membership, coop.mandates[0], by=None, ip="", now=now)
     assert [c.pupils for c in membership.classes] == [25]
-    event = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "membership.committed",
-                                                       AuditEvent.entity_id == membership.id))
+    event = session.scalar(
+        sa.select(AuditEvent).where(AuditEvent.action == "membership.committed", AuditEvent.entity_id == membership.id)
+    )
     assert event.after["total_cents"] == 8274 and event.ip == "203.0.113.7"
 
 
@@ -264,8 +310,14 @@ def test_bank_without_direct_debit_pays_by_cheque(session, years, make_coop):
     assert commit_membership(session, draft, other.mandates[0], by=None, ip="", now=utcnow()).payment_method == "debit"
 
 
-LEGAL = {("draft", "committed"), ("committed", "in_batch"), ("committed", "paid"), ("in_batch", "paid"),
-         ("in_batch", "rejected"), ("rejected", "in_batch")}
+LEGAL = {
+    ("draft", "committed"),
+    ("committed", "in_batch"),
+    ("committed", "paid"),
+    ("in_batch", "paid"),
+    ("in_batch", "rejected"),
+    ("rejected", "in_batch"),
+}
 STATUSES = ("draft", "committed", "in_batch", "paid", "rejected")
 
 
@@ -289,12 +341,15 @@ def test_illegal_transitions_raise(start, to):
     assert membership.status == start
 
 
-@pytest.mark.parametrize(("start", "to", "method", "message"), [
-    ("committed", "paid", "debit", "que par chèque"),
-    ("committed", "in_batch", "cheque", "par chèque"),
-    ("rejected", "in_batch", "cheque", "par chèque"),
-    ("draft", "archived", "debit", "inconnu"),
-])
+@pytest.mark.parametrize(
+    ("start", "to", "method", "message"),
+    [
+        ("committed", "paid", "debit", "que par chèque"),
+        ("committed", "in_batch", "cheque", "par chèque"),
+        ("rejected", "in_batch", "cheque", "par chèque"),
+        ("draft", "archived", "debit", "inconnu"),
+    ],
+)
 def test_transitions_check_the_payment_path(start, to, method, message):
     membership = Membership(status=start, payment_method=method)
     with pytest.raises(DomainError, match=message):
@@ -322,11 +377,18 @@ def test_debit_path_and_cheque_path(session, years, make_coop):
 
 # --- The coop-face step --------------------------------------------------------------------------
 
+
 def _form_data(rows, *, atsem="1", aesh="0", others="0", property_value="0", engagement=None, **extra):
     data = {"atsem": atsem, "aesh": aesh, "other_adults": others, "property_value": property_value, **extra}
     for index, (name, level, pupils, teachers) in enumerate(rows):
-        data.update({f"classes-{index}-name": name, f"classes-{index}-level": level,
-                     f"classes-{index}-pupils": str(pupils), f"classes-{index}-teachers": str(teachers)})
+        data.update(
+            {
+                f"classes-{index}-name": name,
+                f"classes-{index}-level": level,
+                f"classes-{index}-pupils": str(pupils),
+                f"classes-{index}-teachers": str(teachers),
+            }
+        )
     if engagement:
         data["engagement"] = engagement
     return data
@@ -371,14 +433,17 @@ def test_save_draft_redirects_with_one_flash(client, last_year_paid, login_as, d
     assert 'value="CM1"' in page  # the draft is shown, not last year's table
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("classes-0-pupils", "abc", "Indiquez un nombre entier."),
-    ("classes-0-pupils", "0", "Entre 1 et 999 élèves"),
-    ("classes-0-teachers", "0", "Au moins un enseignant"),
-    ("classes-0-name", "", "Ce champ est obligatoire."),
-    ("atsem", "-1", "Entre 0 et 999"),
-    ("property_value", "beaucoup", "n&#39;est pas un montant"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("classes-0-pupils", "abc", "Indiquez un nombre entier."),
+        ("classes-0-pupils", "0", "Entre 1 et 999 élèves"),
+        ("classes-0-teachers", "0", "Au moins un enseignant"),
+        ("classes-0-name", "", "Ce champ est obligatoire."),
+        ("atsem", "-1", "Entre 0 et 999"),
+        ("property_value", "beaucoup", "n&#39;est pas un montant"),
+    ],
+)
 def test_invalid_input_is_shown_on_its_field(client, last_year_paid, login_as, db_check, field, value, message):
     login_as(last_year_paid)
     response = client.post("/coop/adhesion", data={**_form_data(LAST_CLASSES), field: value})
@@ -478,17 +543,21 @@ def test_home_card_follows_the_membership(client, last_year_paid, login_as, db_c
     assert "115,00\u00a0€ sera prélevé par l&#39;OCCE 85" in home and "En attente de l&#39;OCCE 85" in home
 
 
-@pytest.mark.parametrize(("status", "method", "badge", "text"), [
-    ("committed", "debit", "waiting", "sera prélevé"),
-    ("in_batch", "debit", "waiting", "en cours de prélèvement"),
-    ("rejected", "debit", "todo", "a été rejeté"),
-    ("paid", "debit", "done", "Adhésion réglée"),
-])
+@pytest.mark.parametrize(
+    ("status", "method", "badge", "text"),
+    [
+        ("committed", "debit", "waiting", "sera prélevé"),
+        ("in_batch", "debit", "waiting", "en cours de prélèvement"),
+        ("rejected", "debit", "todo", "a été rejeté"),
+        ("paid", "debit", "done", "Adhésion réglée"),
+    ],
+)
 def test_home_card_statuses(session, last_year_paid, status, method, badge, text):
     coop = session.get(Coop, last_year_paid.id)
     year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == CURRENT))
-    membership = Membership(coop=coop, school_year=year, status=status, payment_method=method,
-                            total_cents=11500, committed_at=utcnow())
+    membership = Membership(
+        coop=coop, school_year=year, status=status, payment_method=method, total_cents=11500, committed_at=utcnow()
+    )
     session.add(membership)
     session.flush()
     card = next(step for step in checklist(coop, utcnow().date(), year.label) if step.key == "membership")
@@ -505,14 +574,17 @@ def test_staff_and_anonymous_cannot_use_the_coop_step(app, years, make_staff, lo
 
 def test_form_fields_are_the_only_ones_assigned(client, last_year_paid, login_as, db_check):
     login_as(last_year_paid)
-    client.post("/coop/adhesion", data={**_form_data(LAST_CLASSES), "status": "paid", "total_cents": "1",
-                                        "coop_id": "99", "reference": "FAUX"})
+    client.post(
+        "/coop/adhesion",
+        data={**_form_data(LAST_CLASSES), "status": "paid", "total_cents": "1", "coop_id": "99", "reference": "FAUX"},
+    )
     membership = _membership(db_check)
     assert (membership.status, membership.total_cents, membership.reference) == ("draft", None, None)
     assert membership.coop_id == last_year_paid.id
 
 
 # --- Back office, payment mail, documents ----------------------------------------------------------
+
 
 def _pdf_text(response) -> str:
     assert response.status_code == 200, response.status_code
@@ -528,8 +600,9 @@ def _engage(client, login_as, coop, rows=LAST_CLASSES, **form):
     client.post("/coop/adhesion/engagement", data={})
 
 
-def test_staff_see_the_committed_membership_and_record_the_cheque(app, client, last_year_paid, make_staff,
-                                                                 login_as, db_check):
+def test_staff_see_the_committed_membership_and_record_the_cheque(
+    app, client, last_year_paid, make_staff, login_as, db_check
+):
     _engage(client, login_as, last_year_paid, property_value="5 000")
     membership = _membership(db_check)
     # 47 pupils + 3 adults = 50 insured: 102,50 + 12,50 + 20,64 = 135,64
@@ -541,8 +614,9 @@ def test_staff_see_the_committed_membership_and_record_the_cheque(app, client, l
     assert "Supplément biens" in details and "20,64" in details and "CP de Mme Roy" in details
     assert "Claire Moreau" in details
 
-    response = staff.post("/admin/admin_memberships/action/",
-                          data={"action": "cheque_received", "rowid": [str(membership.id)]})
+    response = staff.post(
+        "/admin/admin_memberships/action/", data={"action": "cheque_received", "rowid": [str(membership.id)]}
+    )
     assert response.status_code == 302
     paid = _membership(db_check)
     assert paid.status == "paid" and paid.payment_method == "cheque" and paid.paid_at is not None
@@ -567,14 +641,34 @@ def test_documents_after_payment(app, client, last_year_paid, make_staff, login_
     assert "Attestation d'adhésion" in page and "Certificat d'assurance" in page
     label = f"{CURRENT}-{CURRENT + 1}"
     attestation = _pdf_text(client.get(f"/coop/adhesion/{membership.id}/attestation.pdf"))
-    for expected in ("Attestation d’adhésion" if "’" in attestation else "Attestation d'adhésion",
-                     label, "Coopérative de test 001", "085-001", "CP de Mme Roy", "CE1-CE2",
-                     "102,50", "33,14", "135,64", membership.reference, "Claire Moreau", "chèque"):
+    for expected in (
+        "Attestation d’adhésion" if "’" in attestation else "Attestation d'adhésion",
+        label,
+        "Coopérative de test 001",
+        "085-001",
+        "CP de Mme Roy",
+        "CE1-CE2",
+        "102,50",
+        "33,14",
+        "135,64",
+        membership.reference,
+        "Claire Moreau",
+        "chèque",
+    ):
         assert expected in attestation, expected
     assert utcnow().strftime("%d/%m/%Y")[-4:] in attestation  # issue date
     certificate = _pdf_text(client.get(f"/coop/adhesion/{membership.id}/certificat-assurance.pdf"))
-    for expected in ("Certificat d", "assurance", label, "Membres assurés 50", "5 000,00", "20,64", "12,50",
-                     "33,14", membership.reference):
+    for expected in (
+        "Certificat d",
+        "assurance",
+        label,
+        "Membres assurés 50",
+        "5 000,00",
+        "20,64",
+        "12,50",
+        "33,14",
+        membership.reference,
+    ):
         assert expected in certificate, expected
 
 
@@ -626,7 +720,9 @@ def test_federation_setting_lists_the_banks_without_direct_debit(app, make_staff
     staff = login_as(make_staff(), on=app.test_client())
     page = _text(staff.get(f"/admin/admin_federation/edit/?id={federation_id}"))
     assert "Banques sans prélèvement" in page and "La Banque Postale</textarea>" in page
-    response = staff.post(f"/admin/admin_federation/edit/?id={federation_id}",
-                          data={"name": "OCCE 85", "no_debit_banks": "La Banque Postale\nBanque Populaire"})
+    response = staff.post(
+        f"/admin/admin_federation/edit/?id={federation_id}",
+        data={"name": "OCCE 85", "no_debit_banks": "La Banque Postale\nBanque Populaire"},
+    )
     assert response.status_code == 302
     assert db_check(lambda s: s.scalar(sa.select(Federation.no_debit_banks))) == "La Banque Postale\nBanque Populaire"

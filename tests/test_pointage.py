@@ -19,10 +19,21 @@ from app.statements import NeedsMapping, StatementError, parse_statement
 
 DATA = Path(__file__).parent / "data" / "statements"
 EXPECTED = json.loads((DATA / "expected_matches_2025-09.json").read_text(encoding="utf-8"))
-FORMATS = ["releve_2025-09_credit_mutuel.ofx", "releve_2025-09_camt.053.001.02.xml", "releve_2025-09_credit_mutuel.csv",
-           "releve_2025-09_caisse_epargne.csv", "releve_2025-09.qif"]
-MODES = {"CHQ": "cheque", "CHQ_RECU": "remise", "VIR": "virement", "CB": "carte", "PRLV": "prelevement",
-         "ESP": "especes"}
+FORMATS = [
+    "releve_2025-09_credit_mutuel.ofx",
+    "releve_2025-09_camt.053.001.02.xml",
+    "releve_2025-09_credit_mutuel.csv",
+    "releve_2025-09_caisse_epargne.csv",
+    "releve_2025-09.qif",
+]
+MODES = {
+    "CHQ": "cheque",
+    "CHQ_RECU": "remise",
+    "VIR": "virement",
+    "CB": "carte",
+    "PRLV": "prelevement",
+    "ESP": "especes",
+}
 
 
 def load_fixture_ledger(session, coop) -> dict[str, int]:
@@ -39,11 +50,15 @@ def load_fixture_ledger(session, coop) -> dict[str, int]:
         amount = int(row["recette" if receipt else "depense"].replace(",", ""))
         mode = MODES[row["mode"]]
         data = books.EntryData(
-            piece=row["id"], date=day, label=row["libelle"], payment_mode=mode,
+            piece=row["id"],
+            date=day,
+            label=row["libelle"],
+            payment_mode=mode,
             kind="receipt" if receipt else "expense",
             treasury=books.Treasury(bank_in=amount) if receipt else books.Treasury(bank_out=amount),
             splits=[books.Split("756" if receipt else "6068", amount)],
-            cheque_number=row["numero_cheque"] or row["bordereau"])
+            cheque_number=row["numero_cheque"] or row["bordereau"],
+        )
         entry = books.record_entry(session, previous if day.year == 2025 and day.month == 8 else current, data, by=None)
         ids[row["id"]] = next(line.id for line in entry.lines if line.account.code == "512")
     return ids
@@ -76,8 +91,9 @@ def test_every_format_gives_the_expected_matches(session, coop, filename):
     fitids = {}
     for tx in parse_statement((DATA / "releve_2025-09_credit_mutuel.ofx").read_bytes()).lines:
         fitids[(tx.date, tx.amount_cents)] = tx.fingerprint.removeprefix("id:")
-    got = sorted((fitids[bank_key(p.bank_id)], sorted(by_line[i] for i in p.line_ids), p.rule[:2])
-                 for p in matched.proposals)
+    got = sorted(
+        (fitids[bank_key(p.bank_id)], sorted(by_line[i] for i in p.line_ids), p.rule[:2]) for p in matched.proposals
+    )
     expected = sorted((m["bank_fitid"], m["ledger_ids"], m["rule"][:2]) for m in EXPECTED["matches"])
     # R2 and R4 are both accepted for the OCCE debit (the cash-book does not carry the RUM)
     assert [(f, ids_) for f, ids_, _ in got] == [(f, ids_) for f, ids_, _ in expected]
@@ -95,9 +111,20 @@ def test_every_format_gives_the_expected_matches(session, coop, filename):
     summary = rec.reconcile(session, current, date(2025, 9, 30), 185306)
     assert (summary.book_balance, summary.difference) == (181906, -600)  # the fee not yet booked
     fee = items[matched.unmatched_bank[0]]
-    entry = books.record_entry(session, current, books.EntryData(
-        piece="F01", date=fee.date, label=fee.label[:200], payment_mode="prelevement", kind="expense",
-        treasury=books.Treasury(bank_out=600), splits=[books.Split("627", 600)]), by=None)
+    entry = books.record_entry(
+        session,
+        current,
+        books.EntryData(
+            piece="F01",
+            date=fee.date,
+            label=fee.label[:200],
+            payment_mode="prelevement",
+            kind="expense",
+            treasury=books.Treasury(bank_out=600),
+            splits=[books.Split("627", 600)],
+        ),
+        by=None,
+    )
     rec.confirm_match(session, coop.id, fee.id, [next(x.id for x in entry.lines if x.account.code == "512")], by=None)
     summary = rec.reconcile(session, current, date(2025, 9, 30), 185306)
     assert (summary.book_balance, summary.uncleared_total, summary.difference) == (181306, -4000, 0)
@@ -110,16 +137,26 @@ def test_reimporting_an_overlapping_statement_adds_nothing(session, coop):
     again = rec.import_statement(session, coop.id, parse_statement(content), filename="a.ofx", content=content, by=None)
     assert (again.added, again.skipped) == (0, 9)
     csv_content = (DATA / "releve_2025-09_caisse_epargne.csv").read_bytes()
-    first = rec.import_statement(session, coop.id, parse_statement(csv_content), filename="b.csv", content=csv_content,
-                                 by=None)
-    second = rec.import_statement(session, coop.id, parse_statement(csv_content), filename="b.csv",
-                                  content=csv_content, by=None)
+    first = rec.import_statement(
+        session, coop.id, parse_statement(csv_content), filename="b.csv", content=csv_content, by=None
+    )
+    second = rec.import_statement(
+        session, coop.id, parse_statement(csv_content), filename="b.csv", content=csv_content, by=None
+    )
     assert (first.added, second.added) == (9, 0)
     assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 18
 
 
-@pytest.mark.parametrize("content", [b"", b"%PDF-1.4 relev\xe9", b"Bonjour, ceci est une lettre.\n",
-                                     b"<?xml version='1.0'?><html/>", b"OFXHEADER:100\n<OFX>garbage"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"%PDF-1.4 relev\xe9",
+        b"Bonjour, ceci est une lettre.\n",
+        b"<?xml version='1.0'?><html/>",
+        b"OFXHEADER:100\n<OFX>garbage",
+    ],
+)
 def test_a_file_that_is_not_a_statement_is_refused(content):
     with pytest.raises(StatementError):
         parse_statement(content)
@@ -133,31 +170,43 @@ def test_unknown_csv_asks_for_a_mapping_and_then_parses():
     from app.statements import CsvMapping
 
     parsed = parse_statement(content, mapping=CsvMapping(date=0, label=(1,), amount=2), header_row=0)
-    assert [(line.date, line.amount_cents) for line in parsed.lines] == [(date(2025, 9, 3), -1250),
-                                                                         (date(2025, 9, 4), 10000)]
+    assert [(line.date, line.amount_cents) for line in parsed.lines] == [
+        (date(2025, 9, 3), -1250),
+        (date(2025, 9, 4), 10000),
+    ]
 
 
 def test_presets_detected_from_the_header():
-    postale = ("Numéro Compte;0123456X020\nType;CCP\nCompte tenu en;euros\nDate;30/09/2025\n\n"
-               "Date;Libellé;Montant(EUROS)\n02/09/2025;CHEQUE N° 0001231;-120,00\n").encode("cp1252")
+    postale = (
+        "Numéro Compte;0123456X020\nType;CCP\nCompte tenu en;euros\nDate;30/09/2025\n\n"
+        "Date;Libellé;Montant(EUROS)\n02/09/2025;CHEQUE N° 0001231;-120,00\n"
+    ).encode("cp1252")
     parsed = parse_statement(postale)
     assert parsed.source_format == "csv (La Banque Postale)"
     assert (parsed.lines[0].amount_cents, parsed.lines[0].cheque_number) == (-12000, "1231")
-    agricole = ("Compte;12345\nSolde au 30/09/2025;1 853,06 €\n\nDate;Libellé;Débit euros;Crédit euros;\n"
-                "04/09/2025;\"REMISE CHEQUES\n0004512\";;245,00;\n08/09/2025;FRAIS;1 006,00;;\n").encode("cp1252")
+    agricole = (
+        "Compte;12345\nSolde au 30/09/2025;1 853,06 €\n\nDate;Libellé;Débit euros;Crédit euros;\n"
+        '04/09/2025;"REMISE CHEQUES\n0004512";;245,00;\n08/09/2025;FRAIS;1 006,00;;\n'
+    ).encode("cp1252")
     parsed = parse_statement(agricole)
     assert parsed.source_format == "csv (Crédit Agricole)"
     assert [line.amount_cents for line in parsed.lines] == [24500, -100600]
-    generale = ("=Compte;FR76...\nDate de l'opération;Libellé;Détail de l'écriture;Montant de l'opération;Devise\n"
-                "15/09/2025;PRELEVEMENT EUROPEEN;OCCE 85;-45,50;EUR\n").encode("cp1252")
+    generale = (
+        "=Compte;FR76...\nDate de l'opération;Libellé;Détail de l'écriture;Montant de l'opération;Devise\n"
+        "15/09/2025;PRELEVEMENT EUROPEEN;OCCE 85;-45,50;EUR\n"
+    ).encode("cp1252")
     assert parse_statement(generale).source_format == "csv (Société Générale)"
 
 
 def test_ambiguous_amounts_become_suggestions_not_matches():
-    bank = [rec.BankItem(1, date(2025, 10, 3), -3500, "CB BOULANGERIE", "", ""),
-            rec.BankItem(2, date(2025, 10, 4), -3500, "CB PHARMACIE", "", "")]
-    book = [rec.BookLine(10, 1, date(2025, 10, 2), -3500, "carte", "", "Pharmacie", "D1"),
-            rec.BookLine(11, 2, date(2025, 10, 3), -3500, "carte", "", "Boulangerie", "D2")]
+    bank = [
+        rec.BankItem(1, date(2025, 10, 3), -3500, "CB BOULANGERIE", "", ""),
+        rec.BankItem(2, date(2025, 10, 4), -3500, "CB PHARMACIE", "", ""),
+    ]
+    book = [
+        rec.BookLine(10, 1, date(2025, 10, 2), -3500, "carte", "", "Pharmacie", "D1"),
+        rec.BookLine(11, 2, date(2025, 10, 3), -3500, "carte", "", "Boulangerie", "D2"),
+    ]
     result = rec.match(bank, book)
     assert result.proposals == []
     assert {(s.bank_id, s.line_ids) for s in result.suggestions} == {(1, (11,)), (2, (10,))}
@@ -202,8 +251,15 @@ def test_changing_a_cleared_amount_unclears(session, coop):
     ids = load_fixture_ledger(session, coop)
     rec.clear_line(session, coop.id, ids["L06"], date(2025, 9, 8), by=None)
     entry = session.get(EntryLine, ids["L06"]).entry
-    data = books.EntryData(piece=entry.piece, date=entry.date, label=entry.label, payment_mode="virement",
-                           kind="receipt", treasury=books.Treasury(bank_in=50100), splits=[books.Split("756", 50100)])
+    data = books.EntryData(
+        piece=entry.piece,
+        date=entry.date,
+        label=entry.label,
+        payment_mode="virement",
+        kind="receipt",
+        treasury=books.Treasury(bank_in=50100),
+        splits=[books.Split("756", 50100)],
+    )
     assert books.update_entry(session, entry, data, expected_version=entry.version, by=None) is True
     bank_line = next(line for line in entry.lines if line.account.code == "512")
     assert bank_line.cleared_on is None

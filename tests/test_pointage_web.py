@@ -37,8 +37,13 @@ FORMATS = {  # file -> does it give the closing balance?
     "releve_2025-09.qif": False,
 }
 EXPECTED_MATCHES = {  # statement date -> fixture ids of the cash-book lines it clears
-    date(2025, 9, 2): ["L01"], date(2025, 9, 4): ["L02", "L03", "L04"], date(2025, 9, 8): ["L06"],
-    date(2025, 9, 10): ["L05"], date(2025, 9, 12): ["L07"], date(2025, 9, 15): ["L08"], date(2025, 9, 22): ["L09"],
+    date(2025, 9, 2): ["L01"],
+    date(2025, 9, 4): ["L02", "L03", "L04"],
+    date(2025, 9, 8): ["L06"],
+    date(2025, 9, 10): ["L05"],
+    date(2025, 9, 12): ["L07"],
+    date(2025, 9, 15): ["L08"],
+    date(2025, 9, 22): ["L09"],
     date(2025, 9, 25): ["L11"],
 }
 UNKNOWN_CSV = "Quand;Quoi;Combien\n03/09/2025;Achat papeterie;-12,50\n04/09/2025;Don APE;100,00\n"
@@ -64,8 +69,7 @@ def page_of(response) -> str:
 def flashes(response) -> list[tuple[str, str]]:
     """The flashed messages (category, text) shown on the page."""
     raw = response.get_data(as_text=True)
-    block = re.search(r'<div class="flash-messages".*?</div>\s*</div>|<div class="flash-messages".*?</div>', raw,
-                      re.S)
+    block = re.search(r'<div class="flash-messages".*?</div>\s*</div>|<div class="flash-messages".*?</div>', raw, re.S)
     found = re.findall(r'<div class="alert alert-(\w+)">(.*?)</div>', block.group(0) if block else "", re.S)
     return [(category, norm(message)) for category, message in found]
 
@@ -79,15 +83,21 @@ def summary(response) -> dict[str, str]:
 def proposals(response) -> list[tuple[str, bool]]:
     """The proposed matches: (value posted, checked by default)."""
     raw = response.get_data(as_text=True)
-    return [(value, bool(checked)) for value, checked in
-            re.findall(r'<input class="form-check-input" type="checkbox" name="match" value="([\d:,]+)"[^>]*?'
-                       r'( checked)?>', raw)]
+    return [
+        (value, bool(checked))
+        for value, checked in re.findall(
+            r'<input class="form-check-input" type="checkbox" name="match" value="([\d:,]+)"[^>]*?'
+            r"( checked)?>",
+            raw,
+        )
+    ]
 
 
 def upload(client, name: str, content: bytes | None = None, year: int = YEAR):
     content = (DATA / name).read_bytes() if content is None else content
-    return client.post(f"/coop/pointage/{year}/releve", data={"file": (io.BytesIO(content), name)},
-                       content_type="multipart/form-data")
+    return client.post(
+        f"/coop/pointage/{year}/releve", data={"file": (io.BytesIO(content), name)}, content_type="multipart/form-data"
+    )
 
 
 def load_ledger(db_check, coop_id: int) -> dict[str, int]:
@@ -105,8 +115,10 @@ def bank_lines(db_check, ids: dict[str, int]) -> dict[str, tuple[date | None, in
     """fixture id -> (cleared_on, statement line id) of its bank line."""
 
     def run(s):
-        return {key: (line.cleared_on, line.statement_line_id)
-                for key, line in ((key, s.get(EntryLine, line_id)) for key, line_id in ids.items())}
+        return {
+            key: (line.cleared_on, line.statement_line_id)
+            for key, line in ((key, s.get(EntryLine, line_id)) for key, line_id in ids.items())
+        }
 
     return db_check(run)
 
@@ -116,8 +128,9 @@ def statement_lines(db_check, coop_id: int) -> dict[date, list[int]]:
 
     def run(s):
         found: dict[date, list[int]] = {}
-        for line in s.scalars(sa.select(StatementLine).where(StatementLine.coop_id == coop_id)
-                              .order_by(StatementLine.id)):
+        for line in s.scalars(
+            sa.select(StatementLine).where(StatementLine.coop_id == coop_id).order_by(StatementLine.id)
+        ):
             found.setdefault(line.date, []).append(line.id)
         return found
 
@@ -128,13 +141,19 @@ def state(db_check):
     """Everything pointage can change: clearing, links, statements, summary box, entries."""
 
     def run(s):
-        return ([(line.id, line.cleared_on, line.statement_line_id, line.amount_cents)
-                 for line in s.scalars(sa.select(EntryLine).order_by(EntryLine.id))],
-                [(st.id, st.coop_id) for st in s.scalars(sa.select(Statement).order_by(Statement.id))],
-                s.scalar(sa.select(sa.func.count()).select_from(StatementLine)),
-                [(led.id, led.reconciliation_date, led.reconciliation_balance_cents)
-                 for led in s.scalars(sa.select(Ledger).order_by(Ledger.id))],
-                s.scalar(sa.select(sa.func.count()).select_from(Entry)))
+        return (
+            [
+                (line.id, line.cleared_on, line.statement_line_id, line.amount_cents)
+                for line in s.scalars(sa.select(EntryLine).order_by(EntryLine.id))
+            ],
+            [(st.id, st.coop_id) for st in s.scalars(sa.select(Statement).order_by(Statement.id))],
+            s.scalar(sa.select(sa.func.count()).select_from(StatementLine)),
+            [
+                (led.id, led.reconciliation_date, led.reconciliation_balance_cents)
+                for led in s.scalars(sa.select(Ledger).order_by(Ledger.id))
+            ],
+            s.scalar(sa.select(sa.func.count()).select_from(Entry)),
+        )
 
     return db_check(run)
 
@@ -214,17 +233,23 @@ def test_screen_lists_the_bank_lines_of_the_year_and_earlier_uncleared_ones(clie
     assert response.status_code == 200
     assert "Pointage du compte bancaire — 2025-2026" in page
     rows = re.findall(r'<tr id="ligne-(\d+)"( class="table-info")?>(.*?)</tr>', raw, re.S)
-    assert [int(line_id) for line_id, _, _ in rows] == [ledger_ids[f"L{i:02d}"] for i in (1, 2, 3, 4, 5, 6, 7, 8, 10, 9,
-                                                                                           11, 12)]
+    assert [int(line_id) for line_id, _, _ in rows] == [
+        ledger_ids[f"L{i:02d}"] for i in (1, 2, 3, 4, 5, 6, 7, 8, 10, 9, 11, 12)
+    ]
     first = text_of(rows[0][2])
     assert rows[0][1] and "Librairie du Marais - albums BCD année précédente" in first
     assert "28/08/2025" in first and "Chèque 0001231" in first
     assert not any(marked for _, marked, _ in rows[1:])
     assert all("Pointer" in text_of(row) and "Dépointer" not in text_of(row) for _, _, row in rows)
     # the summary at the end of the year: the book balance minus every uncleared line is the opening of the statement
-    assert summary(response) == {"on": "31/08/2026", "book_balance": "1 819,06 €", "uncleared_count": "12",
-                                 "uncleared_total": "584,50 €", "expected_statement": "1 234,56 €",
-                                 "difference": "saisissez le solde du relevé"}
+    assert summary(response) == {
+        "on": "31/08/2026",
+        "book_balance": "1 819,06 €",
+        "uncleared_count": "12",
+        "uncleared_total": "584,50 €",
+        "expected_statement": "1 234,56 €",
+        "difference": "saisissez le solde du relevé",
+    }
     assert "Aucune correspondance en attente. Importez un relevé pour que le portail propose les pointages." in page
 
 
@@ -236,8 +261,12 @@ def test_import_of_each_format_then_reimport_adds_nothing(client, ledger_ids, db
     response = upload(client, name)
     assert (response.status_code, response.headers["Location"]) == (302, f"{SCREEN}#correspondances")
     response = client.get(SCREEN)
-    assert flashes(response) == [("success", "Relevé importé : 9 ligne(s) nouvelle(s). Vérifiez les correspondances "
-                                             "proposées puis confirmez-les.")]
+    assert flashes(response) == [
+        (
+            "success",
+            "Relevé importé : 9 ligne(s) nouvelle(s). Vérifiez les correspondances proposées puis confirmez-les.",
+        )
+    ]
     # eight sure matches, all checked; the bank fee is left to create
     found = proposals(response)
     assert len(found) == 8 and all(checked for _, checked in found)
@@ -252,8 +281,12 @@ def test_import_of_each_format_then_reimport_adds_nothing(client, ledger_ids, db
 
     assert upload(client, name).status_code == 302
     assert flashes(client.get(SCREEN)) == [
-        ("success", "Relevé importé : 0 ligne(s) nouvelle(s), 9 déjà importée(s) (ignorées). Vérifiez les "
-                    "correspondances proposées puis confirmez-les.")]
+        (
+            "success",
+            "Relevé importé : 0 ligne(s) nouvelle(s), 9 déjà importée(s) (ignorées). Vérifiez les "
+            "correspondances proposées puis confirmez-les.",
+        )
+    ]
     assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(StatementLine))) == 9
     assert all(value == (None, None) for value in bank_lines(db_check, ledger_ids).values())  # nothing cleared yet
 
@@ -264,21 +297,38 @@ def test_import_on_a_year_without_cahier_keeps_the_lines_for_later(client, coop,
     assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Ledger))) == 0
 
 
-@pytest.mark.parametrize(("name", "content", "message"), [
-    ("releve.pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n",
-     "Un relevé PDF ne peut pas être importé : téléchargez le relevé « OFX » ou « CSV » depuis votre banque en ligne."),
-    ("lettre.txt", "Bonjour\nVoici le relevé demandé\nCordialement\n".encode(),
-     "Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF)."),
-    ("lettre.txt", "Bonjour, voici le relevé demandé.\nMerci, et à bientôt, Claire\nP.S. : rien, vraiment\n".encode(),
-     "Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF)."),
-    ("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01", "Ce fichier n'est pas un relevé"),
-    ("vide.ofx", b"", "Le fichier est vide."),
-    ("casse.ofx", b"OFXHEADER:100\nDATA:OFXSGML\n\n<OFX><BANKMSGSRSV1>", "Fichier OFX illisible"),
-    ("page.xml", b"<?xml version='1.0'?><html><body>Bonjour</body></html>",
-     "Ce fichier XML n'est pas un relevé CAMT.053."),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "releve.pdf",
+            b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n",
+            "Un relevé PDF ne peut pas être importé : téléchargez le relevé « OFX » ou « CSV » "
+            "depuis votre banque en ligne.",
+        ),
+        (
+            "lettre.txt",
+            "Bonjour\nVoici le relevé demandé\nCordialement\n".encode(),
+            "Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF).",
+        ),
+        (
+            "lettre.txt",
+            "Bonjour, voici le relevé demandé.\nMerci, et à bientôt, Claire\nP.S. : rien, vraiment\n".encode(),
+            "Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF).",
+        ),
+        ("photo.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01", "Ce fichier n'est pas un relevé"),
+        ("vide.ofx", b"", "Le fichier est vide."),
+        ("casse.ofx", b"OFXHEADER:100\nDATA:OFXSGML\n\n<OFX><BANKMSGSRSV1>", "Fichier OFX illisible"),
+        (
+            "page.xml",
+            b"<?xml version='1.0'?><html><body>Bonjour</body></html>",
+            "Ce fichier XML n'est pas un relevé CAMT.053.",
+        ),
+    ],
+)
 def test_a_file_that_is_not_a_statement_is_refused_in_french_and_nothing_is_stored(
-        client, app, ledger_ids, db_check, name, content, message):
+    client, app, ledger_ids, db_check, name, content, message
+):
     before = state(db_check)
     response = upload(client, name, content)
     assert (response.status_code, response.headers["Location"]) == (302, SCREEN)
@@ -300,8 +350,14 @@ def test_too_large_a_file_is_refused(client, ledger_ids, db_check):
     content = b"Date;Libelle;Montant\n" + b"01/09/2025;x;1,00\n" * 300_000
     # The multipart body is built here: the test client would spool a big one to a file it never closes.
     boundary = "limite-du-formulaire"
-    body = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="gros.csv"\r\n'
-            f"Content-Type: text/csv\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="gros.csv"\r\n'
+            f"Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     response = client.post(f"{SCREEN}/releve", data=body, content_type=f"multipart/form-data; boundary={boundary}")
     assert response.status_code == 302
     assert flashes(client.get(SCREEN)) == [("danger", "Ce fichier est trop volumineux pour un relevé (5 Mo au plus).")]
@@ -311,13 +367,12 @@ def test_too_large_a_file_is_refused(client, ledger_ids, db_check):
 # -- column mapping for an unknown CSV -----------------------------------------------------------
 
 
-def test_unknown_csv_asks_for_the_columns_keeps_the_file_then_imports_and_removes_it(client, app, ledger_ids,
-                                                                                      db_check):
+def test_unknown_csv_asks_for_the_columns_keeps_the_file_then_imports_and_removes_it(client, app, ledger_ids, db_check):
     response = upload(client, "export.csv", UNKNOWN_CSV.encode("cp1252"))
     page = page_of(response)
     assert response.status_code == 200
     assert "Quelles colonnes contiennent quoi ?" in page
-    assert "<th scope=\"col\">Quand</th><th scope=\"col\">Quoi</th><th scope=\"col\">Combien</th>" in page
+    assert '<th scope="col">Quand</th><th scope="col">Quoi</th><th scope="col">Combien</th>' in page
     assert "<td>03/09/2025</td><td>Achat papeterie</td><td>-12,50</td>" in page
     assert '<option value="2">Combien</option>' in page
     [kept] = pending_files(app)
@@ -340,12 +395,20 @@ def test_unknown_csv_asks_for_the_columns_keeps_the_file_then_imports_and_remove
 
     response = client.post(f"{SCREEN}/colonnes", data={"date": "0", "label": "1", "amount": "2"})
     assert (response.status_code, response.headers["Location"]) == (302, f"{SCREEN}#correspondances")
-    assert flashes(client.get(SCREEN))[0] == ("success", "Relevé importé : 2 ligne(s) nouvelle(s). Vérifiez les "
-                                                         "correspondances proposées puis confirmez-les.")
-    stored = db_check(lambda s: [(line.date, line.amount_cents, line.label, line.statement.filename)
-                                 for line in s.scalars(sa.select(StatementLine).order_by(StatementLine.id))])
-    assert stored == [(date(2025, 9, 3), -1250, "Achat papeterie", "export.csv"),
-                      (date(2025, 9, 4), 10000, "Don APE", "export.csv")]
+    assert flashes(client.get(SCREEN))[0] == (
+        "success",
+        "Relevé importé : 2 ligne(s) nouvelle(s). Vérifiez les correspondances proposées puis confirmez-les.",
+    )
+    stored = db_check(
+        lambda s: [
+            (line.date, line.amount_cents, line.label, line.statement.filename)
+            for line in s.scalars(sa.select(StatementLine).order_by(StatementLine.id))
+        ]
+    )
+    assert stored == [
+        (date(2025, 9, 3), -1250, "Achat papeterie", "export.csv"),
+        (date(2025, 9, 4), 10000, "Don APE", "export.csv"),
+    ]
     assert pending_files(app) == []
     # the same step again: the file is gone
     response = client.post(f"{SCREEN}/colonnes", data={"date": "0", "label": "1", "amount": "2"})
@@ -354,16 +417,22 @@ def test_unknown_csv_asks_for_the_columns_keeps_the_file_then_imports_and_remove
 
 
 def test_mapping_with_debit_and_credit_columns_and_a_preamble(client, app, ledger_ids, db_check):
-    content = ("Compte;FR76 1027\nPériode;septembre 2025\n"
-               "Jour;Opération;Sortie;Entrée;Reste\n"
-               "02/09/2025;CHEQUE 0001231;120,00;;1114,56\n04/09/2025;REMISE 0004512;;245,00;1359,56\n").encode()
+    content = (
+        "Compte;FR76 1027\nPériode;septembre 2025\n"
+        "Jour;Opération;Sortie;Entrée;Reste\n"
+        "02/09/2025;CHEQUE 0001231;120,00;;1114,56\n04/09/2025;REMISE 0004512;;245,00;1359,56\n"
+    ).encode()
     response = upload(client, "maison.csv", content)
     assert "Quelles colonnes contiennent quoi ?" in page_of(response)
     assert '<option value="1">Opération</option>' in page_of(response)
     response = client.post(f"{SCREEN}/colonnes", data={"date": "0", "label": "1", "debit": "2", "credit": "3"})
     assert response.status_code == 302, flashes(response)
-    stored = db_check(lambda s: [(line.date, line.amount_cents, line.cheque_number)
-                                 for line in s.scalars(sa.select(StatementLine).order_by(StatementLine.id))])
+    stored = db_check(
+        lambda s: [
+            (line.date, line.amount_cents, line.cheque_number)
+            for line in s.scalars(sa.select(StatementLine).order_by(StatementLine.id))
+        ]
+    )
     assert stored == [(date(2025, 9, 2), -12000, "1231"), (date(2025, 9, 4), 24500, "")]
     assert pending_files(app) == []
 
@@ -401,9 +470,11 @@ def test_abandoned_pending_files_are_removed_after_an_hour(client, app, ledger_i
 
 def test_mapping_skips_a_preamble_as_wide_as_the_chosen_columns(client, app, ledger_ids, db_check):
     """The header row is the one whose names were shown, not the first row wide enough for the chosen columns."""
-    content = ("Titulaire;Coopérative scolaire;Jules Verne\n"
-               "Jour;Opération;Montant;Reste;Pointé\n"
-               "02/09/2025;CHEQUE 0001231;-120,00;1114,56;\n").encode()
+    content = (
+        "Titulaire;Coopérative scolaire;Jules Verne\n"
+        "Jour;Opération;Montant;Reste;Pointé\n"
+        "02/09/2025;CHEQUE 0001231;-120,00;1114,56;\n"
+    ).encode()
     response = upload(client, "maison.csv", content)
     assert '<option value="2">Montant</option>' in page_of(response)
     response = client.post(f"{SCREEN}/colonnes", data={"date": "0", "label": "1", "amount": "2"})
@@ -415,15 +486,17 @@ def test_mapping_skips_a_preamble_as_wide_as_the_chosen_columns(client, app, led
 # -- the summary box -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("on", "balance", "message"), [
-    ("31/02/2025", "1 853,06", "Date invalide : écrivez-la jj/mm/aaaa (par exemple 25/09/2025)."),
-    ("", "1 853,06", "Indiquez la date du relevé."),
-    ("30/09/2025", "douze euros", "« douze euros » n'est pas un montant (exemple : 1 234,56)."),
-    ("30/09/2025", "", "Indiquez le solde du relevé."),
-    ("30/09/2024", "1 853,06", "La date du relevé doit être dans l'année 2025-2026."),
-])
-def test_summary_box_refuses_bad_input_in_french_and_saves_nothing(client, ledger_ids, db_check, on, balance,
-                                                                   message):
+@pytest.mark.parametrize(
+    ("on", "balance", "message"),
+    [
+        ("31/02/2025", "1 853,06", "Date invalide : écrivez-la jj/mm/aaaa (par exemple 25/09/2025)."),
+        ("", "1 853,06", "Indiquez la date du relevé."),
+        ("30/09/2025", "douze euros", "« douze euros » n'est pas un montant (exemple : 1 234,56)."),
+        ("30/09/2025", "", "Indiquez le solde du relevé."),
+        ("30/09/2024", "1 853,06", "La date du relevé doit être dans l'année 2025-2026."),
+    ],
+)
+def test_summary_box_refuses_bad_input_in_french_and_saves_nothing(client, ledger_ids, db_check, on, balance, message):
     before = state(db_check)
     response = set_statement_balance(client, on, balance)
     assert (response.status_code, response.headers["Location"]) == (302, f"{SCREEN}#resume")
@@ -437,15 +510,23 @@ def test_summary_box_shows_the_difference_with_the_statement(client, ledger_ids,
     set_statement_balance(client, "30/09/2025", "1 853,06")
     response = client.get(SCREEN)
     assert flashes(response) == [("warning", "Écart de 618,50 € avec le relevé : pointez les lignes qui y figurent.")]
-    assert summary(response) == {"on": "30/09/2025", "book_balance": "1 819,06 €", "uncleared_count": "12",
-                                 "uncleared_total": "584,50 €", "expected_statement": "1 234,56 €",
-                                 "difference": "618,50 €"}
+    assert summary(response) == {
+        "on": "30/09/2025",
+        "book_balance": "1 819,06 €",
+        "uncleared_count": "12",
+        "uncleared_total": "584,50 €",
+        "expected_statement": "1 234,56 €",
+        "difference": "618,50 €",
+    }
     raw = response.get_data(as_text=True)
     assert re.search(r'class="[^"]*text-danger[^"]*" data-summary="difference"', raw)
     assert re.search(r'<p class="text-success[^"]*" id="reconciled-note" hidden>', raw)
     assert 'value="2025-09-30"' in raw and 'value="1\u202f853,06"' in raw  # the box keeps what was typed
-    assert db_check(lambda s: s.scalars(sa.select(Ledger.reconciliation_balance_cents)
-                                        .where(Ledger.reconciliation_date == date(2025, 9, 30))).all()) == [185306]
+    assert db_check(
+        lambda s: s.scalars(
+            sa.select(Ledger.reconciliation_balance_cents).where(Ledger.reconciliation_date == date(2025, 9, 30))
+        ).all()
+    ) == [185306]
     # a date sent by the browser's date picker, and a balance of zero, are accepted
     set_statement_balance(client, "2025-09-01", "0,00")
     response = client.get(SCREEN)
@@ -463,8 +544,11 @@ def test_an_older_statement_does_not_replace_the_balance_typed_for_a_later_date(
     set_statement_balance(client, "31/10/2025", "2 000,00")
     upload(client, OFX)  # closing balance of 30/09
     assert summary(client.get(SCREEN))["on"] == "31/10/2025"
-    assert db_check(lambda s: s.scalars(sa.select(Ledger.reconciliation_balance_cents)
-                                        .where(Ledger.reconciliation_date.is_not(None))).all()) == [200000]
+    assert db_check(
+        lambda s: s.scalars(
+            sa.select(Ledger.reconciliation_balance_cents).where(Ledger.reconciliation_date.is_not(None))
+        ).all()
+    ) == [200000]
 
 
 # -- confirming the proposed matches -------------------------------------------------------------
@@ -482,9 +566,14 @@ def test_confirm_all_clears_and_links_every_proposed_line(coop, client, ledger_i
             expected[key] = (day, by_date[day][0])
     assert bank_lines(db_check, ledger_ids) == expected
     # What is left: the fee to book, the outstanding cheque and the deposit in transit
-    assert summary(response) == {"on": "30/09/2025", "book_balance": "1 819,06 €", "uncleared_count": "2",
-                                 "uncleared_total": "-40,00 €", "expected_statement": "1 859,06 €",
-                                 "difference": "-6,00 €"}
+    assert summary(response) == {
+        "on": "30/09/2025",
+        "book_balance": "1 819,06 €",
+        "uncleared_count": "2",
+        "uncleared_total": "-40,00 €",
+        "expected_statement": "1 859,06 €",
+        "difference": "-6,00 €",
+    }
     page = page_of(response)
     assert proposals(response) == []
     assert "Aucune correspondance en attente." in page
@@ -492,16 +581,20 @@ def test_confirm_all_clears_and_links_every_proposed_line(coop, client, ledger_i
     rows = dict(re.findall(r'<tr id="ligne-(\d+)"[^>]*>(.*?)</tr>', response.get_data(as_text=True), re.S))
     assert "04/09/2025 Dépointer" in text_of(rows[str(ledger_ids["L03"])])
     assert text_of(rows[str(ledger_ids["L10"])]).endswith("60,00 € Pointer L10")
-    events = db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(AuditEvent)
-                                         .where(AuditEvent.action == "pointage.matched")))
+    events = db_check(
+        lambda s: s.scalar(
+            sa.select(sa.func.count()).select_from(AuditEvent).where(AuditEvent.action == "pointage.matched")
+        )
+    )
     assert events == 8
 
 
 def test_confirm_one_clears_only_that_match(client, ledger_ids, db_check):
     upload(client, OFX)
     deposit = next(value for value, _ in proposals(client.get(SCREEN)) if value.count(",") == 2)
-    response = client.post(f"{SCREEN}/correspondances", data={"match": [v for v, _ in proposals(client.get(SCREEN))],
-                                                              "un": deposit})
+    response = client.post(
+        f"{SCREEN}/correspondances", data={"match": [v for v, _ in proposals(client.get(SCREEN))], "un": deposit}
+    )
     assert response.status_code == 302
     assert flashes(client.get(SCREEN)) == [("success", "1 correspondance(s) confirmée(s) : les lignes sont pointées.")]
     cleared = {key for key, (on, _) in bank_lines(db_check, ledger_ids).items() if on}
@@ -529,8 +622,11 @@ def test_tampered_matches_are_refused_and_clear_nothing(coop, client, ledger_ids
     client.get(SCREEN)
     ours = statement_lines(db_check, coop.id)
     _, their_ids, theirs = other
-    non_bank = db_check(lambda s: next(line.id for line in s.get(EntryLine, ledger_ids["L06"]).entry.lines
-                                       if line.id != ledger_ids["L06"]))
+    non_bank = db_check(
+        lambda s: next(
+            line.id for line in s.get(EntryLine, ledger_ids["L06"]).entry.lines if line.id != ledger_ids["L06"]
+        )
+    )
     deposit = ours[date(2025, 9, 4)][0]
     mismatch = "Les montants ne correspondent pas : rien n'a été pointé."
     tampered = {
@@ -545,8 +641,12 @@ def test_tampered_matches_are_refused_and_clear_nothing(coop, client, ledger_ids
         assert client.post(f"{SCREEN}/correspondances", data={"un": value}).status_code == 302
         assert flashes(client.get(SCREEN)) == [("warning", message)], value
     assert state(db_check) == before
-    denied = db_check(lambda s: sorted((e.entity, e.entity_id) for e in s.scalars(
-        sa.select(AuditEvent).where(AuditEvent.action == "access.denied"))))
+    denied = db_check(
+        lambda s: sorted(
+            (e.entity, e.entity_id)
+            for e in s.scalars(sa.select(AuditEvent).where(AuditEvent.action == "access.denied"))
+        )
+    )
     assert denied == sorted([("statement_line", theirs[date(2025, 9, 8)][0]), ("entry_line", their_ids["L06"])])
 
 
@@ -558,7 +658,8 @@ def test_a_tampered_match_among_good_ones_does_not_stop_them(client, ledger_ids,
     client.post(f"{SCREEN}/correspondances", data={"match": [bad, *[v for v in good if v != deposit]]})
     assert flashes(client.get(SCREEN)) == [
         ("success", "7 correspondance(s) confirmée(s) : les lignes sont pointées."),
-        ("warning", "Les montants ne correspondent pas : rien n'a été pointé.")]
+        ("warning", "Les montants ne correspondent pas : rien n'a été pointé."),
+    ]
     cleared = {key for key, (on, _) in bank_lines(db_check, ledger_ids).items() if on}
     assert cleared == {"L01", "L05", "L06", "L07", "L08", "L09", "L11"}
 
@@ -592,9 +693,11 @@ def test_clear_and_unclear_with_the_plain_forms(client, ledger_ids, db_check):
         response = client.post(f"{SCREEN}/ligne/{line_id}/depointer", headers=headers)
         assert response.status_code == 200
         page = page_of(response)
-        assert "<h1 class=\"h3\">Confirmation</h1>" in page
-        assert ("Annuler le pointage de la pièce L06 (Subvention municipale 2025, 500,00 €), pointée le 30/09/2025 ?"
-                in text_of(page))
+        assert '<h1 class="h3">Confirmation</h1>' in page
+        assert (
+            "Annuler le pointage de la pièce L06 (Subvention municipale 2025, 500,00 €), pointée le 30/09/2025 ?"
+            in text_of(page)
+        )
         assert "Oui, dépointer" in page and f'href="{SCREEN}#ligne-{line_id}"' in page
         assert state(db_check) == before
     response = client.post(f"{SCREEN}/ligne/{line_id}/depointer", data={"confirme": "oui"})
@@ -613,16 +716,34 @@ def test_clear_and_unclear_answer_json_for_the_script(client, ledger_ids, db_che
     response = client.post(f"{SCREEN}/ligne/{line_id}/pointer", headers=JSON)
     assert (response.status_code, response.mimetype) == (200, "application/json")
     assert response.get_json() == {
-        "line_id": line_id, "cleared_on": "30/09/2025", "message": "Ligne pointée au 30/09/2025.",
-        "summary": {"on": "30/09/2025", "book_balance": "1\u202f819,06\u00a0€", "uncleared_count": 11,
-                    "uncleared_total": "84,50\u00a0€", "expected_statement": "1\u202f734,56\u00a0€",
-                    "difference": "118,50\u00a0€", "reconciled": False}}
+        "line_id": line_id,
+        "cleared_on": "30/09/2025",
+        "message": "Ligne pointée au 30/09/2025.",
+        "summary": {
+            "on": "30/09/2025",
+            "book_balance": "1\u202f819,06\u00a0€",
+            "uncleared_count": 11,
+            "uncleared_total": "84,50\u00a0€",
+            "expected_statement": "1\u202f734,56\u00a0€",
+            "difference": "118,50\u00a0€",
+            "reconciled": False,
+        },
+    }
     response = client.post(f"{SCREEN}/ligne/{line_id}/depointer", data={"confirme": "oui"}, headers=JSON)
     assert response.get_json() == {
-        "line_id": line_id, "cleared_on": None, "message": "Pointage annulé.",
-        "summary": {"on": "30/09/2025", "book_balance": "1\u202f819,06\u00a0€", "uncleared_count": 12,
-                    "uncleared_total": "584,50\u00a0€", "expected_statement": "1\u202f234,56\u00a0€",
-                    "difference": "618,50\u00a0€", "reconciled": False}}
+        "line_id": line_id,
+        "cleared_on": None,
+        "message": "Pointage annulé.",
+        "summary": {
+            "on": "30/09/2025",
+            "book_balance": "1\u202f819,06\u00a0€",
+            "uncleared_count": 12,
+            "uncleared_total": "584,50\u00a0€",
+            "expected_statement": "1\u202f234,56\u00a0€",
+            "difference": "618,50\u00a0€",
+            "reconciled": False,
+        },
+    }
     assert bank_lines(db_check, {"L06": line_id}) == {"L06": (None, None)}
     assert flashes(client.get(SCREEN)) == []  # the script shows its own message: nothing left for the next page
 
@@ -767,19 +888,42 @@ def test_create_the_missing_bank_fee_from_its_statement_line(coop, client, ledge
     upload(client, OFX)
     fee = statement_lines(db_check, coop.id)[date(2025, 9, 30)][0]
     fields = prefilled_entry_form(client, fee)
-    assert {key: fields[key] for key in ("statement_line", "kind", "payment_mode", "date", "label", "bank_amount",
-                                         "cash_amount", "splits-0-account", "splits-0-amount", "splits-1-account",
-                                         "splits-1-amount")} == {
-        "statement_line": str(fee), "kind": "expense", "payment_mode": "prelevement", "date": "2025-09-30",
-        "label": "FRAIS TENUE DE COMPTE ASSOCIATION 09/2025", "bank_amount": "6,00",
-        "cash_amount": "", "splits-0-account": "627", "splits-0-amount": "6,00", "splits-1-account": "",
-        "splits-1-amount": ""}
+    assert {
+        key: fields[key]
+        for key in (
+            "statement_line",
+            "kind",
+            "payment_mode",
+            "date",
+            "label",
+            "bank_amount",
+            "cash_amount",
+            "splits-0-account",
+            "splits-0-amount",
+            "splits-1-account",
+            "splits-1-amount",
+        )
+    } == {
+        "statement_line": str(fee),
+        "kind": "expense",
+        "payment_mode": "prelevement",
+        "date": "2025-09-30",
+        "label": "FRAIS TENUE DE COMPTE ASSOCIATION 09/2025",
+        "bank_amount": "6,00",
+        "cash_amount": "",
+        "splits-0-account": "627",
+        "splits-0-amount": "6,00",
+        "splits-1-account": "",
+        "splits-1-amount": "",
+    }
     fields["piece"] = "F01"
     response = client.post(f"/coop/cahier/{YEAR}/nouvelle", data=fields)
     assert (response.status_code, response.headers["Location"]) == (302, f"{SCREEN}#resume")
     response = client.get(SCREEN)
-    assert flashes(response) == [("success", "Opération F01 enregistrée."),
-                                 ("success", "Elle est pointée avec la ligne du relevé.")]
+    assert flashes(response) == [
+        ("success", "Opération F01 enregistrée."),
+        ("success", "Elle est pointée avec la ligne du relevé."),
+    ]
     assert entry_lines(db_check, coop.id, "F01") == ({"627": 600, "512": -600}, (date(2025, 9, 30), fee))
     assert "Lignes du relevé absentes du cahier" not in page_of(response)
 
@@ -801,9 +945,19 @@ def without_the_occe_debit(coop, ledger_ids, db_check, client):
 def add_membership(db_check, coop_id: int, *, total: int, cotisation: int) -> None:
     def run(s):
         year = books.school_year(s, YEAR)
-        s.add(Membership(coop_id=coop_id, school_year_id=year.id, status="paid", committed_at=utcnow(),
-                         total_cents=total, cotisation_cents=cotisation, insurance_cents=total - cotisation,
-                         property_surcharge_cents=0, payment_method="debit"))
+        s.add(
+            Membership(
+                coop_id=coop_id,
+                school_year_id=year.id,
+                status="paid",
+                committed_at=utcnow(),
+                total_cents=total,
+                cotisation_cents=cotisation,
+                insurance_cents=total - cotisation,
+                property_surcharge_cents=0,
+                payment_method="debit",
+            )
+        )
         s.commit()
 
     db_check(run)
@@ -812,21 +966,41 @@ def add_membership(db_check, coop_id: int, *, total: int, cotisation: int) -> No
 def test_occe_debit_is_split_as_in_the_membership(client, coop, without_the_occe_debit, db_check):
     add_membership(db_check, coop.id, total=4550, cotisation=3220)
     fields = prefilled_entry_form(client, without_the_occe_debit)
-    assert {key: fields[key] for key in ("kind", "payment_mode", "date", "bank_amount", "splits-0-account",
-                                         "splits-0-amount", "splits-1-account", "splits-1-amount")} == {
-        "kind": "expense", "payment_mode": "prelevement", "date": "2025-09-15", "bank_amount": "45,50",
-        "splits-0-account": "6281", "splits-0-amount": "32,20", "splits-1-account": "61681",
-        "splits-1-amount": "13,30"}
+    assert {
+        key: fields[key]
+        for key in (
+            "kind",
+            "payment_mode",
+            "date",
+            "bank_amount",
+            "splits-0-account",
+            "splits-0-amount",
+            "splits-1-account",
+            "splits-1-amount",
+        )
+    } == {
+        "kind": "expense",
+        "payment_mode": "prelevement",
+        "date": "2025-09-15",
+        "bank_amount": "45,50",
+        "splits-0-account": "6281",
+        "splits-0-amount": "32,20",
+        "splits-1-account": "61681",
+        "splits-1-amount": "13,30",
+    }
     assert fields["label"].startswith("PRLV SEPA OCCE 85 COTISATION OCCE 2025-2026")
     fields["piece"] = "P08"
     assert client.post(f"/coop/cahier/{YEAR}/nouvelle", data=fields).status_code == 302
-    assert entry_lines(db_check, coop.id, "P08") == ({"6281": 3220, "61681": 1330, "512": -4550},
-                                            (date(2025, 9, 15), without_the_occe_debit))
+    assert entry_lines(db_check, coop.id, "P08") == (
+        {"6281": 3220, "61681": 1330, "512": -4550},
+        (date(2025, 9, 15), without_the_occe_debit),
+    )
 
 
 @pytest.mark.parametrize("membership", ["none", "another total", "another coop"])
-def test_occe_debit_goes_on_6281_without_a_membership_of_that_total(client, coop, other, without_the_occe_debit,
-                                                                     db_check, membership):
+def test_occe_debit_goes_on_6281_without_a_membership_of_that_total(
+    client, coop, other, without_the_occe_debit, db_check, membership
+):
     if membership == "another total":
         add_membership(db_check, coop.id, total=5000, cotisation=3220)
     elif membership == "another coop":
@@ -836,23 +1010,43 @@ def test_occe_debit_goes_on_6281_without_a_membership_of_that_total(client, coop
     assert (fields["splits-1-account"], fields["splits-1-amount"]) == ("", "")
 
 
-def test_another_coops_statement_line_prefills_nothing_and_is_not_pointed(coop, client, ledger_ids, other,
-                                                                            db_check):
+def test_another_coops_statement_line_prefills_nothing_and_is_not_pointed(coop, client, ledger_ids, other, db_check):
     _, _, theirs = other
     fee = theirs[date(2025, 9, 30)][0]
     fields = prefilled_entry_form(client, fee)
     assert (fields["statement_line"], fields["label"], fields["bank_amount"]) == ("", "", "")
-    assert db_check(lambda s: s.scalars(sa.select(AuditEvent.entity_id).where(
-        AuditEvent.action == "access.denied", AuditEvent.entity == "statement_line")).all()) == [fee]
+    assert db_check(
+        lambda s: s.scalars(
+            sa.select(AuditEvent.entity_id).where(
+                AuditEvent.action == "access.denied", AuditEvent.entity == "statement_line"
+            )
+        ).all()
+    ) == [fee]
     # a forged hidden field: the entry is recorded, their statement line stays unlinked
-    fields.update({"statement_line": str(fee), "piece": "F01", "date": "30/09/2025", "label": "Frais",
-                   "kind": "expense", "payment_mode": "prelevement", "bank_amount": "6,00",
-                   "splits-0-account": "627", "splits-0-amount": "6,00"})
+    fields.update(
+        {
+            "statement_line": str(fee),
+            "piece": "F01",
+            "date": "30/09/2025",
+            "label": "Frais",
+            "kind": "expense",
+            "payment_mode": "prelevement",
+            "bank_amount": "6,00",
+            "splits-0-account": "627",
+            "splits-0-amount": "6,00",
+        }
+    )
     response = client.post(f"/coop/cahier/{YEAR}/nouvelle", data=fields)
     assert response.status_code == 302
     assert entry_lines(db_check, coop.id, "F01") == ({"627": 600, "512": -600}, (None, None))
-    assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(EntryLine).where(
-        EntryLine.statement_line_id == fee))) == 0
+    assert (
+        db_check(
+            lambda s: s.scalar(
+                sa.select(sa.func.count()).select_from(EntryLine).where(EntryLine.statement_line_id == fee)
+            )
+        )
+        == 0
+    )
 
 
 # -- tenancy -------------------------------------------------------------------------------------
@@ -861,18 +1055,25 @@ def test_another_coops_statement_line_prefills_nothing_and_is_not_pointed(coop, 
 def test_another_coops_lines_answer_404_and_change_nothing(client, ledger_ids, other, db_check):
     _, their_ids, _ = other
     before = state(db_check)
-    attempts = [(f"{SCREEN}/ligne/{their_ids['L06']}/pointer", {}, {}),
-                (f"{SCREEN}/ligne/{their_ids['L06']}/pointer", {}, JSON),
-                (f"{SCREEN}/ligne/{their_ids['L01']}/depointer", {"confirme": "oui"}, {}),
-                (f"{SCREEN}/ligne/{their_ids['L01']}/depointer", {}, JSON),
-                (f"{SCREEN}/ligne/999999/pointer", {}, {})]
+    attempts = [
+        (f"{SCREEN}/ligne/{their_ids['L06']}/pointer", {}, {}),
+        (f"{SCREEN}/ligne/{their_ids['L06']}/pointer", {}, JSON),
+        (f"{SCREEN}/ligne/{their_ids['L01']}/depointer", {"confirme": "oui"}, {}),
+        (f"{SCREEN}/ligne/{their_ids['L01']}/depointer", {}, JSON),
+        (f"{SCREEN}/ligne/999999/pointer", {}, {}),
+    ]
     for url, data, headers in attempts:
         response = client.post(url, data=data, headers=headers)
         assert response.status_code == 404, url
         assert "Voisins" not in response.get_data(as_text=True)
     assert state(db_check) == before
-    denied = db_check(lambda s: s.scalars(sa.select(AuditEvent.entity_id).where(
-        AuditEvent.action == "access.denied", AuditEvent.entity == "entry_line")).all())
+    denied = db_check(
+        lambda s: s.scalars(
+            sa.select(AuditEvent.entity_id).where(
+                AuditEvent.action == "access.denied", AuditEvent.entity == "entry_line"
+            )
+        ).all()
+    )
     assert sorted(denied) == sorted([their_ids["L06"], their_ids["L06"], their_ids["L01"], their_ids["L01"]])
 
 
@@ -886,8 +1087,13 @@ def test_the_screen_shows_only_the_coops_own_statements_and_lines(client, ledger
 
 
 def test_the_opening_balance_is_not_a_line_to_point(client, ledger_ids, db_check):
-    opening = db_check(lambda s: next(line.id for line in s.scalar(sa.select(Entry).where(
-        Entry.kind == "opening")).lines if line.account.code == "512"))
+    opening = db_check(
+        lambda s: next(
+            line.id
+            for line in s.scalar(sa.select(Entry).where(Entry.kind == "opening")).lines
+            if line.account.code == "512"
+        )
+    )
     assert row_text(client.get(SCREEN), opening) == ""
     assert client.post(f"{SCREEN}/ligne/{opening}/pointer").status_code == 404
     assert bank_lines(db_check, {"RAN": opening}) == {"RAN": (None, None)}

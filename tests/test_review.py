@@ -39,19 +39,37 @@ def submitted_report(app, coop_id: int, upload_dir: str) -> int:
         cahier_format.import_cahier(session, ledger, EXAMPLE.read_bytes(), by=None)
         closing.close_ledger(session, ledger, statement_balance=309240, cash_count=5000, by=None, now=NOW)
         report = reports.ensure_report(session, ledger)
-        answers = reports.CraAnswers(classes=(reports.CraClass("CP", "CP", 24),), council_count=3,
-                                     actions=(reports.CraAction("Classe de mer", "Trois jours à Noirmoutier"),),
-                                     occe_participation="oui", occe_actions="Rencontres chorales", comment="")
+        answers = reports.CraAnswers(
+            classes=(reports.CraClass("CP", "CP", 24),),
+            council_count=3,
+            actions=(reports.CraAction("Classe de mer", "Trois jours à Noirmoutier"),),
+            occe_participation="oui",
+            occe_actions="Rencontres chorales",
+            comment="",
+        )
         reports.save_cra(session, report, answers, by=None, now=NOW)
         mandataires = reports.current_mandataires(coop, NOW.date())
-        reports.save_quitus(session, report, [reports.Auditor("Paul Durand", "parent"),
-                                              reports.Auditor("Anne Lemaire", "teacher")], mandataires[0],
-                            mandataires=mandataires, by=None, now=NOW)
+        reports.save_quitus(
+            session,
+            report,
+            [reports.Auditor("Paul Durand", "parent"), reports.Auditor("Anne Lemaire", "teacher")],
+            mandataires[0],
+            mandataires=mandataires,
+            by=None,
+            now=NOW,
+        )
         crf = reports.build_crf(session, ledger)
         for slot in reports.document_slots(crf):
             if slot.required:
-                reports.attach_document(session, report, slot, upload_dir=upload_dir, filename=f"{slot.key}.pdf",
-                                        content=_pdf(slot.label), by=None)
+                reports.attach_document(
+                    session,
+                    report,
+                    slot,
+                    upload_dir=upload_dir,
+                    filename=f"{slot.key}.pdf",
+                    content=_pdf(slot.label),
+                    by=None,
+                )
         reports.submit_report(session, report, crf, mandataires=mandataires, by=None, now=NOW)
         session.commit()
         report_id = report.id
@@ -82,7 +100,8 @@ def test_review_page_shows_figures_checks_and_documents(app, two_reports, make_s
     document.close()  # send_file streams from an open file
     assert document.status_code == 200 and body.startswith(b"%PDF")
     assert document.headers["Content-Security-Policy"] == "sandbox" and "inline" in document.headers.get(
-        "Content-Disposition", "inline")
+        "Content-Disposition", "inline"
+    )
 
 
 def test_approve_one_and_return_another(app, two_reports, make_staff, login_as, db_check):
@@ -92,13 +111,25 @@ def test_approve_one_and_return_another(app, two_reports, make_staff, login_as, 
     refused = client.post(f"/admin/comptes-rendus/{send_back}/renvoyer", data={"reason": ""})
     assert refused.status_code == 302
     assert db_check(lambda s: s.get(AnnualReport, send_back).status) == "submitted"
-    client.post(f"/admin/comptes-rendus/{send_back}/renvoyer",
-                data={"reason": "Le relevé du 31 août manque de la page 2."})
-    statuses = db_check(lambda s: (s.get(AnnualReport, approve).status, s.get(AnnualReport, send_back).status,
-                                   s.get(AnnualReport, send_back).return_reason))
+    client.post(
+        f"/admin/comptes-rendus/{send_back}/renvoyer", data={"reason": "Le relevé du 31 août manque de la page 2."}
+    )
+    statuses = db_check(
+        lambda s: (
+            s.get(AnnualReport, approve).status,
+            s.get(AnnualReport, send_back).status,
+            s.get(AnnualReport, send_back).return_reason,
+        )
+    )
     assert statuses == ("approved", "returned", "Le relevé du 31 août manque de la page 2.")
-    mails = db_check(lambda s: [(m.recipient, m.subject, m.body_text) for m in s.scalars(
-        sa.select(OutboxEmail).where(OutboxEmail.subject.like("Compte rendu%")).order_by(OutboxEmail.id))])
+    mails = db_check(
+        lambda s: [
+            (m.recipient, m.subject, m.body_text)
+            for m in s.scalars(
+                sa.select(OutboxEmail).where(OutboxEmail.subject.like("Compte rendu%")).order_by(OutboxEmail.id)
+            )
+        ]
+    )
     assert any("approuvé" in subject and to == "coop1@example.org" for to, subject, _ in mails)
     assert any("corrections" in subject and "manque de la page 2" in body for _, subject, body in mails)
     # an approved report cannot be returned any more

@@ -19,10 +19,18 @@ def test_amount_round_trip(cents):
     assert parse_amount(format_amount(cents)) == cents
 
 
-@pytest.mark.parametrize(("text", "cents"), [
-    ("1 234,56", 123456), ("1234.5", 123450), ("-12", -1200), ("12,30 €", 1230), ("0,05", 5),
-    ("1\u202f000,00", 100000), ("1.234,56", 123456),
-])
+@pytest.mark.parametrize(
+    ("text", "cents"),
+    [
+        ("1 234,56", 123456),
+        ("1234.5", 123450),
+        ("-12", -1200),
+        ("12,30 €", 1230),
+        ("0,05", 5),
+        ("1\u202f000,00", 100000),
+        ("1.234,56", 123456),
+    ],
+)
 def test_parse_amount(text, cents):
     assert parse_amount(text) == cents
 
@@ -74,19 +82,22 @@ def test_identity_validators():
         check_phone("02 51")
 
 
-@pytest.mark.parametrize(("password", "ok"), [
-    ("short", False),
-    ("a" * 11, False),
-    ("aaaaaaaaaaaaaaa", False),                 # repetitive
-    ("azertyuiop123", False),                   # common
-    ("Motdepasse2025!", False),                 # common base word
-    ("Cooperative085!", False),                 # context words
-    ("occe85occe85", False),
-    ("085-001-secret-x", False),                # contains the login
-    ("la classe de mer à Noirmoutier", True),
-    ("x" * 20 + "yz" * 60, True),               # 140 characters: too long
-    ("une phrase assez longue " * 5 + "fin.", True),  # 129 > 128: refused
-])
+@pytest.mark.parametrize(
+    ("password", "ok"),
+    [
+        ("short", False),
+        ("a" * 11, False),
+        ("aaaaaaaaaaaaaaa", False),  # repetitive
+        ("azertyuiop123", False),  # common
+        ("Motdepasse2025!", False),  # common base word
+        ("Cooperative085!", False),  # context words
+        ("occe85occe85", False),
+        ("085-001-secret-x", False),  # contains the login
+        ("la classe de mer à Noirmoutier", True),
+        ("x" * 20 + "yz" * 60, True),  # 140 characters: too long
+        ("une phrase assez longue " * 5 + "fin.", True),  # 129 > 128: refused
+    ],
+)
 def test_password_policy(password, ok):
     problems = password_problems(password, login="085-001")
     if len(password) > 128:
@@ -106,10 +117,20 @@ def test_argon2id_hash_parameters_meet_asvs():
     assert not verify_password(stored, "x" * 99 + "z")  # no truncation
 
 
-@pytest.mark.parametrize("target", [
-    "//evil.tld", "https://evil.tld", "/\\evil.tld", "\\\\evil.tld", "https:evil.tld", " javascript:alert(1)",
-    "http://127.0.0.1:5000/", "evil.tld", "/\tevil",
-])
+@pytest.mark.parametrize(
+    "target",
+    [
+        "//evil.tld",
+        "https://evil.tld",
+        "/\\evil.tld",
+        "\\\\evil.tld",
+        "https:evil.tld",
+        " javascript:alert(1)",
+        "http://127.0.0.1:5000/",
+        "evil.tld",
+        "/\tevil",
+    ],
+)
 def test_safe_next_url_refuses_other_sites(target):
     assert safe_next_url(target, "/") == "/"
 

@@ -60,16 +60,30 @@ def closed(session, example):
 
 
 def expense(piece, amount, *, day, cheque="", mode="cheque", code="6068"):
-    return books.EntryData(piece=piece, date=day, label=f"Dépense {piece}", payment_mode=mode, kind="expense",
-                           treasury=books.Treasury(bank_out=amount), splits=[books.Split(code, amount)],
-                           cheque_number=cheque)
+    return books.EntryData(
+        piece=piece,
+        date=day,
+        label=f"Dépense {piece}",
+        payment_mode=mode,
+        kind="expense",
+        treasury=books.Treasury(bank_out=amount),
+        splits=[books.Split(code, amount)],
+        cheque_number=cheque,
+    )
 
 
 def receipt(piece, amount, *, day, code="756", bank=True):
     treasury = books.Treasury(bank_in=amount) if bank else books.Treasury(cash_in=amount)
     mode = "remise" if bank else "especes"
-    return books.EntryData(piece=piece, date=day, label=f"Recette {piece}", payment_mode=mode, kind="receipt",
-                           treasury=treasury, splits=[books.Split(code, amount)])
+    return books.EntryData(
+        piece=piece,
+        date=day,
+        label=f"Recette {piece}",
+        payment_mode=mode,
+        kind="receipt",
+        treasury=treasury,
+        splits=[books.Split(code, amount)],
+    )
 
 
 def staff_user(session, login="agent"):
@@ -93,13 +107,23 @@ def test_worked_example_crf_from_the_domain(session, closed):
     assert (crf.total_charges, crf.total_produits, crf.result) == (446760, 561000, 114240)
     assert (crf.closing_bank, crf.closing_cash, crf.closing_advance) == (294240, 5000, 0)
     assert crf.is_balanced and crf.assets_total == crf.liabilities_total == 299240
-    assert [line.display_code for line in crf.charges] == ["60680008", "60700008", "61681008", "61810008",
-                                                           "62810008", "62880008"]
+    assert [line.display_code for line in crf.charges] == [
+        "60680008",
+        "60700008",
+        "61681008",
+        "61810008",
+        "62810008",
+        "62880008",
+    ]
     assert crf.reconciliation.expected_statement == STATEMENT and crf.reconciliation.is_reconciled
     assert crf.cash_count.lines == [(2000, 2, 4000), (1000, 1, 1000)]
     [subsidy] = crf.subsidies
     assert (subsidy.origin, subsidy.action, subsidy.label, subsidy.amount) == (
-        "Commune", "Classe de mer", "Virement mairie - subvention classe de mer", 120000)
+        "Commune",
+        "Classe de mer",
+        "Virement mairie - subvention classe de mer",
+        120000,
+    )
     assert {a.name: a.balance for a in crf.actions} == {"Classe de mer": -30000, "Photos": 45000}
 
 
@@ -108,8 +132,11 @@ def test_closing_carries_the_balances_into_next_year(session, closed):
     assert following is not None and following.is_open
     assert opening_of(session, following) == (294240, 5000)
     entry = books.opening_entry(session, following)
-    assert {line.account.code: line.amount_cents for line in entry.lines} == {"512": 294240, "530": 5000,
-                                                                                "110": -299240}
+    assert {line.account.code: line.amount_cents for line in entry.lines} == {
+        "512": 294240,
+        "530": 5000,
+        "110": -299240,
+    }
     assert closed.status == "closed" and closed.closed_at == SEPT_15
     assert closed.closing_statement_balance_cents == STATEMENT and closed.cash_count["total"] == 5000
     event = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "ledger.closed"))
@@ -137,9 +164,20 @@ def test_closing_before_1_september_is_refused(session, example):
 def test_closing_with_an_advance_outstanding_is_refused(session, coop):
     ledger = books.open_ledger(session, coop, 2024)
     books.record_opening(session, ledger, bank=50000, cash=0, by=None)
-    books.record_entry(session, ledger, books.EntryData(
-        piece="G01", date=date(2024, 12, 2), label="Régie CP", payment_mode="cheque", kind="advance_paid",
-        treasury=books.Treasury(bank_out=10000), cheque_number="7"), by=None)
+    books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            piece="G01",
+            date=date(2024, 12, 2),
+            label="Régie CP",
+            payment_mode="cheque",
+            kind="advance_paid",
+            treasury=books.Treasury(bank_out=10000),
+            cheque_number="7",
+        ),
+        by=None,
+    )
     refused = _refusal(session, ledger, statement_balance=50000, cash_count=0)
     assert [c.key for c in refused.failed] == ["advance"]
     assert "Il reste 100,00 € de régies d'avance" in refused.message
@@ -182,8 +220,13 @@ def test_closing_needs_the_previous_year_closed(session, coop):
 
 def test_every_check_is_listed_with_its_status(session, example):
     checks = closing.closing_checks(session, example, today=date(2025, 9, 2))
-    assert [(c.key, c.ok) for c in checks] == [("period", True), ("advance", True), ("cash_count", False),
-                                               ("reconciliation", False), ("balanced", True)]
+    assert [(c.key, c.ok) for c in checks] == [
+        ("period", True),
+        ("advance", True),
+        ("cash_count", False),
+        ("reconciliation", False),
+        ("balanced", True),
+    ]
     closing.save_cash_count(session, example, CASH, by=None)
     closing.save_statement_balance(session, example, STATEMENT, by=None)
     assert all(c.ok for c in closing.closing_checks(session, example, today=date(2025, 9, 2)))
@@ -207,8 +250,13 @@ def test_a_closed_year_refuses_every_write_path(session, closed, tmp_path):
     with pytest.raises(DomainError, match="clôturé"):
         books.record_entry(session, closed, expense("D09", 100, day=date(2025, 1, 5), cheque="200"), by=None)
     with pytest.raises(DomainError, match="clôturé"):
-        books.update_entry(session, entry, expense("D02", 1000, day=date(2024, 11, 3), cheque="101", code="607"),
-                           expected_version=entry.version, by=None)
+        books.update_entry(
+            session,
+            entry,
+            expense("D02", 1000, day=date(2024, 11, 3), cheque="101", code="607"),
+            expected_version=entry.version,
+            by=None,
+        )
     with pytest.raises(DomainError, match="clôturé"):
         books.delete_entry(session, entry, by=None)
     with pytest.raises(DomainError, match="clôturé"):
@@ -222,8 +270,20 @@ def test_a_closed_year_refuses_every_write_path(session, closed, tmp_path):
     session.rollback()
 
 
-@pytest.mark.parametrize("change", ["label", "amount", "new_line", "delete_line", "delete_entry", "new_entry",
-                                    "action", "voucher", "statement_balance"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "label",
+        "amount",
+        "new_line",
+        "delete_line",
+        "delete_entry",
+        "new_entry",
+        "action",
+        "voucher",
+        "statement_balance",
+    ],
+)
 def test_the_guard_refuses_changes_behind_the_domains_back(session, closed, change):
     """Whatever the code path: an ORM change to a closed year fails at flush."""
     entry = session.scalar(sa.select(Entry).where(Entry.ledger_id == closed.id, Entry.piece == "D02"))
@@ -239,14 +299,33 @@ def test_the_guard_refuses_changes_behind_the_domains_back(session, closed, chan
     elif change == "delete_entry":
         session.delete(entry)
     elif change == "new_entry":
-        session.add(Entry(ledger=closed, coop_id=closed.coop_id, piece="X1", date=date(2025, 1, 1), label="x",
-                          payment_mode="cheque", kind="expense"))
+        session.add(
+            Entry(
+                ledger=closed,
+                coop_id=closed.coop_id,
+                piece="X1",
+                date=date(2025, 1, 1),
+                label="x",
+                payment_mode="cheque",
+                kind="expense",
+            )
+        )
     elif change == "action":
         action = session.scalar(sa.select(Action).where(Action.name == "Photos"))
         action.name = "Photos de classe"
     elif change == "voucher":
-        session.add(Document(coop_id=closed.coop_id, entry_id=entry.id, kind="voucher", original_name="a.pdf",
-                             content_type="application/pdf", size=1, sha256="0" * 64, storage_key="k" * 32))
+        session.add(
+            Document(
+                coop_id=closed.coop_id,
+                entry_id=entry.id,
+                kind="voucher",
+                original_name="a.pdf",
+                content_type="application/pdf",
+                size=1,
+                sha256="0" * 64,
+                storage_key="k" * 32,
+            )
+        )
     elif change == "statement_balance":
         closed.closing_statement_balance_cents = 1
     with pytest.raises(DomainError):
@@ -255,8 +334,9 @@ def test_the_guard_refuses_changes_behind_the_domains_back(session, closed, chan
 
 
 def test_pointage_stays_allowed_on_a_closed_year(session, closed):
-    cheque = session.scalar(sa.select(EntryLine).join(Entry).join(EntryLine.account)
-                            .where(Entry.piece == "D04", EntryLine.amount_cents < 0))
+    cheque = session.scalar(
+        sa.select(EntryLine).join(Entry).join(EntryLine.account).where(Entry.piece == "D04", EntryLine.amount_cents < 0)
+    )
     cheque.cleared_on = date(2025, 9, 12)
     session.flush()  # no DomainError: pointage metadata is not accounting
     assert session.get(EntryLine, cheque.id).cleared_on == date(2025, 9, 12)
@@ -266,7 +346,12 @@ def test_an_uncleared_cheque_is_carried_into_next_year_and_cleared_there(session
     following = books.find_ledger(session, closed.coop_id, 2025)
     [carried] = closing.carried_lines(session, following)
     assert (carried.piece, carried.cheque, carried.amount, carried.year_label, carried.cleared_on) == (
-        "D04", "104", -15000, "2024-2025", None)
+        "D04",
+        "104",
+        -15000,
+        "2024-2025",
+        None,
+    )
     # It is not entered again: the new year has only its opening entry.
     assert [e.kind for e in session.scalars(sa.select(Entry).where(Entry.ledger_id == following.id))] == ["opening"]
     before = reports.build_crf(session, closed).to_json()
@@ -307,8 +392,7 @@ def test_the_pointage_screen_of_next_year_clears_the_carried_cheque(session, clo
 
 def test_an_uncleared_cheque_still_counts_in_next_years_reconciliation(session, closed):
     following = books.find_ledger(session, closed.coop_id, 2025)
-    reconciliation = closing.bank_reconciliation(session, following, on=date(2025, 9, 30),
-                                                 statement_balance=STATEMENT)
+    reconciliation = closing.bank_reconciliation(session, following, on=date(2025, 9, 30), statement_balance=STATEMENT)
     assert [u.piece for u in reconciliation.uncleared] == ["D04"]
     assert reconciliation.book_balance == 294240 and reconciliation.is_reconciled
 
@@ -317,8 +401,10 @@ def test_the_opening_of_next_year_cannot_be_typed_by_hand(session, closed):
     following = books.find_ledger(session, closed.coop_id, 2025)
     with pytest.raises(DomainError, match="vient de la clôture du cahier 2024-2025"):
         books.record_opening(session, following, bank=1, cash=0, by=None)
-    rows = "piece;date;libelle;mode;cheque;action;pointe;banque_entree;banque_sortie;caisse_entree;caisse_sortie;" \
-           "regie_entree;regie_sortie\r\nRAN2;01/09/2025;Report;report;;;;10,00;;;;;\r\n"
+    rows = (
+        "piece;date;libelle;mode;cheque;action;pointe;banque_entree;banque_sortie;caisse_entree;caisse_sortie;"
+        "regie_entree;regie_sortie\r\nRAN2;01/09/2025;Report;report;;;;10,00;;;;;\r\n"
+    )
     with pytest.raises(ValidationErrors, match="report à nouveau"):
         cahier_format.import_cahier(session, following, rows.encode(), by=None)
 
@@ -345,15 +431,17 @@ def test_reopen_and_close_again_keeps_opening_equal_to_closing(session, closed):
     assert event.after == {"status": "open", "reason": "Facture oubliée"} and event.actor_login == "agent"
 
     # A bank charge of 28 August, on the statement of 29 August, had been forgotten.
-    forgotten = books.record_entry(session, closed, expense("D05", 2000, day=date(2025, 8, 28), mode="prelevement"),
-                                   by=None)
+    forgotten = books.record_entry(
+        session, closed, expense("D05", 2000, day=date(2025, 8, 28), mode="prelevement"), by=None
+    )
     [bank_line] = [line for line in forgotten.lines if line.account.code == books.BANK]
     bank_line.cleared_on = date(2025, 8, 29)
     session.flush()
     with pytest.raises(closing.ClosingRefused):
         closing.close_ledger(session, closed, statement_balance=STATEMENT, cash_count=CASH, by=None, now=SEPT_15)
-    closing.close_ledger(session, closed, statement_balance=STATEMENT - 2000, cash_count=CASH, by=None,
-                         now=datetime(2025, 9, 20))
+    closing.close_ledger(
+        session, closed, statement_balance=STATEMENT - 2000, cash_count=CASH, by=None, now=datetime(2025, 9, 20)
+    )
     following = books.find_ledger(session, closed.coop_id, 2025)
     assert opening_of(session, following) == (294240 - 2000, 5000)
     assert reports.build_crf(session, closed).result == 114240 - 2000
@@ -362,8 +450,9 @@ def test_reopen_and_close_again_keeps_opening_equal_to_closing(session, closed):
 def test_reopening_is_refused_while_next_year_is_closed(session, closed):
     staff = staff_user(session)
     following = books.find_ledger(session, closed.coop_id, 2025)
-    closing.close_ledger(session, following, statement_balance=STATEMENT, cash_count=CASH, by=None,
-                         now=datetime(2026, 9, 3))
+    closing.close_ledger(
+        session, following, statement_balance=STATEMENT, cash_count=CASH, by=None, now=datetime(2026, 9, 3)
+    )
     with pytest.raises(DomainError, match="Le cahier 2025-2026 est clôturé : rouvrez-le d'abord"):
         closing.reopen_ledger(session, closed, reason="Erreur", by=staff)
     closing.reopen_ledger(session, following, reason="Erreur", by=staff)
@@ -388,8 +477,9 @@ def test_close_and_crf_from_the_command_line(app, make_coop, db_check):
     make_coop(1)
     _cli_import(app)
     runner = app.test_cli_runner()
-    refused = runner.invoke(args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3 000,00",
-                                  "--cash-count", "45"])
+    refused = runner.invoke(
+        args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3 000,00", "--cash-count", "45"]
+    )
     assert refused.exit_code == 1
     assert "Clôture refusée, rien n'a été enregistré" in refused.output
     assert "L'arrêté de caisse (45,00 €) ne correspond pas" in refused.output
@@ -399,8 +489,9 @@ def test_close_and_crf_from_the_command_line(app, make_coop, db_check):
     not_yet = runner.invoke(args=["reports", "crf", "085-001", "2024-2025", "--json"])
     assert not_yet.exit_code == 1 and "n'est pas clôturé" in not_yet.output
 
-    done = runner.invoke(args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3092,40",
-                               "--cash-count", "50,00"])
+    done = runner.invoke(
+        args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3092,40", "--cash-count", "50,00"]
+    )
     assert done.exit_code == 0, done.output
     assert "Report à nouveau 2025-2026 : banque 2\u202f942,40 €, caisse 50,00 €" in done.output
 
@@ -410,11 +501,13 @@ def test_close_and_crf_from_the_command_line(app, make_coop, db_check):
     text = runner.invoke(args=["reports", "crf", "085-001", "2024"])
     assert "Résultat : 1 142,40 €" in text.output and "bilan équilibré" in text.output
 
-    again = runner.invoke(args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3092,40",
-                                "--cash-count", "50,00"])
+    again = runner.invoke(
+        args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3092,40", "--cash-count", "50,00"]
+    )
     assert again.exit_code == 1 and "déjà clôturé" in again.output
-    unknown = runner.invoke(args=["ledger", "close", "085-404", "2024-2025", "--statement-balance", "1",
-                                  "--cash-count", "1"])
+    unknown = runner.invoke(
+        args=["ledger", "close", "085-404", "2024-2025", "--statement-balance", "1", "--cash-count", "1"]
+    )
     assert unknown.exit_code == 1 and "Aucune coopérative" in unknown.output
 
 
@@ -422,22 +515,37 @@ def test_close_and_crf_from_the_command_line(app, make_coop, db_check):
 
 
 def test_the_transition_table_is_the_documented_one():
-    expected = {"draft": {"submitted"}, "submitted": {"approved", "returned"}, "returned": {"submitted"},
-                "approved": set()}
+    expected = {
+        "draft": {"submitted"},
+        "submitted": {"approved", "returned"},
+        "returned": {"submitted"},
+        "approved": set(),
+    }
     assert expected == reports.TRANSITIONS
 
 
-@pytest.mark.parametrize(("start", "to"), [("draft", "submitted"), ("submitted", "approved"),
-                                           ("submitted", "returned"), ("returned", "submitted")])
+@pytest.mark.parametrize(
+    ("start", "to"),
+    [("draft", "submitted"), ("submitted", "approved"), ("submitted", "returned"), ("returned", "submitted")],
+)
 def test_legal_transitions(start, to):
     report = AnnualReport(status=start)
     reports.transition(report, to)
     assert report.status == to
 
 
-@pytest.mark.parametrize(("start", "to"), [("draft", "approved"), ("draft", "returned"), ("approved", "submitted"),
-                                           ("approved", "returned"), ("returned", "approved"), ("submitted", "draft"),
-                                           ("draft", "archived")])
+@pytest.mark.parametrize(
+    ("start", "to"),
+    [
+        ("draft", "approved"),
+        ("draft", "returned"),
+        ("approved", "submitted"),
+        ("approved", "returned"),
+        ("returned", "approved"),
+        ("submitted", "draft"),
+        ("draft", "archived"),
+    ],
+)
 def test_illegal_transitions_raise(start, to):
     report = AnnualReport(status=start)
     with pytest.raises(DomainError):
@@ -448,16 +556,22 @@ def test_illegal_transitions_raise(start, to):
 MANDATAIRES = ["Claire Moreau"]
 
 
-@pytest.mark.parametrize(("auditors", "mandataire", "message"), [
-    ([("Paul Martin", "parent")], "Claire Moreau", "au moins deux vérificateurs"),
-    ([("Paul Martin", "teacher"), ("Léa Petit", "other")], "Claire Moreau", "parent d'élève"),
-    ([("Paul Martin", "parent"), ("MOREAU claire", "teacher")], "Claire Moreau",
-     "MOREAU claire est mandataire de la coopérative"),
-    ([("Paul Martin", "parent"), ("Jean Dupuis", "teacher")], "Jean Dupuis", "Jean Dupuis est mandataire"),
-    ([("Paul Martin", "parent"), ("M. Paul Martin", "teacher")], "Claire Moreau", "personne différente"),
-    ([("Paul Martin", "parent"), ("Léa Petit", "")], "Claire Moreau", "Choisissez la qualité de Léa Petit"),
-    ([("Paul Martin", "parent"), ("Léa Petit", "teacher")], "  ", "Indiquez le nom du mandataire"),
-])
+@pytest.mark.parametrize(
+    ("auditors", "mandataire", "message"),
+    [
+        ([("Paul Martin", "parent")], "Claire Moreau", "au moins deux vérificateurs"),
+        ([("Paul Martin", "teacher"), ("Léa Petit", "other")], "Claire Moreau", "parent d'élève"),
+        (
+            [("Paul Martin", "parent"), ("MOREAU claire", "teacher")],
+            "Claire Moreau",
+            "MOREAU claire est mandataire de la coopérative",
+        ),
+        ([("Paul Martin", "parent"), ("Jean Dupuis", "teacher")], "Jean Dupuis", "Jean Dupuis est mandataire"),
+        ([("Paul Martin", "parent"), ("M. Paul Martin", "teacher")], "Claire Moreau", "personne différente"),
+        ([("Paul Martin", "parent"), ("Léa Petit", "")], "Claire Moreau", "Choisissez la qualité de Léa Petit"),
+        ([("Paul Martin", "parent"), ("Léa Petit", "teacher")], "  ", "Indiquez le nom du mandataire"),
+    ],
+)
 def test_quitus_rules(auditors, mandataire, message):
     with pytest.raises(ValidationErrors) as caught:
         reports.check_quitus([reports.Auditor(*a) for a in auditors], mandataire, MANDATAIRES)
@@ -465,8 +579,11 @@ def test_quitus_rules(auditors, mandataire, message):
 
 
 def test_quitus_accepts_two_auditors_with_a_parent():
-    reports.check_quitus([reports.Auditor("Paul Martin", "parent"), reports.Auditor("Léa Petit", "teacher")],
-                         "Mme Claire Moreau", MANDATAIRES)
+    reports.check_quitus(
+        [reports.Auditor("Paul Martin", "parent"), reports.Auditor("Léa Petit", "teacher")],
+        "Mme Claire Moreau",
+        MANDATAIRES,
+    )
     assert reports.person_key("Mme Élise  DURAND") == reports.person_key("durand elise")
 
 
@@ -484,8 +601,10 @@ def _membership(session, ledger):
     from app.models import Membership, MembershipClass
 
     membership = Membership(coop_id=ledger.coop_id, school_year_id=ledger.school_year_id, status="draft")
-    membership.classes = [MembershipClass(position=0, name="CP", level="CP", pupils=24, teachers=1),
-                          MembershipClass(position=1, name="CE1-CE2", level="CE1", pupils=26, teachers=1)]
+    membership.classes = [
+        MembershipClass(position=0, name="CP", level="CP", pupils=24, teachers=1),
+        MembershipClass(position=1, name="CE1-CE2", level="CE1", pupils=26, teachers=1),
+    ]
     session.add(membership)
     session.flush()
     return membership
@@ -540,10 +659,14 @@ def web_example(app, make_coop, db_check, clock):
 
 def _ledger_state(db_check, start=2024):
     def read(session):
-        ledger = session.scalar(sa.select(Ledger).join(Ledger.school_year).where(
-            sa.text("school_year.start_year = :y")).params(y=start))
-        return None if ledger is None else (ledger.status, ledger.closing_statement_balance_cents,
-                                            (ledger.cash_count or {}).get("total"))
+        ledger = session.scalar(
+            sa.select(Ledger).join(Ledger.school_year).where(sa.text("school_year.start_year = :y")).params(y=start)
+        )
+        return (
+            None
+            if ledger is None
+            else (ledger.status, ledger.closing_statement_balance_cents, (ledger.cash_count or {}).get("total"))
+        )
 
     return db_check(read)
 
@@ -621,9 +744,20 @@ def test_a_closed_year_is_read_only_on_the_coop_face(client, web_example, login_
     login_as(web_example)
     _close_by_web(client)
     count = db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Entry)))
-    response = client.post("/coop/cahier/2024/nouvelle", data={
-        "form_token": "a" * 32, "kind": "expense", "piece": "D09", "date": "2025-06-01", "label": "Encre",
-        "payment_mode": "virement", "bank_amount": "10,00", "splits-0-account": "6068", "splits-0-amount": "10,00"})
+    response = client.post(
+        "/coop/cahier/2024/nouvelle",
+        data={
+            "form_token": "a" * 32,
+            "kind": "expense",
+            "piece": "D09",
+            "date": "2025-06-01",
+            "label": "Encre",
+            "payment_mode": "virement",
+            "bank_amount": "10,00",
+            "splits-0-account": "6068",
+            "splits-0-amount": "10,00",
+        },
+    )
     assert "clôturé" in _text(response) or "clôturé" in _text(client.get(response.headers.get("Location", "/")))
     opening = client.post("/coop/cahier/2025/report", data={"bank": "1,00", "cash": "0"})
     assert "vient de la clôture du cahier 2024-2025" in _text(opening)
@@ -652,20 +786,36 @@ def test_a_year_without_ledger_has_nothing_to_close(client, make_coop, login_as,
 
 
 def _cra_data(**overrides):
-    data = {"classes-0-name": "CP", "classes-0-level": "CP", "classes-0-pupils": "24",
-            "classes-1-name": "CE1-CE2", "classes-1-level": "CE1", "classes-1-pupils": "26",
-            "council_count": "6", "actions-0-name": "Classe de mer",
-            "actions-0-description": "Trois jours à Noirmoutier",
-            "actions-1-name": "Photos", "actions-1-description": "", "occe_participation": "oui",
-            "occe_actions": "Rencontres théâtre", "comment": "Belle année.", "save": "1"}
+    data = {
+        "classes-0-name": "CP",
+        "classes-0-level": "CP",
+        "classes-0-pupils": "24",
+        "classes-1-name": "CE1-CE2",
+        "classes-1-level": "CE1",
+        "classes-1-pupils": "26",
+        "council_count": "6",
+        "actions-0-name": "Classe de mer",
+        "actions-0-description": "Trois jours à Noirmoutier",
+        "actions-1-name": "Photos",
+        "actions-1-description": "",
+        "occe_participation": "oui",
+        "occe_actions": "Rencontres théâtre",
+        "comment": "Belle année.",
+        "save": "1",
+    }
     data.update(overrides)
     return {key: value for key, value in data.items() if value is not None}
 
 
 def _quitus_data(**overrides):
-    data = {"auditors-0-name": "Paul Martin", "auditors-0-quality": "parent",
-            "auditors-1-name": "Léa Petit", "auditors-1-quality": "teacher",
-            "mandataire_name": "Claire Moreau", "save": "1"}
+    data = {
+        "auditors-0-name": "Paul Martin",
+        "auditors-0-quality": "parent",
+        "auditors-1-name": "Léa Petit",
+        "auditors-1-quality": "teacher",
+        "mandataire_name": "Claire Moreau",
+        "save": "1",
+    }
     data.update(overrides)
     return data
 
@@ -698,28 +848,52 @@ def test_cra_prefilled_validated_then_next(client, web_example, login_as, db_che
 
     def stored(session):
         report = session.scalar(sa.select(AnnualReport))
-        return (report.status, report.council_count, report.cra_classes[1], report.cra_actions[0],
-                report.occe_actions)
+        return (report.status, report.council_count, report.cra_classes[1], report.cra_actions[0], report.occe_actions)
 
-    assert db_check(stored) == ("draft", 6, {"name": "CE1-CE2", "level": "CE1", "pupils": 26},
-                                {"name": "Classe de mer", "description": "Trois jours à Noirmoutier"},
-                                "Rencontres théâtre")
+    assert db_check(stored) == (
+        "draft",
+        6,
+        {"name": "CE1-CE2", "level": "CE1", "pupils": 26},
+        {"name": "Classe de mer", "description": "Trois jours à Noirmoutier"},
+        "Rencontres théâtre",
+    )
 
 
 def test_crf_page_and_pdf_of_the_worked_example(client, web_example, login_as):
     login_as(web_example)
     _close_by_web(client)
     page = _text(client.get("/coop/compte-rendu/2024/financier"))
-    for figure in ("4 467,60 €", "5 610,00 €", "1 142,40 €", "2 942,40 €", "3 092,40 €", "2 992,40 €",
-                   "Équilibre du bilan", "62810008", "Commune", "ne doivent pas être saisies à nouveau en 2025-2026"):
+    for figure in (
+        "4 467,60 €",
+        "5 610,00 €",
+        "1 142,40 €",
+        "2 942,40 €",
+        "3 092,40 €",
+        "2 992,40 €",
+        "Équilibre du bilan",
+        "62810008",
+        "Commune",
+        "ne doivent pas être saisies à nouveau en 2025-2026",
+    ):
         assert figure in page, figure
     assert '<th scope="col"' in page
 
     text = _pdf_text(client.get("/coop/compte-rendu/2024/financier.pdf"))
     assert "Compte rendu financier 2024-2025" in text and "Coopérative de test 001" in text
-    for figure in ("Total des charges 4 467,60", "Total des produits 5 610,00", "1 142,40", "2 942,40",
-                   "50,00", "3 092,40", "Livres BCD", "-150,00", "Classe de mer", "Total des subventions 1 200,00",
-                   "Équilibre du bilan", "Situation au 31/08/2025 2 992,40"):
+    for figure in (
+        "Total des charges 4 467,60",
+        "Total des produits 5 610,00",
+        "1 142,40",
+        "2 942,40",
+        "50,00",
+        "3 092,40",
+        "Livres BCD",
+        "-150,00",
+        "Classe de mer",
+        "Total des subventions 1 200,00",
+        "Équilibre du bilan",
+        "Situation au 31/08/2025 2 992,40",
+    ):
         assert figure in text, figure
 
 
@@ -734,8 +908,9 @@ def test_quitus_rules_on_the_page_and_its_pdf(client, web_example, login_as, db_
     assert one.status_code == 200 and "Indiquez au moins deux vérificateurs aux comptes." in _text(one)
     no_parent = client.post("/coop/compte-rendu/2024/quitus", data=_quitus_data(**{"auditors-0-quality": "other"}))
     assert "Au moins un des vérificateurs doit être parent d'élève." in _text(no_parent)
-    mandataire = client.post("/coop/compte-rendu/2024/quitus",
-                             data=_quitus_data(**{"auditors-1-name": "Claire MOREAU"}))
+    mandataire = client.post(
+        "/coop/compte-rendu/2024/quitus", data=_quitus_data(**{"auditors-1-name": "Claire MOREAU"})
+    )
     text = _text(mandataire)
     assert "Claire MOREAU est mandataire de la coopérative" in text
     assert 'aria-describedby="auditors-1-name-erreur"' in text
@@ -745,8 +920,17 @@ def test_quitus_rules_on_the_page_and_its_pdf(client, web_example, login_as, db_
     assert saved.status_code == 302 and saved.headers["Location"].endswith("/coop/compte-rendu/2024/quitus#imprimer")
     assert "Imprimer cette page Quitus" in _text(client.get("/coop/compte-rendu/2024/quitus"))
     text = _pdf_text(client.get("/coop/compte-rendu/2024/quitus.pdf"))
-    for part in ("Quitus 2024-2025", "Paul Martin", "Parent d'élève", "Léa Petit", "Claire Moreau",
-                 "Date et signature", "Résultat de l'année (excédent) 1 142,40", "2 942,40", "3 092,40"):
+    for part in (
+        "Quitus 2024-2025",
+        "Paul Martin",
+        "Parent d'élève",
+        "Léa Petit",
+        "Claire Moreau",
+        "Date et signature",
+        "Résultat de l'année (excédent) 1 142,40",
+        "2 942,40",
+        "3 092,40",
+    ):
         assert part in text, part
 
 
@@ -773,8 +957,9 @@ def _upload(client, slot, content, name):
     from werkzeug.test import encode_multipart
 
     boundary, body = encode_multipart({"slot": slot, "file": FileStorage(io.BytesIO(content), filename=name)})
-    return client.post("/coop/compte-rendu/2024/justificatifs", data=body,
-                       content_type=f"multipart/form-data; boundary={boundary}")
+    return client.post(
+        "/coop/compte-rendu/2024/justificatifs", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
 
 
 def test_supporting_documents_are_checked_by_content(app, client, web_example, login_as, db_check):
@@ -800,8 +985,10 @@ def test_supporting_documents_are_checked_by_content(app, client, web_example, l
     assert "Relevé bancaire au 31/08/2025 : fichier déposé (IMG_2025.pdf)." in shown
 
     def stored(session):
-        return {d.kind: (d.content_type, d.original_name, d.annual_report_id is not None, d.storage_key)
-                for d in session.scalars(sa.select(Document))}
+        return {
+            d.kind: (d.content_type, d.original_name, d.annual_report_id is not None, d.storage_key)
+            for d in session.scalars(sa.select(Document))
+        }
 
     documents = db_check(stored)
     assert documents["report_quitus"][:3] == ("application/pdf", "quitus signé.pdf", True)
@@ -824,9 +1011,13 @@ def test_submission_needs_everything_then_locks_the_report(client, web_example, 
     _close_by_web(client)
     page = _text(client.get("/coop/compte-rendu/2024/envoi"))
     assert "Envoyer mon compte rendu" not in page.split("Il manque encore")[1]
-    for missing in ("Remplir et valider le compte rendu d'activités.", "Indiquer les vérificateurs aux comptes",
-                    "Déposer : Quitus signé.", "Déposer : Relevé bancaire au 31/08/2025.",
-                    "Déposer : Justificatifs des subventions."):
+    for missing in (
+        "Remplir et valider le compte rendu d'activités.",
+        "Indiquer les vérificateurs aux comptes",
+        "Déposer : Quitus signé.",
+        "Déposer : Relevé bancaire au 31/08/2025.",
+        "Déposer : Justificatifs des subventions.",
+    ):
         assert missing in page, missing
     early = client.post("/coop/compte-rendu/2024/envoi", data={})
     assert early.status_code == 302
@@ -875,14 +1066,14 @@ def test_home_cards_follow_the_year_end(client, web_example, login_as):
     assert "Après la clôture du cahier 2024-2025" in page
     _close_by_web(client)
     page = _text(client.get("/"))
-    assert ("Cahier 2024-2025 clôturé le 15/09/2025. Report à nouveau 2025-2026 : banque 2 942,40 €, "
-            "caisse 50,00 €.") in page
+    assert (
+        "Cahier 2024-2025 clôturé le 15/09/2025. Report à nouveau 2025-2026 : banque 2 942,40 €, caisse 50,00 €."
+    ) in page
     assert "Remplir les comptes rendus" in page
     assert client.get("/coop/compte-rendu").headers["Location"].endswith("/coop/compte-rendu/2024")
 
 
-def test_staff_reopen_with_a_reason_and_the_coop_closes_again(app, client, web_example, make_staff, login_as,
-                                                              db_check):
+def test_staff_reopen_with_a_reason_and_the_coop_closes_again(app, client, web_example, make_staff, login_as, db_check):
     login_as(web_example)
     _close_by_web(client)
     client.post("/coop/compte-rendu/2024/activites", data=_cra_data())
@@ -894,8 +1085,11 @@ def test_staff_reopen_with_a_reason_and_the_coop_closes_again(app, client, web_e
     staff = login_as(make_staff("agent"), on=app.test_client())
     listing = _text(staff.get("/admin/admin_reports/"))
     assert "085-001 Coopérative de test 001" in listing and "Envoyé à l'OCCE 85" in listing
-    ledger_id = db_check(lambda s: s.scalar(sa.select(Ledger.id).join(Ledger.school_year).where(
-        sa.text("school_year.start_year = 2024"))))
+    ledger_id = db_check(
+        lambda s: s.scalar(
+            sa.select(Ledger.id).join(Ledger.school_year).where(sa.text("school_year.start_year = 2024"))
+        )
+    )
     assert "Rouvrir le cahier" in _text(staff.get("/admin/clotures/?coop=085-001"))
     form = staff.get(f"/admin/clotures/rouvrir/{ledger_id}")
     assert "Motif de la réouverture" in _text(form)
@@ -912,19 +1106,44 @@ def test_staff_reopen_with_a_reason_and_the_coop_closes_again(app, client, web_e
         return report.status, report.return_reason, event.actor_login, event.after["reason"], mails
 
     status, reason, actor, audited, mails = db_check(state)
-    assert (status, reason, actor, audited) == ("returned", "Facture de juin oubliée", "agent",
-                                                "Facture de juin oubliée")
+    assert (status, reason, actor, audited) == (
+        "returned",
+        "Facture de juin oubliée",
+        "agent",
+        "Facture de juin oubliée",
+    )
     assert mails[-1] == "Compte rendu 2024-2025 : l'OCCE 85 vous le renvoie (085-001)"
     assert _ledger_state(db_check)[0] == "open"
     assert "L'OCCE 85 vous a renvoyé le compte rendu : Facture de juin oubliée" in _text(client.get("/"))
 
     # The coop adds the forgotten invoice (paid by transfer, on the statement of 30 June), closes again.
-    client.post("/coop/cahier/2024/nouvelle", data={
-        "form_token": "b" * 32, "kind": "expense", "piece": "D05", "date": "2025-06-28", "label": "Facture oubliée",
-        "payment_mode": "virement", "bank_amount": "20,00", "splits-0-account": "6068", "splits-0-amount": "20,00"})
-    db_check(lambda s: (s.execute(sa.update(EntryLine).where(EntryLine.entry_id == s.scalar(
-        sa.select(Entry.id).where(Entry.piece == "D05")), EntryLine.amount_cents == -2000).values(
-        cleared_on=date(2025, 6, 30))), s.commit()))
+    client.post(
+        "/coop/cahier/2024/nouvelle",
+        data={
+            "form_token": "b" * 32,
+            "kind": "expense",
+            "piece": "D05",
+            "date": "2025-06-28",
+            "label": "Facture oubliée",
+            "payment_mode": "virement",
+            "bank_amount": "20,00",
+            "splits-0-account": "6068",
+            "splits-0-amount": "20,00",
+        },
+    )
+    db_check(
+        lambda s: (
+            s.execute(
+                sa.update(EntryLine)
+                .where(
+                    EntryLine.entry_id == s.scalar(sa.select(Entry.id).where(Entry.piece == "D05")),
+                    EntryLine.amount_cents == -2000,
+                )
+                .values(cleared_on=date(2025, 6, 30))
+            ),
+            s.commit(),
+        )
+    )
     client.post("/coop/cloture/2024/releve", data={"balance": "3 072,40"})
     closed_again = client.post("/coop/cloture/2024/cloturer", data={"confirmation": "1"})
     assert closed_again.status_code == 302

@@ -27,8 +27,9 @@ class Federation(db.Model):
     phone: Mapped[str] = mapped_column(String(20), default="")
     # Banks whose accounts take no direct debit of the membership fee: those coops pay by cheque.
     # One name per line (or separated by commas), matched without regard to case or accents.
-    no_debit_banks: Mapped[str] = mapped_column(String(500), default="La Banque Postale",
-                                                server_default="La Banque Postale")
+    no_debit_banks: Mapped[str] = mapped_column(
+        String(500), default="La Banque Postale", server_default="La Banque Postale"
+    )
 
     # Direct debits: the pain.008 version the bank takes, the lead time between the run and the
     # collection date, and whether settling a run also books the debit in each coop's cash-book.

@@ -108,8 +108,9 @@ class Entry(db.Model):
 
     ledger: Mapped[Ledger] = relationship(back_populates="entries")
     action: Mapped[Action | None] = relationship()
-    lines: Mapped[list[EntryLine]] = relationship(back_populates="entry", cascade="all, delete-orphan",
-                                                  order_by="EntryLine.id")
+    lines: Mapped[list[EntryLine]] = relationship(
+        back_populates="entry", cascade="all, delete-orphan", order_by="EntryLine.id"
+    )
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -133,7 +134,8 @@ class EntryLine(db.Model):
     amount_cents: Mapped[int] = mapped_column(BigInteger)
     cleared_on: Mapped[date | None] = mapped_column(Date)
     statement_line_id: Mapped[int | None] = mapped_column(
-        ForeignKey("statement_line.id", ondelete="SET NULL"), index=True)
+        ForeignKey("statement_line.id", ondelete="SET NULL"), index=True
+    )
 
     entry: Mapped[Entry] = relationship(back_populates="lines")
     account: Mapped[Account] = relationship()  # noqa: F821
@@ -148,8 +150,9 @@ class Document(db.Model):
     coop_id: Mapped[int] = mapped_column(ForeignKey("coop.id", ondelete="CASCADE"), index=True)
     entry_id: Mapped[int | None] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
     # A document of a change of mandataire (form, identity, proof of address, bank documents).
-    mandate_change_id: Mapped[int | None] = mapped_column(ForeignKey("mandate_change.id", ondelete="CASCADE"),
-                                                          index=True)
+    mandate_change_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mandate_change.id", ondelete="CASCADE"), index=True
+    )
     kind: Mapped[str] = mapped_column(String(30))
     original_name: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(50))
@@ -159,8 +162,7 @@ class Document(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     # A supporting document of a yearly report (signed quitus, statement at 31 August, subsidy proofs...).
-    annual_report_id: Mapped[int | None] = mapped_column(ForeignKey("annual_report.id", ondelete="CASCADE"),
-                                                         index=True)
+    annual_report_id: Mapped[int | None] = mapped_column(ForeignKey("annual_report.id", ondelete="CASCADE"), index=True)
 
 
 @event.listens_for(Session, "before_flush")
@@ -178,5 +180,9 @@ def _bump_ledger_revisions(session: Session, _context, _instances) -> None:
         elif isinstance(obj, Action) and obj.coop_id is not None:
             coop_ids.add(obj.coop_id)
     if ledger_ids or coop_ids:
-        session.execute(update(Ledger).where(or_(Ledger.id.in_(ledger_ids), Ledger.coop_id.in_(coop_ids)))
-                        .values(revision=Ledger.revision + 1).execution_options(synchronize_session=False))
+        session.execute(
+            update(Ledger)
+            .where(or_(Ledger.id.in_(ledger_ids), Ledger.coop_id.in_(coop_ids)))
+            .values(revision=Ledger.revision + 1)
+            .execution_options(synchronize_session=False)
+        )

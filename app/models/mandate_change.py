@@ -25,8 +25,9 @@ class MandateChange(db.Model):
 
     __tablename__ = "mandate_change"
     __table_args__ = (
-        CheckConstraint("status IN ('draft', 'submitted', 'returned', 'validated', 'sent_to_bank', 'completed')",
-                        name="status"),
+        CheckConstraint(
+            "status IN ('draft', 'submitted', 'returned', 'validated', 'sent_to_bank', 'completed')", name="status"
+        ),
         CheckConstraint("(status = 'completed') = (open_for_coop_id IS NULL)", name="open_until_completed"),
         Index("ix_mandate_change_status_submitted", "status", "submitted_at"),
     )
@@ -46,8 +47,7 @@ class MandateChange(db.Model):
     incoming_is_teacher: Mapped[bool] = mapped_column(Boolean, default=False)
 
     # The outgoing one: the mandate that ends (frozen at submission) and the name printed on the form.
-    outgoing_mandate_id: Mapped[int | None] = mapped_column(ForeignKey("mandate.id", ondelete="SET NULL"),
-                                                            index=True)
+    outgoing_mandate_id: Mapped[int | None] = mapped_column(ForeignKey("mandate.id", ondelete="SET NULL"), index=True)
     outgoing_civility: Mapped[str] = mapped_column(String(10), default="")
     outgoing_last_name: Mapped[str] = mapped_column(String(100), default="")
     outgoing_first_name: Mapped[str] = mapped_column(String(100), default="")
@@ -80,7 +80,8 @@ class MandateChange(db.Model):
     outgoing_mandate: Mapped[Mandate | None] = relationship(foreign_keys=[outgoing_mandate_id])  # noqa: F821
     new_mandate: Mapped[Mandate | None] = relationship(foreign_keys=[new_mandate_id])  # noqa: F821
     documents: Mapped[list[Document]] = relationship(  # noqa: F821
-        order_by="Document.id", viewonly=True)
+        order_by="Document.id", viewonly=True
+    )
 
     __mapper_args__ = {"version_id_col": version}
 

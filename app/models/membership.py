@@ -32,8 +32,9 @@ class Membership(db.Model):
             "atsem_count >= 0 AND aesh_count >= 0 AND other_adults_count >= 0 AND property_value_cents >= 0",
             name="declared_not_negative",
         ),
-        CheckConstraint("status = 'draft' OR (committed_at IS NOT NULL AND total_cents IS NOT NULL)",
-                        name="committed_is_frozen"),
+        CheckConstraint(
+            "status = 'draft' OR (committed_at IS NOT NULL AND total_cents IS NOT NULL)", name="committed_is_frozen"
+        ),
         Index("ix_membership_year_status", "school_year_id", "status"),
     )
 

@@ -147,8 +147,14 @@ def _guard_closed_years(session: Session, _context, _instances) -> None:
                 _refuse(obj)
         elif isinstance(obj, Action) and obj in dirty and "name" in _changed_columns(obj):
             year = session.scalar(
-                sa.select(Ledger).join(Entry, Entry.ledger_id == Ledger.id)
-                .where(Entry.action_id == obj.id, Ledger.status == "closed").limit(1))
+                sa.select(Ledger)
+                .join(Entry, Entry.ledger_id == Ledger.id)
+                .where(Entry.action_id == obj.id, Ledger.status == "closed")
+                .limit(1)
+            )
             if year is not None:
-                raise DomainError(f"L'action figure dans le cahier clôturé {year.school_year.label} : son nom ne "
-                                  "peut plus changer. Créez une nouvelle action pour la suite.", field="name")
+                raise DomainError(
+                    f"L'action figure dans le cahier clôturé {year.school_year.label} : son nom ne "
+                    "peut plus changer. Créez une nouvelle action pour la suite.",
+                    field="name",
+                )

@@ -38,9 +38,7 @@ class User(db.Model):
     password_changed_at: Mapped[datetime | None]
 
     coop: Mapped[Coop | None] = relationship(back_populates="users")  # noqa: F821
-    reset_tokens: Mapped[list[PasswordResetToken]] = relationship(
-        back_populates="user", cascade="all, delete-orphan"
-    )
+    reset_tokens: Mapped[list[PasswordResetToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
     # Flask-Login protocol
     @property

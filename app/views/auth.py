@@ -37,8 +37,9 @@ def login():
         return redirect(_home_for(current_user))
     form = LoginForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
-        outcome = auth_rules.authenticate(db.session, form.login.data, form.password.data, ip=client_ip(),
-                                          now=now(), policy=auth_policy())
+        outcome = auth_rules.authenticate(
+            db.session, form.login.data, form.password.data, ip=client_ip(), now=now(), policy=auth_policy()
+        )
         db.session.commit()
         if outcome.user is not None:
             session.clear()  # no session fixation: start from an empty session
@@ -53,7 +54,8 @@ def login():
             form.password.errors.append(
                 "Trop de tentatives échouées pour cet identifiant. Par sécurité, la connexion est bloquée "
                 f"jusqu'à {fr_datetime(outcome.locked_until, 'HH:mm')}. Vous pouvez aussi demander "
-                "un nouveau mot de passe.")
+                "un nouveau mot de passe."
+            )
         elif outcome.error == "disabled":
             form.password.errors.append("Ce compte est désactivé. Contactez l'OCCE 85.")
         else:
@@ -81,8 +83,15 @@ def change_password():
     if form.validate_on_submit():
         user = current_user._get_current_object()
         try:
-            auth_rules.change_password(db.session, user, form.current_password.data, form.new_password.data,
-                                       now=now(), policy=auth_policy(), ip=client_ip())
+            auth_rules.change_password(
+                db.session,
+                user,
+                form.current_password.data,
+                form.new_password.data,
+                now=now(),
+                policy=auth_policy(),
+                ip=client_ip(),
+            )
         except DomainError as exc:
             db.session.rollback()
             getattr(form, exc.field or "new_password").errors.append(exc.message)
@@ -104,15 +113,22 @@ def forgot_password():
         user = auth_rules.find_user_for_reset(db.session, form.identifier.data)
         if user is not None:
             raw = auth_rules.create_reset_token(db.session, user, now=now(), policy=auth_policy(), ip=client_ip())
-            queue_templated_email(db.session, user.contact_email, "password_reset", user=user,
-                                  link=url_for("auth.reset_password", token=raw))
+            queue_templated_email(
+                db.session,
+                user.contact_email,
+                "password_reset",
+                user=user,
+                link=url_for("auth.reset_password", token=raw),
+            )
         else:
-            audit.record(db.session, "password.reset_unknown", actor_login=form.identifier.data[:64],
-                         ip=client_ip())
+            audit.record(db.session, "password.reset_unknown", actor_login=form.identifier.data[:64], ip=client_ip())
         db.session.commit()
         # Same answer whether the login exists or not (no enumeration).
-        flash("Si cet identifiant existe, un e-mail contenant un lien vient d'être envoyé à l'adresse "
-              "enregistrée. Le lien est valable une heure et ne sert qu'une fois.", "info")
+        flash(
+            "Si cet identifiant existe, un e-mail contenant un lien vient d'être envoyé à l'adresse "
+            "enregistrée. Le lien est valable une heure et ne sert qu'une fois.",
+            "info",
+        )
         return redirect(url_for("auth.login"))
     return render_template("auth/forgot_password.html", form=form)
 
@@ -125,8 +141,9 @@ def reset_password(token: str):
     form = ResetPasswordForm()
     if valid and form.validate_on_submit():
         try:
-            auth_rules.reset_password(db.session, token, form.new_password.data, now=now(),
-                                      policy=auth_policy(), ip=client_ip())
+            auth_rules.reset_password(
+                db.session, token, form.new_password.data, now=now(), policy=auth_policy(), ip=client_ip()
+            )
         except DomainError as exc:
             db.session.rollback()
             form.new_password.errors.append(exc.message)

@@ -19,8 +19,9 @@ from forms.identity import IdentityForm
 
 bp = Blueprint("coop", __name__)
 
-_FIELD_LABELS = {name: field.args[0] for name, field in IdentityForm.__dict__.items()
-                 if hasattr(field, "args") and field.args}
+_FIELD_LABELS = {
+    name: field.args[0] for name, field in IdentityForm.__dict__.items() if hasattr(field, "args") and field.args
+}
 _ACTION_LABELS = {
     "coop.identity_updated": "Identité modifiée",
     "coop.updated": "Fiche mise à jour par l'OCCE 85 (import)",
@@ -51,11 +52,16 @@ def identity():
     coop = _coop()
     form = IdentityForm(obj=coop)
     if form.validate_on_submit():
-        values = {name: getattr(form, name).data.strip() if isinstance(getattr(form, name).data, str)
-                  else getattr(form, name).data for name in IDENTITY_FIELDS}
+        values = {
+            name: getattr(form, name).data.strip()
+            if isinstance(getattr(form, name).data, str)
+            else getattr(form, name).data
+            for name in IDENTITY_FIELDS
+        }
         try:
-            changed = update_identity(db.session, coop, values, expected_version=form.expected_version(),
-                                      by=current_user, ip=client_ip())
+            changed = update_identity(
+                db.session, coop, values, expected_version=form.expected_version(), by=current_user, ip=client_ip()
+            )
         except DomainError as exc:
             db.session.rollback()
             flash(exc.message, "danger")
@@ -67,16 +73,17 @@ def identity():
             flash("Aucune modification : les informations étaient déjà à jour.", "info")
         return redirect(url_for("coop.identity"))
     form.version.data = coop.version
-    return render_template("coop/identity.html", form=form, coop=coop,
-                           mandate=current_mandate(coop, now().date()))
+    return render_template("coop/identity.html", form=form, coop=coop, mandate=current_mandate(coop, now().date()))
 
 
 @bp.route("/coop/modifications")
 @access("coop")
 def history():
     events = db.session.scalars(
-        owned(AuditEvent).where(AuditEvent.action.in_(list(_ACTION_LABELS)))
-        .order_by(AuditEvent.created_at.desc()).limit(100)
+        owned(AuditEvent)
+        .where(AuditEvent.action.in_(list(_ACTION_LABELS)))
+        .order_by(AuditEvent.created_at.desc())
+        .limit(100)
     ).all()
     return render_template("coop/history.html", events=events, labels=_ACTION_LABELS)
 
@@ -85,5 +92,4 @@ def history():
 @access("coop")
 def history_event(event_id: int):
     event = owned_or_404(AuditEvent, event_id)
-    return render_template("coop/history_event.html", event=event, labels=_ACTION_LABELS,
-                           field_labels=_FIELD_LABELS)
+    return render_template("coop/history_event.html", event=event, labels=_ACTION_LABELS, field_labels=_FIELD_LABELS)

@@ -12,8 +12,11 @@ MESSAGES = {
     405: ("Action impossible", "Cette action n'est pas possible sur cette page."),
     413: ("Fichier trop volumineux", "Le fichier envoyé dépasse la taille autorisée."),
     429: ("Trop de tentatives", "Trop de demandes en peu de temps. Patientez quelques minutes puis réessayez."),
-    500: ("Erreur du serveur", "Une erreur inattendue s'est produite. Rien n'a été enregistré. "
-          "Réessayez dans quelques minutes ; si cela persiste, contactez l'OCCE 85."),
+    500: (
+        "Erreur du serveur",
+        "Une erreur inattendue s'est produite. Rien n'a été enregistré. "
+        "Réessayez dans quelques minutes ; si cela persiste, contactez l'OCCE 85.",
+    ),
 }
 
 
@@ -27,5 +30,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return render(400, "Le formulaire a expiré ou a été ouvert dans un autre onglet. "
-                           "Rechargez la page et recommencez : rien n'a été enregistré.")
+        return render(
+            400,
+            "Le formulaire a expiré ou a été ouvert dans un autre onglet. "
+            "Rechargez la page et recommencez : rien n'a été enregistré.",
+        )

@@ -37,8 +37,16 @@ bp = Blueprint("ledger", __name__)
 
 VOUCHER_MAX_BYTES = 10 * 1024 * 1024
 _FORM_TOKEN = re.compile(r"[0-9a-f]{32}")
-_FIELD_FOR_BOX = {"box6": "bank_amount", "box7": "splits", "kind": "kind", "piece": "piece", "date": "date",
-                  "label": "label", "cheque_number": "cheque_number", "action": "action"}
+_FIELD_FOR_BOX = {
+    "box6": "bank_amount",
+    "box7": "splits",
+    "kind": "kind",
+    "piece": "piece",
+    "date": "date",
+    "label": "label",
+    "cheque_number": "cheque_number",
+    "action": "action",
+}
 
 
 def _current_year() -> int:
@@ -66,11 +74,16 @@ def _year_choices(selected: int) -> list[int]:
 
 
 def _account_choices() -> dict[str, list[tuple[str, str]]]:
-    accounts = db.session.scalars(sa.select(Account).where(Account.is_active, Account.nature.in_(
-        ("expense", "income", "subsidy"))).order_by(Account.code)).all()
+    accounts = db.session.scalars(
+        sa.select(Account)
+        .where(Account.is_active, Account.nature.in_(("expense", "income", "subsidy")))
+        .order_by(Account.code)
+    ).all()
     groups = {"Charges (dépenses)": "expense", "Produits (recettes)": "income", "Subventions (recettes)": "subsidy"}
-    return {group: [(a.code, f"{a.display_code} — {a.label}") for a in accounts if a.nature == nature]
-            for group, nature in groups.items()}
+    return {
+        group: [(a.code, f"{a.display_code} — {a.label}") for a in accounts if a.nature == nature]
+        for group, nature in groups.items()
+    }
 
 
 def _prepare_form(form: EntryForm) -> None:
@@ -97,12 +110,16 @@ def _entry_data(form: EntryForm) -> books.EntryData:
         if bank and cash and bank != cash:
             raise DomainError("Pour un mouvement entre caisse et banque, indiquez un seul montant.", field="box6")
         amount = bank or cash
-        treasury = (books.Treasury(bank_in=amount, cash_out=amount) if kind == "deposit"
-                    else books.Treasury(bank_out=amount, cash_in=amount))
+        treasury = (
+            books.Treasury(bank_in=amount, cash_out=amount)
+            if kind == "deposit"
+            else books.Treasury(bank_out=amount, cash_in=amount)
+        )
     else:
         treasury = books.Treasury()
-    splits = [books.Split(sub.account.data, sub.amount.data) for sub in form.splits
-              if sub.account.data or sub.amount.data]
+    splits = [
+        books.Split(sub.account.data, sub.amount.data) for sub in form.splits if sub.account.data or sub.amount.data
+    ]
     for split in splits:
         if not split.account_code:
             raise DomainError("Choisissez le compte de chaque ligne de ventilation.", field="box7")
@@ -119,13 +136,25 @@ def _entry_data(form: EntryForm) -> books.EntryData:
     if form.new_action.data and form.new_action.data.strip():
         action_id = books.create_action(db.session, current_coop_id(), form.new_action.data, by=current_user).id
     elif form.action.data:
-        action = (db.session.scalar(owned(Action).where(Action.id == int(form.action.data)))
-                  if form.action.data.isdigit() else None)
+        action = (
+            db.session.scalar(owned(Action).where(Action.id == int(form.action.data)))
+            if form.action.data.isdigit()
+            else None
+        )
         if action is None:
             raise DomainError("Cette action n'existe pas.", field="action")
         action_id = action.id
-    return books.EntryData(piece=form.piece.data, date=form.date.data, label=form.label.data, payment_mode=mode,
-                           kind=kind, treasury=treasury, splits=splits, cheque_number=cheque, action_id=action_id)
+    return books.EntryData(
+        piece=form.piece.data,
+        date=form.date.data,
+        label=form.label.data,
+        payment_mode=mode,
+        kind=kind,
+        treasury=treasury,
+        splits=splits,
+        cheque_number=cheque,
+        action_id=action_id,
+    )
 
 
 def _show_error(form: EntryForm, exc: DomainError) -> None:
@@ -140,10 +169,16 @@ def _show_error(form: EntryForm, exc: DomainError) -> None:
 
 def _render_form(form: EntryForm, ledger_year: int, entry: Entry | None = None):
     _prepare_form(form)
-    return render_template("ledger/entry_form.html", form=form, year=ledger_year, entry=entry,
-                           year_label=f"{ledger_year}-{ledger_year + 1}",
-                           split_errors=getattr(form, "split_errors", []),
-                           kinds=books.KIND_LABELS, modes_for_kind=books.MODES_FOR_KIND)
+    return render_template(
+        "ledger/entry_form.html",
+        form=form,
+        year=ledger_year,
+        entry=entry,
+        year_label=f"{ledger_year}-{ledger_year + 1}",
+        split_errors=getattr(form, "split_errors", []),
+        kinds=books.KIND_LABELS,
+        modes_for_kind=books.MODES_FOR_KIND,
+    )
 
 
 # -- classic view --------------------------------------------------------------------------------
@@ -161,15 +196,26 @@ def cahier(year: int):
     _check_year(year)
     ledger = _find_ledger(year)
     sort = request.args.get("tri", "date")
-    filters = {"text": request.args.get("q", "").strip()[:100], "account": request.args.get("compte", "")[:7],
-               "mode": request.args.get("mode", "")[:12]}
+    filters = {
+        "text": request.args.get("q", "").strip()[:100],
+        "account": request.args.get("compte", "")[:7],
+        "mode": request.args.get("mode", "")[:12],
+    }
     action_id = request.args.get("action", type=int)
     printing = bool(request.args.get("impression"))
     data = rows_html = None
     if ledger is not None:
         # created_at too: SQLite may reuse the id of a deleted ledger
-        key = (ledger.id, ledger.created_at, ledger.revision, ledger.is_open, printing, sort, action_id,
-               tuple(filters.items()))
+        key = (
+            ledger.id,
+            ledger.created_at,
+            ledger.revision,
+            ledger.is_open,
+            printing,
+            sort,
+            action_id,
+            tuple(filters.items()),
+        )
 
         def build():
             built = cahier_format.build_cahier(db.session, ledger, sort=sort, action_id=action_id, **filters)
@@ -177,15 +223,29 @@ def cahier(year: int):
 
         data, rows_html = cahier_cache.get_or_build(key, build)
     actions = db.session.scalars(owned(Action).order_by(Action.name)).all()
-    accounts = db.session.scalars(sa.select(Account).where(Account.nature.in_(("expense", "income", "subsidy")))
-                                  .order_by(Account.code)).all()
+    accounts = db.session.scalars(
+        sa.select(Account).where(Account.nature.in_(("expense", "income", "subsidy"))).order_by(Account.code)
+    ).all()
     template = "ledger/cahier_print.html" if printing else "ledger/cahier.html"
     has_opening = ledger is not None and books.opening_entry(db.session, ledger) is not None
-    return render_template(template, ledger=ledger, data=data, rows_html=rows_html, year=year,
-                           year_label=f"{year}-{year + 1}",
-                           years=_year_choices(year), sort=sort, filters=filters, action_id=action_id,
-                           actions=actions, accounts=accounts, modes=books.MODE_LABELS, coop=current_user.coop,
-                           has_opening=has_opening, filtered=any(filters.values()) or bool(action_id))
+    return render_template(
+        template,
+        ledger=ledger,
+        data=data,
+        rows_html=rows_html,
+        year=year,
+        year_label=f"{year}-{year + 1}",
+        years=_year_choices(year),
+        sort=sort,
+        filters=filters,
+        action_id=action_id,
+        actions=actions,
+        accounts=accounts,
+        modes=books.MODE_LABELS,
+        coop=current_user.coop,
+        has_opening=has_opening,
+        filtered=any(filters.values()) or bool(action_id),
+    )
 
 
 # -- entries -------------------------------------------------------------------------------------
@@ -207,8 +267,14 @@ def new_entry(year: int):
         if form.validate():
             try:
                 ledger = _ledger_for_write(year)
-                entry = books.record_entry(db.session, ledger, _entry_data(form), by=current_user,
-                                           idempotency_key=form.form_token.data or None, ip=client_ip())
+                entry = books.record_entry(
+                    db.session,
+                    ledger,
+                    _entry_data(form),
+                    by=current_user,
+                    idempotency_key=form.form_token.data or None,
+                    ip=client_ip(),
+                )
                 db.session.commit()
             except DomainError as exc:
                 db.session.rollback()
@@ -236,8 +302,7 @@ def new_entry(year: int):
         return redirect(url_for("ledger.new_entry", year=year, jeton=uuid.uuid4().hex, releve=statement_line_id))
     existing = books.find_by_token(db.session, current_coop_id(), token)
     if existing is not None:
-        return render_template("ledger/entry_recorded.html", entry=existing, year=year,
-                               year_label=f"{year}-{year + 1}")
+        return render_template("ledger/entry_recorded.html", entry=existing, year=year, year_label=f"{year}-{year + 1}")
     ledger = _find_ledger(year)
     form.form_token.data = token
     form.piece.data = _suggested_piece(ledger)
@@ -253,9 +318,16 @@ def new_entry(year: int):
 def _prefill_from_statement(form: EntryForm, item) -> None:
     """« Créer l'opération » from a statement line: date, label, amount and the usual accounts."""
     amount = abs(item.amount_cents)
-    membership = db.session.scalar(sa.select(Membership).where(
-        Membership.coop_id == current_coop_id(), Membership.total_cents == amount,
-        Membership.cotisation_cents.is_not(None)).order_by(Membership.id.desc()).limit(1))
+    membership = db.session.scalar(
+        sa.select(Membership)
+        .where(
+            Membership.coop_id == current_coop_id(),
+            Membership.total_cents == amount,
+            Membership.cotisation_cents.is_not(None),
+        )
+        .order_by(Membership.id.desc())
+        .limit(1)
+    )
     split = (membership.cotisation_cents, amount - membership.cotisation_cents) if membership else None
     suggestion = reconciliation.suggest_entry(item, split)
     form.statement_line.data = str(item.id)
@@ -272,8 +344,9 @@ def _point_with_statement_line(entry: Entry, raw_id: str, year: int):
     bank_lines = [line.id for line in entry.lines if line.account.code == books.BANK]
     if item is not None and bank_lines:
         try:
-            reconciliation.confirm_match(db.session, current_coop_id(), item.id, bank_lines, by=current_user,
-                                         ip=client_ip())
+            reconciliation.confirm_match(
+                db.session, current_coop_id(), item.id, bank_lines, by=current_user, ip=client_ip()
+            )
             db.session.commit()
             flash("Elle est pointée avec la ligne du relevé.", "success")
         except DomainError as exc:
@@ -286,8 +359,12 @@ def _suggested_piece(ledger: Ledger | None) -> str:
     """Next number in the series of the last operation entered (D07 -> D08, 41 -> 42)."""
     if ledger is None:
         return "1"
-    last = db.session.scalar(sa.select(Entry.piece).where(Entry.ledger_id == ledger.id, Entry.kind != "opening")
-                             .order_by(Entry.id.desc()).limit(1))
+    last = db.session.scalar(
+        sa.select(Entry.piece)
+        .where(Entry.ledger_id == ledger.id, Entry.kind != "opening")
+        .order_by(Entry.id.desc())
+        .limit(1)
+    )
     prefix = re.match(r"[A-Za-z]*", last or "").group(0)
     return books.next_piece(db.session, ledger, prefix)
 
@@ -323,9 +400,16 @@ def _fill_from_entry(form: EntryForm, entry: Entry) -> None:
 def entry_detail(entry_id: int):
     entry = owned_or_404(Entry, entry_id)
     vouchers = db.session.scalars(owned(Document).where(Document.entry_id == entry.id).order_by(Document.id)).all()
-    return render_template("ledger/entry_detail.html", entry=entry, vouchers=vouchers, voucher_form=VoucherForm(),
-                           year=entry.ledger.school_year.start_year, kinds=books.KIND_LABELS,
-                           kind=books.form_kind(entry), modes=books.MODE_LABELS)
+    return render_template(
+        "ledger/entry_detail.html",
+        entry=entry,
+        vouchers=vouchers,
+        voucher_form=VoucherForm(),
+        year=entry.ledger.school_year.start_year,
+        kinds=books.KIND_LABELS,
+        kind=books.form_kind(entry),
+        modes=books.MODE_LABELS,
+    )
 
 
 @bp.route("/coop/cahier/operation/<int:entry_id>/modifier", methods=["GET", "POST"])
@@ -344,8 +428,9 @@ def edit_entry(entry_id: int):
         if form.validate():
             try:
                 expected = int(form.version.data) if (form.version.data or "").isdigit() else None
-                uncleared = books.update_entry(db.session, entry, _entry_data(form), expected_version=expected,
-                                               by=current_user, ip=client_ip())
+                uncleared = books.update_entry(
+                    db.session, entry, _entry_data(form), expected_version=expected, by=current_user, ip=client_ip()
+                )
                 db.session.commit()
             except DomainError as exc:
                 db.session.rollback()
@@ -356,8 +441,11 @@ def edit_entry(entry_id: int):
             else:
                 flash(f"Opération {entry.piece} modifiée.", "success")
                 if uncleared:
-                    flash("Le montant ou le côté banque a changé : le pointage de cette opération a été annulé. "
-                          "Pointez-la à nouveau sur le relevé.", "warning")
+                    flash(
+                        "Le montant ou le côté banque a changé : le pointage de cette opération a été annulé. "
+                        "Pointez-la à nouveau sur le relevé.",
+                        "warning",
+                    )
                 return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{entry.id}"))
         return _render_form(form, year, entry)
     _fill_from_entry(form, entry)
@@ -396,14 +484,25 @@ def upload_voucher(entry_id: int):
     entry = owned_or_404(Entry, entry_id)
     form = VoucherForm()
     if not entry.ledger.is_open:
-        flash(f"Le cahier {entry.ledger.school_year.label} est clôturé : on ne peut plus y ajouter de justificatif.",
-              "warning")
+        flash(
+            f"Le cahier {entry.ledger.school_year.label} est clôturé : on ne peut plus y ajouter de justificatif.",
+            "warning",
+        )
     elif form.validate_on_submit():
         upload = form.file.data
         try:
-            documents.store_document(db.session, upload_dir=current_app.config["UPLOAD_DIR"], coop_id=entry.coop_id,
-                                     kind="voucher", filename=upload.filename or "", content=upload.read(),
-                                     max_bytes=VOUCHER_MAX_BYTES, by=current_user, entry_id=entry.id, ip=client_ip())
+            documents.store_document(
+                db.session,
+                upload_dir=current_app.config["UPLOAD_DIR"],
+                coop_id=entry.coop_id,
+                kind="voucher",
+                filename=upload.filename or "",
+                content=upload.read(),
+                max_bytes=VOUCHER_MAX_BYTES,
+                by=current_user,
+                entry_id=entry.id,
+                ip=client_ip(),
+            )
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -428,11 +527,13 @@ def download_document(document_id: int):
         document = owned_or_404(Document, document_id)
     path = documents.document_path(current_app.config["UPLOAD_DIR"], document)
     if not path.is_file():
-        current_app.logger.error("document %s: file %s missing from the upload store", document.id,
-                                 document.storage_key)
+        current_app.logger.error(
+            "document %s: file %s missing from the upload store", document.id, document.storage_key
+        )
         abort(404)
-    response = send_file(path, mimetype=document.content_type, as_attachment=True,
-                         download_name=document.original_name, max_age=0)
+    response = send_file(
+        path, mimetype=document.content_type, as_attachment=True, download_name=document.original_name, max_age=0
+    )
     response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
     return response
 
@@ -449,8 +550,9 @@ def opening(year: int):
     if form.validate_on_submit():
         try:
             ledger = _ledger_for_write(year)
-            books.record_opening(db.session, ledger, bank=form.bank.data or 0, cash=form.cash.data or 0,
-                                 by=current_user, ip=client_ip())
+            books.record_opening(
+                db.session, ledger, bank=form.bank.data or 0, cash=form.cash.data or 0, by=current_user, ip=client_ip()
+            )
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -486,9 +588,16 @@ def actions():
             flash(f"Action « {action.name} » créée.", "success")
             return redirect(url_for("ledger.actions", annee=year))
     totals = books.action_totals(db.session, current_coop_id(), _find_ledger(year))
-    return render_template("ledger/actions.html", form=form, totals=totals, year=year,
-                           year_label=f"{year}-{year + 1}", years=_year_choices(year), rename_form=RenameActionForm(),
-                           archive_form=ArchiveActionForm())
+    return render_template(
+        "ledger/actions.html",
+        form=form,
+        totals=totals,
+        year=year,
+        year_label=f"{year}-{year + 1}",
+        years=_year_choices(year),
+        rename_form=RenameActionForm(),
+        archive_form=ArchiveActionForm(),
+    )
 
 
 @bp.route("/coop/actions/<int:action_id>/renommer", methods=["POST"])
@@ -536,10 +645,16 @@ def _export_name(year: int, extension: str) -> str:
 def export_csv(year: int):
     _check_year(year)
     ledger = _find_ledger(year)
-    content = cahier_format.export_csv(db.session, ledger) if ledger else "\ufeff".encode() + ";".join(
-        cahier_format.FIXED_COLUMNS).encode() + b"\r\n"
-    return Response(content, mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{_export_name(year, "csv")}"'})
+    content = (
+        cahier_format.export_csv(db.session, ledger)
+        if ledger
+        else "\ufeff".encode() + ";".join(cahier_format.FIXED_COLUMNS).encode() + b"\r\n"
+    )
+    return Response(
+        content,
+        mimetype="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{_export_name(year, "csv")}"'},
+    )
 
 
 @bp.route("/coop/cahier/<int:year>/export.xlsx")
@@ -552,8 +667,11 @@ def export_xlsx(year: int):
         return redirect(url_for("ledger.cahier", year=year))
     title = f"Cahier de comptabilité {year}-{year + 1} — {current_user.coop.login} {current_user.coop.name}"
     content = cahier_format.export_xlsx(db.session, ledger, title)
-    return Response(content, mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": f'attachment; filename="{_export_name(year, "xlsx")}"'})
+    return Response(
+        content,
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="{_export_name(year, "xlsx")}"'},
+    )
 
 
 @bp.route("/coop/cahier/<int:year>/import", methods=["GET", "POST"])
@@ -565,8 +683,9 @@ def import_csv(year: int):
     if form.validate_on_submit():
         try:
             ledger = _ledger_for_write(year)
-            count = cahier_format.import_cahier(db.session, ledger, form.file.data.read(), by=current_user,
-                                                ip=client_ip())
+            count = cahier_format.import_cahier(
+                db.session, ledger, form.file.data.read(), by=current_user, ip=client_ip()
+            )
             db.session.commit()
         except ValidationErrors as exc:
             db.session.rollback()

@@ -45,8 +45,13 @@ bp = Blueprint("mandates", __name__)
 
 UPLOAD_FORMS = {"mandate_form": SignedFormUpload, "identity": IdentityUpload, "address_proof": AddressProofUpload}
 # Mail sent to the coop when its dossier reaches a status.
-STATUS_MAILS = {"submitted": "mandate_submitted", "returned": "mandate_returned", "validated": "mandate_validated",
-                "sent_to_bank": "mandate_sent_to_bank", "completed": "mandate_completed"}
+STATUS_MAILS = {
+    "submitted": "mandate_submitted",
+    "returned": "mandate_returned",
+    "validated": "mandate_validated",
+    "sent_to_bank": "mandate_sent_to_bank",
+    "completed": "mandate_completed",
+}
 
 
 def _coop():
@@ -64,8 +69,14 @@ def federation() -> Federation | None:
 def queue_status_mail(session: Session, change: MandateChange) -> None:
     """Tell the coop (and, once the delegation exists, the new mandataire) where its dossier stands."""
     coop = change.coop
-    context = {"coop": coop, "change": change, "bank": bank_of(change), "status_label": STATUS_LABELS[change.status],
-               "reasons": REASONS, "is_credit_mutuel": is_credit_mutuel(bank_of(change))}
+    context = {
+        "coop": coop,
+        "change": change,
+        "bank": bank_of(change),
+        "status_label": STATUS_LABELS[change.status],
+        "reasons": REASONS,
+        "is_credit_mutuel": is_credit_mutuel(bank_of(change)),
+    }
     if coop.email:
         queue_templated_email(session, coop.email, STATUS_MAILS[change.status], **context)
     if change.status == "completed" and change.incoming_email and change.incoming_email != coop.email:
@@ -74,8 +85,9 @@ def queue_status_mail(session: Session, change: MandateChange) -> None:
 
 def _send_file(document: Document, *, inline: bool) -> Response:
     path = documents.document_path(current_app.config["UPLOAD_DIR"], document)
-    response = send_file(path, mimetype=document.content_type, as_attachment=not inline,
-                         download_name=document.original_name, max_age=0)
+    response = send_file(
+        path, mimetype=document.content_type, as_attachment=not inline, download_name=document.original_name, max_age=0
+    )
     if inline:
         # Shown by the browser, never as part of the app: a sandboxed, unique origin, no sniffing.
         response.headers["Content-Security-Policy"] = "sandbox"
@@ -87,9 +99,16 @@ def _send_file(document: Document, *, inline: bool) -> Response:
 
 def serve_document(document: Document, *, inline: bool) -> Response:
     """A change-of-mandataire document (identity data): audited, then served."""
-    audit.record(db.session, "document.viewed" if inline else "document.downloaded", actor=current_user,
-                 coop_id=document.coop_id, entity="document", entity_id=document.id,
-                 after={"kind": document.kind}, ip=client_ip())
+    audit.record(
+        db.session,
+        "document.viewed" if inline else "document.downloaded",
+        actor=current_user,
+        coop_id=document.coop_id,
+        entity="document",
+        entity_id=document.id,
+        after={"kind": document.kind},
+        ip=client_ip(),
+    )
     db.session.commit()
     return _send_file(document, inline=inline)
 
@@ -105,8 +124,13 @@ def step():
     change = open_change(db.session, coop)
     if change is not None:
         return redirect(url_for(".dossier", id=change.id))
-    return render_template("mandates/step.html", coop=coop, mandate=current_mandate(coop, _today()),
-                           history=changes_of(db.session, coop), status_labels=STATUS_LABELS)
+    return render_template(
+        "mandates/step.html",
+        coop=coop,
+        mandate=current_mandate(coop, _today()),
+        history=changes_of(db.session, coop),
+        status_labels=STATUS_LABELS,
+    )
 
 
 def _prefill_outgoing(form: MandateChangeForm) -> None:
@@ -128,8 +152,14 @@ def _show_errors(form, errors: dict[str, list[str]], *, fallback: str | None = N
 
 def _render_details(form: MandateChangeForm, change: MandateChange | None, status: int = 200):
     coop = _coop()
-    return render_template("mandates/details.html", form=form, change=change, coop=coop,
-                           mandate=current_mandate(coop, _today()), max_past_days=EFFECTIVE_DATE_MAX_PAST_DAYS), status
+    return render_template(
+        "mandates/details.html",
+        form=form,
+        change=change,
+        coop=coop,
+        mandate=current_mandate(coop, _today()),
+        max_past_days=EFFECTIVE_DATE_MAX_PAST_DAYS,
+    ), status
 
 
 @bp.route("/coop/mandataire/nouveau", methods=["GET", "POST"])
@@ -158,8 +188,11 @@ def new():
         db.session.rollback()
         flash(exc.message, "warning")
         return redirect(url_for(".step"))
-    flash("Le dossier est commencé. Imprimez maintenant le formulaire de demande, faites-le dater et signer, "
-          "puis ajoutez-le avec les justificatifs.", "success")
+    flash(
+        "Le dossier est commencé. Imprimez maintenant le formulaire de demande, faites-le dater et signer, "
+        "puis ajoutez-le avec les justificatifs.",
+        "success",
+    )
     return redirect(url_for(".dossier", id=change.id))
 
 
@@ -177,8 +210,7 @@ def edit(id: int):
     if not form.validate_on_submit():
         return _render_details(form, change)
     try:
-        removed = update_details(db.session, change, form.details(), by=current_user, ip=client_ip(),
-                                 today=_today())
+        removed = update_details(db.session, change, form.details(), by=current_user, ip=client_ip(), today=_today())
         db.session.commit()
     except ValidationErrors as exc:
         db.session.rollback()
@@ -191,8 +223,11 @@ def edit(id: int):
     for key in removed:
         documents.remove_file(current_app.config["UPLOAD_DIR"], key)
     if removed:
-        flash("Informations enregistrées. Elles figurent sur le formulaire de demande : imprimez le nouveau "
-              "formulaire, faites-le signer et ajoutez-le à nouveau.", "warning")
+        flash(
+            "Informations enregistrées. Elles figurent sur le formulaire de demande : imprimez le nouveau "
+            "formulaire, faites-le signer et ajoutez-le à nouveau.",
+            "warning",
+        )
     else:
         flash("Informations enregistrées.", "success")
     return redirect(url_for(".dossier", id=id))
@@ -202,18 +237,30 @@ def _render_dossier(change: MandateChange, forms: dict | None = None, status: in
     coop = _coop()
     today = _today()
     forms = forms or {}
-    upload_forms = {kind: forms.get(kind) or form_class(formdata=None, prefix=kind)
-                    for kind, form_class in UPLOAD_FORMS.items()}
+    upload_forms = {
+        kind: forms.get(kind) or form_class(formdata=None, prefix=kind) for kind, form_class in UPLOAD_FORMS.items()
+    }
     if change.proof_of_address_date and "address_proof" not in forms:
         upload_forms["address_proof"].proof_date.data = change.proof_of_address_date
     return render_template(
-        "mandates/dossier.html", change=change, coop=coop, mandate=current_mandate(coop, today),
-        forms=upload_forms, missing=missing_items(change, today) if is_editable(change) else {},
-        editable=is_editable(change), status_labels=STATUS_LABELS, reasons=REASONS, steps=status_dates(change),
-        labels=DOCUMENT_LABELS, coop_documents=COOP_DOCUMENTS, docs=documents_of(change),
+        "mandates/dossier.html",
+        change=change,
+        coop=coop,
+        mandate=current_mandate(coop, today),
+        forms=upload_forms,
+        missing=missing_items(change, today) if is_editable(change) else {},
+        editable=is_editable(change),
+        status_labels=STATUS_LABELS,
+        reasons=REASONS,
+        steps=status_dates(change),
+        labels=DOCUMENT_LABELS,
+        coop_documents=COOP_DOCUMENTS,
+        docs=documents_of(change),
         oldest_proof=oldest_proof_of_address(today),
-        bank=bank_of(change), is_credit_mutuel=is_credit_mutuel(bank_of(change)),
-        history=[c for c in changes_of(db.session, coop) if c.id != change.id]), status
+        bank=bank_of(change),
+        is_credit_mutuel=is_credit_mutuel(bank_of(change)),
+        history=[c for c in changes_of(db.session, coop) if c.id != change.id],
+    ), status
 
 
 @bp.route("/coop/mandataire/<int:id>")
@@ -226,8 +273,9 @@ def _upload(id: int, kind: str):
     change = owned_or_404(MandateChange, id)
     form = UPLOAD_FORMS[kind](prefix=kind)
     if not is_editable(change):
-        flash(f"Le dossier est « {STATUS_LABELS[change.status]} » : ses documents ne peuvent plus être changés.",
-              "info")
+        flash(
+            f"Le dossier est « {STATUS_LABELS[change.status]} » : ses documents ne peuvent plus être changés.", "info"
+        )
         return redirect(url_for(".dossier", id=id))
     if not form.validate_on_submit():
         return _render_dossier(change, {kind: form})
@@ -235,9 +283,17 @@ def _upload(id: int, kind: str):
     if kind == "identity" and form.back.data:
         files.append((form.back.data.filename or "", form.back.data.read()))
     try:
-        _, removed = attach_document(db.session, change, kind, files, upload_dir=current_app.config["UPLOAD_DIR"],
-                                     by=current_user, ip=client_ip(), today=_today(),
-                                     proof_date=form.proof_date.data if kind == "address_proof" else None)
+        _, removed = attach_document(
+            db.session,
+            change,
+            kind,
+            files,
+            upload_dir=current_app.config["UPLOAD_DIR"],
+            by=current_user,
+            ip=client_ip(),
+            today=_today(),
+            proof_date=form.proof_date.data if kind == "address_proof" else None,
+        )
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
@@ -285,8 +341,10 @@ def send(id: int):
         return redirect(url_for(".dossier", id=id))
     missing = missing_items(change, _today())
     if missing:
-        flash("Le dossier n'est pas complet : " + " ".join(m for messages in missing.values() for m in messages),
-              "warning")
+        flash(
+            "Le dossier n'est pas complet : " + " ".join(m for messages in missing.values() for m in messages),
+            "warning",
+        )
         return redirect(url_for(".dossier", id=id))
     form = SendForm()
     if form.validate_on_submit():
@@ -296,20 +354,32 @@ def send(id: int):
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
-            messages = ([m for ms in exc.errors.values() for m in ms] if isinstance(exc, ValidationErrors)
-                        else [exc.message])
+            messages = (
+                [m for ms in exc.errors.values() for m in ms] if isinstance(exc, ValidationErrors) else [exc.message]
+            )
             flash(" ".join(messages), "danger")
             return redirect(url_for(".dossier", id=id))
         except StaleDataError:
             db.session.rollback()
             flash("Le dossier a changé entre-temps : vérifiez-le.", "warning")
             return redirect(url_for(".dossier", id=id))
-        flash(f"Dossier {change.reference} envoyé à l'OCCE 85. Vous recevrez un courriel à chaque étape ; "
-              "l'OCCE 85 se charge de l'envoyer à la banque.", "success")
+        flash(
+            f"Dossier {change.reference} envoyé à l'OCCE 85. Vous recevrez un courriel à chaque étape ; "
+            "l'OCCE 85 se charge de l'envoyer à la banque.",
+            "success",
+        )
         return redirect(url_for(".dossier", id=id))
-    return render_template("mandates/send.html", change=change, coop=change.coop, form=form, reasons=REASONS,
-                           labels=DOCUMENT_LABELS, coop_documents=COOP_DOCUMENTS, docs=documents_of(change),
-                           bank=bank_of(change))
+    return render_template(
+        "mandates/send.html",
+        change=change,
+        coop=change.coop,
+        form=form,
+        reasons=REASONS,
+        labels=DOCUMENT_LABELS,
+        coop_documents=COOP_DOCUMENTS,
+        docs=documents_of(change),
+        bank=bank_of(change),
+    )
 
 
 @bp.route("/coop/mandataire/<int:id>/formulaire.pdf")
@@ -319,15 +389,27 @@ def request_form(id: int):
     """The request form, prefilled, to print, date and sign (rendered on the fly: it follows the details)."""
     change = owned_or_404(MandateChange, id)
     pdf = render_pdf(render_request_form(change), current_app.static_folder)
-    return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="demande-changement-mandataire-'
-                             f'{change.reference}.pdf"', "X-Content-Type-Options": "nosniff"})
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={
+            "Content-Disposition": f'attachment; filename="demande-changement-mandataire-{change.reference}.pdf"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
 
 
 def render_request_form(change: MandateChange) -> str:
     """The HTML of the request form (also the first part of the bank dossier, as signed)."""
-    return render_template("pdf/mandate_form.html", change=change, coop=change.coop, federation=federation(),
-                           reasons=REASONS, bank=bank_of(change), printed_on=fr_datetime(now(), "dd/MM/yyyy"))
+    return render_template(
+        "pdf/mandate_form.html",
+        change=change,
+        coop=change.coop,
+        federation=federation(),
+        reasons=REASONS,
+        bank=bank_of(change),
+        printed_on=fr_datetime(now(), "dd/MM/yyyy"),
+    )
 
 
 @bp.route("/coop/mandataire/document/<int:document_id>")

@@ -61,11 +61,22 @@ def _federation() -> Federation | None:
 def _lenient_headcounts(form: MembershipForm) -> Headcounts | None:
     """What the form holds now (a page re-rendered without saving), reading blanks as zero."""
     try:
-        rows = [(e.form.name.data or "", e.form.level.data or "", int(e.form.pupils.data or 0),
-                 int(e.form.teachers.data or 0)) for e in form.classes.entries]
-        return headcounts_from_rows(rows, atsem=int(form.atsem.data or 0), aesh=int(form.aesh.data or 0),
-                                    other_adults=int(form.other_adults.data or 0),
-                                    property_value_cents=int(form.property_value.data or 0))
+        rows = [
+            (
+                e.form.name.data or "",
+                e.form.level.data or "",
+                int(e.form.pupils.data or 0),
+                int(e.form.teachers.data or 0),
+            )
+            for e in form.classes.entries
+        ]
+        return headcounts_from_rows(
+            rows,
+            atsem=int(form.atsem.data or 0),
+            aesh=int(form.aesh.data or 0),
+            other_adults=int(form.other_adults.data or 0),
+            property_value_cents=int(form.property_value.data or 0),
+        )
     except (TypeError, ValueError):
         return None
 
@@ -77,29 +88,52 @@ def _fee_or_none(rates: Rates, headcounts: Headcounts) -> FeeBreakdown | None:
         return None
 
 
-def _render_form(form: MembershipForm, year: SchoolYear, *, domain_errors: list[str] | None = None,
-                 focus: str | None = None, status: int = 200):
+def _render_form(
+    form: MembershipForm,
+    year: SchoolYear,
+    *,
+    domain_errors: list[str] | None = None,
+    focus: str | None = None,
+    status: int = 200,
+):
     coop = _coop()
     rates = Rates.of_year(year)
     counts = _lenient_headcounts(form)
     return render_template(
-        "coop/membership.html", form=form, coop=coop, year=year, rates=rates, counts=counts,
+        "coop/membership.html",
+        form=form,
+        coop=coop,
+        year=year,
+        rates=rates,
+        counts=counts,
         fee=_fee_or_none(rates, counts) if counts is not None else None,
-        row_template=ClassForm(prefix="classes-__index__-"), levels=LEVELS,
-        max_classes=MAX_CLASSES, domain_errors=domain_errors or [], focus=focus,
-        previous=previous_membership(db.session, coop, year), mandate=current_mandate(coop, now().date()),
+        row_template=ClassForm(prefix="classes-__index__-"),
+        levels=LEVELS,
+        max_classes=MAX_CLASSES,
+        domain_errors=domain_errors or [],
+        focus=focus,
+        previous=previous_membership(db.session, coop, year),
+        mandate=current_mandate(coop, now().date()),
         payment_method=payment_method_for(db.session, coop),
         has_draft=membership_of(db.session, coop, year) is not None,
-        past=past_memberships(db.session, coop, year), status_labels=STATUS_LABELS,
+        past=past_memberships(db.session, coop, year),
+        status_labels=STATUS_LABELS,
     ), status
 
 
 def _render_summary(membership: Membership, year: SchoolYear):
     coop = _coop()
     return render_template(
-        "coop/membership_summary.html", coop=coop, year=year, membership=membership,
-        fee=frozen_fee(membership), status_labels=STATUS_LABELS, payment_labels=PAYMENT_LABELS,
-        federation=_federation(), past=past_memberships(db.session, coop, year))
+        "coop/membership_summary.html",
+        coop=coop,
+        year=year,
+        membership=membership,
+        fee=frozen_fee(membership),
+        status_labels=STATUS_LABELS,
+        payment_labels=PAYMENT_LABELS,
+        federation=_federation(),
+        past=past_memberships(db.session, coop, year),
+    )
 
 
 @bp.route("/coop/adhesion", methods=["GET", "POST"])
@@ -146,15 +180,22 @@ def step():
         flash("Ces informations ont été enregistrées entre-temps depuis un autre onglet : vérifiez-les.", "warning")
         return redirect(url_for(".step"))
     if form.engagement.data == "oui":
-        flash("Vos informations sont mises à jour. Vérifiez le récapitulatif, puis confirmez votre engagement.",
-              "success")
+        flash(
+            "Vos informations sont mises à jour. Vérifiez le récapitulatif, puis confirmez votre engagement.", "success"
+        )
         return redirect(url_for(".engagement"))
     if form.engagement.data == "non":
-        flash("Vos informations sont enregistrées. Seul·e la ou le mandataire de la coopérative peut engager "
-              "l'adhésion : si le mandataire a changé, contactez l'OCCE 85.", "info")
+        flash(
+            "Vos informations sont enregistrées. Seul·e la ou le mandataire de la coopérative peut engager "
+            "l'adhésion : si le mandataire a changé, contactez l'OCCE 85.",
+            "info",
+        )
     else:
-        flash("Vos informations sont enregistrées. Pour terminer, répondez « Oui » à l'engagement du mandataire "
-              "puis cliquez sur « Mettre à jour ces informations ».", "info")
+        flash(
+            "Vos informations sont enregistrées. Pour terminer, répondez « Oui » à l'engagement du mandataire "
+            "puis cliquez sur « Mettre à jour ces informations ».",
+            "info",
+        )
     return redirect(url_for(".step"))
 
 
@@ -202,27 +243,46 @@ def engagement():
             db.session.rollback()
             flash(f"L'adhésion {year.label} est déjà engagée.", "info")
             return redirect(url_for(".step"))
-        flash(f"Votre adhésion {year.label} est enregistrée (référence {membership.reference}) ; un accusé de "
-              "réception a été envoyé par courriel. Dernière étape : vérifiez l'identité de la coop et corrigez "
-              "ce qui est faux ou manquant, puis cliquez sur « Valider les modifications ».", "success")
+        flash(
+            f"Votre adhésion {year.label} est enregistrée (référence {membership.reference}) ; un accusé de "
+            "réception a été envoyé par courriel. Dernière étape : vérifiez l'identité de la coop et corrigez "
+            "ce qui est faux ou manquant, puis cliquez sur « Valider les modifications ».",
+            "success",
+        )
         return redirect(url_for("coop.identity"))
     fee = counts = None
     if membership is not None and membership.is_draft:
         counts = Headcounts.of(membership)
         fee = _fee_or_none(Rates.of_year(year), counts)
-    return render_template("coop/membership_engagement.html", coop=coop, year=year, membership=membership,
-                           mandate=mandate, fee=fee, counts=counts, form=form,
-                           payment_method=payment_method_for(db.session, coop),
-                           no_debit_banks=no_debit_banks(db.session))
+    return render_template(
+        "coop/membership_engagement.html",
+        coop=coop,
+        year=year,
+        membership=membership,
+        mandate=mandate,
+        fee=fee,
+        counts=counts,
+        form=form,
+        payment_method=payment_method_for(db.session, coop),
+        no_debit_banks=no_debit_banks(db.session),
+    )
 
 
 def _queue_receipt(membership: Membership) -> None:
     coop = membership.coop
     if not coop.email:
         return
-    queue_templated_email(db.session, coop.email, "membership_committed", coop=coop, membership=membership,
-                          year=membership.school_year, fee=frozen_fee(membership), federation=_federation(),
-                          committed_at=fr_datetime(membership.committed_at))
+    queue_templated_email(
+        db.session,
+        coop.email,
+        "membership_committed",
+        coop=coop,
+        membership=membership,
+        year=membership.school_year,
+        fee=frozen_fee(membership),
+        federation=_federation(),
+        committed_at=fr_datetime(membership.committed_at),
+    )
 
 
 @bp.route("/coop/adhesion/<int:id>/attestation.pdf")
@@ -245,11 +305,19 @@ def _document(membership_id: int, kind: str) -> Response:
         abort(404)
     template, stem = DOCUMENTS[kind]
     issued = now()
-    html = render_template(template, coop=membership.coop, membership=membership, year=membership.school_year,
-                           fee=frozen_fee(membership), federation=_federation(),
-                           issued_on=fr_datetime(issued, "dd/MM/yyyy"))
+    html = render_template(
+        template,
+        coop=membership.coop,
+        membership=membership,
+        year=membership.school_year,
+        fee=frozen_fee(membership),
+        federation=_federation(),
+        issued_on=fr_datetime(issued, "dd/MM/yyyy"),
+    )
     pdf = render_pdf(html, current_app.static_folder)
     filename = f"{stem}-{membership.school_year.label}-{membership.coop.login}.pdf"
-    return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "X-Content-Type-Options": "nosniff"})
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Content-Type-Options": "nosniff"},
+    )

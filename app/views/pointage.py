@@ -34,6 +34,8 @@ def pointage_rows(*args, **kwargs):
     from app.views.cahier_table import pointage_rows as render
 
     return render(*args, **kwargs)
+
+
 STATEMENT_MAX_BYTES = 5 * 1024 * 1024
 PENDING_MAX_AGE = 3600  # seconds an unknown CSV waits for its column mapping
 _PENDING_KEY = re.compile(r"[0-9a-f]{32}")
@@ -53,11 +55,22 @@ def _ledger(year: int) -> Ledger | None:
 def _audit_foreign(statement_line_ids: list[int], entry_line_ids: list[int]) -> None:
     """Audit an attempt on another coop's statement or cash-book lines (as `owned_or_404` does)."""
     coop_id = current_coop_id()
-    foreign = [("statement_line", ident) for ident in db.session.scalars(sa.select(StatementLine.id).where(
-        StatementLine.id.in_(statement_line_ids), StatementLine.coop_id != coop_id))]
-    foreign += [("entry_line", ident) for ident in db.session.scalars(
-        sa.select(EntryLine.id).join(Entry, Entry.id == EntryLine.entry_id)
-        .where(EntryLine.id.in_(entry_line_ids), Entry.coop_id != coop_id))]
+    foreign = [
+        ("statement_line", ident)
+        for ident in db.session.scalars(
+            sa.select(StatementLine.id).where(
+                StatementLine.id.in_(statement_line_ids), StatementLine.coop_id != coop_id
+            )
+        )
+    ]
+    foreign += [
+        ("entry_line", ident)
+        for ident in db.session.scalars(
+            sa.select(EntryLine.id)
+            .join(Entry, Entry.id == EntryLine.entry_id)
+            .where(EntryLine.id.in_(entry_line_ids), Entry.coop_id != coop_id)
+        )
+    ]
     for entity, ident in foreign:
         audit.record(db.session, "access.denied", actor=current_user, entity=entity, entity_id=ident, ip=client_ip())
     if foreign:
@@ -74,17 +87,25 @@ def _summary_date(ledger: Ledger) -> date:
 
 
 def _summary(ledger: Ledger) -> rec.Reconciliation:
-    return rec.reconcile(db.session, ledger, _summary_date(ledger), ledger.reconciliation_balance_cents
-                         if ledger.reconciliation_date else None)
+    return rec.reconcile(
+        db.session,
+        ledger,
+        _summary_date(ledger),
+        ledger.reconciliation_balance_cents if ledger.reconciliation_date else None,
+    )
 
 
 def _summary_json(ledger: Ledger) -> dict:
     summary = _summary(ledger)
-    return {"on": f"{summary.on:%d/%m/%Y}", "book_balance": money(summary.book_balance),
-            "uncleared_total": money(summary.uncleared_total), "uncleared_count": summary.uncleared_count,
-            "expected_statement": money(summary.expected_statement),
-            "difference": None if summary.difference is None else money(summary.difference),
-            "reconciled": summary.is_reconciled}
+    return {
+        "on": f"{summary.on:%d/%m/%Y}",
+        "book_balance": money(summary.book_balance),
+        "uncleared_total": money(summary.uncleared_total),
+        "uncleared_count": summary.uncleared_count,
+        "expected_statement": money(summary.expected_statement),
+        "difference": None if summary.difference is None else money(summary.difference),
+        "reconciled": summary.is_reconciled,
+    }
 
 
 @bp.route("/coop/pointage")
@@ -99,8 +120,14 @@ def screen(year: int):
     ledger = _ledger(year)
     balance_form = StatementBalanceForm()
     if ledger is None:
-        return render_template("pointage/screen.html", ledger=None, year=year, year_label=f"{year}-{year + 1}",
-                               import_form=StatementImportForm(), balance_form=balance_form)
+        return render_template(
+            "pointage/screen.html",
+            ledger=None,
+            year=year,
+            year_label=f"{year}-{year + 1}",
+            import_form=StatementImportForm(),
+            balance_form=balance_form,
+        )
     summary = _summary(ledger)
     balance_form.on.data = summary.on
     balance_form.balance.data = ledger.reconciliation_balance_cents
@@ -109,11 +136,23 @@ def screen(year: int):
     book = {line.line_id: line for line in rec.uncleared_book_lines(db.session, coop_id)}
     matches = rec.match(list(items.values()), list(book.values()))
     lines = rec.pointage_lines(db.session, ledger)
-    return render_template("pointage/screen.html", ledger=ledger, year=year, year_label=ledger.school_year.label,
-                           summary=summary, lines=lines, matches=matches, items=items, book=book,
-                           balance_form=balance_form, import_form=StatementImportForm(),
-                           confirm_form=ConfirmMatchesForm(), line_form=LineActionForm(),
-                           modes=books.MODE_LABELS, year_start=ledger.school_year.starts_on)
+    return render_template(
+        "pointage/screen.html",
+        ledger=ledger,
+        year=year,
+        year_label=ledger.school_year.label,
+        summary=summary,
+        lines=lines,
+        matches=matches,
+        items=items,
+        book=book,
+        balance_form=balance_form,
+        import_form=StatementImportForm(),
+        confirm_form=ConfirmMatchesForm(),
+        line_form=LineActionForm(),
+        modes=books.MODE_LABELS,
+        year_start=ledger.school_year.starts_on,
+    )
 
 
 @bp.route("/coop/pointage/<int:year>/solde", methods=["POST"])
@@ -135,8 +174,10 @@ def statement_balance(year: int):
             if summary.is_reconciled:
                 flash("Écart : 0,00 €. Le cahier est rapproché avec le relevé.", "success")
             else:
-                flash(f"Écart de {money(summary.difference)} avec le relevé : pointez les lignes qui y figurent.",
-                      "warning")
+                flash(
+                    f"Écart de {money(summary.difference)} avec le relevé : pointez les lignes qui y figurent.",
+                    "warning",
+                )
     else:
         for errors in form.errors.values():
             flash(errors[0], "danger")
@@ -224,13 +265,18 @@ def import_statement(year: int):
 
 
 def _store(year: int, parsed, filename: str, content: bytes):
-    result = rec.import_statement(db.session, current_coop_id(), parsed, filename=filename, content=content,
-                                  by=current_user, ip=client_ip())
+    result = rec.import_statement(
+        db.session, current_coop_id(), parsed, filename=filename, content=content, by=current_user, ip=client_ip()
+    )
     ledger = _ledger(year)
     closing_on = parsed.closing_balance_date
-    if (ledger is not None and parsed.closing_balance_cents is not None and closing_on is not None
-            and ledger.school_year.contains(closing_on)
-            and (ledger.reconciliation_date is None or closing_on >= ledger.reconciliation_date)):
+    if (
+        ledger is not None
+        and parsed.closing_balance_cents is not None
+        and closing_on is not None
+        and ledger.school_year.contains(closing_on)
+        and (ledger.reconciliation_date is None or closing_on >= ledger.reconciliation_date)
+    ):
         # The file gives the statement's closing balance: fill the summary box with it.
         rec.save_statement_balance(db.session, ledger, closing_on, parsed.closing_balance_cents, by=current_user)
     db.session.commit()
@@ -246,8 +292,9 @@ def _render_mapping(year: int, columns: list[str], sample: list[list[str]]):
     choices = [("", "—")] + [(str(i), name or f"Colonne {i + 1}") for i, name in enumerate(columns)]
     for field in (form.date, form.label, form.amount, form.debit, form.credit):
         field.choices = choices
-    return render_template("pointage/mapping.html", form=form, year=year, columns=columns, sample=sample,
-                           year_label=f"{year}-{year + 1}")
+    return render_template(
+        "pointage/mapping.html", form=form, year=year, columns=columns, sample=sample, year_label=f"{year}-{year + 1}"
+    )
 
 
 @bp.route("/coop/pointage/<int:year>/colonnes", methods=["POST"])
@@ -275,8 +322,9 @@ def import_with_mapping(year: int):
         problem = "Indiquez la colonne du montant, ou bien celles des débits et des crédits."
     if problem is None:
         try:
-            mapping = CsvMapping(date=date_col, label=(label_col,), amount=amount_col, debit=debit_col,
-                                 credit=credit_col)
+            mapping = CsvMapping(
+                date=date_col, label=(label_col,), amount=amount_col, debit=debit_col, credit=credit_col
+            )
             parsed = parse_statement(content, mapping=mapping, header_row=_header_row(_csv_rows(decode(content))))
         except StatementError as exc:
             problem = f"Ces colonnes ne donnent pas un relevé lisible : {exc}"
@@ -328,8 +376,14 @@ def confirm(year: int):
 
 def _line_result(year: int, ledger: Ledger | None, line, message: str):
     if _wants_json():
-        return jsonify({"line_id": line.id, "cleared_on": line.cleared_on and f"{line.cleared_on:%d/%m/%Y}",
-                        "message": message, "summary": _summary_json(ledger) if ledger else None})
+        return jsonify(
+            {
+                "line_id": line.id,
+                "cleared_on": line.cleared_on and f"{line.cleared_on:%d/%m/%Y}",
+                "message": message,
+                "summary": _summary_json(ledger) if ledger else None,
+            }
+        )
     flash(message, "success")
     return redirect(url_for("pointage.screen", year=year, _anchor=f"ligne-{line.id}"))
 
@@ -371,8 +425,9 @@ def unclear(year: int, line_id: int):
         _audit_foreign([], [line_id])
         abort(404)
     if form.confirme.data != "oui":
-        return render_template("pointage/confirm_unclear.html", line=lines[line_id], year=year, form=form,
-                               modes=books.MODE_LABELS)
+        return render_template(
+            "pointage/confirm_unclear.html", line=lines[line_id], year=year, form=form, modes=books.MODE_LABELS
+        )
     line = rec.unclear_line(db.session, current_coop_id(), line_id, by=current_user, ip=client_ip())
     db.session.commit()
     return _line_result(year, ledger, line, "Pointage annulé.")
@@ -386,5 +441,3 @@ def statement_line_for_entry(statement_line_id: int | None) -> StatementLine | N
     if item is None:
         _audit_foreign([statement_line_id], [])
     return item
-
-

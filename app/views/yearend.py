@@ -90,17 +90,27 @@ def _mandataires() -> list[str]:
 
 def _context(year: int, ledger: Ledger | None, report, step: str, **extra) -> dict:
     """What every year-end page shows: the year, the steps and where the coop stands."""
-    return {"year": year, "year_label": _label(year), "next_label": _label(year + 1), "ledger": ledger,
-            "report": report, "step": step, "steps": STEPS, "coop": _coop(),
-            "status_labels": reports.STATUS_LABELS, **extra}
+    return {
+        "year": year,
+        "year_label": _label(year),
+        "next_label": _label(year + 1),
+        "ledger": ledger,
+        "report": report,
+        "step": step,
+        "steps": STEPS,
+        "coop": _coop(),
+        "status_labels": reports.STATUS_LABELS,
+        **extra,
+    }
 
 
 def _require_closed(year: int) -> tuple[Ledger, object] | Response:
     """The closed ledger and its report (None until the first save), or a redirect to the wizard."""
     ledger = _ledger(_check_year(year))
     if ledger is None or ledger.is_open:
-        flash(f"Clôturez d'abord le cahier {_label(year)} : les comptes rendus se remplissent après la clôture.",
-              "info")
+        flash(
+            f"Clôturez d'abord le cahier {_label(year)} : les comptes rendus se remplissent après la clôture.", "info"
+        )
         return redirect(url_for(".closing", year=year))
     return ledger, reports.find_report(db.session, ledger)
 
@@ -114,9 +124,11 @@ def _editable_report(ledger: Ledger):
 
 def _pdf_response(html: str, filename: str) -> Response:
     pdf = render_pdf(html, current_app.static_folder)
-    return Response(pdf, mimetype="application/pdf",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "X-Content-Type-Options": "nosniff"})
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Content-Type-Options": "nosniff"},
+    )
 
 
 # -- the closing wizard --------------------------------------------------------------------------
@@ -128,11 +140,19 @@ def closing_current():
     return redirect(url_for(".closing", year=_last_year()))
 
 
-def _render_closing(year: int, ledger: Ledger | None, *, cash_form=None, statement_form=None, close_form=None,
-                    status: int = 200):
+def _render_closing(
+    year: int, ledger: Ledger | None, *, cash_form=None, statement_form=None, close_form=None, status: int = 200
+):
     today = _today()
-    context = _context(year, ledger, reports.find_report(db.session, ledger) if ledger else None, "closing",
-                       today=today, opens_on=date(year + 1, 9, 1), end=date(year + 1, 8, 31))
+    context = _context(
+        year,
+        ledger,
+        reports.find_report(db.session, ledger) if ledger else None,
+        "closing",
+        today=today,
+        opens_on=date(year + 1, 9, 1),
+        end=date(year + 1, 8, 31),
+    )
     if ledger is not None and ledger.is_open and closing.can_close_on(ledger, today):
         if cash_form is None:  # a form re-rendered with its errors keeps what was typed
             cash_form = CashCountForm(formdata=None)
@@ -141,16 +161,25 @@ def _render_closing(year: int, ledger: Ledger | None, *, cash_form=None, stateme
             statement_form = StatementForm(formdata=None)
             statement_form.balance.data = ledger.closing_statement_balance_cents
         checks = closing.closing_checks(db.session, ledger, today=today)
-        context.update(checks=checks, ready=all(c.ok for c in checks), balances=books.balances(db.session, ledger),
-                       reconciliation=closing.bank_reconciliation(db.session, ledger),
-                       cash_count=closing.CashCount.from_json(ledger.cash_count),
-                       cash_form=cash_form, statement_form=statement_form,
-                       close_form=close_form or CloseForm(formdata=None),
-                       denomination_label=closing.denomination_label, notes=closing.NOTES)
+        context.update(
+            checks=checks,
+            ready=all(c.ok for c in checks),
+            balances=books.balances(db.session, ledger),
+            reconciliation=closing.bank_reconciliation(db.session, ledger),
+            cash_count=closing.CashCount.from_json(ledger.cash_count),
+            cash_form=cash_form,
+            statement_form=statement_form,
+            close_form=close_form or CloseForm(formdata=None),
+            denomination_label=closing.denomination_label,
+            notes=closing.NOTES,
+        )
     elif ledger is not None and not ledger.is_open:
         following = closing.next_ledger(db.session, ledger)
-        context.update(closing_balances=books.balances(db.session, ledger), following=following,
-                       opening=closing.opening_balances(db.session, following) if following else None)
+        context.update(
+            closing_balances=books.balances(db.session, ledger),
+            following=following,
+            opening=closing.opening_balances(db.session, following) if following else None,
+        )
     return render_template("yearend/closing.html", **context), status
 
 
@@ -193,11 +222,16 @@ def save_cash_count(year: int):
         else:
             cash = books.balances(db.session, ledger).cash
             if count.total == cash:
-                flash(f"Arrêté de caisse enregistré : {_euros(count.total)}, égal au solde de caisse du cahier.",
-                      "success")
+                flash(
+                    f"Arrêté de caisse enregistré : {_euros(count.total)}, égal au solde de caisse du cahier.",
+                    "success",
+                )
             else:
-                flash(f"Arrêté de caisse enregistré : {_euros(count.total)}. Il ne correspond pas au solde de caisse "
-                      f"du cahier ({_euros(cash)}) : recomptez la caisse ou corrigez le cahier.", "warning")
+                flash(
+                    f"Arrêté de caisse enregistré : {_euros(count.total)}. Il ne correspond pas au solde de caisse "
+                    f"du cahier ({_euros(cash)}) : recomptez la caisse ou corrigez le cahier.",
+                    "warning",
+                )
             return redirect(url_for(".closing", year=year, _anchor="caisse"))
     return _render_closing(year, ledger, cash_form=form)
 
@@ -219,11 +253,16 @@ def save_statement(year: int):
         else:
             reconciliation = closing.bank_reconciliation(db.session, ledger)
             if reconciliation.is_reconciled:
-                flash(f"Solde du relevé enregistré : {_euros(form.balance.data)}. Le rapprochement bancaire tombe "
-                      "juste.", "success")
+                flash(
+                    f"Solde du relevé enregistré : {_euros(form.balance.data)}. Le rapprochement bancaire tombe juste.",
+                    "success",
+                )
             else:
-                flash(f"Solde du relevé enregistré : {_euros(form.balance.data)}. Le rapprochement ne tombe pas juste "
-                      f"(écart de {_euros(reconciliation.difference)}) : vérifiez le pointage.", "warning")
+                flash(
+                    f"Solde du relevé enregistré : {_euros(form.balance.data)}. Le rapprochement ne tombe pas juste "
+                    f"(écart de {_euros(reconciliation.difference)}) : vérifiez le pointage.",
+                    "warning",
+                )
             return redirect(url_for(".closing", year=year, _anchor="rapprochement"))
     return _render_closing(year, ledger, statement_form=form)
 
@@ -242,21 +281,30 @@ def close(year: int):
         else:
             try:
                 done = closing.close_ledger(
-                    db.session, ledger, statement_balance=ledger.closing_statement_balance_cents,
-                    cash_count=closing.CashCount.from_json(ledger.cash_count), by=current_user, now=_common.now(),
-                    ip=client_ip())
+                    db.session,
+                    ledger,
+                    statement_balance=ledger.closing_statement_balance_cents,
+                    cash_count=closing.CashCount.from_json(ledger.cash_count),
+                    by=current_user,
+                    now=_common.now(),
+                    ip=client_ip(),
+                )
                 db.session.commit()
             except closing.ClosingRefused as exc:
                 db.session.rollback()
                 form.confirmation.errors.append("La clôture est refusée : " + exc.message)
             except (DomainError, StaleDataError) as exc:
                 db.session.rollback()
-                form.confirmation.errors.append(getattr(exc, "message", "Le cahier a changé entre-temps : "
-                                                        "vérifiez-le et recommencez."))
+                form.confirmation.errors.append(
+                    getattr(exc, "message", "Le cahier a changé entre-temps : vérifiez-le et recommencez.")
+                )
             else:
-                flash(f"Le cahier {_label(year)} est clôturé. Le report à nouveau {_label(year + 1)} est de "
-                      f"{_euros(done.bank)} en banque et {_euros(done.cash)} en caisse. Étape suivante : le compte "
-                      "rendu d'activités.", "success")
+                flash(
+                    f"Le cahier {_label(year)} est clôturé. Le report à nouveau {_label(year + 1)} est de "
+                    f"{_euros(done.bank)} en banque et {_euros(done.cash)} en caisse. Étape suivante : le compte "
+                    "rendu d'activités.",
+                    "success",
+                )
                 return redirect(url_for(".cra", year=year))
     return _render_closing(year, _ledger(year), close_form=form)
 
@@ -279,8 +327,7 @@ def overview(year: int):
     if ledger is not None and not ledger.is_open:
         crf = reports.build_crf(db.session, ledger)
         missing = reports.missing_items(db.session, report, ledger, crf, _mandataires())
-    return render_template("yearend/overview.html", missing=missing,
-                           **_context(year, ledger, report, "overview"))
+    return render_template("yearend/overview.html", missing=missing, **_context(year, ledger, report, "overview"))
 
 
 # -- CRA -----------------------------------------------------------------------------------------
@@ -292,9 +339,14 @@ def _action_totals(ledger: Ledger) -> dict[str, books.ActionTotals]:
 
 def _render_cra(year: int, ledger: Ledger, report, form: CraForm, *, domain_errors=(), status: int = 200):
     membership = reports.membership_for(db.session, ledger)
-    return render_template("yearend/cra.html", form=form, totals=_action_totals(ledger), membership=membership,
-                           domain_errors=list(domain_errors),
-                           **_context(year, ledger, report, "cra")), status
+    return render_template(
+        "yearend/cra.html",
+        form=form,
+        totals=_action_totals(ledger),
+        membership=membership,
+        domain_errors=list(domain_errors),
+        **_context(year, ledger, report, "cra"),
+    ), status
 
 
 @bp.route("/coop/compte-rendu/<int:year>/activites", methods=["GET", "POST"])
@@ -319,8 +371,13 @@ def cra(year: int):
         db.session.commit()
     except ValidationErrors as exc:
         db.session.rollback()
-        return _render_cra(year, ledger, reports.find_report(db.session, ledger), form,
-                           domain_errors=[m for messages in exc.errors.values() for m in messages])
+        return _render_cra(
+            year,
+            ledger,
+            reports.find_report(db.session, ledger),
+            form,
+            domain_errors=[m for messages in exc.errors.values() for m in messages],
+        )
     except (DomainError, StaleDataError) as exc:
         db.session.rollback()
         flash(getattr(exc, "message", "Le compte rendu a été modifié entre-temps : vérifiez-le."), "warning")
@@ -342,8 +399,12 @@ def crf(year: int):
     if isinstance(found, Response):
         return found
     ledger, report = found
-    return render_template("yearend/crf.html", crf=reports.build_crf(db.session, ledger),
-                           denomination_label=closing.denomination_label, **_context(year, ledger, report, "crf"))
+    return render_template(
+        "yearend/crf.html",
+        crf=reports.build_crf(db.session, ledger),
+        denomination_label=closing.denomination_label,
+        **_context(year, ledger, report, "crf"),
+    )
 
 
 @bp.route("/coop/compte-rendu/<int:year>/financier.pdf")
@@ -354,9 +415,14 @@ def crf_pdf(year: int):
     if isinstance(found, Response):
         return found
     ledger, report = found
-    html = render_template("pdf/crf.html", crf=reports.build_crf(db.session, ledger), federation=_federation(),
-                           report=report, denomination_label=closing.denomination_label,
-                           issued_on=fr_date(_today()))
+    html = render_template(
+        "pdf/crf.html",
+        crf=reports.build_crf(db.session, ledger),
+        federation=_federation(),
+        report=report,
+        denomination_label=closing.denomination_label,
+        issued_on=fr_date(_today()),
+    )
     return _pdf_response(html, f"compte-rendu-financier-{_label(year)}-{_coop().login}.pdf")
 
 
@@ -368,16 +434,24 @@ def _render_quitus(year: int, ledger: Ledger, report, form: QuitusForm, *, domai
     for key, messages in (domain_errors or {}).items():  # put each rule's message on its field
         row = key.removeprefix("auditors-")
         if row.isdigit() and int(row) < len(form.auditors.entries):
-            form.auditors.entries[int(row)].form.name.errors = [*form.auditors.entries[int(row)].form.name.errors,
-                                                                 *messages]
+            form.auditors.entries[int(row)].form.name.errors = [
+                *form.auditors.entries[int(row)].form.name.errors,
+                *messages,
+            ]
         elif key == "mandataire_name":
             form.mandataire_name.errors = [*form.mandataire_name.errors, *messages]
         else:
             general.extend(messages)
-    return render_template("yearend/quitus.html", form=form, crf=reports.build_crf(db.session, ledger),
-                           qualities=reports.AUDITOR_QUALITIES, general_errors=general,
-                           has_errors=bool(domain_errors) or bool(form.errors), mandataires=_mandataires(),
-                           **_context(year, ledger, report, "quitus")), status
+    return render_template(
+        "yearend/quitus.html",
+        form=form,
+        crf=reports.build_crf(db.session, ledger),
+        qualities=reports.AUDITOR_QUALITIES,
+        general_errors=general,
+        has_errors=bool(domain_errors) or bool(form.errors),
+        mandataires=_mandataires(),
+        **_context(year, ledger, report, "quitus"),
+    ), status
 
 
 @bp.route("/coop/compte-rendu/<int:year>/quitus", methods=["GET", "POST"])
@@ -402,8 +476,16 @@ def quitus(year: int):
         return _render_quitus(year, ledger, report, form)
     try:
         report = _editable_report(ledger)
-        reports.save_quitus(db.session, report, form.auditor_list(), form.mandataire_name.data,
-                            mandataires=_mandataires(), by=current_user, now=_common.now(), ip=client_ip())
+        reports.save_quitus(
+            db.session,
+            report,
+            form.auditor_list(),
+            form.mandataire_name.data,
+            mandataires=_mandataires(),
+            by=current_user,
+            now=_common.now(),
+            ip=client_ip(),
+        )
         db.session.commit()
     except ValidationErrors as exc:
         db.session.rollback()
@@ -412,8 +494,10 @@ def quitus(year: int):
         db.session.rollback()
         flash(getattr(exc, "message", "Le compte rendu a été modifié entre-temps : vérifiez-le."), "warning")
         return redirect(url_for(".quitus", year=year))
-    flash("Vérificateurs enregistrés. Imprimez la page Quitus, faites-la signer, puis déposez-la avec les "
-          "justificatifs.", "success")
+    flash(
+        "Vérificateurs enregistrés. Imprimez la page Quitus, faites-la signer, puis déposez-la avec les justificatifs.",
+        "success",
+    )
     return redirect(url_for(".quitus", year=year, _anchor="imprimer"))
 
 
@@ -426,26 +510,37 @@ def quitus_pdf(year: int):
         return found
     ledger, report = found
     if report is None or report.quitus_saved_at is None:
-        flash("Indiquez d'abord les vérificateurs aux comptes, puis cliquez sur « Valider les modifications ».",
-              "warning")
+        flash(
+            "Indiquez d'abord les vérificateurs aux comptes, puis cliquez sur « Valider les modifications ».", "warning"
+        )
         return redirect(url_for(".quitus", year=year))
     auditors, mandataire = reports.quitus_of(report)
-    html = render_template("pdf/quitus.html", crf=reports.build_crf(db.session, ledger), federation=_federation(),
-                           auditors=auditors, mandataire=mandataire, qualities=reports.AUDITOR_QUALITIES,
-                           issued_on=fr_date(_today()))
+    html = render_template(
+        "pdf/quitus.html",
+        crf=reports.build_crf(db.session, ledger),
+        federation=_federation(),
+        auditors=auditors,
+        mandataire=mandataire,
+        qualities=reports.AUDITOR_QUALITIES,
+        issued_on=fr_date(_today()),
+    )
     return _pdf_response(html, f"quitus-{_label(year)}-{_coop().login}.pdf")
 
 
 # -- supporting documents ------------------------------------------------------------------------
 
 
-def _render_documents(year: int, ledger: Ledger, report, *, errors: dict[str, str] | None = None,
-                      status: int = 200):
+def _render_documents(year: int, ledger: Ledger, report, *, errors: dict[str, str] | None = None, status: int = 200):
     crf = reports.build_crf(db.session, ledger)
-    return render_template("yearend/documents.html", slots=reports.document_slots(crf),
-                           present=reports.report_documents(db.session, report), errors=errors or {},
-                           form=DocumentForm(formdata=None), max_mb=reports.REPORT_MAX_BYTES // (1024 * 1024),
-                           **_context(year, ledger, report, "documents")), status
+    return render_template(
+        "yearend/documents.html",
+        slots=reports.document_slots(crf),
+        present=reports.report_documents(db.session, report),
+        errors=errors or {},
+        form=DocumentForm(formdata=None),
+        max_mb=reports.REPORT_MAX_BYTES // (1024 * 1024),
+        **_context(year, ledger, report, "documents"),
+    ), status
 
 
 @bp.route("/coop/compte-rendu/<int:year>/justificatifs", methods=["GET", "POST"], endpoint="documents")
@@ -464,30 +559,39 @@ def documents_page(year: int):
         abort(400)
     if not form.validate_on_submit():
         csrf = getattr(form, "csrf_token", None)
-        expired = ["La page a expiré : rechargez-la, puis choisissez à nouveau le fichier."] if (
-            csrf and csrf.errors) else []
+        expired = (
+            ["La page a expiré : rechargez-la, puis choisissez à nouveau le fichier."] if (csrf and csrf.errors) else []
+        )
         message = next(iter(form.file.errors or expired or ["Choisissez un fichier (PDF, JPEG ou PNG)."]))
         return _render_documents(year, ledger, report, errors={slot.key: message})
     upload = form.file.data
     try:
         report = _editable_report(ledger)
         document, removed = reports.attach_document(
-            db.session, report, slot, upload_dir=current_app.config["UPLOAD_DIR"], filename=upload.filename or "",
-            content=upload.read(), by=current_user, ip=client_ip())
+            db.session,
+            report,
+            slot,
+            upload_dir=current_app.config["UPLOAD_DIR"],
+            filename=upload.filename or "",
+            content=upload.read(),
+            by=current_user,
+            ip=client_ip(),
+        )
         db.session.commit()
     except DomainError as exc:
         db.session.rollback()
         if exc.field == "file":
-            return _render_documents(year, ledger, reports.find_report(db.session, ledger),
-                                     errors={slot.key: exc.message})
+            return _render_documents(
+                year, ledger, reports.find_report(db.session, ledger), errors={slot.key: exc.message}
+            )
         flash(exc.message, "warning")
         return redirect(url_for(".documents", year=year))
     for key in removed:
         documents.remove_file(current_app.config["UPLOAD_DIR"], key)
-    flash(f"{slot.label} : {'fichier remplacé' if removed else 'fichier déposé'} ({document.original_name}).",
-          "success")
+    flash(
+        f"{slot.label} : {'fichier remplacé' if removed else 'fichier déposé'} ({document.original_name}).", "success"
+    )
     return redirect(url_for(".documents", year=year, _anchor=f"piece-{slot.key}"))
-
 
 
 # -- submission ----------------------------------------------------------------------------------
@@ -508,13 +612,21 @@ def submit(year: int):
             return redirect(url_for(".submit", year=year))
         try:
             report = _editable_report(ledger)
-            reports.submit_report(db.session, report, crf, mandataires=_mandataires(), by=current_user,
-                                  now=_common.now(), ip=client_ip())
+            reports.submit_report(
+                db.session, report, crf, mandataires=_mandataires(), by=current_user, now=_common.now(), ip=client_ip()
+            )
             coop = _coop()
             if coop.email:
-                _common.queue_templated_email(db.session, coop.email, "report_submitted", coop=coop, report=report,
-                                              crf=crf, year_label=_label(year),
-                                              submitted_on=fr_date(_today()))
+                _common.queue_templated_email(
+                    db.session,
+                    coop.email,
+                    "report_submitted",
+                    coop=coop,
+                    report=report,
+                    crf=crf,
+                    year_label=_label(year),
+                    submitted_on=fr_date(_today()),
+                )
             db.session.commit()
         except ValidationErrors:
             db.session.rollback()
@@ -524,10 +636,19 @@ def submit(year: int):
             db.session.rollback()
             flash(getattr(exc, "message", "Le compte rendu a été modifié entre-temps : vérifiez-le."), "warning")
             return redirect(url_for(".submit", year=year))
-        flash(f"Compte rendu {_label(year)} envoyé à l'OCCE 85. Un accusé de réception vous a été envoyé par "
-              "courriel.", "success")
+        flash(
+            f"Compte rendu {_label(year)} envoyé à l'OCCE 85. Un accusé de réception vous a été envoyé par courriel.",
+            "success",
+        )
         return redirect(url_for(".submit", year=year))
     missing = reports.missing_items(db.session, report, ledger, crf, _mandataires())
     present = reports.report_documents(db.session, report)
-    return render_template("yearend/submit.html", form=form, crf=crf, missing=missing, present=present,
-                           slots=reports.document_slots(crf), **_context(year, ledger, report, "submit"))
+    return render_template(
+        "yearend/submit.html",
+        form=form,
+        crf=crf,
+        missing=missing,
+        present=present,
+        slots=reports.document_slots(crf),
+        **_context(year, ledger, report, "submit"),
+    )

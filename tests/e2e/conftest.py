@@ -16,8 +16,15 @@ import pytest
 from werkzeug.serving import make_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 def pytest_collection_modifyitems(items):
@@ -26,7 +33,8 @@ def pytest_collection_modifyitems(items):
     # server thread, about the test server only (production runs gunicorn). Only that one is ignored.
     marker = pytest.mark.filterwarnings(
         r"ignore:Exception ignored in. <_io\.(FileIO|BufferedReader) name='[^']*static:"
-        "pytest.PytestUnraisableExceptionWarning")
+        "pytest.PytestUnraisableExceptionWarning"
+    )
     for item in items:
         if "e2e" in item.keywords:
             item.add_marker(marker)

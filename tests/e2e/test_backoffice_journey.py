@@ -24,15 +24,26 @@ def committed(app, make_coop, make_staff):
     infos = [make_coop(n, name=f"Coop « {n} » & Cie") for n in (1, 2)]
     with app.app_context():
         session = db.session
-        session.add(Federation(name="OCCE 85", creditor_id=creditor_identifier("FR", "850042"),
-                               iban="FR7615519000010008500008515", bic="CMCIFR2A"))
+        session.add(
+            Federation(
+                name="OCCE 85",
+                creditor_id=creditor_identifier("FR", "850042"),
+                iban="FR7615519000010008500008515",
+                bic="CMCIFR2A",
+            )
+        )
         year = SchoolYear(start_year=YEAR, pupil_fee_cents=205, adult_fee_cents=205, insurance_fee_cents=25)
         session.add(year)
         for info in infos:
             coop = session.get(Coop, info.id)
             coop.debit_mandate_ref, coop.debit_mandate_signed_on = f"OCCE85-COOP-{coop.number:03d}", date(2021, 9, 1)
-            draft = memberships.save_draft(session, coop, year, memberships.Headcounts(
-                classes=(memberships.ClassHeadcount("CP", "CP", 20, 1),)), by=None)
+            draft = memberships.save_draft(
+                session,
+                coop,
+                year,
+                memberships.Headcounts(classes=(memberships.ClassHeadcount("CP", "CP", 20, 1),)),
+                by=None,
+            )
             memberships.commit_membership(session, draft, coop.mandates[0], by=None, ip="", now=datetime.now())
         session.commit()
         session.remove()
@@ -96,8 +107,7 @@ def test_staff_run_a_direct_debit(page, committed, two_reports, db_check, tmp_pa
     assert page.locator("#report-status").inner_text() == "Renvoyé par l'OCCE 85"
     from app.models.reports import AnnualReport
 
-    assert db_check(lambda s: sorted(r.status for r in s.scalars(sa.select(AnnualReport)))) == ["approved",
-                                                                                               "returned"]
+    assert db_check(lambda s: sorted(r.status for r in s.scalars(sa.select(AnnualReport)))) == ["approved", "returned"]
 
 
 def test_back_office_list_actions_and_filters_work_under_the_csp(page, make_coop, make_staff):
@@ -111,12 +121,14 @@ def test_back_office_list_actions_and_filters_work_under_the_csp(page, make_coop
     page.wait_for_url(re.compile(r"/admin/$"))
     page.goto("/admin/admin_coops/")
     page.get_by_role("button", name=re.compile("Ajouter un filtre|Add Filter")).or_(
-        page.get_by_role("link", name=re.compile("Ajouter un filtre|Add Filter"))).first.click()
+        page.get_by_role("link", name=re.compile("Ajouter un filtre|Add Filter"))
+    ).first.click()
     page.locator(".field-filters .filter").first.click()
     assert page.locator("#filter_form table.filters tr").count() >= 1  # a filter row was added
     page.locator("input.action-checkbox").first.check()
     page.get_by_role("button", name=re.compile("Avec la sélection|With selected")).or_(
-        page.get_by_role("link", name=re.compile("Avec la sélection|With selected"))).first.click()
+        page.get_by_role("link", name=re.compile("Avec la sélection|With selected"))
+    ).first.click()
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("link", name="Nouveau mot de passe provisoire").click()
     page.wait_for_load_state()

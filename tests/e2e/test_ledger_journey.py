@@ -184,7 +184,8 @@ def test_cash_book_journey(page, make_coop, db_check):
     page.wait_for_url(re.compile(rf"/coop/cahier/{YEAR}#op-\d+$"))
     page.wait_for_load_state()
     assert [e for e in _entries(db_check) if e[1] == "Timbres pour la correspondance"] == [
-        ("5", "Timbres pour la correspondance")]
+        ("5", "Timbres pour la correspondance")
+    ]
     assert _balances(page) == ("604,40", "5,00")
 
 

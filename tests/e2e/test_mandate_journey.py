@@ -136,13 +136,34 @@ def submitted(app, make_coop):
         coop = db.session.get(Coop, info.id)
         upload_dir = app.config["UPLOAD_DIR"]
         change = start_change(db.session, coop, details(), by=None, today=TODAY)
-        attach_document(db.session, change, "mandate_form", [("f.pdf", make_pdf("FORMULAIRE SIGNE"))],
-                        upload_dir=upload_dir, by=None, today=TODAY)
-        attach_document(db.session, change, "identity", [("r.jpg", make_photo("RECTO")),
-                                                         ("v.jpg", make_photo("VERSO"))],
-                        upload_dir=upload_dir, by=None, today=TODAY)
-        attach_document(db.session, change, "address_proof", [("p.pdf", make_pdf("FACTURE 1", "FACTURE 2"))],
-                        upload_dir=upload_dir, by=None, today=TODAY, proof_date=TODAY - timedelta(days=10))
+        attach_document(
+            db.session,
+            change,
+            "mandate_form",
+            [("f.pdf", make_pdf("FORMULAIRE SIGNE"))],
+            upload_dir=upload_dir,
+            by=None,
+            today=TODAY,
+        )
+        attach_document(
+            db.session,
+            change,
+            "identity",
+            [("r.jpg", make_photo("RECTO")), ("v.jpg", make_photo("VERSO"))],
+            upload_dir=upload_dir,
+            by=None,
+            today=TODAY,
+        )
+        attach_document(
+            db.session,
+            change,
+            "address_proof",
+            [("p.pdf", make_pdf("FACTURE 1", "FACTURE 2"))],
+            upload_dir=upload_dir,
+            by=None,
+            today=TODAY,
+            proof_date=TODAY - timedelta(days=10),
+        )
         submit_change(db.session, change, by=None, now=utcnow(), today=TODAY)
         db.session.commit()
         reference = change.reference
@@ -191,9 +212,11 @@ def test_staff_validate_merge_and_complete(page, make_staff, submitted, files, d
 
     def check(session):
         mandates = session.scalars(sa.select(Mandate).order_by(Mandate.started_on)).all()
-        return ([(m.last_name, m.started_on, m.ended_on) for m in mandates],
-                sorted(session.scalars(sa.select(OutboxEmail.recipient)).all()),
-                session.scalar(sa.select(sa.func.count()).select_from(Document).where(Document.kind == "bank_dossier")))
+        return (
+            [(m.last_name, m.started_on, m.ended_on) for m in mandates],
+            sorted(session.scalars(sa.select(OutboxEmail.recipient)).all()),
+            session.scalar(sa.select(sa.func.count()).select_from(Document).where(Document.kind == "bank_dossier")),
+        )
 
     mandates, recipients, dossiers = db_check(check)
     assert mandates[-2][0] == "Moreau" and mandates[-2][2] == TODAY - timedelta(days=1)
@@ -208,8 +231,9 @@ def test_dossier_on_a_phone(browser, live_server, make_coop, submitted):
         context = browser.new_context(base_url=live_server, viewport={"width": 375, "height": 740}, is_mobile=True)
         phone = context.new_page()
         errors: list[str] = []
-        phone.on("console", lambda message, errors=errors: errors.append(message.text)
-                 if message.type == "error" else None)
+        phone.on(
+            "console", lambda message, errors=errors: errors.append(message.text) if message.type == "error" else None
+        )
         _log_in(phone, login)
         phone.goto(path)
         if login == "085-002":

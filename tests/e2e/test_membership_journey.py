@@ -32,9 +32,16 @@ def demo(app):
         existing = set(db.session.scalars(sa.select(SchoolYear.start_year)))
         for start in (CURRENT - 1, CURRENT):
             if start not in existing:
-                db.session.add(SchoolYear(start_year=start, pupil_fee_cents=205, adult_fee_cents=205,
-                                          insurance_fee_cents=25, property_threshold_cents=200_000,
-                                          property_rate_ppm=6880))
+                db.session.add(
+                    SchoolYear(
+                        start_year=start,
+                        pupil_fee_cents=205,
+                        adult_fee_cents=205,
+                        insurance_fee_cents=25,
+                        property_threshold_cents=200_000,
+                        property_rate_ppm=6880,
+                    )
+                )
         db.session.flush()
         load_demo_memberships(db.session, TODAY)
         for user in db.session.scalars(sa.select(User).where(User.login.in_(["085-001", "085-004"]))):
@@ -109,14 +116,24 @@ def test_renewal_from_the_prefilled_table_to_the_identity_step(page, demo, db_ch
     assert elapsed < 120, f"the renewal took {elapsed:.0f} s"
 
     def check(session):
-        membership = session.scalar(sa.select(Membership).join(Coop).join(SchoolYear).where(
-            Coop.number == 1, SchoolYear.start_year == CURRENT))
-        return (membership.status, membership.total_cents, membership.payment_method,
-                [(c.name, c.level, c.pupils, c.teachers) for c in membership.classes], membership.mandataire_name)
+        membership = session.scalar(
+            sa.select(Membership).join(Coop).join(SchoolYear).where(Coop.number == 1, SchoolYear.start_year == CURRENT)
+        )
+        return (
+            membership.status,
+            membership.total_cents,
+            membership.payment_method,
+            [(c.name, c.level, c.pupils, c.teachers) for c in membership.classes],
+            membership.mandataire_name,
+        )
 
-    assert db_check(check) == ("committed", 16442, "debit",
-                               [("CP", "CP", 25, 1), ("CM1-CM2", "CM1-CM2", 27, 2), ("ULIS école", "ULIS", 10, 1)],
-                               "Mme Claire Moreau")
+    assert db_check(check) == (
+        "committed",
+        16442,
+        "debit",
+        [("CP", "CP", 25, 1), ("CM1-CM2", "CM1-CM2", 27, 2), ("ULIS école", "ULIS", 10, 1)],
+        "Mme Claire Moreau",
+    )
     assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(OutboxEmail))) == 1
 
     page.get_by_role("link", name="Accueil").first.click()
@@ -139,8 +156,17 @@ def test_rows_without_javascript(browser, live_server, demo, db_check):
     # Enter in a field saves (it does not press « Supprimer »).
     page.get_by_label("Élèves, classe 3").press("Enter")
     assert page.get_by_text("Vos informations sont enregistrées").is_visible()
-    names = db_check(lambda s: [c.name for c in s.scalar(sa.select(Membership).join(Coop).join(SchoolYear).where(
-        Coop.number == 4, SchoolYear.start_year == CURRENT)).classes])
+    names = db_check(
+        lambda s: [
+            c.name
+            for c in s.scalar(
+                sa.select(Membership)
+                .join(Coop)
+                .join(SchoolYear)
+                .where(Coop.number == 4, SchoolYear.start_year == CURRENT)
+            ).classes
+        ]
+    )
     assert names == ["Moyenne section", "Grande section", "TPS"]
     context.close()
 

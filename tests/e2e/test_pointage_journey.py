@@ -58,7 +58,8 @@ def test_reconcile_a_month_from_the_ofx_file(page, make_coop, db_check):
 
     # 1. Import last month's OFX file: the closing balance fills the yellow box
     page.get_by_label("Relevé téléchargé de votre banque (OFX, CSV, CAMT.053 ou QIF)").set_input_files(
-        DATA / "releve_2025-09_credit_mutuel.ofx")
+        DATA / "releve_2025-09_credit_mutuel.ofx"
+    )
     page.get_by_role("button", name="Importer le relevé").click()
     page.wait_for_url(re.compile(rf"{SCREEN}#correspondances$"))
     _flash(page, "Relevé importé : 9 ligne(s) nouvelle(s).")

@@ -137,9 +137,11 @@ def test_from_year_over_to_report_sent(page, year_over, db_check):
 
     # 5. Supporting documents: the signed quitus (PDF), the statement (a phone photo), the subsidy letter.
     page.wait_for_url(re.compile(r"/coop/compte-rendu/2024/justificatifs$"))
-    uploads = (("Quitus signé", "quitus-signe.pdf", "application/pdf", _pdf()),
-               ("Relevé bancaire au 31/08/2025", "IMG_0412.jpg", "image/jpeg", _photo()),
-               ("Justificatifs des subventions", "courrier-mairie.pdf", "application/pdf", _pdf()))
+    uploads = (
+        ("Quitus signé", "quitus-signe.pdf", "application/pdf", _pdf()),
+        ("Relevé bancaire au 31/08/2025", "IMG_0412.jpg", "image/jpeg", _photo()),
+        ("Justificatifs des subventions", "courrier-mairie.pdf", "application/pdf", _pdf()),
+    )
     for label, name, mime, content in uploads:
         page.get_by_label(f"Fichier : {label}").set_input_files({"name": name, "mimeType": mime, "buffer": content})
         page.get_by_role("button", name=f"Envoyer ce fichier : {label}").click()
@@ -163,11 +165,23 @@ def test_from_year_over_to_report_sent(page, year_over, db_check):
         report = session.scalar(sa.select(AnnualReport))
         kinds = sorted(d.kind for d in session.scalars(sa.select(Document)))
         ledger = session.scalar(sa.select(Ledger).where(Ledger.status == "closed"))
-        return (report.status, report.council_count, report.crf_snapshot["resultat"], kinds,
-                ledger.closing_statement_balance_cents, session.scalar(sa.select(OutboxEmail.subject)))
+        return (
+            report.status,
+            report.council_count,
+            report.crf_snapshot["resultat"],
+            kinds,
+            ledger.closing_statement_balance_cents,
+            session.scalar(sa.select(OutboxEmail.subject)),
+        )
 
-    assert db_check(state) == ("submitted", 6, 114240, ["report_quitus", "report_statement", "report_subsidies"],
-                               309240, "Compte rendu 2024-2025 envoyé à l'OCCE 85 (085-001)")
+    assert db_check(state) == (
+        "submitted",
+        6,
+        114240,
+        ["report_quitus", "report_statement", "report_subsidies"],
+        309240,
+        "Compte rendu 2024-2025 envoyé à l'OCCE 85 (085-001)",
+    )
 
 
 def test_closing_wizard_on_a_phone(browser, live_server, year_over):
