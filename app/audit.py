@@ -76,7 +76,8 @@ def record(
     event = AuditEvent(
         action=action,
         actor_id=actor.id if actor is not None else None,
-        actor_login=(actor.login if actor is not None else actor_login or "")[:64],
+        # Without a user nor a named login, the domain was called by a command (flask ledger import…).
+        actor_login=(actor.login if actor is not None else actor_login or "cli")[:64],
         coop_id=coop_id if coop_id is not None else (actor.coop_id if actor is not None else None),
         entity=entity,
         entity_id=entity_id,

@@ -98,7 +98,6 @@ def import_statement(
         session,
         "statement.imported",
         actor=by,
-        actor_login=None if by else "cli",
         coop_id=coop_id,
         entity="statement",
         entity_id=statement.id,

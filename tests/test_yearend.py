@@ -1163,3 +1163,11 @@ def test_another_coops_report_documents_are_404(client, web_example, make_coop, 
     own.close()
     assert own.status_code == 200 and own.headers["Content-Disposition"].startswith("attachment")
     assert other.get("/coop/compte-rendu/2024/financier").status_code == 302  # its own (empty) year
+
+
+def test_the_statement_balance_typed_on_the_pointage_screen_is_offered(client, web_example, login_as):
+    """Typed once in the pointage summary box for 31 August, it is not asked again at closing."""
+    login_as(web_example)
+    client.post("/coop/pointage/2024/solde", data={"on": "31/08/2025", "balance": "3 092,40"})
+    page = client.get("/coop/cloture/2024").get_data(as_text=True)
+    assert re.search(r'id="balance"[^>]*value="3\u202f092,40"', page)

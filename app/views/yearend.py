@@ -160,6 +160,9 @@ def _render_closing(
         if statement_form is None:
             statement_form = StatementForm(formdata=None)
             statement_form.balance.data = ledger.closing_statement_balance_cents
+            if statement_form.balance.data is None and ledger.reconciliation_date == ledger.school_year.ends_on:
+                # Already typed on the pointage screen for 31 August: offered, not retyped.
+                statement_form.balance.data = ledger.reconciliation_balance_cents
         checks = closing.closing_checks(db.session, ledger, today=today)
         context.update(
             checks=checks,
