@@ -39,7 +39,7 @@ from app.models import (
     SchoolYear,
     User,
 )
-from app.security import csp_nonce
+from app.web.security import csp_nonce
 
 
 def init_admin(app: Flask) -> Admin:

@@ -9,7 +9,7 @@ from admin.base import StaffModelView
 from app import audit
 from app.extensions import db
 from app.models import NATURES
-from app.netutil import client_ip
+from app.web.netutil import client_ip
 
 
 class AccountAdmin(StaffModelView):

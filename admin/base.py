@@ -9,8 +9,8 @@ from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 
 from app.extensions import db
-from app.filters import fr_date, fr_datetime, money
 from app.models import Coop, OutboxEmail, User
+from app.web.filters import fr_date, fr_datetime, money
 
 
 class StaffAccessMixin:

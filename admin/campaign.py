@@ -12,7 +12,7 @@ from wtforms.validators import DataRequired, Length
 from admin.base import StaffAccessMixin
 from app import audit, campaign
 from app.extensions import db
-from app.netutil import client_ip
+from app.web.netutil import client_ip
 
 DEFAULT_BODY = """Bonjour,
 

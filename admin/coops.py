@@ -19,7 +19,7 @@ from app.errors import ValidationErrors
 from app.extensions import db
 from app.identity import IDENTITY_FIELDS, check_bic, check_iban, check_phone, check_postal_code, check_uai, format_iban
 from app.models import Mandate, User, coop_login, utcnow
-from app.netutil import client_ip
+from app.web.netutil import client_ip
 from forms.validators import Normalise
 
 

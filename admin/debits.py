@@ -12,14 +12,13 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
 from admin.base import StaffAccessMixin
-from admin.membership import queue_paid_mail
 from app import debits
 from app.errors import DomainError
 from app.extensions import db
-from app.filters import money
 from app.models import Debit, DebitBatch, Federation, utcnow
-from app.netutil import client_ip
-from app.views._common import queue_templated_email
+from app.web import notifications
+from app.web.filters import money
+from app.web.netutil import client_ip
 from forms.ledger import FrenchDateField
 
 
@@ -165,7 +164,7 @@ class DebitRunView(StaffAccessMixin, BaseView):
                 post_to_ledgers=bool(federation and federation.post_debits_to_ledgers),
             )
             for membership in paid:
-                queue_paid_mail(db.session, membership)
+                notifications.membership_paid(db.session, membership)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -193,15 +192,7 @@ class DebitRunView(StaffAccessMixin, BaseView):
             membership = debits.reject_debit(
                 db.session, debit, reason=form.reason.data, by=current_user, now=utcnow(), ip=client_ip()
             )
-            if membership.coop.email:
-                queue_templated_email(
-                    db.session,
-                    membership.coop.email,
-                    "membership_debit_rejected",
-                    coop=membership.coop,
-                    membership=membership,
-                    debit=debit,
-                )
+            notifications.membership_debit_rejected(db.session, membership, debit)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()

@@ -7,9 +7,9 @@ from flask_admin.contrib.sqla.filters import FilterEqual
 from markupsafe import Markup, escape
 
 from admin.base import StaffModelView, format_date, format_datetime
-from app.filters import fr_date, money
 from app.ledger import KIND_LABELS, MODE_LABELS, form_kind
 from app.models import Entry
+from app.web.filters import fr_date, money
 
 
 def _lines(view, context, model, name):

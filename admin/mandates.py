@@ -19,9 +19,9 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from admin.base import StaffAccessMixin, StaffModelView, format_date, format_datetime
 from app import documents
+from app.clock import now
 from app.errors import DomainError
 from app.extensions import db
-from app.filters import fr_datetime
 from app.mandates import (
     COOP_DOCUMENTS,
     DOCUMENT_LABELS,
@@ -33,6 +33,7 @@ from app.mandates import (
     build_bank_dossier,
     changes_of,
     complete_change,
+    documents_of,
     is_credit_mutuel,
     mark_sent_to_bank,
     page_count,
@@ -41,11 +42,12 @@ from app.mandates import (
     status_dates,
     validate_change,
 )
-from app.models import Document, Mandate, MandateChange, coop_login
-from app.netutil import client_ip
+from app.models import Document, Federation, Mandate, MandateChange, coop_login
 from app.pdf import PdfError, render_pdf
-from app.views._common import now, queue_templated_email
-from app.views.mandates import documents_of, federation, queue_status_mail, serve_document
+from app.web import notifications
+from app.web.downloads import send_document
+from app.web.filters import fr_datetime
+from app.web.netutil import client_ip
 from forms.mandates import BankDocumentUpload, DecisionForm, ReturnForm
 
 DOSSIER_ENDPOINT = "admin_mandate_dossiers.dossier"
@@ -244,7 +246,7 @@ class MandateDossierView(StaffAccessMixin, BaseView):
             return redirect(url_for(".dossier", id=id))
         try:
             decide(change)
-            queue_status_mail(db.session, change)
+            notifications.mandate_status(db.session, change)
             db.session.commit()
         except (DomainError, PdfError) as exc:
             db.session.rollback()
@@ -294,7 +296,7 @@ class MandateDossierView(StaffAccessMixin, BaseView):
                 change=change,
                 coop=change.coop,
                 bank=bank_of(change),
-                federation=federation(),
+                federation=Federation.settings(db.session),
                 parts=ranges,
                 validated_on=fr_datetime(change.validated_at, "dd/MM/yyyy"),
                 validated_by=current_user.full_name or current_user.login,
@@ -314,7 +316,7 @@ class MandateDossierView(StaffAccessMixin, BaseView):
             return self._page(change, return_form=form)
         try:
             return_change(db.session, change, form.reason.data, by=current_user, ip=client_ip(), now=now())
-            queue_status_mail(db.session, change)
+            notifications.mandate_status(db.session, change)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -360,15 +362,7 @@ class MandateDossierView(StaffAccessMixin, BaseView):
             _, removed = attach_bank_document(
                 db.session, change, form.file.data.read(), upload_dir=upload_dir, by=current_user, ip=client_ip()
             )
-            if change.coop.email:
-                queue_templated_email(
-                    db.session,
-                    change.coop.email,
-                    "mandate_bank_document",
-                    coop=change.coop,
-                    change=change,
-                    bank=bank_of(change),
-                )
+            notifications.mandate_bank_document(db.session, change)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -394,8 +388,8 @@ class MandateDossierView(StaffAccessMixin, BaseView):
     @expose("/document/<int:document_id>")
     def document(self, document_id: int):
         """The document shown by the browser (inline), sandboxed: staff only, audited."""
-        return serve_document(self._document(document_id), inline=True)
+        return send_document(self._document(document_id), inline=True, audited=True)
 
     @expose("/document/<int:document_id>/telecharger")
     def download(self, document_id: int):
-        return serve_document(self._document(document_id), inline=False)
+        return send_document(self._document(document_id), audited=True)

@@ -10,25 +10,15 @@ from flask import flash
 from flask_admin.actions import action
 from flask_login import current_user
 from markupsafe import Markup, escape
-from sqlalchemy.orm import Session
 
 from admin.base import StaffModelView, format_datetime, format_money
 from app.errors import DomainError
 from app.extensions import db
-from app.filters import money
 from app.membership import PAYMENT_LABELS, STATUS_LABELS, frozen_fee, record_cheque
 from app.models import Membership, coop_login, utcnow
-from app.netutil import client_ip
-from app.views._common import queue_templated_email
-
-
-def queue_paid_mail(session: Session, membership: Membership) -> None:
-    """Tell the coop its payment was recorded and its documents are ready (outbox, same transaction)."""
-    coop = membership.coop
-    if coop.email:
-        queue_templated_email(
-            session, coop.email, "membership_paid", coop=coop, membership=membership, year=membership.school_year
-        )
+from app.web import notifications
+from app.web.filters import money
+from app.web.netutil import client_ip
 
 
 def _breakdown(view, context, model: Membership, name) -> Markup:
@@ -152,7 +142,7 @@ class MembershipAdmin(StaffModelView):
             try:
                 with db.session.begin_nested():
                     record_cheque(db.session, membership, by=current_user, ip=client_ip(), now=utcnow())
-                    queue_paid_mail(db.session, membership)
+                    notifications.membership_paid(db.session, membership)
             except DomainError as exc:
                 refused.append(exc.message)
             else:

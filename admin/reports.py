@@ -21,10 +21,10 @@ from admin.base import StaffAccessMixin, StaffModelView, format_datetime
 from app import closing, reports
 from app.errors import DomainError
 from app.extensions import db
-from app.filters import fr_datetime, money
 from app.models import AnnualReport, Coop, Document, Ledger, SchoolYear, coop_login, utcnow
-from app.netutil import client_ip
-from app.views._common import queue_templated_email
+from app.web import notifications
+from app.web.filters import fr_datetime, money
+from app.web.netutil import client_ip
 
 PAGE_SIZE = 50
 DOCUMENT_LABELS = {
@@ -200,16 +200,8 @@ class ClosingAdminView(StaffAccessMixin, BaseView):
                 returned = closing.reopen_ledger(
                     db.session, ledger, reason=form.reason.data, by=current_user, ip=client_ip(), now=utcnow()
                 )
-                if returned is not None and ledger.coop.email:
-                    queue_templated_email(
-                        db.session,
-                        ledger.coop.email,
-                        "report_returned",
-                        coop=ledger.coop,
-                        year_label=label,
-                        year=ledger.school_year.start_year,
-                        reason=returned.return_reason,
-                    )
+                if returned is not None:
+                    notifications.report_reopened(db.session, returned)
                 db.session.commit()
             except DomainError as exc:
                 db.session.rollback()

@@ -17,8 +17,9 @@ from app.errors import DomainError
 from app.extensions import db
 from app.models import Coop, Document, SchoolYear, utcnow
 from app.models.reports import AnnualReport
-from app.netutil import client_ip
-from app.views._common import queue_templated_email
+from app.web import notifications
+from app.web.downloads import send_document
+from app.web.netutil import client_ip
 
 _ORDER = ("submitted", "returned", "draft", "approved")
 
@@ -115,26 +116,10 @@ class ReviewView(StaffAccessMixin, BaseView):
 
     @expose("/<int:report_id>/document/<int:document_id>")
     def document(self, report_id: int, document_id: int):
-        from app.views.mandates import serve_document
-
         document = db.session.get(Document, document_id)
         if document is None or document.annual_report_id != report_id:
             abort(404)
-        return serve_document(document, inline=request.args.get("telecharger") is None)
-
-    def _mail(self, report: AnnualReport, template: str, **context) -> None:
-        coop = report.coop
-        if coop.email:
-            queue_templated_email(
-                db.session,
-                coop.email,
-                template,
-                coop=coop,
-                report=report,
-                year_label=report.ledger.school_year.label,
-                year=report.ledger.school_year.start_year,
-                **context,
-            )
+        return send_document(document, inline=request.args.get("telecharger") is None, audited=True)
 
     @expose("/<int:report_id>/approuver", methods=("POST",))
     def approve(self, report_id: int):
@@ -143,7 +128,7 @@ class ReviewView(StaffAccessMixin, BaseView):
             abort(400)
         try:
             reports.approve_report(db.session, report, by=current_user, now=utcnow(), ip=client_ip())
-            self._mail(report, "report_approved")
+            notifications.report_reviewed(db.session, report, "report_approved")
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -163,7 +148,7 @@ class ReviewView(StaffAccessMixin, BaseView):
             reports.return_report(
                 db.session, report, reason=form.reason.data, by=current_user, now=utcnow(), ip=client_ip()
             )
-            self._mail(report, "report_returned_review", reason=report.return_reason)
+            notifications.report_reviewed(db.session, report, "report_returned_review", reason=report.return_reason)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -184,7 +169,7 @@ class ReviewView(StaffAccessMixin, BaseView):
                 db.session, report.ledger, reason=form.reason.data, by=current_user, ip=client_ip(), now=utcnow()
             )
             if returned is not None:
-                self._mail(report, "report_returned", reason=form.reason.data)
+                notifications.report_reviewed(db.session, report, "report_returned", reason=form.reason.data)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()

@@ -11,7 +11,7 @@ from app import audit
 from app.extensions import db
 from app.identity import check_bic, check_iban
 from app.money import format_rate_ppm
-from app.netutil import client_ip
+from app.web.netutil import client_ip
 from forms.fields import MoneyField, RateField
 from forms.validators import Normalise
 

@@ -13,8 +13,8 @@ from app.auth import end_sessions, normalize_login
 from app.coops import check_email, temporary_password
 from app.extensions import db
 from app.models import User
-from app.netutil import client_ip
 from app.passwords import hash_password
+from app.web.netutil import client_ip
 from forms.validators import Normalise
 
 

@@ -87,8 +87,8 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app import filters, security
     from app.views import auth, coop, errors, ledger, mandates, membership, pointage, yearend
+    from app.web import filters, security
 
     app.before_request(security.check_access)
     app.after_request(security.set_security_headers)

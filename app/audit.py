@@ -65,6 +65,7 @@ def record(
     *,
     actor: User | None = None,
     actor_login: str | None = None,
+    actor_id: int | None = None,
     coop_id: int | None = None,
     entity: str = "",
     entity_id: int | None = None,
@@ -75,7 +76,7 @@ def record(
     """Add an audit event to the session (flushed with the change it describes, never committed here)."""
     event = AuditEvent(
         action=action,
-        actor_id=actor.id if actor is not None else None,
+        actor_id=actor.id if actor is not None else actor_id,
         # Without a user nor a named login, the domain was called by a command (flask ledger import…).
         actor_login=(actor.login if actor is not None else actor_login or "cli")[:64],
         coop_id=coop_id if coop_id is not None else (actor.coop_id if actor is not None else None),

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app import ledger as books
 from app.errors import DomainError
-from app.filters import fr_date
+from app.formats import fr_date
 from app.models import Account, AnnualReport, Entry, EntryLine, Ledger, SchoolYear, User, utcnow
 from app.money import format_amount
 

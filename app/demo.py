@@ -16,8 +16,8 @@ import sqlalchemy as sa
 from schwifty import IBAN
 from sqlalchemy.orm import Session
 
-from app.home import current_mandate
 from app.identity import uai_check_letter
+from app.mandates import current_mandate
 from app.membership import (
     ClassHeadcount,
     Headcounts,

@@ -15,7 +15,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.home import current_mandate
+from app.mandates import current_mandate
 from app.models import Account, Coop, Entry, EntryLine, Ledger, Membership, SchoolYear
 
 

@@ -12,7 +12,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
 
-from app.netutil import client_ip
+from app.web.netutil import client_ip
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -22,12 +22,17 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+# Objects keep their loaded values after commit: a view builds its message from what the unit of
+# work returned without reading the database again (app/web/uow.py).
+db = SQLAlchemy(
+    metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"expire_on_commit": False}
+)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=client_ip, default_limits=[])
 bootstrap = Bootstrap5()
+SQLITE_BUSY_TIMEOUT_MS = 10_000  # how long a write waits for the database lock before failing
 babel = Babel()
 
 
@@ -46,7 +51,7 @@ def configure_sqlite(engine: Engine, wants_write: callable) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

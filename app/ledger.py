@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import DomainError
-from app.filters import fr_date
+from app.formats import fr_date
 from app.models import Account, Action, Coop, Entry, EntryLine, Ledger, SchoolYear, User, school_year_start, utcnow
 from app.money import format_amount
 

@@ -40,7 +40,6 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.documents import check_upload, document_path
 from app.errors import DomainError, ValidationErrors
-from app.home import current_mandate
 from app.models import Coop, Document, Mandate, MandateChange, User
 
 STATUS_LABELS = {
@@ -94,6 +93,17 @@ MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 MAX_DOSSIER_BYTES = 60 * 1024 * 1024
 _A4 = (595.28, 841.89)  # points
 _REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud on the phone
+
+
+def documents_of(change: MandateChange) -> dict[str, Document]:
+    """The change's documents by kind (the latest of each kind), in the order of DOCUMENT_LABELS."""
+    return {kind: doc for kind in DOCUMENT_LABELS if (doc := change.document(kind)) is not None}
+
+
+def current_mandate(coop: Coop, today: date) -> Mandate | None:
+    """The coop's current mandataire (the latest started among those running today)."""
+    running = [m for m in coop.mandates if m.role == "mandataire" and m.is_current(today)]
+    return max(running, key=lambda m: m.started_on, default=None)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from app.formats import amount as format_amount  # noqa: F401  (the one formatter, re-exported)
+
 _AMOUNT = re.compile(r"^([+-]?)(\d{1,3}(?:[ \u00a0\u202f.]\d{3})+|\d+)(?:[,.](\d{1,2}))?$")
 
 
@@ -17,14 +19,6 @@ def parse_amount(text: str) -> int:
     whole = re.sub(r"[ \u00a0\u202f.]", "", whole)
     cents = int(whole) * 100 + int((decimals or "0").ljust(2, "0"))
     return -cents if sign == "-" else cents
-
-
-def format_amount(cents: int) -> str:
-    """123456 -> '1 234,56' (narrow no-break space between thousands, as French typography wants)."""
-    sign = "-" if cents < 0 else ""
-    whole, rest = divmod(abs(cents), 100)
-    grouped = f"{whole:,}".replace(",", "\u202f")
-    return f"{sign}{grouped},{rest:02d}"
 
 
 def parse_rate_ppm(text: str) -> int:

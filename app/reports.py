@@ -30,7 +30,7 @@ from app import audit, documents
 from app import ledger as books
 from app.closing import BankReconciliation, CashCount, bank_reconciliation, opening_balances
 from app.errors import DomainError, ValidationErrors
-from app.filters import fr_date
+from app.formats import fr_date
 from app.models import (
     Account,
     Action,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -129,6 +129,19 @@ def app(make_app, migrated) -> Iterator[Flask]:
     yield app
     with app.app_context():
         db.session.remove()
+
+
+DEFAULT_MOMENT = datetime(2025, 9, 15, 8, 30)  # a Monday of the 2025-2026 school year, 10:30 in Paris
+
+
+@pytest.fixture
+def clock() -> Iterator[Callable[[datetime], None]]:
+    """Pin the app's clock (`app.clock`) to 15 September 2025 08:30 UTC; call the fixture to move it."""
+    from app import clock as app_clock
+
+    app_clock.freeze(DEFAULT_MOMENT)
+    yield app_clock.freeze
+    app_clock.freeze(None)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import AuditEvent, Coop, school_year_start, utcnow
-from app.security import endpoint_access
+from app.web.security import endpoint_access
 from tests.conftest import PASSWORD
 
 ARG_VALUES = {

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
 
 from app import auth as auth_rules
+from app import clock
 from app.models import AuditEvent, PasswordResetToken, User, utcnow
 from tests.conftest import PASSWORD, login
 
@@ -166,10 +166,10 @@ def test_disabling_an_account_ends_its_sessions(app, make_staff, login_as, db_ch
 def test_idle_timeout_after_thirty_minutes(client, make_coop, login_as):
     login_as(make_coop(1))
     with client.session_transaction() as s:
-        s["seen"] = int(time.time()) - 29 * 60
+        s["seen"] = clock.timestamp() - 29 * 60
     assert client.get("/").status_code == 200
     with client.session_transaction() as s:
-        s["seen"] = int(time.time()) - 31 * 60
+        s["seen"] = clock.timestamp() - 31 * 60
     response = client.get("/coop/identite")
     assert response.headers["Location"].startswith("/connexion")
     assert client.get("/").headers["Location"].startswith("/connexion")

@@ -688,6 +688,6 @@ def test_home_card_shows_balances_advance_and_lines_to_point(app, client, make_c
     login_as(info)
     page = client.get("/").get_data(as_text=True)
     assert (
-        "Banque : 1\u202f084,56\u00a0€ · caisse : 20,00\u00a0€ · régies d&#39;avance en cours : 150,00\u00a0€" in page
+        "Banque : 1\u202f084,56\u202f€ · caisse : 20,00\u202f€ · régies d&#39;avance en cours : 150,00\u202f€" in page
     )
     assert "1 ligne(s) de banque à pointer" in page and "En cours" in page

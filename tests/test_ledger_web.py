@@ -1170,9 +1170,9 @@ def test_classic_view_shows_running_balances_and_totals(client, year_of_entries)
         "0,00",
     ]
     # balance cards, advances in progress included
-    assert f"-1{n}115,44\u00a0€" in page and "5,00\u00a0€" in page
+    assert f"-1{n}115,44\u202f€" in page and "5,00\u202f€" in page
     cards = page[page.index('aria-label="Soldes"') : page.index("</section>")]
-    assert "Régies d'avance en cours" in cards and "15,00\u00a0€" in cards
+    assert "Régies d'avance en cours" in cards and "15,00\u202f€" in cards
 
 
 def test_sort_by_piece_puts_d2_before_d10(client, year_of_entries):
@@ -1222,7 +1222,7 @@ def test_print_view_is_a4_portrait_without_navigation(client, year_of_entries):
     assert "<nav" not in page and "Se déconnecter" not in page and "Modifier" not in page
     assert "/static/css/print.css" in page
     assert f"Cahier de comptabilité {YEAR_LABEL}" in page and "085-001" in page
-    assert f"Banque : -1{NNBSP}115,44\u00a0€" in page
+    assert f"Banque : -1{NNBSP}115,44\u202f€" in page
     css = client.get("/static/css/print.css")
     assert "size: A4 portrait" in css.get_data(as_text=True)
     css.close()
@@ -1261,7 +1261,7 @@ def test_opening_step(client, coop, db_check):
     page = text(client.get(CAHIER))
     assert "Report à nouveau enregistré." in page
     cards = page[page.index('aria-label="Soldes"') : page.index("</section>")]
-    assert f"1{NNBSP}234,56\u00a0€" in cards and "20,00\u00a0€" in cards
+    assert f"1{NNBSP}234,56\u202f€" in cards and "20,00\u202f€" in cards
     assert "Commencez par le" not in page
     # Changing it replaces the opening entry, never adds a second one
     assert re.search(r'id="bank"[^>]*value="1\u202f234,56"', text(client.get(url)))
@@ -1317,7 +1317,7 @@ def test_actions_create_rename_archive_with_totals(client, coop, db_check):
     book(db_check, coop.id, piece="3", when=day(10, 3), bank=999, splits=(("627", 999),), cheque="2")
     page = text(client.get(url))
     cells = _action_row(page, "Classe de mer")
-    assert cells[1:4] == [f"2{NNBSP}500,00\u00a0€", f"1{NNBSP}820,00\u00a0€", "-680,00\u00a0€"]
+    assert cells[1:4] == [f"2{NNBSP}500,00\u202f€", f"1{NNBSP}820,00\u202f€", "-680,00\u202f€"]
 
     response = client.post(f"/coop/actions/{action.id}/renommer", data={"name": "Classe de mer 2027"})
     assert response.status_code == 302

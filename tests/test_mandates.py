@@ -18,7 +18,6 @@ from PIL import Image, ImageDraw
 from pypdf import PdfReader
 
 from app.errors import DomainError, ValidationErrors
-from app.home import checklist, current_mandate
 from app.mandates import (
     STATUS_LABELS,
     TRANSITIONS,
@@ -27,6 +26,7 @@ from app.mandates import (
     attach_document,
     build_bank_dossier,
     complete_change,
+    current_mandate,
     home_card,
     mark_sent_to_bank,
     merge_pdfs,
@@ -40,6 +40,7 @@ from app.mandates import (
     validate_change,
 )
 from app.models import AuditEvent, Coop, Document, Mandate, MandateChange, OutboxEmail, utcnow
+from app.web.home import checklist
 
 TODAY = utcnow().date()
 NOW = utcnow()

@@ -15,7 +15,6 @@ from pypdf import PdfReader
 
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
-from app.home import checklist
 from app.membership import (
     TRANSITIONS,
     ClassHeadcount,
@@ -43,6 +42,7 @@ from app.models import (
     school_year_start,
     utcnow,
 )
+from app.web.home import checklist
 
 # DOMAIN.md §6: 2,05 € per pupil and per adult, insurance 0,25 € per insured member, property above
 # 2 000 € at 0,00688 € per euro.
@@ -406,7 +406,7 @@ def test_step_shows_last_years_table_and_fee(client, last_year_paid, login_as):
     assert 'value="CP de Mme Roy"' in page and 'value="CE1-CE2"' in page and 'value="22"' in page
     assert '<th scope="col">Élèves</th>' in page
     # 47 pupils + 2 teachers + 1 ATSEM: 50 x 2,05 = 102,50; 50 x 0,25 = 12,50; total 115,00
-    assert "115,00\u00a0€" in page and "102,50\u00a0€" in page
+    assert "115,00\u202f€" in page and "102,50\u202f€" in page
     assert 'data-ppm="6880"' in page
     assert re.search(r'<script nonce="[\w-]+" src="/static/js/membership.js">', page)
     assert "Mettre à jour ces informations" in page and "Engagement du mandataire" in page
@@ -474,7 +474,7 @@ def test_engagement_journey(client, last_year_paid, login_as, db_check):
     assert response.headers["Location"] == "/coop/adhesion/engagement"
     recap = _text(client.get("/coop/adhesion/engagement"))
     assert "Je m&#39;engage à être mandataire" in recap and "Claire Moreau" in recap
-    assert "115,00\u00a0€" in recap and "définitive" in recap
+    assert "115,00\u202f€" in recap and "définitive" in recap
     assert _membership(db_check).status == "draft"
 
     response = client.post("/coop/adhesion/engagement", data={})
@@ -540,7 +540,7 @@ def test_home_card_follows_the_membership(client, last_year_paid, login_as, db_c
     assert "il reste l&#39;engagement du mandataire" in _text(client.get("/"))
     client.post("/coop/adhesion/engagement", data={})
     home = _text(client.get("/"))
-    assert "115,00\u00a0€ sera prélevé par l&#39;OCCE 85" in home and "En attente de l&#39;OCCE 85" in home
+    assert "115,00\u202f€ sera prélevé par l&#39;OCCE 85" in home and "En attente de l&#39;OCCE 85" in home
 
 
 @pytest.mark.parametrize(

@@ -721,11 +721,11 @@ def test_clear_and_unclear_answer_json_for_the_script(client, ledger_ids, db_che
         "message": "Ligne pointée au 30/09/2025.",
         "summary": {
             "on": "30/09/2025",
-            "book_balance": "1\u202f819,06\u00a0€",
+            "book_balance": "1\u202f819,06\u202f€",
             "uncleared_count": 11,
-            "uncleared_total": "84,50\u00a0€",
-            "expected_statement": "1\u202f734,56\u00a0€",
-            "difference": "118,50\u00a0€",
+            "uncleared_total": "84,50\u202f€",
+            "expected_statement": "1\u202f734,56\u202f€",
+            "difference": "118,50\u202f€",
             "reconciled": False,
         },
     }
@@ -736,11 +736,11 @@ def test_clear_and_unclear_answer_json_for_the_script(client, ledger_ids, db_che
         "message": "Pointage annulé.",
         "summary": {
             "on": "30/09/2025",
-            "book_balance": "1\u202f819,06\u00a0€",
+            "book_balance": "1\u202f819,06\u202f€",
             "uncleared_count": 12,
-            "uncleared_total": "584,50\u00a0€",
-            "expected_statement": "1\u202f234,56\u00a0€",
-            "difference": "618,50\u00a0€",
+            "uncleared_total": "584,50\u202f€",
+            "expected_statement": "1\u202f234,56\u202f€",
+            "difference": "618,50\u202f€",
             "reconciled": False,
         },
     }

@@ -11,7 +11,7 @@ from app.identity import check_bic, check_iban, check_phone, check_postal_code, 
 from app.models import occe_code
 from app.money import format_amount, format_rate_ppm, parse_amount, parse_rate_ppm
 from app.passwords import hash_password, password_problems, verify_password
-from app.security import safe_next_url
+from app.web.security import safe_next_url
 
 
 @given(st.integers(min_value=-(10**11), max_value=10**11))

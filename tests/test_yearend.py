@@ -631,18 +631,6 @@ def _pdf_text(response) -> str:
 
 
 @pytest.fixture
-def clock(monkeypatch):
-    """The app clock (app.views._common.now, and the home page's); 15 September 2025 unless moved."""
-
-    def set_to(moment: datetime) -> None:
-        monkeypatch.setattr("app.views._common.now", lambda: moment)
-        monkeypatch.setattr("app.views.coop.now", lambda: moment)
-
-    set_to(SEPT_15)
-    return set_to
-
-
-@pytest.fixture
 def web_example(app, make_coop, db_check, clock):
     """Coop 085-001 with the worked example 2024-2025 (open) and its membership of that year."""
     info = make_coop(1)
@@ -1046,7 +1034,7 @@ def test_submission_needs_everything_then_locks_the_report(client, web_example, 
     status, result, to, subject, body = db_check(state)
     assert (status, result, to) == ("submitted", 114240, "coop1@example.org")
     assert subject == "Compte rendu 2024-2025 envoyé à l'OCCE 85 (085-001)"
-    assert "résultat : 1\u202f142,40\u00a0€" in body and "Paul Martin, Léa Petit" in body
+    assert "résultat : 1\u202f142,40\u202f€" in body and "Paul Martin, Léa Petit" in body
 
     twice = client.post("/coop/compte-rendu/2024/envoi", data={})
     assert "déjà envoyé" in _text(client.get(twice.headers["Location"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy import Boolean, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.extensions import db
 
@@ -39,3 +39,8 @@ class Federation(db.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @classmethod
+    def settings(cls, session: Session) -> Federation | None:
+        """The single settings row (None before `flask demo` or the first back-office save)."""
+        return session.scalar(sa.select(cls).limit(1))

@@ -9,12 +9,15 @@ from flask_login import current_user, login_user, logout_user
 
 from app import audit
 from app import auth as auth_rules
+from app import clock
+from app.clock import now
 from app.errors import DomainError
 from app.extensions import db, limiter
-from app.filters import fr_datetime
-from app.netutil import client_ip
-from app.security import access, safe_next_url
-from app.views._common import auth_policy, now, queue_templated_email
+from app.web import notifications
+from app.web.common import auth_policy
+from app.web.filters import fr_datetime
+from app.web.netutil import client_ip
+from app.web.security import access, safe_next_url
 from forms.auth import ChangePasswordForm, LoginForm, ResetPasswordForm, ResetRequestForm
 
 bp = Blueprint("auth", __name__)
@@ -45,7 +48,7 @@ def login():
             session.clear()  # no session fixation: start from an empty session
             login_user(outcome.user)
             session.permanent = True
-            session["seen"] = int(now().timestamp())
+            session["seen"] = clock.timestamp()
             if outcome.user.must_change_password:
                 flash("Bienvenue ! Choisissez maintenant votre mot de passe personnel.", "info")
                 return redirect(url_for("auth.change_password"))
@@ -113,13 +116,7 @@ def forgot_password():
         user = auth_rules.find_user_for_reset(db.session, form.identifier.data)
         if user is not None:
             raw = auth_rules.create_reset_token(db.session, user, now=now(), policy=auth_policy(), ip=client_ip())
-            queue_templated_email(
-                db.session,
-                user.contact_email,
-                "password_reset",
-                user=user,
-                link=url_for("auth.reset_password", token=raw),
-            )
+            notifications.password_reset(db.session, user, url_for("auth.reset_password", token=raw))
         else:
             audit.record(db.session, "password.reset_unknown", actor_login=form.identifier.data[:64], ip=client_ip())
         db.session.commit()

@@ -6,15 +6,16 @@ import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
+from app.clock import now
 from app.errors import DomainError
 from app.extensions import db
-from app.home import checklist, current_mandate
 from app.identity import IDENTITY_FIELDS, update_identity
+from app.mandates import current_mandate
 from app.models import AuditEvent, SchoolYear, school_year_start
-from app.netutil import client_ip
-from app.security import access
-from app.tenancy import owned, owned_or_404
-from app.views._common import now
+from app.web.home import checklist
+from app.web.netutil import client_ip
+from app.web.security import access
+from app.web.tenancy import owned, owned_or_404
 from forms.identity import IdentityForm
 
 bp = Blueprint("coop", __name__)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
 
+from app.extensions import db
+
 MESSAGES = {
     400: ("Requête incorrecte", "La demande n'a pas pu être comprise."),
     403: ("Accès refusé", "Vous n'avez pas accès à cette page avec ce compte."),
@@ -22,6 +24,8 @@ MESSAGES = {
 
 def register(app: Flask) -> None:
     def render(code: int, message: str | None = None):
+        # Whatever failed, the page renders on a clean session (nothing half-done is kept).
+        db.session.rollback()
         title, text = MESSAGES[code]
         return render_template("errors/error.html", code=code, title=title, text=message or text), code
 

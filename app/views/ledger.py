@@ -13,15 +13,15 @@ from sqlalchemy.exc import IntegrityError
 from app import cahier as cahier_format
 from app import documents, reconciliation
 from app import ledger as books
+from app.clock import now
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
 from app.models import Account, Action, Document, Entry, Ledger, Membership, SchoolYear
-from app.netutil import client_ip
-from app.security import access
-from app.tenancy import current_coop_id, owned, owned_or_404
-from app.views._common import now
 from app.views.cahier_table import cahier_cache, cahier_rows
 from app.views.pointage import statement_line_for_entry
+from app.web.netutil import client_ip
+from app.web.security import access
+from app.web.tenancy import current_coop_id, owned, owned_or_404
 from forms.ledger import (
     ActionForm,
     ArchiveActionForm,

@@ -3,17 +3,14 @@ print and sign, the three uploads, « Envoyer », and the dossier's statuses wit
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from app import audit, documents
+from app import documents
+from app.clock import now
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db, limiter
-from app.filters import fr_datetime
-from app.home import current_mandate
 from app.mandates import (
     COOP_DOCUMENTS,
     DOCUMENT_LABELS,
@@ -23,6 +20,8 @@ from app.mandates import (
     attach_document,
     bank_of,
     changes_of,
+    current_mandate,
+    documents_of,
     is_credit_mutuel,
     is_editable,
     missing_items,
@@ -34,24 +33,18 @@ from app.mandates import (
     update_details,
 )
 from app.models import Document, Federation, MandateChange
-from app.netutil import client_ip
 from app.pdf import render_pdf
-from app.security import access
-from app.tenancy import owned_or_404
-from app.views._common import now, queue_templated_email
+from app.web import notifications
+from app.web.downloads import send_document
+from app.web.filters import fr_datetime
+from app.web.netutil import client_ip
+from app.web.security import access
+from app.web.tenancy import owned_or_404
 from forms.mandates import AddressProofUpload, IdentityUpload, MandateChangeForm, SendForm, SignedFormUpload
 
 bp = Blueprint("mandates", __name__)
 
 UPLOAD_FORMS = {"mandate_form": SignedFormUpload, "identity": IdentityUpload, "address_proof": AddressProofUpload}
-# Mail sent to the coop when its dossier reaches a status.
-STATUS_MAILS = {
-    "submitted": "mandate_submitted",
-    "returned": "mandate_returned",
-    "validated": "mandate_validated",
-    "sent_to_bank": "mandate_sent_to_bank",
-    "completed": "mandate_completed",
-}
 
 
 def _coop():
@@ -60,57 +53,6 @@ def _coop():
 
 def _today():
     return now().date()
-
-
-def federation() -> Federation | None:
-    return db.session.scalar(sa.select(Federation).limit(1))
-
-
-def queue_status_mail(session: Session, change: MandateChange) -> None:
-    """Tell the coop (and, once the delegation exists, the new mandataire) where its dossier stands."""
-    coop = change.coop
-    context = {
-        "coop": coop,
-        "change": change,
-        "bank": bank_of(change),
-        "status_label": STATUS_LABELS[change.status],
-        "reasons": REASONS,
-        "is_credit_mutuel": is_credit_mutuel(bank_of(change)),
-    }
-    if coop.email:
-        queue_templated_email(session, coop.email, STATUS_MAILS[change.status], **context)
-    if change.status == "completed" and change.incoming_email and change.incoming_email != coop.email:
-        queue_templated_email(session, change.incoming_email, "mandate_completed_incoming", **context)
-
-
-def _send_file(document: Document, *, inline: bool) -> Response:
-    path = documents.document_path(current_app.config["UPLOAD_DIR"], document)
-    response = send_file(
-        path, mimetype=document.content_type, as_attachment=not inline, download_name=document.original_name, max_age=0
-    )
-    if inline:
-        # Shown by the browser, never as part of the app: a sandboxed, unique origin, no sniffing.
-        response.headers["Content-Security-Policy"] = "sandbox"
-    else:
-        response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def serve_document(document: Document, *, inline: bool) -> Response:
-    """A change-of-mandataire document (identity data): audited, then served."""
-    audit.record(
-        db.session,
-        "document.viewed" if inline else "document.downloaded",
-        actor=current_user,
-        coop_id=document.coop_id,
-        entity="document",
-        entity_id=document.id,
-        after={"kind": document.kind},
-        ip=client_ip(),
-    )
-    db.session.commit()
-    return _send_file(document, inline=inline)
 
 
 # --- Pages ---------------------------------------------------------------------------------------
@@ -350,7 +292,7 @@ def send(id: int):
     if form.validate_on_submit():
         try:
             submit_change(db.session, change, by=current_user, ip=client_ip(), now=now(), today=_today())
-            queue_status_mail(db.session, change)
+            notifications.mandate_status(db.session, change)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -405,7 +347,7 @@ def render_request_form(change: MandateChange) -> str:
         "pdf/mandate_form.html",
         change=change,
         coop=change.coop,
-        federation=federation(),
+        federation=Federation.settings(db.session),
         reasons=REASONS,
         bank=bank_of(change),
         printed_on=fr_datetime(now(), "dd/MM/yyyy"),
@@ -420,9 +362,6 @@ def document(document_id: int):
     found = owned_or_404(Document, document_id)
     if found.mandate_change_id is None:
         abort(404)
-    return serve_document(found, inline=False)
+    return send_document(found, audited=True)
 
 
-def documents_of(change: MandateChange) -> dict[str, Document]:
-    """The change's documents by kind (the latest of each kind)."""
-    return {kind: doc for kind in DOCUMENT_LABELS if (doc := change.document(kind)) is not None}

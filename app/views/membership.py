@@ -8,10 +8,10 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from app.clock import now
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db, limiter
-from app.filters import fr_datetime
-from app.home import current_mandate
+from app.mandates import current_mandate
 from app.membership import (
     MAX_CLASSES,
     PAYMENT_LABELS,
@@ -34,11 +34,12 @@ from app.membership import (
 )
 from app.models import Federation, Membership, SchoolYear
 from app.money import format_rate_ppm
-from app.netutil import client_ip
 from app.pdf import render_pdf
-from app.security import access
-from app.tenancy import owned_or_404
-from app.views._common import now, queue_templated_email
+from app.web import notifications
+from app.web.filters import fr_datetime
+from app.web.netutil import client_ip
+from app.web.security import access
+from app.web.tenancy import owned_or_404
 from forms.membership import LEVELS, ClassForm, EngagementForm, MembershipForm
 
 bp = Blueprint("membership", __name__)
@@ -233,7 +234,7 @@ def engagement():
             return redirect(url_for(".step"))
         try:
             commit_membership(db.session, membership, mandate, by=current_user, ip=client_ip(), now=now())
-            _queue_receipt(membership)
+            notifications.membership_committed(db.session, membership)
             db.session.commit()
         except DomainError as exc:
             db.session.rollback()
@@ -265,23 +266,6 @@ def engagement():
         form=form,
         payment_method=payment_method_for(db.session, coop),
         no_debit_banks=no_debit_banks(db.session),
-    )
-
-
-def _queue_receipt(membership: Membership) -> None:
-    coop = membership.coop
-    if not coop.email:
-        return
-    queue_templated_email(
-        db.session,
-        coop.email,
-        "membership_committed",
-        coop=coop,
-        membership=membership,
-        year=membership.school_year,
-        fee=frozen_fee(membership),
-        federation=_federation(),
-        committed_at=fr_datetime(membership.committed_at),
     )
 
 

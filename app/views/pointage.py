@@ -15,15 +15,15 @@ from flask_login import current_user
 from app import audit
 from app import ledger as books
 from app import reconciliation as rec
+from app.clock import now
 from app.errors import DomainError
 from app.extensions import db
-from app.filters import money
 from app.models import Entry, EntryLine, Ledger, SchoolYear, StatementLine
-from app.netutil import client_ip
-from app.security import access
 from app.statements import CsvMapping, NeedsMapping, StatementError, _csv_rows, decode, parse_day, parse_statement
-from app.tenancy import current_coop_id, owned
-from app.views._common import now
+from app.web.filters import money
+from app.web.netutil import client_ip
+from app.web.security import access
+from app.web.tenancy import current_coop_id, owned
 from forms.pointage import ConfirmMatchesForm, LineActionForm, MappingForm, StatementBalanceForm, StatementImportForm
 
 bp = Blueprint("pointage", __name__)

@@ -2,7 +2,7 @@
 
 Every step is one page; each form posts, the domain checks, the view commits once and redirects
 (PRG, one flash). GET requests never write: the yearly report row is created by the first POST.
-The clock is `app.views._common.now` (tests move it past 1 September).
+The clock is `app.clock` (tests move it past 1 September with the `clock` fixture).
 """
 
 from __future__ import annotations
@@ -14,18 +14,18 @@ from flask import Blueprint, Response, abort, current_app, flash, redirect, rend
 from flask_login import current_user
 from sqlalchemy.orm.exc import StaleDataError
 
-from app import closing, documents, reports
+from app import clock, closing, documents, reports
 from app import ledger as books
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db, limiter
-from app.filters import fr_date
-from app.filters import money as _euros
 from app.models import Federation, Ledger, SchoolYear, school_year_start
-from app.netutil import client_ip
 from app.pdf import render_pdf
-from app.security import access
-from app.tenancy import owned
-from app.views import _common
+from app.web import notifications
+from app.web.filters import fr_date
+from app.web.filters import money as _euros
+from app.web.netutil import client_ip
+from app.web.security import access
+from app.web.tenancy import owned
 from forms.yearend import (
     CashCountForm,
     CloseForm,
@@ -53,7 +53,7 @@ STEPS = (
 
 
 def _today() -> date:
-    return _common.now().date()
+    return clock.now().date()
 
 
 def _last_year() -> int:
@@ -289,7 +289,7 @@ def close(year: int):
                     statement_balance=ledger.closing_statement_balance_cents,
                     cash_count=closing.CashCount.from_json(ledger.cash_count),
                     by=current_user,
-                    now=_common.now(),
+                    now=clock.now(),
                     ip=client_ip(),
                 )
                 db.session.commit()
@@ -370,7 +370,7 @@ def cra(year: int):
         return _render_cra(year, ledger, report, form)
     try:
         report = _editable_report(ledger)
-        reports.save_cra(db.session, report, form.answers(), by=current_user, now=_common.now(), ip=client_ip())
+        reports.save_cra(db.session, report, form.answers(), by=current_user, now=clock.now(), ip=client_ip())
         db.session.commit()
     except ValidationErrors as exc:
         db.session.rollback()
@@ -486,7 +486,7 @@ def quitus(year: int):
             form.mandataire_name.data,
             mandataires=_mandataires(),
             by=current_user,
-            now=_common.now(),
+            now=clock.now(),
             ip=client_ip(),
         )
         db.session.commit()
@@ -616,20 +616,9 @@ def submit(year: int):
         try:
             report = _editable_report(ledger)
             reports.submit_report(
-                db.session, report, crf, mandataires=_mandataires(), by=current_user, now=_common.now(), ip=client_ip()
+                db.session, report, crf, mandataires=_mandataires(), by=current_user, now=clock.now(), ip=client_ip()
             )
-            coop = _coop()
-            if coop.email:
-                _common.queue_templated_email(
-                    db.session,
-                    coop.email,
-                    "report_submitted",
-                    coop=coop,
-                    report=report,
-                    crf=crf,
-                    year_label=_label(year),
-                    submitted_on=fr_date(_today()),
-                )
+            notifications.report_submitted(db.session, report, crf)
             db.session.commit()
         except ValidationErrors:
             db.session.rollback()

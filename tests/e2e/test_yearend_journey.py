@@ -26,10 +26,9 @@ MOMENT = datetime(2025, 9, 15, 8, 30)
 
 
 @pytest.fixture
-def year_over(app, make_coop, db_check, monkeypatch):
+def year_over(app, make_coop, db_check, clock):
     """Coop 085-001 with the worked example 2024-2025, and the app's clock on 15 September 2025."""
-    monkeypatch.setattr("app.views._common.now", lambda: MOMENT)
-    monkeypatch.setattr("app.views.coop.now", lambda: MOMENT)
+    clock(MOMENT)
     info = make_coop(1)
 
     def load(session):

@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import TypeVar
 
 import sqlalchemy as sa
-from flask import abort
+from flask import abort, request
 from flask_login import current_user
 
-from app import audit
 from app.extensions import db
-from app.netutil import client_ip
+from app.web import uow
+from app.web.netutil import client_ip
 
 M = TypeVar("M")
 
@@ -38,14 +38,11 @@ def owned_or_404(model: type[M], ident: int) -> M:
     row = db.session.scalar(owned(model).where(model.id == ident))  # type: ignore[attr-defined]
     if row is None:
         if db.session.get(model, ident) is not None:
-            audit.record(
-                db.session,
-                "access.denied",
-                actor=current_user,
-                entity=model.__tablename__,
-                entity_id=ident,
-                ip=client_ip(),
-            )
-            db.session.commit()
+            who = {"actor_id": current_user.id, "actor_login": current_user.login, "coop_id": current_user.coop_id}
+            # Written aside (this request will not commit); a POST's transaction is dropped first so
+            # that the aside write does not wait for this request's own lock.
+            if request.method not in ("GET", "HEAD", "OPTIONS"):
+                db.session.rollback()
+            uow.record_aside("access.denied", entity=model.__tablename__, entity_id=ident, ip=client_ip(), **who)
         abort(404)
     return row

@@ -9,13 +9,14 @@ endpoints are ``staff``; static files are ``anonymous``. A route without a decis
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
 from flask_login import current_user, logout_user
+
+from app import clock
 
 LEVELS = ("anonymous", "authenticated", "coop", "staff")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -69,7 +70,7 @@ def safe_next_url(target: str | None, default: str) -> str:
 def _idle_expired() -> bool:
     seen = session.get("seen")
     limit = current_app.config["IDLE_TIMEOUT"].total_seconds()
-    return seen is None or time.time() - float(seen) > limit
+    return seen is None or clock.timestamp() - float(seen) > limit
 
 
 def check_access():
@@ -88,7 +89,7 @@ def check_access():
             session.clear()
             flash("Votre session a expiré après 30 minutes d'inactivité. Reconnectez-vous.", "warning")
             return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
-        session["seen"] = int(time.time())
+        session["seen"] = clock.timestamp()
         if current_user.must_change_password and endpoint not in PASSWORD_CHANGE_ALLOWED:
             return redirect(url_for("auth.change_password"))
 

@@ -1,4 +1,4 @@
-"""The coop's home page: the checklist of the school year, one card per step."""
+"""The coop's home page: the checklist of the school year, one card per step (French text, endpoints)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, object_session
 
 from app.identity import IDENTITY_FIELDS
+from app.mandates import current_mandate
 from app.membership import membership_of, previous_membership, year_of
-from app.models import Coop, Mandate, Membership, SchoolYear, school_year_start
-from app.money import format_amount
+from app.models import Coop, Membership, SchoolYear, school_year_start
+from app.formats import euros
 
 # Fields without which the identity step is not complete (the phone and director are optional).
 REQUIRED_IDENTITY = tuple(f for f in IDENTITY_FIELDS if f not in ("phone", "director_name"))
@@ -29,18 +30,12 @@ class Step:
     endpoint: str | None = None
 
 
-def current_mandate(coop: Coop, today: date) -> Mandate | None:
-    """The coop's current mandataire (the latest started among those running today)."""
-    running = [m for m in coop.mandates if m.role == "mandataire" and m.is_current(today)]
-    return max(running, key=lambda m: m.started_on, default=None)
-
-
 def missing_identity_fields(coop: Coop) -> list[str]:
     return [field for field in REQUIRED_IDENTITY if not getattr(coop, field)]
 
 
 def _euros(cents: int | None) -> str:
-    return f"{format_amount(cents or 0)}\u00a0€"
+    return euros(cents or 0)
 
 
 def _paris_day(moment: datetime | None) -> str:

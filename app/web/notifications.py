@@ -1,0 +1,149 @@
+"""Which mail goes to whom on which state change, for both faces (coop face, back office, CLI).
+
+Each function renders `templates/mail/<name>.txt` (first line `Subject: …`) and adds it to the
+outbox in the caller's transaction (`app.mail.queue_email`): the mail exists if and only if the
+change it reports is committed. A coop without an e-mail address gets no mail (the change is still
+made). Delivery is `flask mail send`.
+
+| state change                                   | function                  | to                      |
+|------------------------------------------------|---------------------------|-------------------------|
+| password reset asked                           | `password_reset`          | the account's address   |
+| membership committed (engagement)              | `membership_committed`    | coop                    |
+| membership paid (cheque, debit settled)        | `membership_paid`         | coop                    |
+| debit rejected                                 | `membership_debit_rejected` | coop                  |
+| mandate dossier submitted/returned/validated/… | `mandate_status`          | coop (+ new mandataire) |
+| bank document added to a dossier               | `mandate_bank_document`   | coop                    |
+| reports submitted                              | `report_submitted`        | coop                    |
+| reports approved / returned by staff           | `report_reviewed`         | coop                    |
+| year reopened by staff (report sent back)      | `report_reopened`         | coop                    |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app, render_template
+from sqlalchemy.orm import Session
+
+from app import clock
+from app.formats import fr_date, fr_datetime
+from app.mail import queue_email
+from app.mandates import REASONS, STATUS_LABELS, bank_of, is_credit_mutuel
+from app.membership import frozen_fee
+from app.models import AnnualReport, Coop, Debit, Federation, MandateChange, Membership, OutboxEmail, User
+
+# Mail sent to the coop when its mandate dossier reaches a status.
+MANDATE_STATUS_MAILS = {
+    "submitted": "mandate_submitted",
+    "returned": "mandate_returned",
+    "validated": "mandate_validated",
+    "sent_to_bank": "mandate_sent_to_bank",
+    "completed": "mandate_completed",
+}
+
+
+def send(session: Session, to: str, template: str, **context: Any) -> OutboxEmail:
+    """Render templates/mail/<template>.txt and queue it in the outbox (same transaction)."""
+    rendered = render_template(f"mail/{template}.txt", public_url=current_app.config["PUBLIC_URL"], **context)
+    first, _, body = rendered.partition("\n")
+    subject = first.removeprefix("Subject:").strip()
+    return queue_email(session, to=to, subject=subject, text=body.lstrip("\n"))
+
+
+def _to_coop(session: Session, coop: Coop, template: str, **context: Any) -> OutboxEmail | None:
+    if not coop.email:
+        return None
+    return send(session, coop.email, template, coop=coop, **context)
+
+
+def password_reset(session: Session, user: User, link: str) -> OutboxEmail:
+    return send(session, user.contact_email, "password_reset", user=user, link=link)
+
+
+# -- membership ------------------------------------------------------------------------------------
+
+
+def membership_committed(session: Session, membership: Membership) -> OutboxEmail | None:
+    """The acknowledgement of the engagement: figures frozen, reference, what comes next."""
+    return _to_coop(
+        session,
+        membership.coop,
+        "membership_committed",
+        membership=membership,
+        year=membership.school_year,
+        fee=frozen_fee(membership),
+        federation=session.scalar(sa.select(Federation).limit(1)),
+        committed_at=fr_datetime(membership.committed_at),
+    )
+
+
+def membership_paid(session: Session, membership: Membership) -> OutboxEmail | None:
+    """Payment recorded: the certificates are ready."""
+    return _to_coop(session, membership.coop, "membership_paid", membership=membership, year=membership.school_year)
+
+
+def membership_debit_rejected(session: Session, membership: Membership, debit: Debit) -> OutboxEmail | None:
+    return _to_coop(session, membership.coop, "membership_debit_rejected", membership=membership, debit=debit)
+
+
+# -- change of mandataire --------------------------------------------------------------------------
+
+
+def mandate_status(session: Session, change: MandateChange) -> None:
+    """Tell the coop (and, once the delegation exists, the new mandataire) where its dossier stands."""
+    coop = change.coop
+    bank = bank_of(change)
+    context = {
+        "coop": coop,
+        "change": change,
+        "bank": bank,
+        "status_label": STATUS_LABELS[change.status],
+        "reasons": REASONS,
+        "is_credit_mutuel": is_credit_mutuel(bank),
+    }
+    if coop.email:
+        send(session, coop.email, MANDATE_STATUS_MAILS[change.status], **context)
+    if change.status == "completed" and change.incoming_email and change.incoming_email != coop.email:
+        send(session, change.incoming_email, "mandate_completed_incoming", **context)
+
+
+def mandate_bank_document(session: Session, change: MandateChange) -> OutboxEmail | None:
+    return _to_coop(session, change.coop, "mandate_bank_document", change=change, bank=bank_of(change))
+
+
+# -- reports (CRA / CRF) ---------------------------------------------------------------------------
+
+
+def report_submitted(session: Session, report: AnnualReport, crf: Any) -> OutboxEmail | None:
+    year = report.ledger.school_year
+    return _to_coop(
+        session,
+        report.coop,
+        "report_submitted",
+        report=report,
+        crf=crf,
+        year_label=year.label,
+        submitted_on=fr_date(clock.today()),
+    )
+
+
+def report_reviewed(session: Session, report: AnnualReport, template: str, **context: Any) -> OutboxEmail | None:
+    """`report_approved`, `report_returned_review` (with `reason`) or `report_returned`."""
+    year = report.ledger.school_year
+    return _to_coop(
+        session, report.coop, template, report=report, year_label=year.label, year=year.start_year, **context
+    )
+
+
+def report_reopened(session: Session, report: AnnualReport) -> OutboxEmail | None:
+    """A staff reopening sent the submitted report back to the coop."""
+    year = report.ledger.school_year
+    return _to_coop(
+        session,
+        report.coop,
+        "report_returned",
+        year_label=year.label,
+        year=year.start_year,
+        reason=report.return_reason,
+    )
