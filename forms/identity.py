@@ -7,7 +7,7 @@ from wtforms import EmailField, HiddenField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.coops import check_email
-from app.identity import check_bic, check_iban, check_phone, check_postal_code, check_uai
+from app.identity import IDENTITY_FIELDS, check_bic, check_iban, check_phone, check_postal_code, check_uai
 from forms.validators import Normalise
 
 REQUIRED = "Ce champ est obligatoire."
@@ -61,6 +61,13 @@ class IdentityForm(FlaskForm):
         render_kw={"autocapitalize": "characters", "spellcheck": "false"},
     )
     version = HiddenField()
+
+    def values(self) -> dict[str, object]:
+        """The identity fields as the domain takes them (text trimmed)."""
+        return {
+            name: value.strip() if isinstance(value := getattr(self, name).data, str) else value
+            for name in IDENTITY_FIELDS
+        }
 
     def expected_version(self) -> int | None:
         try:

@@ -7,11 +7,11 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
 from app.clock import now
-from app.errors import DomainError
 from app.extensions import db
-from app.identity import IDENTITY_FIELDS, update_identity
+from app.identity import update_identity
 from app.mandates import current_mandate
 from app.models import AuditEvent, SchoolYear, school_year_start
+from app.web import uow
 from app.web.home import checklist
 from app.web.netutil import client_ip
 from app.web.security import access
@@ -53,24 +53,22 @@ def identity():
     coop = _coop()
     form = IdentityForm(obj=coop)
     if form.validate_on_submit():
-        values = {
-            name: getattr(form, name).data.strip()
-            if isinstance(getattr(form, name).data, str)
-            else getattr(form, name).data
-            for name in IDENTITY_FIELDS
-        }
-        try:
-            changed = update_identity(
-                db.session, coop, values, expected_version=form.expected_version(), by=current_user, ip=client_ip()
+        outcome = uow.run(
+            lambda: update_identity(
+                db.session,
+                coop,
+                form.values(),
+                expected_version=form.expected_version(),
+                by=current_user,
+                ip=client_ip(),
             )
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-            return redirect(url_for("coop.identity"))
-        db.session.commit()
-        if changed:
-            flash(f"Les modifications ont été enregistrées ({len(changed)} information(s) mise(s) à jour).", "success")
-        else:
+        )
+        if outcome.ok and outcome.value:
+            flash(
+                f"Les modifications ont été enregistrées ({len(outcome.value)} information(s) mise(s) à jour).",
+                "success",
+            )
+        elif outcome.ok:
             flash("Aucune modification : les informations étaient déjà à jour.", "info")
         return redirect(url_for("coop.identity"))
     form.version.data = coop.version
