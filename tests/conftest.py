@@ -22,9 +22,9 @@ from app import create_app
 from app.extensions import db
 from app.models import Coop, Mandate, User
 from app.passwords import hash_password
+from tests.helpers import PASSWORD
 
 FAST_ARGON2 = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
-PASSWORD = "un mot de passe de test"
 
 
 @pytest.fixture(scope="session")
@@ -71,11 +71,7 @@ def _close_connections() -> Iterator[None]:
     """Close the pooled connections of every app a test built (no connection outlives its test)."""
     yield
     while _APPS:
-        app = _APPS.pop()
-        with app.app_context():
-            db.session.remove()
-            for engine in db.engines.values():
-                engine.dispose()
+        _dispose(_APPS.pop())
 
 
 @pytest.fixture(scope="session")
@@ -119,16 +115,29 @@ def _reset(app: Flask, baseline: dict[str, list[dict]]) -> None:
                         )
 
 
-@pytest.fixture
-def app(make_app, migrated) -> Iterator[Flask]:
-    from app.views.cahier_table import cahier_cache
+@pytest.fixture(scope="session")
+def shared_app(base_config, migrated) -> Flask:
+    """The one app of the session with the test settings (building an app, Flask-Admin included, is
+    the costly part of a test's set-up). Tests that need other settings call `make_app(...)`."""
+    return create_app(base_config)
 
-    app = make_app()
-    _reset(app, migrated)
-    cahier_cache.clear()
-    yield app
+
+def _dispose(app: Flask) -> None:
     with app.app_context():
         db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+@pytest.fixture
+def app(shared_app, migrated) -> Iterator[Flask]:
+    """The session's app on a database reset to its post-migration state, with an empty cahier cache."""
+    from app.views.cahier_table import cahier_cache
+
+    _reset(shared_app, migrated)
+    cahier_cache.clear()
+    yield shared_app
+    _dispose(shared_app)
 
 
 DEFAULT_MOMENT = datetime(2025, 9, 15, 8, 30)  # a Monday of the 2025-2026 school year, 10:30 in Paris

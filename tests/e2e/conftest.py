@@ -13,7 +13,11 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from flask import Flask
 from werkzeug.serving import make_server
+
+from app import create_app
+from app.extensions import db
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,17 +56,28 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def live_server(app, make_app) -> Iterator[str]:
-    """Serve a CSRF-protected app on the test database (already reset by `app`); yield its base URL."""
+@pytest.fixture(scope="session")
+def _served(base_config, migrated) -> Iterator[tuple[Flask, str]]:
+    """One CSRF-protected app served on loopback for the whole session (threaded Werkzeug server)."""
     # Static files cached by the browser: fewer requests for the dev server to abort on navigation.
-    served = make_app(WTF_CSRF_ENABLED=True, SEND_FILE_MAX_AGE_DEFAULT=3600)
+    served = create_app({**base_config, "WTF_CSRF_ENABLED": True, "SEND_FILE_MAX_AGE_DEFAULT": 3600})
     server = make_server("127.0.0.1", 0, served, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield served, f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def live_server(app, _served) -> Iterator[str]:
+    """The served app's base URL, on the test database already reset by `app`."""
+    served, url = _served
+    yield url
+    with served.app_context():
+        db.session.remove()
+        for engine in db.engines.values():
+            engine.dispose()
 
 
 @pytest.fixture
