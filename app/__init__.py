@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, request
+from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.config import build_config
@@ -34,6 +35,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         count = app.config["PROXY_COUNT"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)  # type: ignore[method-assign]
 
+    from app.web.netutil import DatabaseIdConverter
+
+    app.url_map.converters["int"] = DatabaseIdConverter  # before any route is added
     _init_extensions(app)
     _register_blueprints(app)
 
@@ -48,9 +52,18 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _wants_write() -> bool:
+    """Whether a new transaction must take the write lock at once (SQLite): see configure_sqlite."""
+    from flask import g, has_request_context
+
+    return not has_request_context() or g.get("write_unit", False)
+
+
+def _repeatable_reads(connection) -> None:
+    """PostgreSQL: a page (GET) reads one consistent snapshot, even over several queries."""
     from flask import has_request_context
 
-    return not (has_request_context() and request.method in SAFE_METHODS)
+    if has_request_context() and request.method in SAFE_METHODS:
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
 def _init_extensions(app: Flask) -> None:
@@ -61,6 +74,8 @@ def _init_extensions(app: Flask) -> None:
         for engine in db.engines.values():
             if engine.dialect.name == "sqlite":
                 configure_sqlite(engine, _wants_write)
+            elif engine.dialect.name == "postgresql":
+                event.listen(engine, "begin", _repeatable_reads)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -87,9 +102,10 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app.views import auth, coop, errors, ledger, mandates, membership, pointage, yearend
-    from app.web import filters, security
+    from app.views import auth, coop, ledger, mandates, membership, pointage, yearend
+    from app.web import errors, filters, health, logs, security
 
+    logs.register(app)
     app.before_request(security.check_access)
     app.after_request(security.set_security_headers)
     app.register_blueprint(auth.bp)
@@ -99,5 +115,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(pointage.bp)
     app.register_blueprint(mandates.bp)
     app.register_blueprint(yearend.bp)
+    app.register_blueprint(health.bp)
     errors.register(app)
     filters.register(app)

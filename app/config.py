@@ -14,6 +14,11 @@ Environment variables (all optional in development):
 - ``PUBLIC_URL``: the address users see, used in mailed links (e.g. ``https://coop85.example``).
 - ``RATELIMIT_STORAGE_URI``: Flask-Limiter storage (``redis://…`` with several app servers).
 - ``PROXY_COUNT``: number of reverse proxies in front of the app (for the client address).
+- ``LOG_FORMAT``: ``text`` (default) or ``json`` (one JSON object per line); ``LOG_LEVEL``:
+  ``INFO`` by default (one line per request), ``WARNING`` for errors only.
+- ``DATABASE_CONNECT_TIMEOUT`` (seconds, default 5) and ``DATABASE_STATEMENT_TIMEOUT`` (seconds,
+  default 20, below gunicorn's worker timeout): PostgreSQL gives up on an unreachable server or a
+  statement that runs too long, and the user gets the French « portail très occupé » page.
 """
 
 from __future__ import annotations
@@ -70,6 +75,11 @@ DEFAULTS: dict[str, Any] = {
     "BABEL_DEFAULT_TIMEZONE": "Europe/Paris",
     "FLASK_ADMIN_SWATCH": "default",
     "SQLALCHEMY_RECORD_QUERIES": False,
+    "LOG_FORMAT": "text",
+    "LOG_LEVEL": None,  # INFO, or WARNING when testing
+    "DATABASE_CONNECT_TIMEOUT": 5,
+    "DATABASE_STATEMENT_TIMEOUT": 20,
+    "DATABASE_LOCK_TIMEOUT": 5,
 }
 
 # Variables read from the environment, with the type to coerce them to.
@@ -89,6 +99,10 @@ _ENV_VARS: dict[str, type] = {
     "PUBLIC_URL": str,
     "RATELIMIT_STORAGE_URI": str,
     "PROXY_COUNT": int,
+    "LOG_FORMAT": str,
+    "LOG_LEVEL": str,
+    "DATABASE_CONNECT_TIMEOUT": int,
+    "DATABASE_STATEMENT_TIMEOUT": int,
 }
 
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused outside development/testing
@@ -108,6 +122,23 @@ def database_url(raw: str | None, instance_path: str) -> str:
         if raw.startswith(prefix):
             return "postgresql+psycopg://" + raw[len(prefix) :]
     return raw
+
+
+def postgres_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Connect, statement and lock timeouts for PostgreSQL: a black-holed or overloaded server makes
+    a request fail fast (French 503 page) instead of hanging a worker until gunicorn kills it."""
+    options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
+    connect_args = dict(options.get("connect_args", {}))
+    connect_args.setdefault("connect_timeout", config["DATABASE_CONNECT_TIMEOUT"])
+    connect_args.setdefault(
+        "options",
+        f"-c statement_timeout={config['DATABASE_STATEMENT_TIMEOUT'] * 1000} "
+        f"-c lock_timeout={config['DATABASE_LOCK_TIMEOUT'] * 1000} "
+        "-c idle_in_transaction_session_timeout=60000",
+    )
+    options["connect_args"] = connect_args
+    options.setdefault("pool_timeout", config["DATABASE_CONNECT_TIMEOUT"])
+    return options
 
 
 def build_config(
@@ -142,6 +173,8 @@ def build_config(
     config["SQLALCHEMY_DATABASE_URI"] = config.get("SQLALCHEMY_DATABASE_URI") or database_url(
         config.get("DATABASE_URL"), instance_path
     )
+    if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        config["SQLALCHEMY_ENGINE_OPTIONS"] = postgres_engine_options(config)
     config.setdefault("UPLOAD_DIR", str(Path(instance_path) / "uploads"))
     config.setdefault("MAIL_FILE_DIR", str(Path(instance_path) / "mail"))
     config["TESTING"] = config.get("TESTING", env == "testing")

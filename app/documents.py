@@ -12,19 +12,32 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import DomainError
 from app.models import Document, User
 
-MAX_PIXELS = 40_000_000  # a 12-megapixel phone photo is ~12 M; anything beyond 40 M is refused
+log = logging.getLogger(__name__)
+
+# Decoding memory is what bounds an image, not its file size (a 131 KB PNG can hold 40 megapixels).
+# JPEG is decoded in draft mode, already reduced by up to 8 on each side, so a large phone photo
+# costs little; PNG has no such mode and is decoded whole (4 bytes a pixel, plus a copy or two).
+MAX_PIXELS = 64_000_000  # JPEG: a 50-megapixel phone photo is accepted
+MAX_PNG_PIXELS = 12_000_000  # PNG: an A4 page scanned at 300 dpi is 8.7 megapixels
 MAX_SIDE = 2400  # photos are downscaled to this many pixels on their longest side
+DEFAULT_QUOTA_BYTES = 500 * 1024 * 1024  # per coop, all its documents together (UPLOAD_QUOTA_BYTES)
+DISK_FULL = (
+    "Le fichier n'a pas pu être enregistré : le serveur manque de place. Rien n'a été enregistré ; "
+    "réessayez plus tard ou prévenez l'OCCE 85."
+)
 _PDF_DANGERS = (b"/JavaScript", b"/JS", b"/Launch", b"/EmbeddedFile", b"/RichMedia", b"/XFA")
 _PDF_OBJECT_BUDGET = 500_000  # objects and array items looked at; a scanned invoice has a few hundred
 
@@ -113,8 +126,11 @@ def _reencode_image(content: bytes, *, as_pdf: bool) -> CheckedFile:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with Image.open(io.BytesIO(content)) as image:
-            if image.width * image.height > MAX_PIXELS:  # Pillow only warns below twice its limit
+            limit = MAX_PNG_PIXELS if image.format == "PNG" else MAX_PIXELS
+            if image.width * image.height > limit:  # Pillow only warns below twice its limit
                 raise Image.DecompressionBombError(f"{image.width} x {image.height} pixels")
+            if image.format == "JPEG":
+                image.draft("RGB", (MAX_SIDE, MAX_SIDE))  # decode at 1/2, 1/4 or 1/8 scale
             image.load()
             image = ImageOps.exif_transpose(image)  # phone photos: keep them upright, then drop EXIF
             if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
@@ -129,7 +145,11 @@ def _reencode_image(content: bytes, *, as_pdf: bool) -> CheckedFile:
             out = io.BytesIO()
             image.save(out, format="JPEG", quality=85, optimize=True)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DomainError("Cette image est beaucoup trop grande.", field="file") from None
+        raise DomainError(
+            "Cette image est beaucoup trop grande (trop de pixels) : réduisez-la ou envoyez une photo "
+            "prise avec un réglage plus petit.",
+            field="file",
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise DomainError("Cette image est illisible ou abîmée.", field="file") from None
     jpeg = out.getvalue()
@@ -179,16 +199,29 @@ def store_document(
     entry_id: int | None = None,
     photos_as_pdf: bool = False,
     ip: str = "",
+    quota_bytes: int | None = DEFAULT_QUOTA_BYTES,
 ) -> Document:
-    """Check, write (mode 0600, random name) and record a document; the caller commits."""
+    """Check, write (mode 0600, random name) and record a document; the caller commits.
+
+    The coop's documents together may not exceed `quota_bytes` (None: no quota). The file is
+    written under a temporary name and renamed once complete; it is listed in
+    `session.info["written_files"]` so that the unit of work removes it if the transaction does not
+    commit. A full disk leaves nothing behind and raises a French DomainError.
+    """
     checked = check_upload(content, max_bytes=max_bytes, photos_as_pdf=photos_as_pdf)
+    if quota_bytes is not None:
+        used = session.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(Document.size), 0)).where(Document.coop_id == coop_id)
+        )
+        if used + len(checked.content) > quota_bytes:
+            raise DomainError(
+                f"L'espace de la coopérative est plein ({quota_bytes // (1024 * 1024)} Mo de justificatifs) : "
+                "supprimez des fichiers inutiles ou demandez plus d'espace à l'OCCE 85.",
+                field="file",
+            )
     key = secrets.token_hex(16)
-    directory = Path(upload_dir)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = directory / key
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(checked.content)
+    path = write_file(upload_dir, key, checked.content)
+    session.info.setdefault("written_files", []).append(str(path))
     document = Document(
         coop_id=coop_id,
         entry_id=entry_id,
@@ -213,6 +246,40 @@ def store_document(
         ip=ip,
     )
     return document
+
+
+def write_file(upload_dir: str, key: str, content: bytes) -> Path:
+    """Write `content` as `upload_dir/key` (mode 0600), all or nothing: a temporary name first,
+    renamed when complete; on any failure (disk full included) nothing is left behind."""
+    directory = Path(upload_dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / key
+    partial = directory / f"{key}.part"
+    try:
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        log.error("upload not written (%s): %s", key, exc)
+        raise DomainError(DISK_FULL, field="file") from None
+    return path
+
+
+def discard_written_files(session: Session) -> None:
+    """Remove the files written during a transaction that did not commit (called by the unit of work)."""
+    for name in session.info.pop("written_files", []):
+        with contextlib.suppress(OSError):
+            Path(name).unlink()
+
+
+def forget_written_files(session: Session) -> None:
+    """The transaction committed: its files are now referenced by their rows."""
+    session.info.pop("written_files", None)
 
 
 def document_path(upload_dir: str, document: Document) -> Path:

@@ -24,15 +24,13 @@ NAMING_CONVENTION = {
 
 # Objects keep their loaded values after commit: a view builds its message from what the unit of
 # work returned without reading the database again (app/web/uow.py).
-db = SQLAlchemy(
-    metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"expire_on_commit": False}
-)
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION), session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=client_ip, default_limits=[])
 bootstrap = Bootstrap5()
-SQLITE_BUSY_TIMEOUT_MS = 10_000  # how long a write waits for the database lock before failing
+SQLITE_BUSY_TIMEOUT_MS = 5_000  # how long a write waits for the lock; then a French 503, nothing written
 babel = Babel()
 
 
@@ -40,9 +38,12 @@ def configure_sqlite(engine: Engine, wants_write: callable) -> None:
     """Make pysqlite transactional the way SQLAlchemy documents it.
 
     Foreign keys on, WAL, a busy timeout; the driver's own (lazy) BEGIN is disabled and we emit
-    BEGIN ourselves: ``BEGIN IMMEDIATE`` for write units (any request that is not GET/HEAD/OPTIONS,
-    and every CLI command), plain ``BEGIN`` for reads so that pages do not queue behind writers.
-    A deferred BEGIN in a read-then-write unit loses writes under concurrency (SECURITY.md F3, F4).
+    BEGIN ourselves: ``BEGIN IMMEDIATE`` for write units, plain ``BEGIN`` for reads so that pages
+    do not queue behind writers. A deferred BEGIN in a read-then-write unit loses writes under
+    concurrency (SECURITY.md F3, F4). A request is a write unit only from the moment the unit of
+    work starts its action (`app.web.uow.run`): loading the user, checking a password, re-encoding
+    an image or parsing an import happen before, without holding the lock. Every CLI command is a
+    write unit.
     """
 
     @event.listens_for(engine, "connect")

@@ -46,6 +46,8 @@ class RateField(StringField):
 
 
 WHOLE = "Indiquez un nombre entier."
+WHOLE_MAX_DIGITS = 9
+WHOLE_TOO_BIG = f"Nombre trop grand : {WHOLE_MAX_DIGITS} chiffres au plus."
 
 
 class WholeNumberField(IntegerField):
@@ -58,8 +60,11 @@ class WholeNumberField(IntegerField):
         if not text:
             self.data = None
             return
-        try:
-            self.data = int(text)
-        except ValueError:
+        digits = text.removeprefix("-").removeprefix("+")
+        if not digits.isascii() or not digits.isdigit():
             self.data = None
-            raise ValueError(WHOLE) from None
+            raise ValueError(WHOLE)
+        if len(digits.lstrip("0")) > WHOLE_MAX_DIGITS:
+            self.data = None
+            raise ValueError(WHOLE_TOO_BIG)
+        self.data = int(text)

@@ -21,7 +21,9 @@ def send_document(document: Document, *, inline: bool = False, audited: bool = F
     """The stored file of `document`; 404 (logged) when the file is missing from the store."""
     path = documents.document_path(current_app.config["UPLOAD_DIR"], document)
     if not path.is_file():
-        current_app.logger.error("document %s: file %s missing from the upload store", document.id, document.storage_key)
+        current_app.logger.error(
+            "document %s: file %s missing from the upload store", document.id, document.storage_key
+        )
         abort(404)
     if audited:
         uow.record_aside(

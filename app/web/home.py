@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, object_session
 
+from app.formats import euros
 from app.identity import IDENTITY_FIELDS
 from app.mandates import current_mandate
 from app.membership import membership_of, previous_membership, year_of
 from app.models import Coop, Membership, SchoolYear, school_year_start
-from app.formats import euros
 
 # Fields without which the identity step is not complete (the phone and director are optional).
 REQUIRED_IDENTITY = tuple(f for f in IDENTITY_FIELDS if f not in ("phone", "director_name"))
@@ -192,7 +192,7 @@ def _closing_card(session: Session | None, coop: Coop, today: date) -> Step:
 
 def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
     """Where last year's reports (CRA, CRF, quitus, documents) stand, and what to do next."""
-    from app import reports
+    from app.annual_report import find_report
 
     last = school_year_start(today) - 1
     label = f"{last}-{last + 1}"
@@ -204,7 +204,7 @@ def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
         )
     deadline = ledger.school_year.reports_deadline
     before = f" À envoyer avant le {deadline:%d/%m/%Y}." if deadline else ""
-    report = reports.find_report(session, ledger)
+    report = find_report(session, ledger)
     endpoint = "yearend.report_current"
     if report is not None and report.status == "returned":
         return Step(

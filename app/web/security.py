@@ -21,6 +21,8 @@ from app import clock
 LEVELS = ("anonymous", "authenticated", "coop", "staff")
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Endpoints served without looking at the session at all (no user loaded, no database read).
+SESSIONLESS = {"static", "health.healthz"}
 # Endpoints a user who must change the password may still reach.
 PASSWORD_CHANGE_ALLOWED = {"auth.change_password", "auth.logout"}
 
@@ -80,7 +82,7 @@ def check_access():
     if endpoint is None:  # 404 / 405: let Flask answer
         return None
     level = endpoint_access(current_app, endpoint)
-    if level == "anonymous" and (endpoint == "static" or endpoint.endswith(".static")):
+    if endpoint in SESSIONLESS or endpoint.endswith(".static"):
         return None
 
     if current_user.is_authenticated:
@@ -135,7 +137,8 @@ def set_security_headers(response):
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if request.is_secure:
         response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    if current_user.is_authenticated or request.endpoint in ("auth.login", "auth.reset_password"):
+    sessionless = request.endpoint in SESSIONLESS or (request.endpoint or "").endswith(".static")
+    if (not sessionless and current_user.is_authenticated) or request.endpoint in ("auth.login", "auth.reset_password"):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
     response.headers.pop("Server", None)

@@ -38,12 +38,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from flask import flash
+from flask import flash, g
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.exc import StaleDataError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
-from app import audit
+from app import audit, documents
 from app.errors import DomainError, ValidationErrors
 from app.extensions import SQLITE_BUSY_TIMEOUT_MS, db
 
@@ -82,30 +82,47 @@ def run(
     """
     session = db.session
     try:
+        begin_write(session)
         value = action()
         session.commit()
+        documents.forget_written_files(session)
     except ValidationErrors as exc:
-        session.rollback()
+        _roll_back(session)
         messages = [message for messages in exc.errors.values() for message in messages] or [exc.message]
         for name, errors in exc.errors.items():
             for message in errors:
                 _show(form, fields, str(name), message, flash_category)
         return Outcome(False, errors=messages)
     except DomainError as exc:
-        session.rollback()
+        _roll_back(session)
         _show(form, fields, exc.field, exc.message, flash_category)
         return Outcome(False, errors=[exc.message])
-    except (StaleDataError, IntegrityError) as exc:
-        session.rollback()
+    except (StaleDataError, ObjectDeletedError, IntegrityError) as exc:
+        _roll_back(session)
         message = (on_conflict(exc) if on_conflict else None) or CONFLICT_MESSAGE
         _show(form, None, None, message, "warning")
         return Outcome(False, errors=[message], conflict=True)
     except BaseException:
-        session.rollback()
+        _roll_back(session)
         raise
     if after_commit is not None:
         after_commit(value)
     return Outcome(True, value)
+
+
+def _roll_back(session: Session) -> None:
+    session.rollback()
+    documents.discard_written_files(session)  # files written for rows that will never exist
+
+
+def begin_write(session: Session) -> None:
+    """From here on this request writes: end the read transaction and take the write lock at the
+    next query (SQLite `BEGIN IMMEDIATE`); objects read so far are expired, so the action reads them
+    again inside the write transaction (no decision on a stale value)."""
+    g.write_unit = True
+    if session.in_transaction() and not (session.new or session.dirty or session.deleted):
+        session.commit()  # nothing pending: only ends the read transaction
+        session.expire_all()
 
 
 def _show(form: Any, fields: Mapping[str, str] | None, name: str | None, message: str, category: str) -> None:
