@@ -7,9 +7,10 @@ from flask_admin.contrib.sqla.filters import FilterEqual
 from markupsafe import Markup, escape
 
 from admin.base import StaffModelView, format_date, format_datetime
+from app.extensions import db
+from app.formats import euros, fr_date
 from app.ledger import KIND_LABELS, MODE_LABELS, form_kind
-from app.models import Entry
-from app.web.filters import fr_date, money
+from app.models import Document, Entry
 
 
 def _lines(view, context, model, name):
@@ -18,15 +19,12 @@ def _lines(view, context, model, name):
         cleared = f" (pointé le {fr_date(line.cleared_on)})" if line.cleared_on else ""
         items.append(
             f"<li>{escape(line.account.display_code)} {escape(line.account.label)} : "
-            f"{escape(money(line.amount_cents))}{cleared}</li>"
+            f"{escape(euros(line.amount_cents))}{cleared}</li>"
         )
     return Markup(f"<ul class='mb-0'>{''.join(items)}</ul>")  # noqa: S704 - every value escaped above
 
 
 def _vouchers(view, context, model, name):
-    from app.extensions import db
-    from app.models import Document
-
     documents = db.session.scalars(db.select(Document).where(Document.entry_id == model.id)).all()
     if not documents:
         return "—"

@@ -516,8 +516,13 @@ def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[P
     return parsed
 
 
-def import_cahier(session: Session, ledger: Ledger, content: bytes, *, by: User | None, ip: str = "") -> int:
-    """Import a whole cahier CSV into an open ledger, all or nothing; return the number of operations."""
+def import_cahier(
+    session: Session, ledger: Ledger, content: bytes, *, by: User | None, ip: str = "", now: datetime | None = None
+) -> int:
+    """Import a whole cahier CSV into an open ledger, all or nothing; return the number of operations.
+
+    `now` stamps a replaced opening entry (`app.ledger.record_opening`).
+    """
     if not ledger.is_open:
         raise ValidationErrors({"cahier": [f"Le cahier {ledger.school_year.label} est clôturé."]})
     parsed = parse_cahier_csv(session, ledger, content)
@@ -525,7 +530,9 @@ def import_cahier(session: Session, ledger: Ledger, content: bytes, *, by: User 
     for row in parsed:
         try:
             if row.data is None:
-                entry = books.record_opening(session, ledger, bank=row.opening[0], cash=row.opening[1], by=by, ip=ip)
+                entry = books.record_opening(
+                    session, ledger, bank=row.opening[0], cash=row.opening[1], by=by, ip=ip, now=now
+                )
             else:
                 if row.action_name:
                     if row.action_name not in actions:

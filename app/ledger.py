@@ -9,17 +9,18 @@ Balances are never stored: they are sums of lines. Functions flush, never commit
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from app import audit
 from app.errors import DomainError
-from app.formats import fr_date
-from app.models import Account, Action, Coop, Entry, EntryLine, Ledger, SchoolYear, User, school_year_start, utcnow
-from app.money import format_amount
+from app.formats import euros, fr_date
+from app.models import Account, Action, Coop, Entry, EntryLine, Ledger, SchoolYear, User, school_year_start
 
 BANK, CASH, ADVANCE, OPENING = "512", "530", "541", "110"
 
@@ -54,6 +55,10 @@ MODES_FOR_KIND = {
     "advance_justified": ("regie",),
 }
 SPLIT_NATURES = {"receipt": ("income", "subsidy"), "expense": ("expense",), "advance_justified": ("expense",)}
+# Kinds whose payment mode is not the user's choice (no money leaves the coop, or it moves inside it).
+FIXED_MODES = {"deposit": "interne", "withdrawal": "interne", "advance_justified": "regie"}
+# Kinds for which the coop writes a cheque itself (the cheque number column holds its number).
+CHEQUE_WRITTEN = ("expense", "advance_paid")
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,104 @@ class EntryData:
     splits: list[Split] = field(default_factory=list)
     cheque_number: str = ""
     action_id: int | None = None
+
+
+# -- from the form's plain values to an EntryData -------------------------------------------------
+
+
+def treasury_for(kind: str, bank: int, cash: int) -> Treasury:
+    """Box 6 as movements: the kind says whether the bank and cash amounts come in or go out.
+
+    A deposit or a withdrawal moves one amount between the cash box and the bank: typed in either
+    box (or the same in both); two different amounts raise DomainError on box 6.
+    """
+    if kind in ("receipt", "advance_returned"):
+        return Treasury(bank_in=bank, cash_in=cash)
+    if kind in ("expense", "advance_paid"):
+        return Treasury(bank_out=bank, cash_out=cash)
+    if kind in ("deposit", "withdrawal"):
+        if bank and cash and bank != cash:
+            raise DomainError("Pour un mouvement entre caisse et banque, indiquez un seul montant.", field="box6")
+        amount = bank or cash
+        if kind == "deposit":
+            return Treasury(bank_in=amount, cash_out=amount)
+        return Treasury(bank_out=amount, cash_in=amount)
+    return Treasury()
+
+
+def payment_mode_for(kind: str, chosen: str) -> str:
+    """The payment mode of an operation: fixed by some kinds (internal move, advance), else the chosen one."""
+    return FIXED_MODES.get(kind, chosen)
+
+
+def cheque_number_for(kind: str, mode: str, cheque_number: str, slip_number: str) -> str:
+    """What the cheque-number column keeps: a cheque the coop wrote, or the slip of a cheque deposit.
+
+    The form pre-fills the next cheque number and always posts it: kept for any other operation,
+    every cash receipt would carry (and use up) that number.
+    """
+    if mode == "remise":  # the same column holds the deposit slip number of a cheque deposit
+        return slip_number or ""
+    if mode == "cheque" and kind in CHEQUE_WRITTEN:
+        return cheque_number or ""
+    return ""
+
+
+def splits_from(rows: Iterable[tuple[str | None, int | None]]) -> list[Split]:
+    """Box 7 from (account code, cents) rows; blank rows are skipped, half-filled ones raise DomainError."""
+    splits = []
+    for code, amount in rows:
+        if not code and not amount:
+            continue
+        if not code:
+            raise DomainError("Choisissez le compte de chaque ligne de ventilation.", field="box7")
+        if not amount:
+            raise DomainError("Indiquez le montant de chaque ligne de ventilation.", field="box7")
+        splits.append(Split(code, amount))
+    return splits
+
+
+def entry_data(
+    *,
+    piece: str,
+    date: date,
+    label: str,
+    kind: str,
+    payment_mode: str,
+    bank: int,
+    cash: int,
+    splits: Iterable[tuple[str | None, int | None]],
+    cheque_number: str = "",
+    slip_number: str = "",
+    action_id: int | None = None,
+) -> EntryData:
+    """The guided form's plain values (boxes 1-7) as an EntryData; raises DomainError naming the box."""
+    treasury = treasury_for(kind, bank, cash)
+    split_list = splits_from(splits)
+    mode = payment_mode_for(kind, payment_mode)
+    return EntryData(
+        piece=piece,
+        date=date,
+        label=label,
+        payment_mode=mode,
+        kind=kind,
+        treasury=treasury,
+        splits=split_list,
+        cheque_number=cheque_number_for(kind, mode, cheque_number, slip_number),
+        action_id=action_id,
+    )
+
+
+def box6_amounts(entry: Entry) -> tuple[int, int]:
+    """The (bank, cash) amounts the form shows for a stored entry, the inverse of `treasury_for`.
+
+    A deposit or a withdrawal shows its one amount in the bank box.
+    """
+    bank = sum(line.amount_cents for line in entry.lines if line.account.code == BANK)
+    cash = sum(line.amount_cents for line in entry.lines if line.account.code == CASH)
+    if entry.kind == "transfer":
+        return abs(bank), 0
+    return abs(bank), abs(cash)
 
 
 # -- years and ledgers ---------------------------------------------------------------------------
@@ -152,10 +255,6 @@ def accounts_by_code(session: Session) -> dict[str, Account]:
 
 
 # -- building lines ------------------------------------------------------------------------------
-
-
-def _euros(cents: int) -> str:
-    return f"{format_amount(cents)} €"
 
 
 def build_lines(
@@ -258,8 +357,8 @@ def _check_split(split_total: int, treasury_total: int) -> None:
     if split_total != treasury_total:
         rest = treasury_total - split_total
         raise DomainError(
-            f"La ventilation ({_euros(split_total)}) ne correspond pas au montant de l'opération "
-            f"({_euros(treasury_total)}) : reste à ventiler {_euros(rest)}.",
+            f"La ventilation ({euros(split_total)}) ne correspond pas au montant de l'opération "
+            f"({euros(treasury_total)}) : reste à ventiler {euros(rest)}.",
             field="box7",
         )
 
@@ -400,6 +499,14 @@ def record_entry(
     return entry
 
 
+def _touch(entry: Entry, now: datetime | None) -> None:
+    """Mark the entry changed, so that its version is bumped even when only its lines changed."""
+    if now is not None:
+        entry.updated_at = now
+    else:  # no moment given: an unconditional change lets the model's `onupdate` clock stamp the row
+        flag_modified(entry, "label")
+
+
 def _stored_kind(kind: str) -> str:
     return "transfer" if kind in ("deposit", "withdrawal") else kind
 
@@ -413,9 +520,19 @@ def form_kind(entry: Entry) -> str:
 
 
 def update_entry(
-    session: Session, entry: Entry, data: EntryData, *, expected_version: int | None, by: User | None, ip: str = ""
+    session: Session,
+    entry: Entry,
+    data: EntryData,
+    *,
+    expected_version: int | None,
+    by: User | None,
+    ip: str = "",
+    now: datetime | None = None,
 ) -> bool:
-    """Change an entry of an open ledger; refuse a stale form. Returns True when a pointage was undone."""
+    """Change an entry of an open ledger; refuse a stale form. Returns True when a pointage was undone.
+
+    `now` stamps `updated_at`; without it the model's clock does (see `_touch`).
+    """
     ledger = entry.ledger
     _check_writable(ledger)
     if entry.kind == "opening":
@@ -434,7 +551,7 @@ def update_entry(
     entry.payment_mode, entry.cheque_number = data.payment_mode, data.cheque_number.strip()
     entry.kind, entry.action_id = _stored_kind(data.kind), data.action_id
     uncleared = _set_lines(entry, lines, keep_clearing=keep)
-    entry.updated_at = utcnow()  # bumps the version even when only the lines changed
+    _touch(entry, now)
     session.flush()
     old, new = audit.changed_fields(before, _snapshot(entry))
     audit.record(
@@ -473,9 +590,19 @@ def opening_entry(session: Session, ledger: Ledger) -> Entry | None:
 
 
 def record_opening(
-    session: Session, ledger: Ledger, *, bank: int, cash: int, by: User | None, ip: str = "", carried: bool = False
+    session: Session,
+    ledger: Ledger,
+    *,
+    bank: int,
+    cash: int,
+    by: User | None,
+    ip: str = "",
+    carried: bool = False,
+    now: datetime | None = None,
 ) -> Entry | None:
     """Set the opening balances at 1 September (+512 +530 / -110); replaces a previous opening entry.
+
+    `now` stamps `updated_at` of an opening that is replaced; without it the model's clock does.
 
     Once the previous year is closed, the opening is its closing balances: only the closing
     (`app.closing.carry_forward`, with `carried=True`) writes it; by hand it raises DomainError.
@@ -508,7 +635,7 @@ def record_opening(
     if bank + cash:
         lines.append((accounts[OPENING], -(bank + cash)))
     _set_lines(entry, lines, keep_clearing=keep)
-    entry.updated_at = utcnow()
+    _touch(entry, now)
     session.flush()
     audit.record(
         session,
@@ -540,6 +667,20 @@ def next_piece(session: Session, ledger: Ledger, prefix: str = "") -> str:
         return f"{prefix}01" if prefix else "1"
     number, letters, width = best
     return f"{letters}{number + 1:0{width}d}"
+
+
+def suggested_piece(session: Session, ledger: Ledger | None) -> str:
+    """The next number in the series of the last operation entered (D07 -> D08, 41 -> 42)."""
+    if ledger is None:
+        return "1"
+    last = session.scalar(
+        sa.select(Entry.piece)
+        .where(Entry.ledger_id == ledger.id, Entry.kind != "opening")
+        .order_by(Entry.id.desc())
+        .limit(1)
+    )
+    prefix = re.match(r"[A-Za-z]*", last or "").group(0)
+    return next_piece(session, ledger, prefix)
 
 
 def next_cheque_number(session: Session, coop_id: int) -> str:
@@ -616,7 +757,7 @@ def check_ledger(session: Session, ledger: Ledger) -> list[str]:
     ).all()
     for piece, day, total in rows:
         if total != 0:
-            problems.append(f"La pièce {piece} n'est pas équilibrée ({_euros(int(total))}).")
+            problems.append(f"La pièce {piece} n'est pas équilibrée ({euros(int(total))}).")
         if not ledger.school_year.contains(day):
             problems.append(f"La pièce {piece} est datée hors de l'année.")
     return problems

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime
+from typing import Any
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import FieldList, Form, FormField, HiddenField, RadioField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional, StopValidation
 
+from app import ledger as books
 from app.ledger import KIND_LABELS, MODE_LABELS
+from app.models import Entry
+from app.reconciliation import EntrySuggestion
 from forms.fields import MoneyField
 
 REQUIRED = "Ce champ est obligatoire."
@@ -64,6 +70,17 @@ class SplitForm(Form):
     amount = MoneyField("Montant", validators=[Optional()])
 
 
+class Messages:
+    """Error messages of a part of a form that is not one field (box 7: the split as a whole)."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+
+# Where the domain's names for the boxes are shown on the form (others are the field's own name).
+ENTRY_FIELDS = {"box6": "bank_amount", "box7": "box7", "stale": "version", "name": "new_action"}
+
+
 class EntryForm(FlaskForm):
     """Création d'une nouvelle opération comptable."""
 
@@ -115,6 +132,81 @@ class EntryForm(FlaskForm):
     splits = FieldList(FormField(SplitForm), min_entries=3)
     add_line = SubmitField("Ajouter une ligne de ventilation")
     submit = SubmitField("Valider et calculer cette opération comptable")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.box7 = Messages()  # the domain's box-7 refusals (split vs amount), shown above the split
+
+    def prepare(self, accounts: dict[str, list[tuple[str, str]]], actions: list[tuple[str, str]]) -> None:
+        """Offer the accounts (grouped) and the coop's actions; keep at least 3 split lines, one blank."""
+        choices = {"": [("", "— Choisir un compte —")], **accounts}
+        self.action.choices = [("", "— Aucune —"), *actions]
+        blank = sum(1 for sub in self.splits if not sub.account.data and not sub.amount.data)
+        while len(self.splits) < 3 or blank < 1:
+            self.splits.append_entry()
+            blank += 1
+        for sub in self.splits:
+            sub.account.choices = choices
+
+    def entry_data(self, resolve_action: Callable[[str, str], int | None]) -> books.EntryData:
+        """Boxes 1-7 as the domain's EntryData (DomainError names the faulty box).
+
+        `resolve_action(new_name, chosen_id)` gives box 5's action id: it may create the action, so
+        call this inside the unit of work.
+        """
+        data = books.entry_data(
+            piece=self.piece.data,
+            date=self.date.data,
+            label=self.label.data,
+            kind=self.kind.data,
+            payment_mode=self.payment_mode.data,
+            bank=self.bank_amount.data or 0,
+            cash=self.cash_amount.data or 0,
+            splits=[(sub.account.data, sub.amount.data) for sub in self.splits],
+            cheque_number=self.cheque_number.data or "",
+            slip_number=self.slip_number.data or "",
+        )
+        return replace(data, action_id=resolve_action(self.new_action.data or "", self.action.data or ""))
+
+    def expected_version(self) -> int | None:
+        """The entry version the form was loaded with (None on a new entry)."""
+        return int(self.version.data) if (self.version.data or "").isdigit() else None
+
+    def fill_from(self, entry: Entry) -> None:
+        """Show a stored entry, as the form would post it back."""
+        self.piece.data, self.date.data, self.label.data = entry.piece, entry.date, entry.label
+        if entry.payment_mode == "remise":
+            self.slip_number.data = entry.cheque_number
+        else:
+            self.cheque_number.data = entry.cheque_number
+        self.kind.data = books.form_kind(entry)
+        if entry.payment_mode in dict(self.payment_mode.choices):
+            self.payment_mode.data = entry.payment_mode
+        self.action.data = str(entry.action_id) if entry.action_id else ""
+        self.version.data = str(entry.version)
+        bank, cash = books.box6_amounts(entry)
+        self.bank_amount.data, self.cash_amount.data = bank or None, cash or None
+        splits = [line for line in entry.lines if line.account.nature in ("expense", "income", "subsidy")]
+        while len(self.splits) < len(splits):
+            self.splits.append_entry()
+        for sub, line in zip(self.splits, splits, strict=False):
+            sub.account.data = line.account.code
+            sub.amount.data = abs(line.amount_cents)
+
+    def prefill(self, suggestion: EntrySuggestion, statement_line_id: int) -> None:
+        """« Créer l'opération » from a statement line: what `reconciliation.suggest_entry` proposes."""
+        self.statement_line.data = str(statement_line_id)
+        self.kind.data, self.payment_mode.data = suggestion.kind, suggestion.payment_mode
+        self.date.data, self.label.data = suggestion.date, suggestion.label
+        self.bank_amount.data = suggestion.bank_amount
+        self.cheque_number.data = ""
+        for sub, (code, cents) in zip(self.splits, suggestion.splits, strict=False):
+            sub.account.data, sub.amount.data = code, cents
+
+    def statement_line_id(self) -> int | None:
+        """The statement line this entry was created from, to point it with once saved."""
+        raw = self.statement_line.data or ""
+        return int(raw) if raw.isdigit() else None
 
 
 class OpeningForm(FlaskForm):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import pytest
@@ -304,7 +304,7 @@ def test_errors_name_the_faulty_box(session, ledger, data, box, message):
 def test_split_must_match_the_amount(session, ledger):
     data = expense(amount=1000)
     data.splits = [books.Split("6068", 600), books.Split("6181", 300)]
-    with pytest.raises(DomainError, match="reste à ventiler 1,00 €") as caught:
+    with pytest.raises(DomainError, match="reste à ventiler 1,00\u202f€") as caught:
         books.record_entry(session, ledger, data, by=None)
     assert caught.value.field == "box7"
 
@@ -455,6 +455,115 @@ def test_opening_is_replaced_not_duplicated(session, ledger):
     assert books.balances(session, ledger) == books.Balances(bank=170000, cash=5000, advance=0)
 
 
+# -- from the form's plain values (the rule the entry form used to hold) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "bank", "cash", "expected"),
+    [
+        ("receipt", 1200, 300, books.Treasury(bank_in=1200, cash_in=300)),
+        ("advance_returned", 0, 500, books.Treasury(cash_in=500)),
+        ("expense", 4560, 0, books.Treasury(bank_out=4560)),
+        ("advance_paid", 0, 2000, books.Treasury(cash_out=2000)),
+        ("deposit", 0, 700, books.Treasury(bank_in=700, cash_out=700)),
+        ("deposit", 700, 700, books.Treasury(bank_in=700, cash_out=700)),
+        ("withdrawal", 900, 0, books.Treasury(bank_out=900, cash_in=900)),
+        ("advance_justified", 100, 100, books.Treasury()),
+    ],
+)
+def test_treasury_follows_the_kind(kind, bank, cash, expected):
+    assert books.treasury_for(kind, bank, cash) == expected
+
+
+def test_a_move_between_cash_and_bank_has_one_amount():
+    with pytest.raises(DomainError, match="indiquez un seul montant") as caught:
+        books.treasury_for("deposit", 1000, 2000)
+    assert caught.value.field == "box6"
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "cheque", "slip", "expected_mode", "expected_number"),
+    [
+        ("expense", "cheque", "0001234", "", "cheque", "0001234"),  # a cheque the coop wrote
+        ("advance_paid", "cheque", "0001234", "", "cheque", "0001234"),
+        ("receipt", "cheque", "0001234", "", "cheque", ""),  # a cheque received: the pre-filled number is dropped
+        ("expense", "virement", "0001234", "", "virement", ""),
+        ("receipt", "remise", "0001234", "R-77", "remise", "R-77"),  # the deposit slip number
+        ("deposit", "cheque", "0001234", "", "interne", ""),  # fixed modes
+        ("withdrawal", "especes", "", "", "interne", ""),
+        ("advance_justified", "cheque", "0001234", "", "regie", ""),
+    ],
+)
+def test_entry_data_fixes_the_mode_and_keeps_only_meaningful_numbers(
+    kind, mode, cheque, slip, expected_mode, expected_number
+):
+    data = books.entry_data(
+        piece="P1",
+        date=date(2024, 10, 1),
+        label="Essai",
+        kind=kind,
+        payment_mode=mode,
+        bank=1000,
+        cash=0,
+        splits=[],
+        cheque_number=cheque,
+        slip_number=slip,
+    )
+    assert (data.payment_mode, data.cheque_number) == (expected_mode, expected_number)
+
+
+def test_entry_data_skips_blank_split_rows_and_names_box7_for_half_filled_ones():
+    values = dict(piece="D1", date=date(2024, 10, 1), label="Achat", kind="expense", payment_mode="carte")
+    data = books.entry_data(**values, bank=1500, cash=0, splits=[("6068", 1000), ("", None), ("6181", 500)])
+    assert data.splits == [books.Split("6068", 1000), books.Split("6181", 500)]
+    assert data.treasury == books.Treasury(bank_out=1500) and data.action_id is None
+    for row, message in ((("", 500), "Choisissez le compte"), (("6068", None), "Indiquez le montant")):
+        with pytest.raises(DomainError, match=message) as caught:
+            books.entry_data(**values, bank=500, cash=0, splits=[row])
+        assert caught.value.field == "box7"
+
+
+def test_box6_amounts_invert_the_treasury(session, ledger):
+    def stored(kind, bank, cash, splits=()):
+        data = books.entry_data(
+            piece=f"{kind}-{bank}-{cash}",
+            date=date(2024, 10, 1),
+            label="Essai",
+            kind=kind,
+            payment_mode="especes",
+            bank=bank,
+            cash=cash,
+            splits=list(splits),
+        )
+        return books.record_entry(session, ledger, data, by=None)
+
+    assert books.box6_amounts(stored("receipt", 1200, 300, [("708", 1500)])) == (1200, 300)
+    assert books.box6_amounts(stored("expense", 0, 450, [("6068", 450)])) == (0, 450)
+    assert books.box6_amounts(stored("deposit", 0, 700)) == (700, 0)
+    assert books.box6_amounts(stored("withdrawal", 900, 0)) == (900, 0)
+
+
+def test_suggested_piece_continues_the_last_series(session, ledger):
+    assert books.suggested_piece(session, None) == "1"
+    books.record_entry(session, ledger, expense(piece="D07"), by=None)
+    assert books.suggested_piece(session, ledger) == "D08"
+
+
+def test_edits_and_openings_are_stamped_with_the_given_moment(session, ledger):
+    moment = datetime(2024, 10, 2, 9, 30)
+    entry = books.record_entry(session, ledger, expense(), by=None)
+    books.update_entry(session, entry, expense(amount=1500), expected_version=entry.version, by=None, now=moment)
+    assert (entry.updated_at, entry.version) == (moment, 2)
+    opening = books.record_opening(session, ledger, bank=100, cash=0, by=None, now=moment)
+    assert opening.updated_at == moment
+
+
+def test_an_edit_of_the_lines_only_still_bumps_the_version_without_a_moment(session, ledger):
+    entry = books.record_entry(session, ledger, expense(), by=None)
+    books.update_entry(session, entry, expense(code="6181"), expected_version=entry.version, by=None)
+    assert entry.version == 2
+
+
 def test_actions_are_unique_per_coop_and_archivable(session, ledger):
     first = books.create_action(session, ledger.coop_id, "  Classe   de mer ", by=None)
     assert first.name == "Classe de mer"
@@ -470,7 +579,7 @@ def test_ledger_cli_import(app, make_coop, tmp_path):
     make_coop(7)
     result = app.test_cli_runner().invoke(args=["ledger", "import", "085-007", "2024-2025", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
-    assert "13 opération(s) importée(s)" in result.output and "Banque : 2\u202f942,40 €" in result.output
+    assert "13 opération(s) importée(s)" in result.output and "Banque : 2\u202f942,40\u202f€" in result.output
     bad = tmp_path / "bad.csv"
     bad.write_text(EXAMPLE.read_text(encoding="utf-8").replace("20/09/2024", "31/02/2024"), encoding="utf-8")
     result = app.test_cli_runner().invoke(args=["ledger", "import", "085-007", "2024", str(bad)])

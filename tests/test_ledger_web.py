@@ -342,8 +342,8 @@ def test_split_amount_typo_is_shown_on_its_line(client, coop, db_check):
         (
             {"splits-0-amount": "35,60"},
             "case7",
-            "La ventilation (35,60 €) ne correspond pas au montant de l'opération (45,60 €) : "
-            "reste à ventiler 10,00 €.",
+            f"La ventilation (35,60{NNBSP}€) ne correspond pas au montant de l'opération (45,60{NNBSP}€) : "
+            f"reste à ventiler 10,00{NNBSP}€.",
         ),
         (
             {"splits-0-account": "756"},

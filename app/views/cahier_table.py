@@ -16,19 +16,13 @@ from flask import url_for
 from markupsafe import Markup
 
 from app.cahier import Cahier
-from app.money import format_amount
+from app.formats import amount as format_amount
+from app.formats import euros, fr_date
 
 
 def _amount(cents: int) -> str:
+    """A cell of an in/out column: empty rather than 0,00."""
     return format_amount(cents) if cents else ""
-
-
-def _euros(cents: int) -> str:
-    return f"{format_amount(cents)}\u00a0€"
-
-
-def _day(value) -> str:
-    return f"{value.day:02d}/{value.month:02d}/{value.year}" if value else ""
 
 
 def cahier_rows(data: Cahier, modes: Mapping[str, str], *, links: bool, editable: bool) -> Markup:
@@ -44,7 +38,7 @@ def cahier_rows(data: Cahier, modes: Mapping[str, str], *, links: bool, editable
         piece = escape(r.piece)
         mode = escape(modes.get(r.mode, r.mode)) + (f" ({escape(r.cheque)})" if r.cheque else "")
         if r.cleared_on:
-            cleared = _day(r.cleared_on)
+            cleared = fr_date(r.cleared_on)
         elif (r.bank_in or r.bank_out) and r.kind != "opening":
             cleared = '<span class="text-body-secondary">non pointé</span>'
         else:
@@ -55,7 +49,7 @@ def cahier_rows(data: Cahier, modes: Mapping[str, str], *, links: bool, editable
         )
         opening = ' class="table-secondary"' if r.kind == "opening" else ""
         row = (
-            f'<tr id="op-{r.entry_id}"{opening}><th scope="row">{piece}</th><td class="text-nowrap">{_day(r.date)}'
+            f'<tr id="op-{r.entry_id}"{opening}><th scope="row">{piece}</th><td class="text-nowrap">{fr_date(r.date)}'
             f"</td><td>{escape(r.label)}</td><td>{mode}</td><td>{escape(r.action)}</td>"
             f"<td>{_amount(r.bank_in)}</td><td>{_amount(r.bank_out)}</td><td>{format_amount(r.bank_balance)}</td>"
             f"<td>{_amount(r.cash_in)}</td><td>{_amount(r.cash_out)}</td><td>{format_amount(r.cash_balance)}</td>"
@@ -130,11 +124,11 @@ def pointage_rows(lines, modes: Mapping[str, str], *, year: int, csrf_token: str
         row_class = ' class="table-info"' if line.earlier_year else ""
         parts.append(
             f'<tr id="ligne-{line.line_id}"{row_class}>'
-            f'<td class="text-nowrap">{_day(line.date)}</td><th scope="row">{piece}</th>'
+            f'<td class="text-nowrap">{fr_date(line.date)}</td><th scope="row">{piece}</th>'
             f"<td>{escape(line.label)}{badge}</td><td>{escape(modes.get(line.mode, line.mode))}{number}</td>"
-            f'<td class="text-end text-nowrap">{_euros(line.amount) if line.amount > 0 else ""}</td>'
-            f'<td class="text-end text-nowrap">{_euros(-line.amount) if line.amount < 0 else ""}</td>'
-            f'<td class="cleared">{_day(line.cleared_on)}</td>'
+            f'<td class="text-end text-nowrap">{euros(line.amount) if line.amount > 0 else ""}</td>'
+            f'<td class="text-end text-nowrap">{euros(-line.amount) if line.amount < 0 else ""}</td>'
+            f'<td class="cleared">{fr_date(line.cleared_on)}</td>'
             f'<td><form method="post" class="line-action" data-kind="{"unclear" if cleared else "clear"}" '
             f'action="{action}">{token}{button}</form></td></tr>'
         )

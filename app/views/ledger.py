@@ -1,4 +1,9 @@
-"""The cash-book on the coop face: classic view, guided entry form, opening, actions, vouchers, CSV."""
+"""The cash-book on the coop face: classic view, guided entry form, opening, actions, vouchers, CSV.
+
+Every write goes through the unit of work (`app.web.uow.run`): the view parses the form, hands
+the domain call to `uow.run` and redirects (one flash) or re-renders the form with the refusal on
+the box it names.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,24 @@ import re
 import uuid
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from app import cahier as cahier_format
-from app import documents, reconciliation
+from app import clock, documents, reconciliation
 from app import ledger as books
-from app.clock import now
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
-from app.models import Account, Action, Document, Entry, Ledger, Membership, SchoolYear
+from app.models import Account, Action, Document, Entry, Ledger, Membership, SchoolYear, StatementLine
 from app.views.cahier_table import cahier_cache, cahier_rows
-from app.views.pointage import statement_line_for_entry
+from app.web import uow
+from app.web.downloads import send_document
 from app.web.netutil import client_ip
 from app.web.security import access
 from app.web.tenancy import current_coop_id, owned, owned_or_404
 from forms.ledger import (
+    ENTRY_FIELDS,
     ActionForm,
     ArchiveActionForm,
     ConfirmForm,
@@ -37,26 +43,22 @@ bp = Blueprint("ledger", __name__)
 
 VOUCHER_MAX_BYTES = 10 * 1024 * 1024
 _FORM_TOKEN = re.compile(r"[0-9a-f]{32}")
-_FIELD_FOR_BOX = {
-    "box6": "bank_amount",
-    "box7": "splits",
-    "kind": "kind",
-    "piece": "piece",
-    "date": "date",
-    "label": "label",
-    "cheque_number": "cheque_number",
-    "action": "action",
-}
+PIECE_TAKEN = "Ce numéro de pièce vient d'être utilisé : choisissez-en un autre."
+SPLIT_NATURES = ("expense", "income", "subsidy")
 
 
 def _current_year() -> int:
-    return books.current_start_year(now().date())
+    return books.current_start_year(clock.today())
 
 
 def _check_year(year: int) -> int:
     if not 2000 <= year <= _current_year():
         abort(404)
     return year
+
+
+def _year_label(year: int) -> str:
+    return f"{year}-{year + 1}"
 
 
 def _find_ledger(year: int) -> Ledger | None:
@@ -75,9 +77,7 @@ def _year_choices(selected: int) -> list[int]:
 
 def _account_choices() -> dict[str, list[tuple[str, str]]]:
     accounts = db.session.scalars(
-        sa.select(Account)
-        .where(Account.is_active, Account.nature.in_(("expense", "income", "subsidy")))
-        .order_by(Account.code)
+        sa.select(Account).where(Account.is_active, Account.nature.in_(SPLIT_NATURES)).order_by(Account.code)
     ).all()
     groups = {"Charges (dépenses)": "expense", "Produits (recettes)": "income", "Subventions (recettes)": "subsidy"}
     return {
@@ -86,99 +86,53 @@ def _account_choices() -> dict[str, list[tuple[str, str]]]:
     }
 
 
-def _prepare_form(form: EntryForm) -> None:
-    choices = {"": [("", "— Choisir un compte —")], **_account_choices()}
-    for sub in form.splits:
-        sub.account.choices = choices
+def _action_choices() -> list[tuple[str, str]]:
     actions = db.session.scalars(owned(Action).where(Action.is_archived.is_(False)).order_by(Action.name)).all()
-    form.action.choices = [("", "— Aucune —")] + [(str(a.id), a.name) for a in actions]
-    blank = sum(1 for sub in form.splits if not sub.account.data and not sub.amount.data)
-    while len(form.splits) < 3 or blank < 1:
-        form.splits.append_entry()
-        form.splits[-1].account.choices = choices
-        blank += 1
+    return [(str(a.id), a.name) for a in actions]
 
 
-def _entry_data(form: EntryForm) -> books.EntryData:
-    kind = form.kind.data
-    bank, cash = form.bank_amount.data or 0, form.cash_amount.data or 0
-    if kind in ("receipt", "advance_returned"):
-        treasury = books.Treasury(bank_in=bank, cash_in=cash)
-    elif kind in ("expense", "advance_paid"):
-        treasury = books.Treasury(bank_out=bank, cash_out=cash)
-    elif kind in ("deposit", "withdrawal"):
-        if bank and cash and bank != cash:
-            raise DomainError("Pour un mouvement entre caisse et banque, indiquez un seul montant.", field="box6")
-        amount = bank or cash
-        treasury = (
-            books.Treasury(bank_in=amount, cash_out=amount)
-            if kind == "deposit"
-            else books.Treasury(bank_out=amount, cash_in=amount)
-        )
-    else:
-        treasury = books.Treasury()
-    splits = [
-        books.Split(sub.account.data, sub.amount.data) for sub in form.splits if sub.account.data or sub.amount.data
-    ]
-    for split in splits:
-        if not split.account_code:
-            raise DomainError("Choisissez le compte de chaque ligne de ventilation.", field="box7")
-        if not split.amount:
-            raise DomainError("Indiquez le montant de chaque ligne de ventilation.", field="box7")
-    fixed_modes = {"deposit": "interne", "withdrawal": "interne", "advance_justified": "regie"}
-    mode = fixed_modes.get(kind, form.payment_mode.data)
-    # The form pre-fills the next cheque number and a hidden field is still posted: keep it only for a
-    # cheque the coop wrote, or every cash receipt would carry (and use up) that number.
-    cheque = (form.cheque_number.data or "") if mode == "cheque" and kind in ("expense", "advance_paid") else ""
-    if mode == "remise":  # the same column holds the deposit slip number of a cheque deposit
-        cheque = form.slip_number.data or ""
-    action_id = None
-    if form.new_action.data and form.new_action.data.strip():
-        action_id = books.create_action(db.session, current_coop_id(), form.new_action.data, by=current_user).id
-    elif form.action.data:
-        action = (
-            db.session.scalar(owned(Action).where(Action.id == int(form.action.data)))
-            if form.action.data.isdigit()
-            else None
-        )
-        if action is None:
-            raise DomainError("Cette action n'existe pas.", field="action")
-        action_id = action.id
-    return books.EntryData(
-        piece=form.piece.data,
-        date=form.date.data,
-        label=form.label.data,
-        payment_mode=mode,
-        kind=kind,
-        treasury=treasury,
-        splits=splits,
-        cheque_number=cheque,
-        action_id=action_id,
-    )
-
-
-def _show_error(form: EntryForm, exc: DomainError) -> None:
-    name = _FIELD_FOR_BOX.get(exc.field or "", "")
-    if name == "splits":
-        form.split_errors = [exc.message]
-    elif name:
-        getattr(form, name).errors = [*getattr(form, name).errors, exc.message]
-    else:
-        form.form_errors.append(exc.message)
+def _action_id(new_name: str, chosen: str) -> int | None:
+    """Box 5: a new action is created (or the coop's action of that name reused); a chosen one must be the coop's."""
+    if new_name.strip():
+        return books.create_action(db.session, current_coop_id(), new_name, by=current_user).id
+    if not chosen:
+        return None
+    action = db.session.scalar(owned(Action).where(Action.id == int(chosen))) if chosen.isdigit() else None
+    if action is None:
+        raise DomainError("Cette action n'existe pas.", field="action")
+    return action.id
 
 
 def _render_form(form: EntryForm, ledger_year: int, entry: Entry | None = None):
-    _prepare_form(form)
+    form.prepare(_account_choices(), _action_choices())
     return render_template(
         "ledger/entry_form.html",
         form=form,
         year=ledger_year,
         entry=entry,
-        year_label=f"{ledger_year}-{ledger_year + 1}",
-        split_errors=getattr(form, "split_errors", []),
+        year_label=_year_label(ledger_year),
+        split_errors=form.box7.errors,
         kinds=books.KIND_LABELS,
         modes_for_kind=books.MODES_FOR_KIND,
     )
+
+
+def _audit_refused(entity: str, ident: int) -> None:
+    """Keep a trace of an attempt on another coop's row (as `owned_or_404` does), without failing the page."""
+    who = {"actor_id": current_user.id, "actor_login": current_user.login, "coop_id": current_user.coop_id}
+    if request.method == "POST":
+        db.session.rollback()  # why: this request's transaction would hold the lock the aside write needs
+    uow.record_aside("access.denied", entity=entity, entity_id=ident, ip=client_ip(), **who)
+
+
+def _statement_line(ident: int | None) -> StatementLine | None:
+    """A statement line of the logged-in coop (« Créer l'opération »); another coop's is refused and audited."""
+    if not ident:
+        return None
+    item = db.session.scalar(owned(StatementLine).where(StatementLine.id == ident))
+    if item is None and db.session.get(StatementLine, ident) is not None:
+        _audit_refused(StatementLine.__tablename__, ident)
+    return item
 
 
 # -- classic view --------------------------------------------------------------------------------
@@ -190,62 +144,65 @@ def cahier_current():
     return redirect(url_for("ledger.cahier", year=_current_year()))
 
 
+def _cahier_filters() -> dict[str, str]:
+    return {
+        "text": request.args.get("q", "").strip()[:100],
+        "account": request.args.get("compte", "")[:7],
+        "mode": request.args.get("mode", "")[:12],
+    }
+
+
+def _cahier_table(ledger: Ledger, *, sort: str, action_id: int | None, filters: dict[str, str], printing: bool):
+    """The classic view's figures and rendered rows, cached per ledger revision."""
+    # created_at too: SQLite may reuse the id of a deleted ledger
+    key = (ledger.id, ledger.created_at, ledger.revision, ledger.is_open, printing, sort, action_id)
+    key += (tuple(filters.items()),)
+
+    def build():
+        built = cahier_format.build_cahier(db.session, ledger, sort=sort, action_id=action_id, **filters)
+        return built, cahier_rows(built, books.MODE_LABELS, links=not printing, editable=ledger.is_open)
+
+    return cahier_cache.get_or_build(key, build)
+
+
 @bp.route("/coop/cahier/<int:year>")
 @access("coop")
 def cahier(year: int):
     _check_year(year)
     ledger = _find_ledger(year)
-    sort = request.args.get("tri", "date")
-    filters = {
-        "text": request.args.get("q", "").strip()[:100],
-        "account": request.args.get("compte", "")[:7],
-        "mode": request.args.get("mode", "")[:12],
-    }
-    action_id = request.args.get("action", type=int)
-    printing = bool(request.args.get("impression"))
+    sort, action_id = request.args.get("tri", "date"), request.args.get("action", type=int)
+    filters, printing = _cahier_filters(), bool(request.args.get("impression"))
     data = rows_html = None
     if ledger is not None:
-        # created_at too: SQLite may reuse the id of a deleted ledger
-        key = (
-            ledger.id,
-            ledger.created_at,
-            ledger.revision,
-            ledger.is_open,
-            printing,
-            sort,
-            action_id,
-            tuple(filters.items()),
-        )
-
-        def build():
-            built = cahier_format.build_cahier(db.session, ledger, sort=sort, action_id=action_id, **filters)
-            return built, cahier_rows(built, books.MODE_LABELS, links=not printing, editable=ledger.is_open)
-
-        data, rows_html = cahier_cache.get_or_build(key, build)
-    actions = db.session.scalars(owned(Action).order_by(Action.name)).all()
-    accounts = db.session.scalars(
-        sa.select(Account).where(Account.nature.in_(("expense", "income", "subsidy"))).order_by(Account.code)
-    ).all()
-    template = "ledger/cahier_print.html" if printing else "ledger/cahier.html"
-    has_opening = ledger is not None and books.opening_entry(db.session, ledger) is not None
+        data, rows_html = _cahier_table(ledger, sort=sort, action_id=action_id, filters=filters, printing=printing)
     return render_template(
-        template,
-        ledger=ledger,
+        "ledger/cahier_print.html" if printing else "ledger/cahier.html",
         data=data,
         rows_html=rows_html,
-        year=year,
-        year_label=f"{year}-{year + 1}",
-        years=_year_choices(year),
         sort=sort,
         filters=filters,
         action_id=action_id,
-        actions=actions,
-        accounts=accounts,
-        modes=books.MODE_LABELS,
-        coop=current_user.coop,
-        has_opening=has_opening,
         filtered=any(filters.values()) or bool(action_id),
+        **_cahier_page(year, ledger),
     )
+
+
+def _cahier_page(year: int, ledger: Ledger | None) -> dict:
+    """What the classic view shows around the table: years, actions and accounts to filter on, opening."""
+    accounts = db.session.scalars(
+        sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)).order_by(Account.code)
+    ).all()
+    return {
+        "ledger": ledger,
+        "year": year,
+        "year_label": _year_label(year),
+        "years": _year_choices(year),
+        "actions": db.session.scalars(owned(Action).order_by(Action.name)).all(),
+        "accounts": accounts,
+        "modes": books.MODE_LABELS,
+        "coop": current_user.coop,
+        "has_opening": ledger is not None and books.opening_entry(db.session, ledger) is not None,
+    }
 
 
 # -- entries -------------------------------------------------------------------------------------
@@ -257,43 +214,7 @@ def new_entry(year: int):
     _check_year(year)
     form = EntryForm()
     if request.method == "POST":
-        existing = books.find_by_token(db.session, current_coop_id(), form.form_token.data)
-        if existing is not None:
-            flash(f"L'opération {existing.piece} était déjà enregistrée : rien n'a été ajouté en double.", "info")
-            return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{existing.id}"))
-        if form.add_line.data:
-            form.splits.append_entry()
-            return _render_form(form, year)
-        if form.validate():
-            try:
-                ledger = _ledger_for_write(year)
-                entry = books.record_entry(
-                    db.session,
-                    ledger,
-                    _entry_data(form),
-                    by=current_user,
-                    idempotency_key=form.form_token.data or None,
-                    ip=client_ip(),
-                )
-                db.session.commit()
-            except DomainError as exc:
-                db.session.rollback()
-                _show_error(form, exc)
-            except IntegrityError:
-                db.session.rollback()
-                existing = books.find_by_token(db.session, current_coop_id(), form.form_token.data)
-                if existing is None:
-                    form.piece.errors = ["Ce numéro de pièce vient d'être utilisé : choisissez-en un autre."]
-                    return _render_form(form, year)
-                flash(f"L'opération {existing.piece} était déjà enregistrée : rien n'a été ajouté en double.", "info")
-                return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{existing.id}"))
-            else:
-                flash(f"Opération {entry.piece} enregistrée.", "success")
-                if form.statement_line.data:
-                    return _point_with_statement_line(entry, form.statement_line.data, year)
-                return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{entry.id}"))
-        return _render_form(form, year)
-
+        return _submit_new_entry(form, year)
     # The token lives in the URL: Back re-fetches this no-store page with the same token, so an
     # operation already sent is recognised instead of being offered again with a fresh token.
     token = request.args.get("jeton", "")
@@ -302,22 +223,67 @@ def new_entry(year: int):
         return redirect(url_for("ledger.new_entry", year=year, jeton=uuid.uuid4().hex, releve=statement_line_id))
     existing = books.find_by_token(db.session, current_coop_id(), token)
     if existing is not None:
-        return render_template("ledger/entry_recorded.html", entry=existing, year=year, year_label=f"{year}-{year + 1}")
-    ledger = _find_ledger(year)
+        return render_template("ledger/entry_recorded.html", entry=existing, year=year, year_label=_year_label(year))
     form.form_token.data = token
-    form.piece.data = _suggested_piece(ledger)
-    today = now().date()
+    form.piece.data = books.suggested_piece(db.session, _find_ledger(year))
+    today = clock.today()
     form.date.data = today if books.current_start_year(today) == year else None
     form.cheque_number.data = books.next_cheque_number(db.session, current_coop_id())
-    item = statement_line_for_entry(statement_line_id)
+    item = _statement_line(statement_line_id)
     if item is not None:
-        _prefill_from_statement(form, item)
+        form.prefill(reconciliation.suggest_entry(item, _membership_split(abs(item.amount_cents))), item.id)
     return _render_form(form, year)
 
 
-def _prefill_from_statement(form: EntryForm, item) -> None:
-    """« Créer l'opération » from a statement line: date, label, amount and the usual accounts."""
-    amount = abs(item.amount_cents)
+def _already_recorded(entry: Entry, year: int):
+    flash(f"L'opération {entry.piece} était déjà enregistrée : rien n'a été ajouté en double.", "info")
+    return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{entry.id}"))
+
+
+def _submit_new_entry(form: EntryForm, year: int):
+    """POST of the entry form: recorded once per form token, whatever the clicks, refreshes or Back."""
+    existing = books.find_by_token(db.session, current_coop_id(), form.form_token.data)
+    if existing is not None:
+        return _already_recorded(existing, year)
+    if form.add_line.data:
+        form.splits.append_entry()
+        return _render_form(form, year)
+    outcome = _record(form, year) if form.validate() else None
+    if outcome is not None and outcome.conflict:  # a unique key lost a race: this form's token, or the piece
+        existing = books.find_by_token(db.session, current_coop_id(), form.form_token.data)
+        if existing is not None:
+            return _already_recorded(existing, year)
+    if outcome is None or not outcome.ok:
+        return _render_form(form, year)
+    flash(f"Opération {outcome.value.piece} enregistrée.", "success")
+    if form.statement_line.data:
+        return _point_with_statement_line(outcome.value, form.statement_line_id(), year)
+    return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{outcome.value.id}"))
+
+
+def _record(form: EntryForm, year: int) -> uow.Outcome[Entry]:
+    """Record the valid form's entry; a piece number taken meanwhile is said on box 1."""
+    outcome = uow.run(
+        lambda: books.record_entry(
+            db.session,
+            _ledger_for_write(year),
+            form.entry_data(_action_id),
+            by=current_user,
+            idempotency_key=form.form_token.data or None,
+            ip=client_ip(),
+        ),
+        form=form,
+        fields=ENTRY_FIELDS,
+        on_conflict=lambda exc: PIECE_TAKEN if isinstance(exc, IntegrityError) else None,
+    )
+    if PIECE_TAKEN in form.form_errors:  # the unit of work shows a conflict above the form: move it to box 1
+        form.form_errors.remove(PIECE_TAKEN)
+        form.piece.errors = [PIECE_TAKEN]
+    return outcome
+
+
+def _membership_split(amount: int) -> tuple[int, int] | None:
+    """(cotisation, insurance) of the coop's membership of that total: how an OCCE debit is split."""
     membership = db.session.scalar(
         sa.select(Membership)
         .where(
@@ -328,71 +294,29 @@ def _prefill_from_statement(form: EntryForm, item) -> None:
         .order_by(Membership.id.desc())
         .limit(1)
     )
-    split = (membership.cotisation_cents, amount - membership.cotisation_cents) if membership else None
-    suggestion = reconciliation.suggest_entry(item, split)
-    form.statement_line.data = str(item.id)
-    form.kind.data, form.payment_mode.data = suggestion.kind, suggestion.payment_mode
-    form.date.data, form.label.data, form.bank_amount.data = suggestion.date, suggestion.label, suggestion.bank_amount
-    form.cheque_number.data = ""
-    for sub, (code, cents) in zip(form.splits, suggestion.splits, strict=False):
-        sub.account.data, sub.amount.data = code, cents
+    return (membership.cotisation_cents, amount - membership.cotisation_cents) if membership else None
 
 
-def _point_with_statement_line(entry: Entry, raw_id: str, year: int):
-    """Point the new entry's bank line with the statement line it was created from."""
-    item = statement_line_for_entry(int(raw_id)) if raw_id.isdigit() else None
+def _point_with_statement_line(entry: Entry, statement_line_id: int | None, year: int):
+    """Point the new entry's bank line with the statement line it was created from.
+
+    A transaction of its own, after the entry's: a refused pointage must not lose the entry.
+    """
+    item = _statement_line(statement_line_id)
     bank_lines = [line.id for line in entry.lines if line.account.code == books.BANK]
     if item is not None and bank_lines:
-        try:
-            reconciliation.confirm_match(
-                db.session, current_coop_id(), item.id, bank_lines, by=current_user, ip=client_ip()
-            )
-            db.session.commit()
+
+        def point() -> None:
+            try:
+                reconciliation.confirm_match(
+                    db.session, current_coop_id(), item.id, bank_lines, by=current_user, ip=client_ip()
+                )
+            except DomainError as exc:
+                raise DomainError(f"Elle n'a pas pu être pointée automatiquement : {exc.message}") from exc
+
+        if uow.run(point, flash_category="warning").ok:
             flash("Elle est pointée avec la ligne du relevé.", "success")
-        except DomainError as exc:
-            db.session.rollback()
-            flash(f"Elle n'a pas pu être pointée automatiquement : {exc.message}", "warning")
     return redirect(url_for("pointage.screen", year=year, _anchor="resume"))
-
-
-def _suggested_piece(ledger: Ledger | None) -> str:
-    """Next number in the series of the last operation entered (D07 -> D08, 41 -> 42)."""
-    if ledger is None:
-        return "1"
-    last = db.session.scalar(
-        sa.select(Entry.piece)
-        .where(Entry.ledger_id == ledger.id, Entry.kind != "opening")
-        .order_by(Entry.id.desc())
-        .limit(1)
-    )
-    prefix = re.match(r"[A-Za-z]*", last or "").group(0)
-    return books.next_piece(db.session, ledger, prefix)
-
-
-def _fill_from_entry(form: EntryForm, entry: Entry) -> None:
-    form.piece.data, form.date.data, form.label.data = entry.piece, entry.date, entry.label
-    if entry.payment_mode == "remise":
-        form.slip_number.data = entry.cheque_number
-    else:
-        form.cheque_number.data = entry.cheque_number
-    form.kind.data = books.form_kind(entry)
-    if entry.payment_mode in dict(form.payment_mode.choices):
-        form.payment_mode.data = entry.payment_mode
-    form.action.data = str(entry.action_id) if entry.action_id else ""
-    form.version.data = str(entry.version)
-    bank = sum(line.amount_cents for line in entry.lines if line.account.code == books.BANK)
-    cash = sum(line.amount_cents for line in entry.lines if line.account.code == books.CASH)
-    if form.kind.data == "deposit":
-        bank, cash = bank, 0
-    elif form.kind.data == "withdrawal":
-        bank, cash = -bank, 0
-    form.bank_amount.data, form.cash_amount.data = abs(bank) or None, abs(cash) or None
-    splits = [line for line in entry.lines if line.account.nature in ("expense", "income", "subsidy")]
-    while len(form.splits) < len(splits):
-        form.splits.append_entry()
-    for sub, line in zip(form.splits, splits, strict=False):
-        sub.account.data = line.account.code
-        sub.amount.data = abs(line.amount_cents)
 
 
 @bp.route("/coop/cahier/operation/<int:entry_id>")
@@ -421,35 +345,43 @@ def edit_entry(entry_id: int):
         flash("Cette opération ne peut pas être modifiée ici.", "warning")
         return redirect(url_for("ledger.entry_detail", entry_id=entry.id))
     form = EntryForm()
-    if request.method == "POST":
-        if form.add_line.data:
-            form.splits.append_entry()
-            return _render_form(form, year, entry)
-        if form.validate():
-            try:
-                expected = int(form.version.data) if (form.version.data or "").isdigit() else None
-                uncleared = books.update_entry(
-                    db.session, entry, _entry_data(form), expected_version=expected, by=current_user, ip=client_ip()
-                )
-                db.session.commit()
-            except DomainError as exc:
-                db.session.rollback()
-                if exc.field == "stale":
-                    flash(exc.message, "warning")
-                    return redirect(url_for("ledger.edit_entry", entry_id=entry_id))
-                _show_error(form, exc)
-            else:
-                flash(f"Opération {entry.piece} modifiée.", "success")
-                if uncleared:
-                    flash(
-                        "Le montant ou le côté banque a changé : le pointage de cette opération a été annulé. "
-                        "Pointez-la à nouveau sur le relevé.",
-                        "warning",
-                    )
-                return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{entry.id}"))
-        return _render_form(form, year, entry)
-    _fill_from_entry(form, entry)
+    if request.method == "GET":
+        form.fill_from(entry)
+    elif form.add_line.data:
+        form.splits.append_entry()
+    elif form.validate():
+        return _submit_edit(form, entry, year)
     return _render_form(form, year, entry)
+
+
+def _submit_edit(form: EntryForm, entry: Entry, year: int):
+    """POST of a valid edit form: saved, or refused on its box; a stale form is reloaded."""
+    outcome = uow.run(
+        lambda: books.update_entry(
+            db.session,
+            entry,
+            form.entry_data(_action_id),
+            expected_version=form.expected_version(),
+            by=current_user,
+            ip=client_ip(),
+            now=clock.now(),
+        ),
+        form=form,
+        fields=ENTRY_FIELDS,
+    )
+    if outcome.conflict or form.version.errors:  # changed meanwhile: reload it rather than overwrite
+        flash((form.version.errors or outcome.errors)[0], "warning")
+        return redirect(url_for("ledger.edit_entry", entry_id=entry.id))
+    if not outcome.ok:
+        return _render_form(form, year, entry)
+    flash(f"Opération {entry.piece} modifiée.", "success")
+    if outcome.value:
+        flash(
+            "Le montant ou le côté banque a changé : le pointage de cette opération a été annulé. "
+            "Pointez-la à nouveau sur le relevé.",
+            "warning",
+        )
+    return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{entry.id}"))
 
 
 @bp.route("/coop/cahier/operation/<int:entry_id>/supprimer", methods=["GET", "POST"])
@@ -458,21 +390,23 @@ def delete_entry(entry_id: int):
     entry = owned_or_404(Entry, entry_id)
     year = entry.ledger.school_year.start_year
     form = ConfirmForm()
-    if form.validate_on_submit():
-        keys = [d.storage_key for d in db.session.scalars(owned(Document).where(Document.entry_id == entry.id))]
-        piece = entry.piece
-        try:
-            books.delete_entry(db.session, entry, by=current_user, ip=client_ip())
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-            return redirect(url_for("ledger.entry_detail", entry_id=entry_id))
-        for key in keys:
-            documents.remove_file(current_app.config["UPLOAD_DIR"], key)
-        flash(f"Opération {piece} supprimée.", "success")
-        return redirect(url_for("ledger.cahier", year=year))
-    return render_template("ledger/confirm_delete.html", entry=entry, form=form, year=year)
+    if not form.validate_on_submit():
+        return render_template("ledger/confirm_delete.html", entry=entry, form=form, year=year)
+    keys = [d.storage_key for d in db.session.scalars(owned(Document).where(Document.entry_id == entry.id))]
+    piece = entry.piece
+    outcome = uow.run(
+        lambda: books.delete_entry(db.session, entry, by=current_user, ip=client_ip()),
+        after_commit=lambda _: _remove_files(keys),  # its vouchers went with it
+    )
+    if not outcome.ok:
+        return redirect(url_for("ledger.entry_detail", entry_id=entry_id))
+    flash(f"Opération {piece} supprimée.", "success")
+    return redirect(url_for("ledger.cahier", year=year))
+
+
+def _remove_files(storage_keys: list[str]) -> None:
+    for key in storage_keys:
+        documents.remove_file(current_app.config["UPLOAD_DIR"], key)
 
 
 # -- vouchers ------------------------------------------------------------------------------------
@@ -484,35 +418,29 @@ def upload_voucher(entry_id: int):
     entry = owned_or_404(Entry, entry_id)
     form = VoucherForm()
     if not entry.ledger.is_open:
-        flash(
-            f"Le cahier {entry.ledger.school_year.label} est clôturé : on ne peut plus y ajouter de justificatif.",
-            "warning",
-        )
-    elif form.validate_on_submit():
-        upload = form.file.data
-        try:
-            documents.store_document(
-                db.session,
-                upload_dir=current_app.config["UPLOAD_DIR"],
-                coop_id=entry.coop_id,
-                kind="voucher",
-                filename=upload.filename or "",
-                content=upload.read(),
-                max_bytes=VOUCHER_MAX_BYTES,
-                by=current_user,
-                entry_id=entry.id,
-                ip=client_ip(),
-            )
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
-            flash("Justificatif ajouté.", "success")
-    else:
+        label = entry.ledger.school_year.label
+        flash(f"Le cahier {label} est clôturé : on ne peut plus y ajouter de justificatif.", "warning")
+    elif not form.validate_on_submit():
         for errors in form.errors.values():
             flash(errors[0], "danger")
+    elif uow.run(lambda: _store_voucher(entry, form.file.data)).ok:
+        flash("Justificatif ajouté.", "success")
     return redirect(url_for("ledger.entry_detail", entry_id=entry.id))
+
+
+def _store_voucher(entry: Entry, upload) -> Document:
+    return documents.store_document(
+        db.session,
+        upload_dir=current_app.config["UPLOAD_DIR"],
+        coop_id=entry.coop_id,
+        kind="voucher",
+        filename=upload.filename or "",
+        content=upload.read(),
+        max_bytes=VOUCHER_MAX_BYTES,
+        by=current_user,
+        entry_id=entry.id,
+        ip=client_ip(),
+    )
 
 
 @bp.route("/justificatifs/<int:document_id>")
@@ -525,17 +453,7 @@ def download_document(document_id: int):
             abort(404)
     else:
         document = owned_or_404(Document, document_id)
-    path = documents.document_path(current_app.config["UPLOAD_DIR"], document)
-    if not path.is_file():
-        current_app.logger.error(
-            "document %s: file %s missing from the upload store", document.id, document.storage_key
-        )
-        abort(404)
-    response = send_file(
-        path, mimetype=document.content_type, as_attachment=True, download_name=document.original_name, max_age=0
-    )
-    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
-    return response
+    return send_document(document, audited=True)
 
 
 # -- opening balances ----------------------------------------------------------------------------
@@ -546,26 +464,33 @@ def download_document(document_id: int):
 def opening(year: int):
     _check_year(year)
     form = OpeningForm()
-    ledger = _find_ledger(year)
     if form.validate_on_submit():
-        try:
-            ledger = _ledger_for_write(year)
-            books.record_opening(
-                db.session, ledger, bank=form.bank.data or 0, cash=form.cash.data or 0, by=current_user, ip=client_ip()
-            )
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            getattr(form, exc.field or "bank").errors.append(exc.message)
-        else:
+        outcome = uow.run(
+            lambda: books.record_opening(
+                db.session,
+                _ledger_for_write(year),
+                bank=form.bank.data or 0,
+                cash=form.cash.data or 0,
+                by=current_user,
+                ip=client_ip(),
+                now=clock.now(),
+            ),
+            form=form,
+            fields={"": "bank"},  # a refusal that names no field is about the bank balance
+        )
+        if outcome.ok:
             flash("Report à nouveau enregistré.", "success")
             return redirect(url_for("ledger.cahier", year=year))
-    elif request.method == "GET" and ledger is not None:
-        entry = books.opening_entry(db.session, ledger)
-        if entry is not None:
-            form.bank.data = sum(line.amount_cents for line in entry.lines if line.account.code == books.BANK)
-            form.cash.data = sum(line.amount_cents for line in entry.lines if line.account.code == books.CASH)
-    return render_template("ledger/opening.html", form=form, year=year, year_label=f"{year}-{year + 1}")
+    elif request.method == "GET":
+        _fill_opening(form, _find_ledger(year))
+    return render_template("ledger/opening.html", form=form, year=year, year_label=_year_label(year))
+
+
+def _fill_opening(form: OpeningForm, ledger: Ledger | None) -> None:
+    entry = books.opening_entry(db.session, ledger) if ledger is not None else None
+    if entry is not None:
+        form.bank.data = sum(line.amount_cents for line in entry.lines if line.account.code == books.BANK)
+        form.cash.data = sum(line.amount_cents for line in entry.lines if line.account.code == books.CASH)
 
 
 # -- actions -------------------------------------------------------------------------------------
@@ -574,26 +499,22 @@ def opening(year: int):
 @bp.route("/coop/actions", methods=["GET", "POST"])
 @access("coop")
 def actions():
-    year = request.args.get("annee", type=int) or _current_year()
-    _check_year(year)
+    year = _check_year(request.args.get("annee", type=int) or _current_year())
     form = ActionForm()
     if form.validate_on_submit():
-        try:
-            action = books.create_action(db.session, current_coop_id(), form.name.data, by=current_user, reuse=False)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            form.name.errors.append(exc.message)
-        else:
-            flash(f"Action « {action.name} » créée.", "success")
+        outcome = uow.run(
+            lambda: books.create_action(db.session, current_coop_id(), form.name.data, by=current_user, reuse=False),
+            form=form,
+        )
+        if outcome.ok:
+            flash(f"Action « {outcome.value.name} » créée.", "success")
             return redirect(url_for("ledger.actions", annee=year))
-    totals = books.action_totals(db.session, current_coop_id(), _find_ledger(year))
     return render_template(
         "ledger/actions.html",
         form=form,
-        totals=totals,
+        totals=books.action_totals(db.session, current_coop_id(), _find_ledger(year)),
         year=year,
-        year_label=f"{year}-{year + 1}",
+        year_label=_year_label(year),
         years=_year_choices(year),
         rename_form=RenameActionForm(),
         archive_form=ArchiveActionForm(),
@@ -605,17 +526,10 @@ def actions():
 def rename_action(action_id: int):
     action = owned_or_404(Action, action_id)
     form = RenameActionForm()
-    if form.validate_on_submit():
-        try:
-            books.rename_action(db.session, action, form.name.data, by=current_user)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
-            flash("Action renommée.", "success")
-    else:
+    if not form.validate_on_submit():
         flash("Indiquez le nouveau nom de l'action.", "danger")
+    elif uow.run(lambda: books.rename_action(db.session, action, form.name.data, by=current_user)).ok:
+        flash("Action renommée.", "success")
     return redirect(url_for("ledger.actions", annee=request.args.get("annee", type=int)))
 
 
@@ -626,10 +540,12 @@ def archive_action(action_id: int):
     form = ArchiveActionForm()
     if form.validate_on_submit():
         archived = form.archive.data != "0"
-        if action.is_archived != archived:  # the wanted state: a double click or a replay changes nothing more
-            books.set_action_archived(db.session, action, archived, by=current_user)
-            db.session.commit()
-        flash(f"Action « {action.name} » {'archivée' if action.is_archived else 'réactivée'}.", "success")
+        # the wanted state: a double click or a replay changes nothing more
+        if (
+            action.is_archived == archived
+            or uow.run(lambda: books.set_action_archived(db.session, action, archived, by=current_user)).ok
+        ):
+            flash(f"Action « {action.name} » {'archivée' if archived else 'réactivée'}.", "success")
     return redirect(url_for("ledger.actions", annee=request.args.get("annee", type=int)))
 
 
@@ -679,18 +595,21 @@ def export_xlsx(year: int):
 def import_csv(year: int):
     _check_year(year)
     form = ImportForm()
-    errors: dict[str, list[str]] = {}
+    line_errors: dict[str, list[str]] = {}
     if form.validate_on_submit():
-        try:
-            ledger = _ledger_for_write(year)
-            count = cahier_format.import_cahier(
-                db.session, ledger, form.file.data.read(), by=current_user, ip=client_ip()
-            )
-            db.session.commit()
-        except ValidationErrors as exc:
-            db.session.rollback()
-            errors = exc.errors
-        else:
-            flash(f"Import terminé : {count} opération(s) ajoutée(s) au cahier {year}-{year + 1}.", "success")
+        outcome = uow.run(lambda: _import(year, form.file.data, line_errors), form=form)
+        if outcome.ok:
+            flash(f"Import terminé : {outcome.value} opération(s) ajoutée(s) au cahier {_year_label(year)}.", "success")
             return redirect(url_for("ledger.cahier", year=year))
-    return render_template("ledger/import.html", form=form, errors=errors, year=year, year_label=f"{year}-{year + 1}")
+    return render_template("ledger/import.html", form=form, errors=line_errors, year=year, year_label=_year_label(year))
+
+
+def _import(year: int, upload, line_errors: dict[str, list[str]]) -> int:
+    """Import the CSV, all or nothing; its refusals are also kept in `line_errors`, listed by line on the page."""
+    try:
+        return cahier_format.import_cahier(
+            db.session, _ledger_for_write(year), upload.read(), by=current_user, ip=client_ip(), now=clock.now()
+        )
+    except ValidationErrors as exc:
+        line_errors.update(exc.errors)
+        raise
