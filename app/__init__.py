@@ -73,7 +73,7 @@ def _init_extensions(app: Flask) -> None:
     with app.app_context():
         for engine in db.engines.values():
             if engine.dialect.name == "sqlite":
-                configure_sqlite(engine, _wants_write)
+                configure_sqlite(engine, _wants_write, app.config["SQLITE_BUSY_TIMEOUT_MS"])
             elif engine.dialect.name == "postgresql":
                 event.listen(engine, "begin", _repeatable_reads)
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)

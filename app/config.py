@@ -80,6 +80,8 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_CONNECT_TIMEOUT": 5,
     "DATABASE_STATEMENT_TIMEOUT": 20,
     "DATABASE_LOCK_TIMEOUT": 5,
+    "SQLITE_BUSY_TIMEOUT_MS": 5000,
+    "UPLOAD_QUOTA_BYTES": 500 * 1024 * 1024,
 }
 
 # Variables read from the environment, with the type to coerce them to.

@@ -34,7 +34,7 @@ SQLITE_BUSY_TIMEOUT_MS = 5_000  # how long a write waits for the lock; then a Fr
 babel = Babel()
 
 
-def configure_sqlite(engine: Engine, wants_write: callable) -> None:
+def configure_sqlite(engine: Engine, wants_write: callable, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> None:
     """Make pysqlite transactional the way SQLAlchemy documents it.
 
     Foreign keys on, WAL, a busy timeout; the driver's own (lazy) BEGIN is disabled and we emit
@@ -52,7 +52,7 @@ def configure_sqlite(engine: Engine, wants_write: callable) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 

@@ -38,14 +38,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
-from flask import flash, g
+from flask import current_app, flash, g
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
 
 from app import audit, documents
 from app.errors import DomainError, ValidationErrors
-from app.extensions import SQLITE_BUSY_TIMEOUT_MS, db
+from app.extensions import db
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -115,11 +115,12 @@ def _roll_back(session: Session) -> None:
     documents.discard_written_files(session)  # files written for rows that will never exist
 
 
-def begin_write(session: Session) -> None:
+def begin_write(session: Session | scoped_session) -> None:
     """From here on this request writes: end the read transaction and take the write lock at the
     next query (SQLite `BEGIN IMMEDIATE`); objects read so far are expired, so the action reads them
     again inside the write transaction (no decision on a stale value)."""
     g.write_unit = True
+    session = session() if isinstance(session, scoped_session) else session
     if session.in_transaction() and not (session.new or session.dirty or session.deleted):
         session.commit()  # nothing pending: only ends the read transaction
         session.expire_all()
@@ -166,7 +167,7 @@ def record_aside(action: str, **event: Any) -> None:
             finally:
                 if sqlite:
                     connection.rollback()
-                    connection.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+                    connection.exec_driver_sql(f"PRAGMA busy_timeout={current_app.config['SQLITE_BUSY_TIMEOUT_MS']}")
                     connection.commit()
     except (OperationalError, IntegrityError):
         log.warning("audit event %s not written (database busy or unreachable)", action, exc_info=True)
