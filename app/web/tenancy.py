@@ -33,16 +33,22 @@ def owned(model: type[M]) -> sa.Select:
     return sa.select(model).where(model.coop_id == current_coop_id())  # type: ignore[attr-defined]
 
 
+def owned_or_none(model: type[M], ident: int) -> M | None:
+    """The row `ident` of `model` if it belongs to the logged-in coop; otherwise None, and a row of
+    another coop is audited as a refused access (written aside: this request may not commit)."""
+    row = db.session.scalar(owned(model).where(model.id == ident))  # type: ignore[attr-defined]
+    if row is None and db.session.get(model, ident) is not None:
+        who = {"actor_id": current_user.id, "actor_login": current_user.login, "coop_id": current_user.coop_id}
+        # A POST's transaction is dropped first so that the aside write does not wait for its lock.
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            db.session.rollback()
+        uow.record_aside("access.denied", entity=model.__tablename__, entity_id=ident, ip=client_ip(), **who)
+    return row
+
+
 def owned_or_404(model: type[M], ident: int) -> M:
     """The row `ident` of `model` if it belongs to the logged-in coop; otherwise audit and 404."""
-    row = db.session.scalar(owned(model).where(model.id == ident))  # type: ignore[attr-defined]
+    row = owned_or_none(model, ident)
     if row is None:
-        if db.session.get(model, ident) is not None:
-            who = {"actor_id": current_user.id, "actor_login": current_user.login, "coop_id": current_user.coop_id}
-            # Written aside (this request will not commit); a POST's transaction is dropped first so
-            # that the aside write does not wait for this request's own lock.
-            if request.method not in ("GET", "HEAD", "OPTIONS"):
-                db.session.rollback()
-            uow.record_aside("access.denied", entity=model.__tablename__, entity_id=ident, ip=client_ip(), **who)
         abort(404)
     return row

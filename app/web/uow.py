@@ -71,13 +71,14 @@ def run(
     *,
     form: Any = None,
     fields: Mapping[str, str] | None = None,
-    on_conflict: Callable[[Exception], str | None] | None = None,
+    on_conflict: Callable[[Exception], str | tuple[str, str] | None] | None = None,
     after_commit: Callable[[T], None] | None = None,
     flash_category: str = "danger",
 ) -> Outcome[T]:
     """Run `action`, commit once; on a refusal roll back and report it (see the module docstring).
 
-    `on_conflict(exc)` may return a message to show instead of the standard one, or None to use it.
+    `on_conflict(exc)` may return a message to show instead of the standard one, a `(field, message)`
+    pair to put it on a form field, or None to use the standard message.
     `after_commit(value)` runs only after a successful commit (file removal, cache clean-up).
     """
     session = db.session
@@ -99,8 +100,9 @@ def run(
         return Outcome(False, errors=[exc.message])
     except (StaleDataError, ObjectDeletedError, IntegrityError) as exc:
         _roll_back(session)
-        message = (on_conflict(exc) if on_conflict else None) or CONFLICT_MESSAGE
-        _show(form, None, None, message, "warning")
+        answer = (on_conflict(exc) if on_conflict else None) or CONFLICT_MESSAGE
+        name, message = answer if isinstance(answer, tuple) else (None, answer)
+        _show(form, fields, name, message, "warning")
         return Outcome(False, errors=[message], conflict=True)
     except BaseException:
         _roll_back(session)
