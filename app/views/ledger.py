@@ -26,7 +26,7 @@ from app.web import uow
 from app.web.downloads import send_document
 from app.web.netutil import client_ip
 from app.web.security import access
-from app.web.tenancy import current_coop_id, owned, owned_or_404
+from app.web.tenancy import current_coop_id, owned, owned_or_404, owned_or_none
 from forms.ledger import (
     ENTRY_FIELDS,
     ActionForm,
@@ -117,22 +117,9 @@ def _render_form(form: EntryForm, ledger_year: int, entry: Entry | None = None):
     )
 
 
-def _audit_refused(entity: str, ident: int) -> None:
-    """Keep a trace of an attempt on another coop's row (as `owned_or_404` does), without failing the page."""
-    who = {"actor_id": current_user.id, "actor_login": current_user.login, "coop_id": current_user.coop_id}
-    if request.method == "POST":
-        db.session.rollback()  # why: this request's transaction would hold the lock the aside write needs
-    uow.record_aside("access.denied", entity=entity, entity_id=ident, ip=client_ip(), **who)
-
-
 def _statement_line(ident: int | None) -> StatementLine | None:
     """A statement line of the logged-in coop (« Créer l'opération »); another coop's is refused and audited."""
-    if not ident:
-        return None
-    item = db.session.scalar(owned(StatementLine).where(StatementLine.id == ident))
-    if item is None and db.session.get(StatementLine, ident) is not None:
-        _audit_refused(StatementLine.__tablename__, ident)
-    return item
+    return owned_or_none(StatementLine, ident) if ident else None
 
 
 # -- classic view --------------------------------------------------------------------------------
