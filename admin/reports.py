@@ -1,9 +1,9 @@
 """Yearly reports in the back office: the read-only list by status, and « Rouvrir le cahier ».
 
-Reports are read-only here: their status only moves through `app.reports` (the full CRA/CRF
-review is another screen). Reopening a closed year goes through `app.closing.reopen_ledger`,
-with a mandatory reason written to the audit log; a submitted report is thereby returned to the
-coop, which is told by mail.
+Reports are read-only here: their status only moves through `app.submission` (the full CRA/CRF
+review is another screen, `admin.review`). Reopening a closed year goes through
+`app.submission.reopen_year`, with a mandatory reason written to the audit log; a submitted report
+is thereby returned to the coop, which is told by mail.
 """
 
 from __future__ import annotations
@@ -12,19 +12,17 @@ import sqlalchemy as sa
 from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
-from wtforms import SubmitField, TextAreaField
-from wtforms.validators import DataRequired, Length
 
 from admin.base import StaffAccessMixin, StaffModelView, format_datetime
-from app import closing, reports
-from app.errors import DomainError
+from app import clock, cra, submission
+from app.annual_report import find_report
 from app.extensions import db
-from app.models import AnnualReport, Coop, Document, Ledger, SchoolYear, coop_login, utcnow
-from app.web import notifications
-from app.web.filters import fr_datetime, money
+from app.formats import euros, fr_datetime
+from app.models import AnnualReport, Coop, Document, Ledger, SchoolYear, coop_login
+from app.web import notifications, uow
 from app.web.netutil import client_ip
+from forms.admin_reports import ReopenForm
 
 PAGE_SIZE = 50
 DOCUMENT_LABELS = {
@@ -43,7 +41,9 @@ def _documents(view, context, model: AnnualReport, name) -> Markup:
         return Markup("—")
     items = Markup("").join(
         Markup("<li>{} : <a href='{}'>{}</a></li>").format(
-            DOCUMENT_LABELS.get(d.kind, d.kind), url_for("ledger.download_document", document_id=d.id), d.original_name
+            DOCUMENT_LABELS.get(d.kind, d.kind),
+            url_for("admin_review.document", report_id=model.id, document_id=d.id, telecharger=1),
+            d.original_name,
         )
         for d in rows
     )
@@ -52,7 +52,7 @@ def _documents(view, context, model: AnnualReport, name) -> Markup:
 
 def _auditors(view, context, model: AnnualReport, name) -> Markup:
     rows = [
-        f"{a.get('name', '')} ({reports.AUDITOR_QUALITIES.get(a.get('quality', ''), '')})" for a in model.auditors or ()
+        f"{a.get('name', '')} ({cra.AUDITOR_QUALITIES.get(a.get('quality', ''), '')})" for a in model.auditors or ()
     ]
     return Markup("<br>").join(escape(row) for row in rows) if rows else Markup("—")
 
@@ -62,8 +62,8 @@ def _figures(view, context, model: AnnualReport, name) -> str:
     if not snapshot:
         return "—"
     return (
-        f"Résultat {money(snapshot['resultat'])} · banque {money(snapshot['closing']['bank'])} · caisse "
-        f"{money(snapshot['closing']['cash'])} · relevé {money(snapshot['statement_balance'])}"
+        f"Résultat {euros(snapshot['resultat'])} · banque {euros(snapshot['closing']['bank'])} · caisse "
+        f"{euros(snapshot['closing']['cash'])} · relevé {euros(snapshot['statement_balance'])}"
     )
 
 
@@ -90,7 +90,7 @@ class AnnualReportAdmin(StaffModelView):
         ("school_year", "school_year.start_year"),
     )
     column_filters = ("status", "school_year.start_year", "coop.number", "submitted_at")
-    column_choices = {"status": list(reports.STATUS_LABELS.items())}
+    column_choices = {"status": list(submission.STATUS_LABELS.items())}
     column_labels = {
         "coop": "Coopérative",
         "school_year": "Année scolaire",
@@ -135,18 +135,6 @@ class AnnualReportAdmin(StaffModelView):
     )
 
 
-class ReopenForm(FlaskForm):
-    reason = TextAreaField(
-        "Motif de la réouverture",
-        validators=[
-            DataRequired("Indiquez le motif de la réouverture : il est inscrit au journal d'audit."),
-            Length(max=1000),
-        ],
-        render_kw={"rows": 3},
-    )
-    submit = SubmitField("Rouvrir le cahier")
-
-
 class ClosingAdminView(StaffAccessMixin, BaseView):
     """Closed cash-books, and « Rouvrir le cahier » with a mandatory reason."""
 
@@ -180,7 +168,7 @@ class ClosingAdminView(StaffAccessMixin, BaseView):
             "admin/closings.html",
             ledgers=ledgers,
             statuses=statuses,
-            labels=reports.STATUS_LABELS,
+            labels=submission.STATUS_LABELS,
             search=search,
             page=page,
             pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
@@ -194,32 +182,32 @@ class ClosingAdminView(StaffAccessMixin, BaseView):
         if ledger is None:
             abort(404)
         form = ReopenForm()
-        label = ledger.school_year.label
+        label, login = ledger.school_year.label, ledger.coop.login
         if not ledger.is_open and form.validate_on_submit():
-            try:
-                returned = closing.reopen_ledger(
-                    db.session, ledger, reason=form.reason.data, by=current_user, ip=client_ip(), now=utcnow()
-                )
-                if returned is not None:
-                    notifications.report_reopened(db.session, returned)
-                db.session.commit()
-            except DomainError as exc:
-                db.session.rollback()
-                form.reason.errors = [*form.reason.errors, exc.message]
-            else:
+            outcome = uow.run(lambda: _reopen(ledger, form.reason.data), form=form)
+            if outcome.ok:
+                returned = " ; son compte rendu lui est renvoyé par courriel." if outcome.value else "."
                 flash(
-                    f"Cahier {label} de {ledger.coop.login} rouvert"
-                    + (" ; son compte rendu lui est renvoyé par courriel." if returned else ".")
-                    + " Il pourra le clôturer à nouveau depuis le portail.",
+                    f"Cahier {label} de {login} rouvert{returned} Il pourra le clôturer à nouveau depuis le portail.",
                     "success",
                 )
-                return redirect(url_for(".index", coop=ledger.coop.login))
-        report = reports.find_report(db.session, ledger)
+                return redirect(url_for(".index", coop=login))
+            form.reason.errors = outcome.errors  # every refusal under the reason, where staff look
         return self.render(
             "admin/reopen_ledger.html",
             ledger=ledger,
             form=form,
-            report=report,
-            labels=reports.STATUS_LABELS,
+            report=find_report(db.session, ledger),
+            labels=submission.STATUS_LABELS,
             fr_datetime=fr_datetime,
         )
+
+
+def _reopen(ledger: Ledger, reason: str) -> AnnualReport | None:
+    """Reopen the year; a submitted report goes back to the coop, which is told by mail."""
+    returned = submission.reopen_year(
+        db.session, ledger, reason=reason, by=current_user, now=clock.now(), ip=client_ip()
+    )
+    if returned is not None:
+        notifications.report_reopened(db.session, returned)
+    return returned

@@ -350,7 +350,8 @@ def reports_crf_command(login: str, year: str, as_json: bool) -> None:
     """Print the CRF (compte rendu financier) of coop LOGIN for YEAR, computed from its closed ledger."""
     import json
 
-    from app import ledger, reports
+    from app import ledger
+    from app.crf import build_crf
     from app.money import format_amount
 
     start = parse_year(year)
@@ -363,7 +364,7 @@ def reports_crf_command(login: str, year: str, as_json: bool) -> None:
             f"Le cahier {start}-{start + 1} de {user.login} n'est pas clôturé : le compte "
             "rendu financier s'établit après la clôture."
         )
-    crf = reports.build_crf(db.session, book)
+    crf = build_crf(db.session, book)
     if as_json:
         click.echo(json.dumps(crf.to_json(), ensure_ascii=False, indent=2))
         return

@@ -6,11 +6,11 @@ the statement balance at 31 August is reconciled; every entry balances and lies 
 previous year, when the portal has one, is closed. Closing is irreversible for the coop; only
 staff reopen, with a reason (audited).
 
-Reconciliation at date D: statement balance at D = book bank balance at D − Σ bank lines dated
-≤ D and not cleared by D. "Cleared by D" is `cleared_on <= D`: a line of year N cleared on a
-statement of N+1 still counts as uncleared in N's reconciliation at 31 August, so clearing it later
-never changes N's figures. Such lines are never re-entered in N+1: they stay on N's ledger and
-stay pointable (see `carried_lines`).
+Reconciliation at date D (`app.reconciliation.reconcile`): statement balance at D = book bank
+balance at D − Σ bank lines dated ≤ D and not cleared by D. "Cleared by D" is `cleared_on <= D`: a
+line of year N cleared on a statement of N+1 still counts as uncleared in N's reconciliation at 31
+August, so clearing it later never changes N's figures. Such lines are never re-entered in N+1:
+they stay on N's ledger and stay pointable (`app.reconciliation.carried_lines`).
 
 Carry-forward: closing N writes N+1's opening entry (+512 +530 / −110) with N's closing bank and
 cash balances, through `app.ledger.record_opening(..., carried=True)`; closing again after a
@@ -23,6 +23,7 @@ Functions take the session, the acting user and the clock; they flush, never com
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -33,19 +34,15 @@ from sqlalchemy.orm import Session
 from app import audit
 from app import ledger as books
 from app.errors import DomainError
-from app.formats import fr_date
-from app.models import Account, AnnualReport, Entry, EntryLine, Ledger, SchoolYear, User, utcnow
-from app.money import format_amount
+from app.formats import euros, fr_date
+from app.models import AnnualReport, Entry, Ledger, User
+from app.reconciliation import Reconciliation, reconcile
 
 # Denominations of the cash count, in cents: notes 500 € to 5 €, then coins 2 € to 1 cent.
 NOTES = (50000, 20000, 10000, 5000, 2000, 1000, 500)
 COINS = (200, 100, 50, 20, 10, 5, 2, 1)
 DENOMINATIONS = NOTES + COINS
 MAX_PIECES = 100_000  # per denomination: catches a typing slip, never a real cash box
-
-
-def _euros(cents: int) -> str:
-    return f"{format_amount(cents)} €"
 
 
 def denomination_label(cents: int) -> str:
@@ -110,110 +107,42 @@ class CashCount:
         return dict(self.counts or ()).get(value, 0)
 
 
-# -- reconciliation ------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class UnclearedLine:
-    """A bank line not cleared by the reconciliation date (amount signed: money in > 0)."""
+class CountRow:
+    """One row of the cash-count table: a denomination, the number typed and its subtotal.
 
-    line_id: int
-    entry_id: int
-    piece: str
-    date: date
-    cheque: str
+    `group` names the group the row opens (« Billets », « Pièces »), else is empty; `subtotal` is
+    None when the number typed is not a whole number (the page then shows nothing).
+    """
+
+    value: int
     label: str
-    amount: int
-    year_label: str
-    cleared_on: date | None = None  # today's pointage (after the reconciliation date, or none)
+    group: str
+    subtotal: int | None
 
 
-@dataclass(frozen=True)
-class BankReconciliation:
-    on: date
-    book_balance: int
-    uncleared: tuple[UnclearedLine, ...]
-    statement_balance: int | None
-
-    @property
-    def uncleared_total(self) -> int:
-        return sum(line.amount for line in self.uncleared)
-
-    @property
-    def expected_statement(self) -> int:
-        """What the statement should show: the book balance minus what the bank has not seen yet."""
-        return self.book_balance - self.uncleared_total
-
-    @property
-    def difference(self) -> int | None:
-        return None if self.statement_balance is None else self.statement_balance - self.expected_statement
-
-    @property
-    def is_reconciled(self) -> bool:
-        return self.difference == 0
-
-    @property
-    def has_uncleared_receipts(self) -> bool:
-        """Money in booked but not on the statement by 31 August: rare, worth a warning."""
-        return any(line.amount > 0 for line in self.uncleared)
+def count_rows(numbers: Mapping[int, object]) -> list[CountRow]:
+    """The cash-count table for the numbers typed so far, one row per denomination (notes first)."""
+    rows = []
+    for value in DENOMINATIONS:
+        number = numbers.get(value) or 0
+        whole = isinstance(number, int) and not isinstance(number, bool)
+        group = "Billets" if value == NOTES[0] else "Pièces" if value == COINS[0] else ""
+        rows.append(CountRow(value, denomination_label(value), group, value * number if whole else None))
+    return rows
 
 
-def uncleared_lines(session: Session, coop_id: int, on: date, *, last_start_year: int) -> list[UnclearedLine]:
-    """The coop's bank lines dated ≤ `on` not cleared by `on` (none cleared, or cleared after), in the
-    ledgers up to the year starting in `last_start_year`; the opening balance is not a movement."""
-    rows = session.execute(
-        sa.select(
-            EntryLine.id,
-            Entry.id,
-            Entry.piece,
-            Entry.date,
-            Entry.cheque_number,
-            Entry.label,
-            EntryLine.amount_cents,
-            SchoolYear.start_year,
-            EntryLine.cleared_on,
-        )
-        .join(Entry, Entry.id == EntryLine.entry_id)
-        .join(Account, Account.id == EntryLine.account_id)
-        .join(Ledger, Ledger.id == Entry.ledger_id)
-        .join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
-        .where(
-            Entry.coop_id == coop_id,
-            Account.code == books.BANK,
-            Entry.kind != "opening",
-            Entry.date <= on,
-            SchoolYear.start_year <= last_start_year,
-            sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on > on),
-        )
-        .order_by(Entry.date, Entry.piece, EntryLine.id)
-    ).all()
-    return [
-        UnclearedLine(line_id, entry_id, piece, day, cheque, label, int(amount), f"{start}-{start + 1}", cleared)
-        for line_id, entry_id, piece, day, cheque, label, amount, start, cleared in rows
-    ]
+# -- reconciliation ------------------------------------------------------------------------------
 
 
 def bank_reconciliation(
     session: Session, ledger: Ledger, *, on: date | None = None, statement_balance: int | None = None
-) -> BankReconciliation:
+) -> Reconciliation:
     """The reconciliation of `ledger` at `on` (default 31 August) with the statement balance given, or
-    the one recorded for the closing."""
-    on = on or ledger.school_year.ends_on
-    book = books.balances(session, ledger, until=on).bank
+    the one recorded for the closing (`app.reconciliation.reconcile`, the one computation)."""
     if statement_balance is None:
         statement_balance = ledger.closing_statement_balance_cents
-    lines = uncleared_lines(session, ledger.coop_id, on, last_start_year=ledger.school_year.start_year)
-    return BankReconciliation(on, book, tuple(lines), statement_balance)
-
-
-def carried_lines(session: Session, ledger: Ledger) -> list[UnclearedLine]:
-    """Bank lines of earlier years that were still uncleared when `ledger`'s year began: they are
-    pointed in this year, never re-entered. `cleared_on` tells whether that is done yet (for the
-    pointage page of year N+1: those with `cleared_on` None are still to point)."""
-    start = ledger.school_year.starts_on
-    return uncleared_lines(
-        session, ledger.coop_id, start - timedelta(days=1), last_start_year=ledger.school_year.start_year - 1
-    )
+    return reconcile(session, ledger, on or ledger.school_year.ends_on, statement_balance)
 
 
 # -- checks --------------------------------------------------------------------------------------
@@ -235,7 +164,8 @@ class ClosingRefused(DomainError):
     def __init__(self, checks: list[Check]) -> None:
         self.checks = checks
         self.failed = [check for check in checks if not check.ok]
-        super().__init__(" ".join(check.message for check in self.failed), field=self.failed[0].key)
+        message = "La clôture est refusée : " + " ".join(check.message for check in self.failed)
+        super().__init__(message, field=self.failed[0].key)
 
 
 def closing_opens_on(ledger: Ledger) -> date:
@@ -309,7 +239,7 @@ def closing_checks(session: Session, ledger: Ledger, *, today: date) -> list[Che
                 "advance",
                 "Régies d'avance soldées",
                 False,
-                f"Il reste {_euros(balances.advance)} de régies d'avance au {fr_date(end)} : enregistrez "
+                f"Il reste {euros(balances.advance)} de régies d'avance au {fr_date(end)} : enregistrez "
                 "la justification des dépenses et la restitution du reliquat (compte 541 à zéro).",
             )
         )
@@ -330,9 +260,9 @@ def closing_checks(session: Session, ledger: Ledger, *, today: date) -> list[Che
                 "cash_count",
                 "Arrêté de caisse",
                 False,
-                f"L'arrêté de caisse ({_euros(count.total)}) ne correspond pas au solde de caisse du "
-                f"cahier au {fr_date(end)} ({_euros(balances.cash)}) : écart de "
-                f"{_euros(count.total - balances.cash)}. Recomptez la caisse ou corrigez le cahier.",
+                f"L'arrêté de caisse ({euros(count.total)}) ne correspond pas au solde de caisse du "
+                f"cahier au {fr_date(end)} ({euros(balances.cash)}) : écart de "
+                f"{euros(count.total - balances.cash)}. Recomptez la caisse ou corrigez le cahier.",
             )
         )
     else:
@@ -341,13 +271,13 @@ def closing_checks(session: Session, ledger: Ledger, *, today: date) -> list[Che
                 "cash_count",
                 "Arrêté de caisse",
                 True,
-                f"Arrêté de caisse {_euros(count.total)} = solde de caisse du cahier.",
+                f"Arrêté de caisse {euros(count.total)} = solde de caisse du cahier.",
             )
         )
     reconciliation = bank_reconciliation(session, ledger)
     pending = len(reconciliation.uncleared)
     pending_text = (
-        f"{pending} opération(s) non pointée(s) ({_euros(reconciliation.uncleared_total)})"
+        f"{pending} opération(s) non pointée(s) ({euros(reconciliation.uncleared_total)})"
         if pending
         else "aucune opération non pointée"
     )
@@ -367,10 +297,10 @@ def closing_checks(session: Session, ledger: Ledger, *, today: date) -> list[Che
                 "Rapprochement bancaire au 31 août",
                 False,
                 f"Le rapprochement ne tombe pas juste : solde banque du cahier "
-                f"{_euros(reconciliation.book_balance)}, moins {pending_text}, donne "
-                f"{_euros(reconciliation.expected_statement)} ; le relevé indique "
-                f"{_euros(reconciliation.statement_balance)} (écart de "
-                f"{_euros(reconciliation.difference)}). Vérifiez le pointage, les opérations d'août et "
+                f"{euros(reconciliation.book_balance)}, moins {pending_text}, donne "
+                f"{euros(reconciliation.expected_statement)} ; le relevé indique "
+                f"{euros(reconciliation.statement_balance)} (écart de "
+                f"{euros(reconciliation.difference)}). Vérifiez le pointage, les opérations d'août et "
                 "le solde saisi.",
             )
         )
@@ -380,8 +310,8 @@ def closing_checks(session: Session, ledger: Ledger, *, today: date) -> list[Che
                 "reconciliation",
                 "Rapprochement bancaire au 31 août",
                 True,
-                f"Relevé au {fr_date(end)} : {_euros(reconciliation.statement_balance)} = solde banque "
-                f"du cahier {_euros(reconciliation.book_balance)} moins {pending_text}.",
+                f"Relevé au {fr_date(end)} : {euros(reconciliation.statement_balance)} = solde banque "
+                f"du cahier {euros(reconciliation.book_balance)} moins {pending_text}.",
             )
         )
     problems = books.check_ledger(session, ledger)
@@ -533,17 +463,22 @@ def close_ledger(
     return closing
 
 
-def reopen_ledger(
-    session: Session, ledger: Ledger, *, reason: str, by: User | None, ip: str = "", now: datetime | None = None
-) -> AnnualReport | None:
-    """Staff reopen a closed year, with a mandatory reason (audited). Returns the yearly report when a
-    submitted one was thereby returned to the coop (to tell it by mail), else None.
+@dataclass(frozen=True)
+class Reopening:
+    """What a reopening did: the ledger, open again, the reason (spaces folded) and when it had closed."""
+
+    ledger: Ledger
+    reason: str
+    closed_at: datetime | None
+
+
+def reopen_ledger(session: Session, ledger: Ledger, *, reason: str, by: User | None, ip: str = "") -> Reopening:
+    """Staff reopen a closed year, with a mandatory reason (audited). The ledger's side only: the
+    yearly report sent back with it is `app.submission.reopen_year`, which staff actions call.
 
     Raises DomainError without a reason, when the ledger is open, when the next year is closed
     (reopen it first) or when the year's report is approved.
     """
-    from app import reports
-
     reason = " ".join((reason or "").split())
     label = ledger.school_year.label
     session.refresh(ledger, with_for_update=True)
@@ -557,16 +492,11 @@ def reopen_ledger(
             f"Le cahier {following.school_year.label} est clôturé : rouvrez-le d'abord, sinon son "
             f"report à nouveau ne pourrait pas suivre les corrections de {label}."
         )
-    report = reports.find_report(session, ledger)
-    if report is not None and report.status == "approved":
+    report_status = session.scalar(sa.select(AnnualReport.status).where(AnnualReport.ledger_id == ledger.id))
+    if report_status == "approved":
         raise DomainError(f"Le compte rendu {label} est approuvé par l'OCCE 85 : le cahier ne peut plus être rouvert.")
-    now = now or utcnow()
     ledger.status = "open"
     closed_at, ledger.closed_at = ledger.closed_at, None
-    returned = None
-    if report is not None and report.status == "submitted":
-        reports.return_report(session, report, reason=reason, by=by, now=now, ip=ip)
-        returned = report
     session.flush()
     audit.record(
         session,
@@ -579,4 +509,4 @@ def reopen_ledger(
         after={"status": "open", "reason": reason},
         ip=ip,
     )
-    return returned
+    return Reopening(ledger, reason, closed_at)

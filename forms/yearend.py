@@ -15,10 +15,10 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
-from app.closing import DENOMINATIONS, MAX_PIECES, NOTES, CashCount, denomination_label
-from app.reports import (
+from app.closing import DENOMINATIONS, MAX_PIECES, NOTES, CashCount, CountRow, count_rows, denomination_label
+from app.cra import (
     AUDITOR_QUALITIES,
     MAX_AUDITORS,
     MAX_CRA_ACTIONS,
@@ -27,7 +27,11 @@ from app.reports import (
     CraAction,
     CraAnswers,
     CraClass,
+    can_add_auditor,
+    check_cra,
+    check_quitus,
 )
+from app.errors import ValidationErrors
 from forms.fields import MoneyField, WholeNumberField
 from forms.ledger import Required
 
@@ -51,6 +55,11 @@ class CashCountForm(FlaskForm):
 
     def count_fields(self):
         return [(value, getattr(self, f"d{value}")) for value in DENOMINATIONS]
+
+    def rows(self) -> list[tuple[CountRow, object]]:
+        """Each row of the cash-count table (label, group, subtotal from `app.closing`) with its field."""
+        fields = dict(self.count_fields())
+        return [(row, fields[row.value]) for row in count_rows({value: f.data for value, f in fields.items()})]
 
     def cash_count(self) -> CashCount:
         return CashCount.from_counts({value: field.data or 0 for value, field in self.count_fields()})
@@ -83,6 +92,14 @@ class CloseForm(FlaskForm):
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
     submit = SubmitField("Clôture définitive de ce cahier de compta")
+
+    def __init__(self, *args, login: str = "", number: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.login, self.number = login, number
+
+    def validate_confirmation(self, field) -> None:
+        if not confirmation_matches(field.data, self.login, self.number):
+            raise ValidationError(f"Ce n'est pas le numéro de votre coopérative : tapez {self.login}.")
 
 
 def confirmation_matches(typed: str, login: str, number: int) -> bool:
@@ -139,6 +156,21 @@ class CraForm(FlaskForm):
     save = SubmitField("Valider les modifications")
     next = SubmitField("Passer à la suite")
 
+    def validate(self, extra_validators=None) -> bool:
+        """The field checks, then the domain's rules (`app.cra.check_cra`), each message on its field."""
+        if not super().validate(extra_validators):
+            return False
+        try:
+            check_cra(self.answers())
+        except ValidationErrors as exc:
+            for name, messages in exc.errors.items():
+                target = getattr(self, str(name), None) if name in self.FIELD_RULES else None
+                (target.errors if target is not None else self.form_errors).extend(messages)
+            return False
+        return True
+
+    FIELD_RULES = frozenset({"council_count", "occe_participation", "occe_actions"})  # the rest: the whole form
+
     def fill(self, answers: CraAnswers) -> None:
         for name in ("classes", "actions"):
             while len(getattr(self, name).entries):
@@ -188,6 +220,32 @@ class QuitusForm(FlaskForm):
     )
     add_auditor = SubmitField("Ajouter un vérificateur")
     save = SubmitField("Valider les modifications")
+
+    def __init__(self, *args, mandataires: list[str] | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.mandataires = list(mandataires or ())
+
+    def validate(self, extra_validators=None) -> bool:
+        """The field checks, then the domain's rules (`app.cra.check_quitus`): a message about one
+        vérificateur goes on its row, about the mandataire on that field, the others on the form."""
+        if not super().validate(extra_validators):
+            return False
+        try:
+            check_quitus(self.auditor_list(), self.mandataire_name.data or "", self.mandataires)
+        except ValidationErrors as exc:
+            for name, messages in exc.errors.items():
+                row = str(name).removeprefix("auditors-")
+                if row.isdigit() and int(row) < len(self.auditors.entries):
+                    self.auditors.entries[int(row)].form.name.errors.extend(messages)
+                elif name == "mandataire_name":
+                    self.mandataire_name.errors.extend(messages)
+                else:
+                    self.form_errors.extend(messages)
+            return False
+        return True
+
+    def can_add_auditor(self) -> bool:
+        return can_add_auditor(len(self.auditors.entries))
 
     def fill(self, auditors: list[Auditor], mandataire_name: str) -> None:
         while len(self.auditors.entries):

@@ -12,8 +12,10 @@ import sqlalchemy as sa
 from reportlab.pdfgen import canvas
 
 from app import cahier as cahier_format
-from app import closing, reports
+from app import closing, cra, submission
 from app import ledger as books
+from app.annual_report import ensure_report
+from app.crf import build_crf
 from app.extensions import db
 from app.models import Coop, OutboxEmail
 from app.models.reports import AnnualReport
@@ -38,30 +40,30 @@ def submitted_report(app, coop_id: int, upload_dir: str) -> int:
         ledger = books.open_ledger(session, coop, 2024)
         cahier_format.import_cahier(session, ledger, EXAMPLE.read_bytes(), by=None)
         closing.close_ledger(session, ledger, statement_balance=309240, cash_count=5000, by=None, now=NOW)
-        report = reports.ensure_report(session, ledger)
-        answers = reports.CraAnswers(
-            classes=(reports.CraClass("CP", "CP", 24),),
+        report = ensure_report(session, ledger)
+        answers = cra.CraAnswers(
+            classes=(cra.CraClass("CP", "CP", 24),),
             council_count=3,
-            actions=(reports.CraAction("Classe de mer", "Trois jours à Noirmoutier"),),
+            actions=(cra.CraAction("Classe de mer", "Trois jours à Noirmoutier"),),
             occe_participation="oui",
             occe_actions="Rencontres chorales",
             comment="",
         )
-        reports.save_cra(session, report, answers, by=None, now=NOW)
-        mandataires = reports.current_mandataires(coop, NOW.date())
-        reports.save_quitus(
+        cra.save_cra(session, report, answers, by=None, now=NOW)
+        mandataires = cra.current_mandataires(coop, NOW.date())
+        cra.save_quitus(
             session,
             report,
-            [reports.Auditor("Paul Durand", "parent"), reports.Auditor("Anne Lemaire", "teacher")],
+            [cra.Auditor("Paul Durand", "parent"), cra.Auditor("Anne Lemaire", "teacher")],
             mandataires[0],
             mandataires=mandataires,
             by=None,
             now=NOW,
         )
-        crf = reports.build_crf(session, ledger)
-        for slot in reports.document_slots(crf):
+        crf = build_crf(session, ledger)
+        for slot in submission.document_slots(crf):
             if slot.required:
-                reports.attach_document(
+                submission.attach_document(
                     session,
                     report,
                     slot,
@@ -70,7 +72,7 @@ def submitted_report(app, coop_id: int, upload_dir: str) -> int:
                     content=_pdf(slot.label),
                     by=None,
                 )
-        reports.submit_report(session, report, crf, mandataires=mandataires, by=None, now=NOW)
+        submission.submit_report(session, report, crf, mandataires=mandataires, by=None, now=NOW)
         session.commit()
         report_id = report.id
         session.remove()
@@ -149,3 +151,14 @@ def test_reopen_the_ledger_from_the_review(app, two_reports, make_staff, login_a
 def test_coops_cannot_review(app, two_reports, make_coop, login_as):
     client = login_as("085-001", on=app.test_client())
     assert client.get(f"/admin/comptes-rendus/{two_reports[0]}").status_code == 403
+
+
+def test_automatic_checks_read_the_crf_and_what_is_missing(app, two_reports):
+    with app.app_context():
+        report = db.session.get(AnnualReport, two_reports[0])
+        crf = build_crf(db.session, report.ledger)
+        checks = submission.automatic_checks(crf, [])
+        assert all(check.ok for check in checks) and len(checks) == 5
+        missing = [submission.Missing("documents", "Déposer : Quitus signé."), submission.Missing("cra", "CRA.")]
+        *_, documents = submission.automatic_checks(crf, missing)
+        assert documents == (False, "Justificatifs manquants : Déposer : Quitus signé.")

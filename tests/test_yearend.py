@@ -13,9 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from app import cahier as cahier_format
-from app import closing, reports
+from app import closing, cra, submission
 from app import ledger as books
+from app.annual_report import ensure_report
 from app.closing import CashCount
+from app.crf import build_crf
 from app.errors import DomainError, ValidationErrors
 from app.models import (
     Action,
@@ -29,6 +31,7 @@ from app.models import (
     OutboxEmail,
     User,
 )
+from app.reconciliation import carried_lines
 
 DATA = Path(__file__).parent / "data"
 EXAMPLE = DATA / "exemple_2024-2025.csv"
@@ -101,7 +104,7 @@ def opening_of(session, ledger):
 
 
 def test_worked_example_crf_from_the_domain(session, closed):
-    crf = reports.build_crf(session, closed)
+    crf = build_crf(session, closed)
     expected = {key: value for key, value in EXPECTED.items() if key != "about"}
     assert crf.to_json() == expected
     assert (crf.total_charges, crf.total_produits, crf.result) == (446760, 561000, 114240)
@@ -180,13 +183,15 @@ def test_closing_with_an_advance_outstanding_is_refused(session, coop):
     )
     refused = _refusal(session, ledger, statement_balance=50000, cash_count=0)
     assert [c.key for c in refused.failed] == ["advance"]
-    assert "Il reste 100,00 € de régies d'avance" in refused.message
+    assert "Il reste 100,00 € de régies d'avance" in refused.message.replace("\u202f", " ")
 
 
 def test_closing_with_a_wrong_cash_count_is_refused(session, example):
     refused = _refusal(session, example, cash_count=CashCount.from_counts({2000: 2}))
     assert [c.key for c in refused.failed] == ["cash_count"]
-    assert "L'arrêté de caisse (40,00 €) ne correspond pas au solde de caisse du cahier" in refused.message
+    assert "L'arrêté de caisse (40,00 €) ne correspond pas au solde de caisse du cahier" in refused.message.replace(
+        "\u202f", " "
+    )
     refused = _refusal(session, example, cash_count=None)
     assert "Saisissez l'arrêté de caisse" in refused.message
 
@@ -195,7 +200,7 @@ def test_closing_unreconciled_is_refused(session, example):
     refused = _refusal(session, example, statement_balance=294240)  # forgot the cheque not yet cashed
     assert [c.key for c in refused.failed] == ["reconciliation"]
     assert "donne 3 092,40 €" in refused.message.replace("\u202f", " ")
-    assert "écart de -150,00 €" in refused.message
+    assert "écart de -150,00 €" in refused.message.replace("\u202f", " ")
     refused = _refusal(session, example, statement_balance=None)
     assert "Saisissez le solde du relevé bancaire au 31/08/2025" in refused.message
 
@@ -344,7 +349,7 @@ def test_pointage_stays_allowed_on_a_closed_year(session, closed):
 
 def test_an_uncleared_cheque_is_carried_into_next_year_and_cleared_there(session, closed):
     following = books.find_ledger(session, closed.coop_id, 2025)
-    [carried] = closing.carried_lines(session, following)
+    [carried] = carried_lines(session, following)
     assert (carried.piece, carried.cheque, carried.amount, carried.year_label, carried.cleared_on) == (
         "D04",
         "104",
@@ -354,17 +359,17 @@ def test_an_uncleared_cheque_is_carried_into_next_year_and_cleared_there(session
     )
     # It is not entered again: the new year has only its opening entry.
     assert [e.kind for e in session.scalars(sa.select(Entry).where(Entry.ledger_id == following.id))] == ["opening"]
-    before = reports.build_crf(session, closed).to_json()
+    before = build_crf(session, closed).to_json()
 
     # The cheque appears on the statement of 12 September 2025: it is pointed in 2025-2026.
     line = session.get(EntryLine, carried.line_id)
     line.cleared_on = date(2025, 9, 12)
     session.flush()
-    assert [line.cleared_on for line in closing.carried_lines(session, following)] == [date(2025, 9, 12)]
+    assert [line.cleared_on for line in carried_lines(session, following)] == [date(2025, 9, 12)]
     # N's reconciliation at 31 August is unchanged: the line was not cleared by then.
     reconciliation = closing.bank_reconciliation(session, closed)
     assert [u.piece for u in reconciliation.uncleared] == ["D04"] and reconciliation.is_reconciled
-    assert reports.build_crf(session, closed).to_json() == before
+    assert build_crf(session, closed).to_json() == before
     # N+1 at 30 September: statement = book balance (nothing left uncleared).
     deposit = books.record_entry(session, following, receipt("R01", 40000, day=date(2025, 9, 20)), by=None)
     deposit.lines[0].cleared_on = date(2025, 9, 22)
@@ -387,7 +392,7 @@ def test_the_pointage_screen_of_next_year_clears_the_carried_cheque(session, clo
     assert closing.bank_reconciliation(session, closed).is_reconciled
     september = reconciliation.reconcile(session, following, date(2025, 9, 30), 294240)
     assert september.uncleared_count == 0 and september.is_reconciled
-    assert reports.build_crf(session, closed).to_json()["uncleared"] == EXPECTED["uncleared"]
+    assert build_crf(session, closed).to_json()["uncleared"] == EXPECTED["uncleared"]
 
 
 def test_an_uncleared_cheque_still_counts_in_next_years_reconciliation(session, closed):
@@ -444,7 +449,7 @@ def test_reopen_and_close_again_keeps_opening_equal_to_closing(session, closed):
     )
     following = books.find_ledger(session, closed.coop_id, 2025)
     assert opening_of(session, following) == (294240 - 2000, 5000)
-    assert reports.build_crf(session, closed).result == 114240 - 2000
+    assert build_crf(session, closed).result == 114240 - 2000
 
 
 def test_reopening_is_refused_while_next_year_is_closed(session, closed):
@@ -482,7 +487,7 @@ def test_close_and_crf_from_the_command_line(app, make_coop, db_check):
     )
     assert refused.exit_code == 1
     assert "Clôture refusée, rien n'a été enregistré" in refused.output
-    assert "L'arrêté de caisse (45,00 €) ne correspond pas" in refused.output
+    assert "L'arrêté de caisse (45,00 €) ne correspond pas" in refused.output.replace("\u202f", " ")
     assert "Le rapprochement ne tombe pas juste" in refused.output
     assert db_check(lambda s: s.scalar(sa.select(Ledger.status))) == "open"
 
@@ -493,13 +498,13 @@ def test_close_and_crf_from_the_command_line(app, make_coop, db_check):
         args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3092,40", "--cash-count", "50,00"]
     )
     assert done.exit_code == 0, done.output
-    assert "Report à nouveau 2025-2026 : banque 2\u202f942,40 €, caisse 50,00 €" in done.output
+    assert "Report à nouveau 2025-2026 : banque 2\u202f942,40\u202f€, caisse 50,00\u202f€" in done.output
 
     printed = runner.invoke(args=["reports", "crf", "085-001", "2024-2025", "--json"])
     assert printed.exit_code == 0, printed.output
     assert json.loads(printed.output) == {key: value for key, value in EXPECTED.items() if key != "about"}
     text = runner.invoke(args=["reports", "crf", "085-001", "2024"])
-    assert "Résultat : 1 142,40 €" in text.output and "bilan équilibré" in text.output
+    assert "Résultat : 1 142,40 €" in text.output.replace("\u202f", " ") and "bilan équilibré" in text.output
 
     again = runner.invoke(
         args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3092,40", "--cash-count", "50,00"]
@@ -521,7 +526,7 @@ def test_the_transition_table_is_the_documented_one():
         "returned": {"submitted"},
         "approved": set(),
     }
-    assert expected == reports.TRANSITIONS
+    assert expected == submission.TRANSITIONS
 
 
 @pytest.mark.parametrize(
@@ -530,7 +535,7 @@ def test_the_transition_table_is_the_documented_one():
 )
 def test_legal_transitions(start, to):
     report = AnnualReport(status=start)
-    reports.transition(report, to)
+    submission.transition(report, to)
     assert report.status == to
 
 
@@ -549,7 +554,7 @@ def test_legal_transitions(start, to):
 def test_illegal_transitions_raise(start, to):
     report = AnnualReport(status=start)
     with pytest.raises(DomainError):
-        reports.transition(report, to)
+        submission.transition(report, to)
     assert report.status == start
 
 
@@ -574,26 +579,26 @@ MANDATAIRES = ["Claire Moreau"]
 )
 def test_quitus_rules(auditors, mandataire, message):
     with pytest.raises(ValidationErrors) as caught:
-        reports.check_quitus([reports.Auditor(*a) for a in auditors], mandataire, MANDATAIRES)
+        cra.check_quitus([cra.Auditor(*a) for a in auditors], mandataire, MANDATAIRES)
     assert message in " ".join(m for messages in caught.value.errors.values() for m in messages)
 
 
 def test_quitus_accepts_two_auditors_with_a_parent():
-    reports.check_quitus(
-        [reports.Auditor("Paul Martin", "parent"), reports.Auditor("Léa Petit", "teacher")],
+    cra.check_quitus(
+        [cra.Auditor("Paul Martin", "parent"), cra.Auditor("Léa Petit", "teacher")],
         "Mme Claire Moreau",
         MANDATAIRES,
     )
-    assert reports.person_key("Mme Élise  DURAND") == reports.person_key("durand elise")
+    assert cra.person_key("Mme Élise  DURAND") == cra.person_key("durand elise")
 
 
 def test_cra_is_prefilled_from_the_membership_and_the_actions(session, closed):
     _membership(session, closed)
-    answers = reports.cra_prefill(session, closed, None)
+    answers = cra.cra_prefill(session, closed, None)
     assert [(c.name, c.pupils) for c in answers.classes] == [("CP", 24), ("CE1-CE2", 26)]
     assert [a.name for a in answers.actions] == ["Classe de mer", "Photos"]
     with pytest.raises(ValidationErrors) as caught:
-        reports.check_cra(answers)
+        cra.check_cra(answers)
     assert set(caught.value.errors) == {"council_count", "occe_participation"}
 
 
@@ -1159,3 +1164,77 @@ def test_the_statement_balance_typed_on_the_pointage_screen_is_offered(client, w
     client.post("/coop/pointage/2024/solde", data={"on": "31/08/2025", "balance": "3 092,40"})
     page = client.get("/coop/cloture/2024").get_data(as_text=True)
     assert re.search(r'id="balance"[^>]*value="3\u202f092,40"', page)
+
+
+# -- rules moved out of the views and templates into the domain ------------------------------------
+
+
+def test_cash_count_rows_give_labels_groups_and_subtotals():
+    rows = closing.count_rows({2000: 2, 1000: None, 50: "deux"})
+    assert [row.value for row in rows] == list(closing.DENOMINATIONS)
+    by_value = {row.value: row for row in rows}
+    assert (by_value[2000].label, by_value[2000].subtotal) == ("20 €", 4000)
+    assert by_value[1000].subtotal == 0  # nothing typed: zero
+    assert by_value[50].subtotal is None  # not a whole number: no subtotal shown
+    assert [(row.value, row.group) for row in rows if row.group] == [(50000, "Billets"), (200, "Pièces")]
+
+
+def test_the_quitus_page_offers_rows_up_to_the_maximum():
+    assert cra.MAX_AUDITORS == 4
+    assert cra.can_add_auditor(cra.MAX_AUDITORS - 1) and not cra.can_add_auditor(cra.MAX_AUDITORS)
+
+
+def test_a_refused_closing_says_so_first(session, example):
+    refused = _refusal(session, example, statement_balance=None)
+    assert refused.message.startswith("La clôture est refusée : Saisissez le solde du relevé bancaire")
+
+
+def test_reopening_a_ledger_leaves_the_report_to_the_submission_module(session, closed):
+    staff = staff_user(session)
+    report = ensure_report(session, closed)
+    report.status = "submitted"
+    session.flush()
+    reopening = closing.reopen_ledger(session, closed, reason="  Facture   oubliée ", by=staff)
+    assert (reopening.reason, reopening.closed_at, closed.status) == ("Facture oubliée", SEPT_15, "open")
+    assert report.status == "submitted"  # the ledger's side only
+
+
+def test_reopen_year_returns_a_submitted_report_with_the_reason(session, closed):
+    report = ensure_report(session, closed)
+    report.status = "submitted"
+    session.flush()
+    returned = submission.reopen_year(session, closed, reason="Facture oubliée", by=None, now=SEPT_15)
+    assert returned is report and (report.status, report.return_reason, report.returned_at) == (
+        "returned",
+        "Facture oubliée",
+        SEPT_15,
+    )
+    assert closed.status == "open"
+
+
+def test_reopen_year_without_a_sent_report_returns_nothing(session, closed):
+    assert submission.reopen_year(session, closed, reason="Erreur", by=None, now=SEPT_15) is None
+    assert closed.status == "open"
+
+
+def test_reopening_is_refused_once_the_report_is_approved(session, closed):
+    report = ensure_report(session, closed)
+    report.status = "approved"
+    session.flush()
+    with pytest.raises(DomainError, match="approuvé"):
+        submission.reopen_year(session, closed, reason="Erreur", by=None, now=SEPT_15)
+    assert closed.status == "closed"
+
+
+def test_closing_does_not_import_the_report_modules():
+    import ast
+
+    source = Path(closing.__file__).read_text(encoding="utf-8")
+    imported = {
+        alias.name if isinstance(node, ast.Import) else f"{node.module}.{alias.name}"
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    reports = ("app.crf", "app.cra", "app.submission", "app.annual_report")
+    assert not [name for name in imported if name.startswith(reports)], imported
