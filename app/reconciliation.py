@@ -9,7 +9,10 @@ R1 cheque number and amount; R2 a strong reference (RUM, EndToEndId) found in th
 R3 a deposit slip whose number is in the bank label and whose entries sum to the bank amount;
 R4 the exact amount within -7/+10 days, only when the pair is unique in both directions (repeated
 until nothing changes). What stays ambiguous becomes a suggestion (R5), never a match. Nothing is
-cleared until the user confirms.
+cleared until the user confirms. Each rule is one function; `match` runs them in that order.
+
+The reconciliation « statement = book − uncleared » is computed here only (`reconcile`), for the
+pointage summary box and for the closing at 31 August.
 """
 
 from __future__ import annotations
@@ -50,8 +53,12 @@ def import_statement(
     content: bytes,
     by: User | None,
     ip: str = "",
+    ledger: Ledger | None = None,
 ) -> ImportResult:
-    """Store the statement's new lines; lines already imported (same fingerprint) are skipped."""
+    """Store the statement's new lines; lines already imported (same fingerprint) are skipped.
+
+    When the file gives its closing balance, dated in `ledger`'s year and not before the statement
+    date already typed in its summary box, the box takes it (`ledger` must be the coop's)."""
     known = set(
         session.scalars(
             sa.select(StatementLine.fingerprint).where(
@@ -109,6 +116,15 @@ def import_statement(
         },
         ip=ip,
     )
+    closing_on = parsed.closing_balance_date
+    if (
+        ledger is not None
+        and parsed.closing_balance_cents is not None
+        and closing_on is not None
+        and ledger.school_year.contains(closing_on)
+        and (ledger.reconciliation_date is None or closing_on >= ledger.reconciliation_date)
+    ):
+        save_statement_balance(session, ledger, closing_on, parsed.closing_balance_cents, by=by)
     return ImportResult(statement, added, len(parsed.lines) - added)
 
 
@@ -219,112 +235,136 @@ def _similarity(a: str, b: str) -> float:
     return len(left & right) / len(left | right) if left and right else 0.0
 
 
-def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
-    """Run the rules R1-R5 on the open items of both sides (pure function, deterministic)."""
-    result = MatchResult()
-    bank = sorted(bank, key=lambda b: (b.date, b.amount, b.id))
-    book = sorted(book, key=lambda b: (b.date, b.amount, b.line_id))
-    free_bank = {b.id: b for b in bank}
-    free_book = {b.line_id: b for b in book}
+@dataclass
+class OpenItems:
+    """The open items of both sides while the rules run: each rule takes what it matches, in order."""
 
-    def take(item: BankItem, lines: list[BookLine], rule: str, why: str) -> None:
-        result.proposals.append(Proposal(item.id, tuple(line.line_id for line in lines), rule, why))
-        del free_bank[item.id]
+    bank: list[BankItem]  # sorted by date, amount, id
+    book: list[BookLine]  # sorted by date, amount, line id
+    result: MatchResult
+    free_bank: dict[int, BankItem] = field(init=False)
+    free_book: dict[int, BookLine] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.free_bank = {item.id: item for item in self.bank}
+        self.free_book = {line.line_id: line for line in self.book}
+
+    @classmethod
+    def of(cls, bank: list[BankItem], book: list[BookLine]) -> OpenItems:
+        """Both sides in the rules' order (date, amount, id), whatever the order they came in."""
+        return cls(
+            sorted(bank, key=lambda b: (b.date, b.amount, b.id)),
+            sorted(book, key=lambda b: (b.date, b.amount, b.line_id)),
+            MatchResult(),
+        )
+
+    def take(self, item: BankItem, lines: list[BookLine], rule: str, why: str) -> None:
+        """Propose `item` ↔ `lines` and remove them from the open items."""
+        self.result.proposals.append(Proposal(item.id, tuple(line.line_id for line in lines), rule, why))
+        del self.free_bank[item.id]
         for line in lines:
-            del free_book[line.line_id]
+            del self.free_book[line.line_id]
 
-    # R1: cheque number and exact amount (no date window: cheques are cashed late)
-    for item in bank:
-        if not item.cheque or item.id not in free_bank:
+
+def _in_window(item: BankItem, line: BookLine) -> bool:
+    """The bank date lies between 7 days before and 10 days after the entry's date (R4, R5)."""
+    return -WINDOW_BEFORE <= (item.date - line.date).days <= WINDOW_AFTER
+
+
+def match_cheques(pool: OpenItems) -> None:
+    """R1: cheque number and exact amount (no date window: cheques are cashed late); the same number
+    with another amount is an anomaly to check, never a match."""
+    for item in pool.bank:
+        if not item.cheque or item.id not in pool.free_bank:
             continue
         same_number = [
             b
-            for b in free_book.values()
+            for b in pool.free_book.values()
             if b.mode == "cheque" and b.number == item.cheque and b.date <= item.date + timedelta(days=CHEQUE_MARGIN)
         ]
         exact = [b for b in same_number if b.amount == item.amount]
         if len(exact) == 1:
-            take(item, exact, "R1", f"chèque n° {item.cheque}, même montant")
+            pool.take(item, exact, "R1", f"chèque n° {item.cheque}, même montant")
         elif same_number and not exact:
-            result.anomalies.append(
+            pool.result.anomalies.append(
                 f"Le chèque n° {item.cheque} du relevé ({item.date:%d/%m/%Y}) n'a pas le même "
                 "montant que dans le cahier : vérifiez la pièce."
             )
 
-    # R2: a strong reference of the bank line (RUM, EndToEndId) written in the entry's label
-    for item in bank:
-        if item.id not in free_bank or not item.reference:
+
+def match_references(pool: OpenItems) -> None:
+    """R2: a strong reference of the bank line (RUM, EndToEndId) written in the entry's label, same amount."""
+    for item in pool.bank:
+        if item.id not in pool.free_bank or not item.reference:
             continue
         references = [ref for ref in fold(item.reference).split() if len(ref) >= 6]
         found = [
-            b for b in free_book.values() if b.amount == item.amount and any(ref in fold(b.label) for ref in references)
+            b
+            for b in pool.free_book.values()
+            if b.amount == item.amount and any(ref in fold(b.label) for ref in references)
         ]
         if len(found) == 1:
-            take(item, found, "R2", "même référence de prélèvement ou de virement")
+            pool.take(item, found, "R2", "même référence de prélèvement ou de virement")
 
-    # R3: a deposit slip: its number in the bank label, its entries summing to the bank amount
-    for item in bank:
-        if item.id not in free_bank or item.amount <= 0:
+
+def match_deposit_slips(pool: OpenItems) -> None:
+    """R3: a deposit slip: its number in the bank label, its entries summing to the bank amount."""
+    for item in pool.bank:
+        if item.id not in pool.free_bank or item.amount <= 0:
             continue
         numbers = {normalise_number(token) for token in fold(item.label).split() if token.isdigit() and len(token) >= 4}
         for number in sorted(numbers):
-            group = [b for b in free_book.values() if b.mode == "remise" and b.number == number and b.amount > 0]
+            group = [b for b in pool.free_book.values() if b.mode == "remise" and b.number == number and b.amount > 0]
             if group and sum(b.amount for b in group) == item.amount:
-                take(item, group, "R3", f"bordereau de remise n° {number} ({len(group)} ligne(s) du cahier)")
+                pool.take(item, group, "R3", f"bordereau de remise n° {number} ({len(group)} ligne(s) du cahier)")
                 break
 
-    # R4: exact amount in the date window, unique in both directions; repeat until stable.
-    # Both sides are indexed by amount, so each look-up only sees lines of the same amount.
+
+def match_unique_amounts(pool: OpenItems) -> None:
+    """R4: exact amount in the date window, unique in both directions (cheques excepted: R1 is their
+    rule); repeated until nothing changes, since each match can make another pair unique.
+
+    Both sides are indexed by amount, so each look-up only sees lines of the same amount."""
     book_by_amount: dict[int, list[BookLine]] = {}
-    for line in book:
+    for line in pool.book:
         if line.mode != "cheque":
             book_by_amount.setdefault(line.amount, []).append(line)
     bank_by_amount: dict[int, list[BankItem]] = {}
-    for item in bank:
+    for item in pool.bank:
         bank_by_amount.setdefault(item.amount, []).append(item)
-
-    def in_window(item: BankItem, line: BookLine) -> bool:
-        return -WINDOW_BEFORE <= (item.date - line.date).days <= WINDOW_AFTER
-
-    def candidates(item: BankItem) -> list[BookLine]:
-        return [b for b in book_by_amount.get(item.amount, ()) if b.line_id in free_book and in_window(item, b)]
+    free_bank, free_book = pool.free_bank, pool.free_book
 
     changed = True
     while changed:
         changed = False
-        for item in [b for b in bank if b.id in free_bank]:
-            found = candidates(item)
+        for item in [b for b in pool.bank if b.id in free_bank]:
+            found = [b for b in book_by_amount.get(item.amount, ()) if b.line_id in free_book and _in_window(item, b)]
             if len(found) != 1:
                 continue
             rivals = [
                 other
                 for other in bank_by_amount[item.amount]
-                if other.id != item.id and other.id in free_bank and in_window(other, found[0])
+                if other.id != item.id and other.id in free_bank and _in_window(other, found[0])
             ]
             if rivals:
                 continue
             days = abs((item.date - found[0].date).days)
-            take(item, found, "R4", "même montant, " + ("même jour" if days == 0 else f"{days} jour(s) d'écart"))
+            pool.take(item, found, "R4", "même montant, " + ("même jour" if days == 0 else f"{days} jour(s) d'écart"))
             changed = True
 
-    # R5: what stays ambiguous: suggestions, closest dates and labels first, never confirmed alone
+
+def suggest_ambiguous(pool: OpenItems) -> tuple[set[int], set[int]]:
+    """R5: what stays ambiguous (same amount in the window) becomes a suggestion, closest dates and
+    labels first, each line at most once; never confirmed alone. Returns the bank and book ids used."""
     all_by_amount: dict[int, list[BookLine]] = {}
-    for line in book:
+    for line in pool.book:
         all_by_amount.setdefault(line.amount, []).append(line)
     pairs = []
-    for item in free_bank.values():
+    for item in pool.free_bank.values():
         for line in all_by_amount.get(item.amount, ()):
-            if line.line_id in free_book and in_window(item, line):
-                pairs.append(
-                    (
-                        abs((item.date - line.date).days),
-                        -_similarity(item.label, line.label),
-                        line.line_id,
-                        item.id,
-                        item,
-                        line,
-                    )
-                )
+            if line.line_id in pool.free_book and _in_window(item, line):
+                days = abs((item.date - line.date).days)
+                pairs.append((days, -_similarity(item.label, line.label), line.line_id, item.id, item, line))
     used_bank: set[int] = set()
     used_book: set[int] = set()
     for days, _, _, _, item, line in sorted(pairs, key=lambda p: p[:4]):
@@ -332,7 +372,7 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
             continue
         used_bank.add(item.id)
         used_book.add(line.line_id)
-        result.suggestions.append(
+        pool.result.suggestions.append(
             Proposal(
                 item.id,
                 (line.line_id,),
@@ -341,9 +381,22 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
                 sure=False,
             )
         )
-    result.unmatched_bank = [b for b in free_bank if b not in used_bank]
-    result.unmatched_book = [b for b in free_book if b not in used_book]
-    return result
+    return used_bank, used_book
+
+
+SURE_RULES = (match_cheques, match_references, match_deposit_slips, match_unique_amounts)  # R1-R4, in this order
+
+
+def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
+    """Run the rules R1-R5 on the open items of both sides (pure function, deterministic: the result
+    does not depend on the order of the inputs). R1-R4 each consume what they match; R5 suggests."""
+    pool = OpenItems.of(bank, book)
+    for rule in SURE_RULES:
+        rule(pool)
+    used_bank, used_book = suggest_ambiguous(pool)
+    pool.result.unmatched_bank = [b for b in pool.free_bank if b not in used_bank]
+    pool.result.unmatched_book = [b for b in pool.free_book if b not in used_book]
+    return pool.result
 
 
 # -- confirming and clearing ---------------------------------------------------------------------
@@ -389,6 +442,60 @@ def confirm_match(
         after={"lines": sorted(line_ids), "date": item.date.isoformat()},
         ip=ip,
     )
+
+
+@dataclass
+class Confirmation:
+    """What `confirm_matches` did: how many matches were cleared, and each refused one with its reason."""
+
+    done: int = 0
+    refused: list[tuple[int, tuple[int, ...], str]] = field(default_factory=list)  # bank id, line ids, message
+
+
+def confirm_matches(
+    session: Session, coop_id: int, matches: list[tuple[int, tuple[int, ...]]], *, by: User | None, ip: str = ""
+) -> Confirmation:
+    """Confirm each (statement line, cash-book lines) match on its own savepoint: a refused one (see
+    `confirm_match`) changes nothing and does not stop the others."""
+    outcome = Confirmation()
+    for bank_id, line_ids in matches:
+        try:
+            with session.begin_nested():
+                confirm_match(session, coop_id, bank_id, list(line_ids), by=by, ip=ip)
+        except DomainError as exc:
+            outcome.refused.append((bank_id, line_ids, exc.message))
+        else:
+            outcome.done += 1
+    return outcome
+
+
+def foreign_lines(
+    session: Session, coop_id: int, statement_line_ids: list[int], entry_line_ids: list[int]
+) -> list[tuple[str, int]]:
+    """Which of these statement and cash-book lines exist but belong to another coop, as (entity, id)
+    (for the audit of a refused access; missing ids are not listed)."""
+    foreign = [
+        ("statement_line", ident)
+        for ident in session.scalars(
+            sa.select(StatementLine.id).where(
+                StatementLine.id.in_(statement_line_ids), StatementLine.coop_id != coop_id
+            )
+        )
+    ]
+    foreign += [
+        ("entry_line", ident)
+        for ident in session.scalars(
+            sa.select(EntryLine.id)
+            .join(Entry, Entry.id == EntryLine.entry_id)
+            .where(EntryLine.id.in_(entry_line_ids), Entry.coop_id != coop_id)
+        )
+    ]
+    return foreign
+
+
+def statement_line_of_coop(session: Session, coop_id: int, line_id: int) -> StatementLine | None:
+    """The statement line `line_id` if it belongs to the coop, else None (another coop's looks missing)."""
+    return session.scalar(sa.select(StatementLine).where(StatementLine.id == line_id, StatementLine.coop_id == coop_id))
 
 
 def clear_line(session: Session, coop_id: int, line_id: int, on: date, *, by: User | None, ip: str = "") -> EntryLine:
@@ -452,53 +559,137 @@ def unclear_line(session: Session, coop_id: int, line_id: int, *, by: User | Non
 
 
 @dataclass(frozen=True)
+class UnclearedLine:
+    """A bank line not cleared by the reconciliation date (amount signed: money in > 0)."""
+
+    line_id: int
+    entry_id: int
+    piece: str
+    date: date
+    cheque: str
+    label: str
+    amount: int
+    year_label: str
+    # Its pointage as it stands now (after the reconciliation date, or none): not part of the
+    # reconciliation at that date, so two reconciliations at the same date compare equal.
+    cleared_on: date | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class Reconciliation:
+    """The bank reconciliation at `on`: the statement should show `expected_statement`."""
+
     on: date
     book_balance: int
-    uncleared_total: int
-    uncleared_count: int
-    expected_statement: int
+    uncleared: tuple[UnclearedLine, ...]
     statement_balance: int | None
 
     @property
+    def uncleared_total(self) -> int:
+        return sum(line.amount for line in self.uncleared)
+
+    @property
+    def uncleared_count(self) -> int:
+        return len(self.uncleared)
+
+    @property
+    def expected_statement(self) -> int:
+        """What the statement should show: the book balance minus what the bank has not seen yet."""
+        return self.book_balance - self.uncleared_total
+
+    @property
     def difference(self) -> int | None:
+        """Statement balance minus the expected one; None while no statement balance is known."""
         return None if self.statement_balance is None else self.statement_balance - self.expected_statement
 
     @property
     def is_reconciled(self) -> bool:
         return self.difference == 0
 
+    @property
+    def has_uncleared_receipts(self) -> bool:
+        """Money in booked but not on the statement by the reconciliation date: rare, worth a warning."""
+        return any(line.amount > 0 for line in self.uncleared)
+
+
+def uncleared_lines(session: Session, coop_id: int, on: date, *, last_start_year: int) -> list[UnclearedLine]:
+    """The coop's bank lines dated ≤ `on` not cleared by `on` (none cleared, or cleared after), in the
+    ledgers up to the year starting in `last_start_year`; the opening balance is not a movement."""
+    rows = session.execute(
+        sa.select(
+            EntryLine.id,
+            Entry.id,
+            Entry.piece,
+            Entry.date,
+            Entry.cheque_number,
+            Entry.label,
+            EntryLine.amount_cents,
+            SchoolYear.start_year,
+            EntryLine.cleared_on,
+        )
+        .join(Entry, Entry.id == EntryLine.entry_id)
+        .join(Account, Account.id == EntryLine.account_id)
+        .join(Ledger, Ledger.id == Entry.ledger_id)
+        .join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
+        .where(
+            Entry.coop_id == coop_id,
+            Account.code == BANK,
+            Entry.kind != "opening",
+            Entry.date <= on,
+            SchoolYear.start_year <= last_start_year,
+            sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on > on),
+        )
+        .order_by(Entry.date, Entry.piece, EntryLine.id)
+    ).all()
+    return [
+        UnclearedLine(line_id, entry_id, piece, day, cheque, label, int(amount), f"{start}-{start + 1}", cleared)
+        for line_id, entry_id, piece, day, cheque, label, amount, start, cleared in rows
+    ]
+
 
 def reconcile(session: Session, ledger: Ledger, on: date, statement_balance: int | None) -> Reconciliation:
-    """Statement balance at `on` should equal the book bank balance at `on` minus the bank lines
-    dated up to `on` that were not cleared by `on` (a line cleared later counts as uncleared)."""
+    """The one reconciliation « statement = book − uncleared » at `on`: the ledger's bank balance at
+    `on` (its opening balance included) minus the coop's bank lines dated up to `on`, of this year or
+    an earlier one, not cleared by `on` (a line cleared later still counts as uncleared at `on`).
+
+    Used by the pointage summary box and by the closing (at 31 August); `statement_balance` is the
+    balance printed on the statement at `on`, or None when it is not known yet."""
     book = session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0))
         .join(Entry, Entry.id == EntryLine.entry_id)
         .join(Account, Account.id == EntryLine.account_id)
         .where(Entry.ledger_id == ledger.id, Account.code == BANK, Entry.date <= on)
     )
-    uncleared = session.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0), sa.func.count())
-        .join(Entry, Entry.id == EntryLine.entry_id)
-        .join(Account, Account.id == EntryLine.account_id)
-        .join(Ledger, Ledger.id == Entry.ledger_id)
-        .join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
-        .where(
-            Entry.coop_id == ledger.coop_id,
-            Account.code == BANK,
-            Entry.kind != "opening",
-            Entry.date <= on,
-            SchoolYear.start_year <= ledger.school_year.start_year,
-            sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on > on),
-        )
-    ).one()
-    total, count = int(uncleared[0]), int(uncleared[1])
-    return Reconciliation(on, int(book), total, count, int(book) - total, statement_balance)
+    lines = uncleared_lines(session, ledger.coop_id, on, last_start_year=ledger.school_year.start_year)
+    return Reconciliation(on, int(book), tuple(lines), statement_balance)
 
 
-def save_statement_balance(session: Session, ledger: Ledger, on: date, balance: int, *, by: User | None) -> None:
-    """Remember the statement date and balance the coop typed in the summary box."""
+def carried_lines(session: Session, ledger: Ledger) -> list[UnclearedLine]:
+    """Bank lines of earlier years that were still uncleared when `ledger`'s year began: they are
+    pointed in this year, never re-entered. `cleared_on` tells whether that is done yet."""
+    start = ledger.school_year.starts_on
+    return uncleared_lines(
+        session, ledger.coop_id, start - timedelta(days=1), last_start_year=ledger.school_year.start_year - 1
+    )
+
+
+def summary_date(ledger: Ledger, today: date) -> date:
+    """The date of the summary box: the statement date typed there, else today (the year's last day
+    for a past year). A line pointed by hand is cleared on this date, so it counts at once there."""
+    return ledger.reconciliation_date or min(today, ledger.school_year.ends_on)
+
+
+def summary(session: Session, ledger: Ledger, today: date) -> Reconciliation:
+    """The figures of the summary box, with the statement balance typed there (if any)."""
+    typed = ledger.reconciliation_balance_cents if ledger.reconciliation_date else None
+    return reconcile(session, ledger, summary_date(ledger, today), typed)
+
+
+def save_statement_balance(
+    session: Session, ledger: Ledger, on: date, balance: int, *, by: User | None
+) -> Reconciliation:
+    """Remember the statement date and balance the coop typed in the summary box; returns the
+    reconciliation at that date. Raises DomainError (field `on`) for a date outside the ledger's year."""
     if not ledger.school_year.contains(on):
         raise DomainError(f"La date du relevé doit être dans l'année {ledger.school_year.label}.", field="on")
     ledger.reconciliation_date = on
@@ -513,6 +704,7 @@ def save_statement_balance(session: Session, ledger: Ledger, on: date, balance: 
         entity_id=ledger.id,
         after={"date": on.isoformat(), "balance": balance},
     )
+    return reconcile(session, ledger, on, balance)
 
 
 # -- creating the missing entry from a statement line (« Créer l'opération ») --------------------
@@ -577,11 +769,12 @@ class PointageLine:
     earlier_year: bool
 
 
-def pointage_lines(session: Session, ledger: Ledger) -> list[PointageLine]:
+def pointage_lines(session: Session, ledger: Ledger, *, line_id: int | None = None) -> list[PointageLine]:
     """The bank lines of the ledger's year, plus those of earlier years still uncleared at its start
-    (or cleared during it): they are pointed here, never entered again."""
+    (or cleared during it): they are pointed here, never entered again. With `line_id`, only that
+    line, if it is one of them."""
     start = ledger.school_year.starts_on
-    rows = session.execute(
+    query = (
         sa.select(
             EntryLine.id,
             Entry.id,
@@ -606,8 +799,11 @@ def pointage_lines(session: Session, ledger: Ledger) -> list[PointageLine]:
             ),
         )
         .order_by(Entry.date, EntryLine.id)
-    ).all()
+    )
+    if line_id is not None:
+        query = query.where(EntryLine.id == line_id)
+    rows = session.execute(query).all()
     return [
-        PointageLine(line_id, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id != ledger.id)
-        for line_id, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id in rows
+        PointageLine(ident, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id != ledger.id)
+        for ident, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id in rows
     ]

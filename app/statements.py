@@ -419,14 +419,40 @@ def _preset_mapping(rows: list[list[str]]) -> tuple[int, CsvMapping] | None:
     return None
 
 
+def _widest_row(rows: list[list[str]]) -> int:
+    """The row taken for the header of an unknown layout: the first of the widest (3 cells at least)
+    in the first 25 lines, so that a preamble (account, period) is skipped."""
+    width = max((len(row) for row in rows[:25]), default=0)
+    return next((i for i, row in enumerate(rows[:25]) if len(row) == width and width >= 3), 0)
+
+
+def mapping_header_row(content: bytes) -> int:
+    """The row whose cells `NeedsMapping` showed as column names: the header for the user's mapping."""
+    return _widest_row(_csv_rows(decode(content)))
+
+
+def looks_like_a_statement(columns: list[str], sample: list[list[str]]) -> bool:
+    """An unknown CSV deserves the column question only with the three columns a statement needs
+    (date, label, amount) and a date in its first lines: a letter with commas is not a statement."""
+    if len(columns) < 3:
+        return False
+    for row in sample:
+        for cell in row:
+            try:
+                parse_day(cell)
+            except StatementError:
+                continue
+            return True
+    return False
+
+
 def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | None = None) -> ParsedStatement:
     """Parse a bank CSV with a detected preset, or with the user's `mapping` (header on `header_row`)."""
     rows = _csv_rows(text)
     if mapping is None:
         found = _preset_mapping(rows)
         if found is None:
-            width = max((len(row) for row in rows[:25]), default=0)
-            first = next((i for i, row in enumerate(rows[:25]) if len(row) == width and width >= 3), 0)
+            first = _widest_row(rows)
             raise NeedsMapping(rows[first] if rows else [], rows[first + 1 : first + 6])
         header_row, mapping = found
     header_row = header_row or 0

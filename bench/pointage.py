@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa
 
-from app import create_app
+from app import clock, create_app
 from app import reconciliation as rec
 from app.extensions import db
 from app.ledger import current_start_year, open_ledger, record_opening
@@ -326,7 +326,7 @@ def main() -> None:
 
         with app.app_context():
             upgrade()
-        year = current_start_year(date.today())
+        year = current_start_year(clock.today())
         coop_id, content = seed(app, 1, year, args.lines)
         first, second = import_twice(app, coop_id, content)
         print(

@@ -285,3 +285,177 @@ def test_matching_is_deterministic(session, coop):
     first = rec.match(items, book)
     second = rec.match(list(reversed(items)), list(reversed(book)))
     assert first == second
+
+
+# -- one function per rule -----------------------------------------------------------------------
+
+
+def _bank(ident, day, amount, label="", cheque="", reference=""):
+    return rec.BankItem(ident, day, amount, label, cheque, reference)
+
+
+def _book(ident, day, amount, mode="virement", number="", label="", piece=""):
+    return rec.BookLine(ident, ident, day, amount, mode, number, label, piece or f"P{ident}")
+
+
+def test_each_rule_takes_what_it_matches_and_leaves_the_rest():
+    bank = [
+        _bank(1, date(2025, 10, 20), -4000, "CHEQUE 0001240", cheque="1240"),
+        _bank(2, date(2025, 10, 6), -4550, "PRLV OCCE 85", reference="RUM OCCE085-099 E2E-123"),
+        _bank(3, date(2025, 10, 8), 24500, "REMISE CHEQUES 0004512"),
+        _bank(4, date(2025, 10, 9), 50000, "VIR MAIRIE"),
+    ]
+    book = [
+        _book(10, date(2025, 10, 1), -4000, "cheque", "1240"),  # cashed 19 days later: R1 has no window
+        _book(11, date(2025, 10, 6), -4550, "prelevement", label="Cotisation OCCE085-099"),
+        _book(12, date(2025, 10, 7), 10000, "remise", "4512"),
+        _book(13, date(2025, 10, 7), 14500, "remise", "4512"),
+        _book(14, date(2025, 10, 8), 50000),
+    ]
+    expected = {
+        rec.match_cheques: (1, (10,), "R1"),
+        rec.match_references: (2, (11,), "R2"),
+        rec.match_deposit_slips: (3, (12, 13), "R3"),
+        rec.match_unique_amounts: (4, (14,), "R4"),
+    }
+    pool = rec.OpenItems.of(bank, book)
+    for rule, proposal in expected.items():  # in the order `match` runs them
+        before = len(pool.result.proposals)
+        rule(pool)
+        assert [(p.bank_id, p.line_ids, p.rule) for p in pool.result.proposals[before:]] == [proposal], rule
+        assert proposal[0] not in pool.free_bank and not set(proposal[1]) & set(pool.free_book)
+    assert pool.free_bank == {} and pool.free_book == {}
+    assert {(p.bank_id, p.line_ids, p.rule) for p in rec.match(bank, book).proposals} == set(expected.values())
+
+
+def test_a_cheque_is_matched_by_its_number_only_not_by_its_amount():
+    bank = [_bank(1, date(2025, 10, 3), -3500, "CHEQUE 0001241", cheque="1241")]
+    book = [_book(10, date(2025, 10, 2), -3500, "cheque", "1250")]
+    pool = rec.OpenItems.of(bank, book)
+    rec.match_unique_amounts(pool)
+    assert pool.result.proposals == []
+    assert rec.match(bank, book).suggestions[0].line_ids == (10,)  # the same amount: only a suggestion
+
+
+def test_an_amount_is_matched_only_when_unique_in_both_directions():
+    """Bank line 1 has one candidate (11), but bank line 2 could be 11 too: no match, suggestions."""
+    bank = [_bank(1, date(2025, 10, 10), -1000), _bank(2, date(2025, 10, 1), -1000)]
+    book = [_book(11, date(2025, 10, 5), -1000), _book(12, date(2025, 9, 22), -1000)]
+    pool = rec.OpenItems.of(bank, book)
+    rec.match_unique_amounts(pool)
+    assert pool.result.proposals == [] and set(pool.free_bank) == {1, 2}
+    assert rec.suggest_ambiguous(pool) == ({2}, {11})  # the closest pair only: each line suggested once
+    pool = rec.OpenItems.of(bank[:1], book)  # without its rival, bank line 1 is matched
+    rec.match_unique_amounts(pool)
+    assert [(p.bank_id, p.line_ids, p.explanation) for p in pool.result.proposals] == [
+        (1, (11,), "même montant, 5 jour(s) d'écart")
+    ]
+
+
+def test_suggestions_take_the_closest_date_then_the_closest_label():
+    bank = [_bank(1, date(2025, 10, 3), -3500, "CB BOULANGERIE"), _bank(2, date(2025, 10, 3), -3500, "CB PHARMACIE")]
+    book = [
+        _book(10, date(2025, 10, 2), -3500, "carte", label="Pharmacie"),
+        _book(11, date(2025, 10, 2), -3500, "carte", label="Boulangerie"),
+    ]
+    pool = rec.OpenItems.of(bank, book)
+    assert rec.suggest_ambiguous(pool) == ({1, 2}, {10, 11})
+    assert {(s.bank_id, s.line_ids, s.rule, s.sure) for s in pool.result.suggestions} == {
+        (1, (11,), "R5", False),
+        (2, (10,), "R5", False),
+    }
+
+
+# -- the one reconciliation, the summary box, imports ---------------------------------------------
+
+
+def test_reconcile_lists_the_uncleared_lines_with_their_year(session, coop):
+    ids = load_fixture_ledger(session, coop)
+    current = books.open_ledger(session, coop, 2025)
+    rec.clear_line(session, coop.id, ids["L06"], date(2025, 9, 8), by=None)
+    summary = rec.reconcile(session, current, date(2025, 9, 30), None)
+    years = [(line.piece, line.year_label) for line in summary.uncleared]
+    assert years[:2] == [("L01", "2024-2025"), ("L02", "2025-2026")]
+    assert "L06" not in {line.piece for line in summary.uncleared}
+    assert summary.uncleared_count == len(summary.uncleared) == 11
+    assert summary.uncleared_total == sum(line.amount for line in summary.uncleared) == 8450
+    assert summary.expected_statement == summary.book_balance - summary.uncleared_total
+    assert summary.difference is None and not summary.is_reconciled and summary.has_uncleared_receipts
+    # the cheque of August, cleared in September: carried into 2025-2026, no longer uncleared at 30/09
+    rec.clear_line(session, coop.id, ids["L01"], date(2025, 9, 2), by=None)
+    [carried] = rec.carried_lines(session, current)
+    assert (carried.piece, carried.cleared_on) == ("L01", date(2025, 9, 2))
+    assert rec.reconcile(session, current, date(2025, 9, 30), 0).uncleared_count == 10
+
+
+def test_the_summary_box_works_at_the_typed_date_else_today_within_the_year(session, coop):
+    load_fixture_ledger(session, coop)
+    current = books.open_ledger(session, coop, 2025)
+    assert rec.summary_date(current, date(2025, 10, 2)) == date(2025, 10, 2)
+    assert rec.summary_date(current, date(2026, 9, 15)) == date(2026, 8, 31)
+    saved = rec.save_statement_balance(session, current, date(2025, 9, 30), 185306, by=None)
+    assert saved == rec.summary(session, current, date(2026, 9, 15))
+    assert (saved.on, saved.statement_balance, saved.difference) == (date(2025, 9, 30), 185306, 61850)
+    with pytest.raises(DomainError, match="2025-2026") as refused:
+        rec.save_statement_balance(session, current, date(2024, 9, 30), 0, by=None)
+    assert refused.value.field == "on"
+
+
+def test_an_imported_closing_balance_fills_the_summary_box_unless_an_older_date(session, coop):
+    load_fixture_ledger(session, coop)
+    current = books.open_ledger(session, coop, 2025)
+    content = (DATA / "releve_2025-09_credit_mutuel.ofx").read_bytes()
+    parsed = parse_statement(content)
+    rec.import_statement(session, coop.id, parsed, filename="r.ofx", content=content, by=None, ledger=current)
+    assert (current.reconciliation_date, current.reconciliation_balance_cents) == (date(2025, 9, 30), 185306)
+    rec.save_statement_balance(session, current, date(2025, 10, 31), 200000, by=None)
+    rec.import_statement(session, coop.id, parsed, filename="r.ofx", content=content, by=None, ledger=current)
+    assert (current.reconciliation_date, current.reconciliation_balance_cents) == (date(2025, 10, 31), 200000)
+    previous = books.open_ledger(session, coop, 2024)  # 30/09/2025 is not in 2024-2025
+    rec.import_statement(session, coop.id, parsed, filename="r.ofx", content=content, by=None, ledger=previous)
+    assert previous.reconciliation_date is None
+
+
+def test_confirm_matches_keeps_the_good_ones_and_says_why_the_others_were_refused(session, coop):
+    ids = load_fixture_ledger(session, coop)
+    content = (DATA / "releve_2025-09_credit_mutuel.ofx").read_bytes()
+    rec.import_statement(session, coop.id, parse_statement(content), filename="r.ofx", content=content, by=None)
+    items = {item.amount: item.id for item in rec.open_bank_items(session, coop.id)}
+    done = rec.confirm_matches(
+        session,
+        coop.id,
+        [(items[24500], (ids["L02"], ids["L03"])), (items[50000], (ids["L06"],)), (999999, (ids["L07"],))],
+        by=None,
+    )
+    assert done.done == 1
+    assert [(bank_id, message) for bank_id, _, message in done.refused] == [
+        (items[24500], "Les montants ne correspondent pas : rien n'a été pointé."),
+        (999999, "Ligne de relevé introuvable."),
+    ]
+    cleared = {key for key in ("L02", "L03", "L06", "L07") if session.get(EntryLine, ids[key]).cleared_on}
+    assert cleared == {"L06"}
+
+
+def test_lines_of_another_coop_are_told_apart(session, coop, coops):
+    ids = load_fixture_ledger(session, coop)
+    content = (DATA / "releve_2025-09_credit_mutuel.ofx").read_bytes()
+    rec.import_statement(session, coop.id, parse_statement(content), filename="r.ofx", content=content, by=None)
+    line = rec.open_bank_items(session, coop.id)[0]
+    other = session.get(Coop, coops[1].id)
+    assert rec.statement_line_of_coop(session, coop.id, line.id).id == line.id
+    assert rec.statement_line_of_coop(session, other.id, line.id) is None
+    assert rec.foreign_lines(session, other.id, [line.id, 999999], [ids["L06"], 999999]) == [
+        ("statement_line", line.id),
+        ("entry_line", ids["L06"]),
+    ]
+    assert rec.foreign_lines(session, coop.id, [line.id], [ids["L06"]]) == []
+
+
+def test_an_unknown_csv_is_asked_about_only_when_it_looks_like_a_statement():
+    from app.statements import looks_like_a_statement, mapping_header_row
+
+    assert looks_like_a_statement(["Quand", "Quoi", "Combien"], [["03/09/2025", "Achat", "-12,50"]])
+    assert not looks_like_a_statement(["Quand", "Quoi"], [["03/09/2025", "Achat"]])
+    assert not looks_like_a_statement(["Bonjour", "ceci", "est"], [["une", "lettre", "!"]])
+    content = "Compte;FR76\nJour;Opération;Sortie;Entrée\n02/09/2025;CHEQUE;120,00;\n".encode()
+    assert mapping_header_row(content) == 1

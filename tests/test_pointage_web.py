@@ -757,6 +757,59 @@ def test_clearing_without_a_statement_date_counts_at_once_in_the_summary(client,
     assert result["summary"]["uncleared_count"] == 11 and result["summary"]["difference"] is None
 
 
+def test_a_forged_statement_date_is_refused(client, ledger_ids, db_check):
+    before = state(db_check)
+    response = client.post(f"{SCREEN}/ligne/{ledger_ids['L06']}/pointer", data={"on": "2025-13-01"})
+    assert response.status_code == 400
+    assert state(db_check) == before
+
+
+def test_a_line_changed_meanwhile_is_reported_not_an_error_page(client, ledger_ids, db_check, monkeypatch):
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from app import reconciliation
+
+    def stale(*args, **kwargs):
+        raise StaleDataError("entry changed meanwhile")
+
+    monkeypatch.setattr(reconciliation, "clear_line", stale)
+    before = state(db_check)
+    url = f"{SCREEN}/ligne/{ledger_ids['L06']}/pointer"
+    response = client.post(url, headers=JSON)
+    assert response.status_code == 409 and "modifiées entre-temps" in response.get_json()["message"]
+    response = client.post(url)
+    assert (response.status_code, response.headers["Location"]) == (302, SCREEN)
+    [(category, message)] = flashes(client.get(SCREEN))
+    assert category == "warning" and "modifiées entre-temps" in message
+    assert state(db_check) == before
+
+
+def test_the_screen_commits_nothing(client, ledger_ids, other, db_check):
+    """Showing the screen, and a forged « Créer l'opération » link, commits nothing: the refused access
+    is audited aside."""
+    import flask_sqlalchemy.session
+    import sqlalchemy.event
+
+    upload(client, OFX)
+    commits = []
+
+    def count(session):
+        commits.append(session)
+
+    sqlalchemy.event.listen(flask_sqlalchemy.session.Session, "after_commit", count)
+    try:
+        assert client.get(SCREEN).status_code == 200
+        fee = other[2][date(2025, 9, 30)][0]
+        assert client.get(f"/coop/cahier/{YEAR}/nouvelle?releve={fee}", follow_redirects=True).status_code == 200
+    finally:
+        sqlalchemy.event.remove(flask_sqlalchemy.session.Session, "after_commit", count)
+    assert commits == []
+    denied = db_check(
+        lambda s: s.scalars(sa.select(AuditEvent.entity_id).where(AuditEvent.action == "access.denied")).all()
+    )
+    assert denied == [fee]
+
+
 def test_unclearing_a_confirmed_match_offers_it_again(client, ledger_ids, db_check):
     upload(client, OFX)
     confirm_all(client)

@@ -1,26 +1,28 @@
-"""Pointage (bank reconciliation) on the coop face: statements, matches, one-click clearing, summary box."""
+"""Pointage (bank reconciliation) on the coop face: statements, matches, one-click clearing, summary box.
+
+Every change goes through the unit of work (`uow.run`): the domain call in `app.reconciliation`
+flushes, `run` commits once or rolls back. A refused access to another coop's lines is audited as
+`owned_or_404` does it: aside on a GET, in a unit of work of its own on a POST.
+"""
 
 from __future__ import annotations
 
 import re
 import secrets
 import time
-from datetime import date
 from pathlib import Path
 
-import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
 
-from app import audit
+from app import audit, clock
 from app import ledger as books
 from app import reconciliation as rec
-from app.clock import now
-from app.errors import DomainError
 from app.extensions import db
-from app.models import Entry, EntryLine, Ledger, SchoolYear, StatementLine
-from app.statements import CsvMapping, NeedsMapping, StatementError, _csv_rows, decode, parse_day, parse_statement
-from app.web.filters import money
+from app.formats import euros
+from app.models import Ledger, SchoolYear, StatementLine
+from app.statements import NeedsMapping, StatementError, looks_like_a_statement, mapping_header_row, parse_statement
+from app.web import uow
 from app.web.netutil import client_ip
 from app.web.security import access
 from app.web.tenancy import current_coop_id, owned
@@ -40,10 +42,11 @@ STATEMENT_MAX_BYTES = 5 * 1024 * 1024
 PENDING_MAX_AGE = 3600  # seconds an unknown CSV waits for its column mapping
 _PENDING_KEY = re.compile(r"[0-9a-f]{32}")
 NOT_A_STATEMENT = "Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF)."
+_READ_ONLY = ("GET", "HEAD", "OPTIONS")
 
 
 def _current_year() -> int:
-    return books.current_start_year(now().date())
+    return books.current_start_year(clock.today())
 
 
 def _ledger(year: int) -> Ledger | None:
@@ -52,58 +55,39 @@ def _ledger(year: int) -> Ledger | None:
     return db.session.scalar(owned(Ledger).join(Ledger.school_year).where(SchoolYear.start_year == year))
 
 
-def _audit_foreign(statement_line_ids: list[int], entry_line_ids: list[int]) -> None:
-    """Audit an attempt on another coop's statement or cash-book lines (as `owned_or_404` does)."""
-    coop_id = current_coop_id()
-    foreign = [
-        ("statement_line", ident)
-        for ident in db.session.scalars(
-            sa.select(StatementLine.id).where(
-                StatementLine.id.in_(statement_line_ids), StatementLine.coop_id != coop_id
-            )
-        )
-    ]
-    foreign += [
-        ("entry_line", ident)
-        for ident in db.session.scalars(
-            sa.select(EntryLine.id)
-            .join(Entry, Entry.id == EntryLine.entry_id)
-            .where(EntryLine.id.in_(entry_line_ids), Entry.coop_id != coop_id)
-        )
-    ]
+def _record_denied(foreign: list[tuple[str, int]]) -> None:
+    """Add the audit events of an attempt on another coop's lines to the current transaction."""
     for entity, ident in foreign:
         audit.record(db.session, "access.denied", actor=current_user, entity=entity, entity_id=ident, ip=client_ip())
-    if foreign:
-        db.session.commit()
+
+
+def _audit_foreign(statement_line_ids: list[int], entry_line_ids: list[int]) -> None:
+    """Audit an attempt on another coop's statement or cash-book lines (as `owned_or_404` does):
+    aside on a GET, which never commits; in a unit of work of its own on a POST, whose refused
+    change was already rolled back."""
+    foreign = rec.foreign_lines(db.session, current_coop_id(), statement_line_ids, entry_line_ids)
+    if not foreign:
+        return
+    if request.method not in _READ_ONLY:
+        uow.run(lambda: _record_denied(foreign))
+        return
+    who = {"actor_id": current_user.id, "actor_login": current_user.login, "coop_id": current_user.coop_id}
+    for entity, ident in foreign:
+        uow.record_aside("access.denied", entity=entity, entity_id=ident, ip=client_ip(), **who)
 
 
 def _wants_json() -> bool:
     return request.accept_mimetypes.best == "application/json"
 
 
-def _summary_date(ledger: Ledger) -> date:
-    """The statement date typed in the summary box, else today (the year's last day for a past year)."""
-    return ledger.reconciliation_date or min(now().date(), ledger.school_year.ends_on)
-
-
-def _summary(ledger: Ledger) -> rec.Reconciliation:
-    return rec.reconcile(
-        db.session,
-        ledger,
-        _summary_date(ledger),
-        ledger.reconciliation_balance_cents if ledger.reconciliation_date else None,
-    )
-
-
-def _summary_json(ledger: Ledger) -> dict:
-    summary = _summary(ledger)
+def _summary_json(summary: rec.Reconciliation) -> dict:
     return {
         "on": f"{summary.on:%d/%m/%Y}",
-        "book_balance": money(summary.book_balance),
-        "uncleared_total": money(summary.uncleared_total),
+        "book_balance": euros(summary.book_balance),
+        "uncleared_total": euros(summary.uncleared_total),
         "uncleared_count": summary.uncleared_count,
-        "expected_statement": money(summary.expected_statement),
-        "difference": None if summary.difference is None else money(summary.difference),
+        "expected_statement": euros(summary.expected_statement),
+        "difference": None if summary.difference is None else euros(summary.difference),
         "reconciled": summary.is_reconciled,
     }
 
@@ -119,39 +103,29 @@ def pointage_current():
 def screen(year: int):
     ledger = _ledger(year)
     balance_form = StatementBalanceForm()
+    context = {"year": year, "import_form": StatementImportForm(), "balance_form": balance_form}
     if ledger is None:
-        return render_template(
-            "pointage/screen.html",
-            ledger=None,
-            year=year,
-            year_label=f"{year}-{year + 1}",
-            import_form=StatementImportForm(),
-            balance_form=balance_form,
-        )
-    summary = _summary(ledger)
+        return render_template("pointage/screen.html", ledger=None, year_label=f"{year}-{year + 1}", **context)
+    summary = rec.summary(db.session, ledger, clock.today())
     balance_form.on.data = summary.on
     balance_form.balance.data = ledger.reconciliation_balance_cents
     coop_id = current_coop_id()
     items = {item.id: item for item in rec.open_bank_items(db.session, coop_id)}
     book = {line.line_id: line for line in rec.uncleared_book_lines(db.session, coop_id)}
-    matches = rec.match(list(items.values()), list(book.values()))
-    lines = rec.pointage_lines(db.session, ledger)
     return render_template(
         "pointage/screen.html",
         ledger=ledger,
-        year=year,
         year_label=ledger.school_year.label,
         summary=summary,
-        lines=lines,
-        matches=matches,
+        lines=rec.pointage_lines(db.session, ledger),
+        matches=rec.match(list(items.values()), list(book.values())),
         items=items,
         book=book,
-        balance_form=balance_form,
-        import_form=StatementImportForm(),
         confirm_form=ConfirmMatchesForm(),
         line_form=LineActionForm(),
         modes=books.MODE_LABELS,
         year_start=ledger.school_year.starts_on,
+        **context,
     )
 
 
@@ -162,25 +136,18 @@ def statement_balance(year: int):
     form = StatementBalanceForm()
     if ledger is None:
         flash("Ce cahier est vide : saisissez d'abord des opérations.", "warning")
-    elif form.validate_on_submit():
-        try:
-            rec.save_statement_balance(db.session, ledger, form.on.data, form.balance.data, by=current_user)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
-            summary = _summary(ledger)
-            if summary.is_reconciled:
-                flash("Écart : 0,00 €. Le cahier est rapproché avec le relevé.", "success")
-            else:
-                flash(
-                    f"Écart de {money(summary.difference)} avec le relevé : pointez les lignes qui y figurent.",
-                    "warning",
-                )
-    else:
+    elif not form.validate_on_submit():
         for errors in form.errors.values():
             flash(errors[0], "danger")
+    else:
+        outcome = uow.run(
+            lambda: rec.save_statement_balance(db.session, ledger, form.on.data, form.balance.data, by=current_user)
+        )
+        if outcome.ok and outcome.value.is_reconciled:
+            flash("Écart : 0,00 €. Le cahier est rapproché avec le relevé.", "success")
+        elif outcome.ok:
+            difference = euros(outcome.value.difference)
+            flash(f"Écart de {difference} avec le relevé : pointez les lignes qui y figurent.", "warning")
     return redirect(url_for("pointage.screen", year=year, _anchor="resume"))
 
 
@@ -215,31 +182,25 @@ def _keep_pending(content: bytes, filename: str) -> None:
     session["pending_statement"] = {"key": key, "name": filename[:200]}
 
 
-def _looks_like_a_statement(columns: list[str], sample: list[list[str]]) -> bool:
-    """An unknown CSV deserves the column question only with the three columns a statement needs
-    (date, label, amount) and a date in its first lines: a letter with commas is not a statement."""
-    if len(columns) < 3:
-        return False
-    for row in sample:
-        for cell in row:
-            try:
-                parse_day(cell)
-            except StatementError:
-                continue
-            return True
-    return False
+def _read_pending() -> tuple[bytes, str] | None:
+    """The content and name of the session's file waiting for its column mapping, if still there."""
+    pending = session.get("pending_statement") or {}
+    key = pending.get("key", "")
+    path = _pending_path(key) if _PENDING_KEY.fullmatch(key) else None
+    if path is None or not path.is_file():
+        return None
+    return path.read_bytes(), pending.get("name", "releve.csv")
 
 
-def _header_row(rows: list[list[str]]) -> int:
-    """The row whose cells were shown as column names (as `parse_csv` chose it for NeedsMapping)."""
-    width = max((len(row) for row in rows[:25]), default=0)
-    return next((i for i, row in enumerate(rows[:25]) if len(row) == width and width >= 3), 0)
+def _refuse_import(year: int, message: str):
+    flash(f"Import impossible, rien n'a été enregistré : {message}", "danger")
+    return redirect(url_for("pointage.screen", year=year))
 
 
 @bp.route("/coop/pointage/<int:year>/releve", methods=["POST"])
 @access("coop")
 def import_statement(year: int):
-    _ledger(year)
+    ledger = _ledger(year)
     form = StatementImportForm()
     if not form.validate_on_submit():
         for errors in form.errors.values():
@@ -253,33 +214,32 @@ def import_statement(year: int):
     try:
         parsed = parse_statement(content)
     except NeedsMapping as exc:
-        if not _looks_like_a_statement(exc.columns, exc.sample):
-            flash(f"Import impossible, rien n'a été enregistré : {NOT_A_STATEMENT}", "danger")
-            return redirect(url_for("pointage.screen", year=year))
+        if not looks_like_a_statement(exc.columns, exc.sample):
+            return _refuse_import(year, NOT_A_STATEMENT)
         _keep_pending(content, filename)
-        return _render_mapping(year, exc.columns, exc.sample)
+        return _render_mapping(MappingForm(), year, exc)
     except StatementError as exc:
-        flash(f"Import impossible, rien n'a été enregistré : {exc}", "danger")
-        return redirect(url_for("pointage.screen", year=year))
-    return _store(year, parsed, filename, content)
+        return _refuse_import(year, str(exc))
+    return _store(year, ledger, parsed, filename, content)
 
 
-def _store(year: int, parsed, filename: str, content: bytes):
-    result = rec.import_statement(
-        db.session, current_coop_id(), parsed, filename=filename, content=content, by=current_user, ip=client_ip()
+def _store(year: int, ledger: Ledger | None, parsed, filename: str, content: bytes):
+    """Import the parsed statement (the summary box takes its closing balance), then show the proposals."""
+    outcome = uow.run(
+        lambda: rec.import_statement(
+            db.session,
+            current_coop_id(),
+            parsed,
+            filename=filename,
+            content=content,
+            by=current_user,
+            ip=client_ip(),
+            ledger=ledger,
+        )
     )
-    ledger = _ledger(year)
-    closing_on = parsed.closing_balance_date
-    if (
-        ledger is not None
-        and parsed.closing_balance_cents is not None
-        and closing_on is not None
-        and ledger.school_year.contains(closing_on)
-        and (ledger.reconciliation_date is None or closing_on >= ledger.reconciliation_date)
-    ):
-        # The file gives the statement's closing balance: fill the summary box with it.
-        rec.save_statement_balance(db.session, ledger, closing_on, parsed.closing_balance_cents, by=current_user)
-    db.session.commit()
+    if not outcome.ok:
+        return redirect(url_for("pointage.screen", year=year))
+    result = outcome.value
     message = f"Relevé importé : {result.added} ligne(s) nouvelle(s)"
     if result.skipped:
         message += f", {result.skipped} déjà importée(s) (ignorées)"
@@ -287,58 +247,56 @@ def _store(year: int, parsed, filename: str, content: bytes):
     return redirect(url_for("pointage.screen", year=year, _anchor="correspondances"))
 
 
-def _render_mapping(year: int, columns: list[str], sample: list[list[str]]):
-    form = MappingForm()
-    choices = [("", "—")] + [(str(i), name or f"Colonne {i + 1}") for i, name in enumerate(columns)]
-    for field in (form.date, form.label, form.amount, form.debit, form.credit):
-        field.choices = choices
+def _render_mapping(form: MappingForm, year: int, question: NeedsMapping):
+    form.offer(question.columns)
     return render_template(
-        "pointage/mapping.html", form=form, year=year, columns=columns, sample=sample, year_label=f"{year}-{year + 1}"
+        "pointage/mapping.html",
+        form=form,
+        year=year,
+        columns=question.columns,
+        sample=question.sample,
+        year_label=f"{year}-{year + 1}",
     )
+
+
+def _ask_mapping_again(form: MappingForm, year: int, content: bytes, problem: str):
+    """Say what is wrong with the columns chosen and ask again (the file stays pending)."""
+    flash(problem, "danger")
+    try:
+        parse_statement(content)
+    except NeedsMapping as question:
+        return _render_mapping(form, year, question)
+    except StatementError:
+        pass
+    return redirect(url_for("pointage.screen", year=year))
 
 
 @bp.route("/coop/pointage/<int:year>/colonnes", methods=["POST"])
 @access("coop")
 def import_with_mapping(year: int):
-    _ledger(year)
-    pending = session.get("pending_statement") or {}
-    key = pending.get("key", "")
-    path = _pending_path(key) if _PENDING_KEY.fullmatch(key) else None
-    if path is None or not path.is_file():
+    ledger = _ledger(year)
+    pending = _read_pending()
+    if pending is None:
         flash("Le fichier n'est plus disponible : importez-le à nouveau.", "warning")
         return redirect(url_for("pointage.screen", year=year))
-    content = path.read_bytes()
+    content, filename = pending
     form = MappingForm()
-
-    def column(field) -> int | None:
-        return int(field.data) if (field.data or "").isdigit() else None
-
-    date_col, label_col = column(form.date), column(form.label)
-    amount_col, debit_col, credit_col = column(form.amount), column(form.debit), column(form.credit)
-    problem = None
-    if date_col is None or label_col is None:
-        problem = "Indiquez au moins la colonne de la date et celle du libellé."
-    elif amount_col is None and (debit_col is None or credit_col is None):
-        problem = "Indiquez la colonne du montant, ou bien celles des débits et des crédits."
-    if problem is None:
-        try:
-            mapping = CsvMapping(
-                date=date_col, label=(label_col,), amount=amount_col, debit=debit_col, credit=credit_col
-            )
-            parsed = parse_statement(content, mapping=mapping, header_row=_header_row(_csv_rows(decode(content))))
-        except StatementError as exc:
-            problem = f"Ces colonnes ne donnent pas un relevé lisible : {exc}"
-    if problem is not None:
-        flash(problem, "danger")
-        try:
-            parse_statement(content)
-        except NeedsMapping as exc:
-            return _render_mapping(year, exc.columns, exc.sample)
-        except StatementError:
-            pass
-        return redirect(url_for("pointage.screen", year=year))
+    if not form.validate():
+        return _ask_mapping_again(form, year, content, (form.form_errors or ["Formulaire invalide."])[0])
+    try:
+        parsed = parse_statement(content, mapping=form.csv_mapping(), header_row=mapping_header_row(content))
+    except StatementError as exc:
+        return _ask_mapping_again(form, year, content, f"Ces colonnes ne donnent pas un relevé lisible : {exc}")
     _drop_pending()
-    return _store(year, parsed, pending.get("name", "releve.csv"), content)
+    return _store(year, ledger, parsed, filename, content)
+
+
+def _confirm_chosen(chosen: list[tuple[int, tuple[int, ...]]]) -> rec.Confirmation:
+    """Confirm each match on its own; a refusal naming another coop's lines is audited."""
+    confirmation = rec.confirm_matches(db.session, current_coop_id(), chosen, by=current_user, ip=client_ip())
+    for bank_id, line_ids, _ in confirmation.refused:
+        _record_denied(rec.foreign_lines(db.session, current_coop_id(), [bank_id], list(line_ids)))
+    return confirmation
 
 
 @bp.route("/coop/pointage/<int:year>/correspondances", methods=["POST"])
@@ -348,44 +306,50 @@ def confirm(year: int):
     form = ConfirmMatchesForm()
     if not form.validate_on_submit():
         abort(400)
-    values = request.form.getlist("match")
-    if request.form.get("un"):
-        values = [request.form["un"]]
-    done, refused = 0, []
-    for value in values:
-        match = re.fullmatch(r"(\d+):(\d+(?:,\d+)*)", value)
-        if not match:
-            continue
-        bank_id, line_ids = int(match.group(1)), [int(i) for i in match.group(2).split(",")]
-        try:
-            with db.session.begin_nested():
-                rec.confirm_match(db.session, current_coop_id(), bank_id, line_ids, by=current_user, ip=client_ip())
-            done += 1
-        except DomainError as exc:
-            refused.append(exc.message)
-            _audit_foreign([bank_id], line_ids)
-    db.session.commit()
-    if done:
-        flash(f"{done} correspondance(s) confirmée(s) : les lignes sont pointées.", "success")
-    for message in refused[:3]:
-        flash(message, "warning")
-    if not done and not refused:
+    chosen = form.chosen()
+    outcome = uow.run(lambda: _confirm_chosen(chosen)) if chosen else None
+    if outcome is None:
         flash("Cochez au moins une correspondance à confirmer.", "info")
+    elif outcome.ok:
+        if outcome.value.done:
+            flash(f"{outcome.value.done} correspondance(s) confirmée(s) : les lignes sont pointées.", "success")
+        for _, _, message in outcome.value.refused[:3]:
+            flash(message, "warning")
     return redirect(url_for("pointage.screen", year=year, _anchor="resume"))
 
 
-def _line_result(year: int, ledger: Ledger | None, line, message: str):
-    if _wants_json():
-        return jsonify(
-            {
-                "line_id": line.id,
-                "cleared_on": line.cleared_on and f"{line.cleared_on:%d/%m/%Y}",
-                "message": message,
-                "summary": _summary_json(ledger) if ledger else None,
-            }
-        )
+def _changed_line(year: int, ledger: Ledger | None, line_id: int, change, form: LineActionForm, message: str):
+    """Run `change` (-> the bank line) and answer the script (JSON) or the plain form (PRG).
+
+    A line the coop cannot point (another coop's, the opening balance, none) answers 404; one
+    changed or removed meanwhile says so."""
+    wants_json = _wants_json()
+
+    def action():
+        line = change()
+        summary = rec.summary(db.session, ledger, clock.today()) if wants_json and ledger else None
+        return line, summary
+
+    outcome = uow.run(action, form=form)
+    if outcome.conflict:
+        if wants_json:  # the script then sends the plain form, which answers with the page
+            return jsonify({"message": outcome.errors[0]}), 409
+        flash(outcome.errors[0], "warning")
+        return redirect(url_for("pointage.screen", year=year))
+    if not outcome.ok:
+        return _line_not_found(line_id)
+    line, summary = outcome.value
+    if wants_json:
+        cleared_on = line.cleared_on and f"{line.cleared_on:%d/%m/%Y}"
+        summary_json = _summary_json(summary) if summary else None
+        return jsonify({"line_id": line.id, "cleared_on": cleared_on, "message": message, "summary": summary_json})
     flash(message, "success")
     return redirect(url_for("pointage.screen", year=year, _anchor=f"ligne-{line.id}"))
+
+
+def _line_not_found(line_id: int):
+    _audit_foreign([], [line_id])
+    abort(404)
 
 
 @bp.route("/coop/pointage/<int:year>/ligne/<int:line_id>/pointer", methods=["POST"])
@@ -397,20 +361,15 @@ def clear(year: int, line_id: int):
         abort(400)
     # The date of the summary box: a line pointed there counts at once in its figures (today would be
     # after the end of a past year, so the line would still count as uncleared there).
-    on = _summary_date(ledger) if ledger else now().date()
-    if form.on.data:
-        try:
-            on = date.fromisoformat(form.on.data)
-        except ValueError:
-            abort(400)
-    try:
-        line = rec.clear_line(db.session, current_coop_id(), line_id, on, by=current_user, ip=client_ip())
-        db.session.commit()
-    except DomainError:
-        db.session.rollback()
-        _audit_foreign([], [line_id])
-        abort(404)
-    return _line_result(year, ledger, line, f"Ligne pointée au {on:%d/%m/%Y}.")
+    on = form.statement_date() or (rec.summary_date(ledger, clock.today()) if ledger else clock.today())
+    return _changed_line(
+        year,
+        ledger,
+        line_id,
+        lambda: rec.clear_line(db.session, current_coop_id(), line_id, on, by=current_user, ip=client_ip()),
+        form,
+        f"Ligne pointée au {on:%d/%m/%Y}.",
+    )
 
 
 @bp.route("/coop/pointage/<int:year>/ligne/<int:line_id>/depointer", methods=["POST"])
@@ -420,24 +379,30 @@ def unclear(year: int, line_id: int):
     form = LineActionForm()
     if not form.validate_on_submit():
         abort(400)
-    lines = {line.line_id: line for line in rec.pointage_lines(db.session, ledger)} if ledger else {}
-    if line_id not in lines:
-        _audit_foreign([], [line_id])
-        abort(404)
-    if form.confirme.data != "oui":
+    lines = rec.pointage_lines(db.session, ledger, line_id=line_id) if ledger else []
+    if not lines:
+        return _line_not_found(line_id)
+    if not form.is_confirmed:
         return render_template(
-            "pointage/confirm_unclear.html", line=lines[line_id], year=year, form=form, modes=books.MODE_LABELS
+            "pointage/confirm_unclear.html", line=lines[0], year=year, form=form, modes=books.MODE_LABELS
         )
-    line = rec.unclear_line(db.session, current_coop_id(), line_id, by=current_user, ip=client_ip())
-    db.session.commit()
-    return _line_result(year, ledger, line, "Pointage annulé.")
+    return _changed_line(
+        year,
+        ledger,
+        line_id,
+        lambda: rec.unclear_line(db.session, current_coop_id(), line_id, by=current_user, ip=client_ip()),
+        form,
+        "Pointage annulé.",
+    )
 
 
 def statement_line_for_entry(statement_line_id: int | None) -> StatementLine | None:
-    """A statement line of the logged-in coop, for prefilling « Créer l'opération »."""
+    """A statement line of the logged-in coop, for prefilling « Créer l'opération »; another coop's
+    is audited and answers None. Kept for app/views/ledger.py until it calls
+    `reconciliation.statement_line_of_coop` itself."""
     if not statement_line_id:
         return None
-    item = db.session.scalar(owned(StatementLine).where(StatementLine.id == statement_line_id))
+    item = rec.statement_line_of_coop(db.session, current_coop_id(), statement_line_id)
     if item is None:
         _audit_foreign([statement_line_id], [])
     return item
