@@ -2,51 +2,48 @@
 documents viewable inline, and the decisions « Valider », « Renvoyer », « Envoyé à la banque » (with
 the merged PDF for the coop's bank), « Délégation créée »; the mandates of every coop.
 
-Dossiers and mandates are read-only lists: statuses only move through `app.mandates` (each POST
-below is CSRF-protected by the global CSRFProtect, commits once and is audited by the domain).
+Dossiers and mandates are read-only lists: statuses only move through `app.mandates`. Each POST below
+is CSRF-protected by the global CSRFProtect and runs through `app.web.uow.run` (one commit, the coop's
+mail queued in it, replaced files removed after it); the domain audits it. The cover page of the bank
+PDF is a Jinja template: the view hands its renderer to the domain, which renders it as often as its
+page numbers need.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_admin import BaseView, expose
 from flask_login import current_user
 from markupsafe import Markup
-from sqlalchemy.orm.exc import StaleDataError
 
 from admin.base import StaffAccessMixin, StaffModelView, format_date, format_datetime
-from app import documents
-from app.clock import now
-from app.errors import DomainError
+from app import clock, documents
 from app.extensions import db
+from app.mandate_pdf import page_count
 from app.mandates import (
     COOP_DOCUMENTS,
     DOCUMENT_LABELS,
     REASONS,
     STATUS_LABELS,
     attach_bank_document,
-    bank_dossier_parts,
     bank_of,
-    build_bank_dossier,
     changes_of,
     complete_change,
     documents_of,
     is_credit_mutuel,
     mark_sent_to_bank,
-    page_count,
-    pdf_page_count,
     return_change,
     status_dates,
     validate_change,
 )
-from app.models import Document, Federation, Mandate, MandateChange, coop_login
-from app.pdf import PdfError, render_pdf
-from app.web import notifications
+from app.models import Document, Mandate, MandateChange, coop_login
+from app.web import notifications, uow
 from app.web.downloads import send_document
-from app.web.filters import fr_datetime
 from app.web.netutil import client_ip
 from forms.mandates import BankDocumentUpload, DecisionForm, ReturnForm
 
@@ -204,7 +201,7 @@ class MandateDossierView(StaffAccessMixin, BaseView):
             .where(Mandate.coop_id == change.coop_id)
             .order_by(Mandate.started_on.desc(), Mandate.id.desc())
         ).all()
-        today = now().date()
+        today = clock.today()
         return self.render(
             "mandates/admin_dossier.html",
             change=change,
@@ -236,77 +233,35 @@ class MandateDossierView(StaffAccessMixin, BaseView):
     def dossier(self, id: int):
         return self._page(self._change(id))
 
-    def _decide(self, id: int, target: str, decide, success: str):
+    def _decide(self, id: int, target: str, decide: Callable[[MandateChange], Any], success: str):
         """Run one decision: PRG, one flash, the coop's mail in the same transaction."""
         change = self._change(id)
         if not DecisionForm().validate_on_submit():
             abort(400)
         if change.status == target:  # a double click, or a colleague was faster
             flash(f"Ce dossier est déjà « {STATUS_LABELS[target]} ».", "info")
-            return redirect(url_for(".dossier", id=id))
-        try:
-            decide(change)
-            notifications.mandate_status(db.session, change)
-            db.session.commit()
-        except (DomainError, PdfError) as exc:
-            db.session.rollback()
-            flash(getattr(exc, "message", "Le PDF pour la banque n'a pas pu être produit."), "danger")
-            return redirect(url_for(".dossier", id=id))
-        except StaleDataError:
-            db.session.rollback()
-            flash("Le dossier a changé entre-temps : vérifiez-le avant de décider.", "warning")
-            return redirect(url_for(".dossier", id=id))
-        flash(success, "success")
+        elif uow.run(lambda: _and_tell_the_coop(change, decide)).ok:
+            flash(success, "success")
         return redirect(url_for(".dossier", id=id))
 
     @expose("/<int:id>/valider", methods=("POST",))
     def validate(self, id: int):
-        def decide(change):
-            validate_change(db.session, change, by=current_user, ip=client_ip(), now=now())
-            build_bank_dossier(
-                db.session,
-                change,
-                self._cover(change),
-                upload_dir=current_app.config["UPLOAD_DIR"],
-                by=current_user,
-                ip=client_ip(),
-            )
-
         return self._decide(
             id,
             "validated",
-            decide,
+            lambda change: validate_change(
+                db.session,
+                change,
+                render_html=_render_cover,
+                static_dir=current_app.static_folder,
+                upload_dir=current_app.config["UPLOAD_DIR"],
+                by=current_user,
+                ip=client_ip(),
+                now=clock.now(),
+            ),
             "Dossier validé ; la coopérative est prévenue par courriel. Le PDF pour la banque est "
             "prêt : téléchargez-le, envoyez-le, puis cliquez sur « Envoyé à la banque ».",
         )
-
-    def _cover(self, change: MandateChange) -> bytes:
-        """The cover page of the bank dossier, with the page ranges of each part (cover length known after a
-        first rendering)."""
-        upload_dir = current_app.config["UPLOAD_DIR"]
-        parts = bank_dossier_parts(upload_dir, change)
-        cover_pages, pdf = 1, b""
-        for _ in range(3):
-            ranges, first = [], cover_pages + 1
-            for label, _document, count in parts:
-                ranges.append((label, first, first + count - 1))
-                first += count
-            html = render_template(
-                "pdf/mandate_cover.html",
-                change=change,
-                coop=change.coop,
-                bank=bank_of(change),
-                federation=Federation.settings(db.session),
-                parts=ranges,
-                validated_on=fr_datetime(change.validated_at, "dd/MM/yyyy"),
-                validated_by=current_user.full_name or current_user.login,
-            )
-            pdf = render_pdf(html, current_app.static_folder)
-            rendered = pdf_page_count(pdf)
-            if rendered == cover_pages:
-                break
-            cover_pages = rendered
-        return pdf
 
     @expose("/<int:id>/renvoyer", methods=("POST",))
     def send_back(self, id: int):
@@ -314,22 +269,19 @@ class MandateDossierView(StaffAccessMixin, BaseView):
         form = ReturnForm()
         if not form.validate_on_submit():
             return self._page(change, return_form=form)
-        try:
-            return_change(db.session, change, form.reason.data, by=current_user, ip=client_ip(), now=now())
-            notifications.mandate_status(db.session, change)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            if exc.field == "reason":
-                form.reason.errors = [*form.reason.errors, exc.message]
-                return self._page(change, return_form=form)
-            flash(exc.message, "danger")
-            return redirect(url_for(".dossier", id=id))
-        except StaleDataError:
-            db.session.rollback()
-            flash("Le dossier a changé entre-temps : vérifiez-le avant de décider.", "warning")
-            return redirect(url_for(".dossier", id=id))
-        flash("Dossier renvoyé à la coopérative avec votre motif ; elle est prévenue par courriel.", "success")
+        outcome = uow.run(
+            lambda: _and_tell_the_coop(
+                change,
+                lambda c: return_change(
+                    db.session, c, form.reason.data, by=current_user, ip=client_ip(), now=clock.now()
+                ),
+            ),
+            form=form,
+        )
+        if outcome.ok:
+            flash("Dossier renvoyé à la coopérative avec votre motif ; elle est prévenue par courriel.", "success")
+        elif _refused_on_a_field(form):
+            return self._page(change, return_form=form)
         return redirect(url_for(".dossier", id=id))
 
     @expose("/<int:id>/banque", methods=("POST",))
@@ -337,7 +289,7 @@ class MandateDossierView(StaffAccessMixin, BaseView):
         return self._decide(
             id,
             "sent_to_bank",
-            lambda change: mark_sent_to_bank(db.session, change, by=current_user, ip=client_ip(), now=now()),
+            lambda change: mark_sent_to_bank(db.session, change, by=current_user, ip=client_ip(), now=clock.now()),
             "Dossier noté « Envoyé à la banque » ; la coopérative est prévenue par courriel.",
         )
 
@@ -346,7 +298,7 @@ class MandateDossierView(StaffAccessMixin, BaseView):
         return self._decide(
             id,
             "completed",
-            lambda change: complete_change(db.session, change, by=current_user, ip=client_ip(), now=now()),
+            lambda change: complete_change(db.session, change, by=current_user, ip=client_ip(), now=clock.now()),
             "Délégation créée : le nouveau mandat est enregistré, l'ancien prend fin la veille de "
             "la date d'effet. La coopérative et le nouveau mandataire sont prévenus par courriel.",
         )
@@ -357,26 +309,16 @@ class MandateDossierView(StaffAccessMixin, BaseView):
         form = BankDocumentUpload()
         if not form.validate_on_submit():
             return self._page(change, bank_form=form)
-        upload_dir = current_app.config["UPLOAD_DIR"]
-        try:
-            _, removed = attach_bank_document(
-                db.session, change, form.file.data.read(), upload_dir=upload_dir, by=current_user, ip=client_ip()
-            )
-            notifications.mandate_bank_document(db.session, change)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            if exc.field != "file":
-                flash(exc.message, "danger")
-                return redirect(url_for(".dossier", id=id))
-            form.file.errors = [*form.file.errors, exc.message]
-            return self._page(change, bank_form=form)
-        for key in removed:
-            documents.remove_file(upload_dir, key)
-        flash(
-            "Document de la banque transmis : la coopérative peut le télécharger et a été prévenue par courriel.",
-            "success",
+        outcome = uow.run(
+            lambda: _forward_bank_document(change, form.file.data.read()), form=form, after_commit=_remove_files
         )
+        if outcome.ok:
+            flash(
+                "Document de la banque transmis : la coopérative peut le télécharger et a été prévenue par courriel.",
+                "success",
+            )
+        elif _refused_on_a_field(form):  # a refused file
+            return self._page(change, bank_form=form)
         return redirect(url_for(".dossier", id=id))
 
     def _document(self, document_id: int) -> Document:
@@ -393,3 +335,40 @@ class MandateDossierView(StaffAccessMixin, BaseView):
     @expose("/document/<int:document_id>/telecharger")
     def download(self, document_id: int):
         return send_document(self._document(document_id), audited=True)
+
+
+def _render_cover(context: dict[str, Any]) -> str:
+    """The HTML of the bank dossier's cover page, from the context `app.mandates` gives."""
+    return render_template("pdf/mandate_cover.html", **context)
+
+
+def _and_tell_the_coop(change: MandateChange, decide: Callable[[MandateChange], Any]) -> MandateChange:
+    """A staff decision and the mail that tells the coop (and the new mandataire) where the dossier stands."""
+    decide(change)
+    notifications.mandate_status(db.session, change)
+    return change
+
+
+def _forward_bank_document(change: MandateChange, content: bytes) -> list[str]:
+    """Crédit Mutuel's document for the coop, and the mail that announces it; the files it replaced."""
+    _, removed = attach_bank_document(
+        db.session, change, content, upload_dir=current_app.config["UPLOAD_DIR"], by=current_user, ip=client_ip()
+    )
+    notifications.mandate_bank_document(db.session, change)
+    return removed
+
+
+def _remove_files(storage_keys: list[str]) -> None:
+    """After the commit: remove the files of the documents a decision replaced."""
+    for key in storage_keys:
+        documents.remove_file(current_app.config["UPLOAD_DIR"], key)
+
+
+def _refused_on_a_field(form) -> bool:
+    """After a refused `uow.run(form=form)`: True when a field holds the message (re-render the page);
+    otherwise flash the form-level messages (a status changed meanwhile, a conflict) for a redirect."""
+    if any(field.errors for field in form):
+        return True
+    for message in form.form_errors:
+        flash(message, "danger")
+    return False

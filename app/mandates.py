@@ -3,6 +3,8 @@
 Plain functions: the session, the acting user, the client address and the clock are passed in;
 they flush, never commit. Files are written before the commit (a row never points to a missing
 file); files replaced or dropped are returned to the caller, which removes them after its commit.
+The PDF work (photos turned into pages, the identity document on one page, the cover page and the
+merge of the bank dossier) is `app.mandate_pdf`'s.
 
 Statuses and their moves live in `TRANSITIONS` and only `transition` changes a status:
 
@@ -23,8 +25,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import io
-import os
 import re
 import secrets
 import unicodedata
@@ -32,15 +32,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.documents import check_upload, document_path
+from app.documents import document_path, write_file
 from app.errors import DomainError, ValidationErrors
-from app.models import Coop, Document, Mandate, MandateChange, User
+from app.formats import fr_date, fr_day
+from app.mandate_pdf import (
+    HtmlRenderer,
+    as_pdf,
+    identity_on_one_page,
+    merge_pdfs,
+    pdf_page_count,
+    photo_as_pdf,
+    render_cover,
+)
+from app.models import Coop, Document, Federation, Mandate, MandateChange, User
+from app.pdf import PdfError
 
 STATUS_LABELS = {
     "draft": "À compléter",
@@ -91,7 +101,6 @@ EFFECTIVE_DATE_MAX_FUTURE_DAYS = 366
 
 MAX_DOCUMENT_BYTES = 10 * 1024 * 1024
 MAX_DOSSIER_BYTES = 60 * 1024 * 1024
-_A4 = (595.28, 841.89)  # points
 _REFERENCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud on the phone
 
 
@@ -157,8 +166,8 @@ def check_proof_of_address_date(proof_date: date | None, today: date) -> None:
         raise DomainError("La date du justificatif de domicile ne peut pas être dans le futur.", field="proof_date")
     if proof_date < oldest_proof_of_address(today):
         raise DomainError(
-            f"Ce justificatif de domicile date du {proof_date:%d/%m/%Y} : il a plus de {PROOF_OF_ADDRESS_MONTHS} "
-            f"mois. Envoyez un justificatif daté du {oldest_proof_of_address(today):%d/%m/%Y} ou après "
+            f"Ce justificatif de domicile date du {fr_date(proof_date)} : il a plus de {PROOF_OF_ADDRESS_MONTHS} "
+            f"mois. Envoyez un justificatif daté du {fr_date(oldest_proof_of_address(today))} ou après "
             "(facture d'énergie, de téléphone, avis d'imposition, quittance de loyer…).",
             field="proof_date",
         )
@@ -170,7 +179,7 @@ def check_effective_date(effective_date: date, today: date) -> None:
     if effective_date < earliest:
         raise DomainError(
             f"La date d'effet ne peut pas être antérieure de plus de {EFFECTIVE_DATE_MAX_PAST_DAYS} jours à "
-            f"aujourd'hui (au plus tôt le {earliest:%d/%m/%Y}). Pour un changement plus ancien, contactez "
+            f"aujourd'hui (au plus tôt le {fr_date(earliest)}). Pour un changement plus ancien, contactez "
             "l'OCCE 85.",
             field="effective_date",
         )
@@ -233,13 +242,6 @@ def status_dates(change: MandateChange) -> list[tuple[str, datetime]]:
         ("Délégation créée", change.completed_at),
     ]
     return sorted(((label, when) for label, when in steps if when is not None), key=lambda item: item[1])
-
-
-def paris_day(moment: datetime | None) -> str:
-    """A naive UTC datetime as the day in Paris (dd/mm/yyyy)."""
-    if moment is None:
-        return ""
-    return moment.replace(tzinfo=ZoneInfo("UTC")).astimezone(ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y")
 
 
 def _normalise(text: str) -> str:
@@ -438,104 +440,6 @@ def update_details(
 # --- Documents -----------------------------------------------------------------------------------
 
 
-def _pdf_pages(content: bytes) -> list:
-    """The pages of a PDF, drawn upright (a scan saved « rotated » has its rotation moved into its content)."""
-    from pypdf import PdfWriter
-
-    pages = list(PdfWriter(clone_from=io.BytesIO(content)).pages)
-    for page in pages:
-        if page.rotation:
-            page.transfer_rotation_to_content()
-    return pages
-
-
-def two_pages_on_one(first, second) -> bytes:
-    """One A4 portrait page with `first` in the top half and `second` in the bottom half (pypdf pages)."""
-    from pypdf import PdfWriter, Transformation
-
-    writer = PdfWriter()
-    sheet = writer.add_blank_page(*_A4)
-    margin = 28.0
-    slot_w, slot_h = _A4[0] - 2 * margin, (_A4[1] - 3 * margin) / 2
-    for index, page in enumerate((first, second)):
-        box = page.mediabox
-        width, height = float(box.width), float(box.height)
-        scale = min(slot_w / width, slot_h / height)
-        bottom = margin + (1 - index) * (slot_h + margin)
-        x = margin + (slot_w - width * scale) / 2 - float(box.left) * scale
-        y = bottom + (slot_h - height * scale) / 2 - float(box.bottom) * scale
-        sheet.merge_transformed_page(page, Transformation().scale(scale).translate(x, y))
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def _images_on_one(first: bytes, second: bytes) -> bytes:
-    """Two re-encoded photos (JPEG), the front above the back, on white: one JPEG."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(first)) as top, Image.open(io.BytesIO(second)) as below:
-        width = max(top.width, below.width)
-        gap = max(width // 20, 10)
-        sheet = Image.new("RGB", (width, top.height + gap + below.height), (255, 255, 255))
-        sheet.paste(top.convert("RGB"), ((width - top.width) // 2, 0))
-        sheet.paste(below.convert("RGB"), ((width - below.width) // 2, top.height + gap))
-        out = io.BytesIO()
-        sheet.save(out, format="JPEG", quality=85)
-    return out.getvalue()
-
-
-def identity_on_one_page(files: Sequence[tuple[str, bytes]]) -> tuple[bytes, bool]:
-    """The identity document as one page: (content, already_pdf).
-
-    One file: a photo or a PDF of one page (both sides on it), or a PDF of two pages (front, back),
-    put together on one page. Two files: the front and the back; two photos are assembled into one
-    picture, anything else page by page. Every file is checked by content first. Raises DomainError
-    (field ``identity``) when the result would take more than one page.
-    """
-    files = [(name, content) for name, content in files if content]
-    if not files:
-        raise DomainError("Choisissez la photo ou le scan de la pièce d'identité.", field="identity")
-    checked = [check_upload(content, max_bytes=MAX_DOCUMENT_BYTES) for _, content in files]
-    if len(checked) == 1 and checked[0].content_type == "image/jpeg":
-        return checked[0].content, False
-    if len(checked) == 2 and all(c.content_type == "image/jpeg" for c in checked):
-        return _images_on_one(checked[0].content, checked[1].content), False
-    pages = []
-    for item in checked:
-        if item.content_type == "application/pdf":
-            pages.extend(_pdf_pages(item.content))
-        else:
-            pages.extend(_pdf_pages(photo_as_pdf(item.content)))
-    if len(pages) > 2:
-        raise DomainError(
-            f"La pièce d'identité doit tenir sur une page, recto et verso (ce fichier a {len(pages)} "
-            "pages) : envoyez la page du recto et celle du verso seulement.",
-            field="identity",
-        )
-    if len(pages) == 1:
-        return checked[0].content, True
-    return two_pages_on_one(pages[0], pages[1]), True
-
-
-def photo_as_pdf(jpeg: bytes) -> bytes:
-    """A checked, re-encoded photo (JPEG) as a one-page A4 PDF, fitted inside a 1 cm margin (img2pdf)."""
-    import img2pdf
-
-    a4 = (img2pdf.mm_to_pt(210), img2pdf.mm_to_pt(297))
-    layout = img2pdf.get_layout_fun(a4, border=(img2pdf.mm_to_pt(10), img2pdf.mm_to_pt(10)), fit=img2pdf.FitMode.into)
-    return img2pdf.convert(jpeg, layout_fun=layout)
-
-
-def as_pdf(content: bytes) -> bytes:
-    """An upload checked by content (`app.documents.check_upload`): a PDF as it is, a photo as a PDF page.
-
-    Raises DomainError (field ``file``) for anything else, a dangerous PDF or an unreadable image.
-    """
-    checked = check_upload(content, max_bytes=MAX_DOCUMENT_BYTES)
-    return checked.content if checked.content_type == "application/pdf" else photo_as_pdf(checked.content)
-
-
 def _write_pdf(
     session: Session,
     *,
@@ -550,13 +454,12 @@ def _write_pdf(
 ) -> Document:
     """Store a PDF that was checked (or built by the portal from checked parts): mode 0600, random key,
     attached to `change`. Like `app.documents.store_document`, without scanning the bytes again: the
-    raw image data inside a photo turned into PDF may contain any byte sequence (« /JS » included)."""
+    raw image data inside a photo turned into PDF may contain any byte sequence (« /JS » included).
+    The file is written all or nothing and listed for the unit of work, which removes it if the
+    transaction does not commit (as `store_document` does)."""
     key = secrets.token_hex(16)
-    directory = Path(upload_dir)
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(directory / key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(content)
+    path = write_file(upload_dir, key, content)
+    session.info.setdefault("written_files", []).append(str(path))
     document = Document(
         coop_id=change.coop_id,
         mandate_change_id=change.id,
@@ -611,10 +514,10 @@ def attach_document(
         raise DomainError("Le fichier est vide.", field="file")
     names = {"mandate_form": "formulaire-signe", "identity": "piece-identite", "address_proof": "justificatif-domicile"}
     if kind == "identity":
-        content, is_pdf = identity_on_one_page(files)
+        content, is_pdf = identity_on_one_page(files, max_bytes=MAX_DOCUMENT_BYTES)
         content = content if is_pdf else photo_as_pdf(content)
     else:
-        content = as_pdf(files[0][1])
+        content = as_pdf(files[0][1], max_bytes=MAX_DOCUMENT_BYTES)
     previous = change.document(kind)
     document = _write_pdf(
         session,
@@ -647,18 +550,6 @@ def attach_document(
         ip=ip,
     )
     return document, removed
-
-
-def pdf_page_count(content: bytes) -> int:
-    """Pages of a PDF."""
-    from pypdf import PdfReader
-
-    return len(PdfReader(io.BytesIO(content)).pages)
-
-
-def page_count(upload_dir: str, document: Document) -> int:
-    """Pages of a stored PDF document."""
-    return pdf_page_count(document_path(upload_dir, document).read_bytes())
 
 
 # --- The coop sends; OCCE 85 decides ------------------------------------------------------------
@@ -694,7 +585,7 @@ def submit_change(
     outgoing = current_mandate(change.coop, today)
     if outgoing is not None and change.effective_date <= outgoing.started_on:
         errors.setdefault("effective_date", []).append(
-            f"La date d'effet doit suivre le début du mandat actuel ({outgoing.started_on:%d/%m/%Y})."
+            f"La date d'effet doit suivre le début du mandat actuel ({fr_date(outgoing.started_on)})."
         )
     if errors:
         raise ValidationErrors(errors)
@@ -732,49 +623,63 @@ def return_change(
     return change
 
 
-def merge_pdfs(parts: Sequence[bytes], *, title: str = "") -> bytes:
-    """Concatenate PDFs, in order, into one (pypdf)."""
-    from pypdf import PdfReader, PdfWriter
-
-    writer = PdfWriter()
-    for part in parts:
-        writer.append(PdfReader(io.BytesIO(part)))
-    if title:
-        writer.add_metadata({"/Title": title, "/Producer": "Portail Coop 85 (OCCE 85)"})
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
+def _bank_slug(bank: str) -> str:
+    return "-".join(_normalise(bank).split())[:40] or "banque"
 
 
-def bank_dossier_parts(upload_dir: str, change: MandateChange) -> list[tuple[str, Document, int]]:
-    """The coop's documents in the order of the bank dossier, with their page counts."""
+def _bank_dossier_parts(upload_dir: str, change: MandateChange) -> list[tuple[str, bytes]]:
+    """The coop's documents in the order of the bank dossier: (label, PDF bytes). Raises DomainError."""
     parts = []
     for kind in COOP_DOCUMENTS:
         document = change.document(kind)
         if document is None:
             raise DomainError(f"Il manque un document au dossier : {DOCUMENT_LABELS[kind]}.")
-        parts.append((DOCUMENT_LABELS[kind], document, page_count(upload_dir, document)))
+        parts.append((DOCUMENT_LABELS[kind], document_path(upload_dir, document).read_bytes()))
     return parts
 
 
-def _bank_slug(bank: str) -> str:
-    return "-".join(_normalise(bank).split())[:40] or "banque"
-
-
 def build_bank_dossier(
-    session: Session, change: MandateChange, cover_pdf: bytes, *, upload_dir: str, by: User | None, ip: str = ""
+    session: Session,
+    change: MandateChange,
+    *,
+    render_html: HtmlRenderer,
+    static_dir: str | Path,
+    upload_dir: str,
+    by: User | None,
+    ip: str = "",
 ) -> Document:
     """The one PDF for the bank: the cover page, then the signed form, the identity document and the
     proof of address, in that order; stored as a Document (kind ``bank_dossier``) so that the same
-    bytes are downloaded every time. Idempotent: an existing dossier is returned as it is."""
+    bytes are downloaded every time. Idempotent: an existing dossier is returned as it is.
+
+    `render_html(context)` renders the cover (``templates/pdf/mandate_cover.html``) from `change`,
+    `coop`, `bank`, `federation`, `parts` (label, first page, last page), `validated_on` and
+    `validated_by`. Raises DomainError when a document is missing, the cover cannot be rendered or the
+    result is too large.
+    """
     existing = change.document("bank_dossier")
     if existing is not None:
         return existing
-    parts = [cover_pdf] + [
-        document_path(upload_dir, document).read_bytes() for _, document, _ in bank_dossier_parts(upload_dir, change)
-    ]
+    parts = _bank_dossier_parts(upload_dir, change)
     bank = bank_of(change)
-    merged = merge_pdfs(parts, title=f"Changement de mandataire {change.reference} — {change.coop.login} — {bank}")
+    context = {
+        "change": change,
+        "coop": change.coop,
+        "bank": bank,
+        "federation": Federation.settings(session),
+        "validated_on": fr_day(change.validated_at),
+        "validated_by": (by.full_name or by.login) if by is not None else "",
+    }
+    try:
+        cover = render_cover(
+            render_html, context, [(label, pdf_page_count(content)) for label, content in parts], static_dir=static_dir
+        )
+    except PdfError as exc:
+        raise DomainError("Le PDF pour la banque n'a pas pu être produit.") from exc
+    merged = merge_pdfs(
+        [cover, *(content for _, content in parts)],
+        title=f"Changement de mandataire {change.reference} — {change.coop.login} — {bank}",
+    )
     if len(merged) > MAX_DOSSIER_BYTES:
         raise DomainError(
             "Le dossier complet dépasse 60 Mo : renvoyez-le à la coopérative pour des fichiers plus légers."
@@ -795,12 +700,19 @@ def build_bank_dossier(
 
 
 def validate_change(
-    session: Session, change: MandateChange, *, by: User | None, ip: str = "", now: datetime
+    session: Session,
+    change: MandateChange,
+    *,
+    render_html: HtmlRenderer,
+    static_dir: str | Path,
+    upload_dir: str,
+    by: User | None,
+    ip: str = "",
+    now: datetime,
 ) -> MandateChange:
-    """« Valider »: submitted -> validated; records the coop's bank as the dossier's bank.
-
-    The caller then builds the bank dossier (`build_bank_dossier`) in the same transaction. Raises
-    DomainError from any other status or when a document is missing.
+    """« Valider »: submitted -> validated; records the coop's bank as the dossier's bank and builds the
+    merged PDF for that bank (`build_bank_dossier`, same arguments), so that a validated dossier always
+    has it. Raises DomainError from any other status, when a document is missing or the PDF fails.
     """
     check_transition(change, "validated")
     for kind in COOP_DOCUMENTS:
@@ -813,6 +725,9 @@ def validate_change(
     change.validated_by_id = by.id if by else None
     session.flush()
     _record(session, change, "mandate_change.validated", before, by=by, ip=ip, bank=change.bank_name)
+    build_bank_dossier(
+        session, change, render_html=render_html, static_dir=static_dir, upload_dir=upload_dir, by=by, ip=ip
+    )
     return change
 
 
@@ -851,7 +766,7 @@ def attach_bank_document(
         change=change,
         kind="bank_document",
         filename=f"document-banque-{change.reference}.pdf",
-        content=as_pdf(content),
+        content=as_pdf(content, max_bytes=MAX_DOCUMENT_BYTES),
         by=by,
         ip=ip,
     )
@@ -896,8 +811,8 @@ def complete_change(
     if outgoing is not None and (outgoing.ended_on is None or outgoing.ended_on > end):
         if end < outgoing.started_on:
             raise DomainError(
-                f"La date d'effet ({change.effective_date:%d/%m/%Y}) doit suivre le début du mandat "
-                f"de {outgoing.full_name} ({outgoing.started_on:%d/%m/%Y})."
+                f"La date d'effet ({fr_date(change.effective_date)}) doit suivre le début du mandat "
+                f"de {outgoing.full_name} ({fr_date(outgoing.started_on)})."
             )
         outgoing.ended_on = end
         ended = outgoing.id
@@ -951,7 +866,7 @@ def home_card(session: Session | None, coop: Coop, mandate: Mandate | None) -> t
     if change.status == "returned":
         return (
             "todo",
-            f"{current} Le dossier a été renvoyé par l'OCCE 85 le {paris_day(change.returned_at)} : "
+            f"{current} Le dossier a été renvoyé par l'OCCE 85 le {fr_day(change.returned_at)} : "
             "corrigez-le puis "
             "envoyez-le à nouveau.",
             "Corriger le dossier",
@@ -963,6 +878,6 @@ def home_card(session: Session | None, coop: Coop, mandate: Mandate | None) -> t
     }[change.status]
     return (
         "waiting",
-        f"{current} Changement vers {change.incoming_full_name} : {what} le {paris_day(when)}.",
+        f"{current} Changement vers {change.incoming_full_name} : {what} le {fr_day(when)}.",
         "Suivre le dossier",
     )

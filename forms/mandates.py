@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, SubmitField, TelField, TextAreaField
@@ -10,6 +12,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from app.coops import check_email
 from app.identity import check_phone
 from app.mandates import CIVILITIES, DETAIL_FIELDS, REASONS, ChangeDetails
+from app.models import Mandate
 from forms.ledger import FrenchDateField, Required
 from forms.validators import Normalise
 
@@ -80,6 +83,13 @@ class MandateChangeForm(FlaskForm):
             valid = False
         return valid
 
+    def prefill_outgoing(self, mandate: Mandate | None) -> None:
+        """A new dossier starts with the current mandataire as the outgoing one."""
+        if mandate is not None:
+            self.outgoing_civility.data = mandate.civility if mandate.civility in CIVILITIES else None
+            self.outgoing_last_name.data = mandate.last_name
+            self.outgoing_first_name.data = mandate.first_name
+
     def details(self) -> ChangeDetails:
         """The typed values, once the form is valid."""
         values = {name: getattr(self, name).data for name in DETAIL_FIELDS}
@@ -93,7 +103,22 @@ class MandateChangeForm(FlaskForm):
         return ChangeDetails(**values)
 
 
-class SignedFormUpload(FlaskForm):
+class DocumentUpload(FlaskForm):
+    """One of the dossier's uploads; `files()` and `proof_date_value()` are what `attach_document` takes."""
+
+    def files(self) -> list[tuple[str, bytes]]:
+        """The uploaded files as (name, content): the file, then the back side when there is one."""
+        back = getattr(self, "back", None)
+        uploads = [self.file.data, back.data if back is not None else None]
+        return [(upload.filename or "", upload.read()) for upload in uploads if upload]
+
+    def proof_date_value(self) -> date | None:
+        """The date of a proof of address (None for the other documents)."""
+        proof_date = getattr(self, "proof_date", None)
+        return proof_date.data if proof_date is not None else None
+
+
+class SignedFormUpload(DocumentUpload):
     file = FileField(
         "Formulaire daté et signé (scan ou photo)",
         description=FILE_HELP,
@@ -102,7 +127,7 @@ class SignedFormUpload(FlaskForm):
     submit = SubmitField("Ajouter le formulaire signé")
 
 
-class IdentityUpload(FlaskForm):
+class IdentityUpload(DocumentUpload):
     file = FileField(
         "Recto (ou un seul fichier avec les deux faces)",
         description=FILE_HELP,
@@ -116,7 +141,7 @@ class IdentityUpload(FlaskForm):
     submit = SubmitField("Ajouter la pièce d'identité")
 
 
-class AddressProofUpload(FlaskForm):
+class AddressProofUpload(DocumentUpload):
     file = FileField(
         "Justificatif de domicile",
         description=FILE_HELP,

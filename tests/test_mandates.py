@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 from pypdf import PdfReader
 
 from app.errors import DomainError, ValidationErrors
+from app.mandate_pdf import merge_pdfs, page_ranges, render_cover
 from app.mandates import (
     STATUS_LABELS,
     TRANSITIONS,
@@ -29,7 +30,6 @@ from app.mandates import (
     current_mandate,
     home_card,
     mark_sent_to_bank,
-    merge_pdfs,
     months_before,
     oldest_proof_of_address,
     return_change,
@@ -40,10 +40,12 @@ from app.mandates import (
     validate_change,
 )
 from app.models import AuditEvent, Coop, Document, Mandate, MandateChange, OutboxEmail, utcnow
+from app.pdf import PdfError
 from app.web.home import checklist
 
 TODAY = utcnow().date()
 NOW = utcnow()
+STATIC_DIR = Path(__file__).resolve().parent.parent / "app" / "static"
 
 
 # --- Generated files -----------------------------------------------------------------------------
@@ -155,10 +157,22 @@ def _submitted(session, coop, upload_dir, **kwargs) -> MandateChange:
     return change
 
 
+def _cover(text: str):
+    """A stand-in for the cover template: `render_html(context) -> str`."""
+    return lambda context: f"<html><body><p>{text}</p></body></html>"
+
+
 def _validated(session, coop, upload_dir) -> MandateChange:
     change = _submitted(session, coop, upload_dir)
-    validate_change(session, change, by=None, now=NOW)
-    build_bank_dossier(session, change, make_pdf("PAGE DE GARDE"), upload_dir=upload_dir, by=None)
+    validate_change(
+        session,
+        change,
+        render_html=_cover("PAGE DE GARDE"),
+        static_dir=STATIC_DIR,
+        upload_dir=upload_dir,
+        by=None,
+        now=NOW,
+    )
     return change
 
 
@@ -458,7 +472,57 @@ def test_merged_pdf_for_the_bank(session, coop, upload_dir):
     assert dossier.original_name == f"dossier-banque-{change.reference}-credit-mutuel.pdf"
     assert dossier.sha256 == hashlib.sha256(content).hexdigest()
     # built once: the same bytes every time
-    assert build_bank_dossier(session, change, make_pdf("AUTRE GARDE"), upload_dir=upload_dir, by=None) is dossier
+    again = build_bank_dossier(
+        session, change, render_html=_cover("AUTRE GARDE"), static_dir=STATIC_DIR, upload_dir=upload_dir, by=None
+    )
+    assert again is dossier
+
+
+def test_the_cover_lists_each_part_after_itself(session, coop, upload_dir):
+    seen = []
+
+    def cover_html(context):
+        seen.append(context["parts"])
+        assert context["coop"] is coop and context["bank"] == "Crédit Mutuel" and context["validated_by"] == ""
+        return "<html><body>" + "".join(f"<p>{label} : {first}-{last}</p>" for label, first, last in context["parts"])
+
+    change = _submitted(session, coop, upload_dir)
+    validate_change(
+        session, change, render_html=cover_html, static_dir=STATIC_DIR, upload_dir=upload_dir, by=None, now=NOW
+    )
+    # one cover page: the signed form on page 2, the identity on page 3, the proof of address on 4-5
+    assert [(first, last) for _, first, last in seen[-1]] == [(2, 2), (3, 3), (4, 5)]
+    assert len(seen) == 1
+
+
+def test_a_cover_longer_than_planned_is_rendered_again():
+    rendered = []
+
+    def two_page_cover(context):
+        rendered.append(context["parts"])
+        return "<html><body><p>Garde</p><pdf:nextpage /><p>Suite</p></body></html>"
+
+    cover = render_cover(two_page_cover, {}, [("Formulaire", 1), ("Justificatif", 2)], static_dir=STATIC_DIR)
+    assert pdf_pages(cover) == 2
+    # planned on one page, the cover takes two: the ranges move by one page, then the length is stable
+    assert rendered == [
+        page_ranges([("Formulaire", 1), ("Justificatif", 2)], first=2),
+        [("Formulaire", 3, 3), ("Justificatif", 4, 5)],
+    ]
+    assert rendered[0] == [("Formulaire", 2, 2), ("Justificatif", 3, 4)]
+
+
+def test_a_cover_that_cannot_be_rendered_refuses_the_validation(session, coop, upload_dir, monkeypatch):
+    change = _submitted(session, coop, upload_dir)
+
+    def broken(html, static_dir):
+        raise PdfError("xhtml2pdf reported 1 error(s)")
+
+    monkeypatch.setattr("app.mandate_pdf.render_pdf", broken)
+    with pytest.raises(DomainError, match="PDF pour la banque"):
+        validate_change(
+            session, change, render_html=_cover("X"), static_dir=STATIC_DIR, upload_dir=upload_dir, by=None, now=NOW
+        )
 
 
 def test_merge_keeps_the_order():
@@ -698,6 +762,26 @@ def test_editing_after_the_form_was_signed(client, make_coop, login_as, db_check
     assert "imprimez le nouveau formulaire" in _text(client.get(response.headers["Location"]))
     kinds = db_check(lambda s: sorted(s.scalars(sa.select(Document.kind)).all()))
     assert kinds == ["address_proof", "identity"]
+
+
+def test_a_replaced_document_file_is_removed_after_the_commit(app, client, make_coop, login_as, db_check):
+    login_as(make_coop(1))
+    client.post("/coop/mandataire/nouveau", data=FORM)
+    change = _open_change(db_check)
+    _upload_all(client, change.id)
+    first = db_check(lambda s: s.scalar(sa.select(Document).where(Document.kind == "mandate_form")))
+    stored = Path(app.config["UPLOAD_DIR"]) / first.storage_key
+    assert stored.is_file()
+    response = client.post(
+        f"/coop/mandataire/{change.id}/formulaire-signe",
+        content_type="multipart/form-data",
+        data={"mandate_form-file": (io.BytesIO(make_pdf("FORMULAIRE SIGNE DEUX FOIS")), "scan2.pdf")},
+    )
+    assert response.status_code == 302
+    assert "document remplacé" in _text(client.get(response.headers["Location"]))
+    assert not stored.exists()
+    kept = db_check(lambda s: s.scalars(sa.select(Document).where(Document.kind == "mandate_form")).all())
+    assert len(kept) == 1 and (Path(app.config["UPLOAD_DIR"]) / kept[0].storage_key).is_file()
 
 
 def test_another_coops_dossier_and_documents_are_404(app, client, make_coop, make_staff, login_as, db_check):

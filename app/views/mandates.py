@@ -1,16 +1,19 @@
 """Change of mandataire on the coop face: « Changement pour le compte bancaire… », the request form to
-print and sign, the three uploads, « Envoyer », and the dossier's statuses with their dates."""
+print and sign, the three uploads, « Envoyer », and the dossier's statuses with their dates.
+
+Every POST goes through `app.web.uow.run` (one commit; a refusal lands on its form field, or is
+flashed before a redirect when it concerns the whole dossier); files replaced or dropped are removed
+after the commit. GET requests never commit (a document download is audited aside).
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy.orm.exc import StaleDataError
 
-from app import documents
-from app.clock import now
-from app.errors import DomainError, ValidationErrors
+from app import clock, documents
 from app.extensions import db, limiter
+from app.formats import fr_date
 from app.mandates import (
     COOP_DOCUMENTS,
     DOCUMENT_LABELS,
@@ -34,9 +37,8 @@ from app.mandates import (
 )
 from app.models import Document, Federation, MandateChange
 from app.pdf import render_pdf
-from app.web import notifications
+from app.web import notifications, uow
 from app.web.downloads import send_document
-from app.web.filters import fr_datetime
 from app.web.netutil import client_ip
 from app.web.security import access
 from app.web.tenancy import owned_or_404
@@ -45,14 +47,36 @@ from forms.mandates import AddressProofUpload, IdentityUpload, MandateChangeForm
 bp = Blueprint("mandates", __name__)
 
 UPLOAD_FORMS = {"mandate_form": SignedFormUpload, "identity": IdentityUpload, "address_proof": AddressProofUpload}
+# Where a refused upload's message goes: the date of a proof of address, else the file field.
+UPLOAD_FIELDS = {"identity": "file", "": "file"}
+DOSSIER_STARTED = (
+    "Le dossier est commencé. Imprimez maintenant le formulaire de demande, faites-le dater et signer, "
+    "puis ajoutez-le avec les justificatifs."
+)
+SIGNED_FORM_DROPPED = (
+    "Informations enregistrées. Elles figurent sur le formulaire de demande : imprimez le nouveau "
+    "formulaire, faites-le signer et ajoutez-le à nouveau."
+)
 
 
 def _coop():
     return current_user.coop
 
 
-def _today():
-    return now().date()
+def _remove_files(storage_keys: list[str]) -> None:
+    """After the commit: remove the files of the documents the change replaced or dropped."""
+    for key in storage_keys:
+        documents.remove_file(current_app.config["UPLOAD_DIR"], key)
+
+
+def _refused_on_a_field(form) -> bool:
+    """After a refused `uow.run(form=form)`: True when a field holds the message (re-render the form);
+    otherwise flash the form-level messages (dossier sent meanwhile, conflict) for a redirect."""
+    if any(field.errors for field in form):
+        return True
+    for message in form.form_errors:
+        flash(message, "warning")
+    return False
 
 
 # --- Pages ---------------------------------------------------------------------------------------
@@ -69,27 +93,10 @@ def step():
     return render_template(
         "mandates/step.html",
         coop=coop,
-        mandate=current_mandate(coop, _today()),
+        mandate=current_mandate(coop, clock.today()),
         history=changes_of(db.session, coop),
         status_labels=STATUS_LABELS,
     )
-
-
-def _prefill_outgoing(form: MandateChangeForm) -> None:
-    mandate = current_mandate(_coop(), _today())
-    if mandate is not None:
-        form.outgoing_civility.data = mandate.civility if mandate.civility in ("Mme", "M.") else None
-        form.outgoing_last_name.data = mandate.last_name
-        form.outgoing_first_name.data = mandate.first_name
-
-
-def _show_errors(form, errors: dict[str, list[str]], *, fallback: str | None = None) -> None:
-    for name, messages in errors.items():
-        field = getattr(form, name, None) or (getattr(form, fallback, None) if fallback else None)
-        if field is not None:
-            field.errors = [*field.errors, *messages]
-        else:
-            form.form_errors.extend(messages)
 
 
 def _render_details(form: MandateChangeForm, change: MandateChange | None, status: int = 200):
@@ -99,7 +106,7 @@ def _render_details(form: MandateChangeForm, change: MandateChange | None, statu
         form=form,
         change=change,
         coop=coop,
-        mandate=current_mandate(coop, _today()),
+        mandate=current_mandate(coop, clock.today()),
         max_past_days=EFFECTIVE_DATE_MAX_PAST_DAYS,
     ), status
 
@@ -114,28 +121,21 @@ def new():
             flash("Un changement de mandataire est déjà en cours : le voici.", "info")
         return redirect(url_for(".dossier", id=existing.id))
     form = MandateChangeForm()
-    if request.method == "GET":
-        _prefill_outgoing(form)
-        return _render_details(form, None)
-    if not form.validate_on_submit():
-        return _render_details(form, None)
-    try:
-        change = start_change(db.session, coop, form.details(), by=current_user, ip=client_ip(), today=_today())
-        db.session.commit()
-    except ValidationErrors as exc:
-        db.session.rollback()
-        _show_errors(form, exc.errors)
-        return _render_details(form, None)
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "warning")
-        return redirect(url_for(".step"))
-    flash(
-        "Le dossier est commencé. Imprimez maintenant le formulaire de demande, faites-le dater et signer, "
-        "puis ajoutez-le avec les justificatifs.",
-        "success",
-    )
-    return redirect(url_for(".dossier", id=change.id))
+    if form.validate_on_submit():
+        outcome = uow.run(
+            lambda: start_change(
+                db.session, coop, form.details(), by=current_user, ip=client_ip(), today=clock.today()
+            ),
+            form=form,
+        )
+        if outcome.ok:
+            flash(DOSSIER_STARTED, "success")
+            return redirect(url_for(".dossier", id=outcome.value.id))
+        if not _refused_on_a_field(form):
+            return redirect(url_for(".step"))
+    elif request.method == "GET":
+        form.prefill_outgoing(current_mandate(coop, clock.today()))
+    return _render_details(form, None)
 
 
 @bp.route("/coop/mandataire/<int:id>/modifier", methods=["GET", "POST"])
@@ -145,39 +145,27 @@ def edit(id: int):
     if not is_editable(change):
         flash(f"Le dossier est « {STATUS_LABELS[change.status]} » : il ne peut plus être modifié.", "info")
         return redirect(url_for(".dossier", id=change.id))
-    form = MandateChangeForm(obj=change) if request.method == "GET" else MandateChangeForm()
-    if request.method == "GET":
-        form.effective_date.data = change.effective_date
-        return _render_details(form, change)
-    if not form.validate_on_submit():
-        return _render_details(form, change)
-    try:
-        removed = update_details(db.session, change, form.details(), by=current_user, ip=client_ip(), today=_today())
-        db.session.commit()
-    except ValidationErrors as exc:
-        db.session.rollback()
-        _show_errors(form, exc.errors)
-        return _render_details(form, change)
-    except (DomainError, StaleDataError) as exc:
-        db.session.rollback()
-        flash(getattr(exc, "message", "Le dossier a changé entre-temps : vérifiez-le."), "warning")
-        return redirect(url_for(".dossier", id=id))
-    for key in removed:
-        documents.remove_file(current_app.config["UPLOAD_DIR"], key)
-    if removed:
-        flash(
-            "Informations enregistrées. Elles figurent sur le formulaire de demande : imprimez le nouveau "
-            "formulaire, faites-le signer et ajoutez-le à nouveau.",
-            "warning",
+    form = MandateChangeForm() if request.method == "POST" else MandateChangeForm(obj=change)
+    if form.validate_on_submit():
+        outcome = uow.run(
+            lambda: update_details(
+                db.session, change, form.details(), by=current_user, ip=client_ip(), today=clock.today()
+            ),
+            form=form,
+            after_commit=_remove_files,
         )
-    else:
-        flash("Informations enregistrées.", "success")
-    return redirect(url_for(".dossier", id=id))
+        if outcome.ok:  # the value: the files dropped, i.e. the signed form that no longer matches
+            flash(*((SIGNED_FORM_DROPPED, "warning") if outcome.value else ("Informations enregistrées.", "success")))
+        if outcome.ok or not _refused_on_a_field(form):
+            return redirect(url_for(".dossier", id=id))
+    elif request.method == "GET":
+        form.effective_date.data = change.effective_date
+    return _render_details(form, change)
 
 
 def _render_dossier(change: MandateChange, forms: dict | None = None, status: int = 200):
     coop = _coop()
-    today = _today()
+    today = clock.today()
     forms = forms or {}
     upload_forms = {
         kind: forms.get(kind) or form_class(formdata=None, prefix=kind) for kind, form_class in UPLOAD_FORMS.items()
@@ -211,45 +199,44 @@ def dossier(id: int):
     return _render_dossier(owned_or_404(MandateChange, id))
 
 
+def _attach(change: MandateChange, kind: str, form) -> tuple[Document, list[str]]:
+    return attach_document(
+        db.session,
+        change,
+        kind,
+        form.files(),
+        upload_dir=current_app.config["UPLOAD_DIR"],
+        by=current_user,
+        ip=client_ip(),
+        today=clock.today(),
+        proof_date=form.proof_date_value(),
+    )
+
+
 def _upload(id: int, kind: str):
+    """The three upload routes below: add or replace one document of an editable dossier."""
     change = owned_or_404(MandateChange, id)
-    form = UPLOAD_FORMS[kind](prefix=kind)
     if not is_editable(change):
         flash(
             f"Le dossier est « {STATUS_LABELS[change.status]} » : ses documents ne peuvent plus être changés.", "info"
         )
         return redirect(url_for(".dossier", id=id))
+    form = UPLOAD_FORMS[kind](prefix=kind)
     if not form.validate_on_submit():
         return _render_dossier(change, {kind: form})
-    files = [(form.file.data.filename or "", form.file.data.read())]
-    if kind == "identity" and form.back.data:
-        files.append((form.back.data.filename or "", form.back.data.read()))
-    try:
-        _, removed = attach_document(
-            db.session,
-            change,
-            kind,
-            files,
-            upload_dir=current_app.config["UPLOAD_DIR"],
-            by=current_user,
-            ip=client_ip(),
-            today=_today(),
-            proof_date=form.proof_date.data if kind == "address_proof" else None,
-        )
-        db.session.commit()
-    except DomainError as exc:
-        db.session.rollback()
-        target = "proof_date" if exc.field == "proof_date" else "file"
-        getattr(form, target).errors = [*getattr(form, target).errors, exc.message]
+    outcome = uow.run(
+        lambda: _attach(change, kind, form),
+        form=form,
+        fields=UPLOAD_FIELDS,
+        after_commit=lambda added: _remove_files(added[1]),
+    )
+    if outcome.ok:
+        what = "remplacé" if outcome.value[1] else "ajouté"
+        flash(f"{DOCUMENT_LABELS[kind].split(' (')[0]} : document {what}.", "success")
+        return redirect(url_for(".dossier", id=id, _anchor=f"piece-{kind}"))
+    if _refused_on_a_field(form):
         return _render_dossier(change, {kind: form})
-    except StaleDataError:
-        db.session.rollback()
-        flash("Le dossier a changé entre-temps : vérifiez-le.", "warning")
-        return redirect(url_for(".dossier", id=id))
-    for key in removed:
-        documents.remove_file(current_app.config["UPLOAD_DIR"], key)
-    flash(f"{DOCUMENT_LABELS[kind].split(' (')[0]} : document {'remplacé' if removed else 'ajouté'}.", "success")
-    return redirect(url_for(".dossier", id=id, _anchor=f"piece-{kind}"))
+    return redirect(url_for(".dossier", id=id))
 
 
 @bp.route("/coop/mandataire/<int:id>/formulaire-signe", methods=["POST"])
@@ -273,44 +260,46 @@ def upload_address_proof(id: int):
     return _upload(id, "address_proof")
 
 
+def _why_not_send(change: MandateChange) -> tuple[str, str] | None:
+    """The flash (message, category) when the dossier cannot be sent: sent already, or incomplete."""
+    if not is_editable(change):  # sent already: a double click or the Back button changes nothing
+        return f"Le dossier est déjà « {STATUS_LABELS[change.status]} ».", "info"
+    missing = missing_items(change, clock.today())
+    if missing:
+        return "Le dossier n'est pas complet : " + " ".join(m for ms in missing.values() for m in ms), "warning"
+    return None
+
+
+def _submit(change: MandateChange) -> MandateChange:
+    """« Envoyer » and the coop's acknowledgement mail, in one transaction."""
+    submit_change(db.session, change, by=current_user, ip=client_ip(), now=clock.now(), today=clock.today())
+    notifications.mandate_status(db.session, change)
+    return change
+
+
 @bp.route("/coop/mandataire/<int:id>/envoyer", methods=["GET", "POST"])
 @access("coop")
 def send(id: int):
     """« Envoyer »: a confirmation page, then the dossier goes to OCCE 85 (and a mail to the coop)."""
     change = owned_or_404(MandateChange, id)
-    if not is_editable(change):  # sent already: a double click or the Back button changes nothing
-        flash(f"Le dossier est déjà « {STATUS_LABELS[change.status]} ».", "info")
-        return redirect(url_for(".dossier", id=id))
-    missing = missing_items(change, _today())
-    if missing:
-        flash(
-            "Le dossier n'est pas complet : " + " ".join(m for messages in missing.values() for m in messages),
-            "warning",
-        )
+    refusal = _why_not_send(change)
+    if refusal is not None:
+        flash(*refusal)
         return redirect(url_for(".dossier", id=id))
     form = SendForm()
     if form.validate_on_submit():
-        try:
-            submit_change(db.session, change, by=current_user, ip=client_ip(), now=now(), today=_today())
-            notifications.mandate_status(db.session, change)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            messages = (
-                [m for ms in exc.errors.values() for m in ms] if isinstance(exc, ValidationErrors) else [exc.message]
+        if uow.run(lambda: _submit(change)).ok:
+            flash(
+                f"Dossier {change.reference} envoyé à l'OCCE 85. Vous recevrez un courriel à chaque étape ; "
+                "l'OCCE 85 se charge de l'envoyer à la banque.",
+                "success",
             )
-            flash(" ".join(messages), "danger")
-            return redirect(url_for(".dossier", id=id))
-        except StaleDataError:
-            db.session.rollback()
-            flash("Le dossier a changé entre-temps : vérifiez-le.", "warning")
-            return redirect(url_for(".dossier", id=id))
-        flash(
-            f"Dossier {change.reference} envoyé à l'OCCE 85. Vous recevrez un courriel à chaque étape ; "
-            "l'OCCE 85 se charge de l'envoyer à la banque.",
-            "success",
-        )
         return redirect(url_for(".dossier", id=id))
+    return _render_send(change, form)
+
+
+def _render_send(change: MandateChange, form: SendForm):
+    """The confirmation page of « Envoyer »: what goes to OCCE 85, and that it can no longer change."""
     return render_template(
         "mandates/send.html",
         change=change,
@@ -350,7 +339,7 @@ def render_request_form(change: MandateChange) -> str:
         federation=Federation.settings(db.session),
         reasons=REASONS,
         bank=bank_of(change),
-        printed_on=fr_datetime(now(), "dd/MM/yyyy"),
+        printed_on=fr_date(clock.today()),
     )
 
 
@@ -363,5 +352,3 @@ def document(document_id: int):
     if found.mandate_change_id is None:
         abort(404)
     return send_document(found, audited=True)
-
-
