@@ -6,9 +6,11 @@ from flask import flash
 from flask_admin.actions import action
 
 from admin.base import StaffModelView, format_datetime
+from app import clock
 from app.extensions import db
 from app.mail import retry
-from app.models import OutboxEmail, utcnow
+from app.models import OutboxEmail
+from app.web import uow
 
 
 class AuditEventAdmin(StaffModelView):
@@ -79,10 +81,17 @@ class OutboxAdmin(StaffModelView):
 
     @action("retry", "Renvoyer", "Remettre ces courriels dans la file d'envoi ?")
     def action_retry(self, ids):
-        rows = db.session.scalars(
-            db.select(OutboxEmail).where(OutboxEmail.id.in_([int(i) for i in ids]), OutboxEmail.status != "sent")
-        ).all()
-        for row in rows:
-            retry(row, utcnow())
-        db.session.commit()
-        flash(f"{len(rows)} courriel(s) remis dans la file d'envoi.", "success")
+        ids = [int(i) for i in ids]
+
+        def retry_mails() -> int:
+            rows = db.session.scalars(
+                db.select(OutboxEmail).where(OutboxEmail.id.in_(ids), OutboxEmail.status != "sent")
+            ).all()
+            now = clock.now()
+            for row in rows:
+                retry(row, now)
+            return len(rows)
+
+        outcome = uow.run(retry_mails)
+        if outcome.ok:
+            flash(f"{outcome.value} courriel(s) remis dans la file d'envoi.", "success")

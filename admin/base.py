@@ -1,4 +1,11 @@
-"""Access control shared by every back-office view, and the dashboard."""
+"""Access control shared by every back-office view, column formatters, and the dashboard.
+
+Transactions in the back office: custom pages and list actions hand their domain call to the unit
+of work (`app.web.uow.run`). The one exception is Flask-Admin's own create/edit/delete of a
+`ModelView`: `create_model` / `update_model` / `delete_model` commit (and roll back on error)
+inside Flask-Admin itself, so the domain rules of those forms run in `on_model_change`, which only
+flushes and audits within that same commit.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,10 @@ from flask_admin import AdminIndexView, expose
 from flask_admin.contrib.sqla import ModelView
 from flask_login import current_user
 
+from app import campaign, clock
 from app.extensions import db
-from app.models import Coop, OutboxEmail, User
-from app.web.filters import fr_date, fr_datetime, money
+from app.formats import euros, fr_date, fr_datetime
+from app.models import Coop, OutboxEmail, User, school_year_start
 
 
 class StaffAccessMixin:
@@ -26,7 +34,7 @@ class StaffAccessMixin:
 
 
 def format_money(view, context, model, name):
-    return money(getattr(model, name))
+    return euros(getattr(model, name))
 
 
 def format_date(view, context, model, name):
@@ -54,10 +62,7 @@ class DashboardView(StaffAccessMixin, AdminIndexView):
 
     @expose("/")
     def index(self):
-        from app import campaign
-        from app.models import school_year_start, utcnow
-
-        current = school_year_start(utcnow().date())
+        current = school_year_start(clock.today())
         years = [(year, f"{year}-{year + 1}", campaign.dashboard(db.session, year)) for year in (current, current - 1)]
         counts = {
             "coops_active": db.session.scalar(sa.select(sa.func.count()).where(Coop.is_active)),

@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
-from flask import Response, flash, redirect, url_for
+from flask import Response, current_app, flash, redirect, url_for
 from flask_admin import BaseView, expose
 from flask_admin.actions import action
 from flask_admin.model.form import InlineFormAdmin
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
 from markupsafe import escape
 from wtforms.validators import DataRequired, Length, Optional
 
 from admin.base import StaffAccessMixin, StaffModelView
-from app import audit
-from app.coops import check_email, create_coop_login, credentials_csv, import_coops, reset_coop_password
+from app import audit, clock
+from app.coops import create_coop_login, credentials_csv, import_coops, reset_coop_password
 from app.errors import ValidationErrors
 from app.extensions import db
-from app.identity import IDENTITY_FIELDS, check_bic, check_iban, check_phone, check_postal_code, check_uai, format_iban
-from app.models import Mandate, User, coop_login, utcnow
+from app.identity import (
+    IDENTITY_FIELDS,
+    check_bic,
+    check_email,
+    check_iban,
+    check_phone,
+    check_postal_code,
+    check_uai,
+    format_iban,
+)
+from app.models import Mandate, User, coop_login
+from app.web import uow
 from app.web.netutil import client_ip
+from forms.admin import CoopImportForm
 from forms.validators import Normalise
 
 
 def _hash_params():
-    from flask import current_app
-
     return current_app.config["ARGON2_PARAMS"] or None
 
 
@@ -135,6 +142,7 @@ class CoopAdmin(StaffModelView):
     can_delete = False  # a coop with history is deactivated, never deleted
 
     def on_model_change(self, form, model, is_created):
+        # Runs inside Flask-Admin's own commit (see admin/base.py): the domain flushes and audits.
         if is_created:
             db.session.flush()
             credential = create_coop_login(db.session, model, hash_params=_hash_params())
@@ -177,23 +185,21 @@ class CoopAdmin(StaffModelView):
         "Leurs sessions en cours seront fermées.",
     )
     def action_new_password(self, ids):
-        users = db.session.scalars(
-            db.select(User).where(User.role == "coop", User.coop_id.in_([int(i) for i in ids]))
-        ).all()
-        shown = [
-            reset_coop_password(db.session, user, by=current_user, ip=client_ip(), hash_params=_hash_params())
-            for user in users
-        ]
-        db.session.commit()
-        for cred in shown:
+        ids = [int(i) for i in ids]
+
+        def reset_passwords():
+            users = db.session.scalars(db.select(User).where(User.role == "coop", User.coop_id.in_(ids))).all()
+            return [
+                reset_coop_password(db.session, user, by=current_user, ip=client_ip(), hash_params=_hash_params())
+                for user in users
+            ]
+
+        outcome = uow.run(reset_passwords)
+        for cred in outcome.value or []:
             flash(
                 escape(f"{cred.login} : nouveau mot de passe provisoire {cred.password} (affiché une seule fois)."),
                 "success",
             )
-
-
-class CoopImportForm(FlaskForm):
-    file = FileField("Fichier CSV des coopératives", validators=[FileRequired("Choisissez un fichier CSV.")])
 
 
 class CoopImportView(StaffAccessMixin, BaseView):
@@ -204,15 +210,20 @@ class CoopImportView(StaffAccessMixin, BaseView):
         form = CoopImportForm()
         errors: dict[str, list[str]] = {}
         if form.validate_on_submit():
-            try:
-                result = import_coops(
-                    db.session, form.file.data.read(), by=current_user, ip=client_ip(), hash_params=_hash_params()
-                )
-            except ValidationErrors as exc:
-                db.session.rollback()
-                errors = exc.errors
-            else:
-                db.session.commit()
+            content = form.file.data.read()
+
+            def run_import():
+                try:
+                    return import_coops(
+                        db.session, content, by=current_user, ip=client_ip(), hash_params=_hash_params()
+                    )
+                except ValidationErrors as exc:
+                    errors.update(exc.errors)  # shown line by line on the page, not as one flash each
+                    raise
+
+            outcome = uow.run(run_import, form=form)
+            if outcome.ok:
+                result = outcome.value
                 message = (
                     f"Import terminé : {len(result.created)} coopérative(s) créée(s), "
                     f"{len(result.updated)} mise(s) à jour."
@@ -223,7 +234,7 @@ class CoopImportView(StaffAccessMixin, BaseView):
                         "téléchargé : conservez-le en lieu sûr et supprimez-le après le publipostage.",
                         "success",
                     )
-                    stamp = utcnow().strftime("%Y%m%d-%H%M")
+                    stamp = clock.now().strftime("%Y%m%d-%H%M")
                     return Response(
                         credentials_csv(result.created),
                         mimetype="text/csv; charset=utf-8",

@@ -7,38 +7,15 @@ import sqlalchemy as sa
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_login import current_user
-from flask_wtf import FlaskForm
-from wtforms import StringField
-from wtforms.validators import DataRequired, Length
 
 from admin.base import StaffAccessMixin
-from app import debits
-from app.errors import DomainError
+from app import clock, debits
 from app.extensions import db
-from app.models import Debit, DebitBatch, Federation, utcnow
-from app.web import notifications
-from app.web.filters import money
+from app.formats import euros
+from app.models import Debit, DebitBatch, Federation
+from app.web import notifications, uow
 from app.web.netutil import client_ip
-from forms.ledger import FrenchDateField
-
-
-class BatchForm(FlaskForm):
-    collection_date = FrenchDateField(
-        "Date d'échéance (prélèvement sur les comptes)",
-        validators=[DataRequired("Indiquez la date d'échéance.")],
-        render_kw={"type": "date"},
-    )
-
-
-class RejectForm(FlaskForm):
-    reason = StringField(
-        "Motif du rejet (tel qu'indiqué par la banque)",
-        validators=[DataRequired("Indiquez le motif du rejet."), Length(max=300)],
-    )
-
-
-class EmptyForm(FlaskForm):
-    pass
+from forms.admin import ConfirmForm, DebitBatchForm, DebitRejectForm
 
 
 def _batch_or_404(batch_id: int) -> DebitBatch:
@@ -53,9 +30,9 @@ class DebitRunView(StaffAccessMixin, BaseView):
 
     @expose("/", methods=("GET", "POST"))
     def index(self):
-        form = BatchForm()
+        form = DebitBatchForm()
         federation = db.session.scalar(sa.select(Federation))
-        today = utcnow().date()
+        today = clock.today()
         earliest = debits.earliest_collection_date(today, federation.debit_lead_days if federation else 5)
         eligible = debits.eligible_memberships(db.session)
         if form.validate_on_submit():
@@ -63,15 +40,13 @@ class DebitRunView(StaffAccessMixin, BaseView):
             if not chosen:
                 flash("Cochez au moins une adhésion.", "warning")
             else:
-                try:
-                    batch, excluded = debits.create_batch(
+                outcome = uow.run(
+                    lambda: debits.create_batch(
                         db.session, chosen, form.collection_date.data, today=today, by=current_user, ip=client_ip()
                     )
-                except DomainError as exc:
-                    db.session.rollback()
-                    flash(exc.message, "danger")
-                else:
-                    db.session.commit()
+                )
+                if outcome.ok:
+                    batch, excluded = outcome.value
                     for exclusion in excluded:
                         flash(
                             f"{exclusion.coop.login} {exclusion.coop.name} laissée de côté : "
@@ -107,22 +82,19 @@ class DebitRunView(StaffAccessMixin, BaseView):
     @expose("/<int:batch_id>")
     def batch(self, batch_id: int):
         batch = _batch_or_404(batch_id)
-        return self.render("admin/debits_batch.html", batch=batch, form=EmptyForm(), reject_form=RejectForm())
+        return self.render("admin/debits_batch.html", batch=batch, form=ConfirmForm(), reject_form=DebitRejectForm())
 
     @expose("/<int:batch_id>/exporter", methods=("POST",))
     def export(self, batch_id: int):
         batch = _batch_or_404(batch_id)
-        if not EmptyForm().validate_on_submit():
+        if not ConfirmForm().validate_on_submit():
             abort(400)
-        try:
-            debits.export_batch(db.session, batch, by=current_user, now=utcnow(), ip=client_ip())
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
+        outcome = uow.run(
+            lambda: debits.export_batch(db.session, batch, by=current_user, now=clock.now(), ip=client_ip())
+        )
+        if outcome.ok:
             flash(
-                f"Fichiers prêts : {batch.count} prélèvement(s), total {money(batch.control_sum_cents)}. "
+                f"Fichiers prêts : {batch.count} prélèvement(s), total {euros(batch.control_sum_cents)}. "
                 "Téléchargez le fichier SEPA et déposez-le sur le site de la banque.",
                 "success",
             )
@@ -151,28 +123,28 @@ class DebitRunView(StaffAccessMixin, BaseView):
     @expose("/<int:batch_id>/effectue", methods=("POST",))
     def settle(self, batch_id: int):
         batch = _batch_or_404(batch_id)
-        if not EmptyForm().validate_on_submit():
+        if not ConfirmForm().validate_on_submit():
             abort(400)
         federation = db.session.scalar(sa.select(Federation))
-        try:
+
+        def settle():
             paid = debits.settle_batch(
                 db.session,
                 batch,
                 by=current_user,
-                now=utcnow(),
+                now=clock.now(),
                 ip=client_ip(),
                 post_to_ledgers=bool(federation and federation.post_debits_to_ledgers),
             )
             for membership in paid:
                 notifications.membership_paid(db.session, membership)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
+            return paid
+
+        outcome = uow.run(settle)
+        if outcome.ok:
             flash(
-                f"Prélèvement effectué : {len(paid)} adhésion(s) réglée(s), les coopératives sont prévenues par "
-                "courriel.",
+                f"Prélèvement effectué : {len(outcome.value)} adhésion(s) réglée(s), les coopératives sont "
+                "prévenues par courriel.",
                 "success",
             )
         return redirect(url_for(".batch", batch_id=batch.id))
@@ -183,20 +155,18 @@ class DebitRunView(StaffAccessMixin, BaseView):
         debit = db.session.get(Debit, debit_id)
         if debit is None or debit.batch_id != batch.id:
             abort(404)
-        form = RejectForm()
+        form = DebitRejectForm()
         if not form.validate_on_submit():
             for errors in form.errors.values():
                 flash(errors[0], "danger")
             return redirect(url_for(".batch", batch_id=batch.id))
-        try:
+
+        def reject():
             membership = debits.reject_debit(
-                db.session, debit, reason=form.reason.data, by=current_user, now=utcnow(), ip=client_ip()
+                db.session, debit, reason=form.reason.data, by=current_user, now=clock.now(), ip=client_ip()
             )
             notifications.membership_debit_rejected(db.session, membership, debit)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-        else:
+
+        if uow.run(reject).ok:
             flash(f"Prélèvement de {debit.coop.login} marqué rejeté ; la coopérative est prévenue.", "success")
         return redirect(url_for(".batch", batch_id=batch.id))

@@ -6,9 +6,9 @@ from flask import Response, abort, request
 from flask_admin import BaseView, expose
 
 from admin.base import StaffAccessMixin
-from app import exports
+from app import clock, exports
 from app.extensions import db
-from app.models import school_year_start, utcnow
+from app.models import school_year_start
 
 _TYPES = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
@@ -25,12 +25,12 @@ def _send(table: exports.Table, name: str, fmt: str) -> Response:
 class ExportView(StaffAccessMixin, BaseView):
     @expose("/")
     def index(self):
-        current = school_year_start(utcnow().date())
+        current = school_year_start(clock.today())
         return self.render("admin/exports.html", years=[current, current - 1, current - 2])
 
     @expose("/coops.<fmt>")
     def coops(self, fmt: str):
-        return _send(exports.coops_table(db.session, utcnow().date()), "cooperatives", fmt)
+        return _send(exports.coops_table(db.session, clock.today()), "cooperatives", fmt)
 
     @expose("/adhesions-<int:year>.<fmt>")
     def memberships(self, year: int, fmt: str):

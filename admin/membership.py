@@ -12,12 +12,13 @@ from flask_login import current_user
 from markupsafe import Markup, escape
 
 from admin.base import StaffModelView, format_datetime, format_money
+from app import clock
 from app.errors import DomainError
 from app.extensions import db
+from app.formats import euros
 from app.membership import PAYMENT_LABELS, STATUS_LABELS, frozen_fee, record_cheque
-from app.models import Membership, coop_login, utcnow
-from app.web import notifications
-from app.web.filters import money
+from app.models import Membership, coop_login
+from app.web import notifications, uow
 from app.web.netutil import client_ip
 
 
@@ -27,12 +28,12 @@ def _breakdown(view, context, model: Membership, name) -> Markup:
     fee = frozen_fee(model)
     rates = fee.rates
     lines = [
-        f"Cotisation : {fee.pupils} élève(s) × {money(rates.pupil_fee_cents)} + {fee.adults} adulte(s) × "
-        f"{money(rates.adult_fee_cents)} = {money(fee.cotisation_cents)}",
-        f"Assurance : {fee.insured} assuré(s) × {money(rates.insurance_fee_cents)} = {money(fee.insurance_cents)}",
-        f"Supplément biens : {money(model.property_value_cents)} déclarés, {money(fee.property_excess_cents)} "
-        f"au-delà du seuil = {money(fee.property_surcharge_cents)}",
-        f"Total : {money(fee.total_cents)}",
+        f"Cotisation : {fee.pupils} élève(s) × {euros(rates.pupil_fee_cents)} + {fee.adults} adulte(s) × "
+        f"{euros(rates.adult_fee_cents)} = {euros(fee.cotisation_cents)}",
+        f"Assurance : {fee.insured} assuré(s) × {euros(rates.insurance_fee_cents)} = {euros(fee.insurance_cents)}",
+        f"Supplément biens : {euros(model.property_value_cents)} déclarés, {euros(fee.property_excess_cents)} "
+        f"au-delà du seuil = {euros(fee.property_surcharge_cents)}",
+        f"Total : {euros(fee.total_cents)}",
     ]
     return Markup("<br>").join(escape(line) for line in lines)
 
@@ -102,7 +103,7 @@ class MembershipAdmin(StaffModelView):
         "coop": lambda v, c, m, n: f"{coop_login(m.coop.number)} {m.coop.name}",
         "cotisation_cents": format_money,
         "total_cents": format_money,
-        "assurance_cents": lambda v, c, m, n: money(m.assurance_cents),
+        "assurance_cents": lambda v, c, m, n: euros(m.assurance_cents),
         "property_value_cents": format_money,
         "committed_at": format_datetime,
         "paid_at": format_datetime,
@@ -134,20 +135,28 @@ class MembershipAdmin(StaffModelView):
         "coopérative reçoit un courriel.",
     )
     def action_cheque_received(self, ids):
-        memberships = db.session.scalars(
-            db.select(Membership).where(Membership.id.in_([int(i) for i in ids])).order_by(Membership.id)
-        ).all()
-        recorded, refused = [], []
-        for membership in memberships:
-            try:
-                with db.session.begin_nested():
-                    record_cheque(db.session, membership, by=current_user, ip=client_ip(), now=utcnow())
-                    notifications.membership_paid(db.session, membership)
-            except DomainError as exc:
-                refused.append(exc.message)
-            else:
-                recorded.append(membership.reference)
-        db.session.commit()
+        ids = [int(i) for i in ids]
+        recorded: list[str] = []
+        refused: list[str] = []
+
+        def record_cheques() -> None:
+            # One savepoint per membership: a refused one does not undo the others.
+            memberships = db.session.scalars(
+                db.select(Membership).where(Membership.id.in_(ids)).order_by(Membership.id)
+            ).all()
+            now = clock.now()
+            for membership in memberships:
+                try:
+                    with db.session.begin_nested():
+                        record_cheque(db.session, membership, by=current_user, ip=client_ip(), now=now)
+                        notifications.membership_paid(db.session, membership)
+                except DomainError as exc:
+                    refused.append(exc.message)
+                else:
+                    recorded.append(membership.reference)
+
+        if not uow.run(record_cheques).ok:
+            return
         if recorded:
             flash(
                 f"Chèque enregistré pour {len(recorded)} adhésion(s) : {', '.join(recorded)}. "

@@ -8,6 +8,7 @@ from wtforms.validators import DataRequired, NumberRange, Optional
 
 from admin.base import StaffModelView, format_date, format_money
 from app import audit
+from app.debits import check_creditor_id
 from app.extensions import db
 from app.identity import check_bic, check_iban
 from app.money import format_rate_ppm
@@ -82,6 +83,7 @@ class SchoolYearAdmin(StaffModelView):
     can_delete = False
 
     def on_model_change(self, form, model, is_created):
+        # Runs inside Flask-Admin's own commit (see admin/base.py).
         db.session.flush()
         audit.record(
             db.session,
@@ -92,15 +94,6 @@ class SchoolYearAdmin(StaffModelView):
             after={name: getattr(model, name) for name in self.form_columns},
             ip=client_ip(),
         )
-
-
-def _check_ics(value: str) -> str:
-    from stdnum.eu import at_02
-
-    compact = (value or "").replace(" ", "").upper()
-    if not at_02.is_valid(compact):
-        raise ValueError("Identifiant créancier SEPA invalide (13 caractères, clé de contrôle fausse ?).")
-    return compact
 
 
 class FederationAdmin(StaffModelView):
@@ -128,7 +121,7 @@ class FederationAdmin(StaffModelView):
             "l'adhésion par chèque."
         },
         "creditor_id": {
-            "validators": [Optional(), Normalise(_check_ics)],
+            "validators": [Optional(), Normalise(check_creditor_id)],
             "description": "13 caractères, par exemple FR12ZZZ123456, fourni par la banque de l'OCCE 85.",
         },
         "iban": {"validators": [Optional(), Normalise(check_iban)]},

@@ -8,12 +8,10 @@ from markupsafe import escape
 from wtforms.validators import DataRequired, Length, Optional
 
 from admin.base import StaffModelView, format_datetime
-from app import audit
-from app.auth import end_sessions, normalize_login
-from app.coops import check_email, temporary_password
+from app.auth import STAFF_ROLES, staff_account_saved
 from app.extensions import db
+from app.identity import check_email
 from app.models import User
-from app.passwords import hash_password
 from app.web.netutil import client_ip
 from forms.validators import Normalise
 
@@ -53,21 +51,26 @@ class StaffUserAdmin(StaffModelView):
     can_delete = False  # disable instead: the audit trail keeps pointing at the account
 
     def get_query(self):
-        return super().get_query().filter(User.role.in_(("staff", "admin")))
+        return super().get_query().filter(User.role.in_(STAFF_ROLES))
 
     def get_count_query(self):
-        return super().get_count_query().filter(User.role.in_(("staff", "admin")))
+        return super().get_count_query().filter(User.role.in_(STAFF_ROLES))
 
     def get_one(self, id):
         user = super().get_one(id)
         return user if user is not None and user.is_staff else None
 
     def on_model_change(self, form, model, is_created):
-        model.login = normalize_login(model.login)
-        if is_created:
-            password = temporary_password()
-            model.password_hash = hash_password(password, current_app.config["ARGON2_PARAMS"] or None)
-            model.must_change_password = True
+        # Runs inside Flask-Admin's own commit (see admin/base.py): the domain flushes and audits.
+        password = staff_account_saved(
+            db.session,
+            model,
+            is_created=is_created,
+            by=current_user,
+            ip=client_ip(),
+            hash_params=current_app.config["ARGON2_PARAMS"] or None,
+        )
+        if password is not None:
             flash(
                 escape(
                     f"Compte créé. Identifiant : {model.login} — mot de passe provisoire : {password} "
@@ -75,15 +78,3 @@ class StaffUserAdmin(StaffModelView):
                 ),
                 "success",
             )
-        elif not model.is_enabled:
-            end_sessions(model)
-        db.session.flush()
-        audit.record(
-            db.session,
-            "staff.created" if is_created else "staff.updated",
-            actor=current_user,
-            entity="user",
-            entity_id=model.id,
-            after={"login": model.login, "role": model.role, "is_enabled": model.is_enabled},
-            ip=client_ip(),
-        )

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import DomainError
+from app.identity import check_email
 from app.models import AuditEvent, PasswordResetToken, User
 from app.passwords import hash_password, needs_rehash, password_problems, verify_password
 
@@ -113,7 +114,91 @@ def authenticate(
 
 def end_sessions(user: User) -> None:
     """Invalidate every session of `user`, copied cookies included (the version is in the login id)."""
-    user.session_version += 1
+    user.session_version = (user.session_version or 1) + 1
+
+
+# -- temporary passwords (new accounts, resets by staff) ------------------------------------------
+
+_TEMP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read from a letter
+STAFF_ROLES = ("staff", "admin")
+
+
+def temporary_password() -> str:
+    """A random, easy-to-type temporary password such as ``k7pq-x3mz-a9rt`` (forced change at first login)."""
+    groups = ["".join(secrets.choice(_TEMP_ALPHABET) for _ in range(4)) for _ in range(3)]
+    return "-".join(groups)
+
+
+def set_temporary_password(user: User, *, hash_params: dict | None = None) -> str:
+    """Give `user` a new temporary password and return it in clear (shown once, never stored).
+
+    The user must choose their own password at the next login; every session of an existing
+    account ends. The one way the portal hands out a password: staff and coop accounts, created
+    in the back office, by the CLI or by the coop import, and resets by staff.
+    """
+    password = temporary_password()
+    user.password_hash = hash_password(password, hash_params)
+    user.must_change_password = True
+    if user.id is not None:
+        end_sessions(user)
+    return password
+
+
+def create_staff(
+    session: Session,
+    login: str,
+    *,
+    email: str,
+    full_name: str = "",
+    role: str = "staff",
+    by: User | None,
+    ip: str = "",
+    hash_params: dict | None = None,
+) -> tuple[User, str]:
+    """Create an OCCE 85 staff login with a temporary password; return the user and the password.
+
+    Raises DomainError (field ``login`` or ``email``) when the login exists or the address is invalid.
+    """
+    login = normalize_login(login)
+    if session.scalar(sa.select(User.id).where(User.login == login)) is not None:
+        raise DomainError(f"L'identifiant {login} existe déjà.", field="login")
+    try:
+        email = check_email(email)
+    except ValueError as exc:
+        raise DomainError(str(exc), field="email") from None
+    if role not in STAFF_ROLES:
+        raise DomainError(f"Rôle inconnu : {role}.", field="role")
+    user = User(login=login, role=role, email=email, full_name=full_name)
+    password = set_temporary_password(user, hash_params=hash_params)
+    session.add(user)
+    session.flush()
+    audit.record(session, "staff.created", actor=by, entity="user", entity_id=user.id, ip=ip)
+    return user, password
+
+
+def staff_account_saved(
+    session: Session, user: User, *, is_created: bool, by: User | None, ip: str = "", hash_params: dict | None = None
+) -> str | None:
+    """Rules of a staff account saved in the back office; returns the temporary password of a new one.
+
+    The login is normalised; a new account gets a temporary password; a disabled account loses
+    every session at once. Audited as ``staff.created`` / ``staff.updated``.
+    """
+    user.login = normalize_login(user.login)
+    password = set_temporary_password(user, hash_params=hash_params) if is_created else None
+    if not is_created and not user.is_enabled:
+        end_sessions(user)
+    session.flush()
+    audit.record(
+        session,
+        "staff.created" if is_created else "staff.updated",
+        actor=by,
+        entity="user",
+        entity_id=user.id,
+        after={"login": user.login, "role": user.role, "is_enabled": user.is_enabled},
+        ip=ip,
+    )
+    return password
 
 
 def _set_password(

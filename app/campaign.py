@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import audit
 from app.mail import queue_email
-from app.models import Coop, Ledger, Membership, SchoolYear
+from app.models import Coop, Ledger, Membership, SchoolYear, User
 from app.models.mandate_change import MandateChange
 from app.models.reports import AnnualReport
 
@@ -115,6 +116,31 @@ def coops_in_state(session: Session, step: str, state: str, start_year: int) -> 
     return list(session.scalars(sa.select(Coop).where(Coop.id.in_(ids)).order_by(Coop.number)))
 
 
+REMINDER_BODY = """Bonjour,
+
+Sur le portail Coop 85, l'étape « {etape} » de la coopérative {identifiant} ({nom})
+pour l'année {annee} est encore à l'état « {etat} ».
+
+Pouvez-vous la compléter dès que possible ? Le portail vous guide pas à pas ;
+en cas de difficulté, répondez simplement à ce message.
+
+Merci et bonne journée,
+L'équipe de l'OCCE 85
+"""
+
+
+def year_label(start_year: int) -> str:
+    """2025 -> '2025-2026'."""
+    return f"{start_year}-{start_year + 1}"
+
+
+def default_reminder(step: str, state: str, start_year: int) -> tuple[str, str]:
+    """The subject and body offered for a reminder of the coops at `state` of `step` (staff edit them)."""
+    title, states = STEPS[step]
+    subject = f"OCCE 85 — {title} {year_label(start_year)} : action attendue"
+    return subject, REMINDER_BODY.replace("{etape}", title).replace("{etat}", states[state])
+
+
 def render_reminder(text: str, coop: Coop, year_label: str) -> str:
     """Fill the placeholders a staff member may type: {nom}, {identifiant}, {ecole}, {annee}."""
     return (
@@ -141,4 +167,29 @@ def queue_reminders(
             text=render_reminder(body, coop, year_label),
         )
         queued += 1
+    return queued, missing
+
+
+def send_reminders(
+    session: Session,
+    step: str,
+    state: str,
+    start_year: int,
+    *,
+    subject: str,
+    body: str,
+    by: User | None,
+    ip: str = "",
+) -> tuple[int, list[Coop]]:
+    """Queue the reminder to every coop at `state` of `step` and audit it; returns (queued, coops without address)."""
+    coops = coops_in_state(session, step, state, start_year)
+    queued, missing = queue_reminders(session, coops, subject=subject, body=body, year_label=year_label(start_year))
+    audit.record(
+        session,
+        "campaign.reminder",
+        actor=by,
+        entity="campaign",
+        after={"step": step, "state": state, "year": start_year, "queued": queued, "subject": subject[:200]},
+        ip=ip,
+    )
     return queued, missing

@@ -1,23 +1,53 @@
-"""Flask commands: demo data, coop import, staff accounts, mail delivery.
+"""Flask commands: demo data, coop import, staff accounts, mail delivery, ledgers, reports, debits.
 
-Each command is one unit of work: it commits once at the end (mail delivery commits per mail).
+Each command is one unit of work (`_one_unit`): its change is committed once at the end, or rolled
+back as a whole on any error. The one exception is mail delivery, which commits per mail (see
+`send_command`). The time is read from `app.clock`, once per command, and passed to the domain.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 
+from app import clock
+from app.errors import DomainError, ValidationErrors
 from app.extensions import db
+from app.formats import euros
+from app.money import parse_amount
+
+T = TypeVar("T")
 
 
 def _hash_params():
     return current_app.config["ARGON2_PARAMS"] or None
+
+
+def _one_unit(action: Callable[[], T]) -> T:
+    """Run a command's change and commit it once; on any error roll everything back and re-raise."""
+    try:
+        value = action()
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    return value
+
+
+def _refused(exc: ValidationErrors) -> None:
+    """Print every message of a refused import (nothing was recorded) and exit with status 1."""
+    click.echo("Import refusé, rien n'a été enregistré :", err=True)
+    for where, messages in exc.errors.items():
+        for message in messages:
+            click.echo(f"  {where} : {message}", err=True)
+    sys.exit(1)
 
 
 def register_cli(app: Flask) -> None:
@@ -42,8 +72,7 @@ def demo_command(force: bool) -> None:
 
     if current_app.config["COOP85_ENV"] == "production" and not force:
         raise click.ClickException("Les données de démonstration ne se chargent pas en production (--force).")
-    logins = load_demo(db.session, hash_params=_hash_params())
-    db.session.commit()
+    logins = _one_unit(lambda: load_demo(db.session, hash_params=_hash_params()))
     click.echo("Données de démonstration prêtes. Identifiants :")
     for entry in logins:
         password = entry.password or "(déjà créé : mot de passe inchangé)"
@@ -68,33 +97,28 @@ def coops_group() -> None:
 def import_command(file: Path, out: Path | None) -> None:
     """Create or update coops from FILE (numero;nom;ecole;uai;…), all or nothing."""
     from app.coops import credentials_csv, import_coops
-    from app.errors import ValidationErrors
-    from app.models import utcnow
 
-    try:
+    out = out or Path(f"identifiants-coops-{clock.now():%Y%m%d-%H%M%S}.csv")
+
+    def run_import():
         result = import_coops(db.session, file.read_bytes(), by=None, hash_params=_hash_params())
-    except ValidationErrors as exc:
-        db.session.rollback()
-        click.echo("Import refusé, rien n'a été enregistré :", err=True)
-        for where, messages in exc.errors.items():
-            for message in messages:
-                click.echo(f"  {where} : {message}", err=True)
-        sys.exit(1)
-    if result.created:
-        out = out or Path(f"identifiants-coops-{utcnow():%Y%m%d-%H%M%S}.csv")
-        # Created 0600 from the start (no window where another local user could read the passwords);
-        # written before the commit, so accounts never exist without their password on file.
-        try:
+        if result.created:
+            # Created 0600 from the start (no window where another local user could read the passwords);
+            # written before the commit, so accounts never exist without their password on file.
             descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.fchmod(descriptor, 0o600)  # an existing file keeps its mode with O_CREAT
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(credentials_csv(result.created))
-        except OSError as exc:
-            db.session.rollback()
-            raise click.ClickException(
-                f"Impossible d'écrire le fichier des identifiants {out} ({exc.strerror}) : rien n'a été enregistré."
-            ) from None
-    db.session.commit()
+        return result
+
+    try:
+        result = _one_unit(run_import)
+    except ValidationErrors as exc:
+        _refused(exc)
+    except OSError as exc:
+        raise click.ClickException(
+            f"Impossible d'écrire le fichier des identifiants {out} ({exc.strerror}) : rien n'a été enregistré."
+        ) from None
     click.echo(f"{len(result.created)} coopérative(s) créée(s), {len(result.updated)} mise(s) à jour.")
     if result.created:
         click.echo(f"Identifiants et mots de passe provisoires : {out} (à supprimer après le publipostage).")
@@ -112,34 +136,23 @@ def users_group() -> None:
 @click.option("--admin", "is_admin", is_flag=True, help="Rôle administrateur.")
 def create_staff_command(login: str, email: str, name: str, is_admin: bool) -> None:
     """Create an OCCE 85 staff login with a temporary password (printed once)."""
-    import sqlalchemy as sa
+    from app.auth import create_staff
 
-    from app import audit
-    from app.auth import normalize_login
-    from app.coops import check_email, temporary_password
-    from app.models import User
-    from app.passwords import hash_password
-
-    login = normalize_login(login)
-    if db.session.scalar(sa.select(User).where(User.login == login)):
-        raise click.ClickException(f"L'identifiant {login} existe déjà.")
     try:
-        email = check_email(email)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    password = temporary_password()
-    user = User(
-        login=login,
-        role="admin" if is_admin else "staff",
-        email=email,
-        full_name=name,
-        password_hash=hash_password(password, _hash_params()),
-        must_change_password=True,
-    )
-    db.session.add(user)
-    db.session.flush()
-    audit.record(db.session, "staff.created", actor_login="cli", entity="user", entity_id=user.id)
-    db.session.commit()
+        user, password = _one_unit(
+            lambda: create_staff(
+                db.session,
+                login,
+                email=email,
+                full_name=name,
+                role="admin" if is_admin else "staff",
+                by=None,
+                hash_params=_hash_params(),
+            )
+        )
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    login = user.login
     click.echo(f"Compte {login} créé. Mot de passe provisoire (à changer à la première connexion) : {password}")
 
 
@@ -167,18 +180,20 @@ def transport_from_config(config):
 def send_command() -> None:
     """Deliver pending mail (schedule every minute or so); failures are retried with backoff."""
     from app.mail import deliver_pending
-    from app.models import utcnow
 
     config = current_app.config
-    report = deliver_pending(
-        db.session,
-        transport_from_config(config),
-        sender=config["MAIL_DEFAULT_SENDER"],
-        now=utcnow,
-        max_attempts=config["MAIL_MAX_ATTEMPTS"],
-        commit=db.session.commit,
+    # Not one unit: each mail is claimed, then marked, in a commit of its own, so that no transaction
+    # stays open during an SMTP conversation and a crash re-sends one mail at most (app.mail).
+    report = _one_unit(
+        lambda: deliver_pending(
+            db.session,
+            transport_from_config(config),
+            sender=config["MAIL_DEFAULT_SENDER"],
+            now=clock.now,
+            max_attempts=config["MAIL_MAX_ATTEMPTS"],
+            commit=db.session.commit,
+        )
     )
-    db.session.commit()
     click.echo(f"{report.sent} envoyé(s), {report.retried} à réessayer, {report.failed} en échec définitif.")
 
 
@@ -209,30 +224,26 @@ def ledger_import_command(login: str, year: str, file: Path) -> None:
     import sqlalchemy as sa
 
     from app import cahier, ledger
-    from app.errors import ValidationErrors
     from app.models import User
 
     start = parse_year(year)
     user = db.session.scalar(sa.select(User).where(User.login == login.strip().lower(), User.role == "coop"))
     if user is None:
         raise click.ClickException(f"Aucune coopérative n'a l'identifiant {login}.")
-    book = ledger.open_ledger(db.session, user.coop, start)
-    try:
-        count = cahier.import_cahier(db.session, book, file.read_bytes(), by=None)
-    except ValidationErrors as exc:
-        db.session.rollback()
-        click.echo("Import refusé, rien n'a été enregistré :", err=True)
-        for where, messages in exc.errors.items():
-            for message in messages:
-                click.echo(f"  {where} : {message}", err=True)
-        sys.exit(1)
-    db.session.commit()
-    balances = ledger.balances(db.session, book)
-    from app.money import format_amount
+    content = file.read_bytes()
 
+    def run_import():
+        book = ledger.open_ledger(db.session, user.coop, start)
+        count = cahier.import_cahier(db.session, book, content, by=None, now=clock.now())
+        return count, ledger.balances(db.session, book)
+
+    try:
+        count, balances = _one_unit(run_import)
+    except ValidationErrors as exc:
+        _refused(exc)
     click.echo(
         f"{count} opération(s) importée(s) dans le cahier {start}-{start + 1} de {user.login}. "
-        f"Banque : {format_amount(balances.bank)} € ; caisse : {format_amount(balances.cash)} €."
+        f"Banque : {euros(balances.bank)} ; caisse : {euros(balances.cash)}."
     )
 
 
@@ -267,8 +278,9 @@ def statements_import_command(login: str, file: Path) -> None:
     except StatementError as exc:
         click.echo(f"Ce fichier n'est pas un relevé lisible : {exc}", err=True)
         sys.exit(1)
-    result = import_statement(db.session, user.coop_id, parsed, filename=file.name, content=content, by=None)
-    db.session.commit()
+    result = _one_unit(
+        lambda: import_statement(db.session, user.coop_id, parsed, filename=file.name, content=content, by=None)
+    )
     click.echo(
         f"Relevé {parsed.source_format} importé pour {user.login} : {result.added} ligne(s) ajoutée(s), "
         f"{result.skipped} déjà connue(s)."
@@ -287,8 +299,7 @@ def _coop_user(login: str):
 
 
 def _amount(text: str) -> int:
-    from app.money import parse_amount
-
+    """An amount option ('3092,40') in cents, through the one parser; a usage error otherwise."""
     try:
         return parse_amount(text)
     except ValueError as exc:
@@ -306,9 +317,6 @@ def ledger_close_command(login: str, year: str, statement_balance: str, cash_cou
     Carries the closing bank and cash balances into the next year's opening entry.
     """
     from app import closing, ledger
-    from app.errors import DomainError
-    from app.models import utcnow
-    from app.money import format_amount
 
     start = parse_year(year)
     user = _coop_user(login)
@@ -317,23 +325,22 @@ def ledger_close_command(login: str, year: str, statement_balance: str, cash_cou
         raise click.ClickException(f"{user.login} n'a pas de cahier {start}-{start + 1}.")
     balance, count = _amount(statement_balance), _amount(cash_count)
     try:
-        done = closing.close_ledger(
-            db.session, book, statement_balance=balance, cash_count=count, by=None, now=utcnow()
+        done = _one_unit(
+            lambda: closing.close_ledger(
+                db.session, book, statement_balance=balance, cash_count=count, by=None, now=clock.now()
+            )
         )
     except closing.ClosingRefused as exc:
-        db.session.rollback()
         click.echo(f"Clôture refusée, rien n'a été enregistré ({user.login}, {start}-{start + 1}) :", err=True)
         for check in exc.failed:
             click.echo(f"  {check.label} : {check.message}", err=True)
         sys.exit(1)
     except DomainError as exc:
-        db.session.rollback()
         raise click.ClickException(exc.message) from None
-    db.session.commit()
     click.echo(
         f"Cahier {start}-{start + 1} de {user.login} clôturé. Report à nouveau "
-        f"{done.next_ledger.school_year.label} : banque {format_amount(done.bank)} €, "
-        f"caisse {format_amount(done.cash)} €."
+        f"{done.next_ledger.school_year.label} : banque {euros(done.bank)}, "
+        f"caisse {euros(done.cash)}."
     )
 
 
@@ -352,7 +359,6 @@ def reports_crf_command(login: str, year: str, as_json: bool) -> None:
 
     from app import ledger
     from app.crf import build_crf
-    from app.money import format_amount
 
     start = parse_year(year)
     user = _coop_user(login)
@@ -369,29 +375,29 @@ def reports_crf_command(login: str, year: str, as_json: bool) -> None:
         click.echo(json.dumps(crf.to_json(), ensure_ascii=False, indent=2))
         return
 
-    def euros(cents: int | None) -> str:
-        return "—" if cents is None else f"{format_amount(cents)} €".replace("\u202f", " ")
+    def amount(cents: int | None) -> str:
+        return "—" if cents is None else euros(cents)
 
     click.echo(f"Compte rendu financier {crf.year_label} — {crf.coop.login} {crf.coop.name}")
     click.echo("Charges :")
     for line in crf.charges:
-        click.echo(f"  {line.display_code} {line.label:<60} {euros(line.amount):>14}")
-    click.echo(f"  Total des charges {euros(crf.total_charges):>73}")
+        click.echo(f"  {line.display_code} {line.label:<60} {amount(line.amount):>14}")
+    click.echo(f"  Total des charges {amount(crf.total_charges):>73}")
     click.echo("Produits :")
     for line in crf.produits:
-        click.echo(f"  {line.display_code} {line.label:<60} {euros(line.amount):>14}")
-    click.echo(f"  Total des produits {euros(crf.total_produits):>72}")
-    click.echo(f"Résultat : {euros(crf.result)}")
+        click.echo(f"  {line.display_code} {line.label:<60} {amount(line.amount):>14}")
+    click.echo(f"  Total des produits {amount(crf.total_produits):>72}")
+    click.echo(f"Résultat : {amount(crf.result)}")
     click.echo(
-        f"Report à nouveau : banque {euros(crf.opening_bank)}, caisse {euros(crf.opening_cash)} ; "
-        f"au 31 août : banque {euros(crf.closing_bank)}, caisse {euros(crf.closing_cash)} "
+        f"Report à nouveau : banque {amount(crf.opening_bank)}, caisse {amount(crf.opening_cash)} ; "
+        f"au 31 août : banque {amount(crf.closing_bank)}, caisse {amount(crf.closing_cash)} "
         f"({'bilan équilibré' if crf.is_balanced else 'BILAN DÉSÉQUILIBRÉ'})."
     )
     reconciliation = crf.reconciliation
     click.echo(
-        f"Relevé au 31 août : {euros(reconciliation.statement_balance)} ; "
+        f"Relevé au 31 août : {amount(reconciliation.statement_balance)} ; "
         f"{len(reconciliation.uncleared)} opération(s) non pointée(s) "
-        f"({euros(reconciliation.uncleared_total)})."
+        f"({amount(reconciliation.uncleared_total)})."
     )
 
 
@@ -407,20 +413,18 @@ def debits_group() -> None:
 def debits_export_command(batch_id: int, kind: str, out: Path) -> None:
     """Write the SEPA XML (pain.008) or the CSV of run BATCH_ID to OUT (exporting it first if still a draft)."""
     from app.debits import export_batch
-    from app.errors import DomainError
-    from app.models import DebitBatch, utcnow
+    from app.formats import fr_date
+    from app.models import DebitBatch
 
     batch = db.session.get(DebitBatch, batch_id)
     if batch is None:
         raise click.ClickException(f"Aucun prélèvement n° {batch_id}.")
     try:
-        export_batch(db.session, batch, by=None, now=utcnow())
+        _one_unit(lambda: export_batch(db.session, batch, by=None, now=clock.now()))
     except DomainError as exc:
-        db.session.rollback()
         raise click.ClickException(exc.message) from None
-    db.session.commit()
     out.write_bytes(batch.xml_content if kind == "sepa" else batch.csv_content)
     click.echo(
-        f"{out} : {batch.count} prélèvement(s), total {batch.control_sum_cents // 100},"
-        f"{batch.control_sum_cents % 100:02d} €, échéance {batch.collection_date:%d/%m/%Y}."
+        f"{out} : {batch.count} prélèvement(s), total {euros(batch.control_sum_cents)}, "
+        f"échéance {fr_date(batch.collection_date)}."
     )

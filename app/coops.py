@@ -5,19 +5,17 @@ from __future__ import annotations
 import csv
 import io
 import re
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.auth import set_temporary_password
 from app.errors import ValidationErrors
-from app.identity import check_bic, check_iban, check_phone, check_postal_code, check_uai
+from app.identity import check_bic, check_email, check_iban, check_phone, check_postal_code, check_uai
 from app.models import Coop, User, coop_login
-from app.passwords import hash_password
 
 IMPORT_COLUMNS = (
     "numero",
@@ -46,21 +44,6 @@ _COLUMN_TO_FIELD = {
     "iban": "iban",
     "bic": "bic",
 }
-_TEMP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read from a letter
-
-
-def temporary_password() -> str:
-    """A random, easy-to-type temporary password such as ``k7pq-x3mz-a9rt`` (forced change at first login)."""
-    groups = ["".join(secrets.choice(_TEMP_ALPHABET) for _ in range(4)) for _ in range(3)]
-    return "-".join(groups)
-
-
-def check_email(value: str) -> str:
-    """Normalise an e-mail address (syntax only; nothing is looked up on the network)."""
-    try:
-        return validate_email((value or "").strip(), check_deliverability=False).normalized
-    except EmailNotValidError:
-        raise ValueError("Cette adresse e-mail n'est pas valide (ex. ce.0850123h@ac-nantes.fr).") from None
 
 
 @dataclass
@@ -75,14 +58,8 @@ class Credential:
 
 def create_coop_login(session: Session, coop: Coop, *, hash_params: dict | None = None) -> Credential:
     """Create the `085-NNN` login of `coop` with a temporary password that must be changed at first login."""
-    password = temporary_password()
-    user = User(
-        login=coop_login(coop.number),
-        role="coop",
-        coop=coop,
-        password_hash=hash_password(password, hash_params),
-        must_change_password=True,
-    )
+    user = User(login=coop_login(coop.number), role="coop", coop=coop)
+    password = set_temporary_password(user, hash_params=hash_params)
     session.add(user)
     return Credential(login=user.login, password=password, name=coop.name, email=coop.email)
 
@@ -91,10 +68,7 @@ def reset_coop_password(
     session: Session, user: User, *, by: User, ip: str = "", hash_params: dict | None = None
 ) -> Credential:
     """Give `user` a new temporary password (forced change, every session ended)."""
-    password = temporary_password()
-    user.password_hash = hash_password(password, hash_params)
-    user.must_change_password = True
-    user.session_version += 1
+    password = set_temporary_password(user, hash_params=hash_params)
     audit.record(
         session, "password.reset_by_staff", actor=by, coop_id=user.coop_id, entity="user", entity_id=user.id, ip=ip
     )

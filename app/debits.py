@@ -47,6 +47,14 @@ def is_sepa_id(value: str) -> bool:
     return bool(_SEPA_ID.fullmatch(value or ""))
 
 
+def check_creditor_id(value: str) -> str:
+    """Normalise the federation's SEPA creditor id (ICS); ValueError (French) when its check digits fail."""
+    compact = (value or "").replace(" ", "").upper()
+    if not at_02.is_valid(compact):
+        raise ValueError("Identifiant créancier SEPA invalide (13 caractères, clé de contrôle fausse ?).")
+    return compact
+
+
 @dataclass(frozen=True)
 class Exclusion:
     coop: Coop

@@ -7,9 +7,9 @@ message; forms and the CSV import share them.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
+from email_validator import EmailNotValidError, validate_email
 from schwifty import BIC, IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlalchemy.orm import Session
@@ -88,6 +88,14 @@ def check_phone(value: str) -> str:
     return " ".join(digits[i : i + 2] for i in range(0, 10, 2))
 
 
+def check_email(value: str) -> str:
+    """Normalise an e-mail address (syntax only; nothing is looked up on the network)."""
+    try:
+        return validate_email((value or "").strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        raise ValueError("Cette adresse e-mail n'est pas valide (ex. ce.0850123h@ac-nantes.fr).") from None
+
+
 def format_iban(iban: str) -> str:
     """IBAN by groups of four for display."""
     return " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
@@ -105,7 +113,6 @@ def update_identity(
     expected_version: int | None,
     by: User,
     ip: str = "",
-    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Apply the identity fields of `values` to `coop` and audit the change; return the changed fields.
 

@@ -439,25 +439,31 @@ def commit_membership(
     year = membership.school_year
     rates = Rates.of_year(year)
     fee = compute_fee(rates, headcounts)
-    transition(membership, "committed")
-    membership.pupils_count = headcounts.pupils
-    membership.teachers_count = headcounts.teachers
-    membership.insured_count = headcounts.insured
-    membership.rate_pupil_cents = rates.pupil_fee_cents
-    membership.rate_adult_cents = rates.adult_fee_cents
-    membership.rate_insurance_cents = rates.insurance_fee_cents
-    membership.rate_property_threshold_cents = rates.property_threshold_cents
-    membership.rate_property_ppm = rates.property_rate_ppm
-    membership.cotisation_cents = fee.cotisation_cents
-    membership.insurance_cents = fee.insurance_cents
-    membership.property_surcharge_cents = fee.property_surcharge_cents
-    membership.total_cents = fee.total_cents
-    membership.mandataire_name = mandate.full_name[:200]
-    membership.committed_at = now
-    membership.committed_ip = (ip or "")[:64]
-    membership.committed_by_id = by.id if by is not None else None
-    membership.payment_method = payment_method_for(session, membership.coop)
-    membership.reference = _new_reference(session, membership.coop, year)
+    # Everything read from the database is read first: a query while the row is half-frozen would
+    # autoflush it and break the "committed is frozen" check constraint.
+    mandataire_name = mandate.full_name[:200]
+    payment_method = payment_method_for(session, membership.coop)
+    reference = _new_reference(session, membership.coop, year)
+    with session.no_autoflush:
+        transition(membership, "committed")
+        membership.pupils_count = headcounts.pupils
+        membership.teachers_count = headcounts.teachers
+        membership.insured_count = headcounts.insured
+        membership.rate_pupil_cents = rates.pupil_fee_cents
+        membership.rate_adult_cents = rates.adult_fee_cents
+        membership.rate_insurance_cents = rates.insurance_fee_cents
+        membership.rate_property_threshold_cents = rates.property_threshold_cents
+        membership.rate_property_ppm = rates.property_rate_ppm
+        membership.cotisation_cents = fee.cotisation_cents
+        membership.insurance_cents = fee.insurance_cents
+        membership.property_surcharge_cents = fee.property_surcharge_cents
+        membership.total_cents = fee.total_cents
+        membership.mandataire_name = mandataire_name
+        membership.committed_at = now
+        membership.committed_ip = (ip or "")[:64]
+        membership.committed_by_id = by.id if by is not None else None
+        membership.payment_method = payment_method
+        membership.reference = reference
     session.flush()
     audit.record(
         session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -9,8 +10,10 @@ import sqlalchemy as sa
 
 from app import auth as auth_rules
 from app import clock
+from app.errors import DomainError
 from app.models import AuditEvent, PasswordResetToken, User, utcnow
-from tests.conftest import PASSWORD, login
+from app.passwords import verify_password
+from tests.conftest import FAST_ARGON2, PASSWORD, login
 
 NEW_PASSWORD = "la classe de mer à Noirmoutier"
 
@@ -238,11 +241,84 @@ def test_session_cookie_flags(make_app, make_coop, migrated):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
 
 
-def test_rate_limit_per_address(make_app, migrated, make_coop):
-    app = make_app(RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute")
-    client = app.test_client()
+@pytest.fixture
+def limited_app(make_app):
+    """An app with rate limits on. Flask-Limiter keeps `enabled` and its counters on the one shared
+    `limiter`, so they are switched back off afterwards: the session's app must not inherit them."""
+    from app.extensions import limiter
+
+    yield make_app(RATELIMIT_ENABLED=True, RATELIMIT_LOGIN="3 per minute")
+    limiter.reset()
+    limiter.enabled = False
+
+
+def test_rate_limit_per_address(limited_app, migrated, make_coop):
+    client = limited_app.test_client()
     for _ in range(3):
         client.post("/connexion", data={"login": "085-999", "password": "x"})
     response = client.post("/connexion", data={"login": "085-999", "password": "x"})
     assert response.status_code == 429
     assert "Trop de" in response.get_data(as_text=True)
+
+
+# -- temporary passwords and staff accounts (app.auth, used by the back office, the CLI, the import)
+
+
+def test_temporary_password_is_easy_to_read_out():
+    passwords = {auth_rules.temporary_password() for _ in range(50)}
+    assert len(passwords) == 50
+    for password in passwords:
+        assert re.fullmatch(r"[a-z2-9]{4}-[a-z2-9]{4}-[a-z2-9]{4}", password)
+        assert not set(password) & set("01ilo")  # nothing to confuse when read from a letter
+
+
+def test_set_temporary_password_forces_a_change_and_ends_sessions(session, make_coop):
+    coop = make_coop(1)
+    user = session.get(User, coop.user_id)
+    version = user.session_version
+    password = auth_rules.set_temporary_password(user, hash_params=FAST_ARGON2)
+    assert verify_password(user.password_hash, password) and not verify_password(user.password_hash, PASSWORD)
+    assert user.must_change_password and user.session_version == version + 1
+
+
+def test_create_staff_with_a_temporary_password(session, make_staff):
+    make_staff("martine")
+    user, password = auth_rules.create_staff(
+        session, " Jean.Dupont ", email="Jean@OCCE85.example", by=None, hash_params=FAST_ARGON2
+    )
+    assert user.login == "jean.dupont" and user.role == "staff" and user.must_change_password
+    assert verify_password(user.password_hash, password)
+    event = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "staff.created"))
+    assert event.entity_id == user.id and event.actor_login == "cli"
+    with pytest.raises(DomainError, match="existe déjà") as taken:
+        auth_rules.create_staff(session, "MARTINE", email="m@occe85.example", by=None)
+    assert taken.value.field == "login"
+    with pytest.raises(DomainError, match="adresse e-mail") as bad:
+        auth_rules.create_staff(session, "paul", email="pas une adresse", by=None)
+    assert bad.value.field == "email"
+
+
+def test_staff_account_saved_in_the_back_office(session, make_staff):
+    creator = session.get(User, make_staff("admin1", role="admin").id)
+    user = User(login=" Nouvel.Agent ", role="staff", email="agent@occe85.example")
+    session.add(user)
+    password = auth_rules.staff_account_saved(session, user, is_created=True, by=creator, hash_params=FAST_ARGON2)
+    assert user.login == "nouvel.agent" and user.must_change_password and verify_password(user.password_hash, password)
+    version = user.session_version
+    user.is_enabled = False
+    assert auth_rules.staff_account_saved(session, user, is_created=False, by=creator) is None
+    assert user.session_version == version + 1  # disabling ends every session
+    actions = session.scalars(sa.select(AuditEvent.action).where(AuditEvent.entity_id == user.id)).all()
+    assert actions == ["staff.created", "staff.updated"]
+
+
+def test_cli_create_staff_prints_the_temporary_password_once(app, db_check, make_staff):
+    make_staff("martine")
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create-staff", "Paul", "--email", "paul@occe85.example", "--admin"])
+    assert result.exit_code == 0, result.output
+    password = result.output.strip().rsplit(" ", 1)[-1]
+    user = db_check(lambda s: s.scalar(sa.select(User).where(User.login == "paul")))
+    assert user.role == "admin" and user.must_change_password and verify_password(user.password_hash, password)
+    taken = runner.invoke(args=["users", "create-staff", "martine", "--email", "m@occe85.example"])
+    assert taken.exit_code == 1 and "L'identifiant martine existe déjà." in taken.output

@@ -10,11 +10,12 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from openpyxl import load_workbook
 
+from app import campaign
 from app import ledger as books
 from app import membership as memberships
 from app.cahier import import_cahier
 from app.extensions import db
-from app.models import Coop, OutboxEmail, SchoolYear, school_year_start
+from app.models import AuditEvent, Coop, OutboxEmail, SchoolYear, User, school_year_start
 
 YEAR = school_year_start(date.today())
 EXAMPLE = __import__("pathlib").Path(__file__).parent / "data" / "exemple_2024-2025.csv"
@@ -108,3 +109,25 @@ def test_exports_csv_and_xlsx(app, make_coop, make_staff, login_as):
     assert accounts[[r[0] for r in accounts].index("6288")][:2] == ["6288", "62880008"]
     workbook = load_workbook(io.BytesIO(client.get("/admin/exports/crf-2024.xlsx?par=coop").data))
     assert float(workbook.active["F2"].value) == 1142.40
+
+
+def test_default_reminder_names_the_step_and_the_state():
+    subject, body = campaign.default_reminder("adhesion", "draft", 2025)
+    assert subject == "OCCE 85 — Adhésions 2025-2026 : action attendue"
+    assert "l'étape « Adhésions »" in body and "à l'état « brouillon »" in body and "{nom}" in body
+
+
+def test_send_reminders_queues_one_mail_per_address_and_audits(app, make_coop, make_staff):
+    _setup(app, make_coop)
+    staff = make_staff()
+    with app.app_context():
+        session = db.session
+        by = session.get(User, staff.id)
+        queued, missing = campaign.send_reminders(
+            session, "adhesion", "absente", YEAR, subject="Relance {identifiant}", body="Bonjour {nom}", by=by
+        )
+        assert queued == 1 and [coop.login for coop in missing] == ["085-003"]
+        assert session.scalars(sa.select(OutboxEmail.subject)).all() == ["Relance 085-002"]
+        event = session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "campaign.reminder"))
+        assert event.actor_login == "agent" and event.after["queued"] == 1 and event.after["state"] == "absente"
+        session.rollback()

@@ -17,6 +17,7 @@ from app import membership as memberships
 from app.demo import creditor_identifier
 from app.errors import DomainError
 from app.extensions import db
+from app.formats import euros
 from app.models import Coop, Debit, DebitBatch, Entry, Federation, Membership, OutboxEmail, SchoolYear
 
 TODAY = date(2025, 9, 1)
@@ -153,12 +154,18 @@ def test_sepa_text_and_ids():
     assert debits.earliest_collection_date(date(2025, 9, 5), 5) == date(2025, 9, 12)  # a Friday + 5 business days
 
 
-def test_back_office_run_end_to_end(app, campaign, make_staff, login_as, db_check, monkeypatch, tmp_path):
+def test_creditor_id_is_checked_and_normalised():
+    ics = creditor_identifier("FR", "123456")
+    assert debits.check_creditor_id(f" {ics[:4].lower()} {ics[4:]} ") == ics
+    wrong = ics[:2] + f"{(int(ics[2:4]) + 1) % 100:02d}" + ics[4:]
+    with pytest.raises(ValueError, match="Identifiant créancier SEPA invalide"):
+        debits.check_creditor_id(wrong)
+
+
+def test_back_office_run_end_to_end(app, campaign, make_staff, login_as, db_check, clock, tmp_path):
     import re
 
-    import admin.debits as admin_debits
-
-    monkeypatch.setattr(admin_debits, "utcnow", lambda: NOW)
+    clock(NOW)
     client = login_as(make_staff("tresoriere"), on=app.test_client())
     page = client.get("/admin/prelevements/").get_data(as_text=True)
     assert page.count('name="membership"') == 3 and "085-002" in page
@@ -189,7 +196,7 @@ def test_back_office_run_end_to_end(app, campaign, make_staff, login_as, db_chec
         args=["debits", "export", str(batch_id), "--format", "sepa", "--out", str(out)]
     )
     assert result.exit_code == 0 and out.read_bytes() == first.data
-    assert f"{total // 100},{total % 100:02d} €" in result.output
+    assert f"total {euros(total)}," in result.output
 
 
 def test_coop_users_cannot_reach_the_runs(app, campaign, make_coop, login_as):

@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from app import audit
+from app import audit, clock
 from app import auth as auth_rules
-from app import clock
-from app.clock import now
-from app.errors import DomainError
 from app.extensions import db, limiter
-from app.web import notifications
+from app.formats import fr_datetime
+from app.web import notifications, uow
 from app.web.common import auth_policy
-from app.web.filters import fr_datetime
 from app.web.netutil import client_ip
 from app.web.security import access, safe_next_url
 from forms.auth import ChangePasswordForm, LoginForm, ResetPasswordForm, ResetRequestForm
 
 bp = Blueprint("auth", __name__)
-PARIS = ZoneInfo("Europe/Paris")
 
 
 def _login_limit() -> str:
@@ -40,10 +34,16 @@ def login():
         return redirect(_home_for(current_user))
     form = LoginForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
-        outcome = auth_rules.authenticate(
-            db.session, form.login.data, form.password.data, ip=client_ip(), now=now(), policy=auth_policy()
+        # A refused login is not an error for the unit of work: `authenticate` returns the refusal,
+        # so its audit row (which the throttling counts) is committed like a success's.
+        run = uow.run(
+            lambda: auth_rules.authenticate(
+                db.session, form.login.data, form.password.data, ip=client_ip(), now=clock.now(), policy=auth_policy()
+            )
         )
-        db.session.commit()
+        if not run.ok:
+            return render_template("auth/login.html", form=form)
+        outcome = run.value
         if outcome.user is not None:
             session.clear()  # no session fixation: start from an empty session
             login_user(outcome.user)
@@ -70,9 +70,12 @@ def login():
 @access("authenticated")
 def logout():
     user = current_user._get_current_object()
-    auth_rules.end_sessions(user)
-    audit.record(db.session, "logout", actor=user, ip=client_ip())
-    db.session.commit()
+
+    def end_sessions():
+        auth_rules.end_sessions(user)
+        audit.record(db.session, "logout", actor=user, ip=client_ip())
+
+    uow.run(end_sessions)  # a failure is flashed; the browser's session ends anyway
     logout_user()
     session.clear()
     flash("Vous êtes déconnecté. À bientôt !", "success")
@@ -85,21 +88,20 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         user = current_user._get_current_object()
-        try:
-            auth_rules.change_password(
+        outcome = uow.run(
+            lambda: auth_rules.change_password(
                 db.session,
                 user,
                 form.current_password.data,
                 form.new_password.data,
-                now=now(),
+                now=clock.now(),
                 policy=auth_policy(),
                 ip=client_ip(),
-            )
-        except DomainError as exc:
-            db.session.rollback()
-            getattr(form, exc.field or "new_password").errors.append(exc.message)
-        else:
-            db.session.commit()
+            ),
+            form=form,
+            fields={"": "new_password"},
+        )
+        if outcome.ok:
             # Other sessions ended with the version bump; this one continues with the new id.
             login_user(user)
             flash("Votre mot de passe a été modifié. Notez-le dans votre mémento.", "success")
@@ -113,13 +115,21 @@ def change_password():
 def forgot_password():
     form = ResetRequestForm()
     if form.validate_on_submit():
-        user = auth_rules.find_user_for_reset(db.session, form.identifier.data)
-        if user is not None:
-            raw = auth_rules.create_reset_token(db.session, user, now=now(), policy=auth_policy(), ip=client_ip())
-            notifications.password_reset(db.session, user, url_for("auth.reset_password", token=raw))
-        else:
-            audit.record(db.session, "password.reset_unknown", actor_login=form.identifier.data[:64], ip=client_ip())
-        db.session.commit()
+
+        def request_reset():
+            user = auth_rules.find_user_for_reset(db.session, form.identifier.data)
+            if user is not None:
+                raw = auth_rules.create_reset_token(
+                    db.session, user, now=clock.now(), policy=auth_policy(), ip=client_ip()
+                )
+                notifications.password_reset(db.session, user, url_for("auth.reset_password", token=raw))
+            else:
+                audit.record(
+                    db.session, "password.reset_unknown", actor_login=form.identifier.data[:64], ip=client_ip()
+                )
+
+        if not uow.run(request_reset).ok:
+            return render_template("auth/forgot_password.html", form=form)
         # Same answer whether the login exists or not (no enumeration).
         flash(
             "Si cet identifiant existe, un e-mail contenant un lien vient d'être envoyé à l'adresse "
@@ -134,18 +144,17 @@ def forgot_password():
 @access("anonymous")
 @limiter.limit("20 per hour", methods=["POST"])
 def reset_password(token: str):
-    valid = auth_rules.user_for_reset_token(db.session, token, now=now()) is not None
+    valid = auth_rules.user_for_reset_token(db.session, token, now=clock.now()) is not None
     form = ResetPasswordForm()
     if valid and form.validate_on_submit():
-        try:
-            auth_rules.reset_password(
-                db.session, token, form.new_password.data, now=now(), policy=auth_policy(), ip=client_ip()
-            )
-        except DomainError as exc:
-            db.session.rollback()
-            form.new_password.errors.append(exc.message)
-        else:
-            db.session.commit()
+        outcome = uow.run(
+            lambda: auth_rules.reset_password(
+                db.session, token, form.new_password.data, now=clock.now(), policy=auth_policy(), ip=client_ip()
+            ),
+            form=form,
+            fields={"": "new_password"},
+        )
+        if outcome.ok:
             logout_user()
             session.clear()
             flash("Votre mot de passe a été enregistré. Connectez-vous avec ce nouveau mot de passe.", "success")

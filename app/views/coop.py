@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from app.clock import now
+from app import clock
 from app.extensions import db
 from app.identity import update_identity
 from app.mandates import current_mandate
@@ -40,7 +40,7 @@ def _coop():
 def index():
     if current_user.is_staff:
         return redirect(url_for("admin.index"))
-    today = now().date()
+    today = clock.today()
     start = school_year_start(today)
     year = db.session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start))
     label = year.label if year else f"{start}-{start + 1}"
@@ -72,7 +72,7 @@ def identity():
             flash("Aucune modification : les informations étaient déjà à jour.", "info")
         return redirect(url_for("coop.identity"))
     form.version.data = coop.version
-    return render_template("coop/identity.html", form=form, coop=coop, mandate=current_mandate(coop, now().date()))
+    return render_template("coop/identity.html", form=form, coop=coop, mandate=current_mandate(coop, clock.today()))
 
 
 @bp.route("/coop/modifications")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
-from app.clock import now
-from app.errors import DomainError, ValidationErrors
+from app import clock
+from app.errors import DomainError
 from app.extensions import db, limiter
+from app.formats import fr_date
 from app.mandates import current_mandate
 from app.membership import (
     MAX_CLASSES,
@@ -32,11 +31,10 @@ from app.membership import (
     save_draft,
     year_of,
 )
-from app.models import Federation, Membership, SchoolYear
+from app.models import Federation, Mandate, Membership, SchoolYear
 from app.money import format_rate_ppm
 from app.pdf import render_pdf
-from app.web import notifications
-from app.web.filters import fr_datetime
+from app.web import notifications, uow
 from app.web.netutil import client_ip
 from app.web.security import access
 from app.web.tenancy import owned_or_404
@@ -114,7 +112,7 @@ def _render_form(
         domain_errors=domain_errors or [],
         focus=focus,
         previous=previous_membership(db.session, coop, year),
-        mandate=current_mandate(coop, now().date()),
+        mandate=current_mandate(coop, clock.today()),
         payment_method=payment_method_for(db.session, coop),
         has_draft=membership_of(db.session, coop, year) is not None,
         past=past_memberships(db.session, coop, year),
@@ -141,7 +139,7 @@ def _render_summary(membership: Membership, year: SchoolYear):
 @access("coop")
 def step():
     coop = _coop()
-    today = now().date()
+    today = clock.today()
     year = year_of(db.session, today)
     if year is None:
         return render_template("coop/membership_closed.html", coop=coop, today=today)
@@ -151,41 +149,42 @@ def step():
             flash(f"L'adhésion {year.label} est déjà engagée : ses effectifs ne peuvent plus être modifiés.", "info")
             return redirect(url_for(".step"))
         return _render_summary(membership, year)
-
     form = MembershipForm()
     if _is_get():
         form.fill(prefill(db.session, coop, year))
         return _render_form(form, year)
-    if form.add_class.data:
-        if len(form.classes.entries) >= MAX_CLASSES:
-            return _render_form(form, year, domain_errors=[f"Au plus {MAX_CLASSES} classes."])
-        form.classes.append_entry()
-        return _render_form(form, year, focus=form.classes.entries[-1].form.name.id)
-    if form.remove_class.data:
-        _remove_row(form, form.remove_class.data)
-        return _render_form(form, year, focus=form.add_class.id)
+    if form.add_class.data or form.remove_class.data:
+        return _edit_rows(form, year)
     if not form.validate_on_submit():
         return _render_form(form, year)
-    try:
-        save_draft(db.session, coop, year, form.headcounts(), by=current_user, ip=client_ip())
-        db.session.commit()
-    except ValidationErrors as exc:
-        db.session.rollback()
-        return _render_form(form, year, domain_errors=[m for messages in exc.errors.values() for m in messages])
-    except DomainError as exc:
-        db.session.rollback()
-        flash(exc.message, "danger")
+    outcome = uow.run(
+        lambda: save_draft(db.session, coop, year, form.headcounts(), by=current_user, ip=client_ip()),
+        form=form,
+        fields=_DRAFT_FIELDS,
+        on_conflict=lambda exc: SAVED_MEANWHILE,  # the same coop saved from two tabs at once
+    )
+    if outcome.conflict:
+        flash(outcome.errors[0], "warning")
         return redirect(url_for(".step"))
-    except (IntegrityError, StaleDataError):  # the same coop saved from two tabs at once
-        db.session.rollback()
-        flash("Ces informations ont été enregistrées entre-temps depuis un autre onglet : vérifiez-les.", "warning")
-        return redirect(url_for(".step"))
-    if form.engagement.data == "oui":
+    if not outcome.ok:  # the messages are on the form (summary box at the top)
+        return _render_form(form, year)
+    return _after_draft_saved(form.engagement.data)
+
+
+# Where save_draft's refusals show: whole-list problems and the engaged-meanwhile refusal go to the
+# summary box (form errors); per-field ones stay on their field, which the box lists too.
+_DRAFT_FIELDS = {"classes": ""}
+SAVED_MEANWHILE = "Ces informations ont été enregistrées entre-temps depuis un autre onglet : vérifiez-les."
+
+
+def _after_draft_saved(engagement: str | None):
+    """PRG after a saved draft: on to the engagement, or a reminder of what is left to do."""
+    if engagement == "oui":
         flash(
             "Vos informations sont mises à jour. Vérifiez le récapitulatif, puis confirmez votre engagement.", "success"
         )
         return redirect(url_for(".engagement"))
-    if form.engagement.data == "non":
+    if engagement == "non":
         flash(
             "Vos informations sont enregistrées. Seul·e la ou le mandataire de la coopérative peut engager "
             "l'adhésion : si le mandataire a changé, contactez l'OCCE 85.",
@@ -198,6 +197,17 @@ def step():
             "info",
         )
     return redirect(url_for(".step"))
+
+
+def _edit_rows(form: MembershipForm, year: SchoolYear):
+    """« Ajouter une classe » / « Supprimer » without JavaScript: the page again, nothing saved."""
+    if form.add_class.data:
+        if len(form.classes.entries) >= MAX_CLASSES:
+            return _render_form(form, year, domain_errors=[f"Au plus {MAX_CLASSES} classes."])
+        form.classes.append_entry()
+        return _render_form(form, year, focus=form.classes.entries[-1].form.name.id)
+    _remove_row(form, form.remove_class.data)
+    return _render_form(form, year, focus=form.add_class.id)
 
 
 def _is_get() -> bool:
@@ -220,37 +230,13 @@ def _remove_row(form: MembershipForm, raw: str) -> None:
 @access("coop")
 def engagement():
     coop = _coop()
-    today = now().date()
+    today = clock.today()
     year = year_of(db.session, today)
     membership = membership_of(db.session, coop, year) if year is not None else None
     mandate = current_mandate(coop, today)
     form = EngagementForm()
     if form.validate_on_submit():
-        if membership is None:
-            flash("Enregistrez d'abord les effectifs de la coopérative.", "warning")
-            return redirect(url_for(".step"))
-        if not membership.is_draft:  # a double click or the Back button: nothing to do twice
-            flash(f"L'adhésion {year.label} est déjà engagée.", "info")
-            return redirect(url_for(".step"))
-        try:
-            commit_membership(db.session, membership, mandate, by=current_user, ip=client_ip(), now=now())
-            notifications.membership_committed(db.session, membership)
-            db.session.commit()
-        except DomainError as exc:
-            db.session.rollback()
-            flash(exc.message, "danger")
-            return redirect(url_for(".step"))
-        except StaleDataError:
-            db.session.rollback()
-            flash(f"L'adhésion {year.label} est déjà engagée.", "info")
-            return redirect(url_for(".step"))
-        flash(
-            f"Votre adhésion {year.label} est enregistrée (référence {membership.reference}) ; un accusé de "
-            "réception a été envoyé par courriel. Dernière étape : vérifiez l'identité de la coop et corrigez "
-            "ce qui est faux ou manquant, puis cliquez sur « Valider les modifications ».",
-            "success",
-        )
-        return redirect(url_for("coop.identity"))
+        return _engage(membership, mandate, year)
     fee = counts = None
     if membership is not None and membership.is_draft:
         counts = Headcounts.of(membership)
@@ -267,6 +253,33 @@ def engagement():
         payment_method=payment_method_for(db.session, coop),
         no_debit_banks=no_debit_banks(db.session),
     )
+
+
+def _engage(membership: Membership | None, mandate: Mandate | None, year: SchoolYear | None):
+    """« Je m'engage »: freeze the membership, queue the acknowledgement, on to the identity step."""
+    if membership is None:
+        flash("Enregistrez d'abord les effectifs de la coopérative.", "warning")
+        return redirect(url_for(".step"))
+    if not membership.is_draft:  # a double click or the Back button: nothing to do twice
+        flash(f"L'adhésion {year.label} est déjà engagée.", "info")
+        return redirect(url_for(".step"))
+    label = year.label
+
+    def engage() -> Membership:
+        commit_membership(db.session, membership, mandate, by=current_user, ip=client_ip(), now=clock.now())
+        notifications.membership_committed(db.session, membership)
+        return membership
+
+    outcome = uow.run(engage, on_conflict=lambda exc: f"L'adhésion {label} est déjà engagée.")  # another tab
+    if not outcome.ok:
+        return redirect(url_for(".step"))
+    flash(
+        f"Votre adhésion {label} est enregistrée (référence {outcome.value.reference}) ; un accusé de "
+        "réception a été envoyé par courriel. Dernière étape : vérifiez l'identité de la coop et corrigez "
+        "ce qui est faux ou manquant, puis cliquez sur « Valider les modifications ».",
+        "success",
+    )
+    return redirect(url_for("coop.identity"))
 
 
 @bp.route("/coop/adhesion/<int:id>/attestation.pdf")
@@ -288,7 +301,6 @@ def _document(membership_id: int, kind: str) -> Response:
     if membership.status != "paid":  # documents exist once the payment is recorded
         abort(404)
     template, stem = DOCUMENTS[kind]
-    issued = now()
     html = render_template(
         template,
         coop=membership.coop,
@@ -296,7 +308,7 @@ def _document(membership_id: int, kind: str) -> Response:
         year=membership.school_year,
         fee=frozen_fee(membership),
         federation=_federation(),
-        issued_on=fr_datetime(issued, "dd/MM/yyyy"),
+        issued_on=fr_date(clock.today()),
     )
     pdf = render_pdf(html, current_app.static_folder)
     filename = f"{stem}-{membership.school_year.label}-{membership.coop.login}.pdf"
