@@ -204,8 +204,13 @@ def test_the_coop_storage_quota(app, make_coop, session):
 
 
 def test_each_request_logs_one_line_with_its_id(client, caplog):
-    with caplog.at_level(logging.INFO, logger="app.request"):
-        response = client.get("/connexion")
+    logger = logging.getLogger("app")  # it does not propagate to the root logger caplog listens on
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="app.request"):
+            response = client.get("/connexion")
+    finally:
+        logger.removeHandler(caplog.handler)
     lines = [r for r in caplog.records if r.name == "app.request"]
     assert len(lines) == 1
     assert lines[0].getMessage().startswith("GET /connexion 200 ")

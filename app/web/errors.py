@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, render_template
+from flask import Flask, current_app, g
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -59,9 +59,10 @@ def render_error(code: int, message: str | None = None):
     """The French page for `code`, rendered on a clean session without touching the database."""
     _rollback()
     title, text = MESSAGES[code]
-    html = render_template(
-        "errors/error.html", code=code, title=title, text=message or text, request_id=g.get("request_id", "")
-    )
+    # Straight from the Jinja environment: Flask's context processors are skipped, Flask-Login's
+    # among them, which would load the user from the database.
+    template = current_app.jinja_env.get_template("errors/error.html")
+    html = template.render(code=code, title=title, text=message or text, request_id=g.get("request_id", ""))
     response = (html, code, {"Retry-After": str(RETRY_AFTER_SECONDS)} if code == 503 else {})
     return response
 

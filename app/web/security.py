@@ -138,7 +138,10 @@ def set_security_headers(response):
     if request.is_secure:
         response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
     sessionless = request.endpoint in SESSIONLESS or (request.endpoint or "").endswith(".static")
-    if (not sessionless and current_user.is_authenticated) or request.endpoint in ("auth.login", "auth.reset_password"):
+    # Read from the session cookie, never from the database: this also runs on the error page of an
+    # unreachable database.
+    logged_in = not sessionless and bool(session.get("_user_id"))
+    if logged_in or request.endpoint in ("auth.login", "auth.reset_password"):
         response.headers["Cache-Control"] = "no-store"
         response.headers["Pragma"] = "no-cache"
     response.headers.pop("Server", None)
