@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from itertools import pairwise
 
 import sqlalchemy as sa
 from alembic.config import Config
@@ -114,7 +115,7 @@ def test_every_step_down_and_back_up_keeps_the_data(app):
         assert all(original[name] for name in original), [name for name in original if not original[name]]
 
         unloaded: set[str] = set()
-        for above, revision in zip(revisions, revisions[1:], strict=False):
+        for above, revision in pairwise(revisions):
             downgrade(revision=revision)
             if above in LOADED_BY:
                 unloaded.add(LOADED_BY[above])
