@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date, datetime
+from datetime import datetime
 
+import pytest
 import sqlalchemy as sa
 from openpyxl import load_workbook
 
@@ -16,8 +17,16 @@ from app import membership as memberships
 from app.cahier import import_cahier
 from app.extensions import db
 from app.models import AuditEvent, Coop, OutboxEmail, SchoolYear, User, school_year_start
+from tests.conftest import DEFAULT_MOMENT
 
-YEAR = school_year_start(date.today())
+YEAR = school_year_start(DEFAULT_MOMENT.date())  # the clock is pinned for every test below
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(clock):
+    """Dashboard and lists read the current school year from the clock: never from the real date."""
+
+
 EXAMPLE = __import__("pathlib").Path(__file__).parent / "data" / "exemple_2024-2025.csv"
 
 
