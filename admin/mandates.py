@@ -277,10 +277,11 @@ class MandateDossierView(StaffAccessMixin, BaseView):
                 ),
             ),
             form=form,
+            flash_unplaced=True,
         )
         if outcome.ok:
             flash("Dossier renvoyé à la coopérative avec votre motif ; elle est prévenue par courriel.", "success")
-        elif _refused_on_a_field(form):
+        elif outcome.on_field:
             return self._page(change, return_form=form)
         return redirect(url_for(".dossier", id=id))
 
@@ -310,14 +311,17 @@ class MandateDossierView(StaffAccessMixin, BaseView):
         if not form.validate_on_submit():
             return self._page(change, bank_form=form)
         outcome = uow.run(
-            lambda: _forward_bank_document(change, form.file.data.read()), form=form, after_commit=_remove_files
+            lambda: _forward_bank_document(change, form.file.data.read()),
+            form=form,
+            flash_unplaced=True,
+            after_commit=_remove_files,
         )
         if outcome.ok:
             flash(
                 "Document de la banque transmis : la coopérative peut le télécharger et a été prévenue par courriel.",
                 "success",
             )
-        elif _refused_on_a_field(form):  # a refused file
+        elif outcome.on_field:  # a refused file
             return self._page(change, bank_form=form)
         return redirect(url_for(".dossier", id=id))
 
@@ -362,13 +366,3 @@ def _remove_files(storage_keys: list[str]) -> None:
     """After the commit: remove the files of the documents a decision replaced."""
     for key in storage_keys:
         documents.remove_file(current_app.config["UPLOAD_DIR"], key)
-
-
-def _refused_on_a_field(form) -> bool:
-    """After a refused `uow.run(form=form)`: True when a field holds the message (re-render the page);
-    otherwise flash the form-level messages (a status changed meanwhile, a conflict) for a redirect."""
-    if any(field.errors for field in form):
-        return True
-    for message in form.form_errors:
-        flash(message, "danger")
-    return False

@@ -220,8 +220,7 @@ def store_document(
                 field="file",
             )
     key = secrets.token_hex(16)
-    path = write_file(upload_dir, key, checked.content)
-    session.info.setdefault("written_files", []).append(str(path))
+    write_for_transaction(session, upload_dir, key, checked.content)
     document = Document(
         coop_id=coop_id,
         entry_id=entry_id,
@@ -267,6 +266,14 @@ def write_file(upload_dir: str, key: str, content: bytes) -> Path:
             partial.unlink()
         log.error("upload not written (%s): %s", key, exc)
         raise DomainError(DISK_FULL, field="file") from None
+    return path
+
+
+def write_for_transaction(session: Session, upload_dir: str, key: str, content: bytes) -> Path:
+    """`write_file`, and remember the file so that the unit of work removes it if the transaction
+    does not commit (a file never outlives the row that was to point to it)."""
+    path = write_file(upload_dir, key, content)
+    session.info.setdefault("written_files", []).append(str(path))
     return path
 
 

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import audit
-from app.documents import document_path, write_file
+from app.documents import document_path, write_for_transaction
 from app.errors import DomainError, ValidationErrors
 from app.formats import fr_date, fr_day
 from app.mandate_pdf import (
@@ -458,8 +458,7 @@ def _write_pdf(
     The file is written all or nothing and listed for the unit of work, which removes it if the
     transaction does not commit (as `store_document` does)."""
     key = secrets.token_hex(16)
-    path = write_file(upload_dir, key, content)
-    session.info.setdefault("written_files", []).append(str(path))
+    write_for_transaction(session, upload_dir, key, content)
     document = Document(
         coop_id=change.coop_id,
         mandate_change_id=change.id,

@@ -69,16 +69,6 @@ def _remove_files(storage_keys: list[str]) -> None:
         documents.remove_file(current_app.config["UPLOAD_DIR"], key)
 
 
-def _refused_on_a_field(form) -> bool:
-    """After a refused `uow.run(form=form)`: True when a field holds the message (re-render the form);
-    otherwise flash the form-level messages (dossier sent meanwhile, conflict) for a redirect."""
-    if any(field.errors for field in form):
-        return True
-    for message in form.form_errors:
-        flash(message, "warning")
-    return False
-
-
 # --- Pages ---------------------------------------------------------------------------------------
 
 
@@ -127,11 +117,12 @@ def new():
                 db.session, coop, form.details(), by=current_user, ip=client_ip(), today=clock.today()
             ),
             form=form,
+            flash_unplaced=True,
         )
         if outcome.ok:
             flash(DOSSIER_STARTED, "success")
             return redirect(url_for(".dossier", id=outcome.value.id))
-        if not _refused_on_a_field(form):
+        if not outcome.on_field:
             return redirect(url_for(".step"))
     elif request.method == "GET":
         form.prefill_outgoing(current_mandate(coop, clock.today()))
@@ -152,11 +143,12 @@ def edit(id: int):
                 db.session, change, form.details(), by=current_user, ip=client_ip(), today=clock.today()
             ),
             form=form,
+            flash_unplaced=True,
             after_commit=_remove_files,
         )
         if outcome.ok:  # the value: the files dropped, i.e. the signed form that no longer matches
             flash(*((SIGNED_FORM_DROPPED, "warning") if outcome.value else ("Informations enregistrées.", "success")))
-        if outcome.ok or not _refused_on_a_field(form):
+        if outcome.ok or not outcome.on_field:
             return redirect(url_for(".dossier", id=id))
     elif request.method == "GET":
         form.effective_date.data = change.effective_date
@@ -227,6 +219,7 @@ def _upload(id: int, kind: str):
     outcome = uow.run(
         lambda: _attach(change, kind, form),
         form=form,
+        flash_unplaced=True,
         fields=UPLOAD_FIELDS,
         after_commit=lambda added: _remove_files(added[1]),
     )
@@ -234,7 +227,7 @@ def _upload(id: int, kind: str):
         what = "remplacé" if outcome.value[1] else "ajouté"
         flash(f"{DOCUMENT_LABELS[kind].split(' (')[0]} : document {what}.", "success")
         return redirect(url_for(".dossier", id=id, _anchor=f"piece-{kind}"))
-    if _refused_on_a_field(form):
+    if outcome.on_field:
         return _render_dossier(change, {kind: form})
     return redirect(url_for(".dossier", id=id))
 

@@ -64,6 +64,7 @@ class Outcome(Generic[T]):
     value: T | None = None
     errors: list[str] = field(default_factory=list)
     conflict: bool = False
+    on_field: bool = False  # at least one message sits on a form field: re-render the form
 
 
 def run(
@@ -74,13 +75,17 @@ def run(
     on_conflict: Callable[[Exception], str | tuple[str, str] | None] | None = None,
     after_commit: Callable[[T], None] | None = None,
     flash_category: str = "danger",
+    flash_unplaced: bool = False,
 ) -> Outcome[T]:
     """Run `action`, commit once; on a refusal roll back and report it (see the module docstring).
 
     `on_conflict(exc)` may return a message to show instead of the standard one, a `(field, message)`
     pair to put it on a form field, or None to use the standard message.
     `after_commit(value)` runs only after a successful commit (file removal, cache clean-up).
+    `flash_unplaced`: a message that names no field of `form` is flashed (for a redirect) instead of
+    being put on the form; `Outcome.on_field` then says whether the form has anything to show.
     """
+    shown = _Shown(form, fields, flash_unplaced)
     session = db.session
     try:
         begin_write(session)
@@ -92,18 +97,18 @@ def run(
         messages = [message for messages in exc.errors.values() for message in messages] or [exc.message]
         for name, errors in exc.errors.items():
             for message in errors:
-                _show(form, fields, str(name), message, flash_category)
-        return Outcome(False, errors=messages)
+                shown(str(name), message, flash_category)
+        return Outcome(False, errors=messages, on_field=shown.on_field)
     except DomainError as exc:
         _roll_back(session)
-        _show(form, fields, exc.field, exc.message, flash_category)
-        return Outcome(False, errors=[exc.message])
+        shown(exc.field, exc.message, flash_category)
+        return Outcome(False, errors=[exc.message], on_field=shown.on_field)
     except (StaleDataError, ObjectDeletedError, IntegrityError) as exc:
         _roll_back(session)
         answer = (on_conflict(exc) if on_conflict else None) or CONFLICT_MESSAGE
         name, message = answer if isinstance(answer, tuple) else (None, answer)
-        _show(form, fields, name, message, "warning")
-        return Outcome(False, errors=[message], conflict=True)
+        shown(name, message, "warning")
+        return Outcome(False, errors=[message], conflict=True, on_field=shown.on_field)
     except BaseException:
         _roll_back(session)
         raise
@@ -128,20 +133,27 @@ def begin_write(session: Session | scoped_session) -> None:
         session.expire_all()
 
 
-def _show(form: Any, fields: Mapping[str, str] | None, name: str | None, message: str, category: str) -> None:
-    """Put `message` on the form field `name` names (through `fields`), on the form, or in a flash."""
-    if form is None:
-        flash(message, category)
-        return
-    target = (fields or {}).get(name or "", name or "")
-    form_field = getattr(form, target, None) if target else None
-    if form_field is not None and hasattr(form_field, "errors"):
-        if isinstance(form_field.errors, dict):  # a FieldList/FormField keeps a dict
-            form.form_errors.append(message)
-        else:
+@dataclass
+class _Shown:
+    """Puts each refusal where the user will read it: the form field it names (through `fields`),
+    the form itself, or a flash message (no form, or `flash_unplaced`)."""
+
+    form: Any
+    fields: Mapping[str, str] | None
+    flash_unplaced: bool
+    on_field: bool = False
+
+    def __call__(self, name: str | None, message: str, category: str) -> None:
+        target = (self.fields or {}).get(name or "", name or "")
+        form_field = getattr(self.form, target, None) if self.form is not None and target else None
+        if form_field is not None and isinstance(getattr(form_field, "errors", None), list | tuple):
             form_field.errors = [*form_field.errors, message]
-    else:
-        form.form_errors.append(message)
+            self.on_field = True
+        elif self.form is None or self.flash_unplaced:
+            flash(message, category)
+        else:
+            self.form.form_errors.append(message)
+            self.on_field = True
 
 
 def record_aside(action: str, **event: Any) -> None:
