@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
-from app.extensions import db
+from app.extensions import db, limiter
 from app.models import Coop, Mandate, User
 from app.passwords import hash_password
 from tests.helpers import PASSWORD
@@ -48,6 +48,7 @@ def base_config(database_url, tmp_path_factory) -> dict[str, Any]:
         "MAIL_FILE_DIR": str(files / "mail"),
         "UPLOAD_DIR": str(files / "uploads"),
         "SERVER_NAME": None,
+        "LOG_LEVEL": "WARNING",  # also for apps built with COOP85_ENV=production: loggers are global
     }
 
 
@@ -137,6 +138,9 @@ def app(shared_app, migrated) -> Iterator[Flask]:
     _reset(shared_app, migrated)
     cahier_cache.clear()
     yield shared_app
+    # Flask-Limiter keeps its switch and counters in the extension object, shared by every app: a
+    # test that built an app with limits on must not leave them on for the next one.
+    limiter.enabled = shared_app.config["RATELIMIT_ENABLED"]
     _dispose(shared_app)
 
 

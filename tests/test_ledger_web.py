@@ -1057,7 +1057,7 @@ def test_decompression_bomb_is_refused_without_crashing(client, entry_id, db_che
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         response = upload(client, entry_id, png_bomb(*size), "photo.png")
     assert response.status_code == 302
-    assert "Cette image est beaucoup trop grande." in text(client.get(response.headers["Location"]))
+    assert "Cette image est beaucoup trop grande (trop de pixels)" in text(client.get(response.headers["Location"]))
     assert _documents(db_check) == []
 
 
