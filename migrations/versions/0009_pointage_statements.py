@@ -1,0 +1,25 @@
+"""pointage and statements (issue 13: account of a statement, movements counted once)
+
+Revision ID: 0009
+Revises: 0008
+Create Date: 2026-11-29 14:15:00
+
+Reserved in the migration chain for the work of this area; no schema change yet.
+"""
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+
+# revision identifiers, used by Alembic.
+revision = '0009'
+down_revision = '0008'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass

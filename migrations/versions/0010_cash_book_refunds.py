@@ -1,0 +1,25 @@
+"""cash-book (issue 13: refunds, first year outstanding items)
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-11-29 14:15:00
+
+Reserved in the migration chain for the work of this area; no schema change yet.
+"""
+from alembic import op  # noqa: F401
+import sqlalchemy as sa  # noqa: F401
+
+
+# revision identifiers, used by Alembic.
+revision = '0010'
+down_revision = '0009'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
