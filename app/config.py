@@ -107,7 +107,32 @@ _ENV_VARS: dict[str, type] = {
     "DATABASE_STATEMENT_TIMEOUT": int,
 }
 
-DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused outside development/testing
+DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused in production (secret_key_problem)
+
+
+MIN_SECRET_KEY_BYTES = 32
+
+
+def secret_key_problem(key: str | bytes) -> str | None:
+    """Why `key` is unfit to sign production sessions (French), or None.
+
+    Refused: the public development key, fewer than 32 bytes, or obviously low entropy (few distinct
+    characters, one character repeated, a run such as ``abcdef…``/``0123…``). A key from
+    ``secrets.token_hex(32)`` (64 hexadecimal characters) always passes.
+    """
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if raw == DEV_SECRET_KEY.encode():
+        return "c'est la clé publique de développement"
+    if len(raw) < MIN_SECRET_KEY_BYTES:
+        return f"elle fait {len(raw)} octets, il en faut au moins {MIN_SECRET_KEY_BYTES}"
+    if len(set(raw)) < 10:
+        return "elle contient trop peu de caractères différents"
+    steps = sum(1 for a, b in zip(raw, raw[1:], strict=False) if abs(a - b) <= 1)
+    if steps > len(raw) // 2:
+        return "elle est faite de suites ou de répétitions de caractères"
+    if any(raw.count(raw[i : i + 4]) * 4 > len(raw) // 2 for i in range(len(raw) - 3)):
+        return "elle répète le même motif"
+    return None
 
 
 def _coerce(kind: type, raw: str) -> Any:
@@ -172,6 +197,14 @@ def build_config(
                 "(par exemple `python -c 'import secrets; print(secrets.token_hex(32))'`)."
             )
         config["SECRET_KEY"] = DEV_SECRET_KEY
+    if env == "production":
+        problem = secret_key_problem(config["SECRET_KEY"])
+        if problem:
+            raise ConfigError(
+                f"SECRET_KEY refusée : {problem}. Générez une clé aléatoire d'au moins 32 octets, par exemple "
+                "avec `python -c 'import secrets; print(secrets.token_hex(32))'`, et placez-la dans la "
+                "variable d'environnement SECRET_KEY."
+            )
     config["SQLALCHEMY_DATABASE_URI"] = config.get("SQLALCHEMY_DATABASE_URI") or database_url(
         config.get("DATABASE_URL"), instance_path
     )

@@ -111,7 +111,7 @@ def test_demo_twice_creates_nothing_new_and_keeps_passwords(app, db_check):
 
 
 def test_demo_is_refused_in_production_without_force(make_app, app, db_check):
-    production = make_app(COOP85_ENV="production", SECRET_KEY="x")
+    production = make_app(COOP85_ENV="production", SECRET_KEY="5b1e8d27c4a9f063" * 4)
 
     refused = production.test_cli_runner().invoke(args=["demo"])
 

@@ -142,7 +142,8 @@ def test_safe_next_url_keeps_local_paths():
 def test_production_requires_secret_key(tmp_path):
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         build_config(str(tmp_path), {}, environ={})
-    config = build_config(str(tmp_path), {}, environ={"SECRET_KEY": "s", "DATABASE_URL": "postgres://u@h/db"})
+    environ = {"SECRET_KEY": "5b1e8d27c4a9f063" * 4, "DATABASE_URL": "postgres://u@h/db"}
+    config = build_config(str(tmp_path), {}, environ=environ)
     assert config["SESSION_COOKIE_SECURE"] is True
     assert config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@h/db"
     assert database_url(None, "/x").endswith("/x/coop85.sqlite")
