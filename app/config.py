@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from datetime import timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,7 @@ def secret_key_problem(key: str | bytes) -> str | None:
         return f"elle fait {len(raw)} octets, il en faut au moins {MIN_SECRET_KEY_BYTES}"
     if len(set(raw)) < 10:
         return "elle contient trop peu de caractères différents"
-    steps = sum(1 for a, b in zip(raw, raw[1:], strict=False) if abs(a - b) <= 1)
+    steps = sum(1 for a, b in pairwise(raw) if abs(a - b) <= 1)
     if steps > len(raw) // 2:
         return "elle est faite de suites ou de répétitions de caractères"
     if any(raw.count(raw[i : i + 4]) * 4 > len(raw) // 2 for i in range(len(raw) - 3)):
