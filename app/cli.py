@@ -59,6 +59,10 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(reports_group)
     app.cli.add_command(statements_group)
     app.cli.add_command(debits_group)
+    from app.cli_ops import backup_command, files_group
+
+    app.cli.add_command(backup_command)
+    app.cli.add_command(files_group)
 
 
 # AppGroup / with_appcontext: the app context is also there when the command is invoked through
@@ -72,7 +76,7 @@ def demo_command(force: bool) -> None:
 
     if current_app.config["COOP85_ENV"] == "production" and not force:
         raise click.ClickException("Les données de démonstration ne se chargent pas en production (--force).")
-    logins = _one_unit(lambda: load_demo(db.session, hash_params=_hash_params()))
+    logins = _one_unit(lambda: load_demo(db.session, today=clock.today(), hash_params=_hash_params()))
     click.echo("Données de démonstration prêtes. Identifiants :")
     for entry in logins:
         password = entry.password or "(déjà créé : mot de passe inchangé)"

@@ -208,7 +208,7 @@ class DemoLogin:
     role: str
 
 
-def load_demo(session: Session, *, hash_params: dict | None = None) -> list[DemoLogin]:
+def load_demo(session: Session, *, today: date, hash_params: dict | None = None) -> list[DemoLogin]:
     """Create whatever demo data is missing; return the demo logins (flushes, never commits)."""
     if session.scalar(sa.select(Federation)) is None:
         session.add(
@@ -226,9 +226,7 @@ def load_demo(session: Session, *, hash_params: dict | None = None) -> list[Demo
         )
 
     existing_years = set(session.scalars(sa.select(SchoolYear.start_year)))
-    for start, pupil, adult, insurance, threshold, ppm, membership_deadline, reports_deadline in demo_years(
-        date.today()
-    ):
+    for start, pupil, adult, insurance, threshold, ppm, membership_deadline, reports_deadline in demo_years(today):
         if start not in existing_years:
             session.add(
                 SchoolYear(
@@ -306,7 +304,7 @@ def load_demo(session: Session, *, hash_params: dict | None = None) -> list[Demo
     else:
         logins.append(DemoLogin(STAFF_LOGIN, None, "staff"))
     session.flush()
-    load_demo_memberships(session, date.today())
+    load_demo_memberships(session, today)
     return logins
 
 

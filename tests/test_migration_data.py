@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from app import clock
 from app.demo import load_demo
 from app.extensions import db
 from tests.conftest import FAST_ARGON2
@@ -69,7 +70,7 @@ def _synthetic_row(table: sa.Table, connection) -> dict:
 
 def _fill_every_table(app) -> None:
     with app.app_context():
-        load_demo(db.session, hash_params=FAST_ARGON2)
+        load_demo(db.session, today=clock.today(), hash_params=FAST_ARGON2)
         db.session.commit()
         with db.engine.begin() as connection:
             for table in db.metadata.sorted_tables:

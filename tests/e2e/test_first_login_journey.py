@@ -7,6 +7,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from app import clock
 from app.demo import load_demo
 from app.extensions import db
 from app.models import AuditEvent, Coop
@@ -19,7 +20,7 @@ NEW_PASSWORD = "les goélands de la plage des Dunes"
 @pytest.fixture
 def demo(app):
     with app.app_context():
-        load_demo(db.session, hash_params=FAST_ARGON2)
+        load_demo(db.session, today=clock.today(), hash_params=FAST_ARGON2)
         db.session.commit()
         db.session.remove()
 

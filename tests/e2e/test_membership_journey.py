@@ -11,6 +11,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from app import clock
 from app.demo import load_demo, load_demo_memberships
 from app.extensions import db
 from app.models import Coop, Membership, OutboxEmail, SchoolYear, User, school_year_start, utcnow
@@ -28,7 +29,7 @@ def demo(app):
     """The demo data, with the current and last school years whatever today's date, and 085-001's
     password already chosen."""
     with app.app_context():
-        load_demo(db.session, hash_params=FAST_ARGON2)
+        load_demo(db.session, today=clock.today(), hash_params=FAST_ARGON2)
         existing = set(db.session.scalars(sa.select(SchoolYear.start_year)))
         for start in (CURRENT - 1, CURRENT):
             if start not in existing:
