@@ -103,10 +103,11 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.views import auth, coop, ledger, mandates, membership, pointage, yearend
-    from app.web import errors, filters, health, logs, security
+    from app.web import errors, filters, health, logs, security, uploads
 
     logs.register(app)
     app.before_request(security.check_access)
+    uploads.register(app)  # after the access check: only logged-in coops are counted
     app.after_request(security.set_security_headers)
     app.register_blueprint(auth.bp)
     app.register_blueprint(coop.bp)

@@ -82,7 +82,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_STATEMENT_TIMEOUT": 20,
     "DATABASE_LOCK_TIMEOUT": 5,
     "SQLITE_BUSY_TIMEOUT_MS": 5000,
-    "UPLOAD_QUOTA_BYTES": 500 * 1024 * 1024,
+    "UPLOAD_RATE_LIMIT": "60 per hour",  # files uploaded by one coop (app/web/uploads.py)
 }
 
 # Variables read from the environment, with the type to coerce them to.

@@ -222,3 +222,24 @@ def test_json_log_lines():
     RequestIdFilter().filter(record)
     data = json.loads(JsonFormatter().format(record))
     assert data["message"] == "GET / 200 3ms user=-" and data["request_id"] == "-" and data["level"] == "INFO"
+
+
+def test_uploads_are_limited_per_coop(make_app, migrated, make_coop, login_as):
+    from app.extensions import limiter
+
+    app = make_app(RATELIMIT_ENABLED=True, UPLOAD_RATE_LIMIT="2 per hour")
+    try:
+        first = login_as(make_coop(1), on=app.test_client())
+        other = login_as(make_coop(2), on=app.test_client())
+
+        def send(client):
+            data = {"file": (io.BytesIO(_png(10, 10)), "photo.png")}
+            return client.post("/coop/cahier/operation/999/justificatifs", data=data)
+
+        assert [send(first).status_code for _ in range(2)] == [404, 404]
+        refused = send(first)
+        assert refused.status_code == 429
+        assert "Trop de demandes en peu de temps" in refused.get_data(as_text=True)
+        assert send(other).status_code == 404  # another coop is not held back
+    finally:
+        limiter.reset()
