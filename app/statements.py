@@ -16,7 +16,18 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from app.money import MAX_WHOLE_DIGITS
+
+MAX_BYTES = 5 * 1024 * 1024  # a year of a busy coop is a few hundred kilobytes
+MAX_LINES = 20_000  # operations in one file: far above a coop's year
+_SHOWN = 40  # characters of a faulty value repeated in a message
+TOO_MANY_LINES = (
+    f"Ce relevé compte plus de {MAX_LINES:,} opérations : importez-le en plusieurs fois "
+    "(un trimestre ou une année par fichier)."
+).replace(",", "\u202f")
+TOO_BIG = f"Ce fichier est trop volumineux pour un relevé ({MAX_BYTES // (1024 * 1024)} Mo au plus)."
 
 
 class StatementError(ValueError):
@@ -81,36 +92,84 @@ def fold(text: str) -> str:
     return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper().split())
 
 
+def _shown(text: object) -> str:
+    """The start of a faulty value, for a message (a 5 MB cell is not repeated to the user)."""
+    value = str(text or "")
+    return value[:_SHOWN] + ("…" if len(value) > _SHOWN else "")
+
+
+_PLAIN_AMOUNT = re.compile(r"([+-]?)(\d*)(?:\.(\d*))?")
+_CENT = Decimal("0.01")
+
+
+def _bounded(sign: str, whole: str, decimals: str, text: object) -> int:
+    """Signed cents from the digits of an amount, within app.money's bounds (StatementError otherwise)."""
+    whole, decimals = whole.lstrip("0"), decimals.rstrip("0")
+    if len(whole) > MAX_WHOLE_DIGITS:
+        raise StatementError(
+            f"« {_shown(text)} » : montant trop grand ({MAX_WHOLE_DIGITS} chiffres au plus avant la virgule)."
+        )
+    if len(decimals) > 2:
+        raise StatementError(f"« {_shown(text)} » a plus de deux décimales.")
+    cents = int(whole or "0") * 100 + int(decimals.ljust(2, "0"))
+    return -cents if sign == "-" else cents
+
+
 def to_cents(text: str | Decimal) -> int:
-    """'-1 234,56', '+245.00', '1.234,56' -> signed cents. StatementError when it is not an amount."""
+    """'-1 234,56', '+245.00', '1.234,56', '1,234.56' -> signed cents, at most 12 digits before the
+    comma and two after. StatementError (French) for anything else: exponent, Infinity, NaN, text.
+
+    Decimals (from ofxtools) are checked before any arithmetic: 1E+400000 must cost nothing."""
     if isinstance(text, Decimal):
-        value = text
-    else:
-        raw = re.sub(r"[\s\u00a0\u202f€]", "", text or "")
-        if raw.count(",") == 1 and raw.count(".") >= 1 and raw.rfind(",") > raw.rfind("."):
-            raw = raw.replace(".", "")
-        raw = raw.replace(",", ".")
-        if raw.count(".") > 1:
-            head, _, tail = raw.rpartition(".")
-            raw = head.replace(".", "") + "." + tail
-        try:
-            value = Decimal(raw)
-        except InvalidOperation:
-            raise StatementError(f"« {text} » n'est pas un montant.") from None
-    cents = value * 100
-    if cents != cents.to_integral_value():
-        raise StatementError(f"« {text} » a plus de deux décimales.")
-    return int(cents)
+        if not text.is_finite():
+            raise StatementError(f"« {_shown(text)} » n'est pas un montant.")
+        if text.adjusted() >= MAX_WHOLE_DIGITS:
+            raise StatementError(
+                f"« {_shown(text)} » : montant trop grand ({MAX_WHOLE_DIGITS} chiffres au plus avant la virgule)."
+            )
+        if text.adjusted() < -3:  # 1E-400000: not an amount of a statement, and not worth rounding
+            if text.is_zero():
+                return 0
+            raise StatementError(f"« {_shown(text)} » a plus de deux décimales.")
+        rounded = text.quantize(_CENT)
+        if rounded != text:
+            raise StatementError(f"« {_shown(text)} » a plus de deux décimales.")
+        return int(rounded.scaleb(2))
+    if len(text or "") > _SHOWN:
+        raise StatementError(f"« {_shown(text)} » n'est pas un montant.")
+    raw = re.sub(r"[\s\u00a0\u202f€]", "", text or "")
+    if raw.count(",") == 1 and raw.count(".") >= 1 and raw.rfind(",") > raw.rfind("."):
+        raw = raw.replace(".", "")
+    raw = raw.replace(",", ".")
+    if raw.count(".") > 1:
+        head, _, tail = raw.rpartition(".")
+        raw = head.replace(".", "") + "." + tail
+    match = _PLAIN_AMOUNT.fullmatch(raw)
+    if match is None or not (match.group(2) or match.group(3)):
+        raise StatementError(f"« {_shown(text)} » n'est pas un montant.")
+    sign, whole, decimals = match.groups()
+    return _bounded(sign, whole, decimals or "", text)
 
 
 def parse_day(text: str) -> date:
+    """A date as banks write it (31/08/2025, 31/08/25, 2025-08-31, 31-08-2025, 31.08.2025)."""
     text = (text or "").strip()
-    for fmt in ("%d/%m/%Y", "%d/%m/%y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"):
-        try:
-            return datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
-    raise StatementError(f"« {text} » n'est pas une date (jj/mm/aaaa attendu).")
+    if len(text) <= 12:
+        for fmt in ("%d/%m/%Y", "%d/%m/%y", "%Y-%m-%d", "%d-%m-%Y", "%d.%m.%Y"):
+            try:
+                return datetime.strptime(text, fmt).date()
+            except ValueError:
+                continue
+    raise StatementError(f"« {_shown(text)} » n'est pas une date (jj/mm/aaaa attendu).")
+
+
+def _iso_day(text: str, what: str = "date") -> date:
+    """An ISO date (2025-08-31, or the start of a date-time), as CAMT.053 gives them."""
+    try:
+        return date.fromisoformat((text or "")[:10])
+    except ValueError:
+        shown = _shown(text) if text else "vide"
+        raise StatementError(f"Une {what} du relevé n'est pas valable (« {shown} »).") from None
 
 
 _CHEQUE_IN_LABEL = re.compile(r"^\s*(?:CHEQUE|CHQ)\.?\s*(?:N[°O]\s*)?0*(\d+)")
@@ -145,18 +204,32 @@ def _fingerprints(lines: list[BankLine]) -> None:
 
 
 def parse_ofx(content: bytes) -> ParsedStatement:
+    """An OFX 1.x (SGML) or 2.x (XML) bank statement download."""
     from ofxtools.Parser import OFXTree
 
     tree = OFXTree()
     try:
         tree.parse(io.BytesIO(content))
         ofx = tree.convert()
-    except Exception as exc:  # ofxtools raises many kinds of errors on malformed files
-        raise StatementError(f"Fichier OFX illisible ({type(exc).__name__}).") from None
-    statements = list(getattr(ofx, "statements", []) or [])
+        statements = list(getattr(ofx, "statements", []) or [])
+    except StatementError:
+        raise
+    except Exception:  # ofxtools raises many kinds of errors on malformed files
+        raise StatementError("Fichier OFX illisible : ce n'est pas un relevé OFX complet.") from None
     if not statements:
         raise StatementError("Le fichier OFX ne contient aucun relevé de compte.")
-    statement = statements[0]
+    try:
+        return _ofx_statement(statements[0])
+    except StatementError:
+        raise
+    except (AttributeError, TypeError, ValueError, ArithmeticError):  # a missing or odd element
+        raise StatementError("Fichier OFX incomplet : une opération n'a pas de date ou de montant lisible.") from None
+
+
+def _ofx_statement(statement) -> ParsedStatement:
+    transactions = statement.banktranlist
+    if transactions is not None and len(transactions) > MAX_LINES:
+        raise StatementError(TOO_MANY_LINES)
     lines = []
     for tx in statement.transactions:
         name, memo = (tx.name or "").strip(), (tx.memo or "").strip()
@@ -184,15 +257,17 @@ def parse_ofx(content: bytes) -> ParsedStatement:
             )
         )
     balance = getattr(statement, "balance", None)
-    account = getattr(statement.account, "acctid", "") or ""
+    account = getattr(statement, "account", None)
     parsed = ParsedStatement(
         "ofx",
         lines,
-        account=account,
+        account=(getattr(account, "acctid", "") or "") if account is not None else "",
         closing_balance_cents=to_cents(balance.balamt) if balance is not None else None,
         closing_balance_date=balance.dtasof.date() if balance is not None else None,
     )
-    transactions = statement.banktranlist
+    if account is not None:
+        parsed.details["bank_code"] = getattr(account, "bankid", "") or ""
+        parsed.details["branch_code"] = getattr(account, "branchid", "") or ""
     if transactions is not None:
         parsed.start_date, parsed.end_date = transactions.dtstart.date(), transactions.dtend.date()
     return parsed
@@ -207,8 +282,8 @@ def parse_camt(content: bytes) -> ParsedStatement:
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
     try:
         root = etree.fromstring(content, parser)
-    except etree.XMLSyntaxError:
-        raise StatementError("Fichier XML illisible.") from None
+    except (etree.LxmlError, ValueError):
+        raise StatementError("Fichier XML illisible : ce n'est pas un relevé CAMT.053 complet.") from None
 
     def find(node, path):
         found = node.xpath(path)
@@ -228,7 +303,7 @@ def parse_camt(content: bytes) -> ParsedStatement:
     for entry in statement.xpath(local("Ntry")):
         if text(entry, local("Sts")) not in ("", "BOOK"):
             continue  # pending lines are not on the statement yet
-        amount = to_cents(Decimal(text(entry, local("Amt"))))
+        amount = abs(to_cents(text(entry, local("Amt"))))
         if text(entry, local("CdtDbtInd")) == "DBIT":
             amount = -amount
         day = text(entry, local("BookgDt/Dt")) or text(entry, local("BookgDt/DtTm"))[:10]
@@ -244,10 +319,10 @@ def parse_camt(content: bytes) -> ParsedStatement:
         label = " ".join(part for part in informations if part)
         lines.append(
             BankLine(
-                date=date.fromisoformat(day[:10]),
+                date=_iso_day(day),
                 amount_cents=amount,
                 label=label,
-                value_date=date.fromisoformat(value[:10]) if value else None,
+                value_date=_iso_day(value, "date de valeur") if value else None,
                 cheque_number=cheque,
                 reference=" ".join(ref for ref in references if ref and ref != "NOTPROVIDED"),
                 bank_id=text(entry, local("AcctSvcrRef")),
@@ -257,12 +332,13 @@ def parse_camt(content: bytes) -> ParsedStatement:
     parsed = ParsedStatement("camt.053", lines, account=text(statement, local("Acct/Id/IBAN")))
     for balance in statement.xpath(local("Bal")):
         if text(balance, local("Tp/CdOrPrtry/Cd")) == "CLBD":
-            cents = to_cents(Decimal(text(balance, local("Amt"))))
+            cents = abs(to_cents(text(balance, local("Amt"))))
             parsed.closing_balance_cents = -cents if text(balance, local("CdtDbtInd")) == "DBIT" else cents
-            parsed.closing_balance_date = date.fromisoformat(text(balance, local("Dt/Dt"))[:10])
+            closing_on = text(balance, local("Dt/Dt")) or text(balance, local("Dt/DtTm"))
+            parsed.closing_balance_date = _iso_day(closing_on, "date de solde")
     start, end = text(statement, local("FrToDt/FrDtTm")), text(statement, local("FrToDt/ToDtTm"))
-    parsed.start_date = date.fromisoformat(start[:10]) if start else None
-    parsed.end_date = date.fromisoformat(end[:10]) if end else None
+    parsed.start_date = _iso_day(start, "date de début") if start else None
+    parsed.end_date = _iso_day(end, "date de fin") if end else None
     return parsed
 
 
@@ -278,6 +354,8 @@ def parse_qif(text: str) -> ParsedStatement:
             continue
         if row.startswith("^"):
             if record:
+                if len(lines) >= MAX_LINES:
+                    raise StatementError(TOO_MANY_LINES)
                 label = " ".join(part for part in (record.get("P", ""), record.get("M", "")) if part)
                 number = record.get("N", "")
                 lines.append(
@@ -393,9 +471,16 @@ PRESETS = (
 
 
 def _csv_rows(text: str) -> list[list[str]]:
-    sample = "\n".join(text.splitlines()[:30])
+    """The rows of a CSV file, its delimiter guessed from its first lines (StatementError when the
+    file has more lines than a statement may have, or a cell larger than csv's limit of 128 KB)."""
+    if text.count("\n") > MAX_LINES + 100:  # header and footer lines of the bank
+        raise StatementError(TOO_MANY_LINES)
+    sample = "\n".join(text[:100_000].splitlines()[:30])
     delimiter = max((";", ",", "\t"), key=lambda d: sample.count(d))
-    return [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+    try:
+        return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error:
+        raise StatementError("Fichier CSV illisible : une cellule est trop longue ou mal fermée.") from None
 
 
 def _preset_mapping(rows: list[list[str]]) -> tuple[int, CsvMapping] | None:
@@ -469,6 +554,7 @@ def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | No
             if not cell(mapping.date):
                 continue  # footer or balance lines
             day = parse_day(cell(mapping.date))
+            value_day = parse_day(cell(mapping.value_date)) if cell(mapping.value_date) else None
             if mapping.amount is not None:
                 amount = to_cents(cell(mapping.amount))
             else:
@@ -483,7 +569,7 @@ def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | No
                 date=day,
                 amount_cents=amount,
                 label=label,
-                value_date=parse_day(cell(mapping.value_date)) if cell(mapping.value_date) else None,
+                value_date=value_day,
                 cheque_number=cheque_from_label(label),
                 reference=cell(mapping.reference),
                 raw=";".join(row),
@@ -504,6 +590,8 @@ def parse_statement(
     content: bytes, *, mapping: CsvMapping | None = None, header_row: int | None = None
 ) -> ParsedStatement:
     """Detect the format and parse; raise StatementError (or NeedsMapping for an unknown CSV)."""
+    if len(content) > MAX_BYTES:
+        raise StatementError(TOO_BIG)
     if not content.strip():
         raise StatementError("Le fichier est vide.")
     head = content[:2048].lstrip(b"\xef\xbb\xbf \r\n\t")
@@ -515,8 +603,12 @@ def parse_statement(
         )
     upper = head.upper()
     if upper.startswith(b"OFXHEADER") or b"<OFX>" in upper:
+        if content.upper().count(b"<STMTTRN>") > MAX_LINES:
+            raise StatementError(TOO_MANY_LINES)
         parsed = parse_ofx(content)
     elif upper.startswith(b"<?XML") or upper.startswith(b"<DOCUMENT"):
+        if content.count(b"Ntry>") > 2 * MAX_LINES:
+            raise StatementError(TOO_MANY_LINES)
         parsed = parse_camt(content)
     elif upper.startswith(b"!TYPE:"):
         parsed = parse_qif(decode(content))
@@ -526,6 +618,8 @@ def parse_statement(
         if not re.search(r"[;,\t]", first_line) and mapping is None and _preset_mapping(_csv_rows(text)) is None:
             raise StatementError("Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF).")
         parsed = parse_csv(text, mapping, header_row)
+    if len(parsed.lines) > MAX_LINES:
+        raise StatementError(TOO_MANY_LINES)
     if parsed.lines and parsed.start_date is None:
         parsed.start_date = min(line.date for line in parsed.lines)
         parsed.end_date = max(line.date for line in parsed.lines)

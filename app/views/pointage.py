@@ -21,7 +21,15 @@ from app import reconciliation as rec
 from app.extensions import db
 from app.formats import euros
 from app.models import Ledger, SchoolYear, StatementLine
-from app.statements import NeedsMapping, StatementError, looks_like_a_statement, mapping_header_row, parse_statement
+from app.statements import (
+    MAX_BYTES,
+    TOO_BIG,
+    NeedsMapping,
+    StatementError,
+    looks_like_a_statement,
+    mapping_header_row,
+    parse_statement,
+)
 from app.web import uow
 from app.web.netutil import client_ip
 from app.web.security import access
@@ -38,7 +46,6 @@ def pointage_rows(*args, **kwargs):
     return render(*args, **kwargs)
 
 
-STATEMENT_MAX_BYTES = 5 * 1024 * 1024
 PENDING_MAX_AGE = 3600  # seconds an unknown CSV waits for its column mapping
 _PENDING_KEY = re.compile(r"[0-9a-f]{32}")
 NOT_A_STATEMENT = "Ce fichier n'est pas un relevé bancaire reconnu (OFX, CAMT.053, CSV ou QIF)."
@@ -206,9 +213,9 @@ def import_statement(year: int):
         for errors in form.errors.values():
             flash(errors[0], "danger")
         return redirect(url_for("pointage.screen", year=year))
-    content = form.file.data.read(STATEMENT_MAX_BYTES + 1)
-    if len(content) > STATEMENT_MAX_BYTES:
-        flash("Ce fichier est trop volumineux pour un relevé (5 Mo au plus).", "danger")
+    content = form.file.data.read(MAX_BYTES + 1)
+    if len(content) > MAX_BYTES:
+        flash(TOO_BIG, "danger")
         return redirect(url_for("pointage.screen", year=year))
     filename = form.file.data.filename or "releve"
     try:
