@@ -1,0 +1,221 @@
+"""Load test against gunicorn (not part of the test run): N coops writing for a while at once.
+
+Starts gunicorn with the repository's gunicorn.conf.py on a loopback port, on a fresh database
+(a temporary SQLite file, or a throwaway PostgreSQL database given with --database-url), creates
+N coops, then runs one client thread per coop for --seconds: each logs in, then loops over the
+home page, the classic view, the entry form and the save of a new operation. At the end it prints
+throughput, p50/p95 latency, errors by kind, and, for the saves: acknowledged by the portal
+(redirect after save) vs stored in the database vs reported as refused. Nothing acknowledged may
+be missing, and nothing stored may have been reported as refused.
+
+    .venv/bin/python bench/load.py [--coops 50] [--seconds 60] [--workers 4] [--database-url URL]
+
+Only loopback traffic; the run stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import re
+import secrets
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import sqlalchemy as sa  # noqa: E402
+
+from bench.run import PASSWORD, seed  # noqa: E402
+
+_HIDDEN = re.compile(r'<input[^>]*name="(csrf_token|form_token|version)"[^>]*value="([^"]*)"')
+_PIECE = re.compile(r'name="piece"[^>]*value="([^"]*)"')
+
+
+class Client:
+    """A browser-like client: cookies, no redirect following (a 302 after a save is the receipt)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.cookies: dict[str, str] = {}
+        self.timings: list[float] = []
+        self.errors: Counter[str] = Counter()
+
+    def request(self, method: str, path: str, form: dict | None = None) -> tuple[int, str, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in self.cookies.items())}
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        started = time.perf_counter()
+        try:
+            connection.request(method, path, body=body, headers=headers)
+            response = connection.getresponse()
+            text = response.read().decode("utf-8", "replace")
+        except (OSError, http.client.HTTPException) as exc:
+            self.errors[f"réseau : {type(exc).__name__}"] += 1
+            return 0, "", ""
+        finally:
+            connection.close()
+        self.timings.append(time.perf_counter() - started)
+        for header, value in response.getheaders():
+            if header.lower() == "set-cookie":
+                name, _, rest = value.partition("=")
+                self.cookies[name] = rest.split(";", 1)[0]
+        if response.status >= 500:
+            self.errors[f"HTTP {response.status}"] += 1
+        return response.status, response.getheader("Location") or "", text
+
+
+def _hidden(page: str) -> dict[str, str]:
+    return dict(_HIDDEN.findall(page))
+
+
+def run_client(client: Client, login: str, year: int, until: float, tally: Counter, lock: threading.Lock) -> None:
+    status, _, page = client.request("GET", "/connexion")
+    status, location, _ = client.request("POST", "/connexion", {"login": login, "password": PASSWORD, **_hidden(page)})
+    if status != 302:
+        client.errors["connexion refusée"] += 1
+        return
+    count = 0
+    while time.monotonic() < until:
+        client.request("GET", "/")
+        client.request("GET", f"/coop/cahier/{year}")
+        status, location, _ = client.request("GET", f"/coop/cahier/{year}/nouvelle")
+        status, _, form_page = client.request("GET", location) if status == 302 else (status, "", "")
+        fields = _hidden(form_page)
+        if "form_token" not in fields:
+            continue
+        count += 1
+        piece = _PIECE.search(form_page)
+        data = {
+            **fields,
+            "piece": piece.group(1) if piece else f"L{count}",
+            "date": f"02/10/{year}",
+            "label": f"Achat {count}",
+            "kind": "expense",
+            "payment_mode": "carte",
+            "bank_amount": "12,34",
+            "splits-0-account": "6068",
+            "splits-0-amount": "12,34",
+        }
+        status, location, _ = client.request("POST", f"/coop/cahier/{year}/nouvelle", data)
+        with lock:
+            if status == 302 and "/coop/cahier/" in location:
+                tally["acknowledged"] += 1
+            elif status in (200, 409, 503):
+                tally["refused (French message)"] += 1
+            else:
+                tally[f"other {status}"] += 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--coops", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+
+    from app import clock, create_app
+    from app.extensions import db
+    from app.ledger import current_start_year
+    from app.models import Coop, Entry, Ledger
+
+    work = Path(tempfile.mkdtemp(prefix="coop85-load-"))
+    url = args.database_url or f"sqlite:///{work / 'load.sqlite'}"
+    env = {
+        **os.environ,
+        "COOP85_ENV": "production",
+        "SECRET_KEY": secrets.token_hex(32),
+        "DATABASE_URL": url,
+        "UPLOAD_DIR": str(work / "uploads"),
+        "SESSION_COOKIE_SECURE": "0",
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "LOG_LEVEL": "WARNING",
+        "COOP85_WORKERS": str(args.workers),
+    }
+    upgrade = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
+    subprocess.run(upgrade, cwd=ROOT, env=env, check=True, capture_output=True)  # noqa: S603
+    app = create_app({"COOP85_ENV": "testing", "SECRET_KEY": "x" * 40, "SQLALCHEMY_DATABASE_URI": url})
+    seed(app, args.coops)
+    year = current_start_year(clock.today())
+    port = free_port()
+    server = subprocess.Popen(  # noqa: S603
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "-c",
+            "gunicorn.conf.py",
+            "-b",
+            f"127.0.0.1:{port}",
+            "wsgi:app",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        tally: Counter = Counter()
+        lock = threading.Lock()
+        clients = [Client(port) for _ in range(args.coops)]
+        until = time.monotonic() + args.seconds
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=run_client, args=(c, f"085-{i + 1:03d}", year, until, tally, lock))
+            for i, c in enumerate(clients)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+    with app.app_context():
+        stored = db.session.scalar(
+            sa.select(sa.func.count()).select_from(Entry).join(Ledger).join(Coop).where(Coop.number <= args.coops)
+        )
+    timings = sorted(t for c in clients for t in c.timings)
+    errors = sum((c.errors for c in clients), Counter())
+    print(f"{args.coops} coops, {args.seconds} s, gunicorn {args.workers} workers × 2 threads, {url.split(':')[0]}")
+    print(f"requêtes : {len(timings)} ({len(timings) / elapsed:.0f}/s)")
+    if timings:
+        p95 = timings[int(len(timings) * 0.95) - 1]
+        print(f"latence : p50 {statistics.median(timings) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
+    print(f"erreurs : {dict(errors) or 'aucune'}")
+    print(
+        f"opérations : accusées {tally['acknowledged']}, en base {stored}, "
+        f"autres réponses {dict(tally - Counter(acknowledged=tally['acknowledged'])) or 'aucune'}"
+    )
+    print("=> aucune perte" if stored == tally["acknowledged"] else "=> ÉCART entre accusées et enregistrées")
+
+
+if __name__ == "__main__":
+    main()
