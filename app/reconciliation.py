@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import DomainError
-from app.ledger import BANK
+from app.ledger import BANK, current_start_year
 from app.models import Account, Entry, EntryLine, Ledger, SchoolYear, Statement, StatementLine, User
 from app.statements import ParsedStatement, fold, normalise_number
 
@@ -119,6 +119,7 @@ def import_statement(
     closing_on = parsed.closing_balance_date
     if (
         ledger is not None
+        and ledger.is_open
         and parsed.closing_balance_cents is not None
         and closing_on is not None
         and ledger.school_year.contains(closing_on)
@@ -402,6 +403,10 @@ def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
 # -- confirming and clearing ---------------------------------------------------------------------
 
 
+LINE_NOT_FOUND = "Ligne du cahier introuvable."
+OPENING_NOT_CLEARED = "Le report à nouveau ne se pointe pas."
+
+
 def _bank_lines(session: Session, coop_id: int, line_ids: list[int]) -> list[EntryLine]:
     lines = session.scalars(
         sa.select(EntryLine)
@@ -410,17 +415,59 @@ def _bank_lines(session: Session, coop_id: int, line_ids: list[int]) -> list[Ent
         .where(EntryLine.id.in_(line_ids), Entry.coop_id == coop_id, Account.code == BANK)
     ).all()
     if len(lines) != len(set(line_ids)):
-        raise DomainError("Ligne du cahier introuvable.")
+        raise DomainError(LINE_NOT_FOUND)
     return list(lines)
+
+
+# -- a closed year is frozen ---------------------------------------------------------------------
+
+
+def closed_year_of(session: Session, coop_id: int, day: date) -> str | None:
+    """The label of the coop's closed year that contains `day` (« 2024-2025 »), or None."""
+    start = current_start_year(day)
+    closed = session.scalar(
+        sa.select(Ledger.id)
+        .join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
+        .where(Ledger.coop_id == coop_id, Ledger.status == "closed", SchoolYear.start_year == start)
+    )
+    return f"{start}-{start + 1}" if closed is not None else None
+
+
+def _refuse_closed_clearing(session: Session, coop_id: int, on: date) -> None:
+    """A new clearing dated inside a closed year would change that year's reconciliation at 31 August."""
+    year = closed_year_of(session, coop_id, on)
+    if year:
+        raise DomainError(
+            f"Le {on:%d/%m/%Y} est dans l'année {year}, qui est clôturée : son rapprochement ne change plus. "
+            "Pointez cette ligne à la date du relevé de l'année en cours sur lequel elle figure.",
+            field="on",
+        )
+
+
+def _refuse_closed_unclearing(session: Session, coop_id: int, line: EntryLine) -> None:
+    """A line cleared inside a closed year counts as cleared in that year's stored reconciliation."""
+    year = closed_year_of(session, coop_id, line.cleared_on) if line.cleared_on else None
+    if year:
+        raise DomainError(
+            f"Cette ligne a été pointée le {line.cleared_on:%d/%m/%Y}, dans l'année {year} qui est clôturée : "
+            "son pointage ne peut plus changer. Si c'est une erreur, demandez à l'OCCE 85 de rouvrir l'année."
+        )
 
 
 def confirm_match(
     session: Session, coop_id: int, bank_id: int, line_ids: list[int], *, by: User | None, ip: str = ""
 ) -> None:
-    """Clear `line_ids` with the statement line: same total, all uncleared, the statement line still open."""
+    """Clear `line_ids` with the statement line: same total, all uncleared, the statement line still open
+    and not dated inside a closed year."""
     item = session.scalar(sa.select(StatementLine).where(StatementLine.id == bank_id, StatementLine.coop_id == coop_id))
     if item is None:
         raise DomainError("Ligne de relevé introuvable.")
+    year = closed_year_of(session, coop_id, item.date)
+    if year:
+        raise DomainError(
+            f"La ligne du relevé du {item.date:%d/%m/%Y} est dans l'année {year}, qui est clôturée : "
+            "elle ne peut plus être pointée."
+        )
     if session.scalar(sa.select(EntryLine.id).where(EntryLine.statement_line_id == item.id).limit(1)):
         raise DomainError("Cette ligne du relevé est déjà pointée.")
     lines = _bank_lines(session, coop_id, line_ids)
@@ -506,7 +553,9 @@ def clear_line(session: Session, coop_id: int, line_id: int, on: date, *, by: Us
     """
     [line] = _bank_lines(session, coop_id, [line_id])
     if line.entry.kind == "opening":
-        raise DomainError("Le report à nouveau ne se pointe pas.")
+        raise DomainError(OPENING_NOT_CLEARED)
+    _refuse_closed_unclearing(session, coop_id, line)
+    _refuse_closed_clearing(session, coop_id, on)
     line.cleared_on = on
     linked = sa.select(EntryLine.statement_line_id).where(EntryLine.statement_line_id.is_not(None))
     entry_date = line.entry.date
@@ -536,8 +585,10 @@ def clear_line(session: Session, coop_id: int, line_id: int, on: date, *, by: Us
 
 
 def unclear_line(session: Session, coop_id: int, line_id: int, *, by: User | None, ip: str = "") -> EntryLine:
-    """Undo the pointage of one bank line (and its link to a statement line)."""
+    """Undo the pointage of one bank line (and its link to a statement line); refused for a line
+    cleared inside a closed year."""
     [line] = _bank_lines(session, coop_id, [line_id])
+    _refuse_closed_unclearing(session, coop_id, line)
     before = line.cleared_on
     line.cleared_on = None
     line.statement_line_id = None
@@ -689,7 +740,12 @@ def save_statement_balance(
     session: Session, ledger: Ledger, on: date, balance: int, *, by: User | None
 ) -> Reconciliation:
     """Remember the statement date and balance the coop typed in the summary box; returns the
-    reconciliation at that date. Raises DomainError (field `on`) for a date outside the ledger's year."""
+    reconciliation at that date. Raises DomainError (field `on`) for a date outside the ledger's year
+    or a closed year (its statement box is read-only)."""
+    if not ledger.is_open:
+        raise DomainError(
+            f"L'année {ledger.school_year.label} est clôturée : le solde de son relevé ne change plus.", field="on"
+        )
     if not ledger.school_year.contains(on):
         raise DomainError(f"La date du relevé doit être dans l'année {ledger.school_year.label}.", field="on")
     ledger.reconciliation_date = on

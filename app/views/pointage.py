@@ -116,6 +116,17 @@ def screen(year: int):
     summary = rec.summary(db.session, ledger, clock.today())
     balance_form.on.data = summary.on
     balance_form.balance.data = ledger.reconciliation_balance_cents
+    if not ledger.is_open:  # frozen: nothing to propose, nothing to point
+        return render_template(
+            "pointage/screen.html",
+            ledger=ledger,
+            year_label=ledger.school_year.label,
+            summary=summary,
+            lines=rec.pointage_lines(db.session, ledger),
+            modes=books.MODE_LABELS,
+            current_year=_current_year(),
+            **context,
+        )
     coop_id = current_coop_id()
     items = {item.id: item for item in rec.open_bank_items(db.session, coop_id)}
     book = {line.line_id: line for line in rec.uncleared_book_lines(db.session, coop_id)}
@@ -199,6 +210,13 @@ def _read_pending() -> tuple[bytes, str] | None:
     return path.read_bytes(), pending.get("name", "releve.csv")
 
 
+def _closed_message(ledger: Ledger) -> str:
+    return (
+        f"l'année {ledger.school_year.label} est clôturée. Importez ce relevé depuis le pointage de l'année "
+        "en cours : les chèques non débités au 31 août s'y pointent."
+    )
+
+
 def _refuse_import(year: int, message: str):
     flash(f"Import impossible, rien n'a été enregistré : {message}", "danger")
     return redirect(url_for("pointage.screen", year=year))
@@ -217,6 +235,8 @@ def import_statement(year: int):
     if len(content) > MAX_BYTES:
         flash(TOO_BIG, "danger")
         return redirect(url_for("pointage.screen", year=year))
+    if ledger is not None and not ledger.is_open:
+        return _refuse_import(year, _closed_message(ledger))
     filename = form.file.data.filename or "releve"
     try:
         parsed = parse_statement(content)
@@ -287,6 +307,9 @@ def import_with_mapping(year: int):
         flash("Le fichier n'est plus disponible : importez-le à nouveau.", "warning")
         return redirect(url_for("pointage.screen", year=year))
     content, filename = pending
+    if ledger is not None and not ledger.is_open:
+        _drop_pending()
+        return _refuse_import(year, _closed_message(ledger))
     form = MappingForm()
     if not form.validate():
         return _ask_mapping_again(form, year, content, (form.form_errors or ["Formulaire invalide."])[0])
@@ -329,7 +352,7 @@ def _changed_line(year: int, ledger: Ledger | None, line_id: int, change, form: 
     """Run `change` (-> the bank line) and answer the script (JSON) or the plain form (PRG).
 
     A line the coop cannot point (another coop's, the opening balance, none) answers 404; one
-    changed or removed meanwhile says so."""
+    changed or removed meanwhile says so, and so does a change refused in a closed year."""
     wants_json = _wants_json()
 
     def action():
@@ -343,8 +366,13 @@ def _changed_line(year: int, ledger: Ledger | None, line_id: int, change, form: 
             return jsonify({"message": outcome.errors[0]}), 409
         flash(outcome.errors[0], "warning")
         return redirect(url_for("pointage.screen", year=year))
-    if not outcome.ok:
+    if not outcome.ok and outcome.errors[:1] in ([rec.LINE_NOT_FOUND], [rec.OPENING_NOT_CLEARED]):
         return _line_not_found(line_id)
+    if not outcome.ok:  # refused (a closed year): the script then sends the plain form, which says why
+        if wants_json:
+            return jsonify({"message": outcome.errors[0]}), 422
+        flash(outcome.errors[0], "warning")
+        return redirect(url_for("pointage.screen", year=year, _anchor=f"ligne-{line_id}"))
     line, summary = outcome.value
     if wants_json:
         cleared_on = line.cleared_on and f"{line.cleared_on:%d/%m/%Y}"
@@ -389,6 +417,11 @@ def unclear(year: int, line_id: int):
     lines = rec.pointage_lines(db.session, ledger, line_id=line_id) if ledger else []
     if not lines:
         return _line_not_found(line_id)
+    frozen_in = lines[0].cleared_on and rec.closed_year_of(db.session, current_coop_id(), lines[0].cleared_on)
+    if frozen_in:
+        message = f"Cette ligne est pointée dans l'année {frozen_in}, qui est clôturée : son pointage ne change plus."
+        flash(message, "warning")
+        return redirect(url_for("pointage.screen", year=year, _anchor=f"ligne-{line_id}"))
     if not form.is_confirmed:
         return render_template(
             "pointage/confirm_unclear.html", line=lines[0], year=year, form=form, modes=books.MODE_LABELS
