@@ -39,16 +39,23 @@ from app.mandates import (
     update_details,
     validate_change,
 )
-from app.models import AuditEvent, Coop, Document, Mandate, MandateChange, OutboxEmail, utcnow
+from app.models import AuditEvent, Coop, Document, Mandate, MandateChange, OutboxEmail
 from app.pdf import PdfError
 from app.web.home import checklist
+from tests.conftest import DEFAULT_MOMENT
+from tests.helpers import pdf_text
 
-TODAY = utcnow().date()
-NOW = utcnow()
+NOW = DEFAULT_MOMENT  # the clock is pinned (autouse fixture below)
+TODAY = NOW.date()
 STATIC_DIR = Path(__file__).resolve().parent.parent / "app" / "static"
 
 
 # --- Generated files -----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(clock):
+    """Every test of this module runs on 15 September 2025 (DEFAULT_MOMENT), whatever the real date."""
 
 
 def make_pdf(*pages: str) -> bytes:
@@ -79,10 +86,6 @@ def make_photo(label: str = "RECTO", size=(1600, 1000), colour=(200, 220, 240)) 
 
 def pdf_pages(content: bytes) -> int:
     return len(PdfReader(io.BytesIO(content)).pages)
-
-
-def pdf_text(content: bytes) -> str:
-    return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in PdfReader(io.BytesIO(content)).pages))
 
 
 def details(**overrides) -> ChangeDetails:
@@ -233,7 +236,7 @@ def test_months_before(day, months, expected):
 
 
 def test_proof_of_address_must_be_less_than_six_months_old(session, coop, upload_dir):
-    change = start_change(session, coop, details(), by=None, today=date(2026, 3, 15))
+    change = start_change(session, coop, details(effective_date=date(2026, 3, 15)), by=None, today=date(2026, 3, 15))
     assert oldest_proof_of_address(date(2026, 3, 15)) == date(2025, 9, 16)
     for proof, message in (
         (date(2025, 9, 15), "plus de 6 mois"),

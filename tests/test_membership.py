@@ -5,13 +5,11 @@ action, mails in the outbox, and the attestation / certificate PDFs (text extrac
 
 from __future__ import annotations
 
-import io
 import re
 from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
-from pypdf import PdfReader
 
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
@@ -40,9 +38,10 @@ from app.models import (
     OutboxEmail,
     SchoolYear,
     school_year_start,
-    utcnow,
 )
 from app.web.home import checklist
+from tests.conftest import DEFAULT_MOMENT
+from tests.helpers import pdf_download_text
 
 # DOMAIN.md §6: 2,05 € per pupil and per adult, insurance 0,25 € per insured member, property above
 # 2 000 € at 0,00688 € per euro.
@@ -53,9 +52,14 @@ DOMAIN_RATES = Rates(
     property_threshold_cents=200_000,
     property_rate_ppm=6880,
 )
-CURRENT = school_year_start(utcnow().date())
+CURRENT = school_year_start(DEFAULT_MOMENT.date())  # the clock is pinned (autouse fixture below)
 LAST = CURRENT - 1
 LAST_CLASSES = [("CP de Mme Roy", "CP", 22, 1), ("CE1-CE2", "CE1-CE2", 25, 1)]
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(clock):
+    """Every test of this module runs on 15 September 2025 (DEFAULT_MOMENT), whatever the real date."""
 
 
 def _headcounts(classes, atsem=0, aesh=0, others=0, property_cents=0) -> Headcounts:
@@ -287,7 +291,7 @@ def test_commit_needs_a_mandataire_and_valid_headcounts(session, years, make_coo
     year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == CURRENT))
     draft = save_draft(session, coop, year, Headcounts((ClassHeadcount("CP", "CP", 25, 1),)), by=None)
     with pytest.raises(DomainError, match="Aucun mandataire"):
-        commit_membership(session, draft, None, by=None, ip="", now=utcnow())
+        commit_membership(session, draft, None, by=None, ip="", now=DEFAULT_MOMENT)
     assert draft.status == "draft"
     with pytest.raises(ValidationErrors) as refused:
         save_draft(session, coop, year, Headcounts((ClassHeadcount("", "CP", 0, 0),)), by=None)
@@ -299,7 +303,7 @@ def test_bank_without_direct_debit_pays_by_cheque(session, years, make_coop):
     coop = session.get(Coop, first.id)
     year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == CURRENT))
     draft = save_draft(session, coop, year, Headcounts((ClassHeadcount("CP", "CP", 25, 1),)), by=None)
-    membership = commit_membership(session, draft, coop.mandates[0], by=None, ip="", now=utcnow())
+    membership = commit_membership(session, draft, coop.mandates[0], by=None, ip="", now=DEFAULT_MOMENT)
     assert membership.payment_method == "cheque"
     with pytest.raises(DomainError, match="chèque"):
         transition(membership, "in_batch")
@@ -307,7 +311,10 @@ def test_bank_without_direct_debit_pays_by_cheque(session, years, make_coop):
     session.add(Federation(name="OCCE 85", no_debit_banks="Crédit Mutuel"))
     other = session.get(Coop, second.id)
     draft = save_draft(session, other, year, Headcounts((ClassHeadcount("CP", "CP", 20, 1),)), by=None)
-    assert commit_membership(session, draft, other.mandates[0], by=None, ip="", now=utcnow()).payment_method == "debit"
+    assert (
+        commit_membership(session, draft, other.mandates[0], by=None, ip="", now=DEFAULT_MOMENT).payment_method
+        == "debit"
+    )
 
 
 LEGAL = {
@@ -361,13 +368,13 @@ def test_debit_path_and_cheque_path(session, years, make_coop):
     coop = session.get(Coop, make_coop(1).id)
     year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == CURRENT))
     membership = save_draft(session, coop, year, Headcounts((ClassHeadcount("CP", "CP", 25, 1),)), by=None)
-    commit_membership(session, membership, coop.mandates[0], by=None, ip="", now=utcnow())
+    commit_membership(session, membership, coop.mandates[0], by=None, ip="", now=DEFAULT_MOMENT)
     with pytest.raises(DomainError):
-        record_debit_paid(session, membership, by=None, now=utcnow())  # not in a batch yet
+        record_debit_paid(session, membership, by=None, now=DEFAULT_MOMENT)  # not in a batch yet
     transition(membership, "in_batch")
     transition(membership, "rejected")
     with pytest.raises(DomainError, match="chèque ne peut être enregistré"):
-        record_cheque(session, membership, by=None, now=utcnow())
+        record_cheque(session, membership, by=None, now=DEFAULT_MOMENT)
     transition(membership, "in_batch")
     record_debit_paid(session, membership, by=None, now=datetime(CURRENT, 11, 5))
     assert (membership.status, membership.paid_at) == ("paid", datetime(CURRENT, 11, 5))
@@ -556,11 +563,16 @@ def test_home_card_statuses(session, last_year_paid, status, method, badge, text
     coop = session.get(Coop, last_year_paid.id)
     year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == CURRENT))
     membership = Membership(
-        coop=coop, school_year=year, status=status, payment_method=method, total_cents=11500, committed_at=utcnow()
+        coop=coop,
+        school_year=year,
+        status=status,
+        payment_method=method,
+        total_cents=11500,
+        committed_at=DEFAULT_MOMENT,
     )
     session.add(membership)
     session.flush()
-    card = next(step for step in checklist(coop, utcnow().date(), year.label) if step.key == "membership")
+    card = next(step for step in checklist(coop, DEFAULT_MOMENT.date(), year.label) if step.key == "membership")
     assert card.status == badge and text in card.summary and card.endpoint == "membership.step"
 
 
@@ -584,14 +596,6 @@ def test_form_fields_are_the_only_ones_assigned(client, last_year_paid, login_as
 
 
 # --- Back office, payment mail, documents ----------------------------------------------------------
-
-
-def _pdf_text(response) -> str:
-    assert response.status_code == 200, response.status_code
-    assert response.mimetype == "application/pdf"
-    assert response.headers["Content-Disposition"].startswith("attachment;")
-    reader = PdfReader(io.BytesIO(response.data))
-    return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
 
 
 def _engage(client, login_as, coop, rows=LAST_CLASSES, **form):
@@ -640,7 +644,7 @@ def test_documents_after_payment(app, client, last_year_paid, make_staff, login_
     page = _text(client.get("/coop/adhesion"))
     assert "Attestation d'adhésion" in page and "Certificat d'assurance" in page
     label = f"{CURRENT}-{CURRENT + 1}"
-    attestation = _pdf_text(client.get(f"/coop/adhesion/{membership.id}/attestation.pdf"))
+    attestation = pdf_download_text(client.get(f"/coop/adhesion/{membership.id}/attestation.pdf"))
     for expected in (
         "Attestation d’adhésion" if "’" in attestation else "Attestation d'adhésion",
         label,
@@ -656,8 +660,8 @@ def test_documents_after_payment(app, client, last_year_paid, make_staff, login_
         "chèque",
     ):
         assert expected in attestation, expected
-    assert utcnow().strftime("%d/%m/%Y")[-4:] in attestation  # issue date
-    certificate = _pdf_text(client.get(f"/coop/adhesion/{membership.id}/certificat-assurance.pdf"))
+    assert DEFAULT_MOMENT.strftime("%d/%m/%Y") in attestation  # issue date
+    certificate = pdf_download_text(client.get(f"/coop/adhesion/{membership.id}/certificat-assurance.pdf"))
     for expected in (
         "Certificat d",
         "assurance",
@@ -678,7 +682,7 @@ def test_pdf_escapes_user_text(app, client, years, make_coop, make_staff, login_
     membership = _membership(db_check, 3)
     staff = login_as(make_staff(), on=app.test_client())
     staff.post("/admin/admin_memberships/action/", data={"action": "cheque_received", "rowid": [str(membership.id)]})
-    text = _pdf_text(client.get(f"/coop/adhesion/{membership.id}/attestation.pdf"))
+    text = pdf_download_text(client.get(f"/coop/adhesion/{membership.id}/attestation.pdf"))
     assert "<b>Coop</b> & <img src='/etc/hostname'>" in text and "<i>CP</i>" in text
 
 

@@ -15,20 +15,18 @@ from pypdf import PdfReader
 
 from app.extensions import db
 from app.mandates import attach_document, start_change, submit_change
-from app.models import Coop, Document, Mandate, MandateChange, OutboxEmail, utcnow
-from tests.conftest import PASSWORD
+from app.models import Coop, Document, Mandate, MandateChange, OutboxEmail
+from tests.conftest import DEFAULT_MOMENT
+from tests.helpers import browser_log_in
 from tests.test_mandates import details, make_pdf, make_photo
 
 pytestmark = pytest.mark.e2e
-TODAY = utcnow().date()
+TODAY = DEFAULT_MOMENT.date()  # the clock is pinned (autouse fixture below)
 
 
-def _log_in(page, login, then: str = ""):
-    page.goto(f"/connexion?next={then}" if then else "/connexion")
-    page.get_by_label("Identifiant").fill(login)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(re.compile(re.escape(then) + "$" if then else r"/$"))
+@pytest.fixture(autouse=True)
+def _pinned_clock(clock):
+    """Every test of this module runs on 15 September 2025 (DEFAULT_MOMENT), whatever the real date."""
 
 
 def _pdf_text(path) -> tuple[int, str]:
@@ -54,7 +52,7 @@ def files(tmp_path):
 
 def test_coop_sends_a_complete_dossier(page, make_coop, files, db_check):
     make_coop(1)
-    _log_in(page, "085-001")
+    browser_log_in(page, "085-001")
     card = page.get_by_role("region", name="6. Mandataire")
     assert card.get_by_text("Mandataire actuel : Claire Moreau.").is_visible()
     card.get_by_role("link", name=re.compile("Changement pour le compte bancaire")).click()
@@ -164,7 +162,7 @@ def submitted(app, make_coop):
             today=TODAY,
             proof_date=TODAY - timedelta(days=10),
         )
-        submit_change(db.session, change, by=None, now=utcnow(), today=TODAY)
+        submit_change(db.session, change, by=None, now=DEFAULT_MOMENT, today=TODAY)
         db.session.commit()
         reference = change.reference
         db.session.remove()
@@ -173,7 +171,7 @@ def submitted(app, make_coop):
 
 def test_staff_validate_merge_and_complete(page, make_staff, submitted, files, db_check):
     make_staff("agent")
-    _log_in(page, "agent", then="/admin/admin_mandate_changes/")
+    browser_log_in(page, "agent", then="/admin/admin_mandate_changes/")
     page.get_by_role("link", name=re.compile(r"Envoyé à l'OCCE 85 1")).click()
     page.get_by_role("link", name=submitted).click()
     page.wait_for_url(re.compile(r"/admin/mandataires/\d+$"))
@@ -234,7 +232,7 @@ def test_dossier_on_a_phone(browser, live_server, make_coop, submitted):
         phone.on(
             "console", lambda message, errors=errors: errors.append(message.text) if message.type == "error" else None
         )
-        _log_in(phone, login)
+        browser_log_in(phone, login)
         phone.goto(path)
         if login == "085-002":
             assert phone.get_by_label("Date d'effet du changement").is_visible()

@@ -14,14 +14,20 @@ import sqlalchemy as sa
 from app import clock
 from app.demo import load_demo, load_demo_memberships
 from app.extensions import db
-from app.models import Coop, Membership, OutboxEmail, SchoolYear, User, school_year_start, utcnow
+from app.models import Coop, Membership, OutboxEmail, SchoolYear, User, school_year_start
 from app.passwords import hash_password
-from tests.conftest import FAST_ARGON2, PASSWORD
+from tests.conftest import DEFAULT_MOMENT, FAST_ARGON2, PASSWORD
+from tests.helpers import browser_log_in
 
 pytestmark = pytest.mark.e2e
-TODAY = utcnow().date()
+TODAY = DEFAULT_MOMENT.date()  # the clock is pinned (autouse fixture below)
 CURRENT = school_year_start(TODAY)
 LABEL = f"{CURRENT}-{CURRENT + 1}"
+
+
+@pytest.fixture(autouse=True)
+def _pinned_clock(clock):
+    """Every test of this module runs on 15 September 2025 (DEFAULT_MOMENT), whatever the real date."""
 
 
 @pytest.fixture
@@ -52,21 +58,13 @@ def demo(app):
         db.session.remove()
 
 
-def _log_in(page, login):
-    page.goto("/connexion")
-    page.get_by_label("Identifiant").fill(login)
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(re.compile(r"/$"))
-
-
 def _total(page) -> str:
     return page.locator('[data-fee="total"]').inner_text().replace("\u202f", " ").replace("\u00a0", " ")
 
 
 def test_renewal_from_the_prefilled_table_to_the_identity_step(page, demo, db_check):
     started = time.monotonic()
-    _log_in(page, "085-001")
+    browser_log_in(page, "085-001")
     card = page.get_by_role("region", name=f"2. Adhésion {LABEL}")
     assert card.get_by_text("Vérifiez les effectifs de l'an dernier").is_visible()
     card.get_by_role("link", name=re.compile("Renouveler l'adhésion")).click()
@@ -145,7 +143,7 @@ def test_renewal_from_the_prefilled_table_to_the_identity_step(page, demo, db_ch
 def test_rows_without_javascript(browser, live_server, demo, db_check):
     context = browser.new_context(base_url=live_server, java_script_enabled=False)
     page = context.new_page()
-    _log_in(page, "085-004")
+    browser_log_in(page, "085-004")
     page.goto("/coop/adhesion")
     assert page.get_by_text("ne permet pas le prélèvement").is_visible()  # La Banque Postale: cheque path
     page.get_by_role("button", name="Ajouter une classe").click()
@@ -177,7 +175,7 @@ def test_step_on_a_phone(browser, live_server, demo):
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-    _log_in(page, "085-001")
+    browser_log_in(page, "085-001")
     page.goto("/coop/adhesion")
     assert page.get_by_label("Élèves, classe 1").is_visible()
     assert page.locator("label[for='classes-0-pupils']").is_visible()  # labels shown when rows are stacked
