@@ -176,29 +176,38 @@ def transport_from_config(config):
             use_ssl=config["MAIL_USE_SSL"],
             username=config.get("MAIL_USERNAME"),
             password=config.get("MAIL_PASSWORD"),
+            timeout=float(config.get("MAIL_TIMEOUT") or 10),
         )
     return FileTransport(Path(config["MAIL_FILE_DIR"]))
 
 
 @mail_group.command("send")
 def send_command() -> None:
-    """Deliver pending mail (schedule every minute or so); failures are retried with backoff."""
-    from app.mail import deliver_pending
+    """Deliver pending mail (schedule every minute or so); failures are retried with backoff.
+
+    The sender is the federation's e-mail from its settings (MAIL_DEFAULT_SENDER when it has none).
+    Exits with status 1 when a mail could not be sent (kept for a later try, or failed for good), so
+    that the scheduler reports it.
+    """
+    from app.mail import deliver_pending, sender_address
 
     config = current_app.config
+    sender = sender_address(db.session, config["MAIL_DEFAULT_SENDER"])
     # Not one unit: each mail is claimed, then marked, in a commit of its own, so that no transaction
     # stays open during an SMTP conversation and a crash re-sends one mail at most (app.mail).
     report = _one_unit(
         lambda: deliver_pending(
             db.session,
             transport_from_config(config),
-            sender=config["MAIL_DEFAULT_SENDER"],
+            sender=sender,
             now=clock.now,
             max_attempts=config["MAIL_MAX_ATTEMPTS"],
             commit=db.session.commit,
         )
     )
     click.echo(f"{report.sent} envoyé(s), {report.retried} à réessayer, {report.failed} en échec définitif.")
+    if report.retried or report.failed:
+        sys.exit(1)
 
 
 @click.group("ledger", cls=AppGroup)
@@ -314,11 +323,21 @@ def _amount(text: str) -> int:
 @click.argument("login")
 @click.argument("year")
 @click.option("--statement-balance", required=True, help="Solde du relevé bancaire au 31 août (ex. 3092,40).")
-@click.option("--cash-count", required=True, help="Arrêté de caisse au 31 août, en un total (ex. 50,00).")
-def ledger_close_command(login: str, year: str, statement_balance: str, cash_count: str) -> None:
+@click.option(
+    "--cash-count",
+    required=True,
+    help="Arrêté de caisse au 31 août : un total (ex. 50,00) ou le détail coupure x nombre (ex. 20x2,10x1,0.5x4).",
+)
+@click.option(
+    "--replace-opening",
+    is_flag=True,
+    help="Remplacer le report à nouveau déjà saisi dans l'année suivante quand il diffère des soldes de clôture.",
+)
+def ledger_close_command(login: str, year: str, statement_balance: str, cash_count: str, replace_opening: bool) -> None:
     """Close the ledger of coop LOGIN for YEAR with the checks of the closing wizard (past years).
 
-    Carries the closing bank and cash balances into the next year's opening entry.
+    Stores the year's CRF figures and carries the closing bank and cash balances into the next
+    year's opening entry (a typed opening that differs is replaced only with --replace-opening).
     """
     from app import closing, ledger
 
@@ -327,11 +346,21 @@ def ledger_close_command(login: str, year: str, statement_balance: str, cash_cou
     book = ledger.find_ledger(db.session, user.coop_id, start)
     if book is None:
         raise click.ClickException(f"{user.login} n'a pas de cahier {start}-{start + 1}.")
-    balance, count = _amount(statement_balance), _amount(cash_count)
+    balance = _amount(statement_balance)
+    try:
+        count = closing.CashCount.parse(cash_count, _amount)
+    except DomainError as exc:
+        raise click.BadParameter(exc.message, param_hint="'--cash-count'") from None
     try:
         done = _one_unit(
             lambda: closing.close_ledger(
-                db.session, book, statement_balance=balance, cash_count=count, by=None, now=clock.now()
+                db.session,
+                book,
+                statement_balance=balance,
+                cash_count=count,
+                by=None,
+                now=clock.now(),
+                replace_opening=replace_opening,
             )
         )
     except closing.ClosingRefused as exc:
@@ -340,7 +369,8 @@ def ledger_close_command(login: str, year: str, statement_balance: str, cash_cou
             click.echo(f"  {check.label} : {check.message}", err=True)
         sys.exit(1)
     except DomainError as exc:
-        raise click.ClickException(exc.message) from None
+        hint = " En ligne de commande : ajoutez --replace-opening." if exc.field == "replace_opening" else ""
+        raise click.ClickException(exc.message + hint) from None
     click.echo(
         f"Cahier {start}-{start + 1} de {user.login} clôturé. Report à nouveau "
         f"{done.next_ledger.school_year.label} : banque {euros(done.bank)}, "
@@ -410,12 +440,83 @@ def debits_group() -> None:
     """Direct debits of membership fees."""
 
 
+def _parse_fr_date(text: str):
+    from datetime import datetime
+
+    try:
+        return datetime.strptime(text.strip(), "%d/%m/%Y").date()
+    except ValueError:
+        raise click.BadParameter(f"« {text} » n'est pas une date JJ/MM/AAAA.") from None
+
+
+@debits_group.command("create")
+@click.option("--date", "collection", required=True, help="Date d'échéance JJ/MM/AAAA (jour ouvré TARGET).")
+@click.option("--coops", default="", help="Identifiants séparés par des virgules (085-001,085-1234) ; toutes sinon.")
+@click.option("--shorter-notice", is_flag=True, help="Les coopératives ont accepté un délai de prévenance plus court.")
+def debits_create_command(collection: str, coops: str, shorter_notice: bool) -> None:
+    """Create a run of the memberships waiting for a debit, with the back office's checks; pre-notify the coops."""
+    import sqlalchemy as sa
+
+    from app.debits import create_batch, eligible_memberships, federation_settings
+    from app.models import DEPARTMENT_CODE, Coop
+    from app.web import notifications
+
+    collection_date = _parse_fr_date(collection)
+    eligible = eligible_memberships(db.session)
+    if coops.strip():
+        numbers = set()
+        for login in (part.strip() for part in coops.split(",") if part.strip()):
+            digits = login.removeprefix(f"{DEPARTMENT_CODE}-")
+            if not digits.isdigit():
+                raise click.BadParameter(f"« {login} » n'est pas un identifiant de coopérative (085-001).")
+            numbers.add(int(digits))
+        known = set(db.session.scalars(sa.select(Coop.number).where(Coop.number.in_(numbers))))
+        for number in sorted(numbers - known):
+            click.echo(f"{DEPARTMENT_CODE}-{number:03d} : coopérative inconnue.", err=True)
+        waiting = {m.coop.number for m in eligible}
+        for number in sorted((numbers & known) - waiting):
+            click.echo(f"{DEPARTMENT_CODE}-{number:03d} : aucune adhésion n'attend de prélèvement.", err=True)
+        eligible = [m for m in eligible if m.coop.number in numbers]
+    if not eligible:
+        raise click.ClickException("Aucune adhésion à prélever.")
+
+    def create():
+        batch, excluded = create_batch(
+            db.session,
+            [m.id for m in eligible],
+            collection_date,
+            today=clock.today(),
+            by=None,
+            shorter_notice_agreed=shorter_notice,
+        )
+        if batch is not None:
+            federation = federation_settings(db.session)
+            for debit in batch.debits:
+                notifications.debit_prenotification(db.session, debit, federation)
+        return batch, excluded
+
+    try:
+        batch, excluded = _one_unit(create)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+    for exclusion in excluded:
+        click.echo(f"{exclusion.coop.login} {exclusion.coop.name} laissée de côté : {', '.join(exclusion.reasons)}.")
+    if batch is None:
+        raise click.ClickException("Aucune adhésion ne peut être prélevée : corrigez les fiches ci-dessus.")
+    click.echo(
+        f"Prélèvement n° {batch.id} préparé : {batch.count} adhésion(s), total {euros(batch.control_sum_cents)}, "
+        f"échéance {collection_date:%d/%m/%Y} ; {batch.count} coopérative(s) prévenue(s) par courriel."
+    )
+
+
 @debits_group.command("export")
 @click.argument("batch_id", type=int)
 @click.option("--format", "kind", type=click.Choice(["sepa", "csv"]), default="sepa", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def debits_export_command(batch_id: int, kind: str, out: Path) -> None:
-    """Write the SEPA XML (pain.008) or the CSV of run BATCH_ID to OUT (exporting it first if still a draft)."""
+@click.option("--file", "sequence", type=click.IntRange(1, 9999), default=1, show_default=True, help="N° du fichier.")
+def debits_export_command(batch_id: int, kind: str, out: Path, sequence: int) -> None:
+    """Write the SEPA XML (pain.008) or the CSV of run BATCH_ID to OUT (exporting it first if still a draft);
+    a run split in several files is written one file at a time (--file)."""
     from app.debits import export_batch
     from app.formats import fr_date
     from app.models import DebitBatch
@@ -427,8 +528,11 @@ def debits_export_command(batch_id: int, kind: str, out: Path) -> None:
         _one_unit(lambda: export_batch(db.session, batch, by=None, now=clock.now()))
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
-    out.write_bytes(batch.xml_content if kind == "sepa" else batch.csv_content)
+    file = next((f for f in batch.files if f.sequence == sequence), None)
+    if file is None:
+        raise click.ClickException(f"Le prélèvement n° {batch_id} a {len(batch.files)} fichier(s).")
+    out.write_bytes(file.xml_content if kind == "sepa" else file.csv_content)
     click.echo(
-        f"{out} : {batch.count} prélèvement(s), total {euros(batch.control_sum_cents)}, "
-        f"échéance {fr_date(batch.collection_date)}."
+        f"{out} : fichier {sequence}/{len(batch.files)}, {file.count} prélèvement(s), "
+        f"total {euros(file.control_sum_cents)}, échéance {fr_date(batch.collection_date)}."
     )

@@ -8,7 +8,8 @@ Environment variables (all optional in development):
   ``postgresql://`` URLs are rewritten to use psycopg 3.
 - ``UPLOAD_DIR``: where uploaded files are stored (outside the web root).
 - ``MAIL_SERVER``, ``MAIL_PORT``, ``MAIL_USE_TLS``, ``MAIL_USE_SSL``, ``MAIL_USERNAME``,
-  ``MAIL_PASSWORD``, ``MAIL_DEFAULT_SENDER``: SMTP delivery. Without ``MAIL_SERVER`` mail is
+  ``MAIL_PASSWORD``, ``MAIL_DEFAULT_SENDER`` (used when the federation's settings have no sender
+  e-mail), ``MAIL_TIMEOUT`` (seconds, default 10): SMTP delivery. Without ``MAIL_SERVER`` mail is
   written as ``.eml`` files under ``instance/mail/``.
 - ``SESSION_COOKIE_SECURE``: ``1`` when served over HTTPS (default on in production).
 - ``PUBLIC_URL``: the address users see, used in mailed links (e.g. ``https://coop85.example``).
@@ -69,6 +70,8 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_PASSWORD": None,
     "MAIL_DEFAULT_SENDER": "Coop 85 <ne-pas-repondre@occe85.invalid>",
     "MAIL_MAX_ATTEMPTS": 8,
+    # Seconds an SMTP connection or reply may take before the mail is left for a later try.
+    "MAIL_TIMEOUT": 10,
     "PUBLIC_URL": "http://127.0.0.1:5000",
     "PROXY_COUNT": 0,
     "BOOTSTRAP_SERVE_LOCAL": True,
@@ -98,6 +101,7 @@ _ENV_VARS: dict[str, type] = {
     "MAIL_USERNAME": str,
     "MAIL_PASSWORD": str,
     "MAIL_DEFAULT_SENDER": str,
+    "MAIL_TIMEOUT": float,
     "SESSION_COOKIE_SECURE": bool,
     "PUBLIC_URL": str,
     "RATELIMIT_STORAGE_URI": str,

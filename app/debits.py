@@ -1,23 +1,39 @@
-"""Direct debits of membership fees: runs, SEPA pain.008 and CSV exports, settlement and rejections.
+"""Direct debits of membership fees: runs, SEPA pain.008 and CSV files, the whole life of a debit.
 
-Business validation comes first and says, per coop, why it is left out (IBAN, mandate reference,
-signature date, amount, creditor identifier). The XML is built with sepaxml on a fresh `SepaDD`
-per file (its `export()` is not idempotent), `clean=False`, every text already reduced to the SEPA
-character set here, one collection date and sequence RCUR, and validated against the XSD bundled
-with sepaxml. The exported bytes are stored with their hash: a second download gives the same file.
+- Calendar: a collection date is a TARGET business day (weekends and the ECB's closing days from the
+  `holidays` library), at least the lead time in business days after the day of submission, and at
+  least the pre-notification delay (calendar days) after the run is created, unless staff state that
+  a shorter delay was agreed.
+- Mandates: a RUM of the SEPA set (35 characters, no space, one coop per RUM); a signature date
+  neither in the future nor after the collection; lapsed after 36 months without a collection
+  presented (EPC rulebook); the first debit after a change of IBAN or RUM carries the amendment.
+- Text: names and references are transliterated (anyascii) before the EPC Latin subset is enforced
+  and lengths are cut.
+- Files: sepaxml on a fresh `SepaDD` per file (its `export()` is not idempotent), `clean=False`, one
+  collection date and sequence RCUR, validated against the XSD bundled with sepaxml; a run is split
+  into files of at most the configured number of debits, each with its own MsgId, sums and CSV. The
+  exported bytes are stored with their hash: a second download gives the same file.
+- Life of a debit: pending (in the run, then in its file) -> paid at settlement; rejected before
+  settlement; returned or refunded after it (membership back to « returned », reversing entry in the
+  coop's cash-book when the debit had been booked there). Each with its ISO 20022 reason code. The
+  bank's pain.002 and camt.054 files are matched by EndToEndId, shown, then applied once.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import re
-import unicodedata
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from anyascii import anyascii
+from holidays import financial_holidays
+from lxml import etree
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlalchemy.orm import Session
@@ -27,17 +43,79 @@ from app import audit
 from app import ledger as books
 from app import membership as memberships
 from app.errors import DomainError
-from app.models import Coop, Debit, DebitBatch, Federation, Membership, User
+from app.models import Coop, Debit, DebitBatch, DebitFile, DebitReport, Federation, Membership, User
 
 SCHEMAS = ("pain.008.001.08", "pain.008.001.02")
 _SEPA_ID = re.compile(r"[A-Za-z0-9/\-?:().,'+]{1,35}")
 _NOT_SEPA = re.compile(r"[^A-Za-z0-9/\-?:().,'+ ]")
+MANDATE_LAPSE_YEARS = 3  # 36 months without a collection presented (EPC SDD Core rulebook)
+DEFAULT_NOTICE_DAYS = 14
+DEFAULT_LEAD_DAYS = 5
+_WEEKDAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+
+# ISO 20022 reason codes of R-transactions (EPC guidance on reason codes), with what they mean for a coop.
+REASON_LABELS = {
+    "AC01": "IBAN incorrect",
+    "AC04": "compte clôturé",
+    "AC06": "compte bloqué (ou bloqué aux prélèvements)",
+    "AC13": "type de compte du débiteur non valable",
+    "AG01": "opération interdite sur ce compte",
+    "AG02": "code d'opération invalide",
+    "AM04": "provision insuffisante",
+    "AM05": "prélèvement en double",
+    "BE05": "créancier non reconnu",
+    "CNOR": "banque du créancier non joignable",
+    "DNOR": "banque du débiteur non joignable",
+    "FF01": "format de fichier invalide",
+    "MD01": "pas de mandat valable (mandat absent ou révoqué)",
+    "MD02": "données du mandat manquantes ou erronées",
+    "MD06": "remboursement demandé par la coopérative (débiteur)",
+    "MD07": "titulaire du compte décédé",
+    "MS02": "refus du débiteur (motif non communiqué)",
+    "MS03": "refus de la banque (motif non communiqué)",
+    "RC01": "BIC incorrect",
+    "RR01": "identification du compte du débiteur manquante (raison réglementaire)",
+    "RR02": "nom ou adresse du débiteur manquant (raison réglementaire)",
+    "RR03": "nom ou adresse du créancier manquant (raison réglementaire)",
+    "RR04": "raison réglementaire",
+    "SL01": "service particulier de la banque du débiteur (prélèvements bloqués ou filtrés)",
+}
+REFUND_CODES = frozenset({"MD06"})  # the debtor asked for its money back: a refund, not a return
+DEBIT_STATUS_LABELS = {
+    "pending": "en attente",
+    "in_file": "dans le fichier envoyé à la banque",
+    "paid": "réglé",
+    "rejected": "rejeté avant règlement",
+    "returned": "retourné après règlement",
+    "refunded": "remboursé à la coopérative après règlement",
+}
+
+
+def reason_label(code: str) -> str:
+    """« AM04 : provision insuffisante » (an unknown code is shown as it is)."""
+    code = (code or "").strip().upper()
+    return f"{code} : {REASON_LABELS[code]}" if code in REASON_LABELS else code
+
+
+def status_label(debit: Debit) -> str:
+    """The French label of a debit's state (pending debits of an exported run are « in the file »)."""
+    status = debit.status
+    if status == "pending" and debit.batch.status != "draft":
+        status = "in_file"
+    label = DEBIT_STATUS_LABELS[status]
+    if debit.reason_code or debit.reject_reason:
+        label += " (" + (reason_label(debit.reason_code) or debit.reject_reason) + ")"
+    return label
+
+
+# -- text ------------------------------------------------------------------------------------------
 
 
 def sepa_text(text: str, max_length: int) -> str:
-    """Reduce free text to the EPC Latin set: accents removed, & -> +, anything else -> space, truncated."""
-    decomposed = unicodedata.normalize("NFKD", (text or "").replace("&", "+").replace("œ", "oe").replace("Œ", "OE"))
-    ascii_text = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    """Free text in the EPC Latin subset: transliterated (Æ -> AE, ß -> ss, № -> No), & -> +, any other
+    character outside the set -> space, spaces collapsed, then cut to `max_length`."""
+    prepared = (text or "").replace("&", "+").replace("°", " ").replace("_", " ")
+    ascii_text = anyascii(prepared)
     cleaned = " ".join(_NOT_SEPA.sub(" ", ascii_text).split())
     return cleaned[:max_length].rstrip()
 
@@ -55,18 +133,230 @@ def check_creditor_id(value: str) -> str:
     return compact
 
 
-@dataclass(frozen=True)
-class Exclusion:
-    coop: Coop
-    membership: Membership | None
-    reasons: tuple[str, ...]
+# -- TARGET calendar -------------------------------------------------------------------------------
+
+_CLOSING_LABELS = {
+    "New Year's Day": "le 1er janvier",
+    "Good Friday": "le Vendredi saint",
+    "Easter Monday": "le lundi de Pâques",
+    "Labour Day": "le 1er mai",
+    "Christmas Day": "Noël (25 décembre)",
+    "Christmas Holiday": "le 26 décembre",
+}
 
 
-def debit_problems(membership: Membership) -> list[str]:
-    """Why a membership cannot be debited (French, for the staff list); empty when it can."""
+@functools.lru_cache(maxsize=32)
+def _target_closings(year: int) -> dict[date, str]:
+    return dict(financial_holidays("ECB", years=year).items())
+
+
+def target_closing(day: date) -> str | None:
+    """Why the TARGET payment system is closed on `day` (French), or None on a business day."""
+    if day.weekday() >= 5:
+        return f"un {_WEEKDAYS[day.weekday()]}"
+    name = _target_closings(day.year).get(day)
+    if name is None:
+        return None
+    return "un jour de fermeture du système de paiement européen TARGET (" + _CLOSING_LABELS.get(name, name) + ")"
+
+
+def is_target_day(day: date) -> bool:
+    """A day on which banks settle SEPA debits: Monday-Friday, not a TARGET closing day."""
+    return target_closing(day) is None
+
+
+def next_target_day(day: date) -> date:
+    """`day` itself when it is a TARGET business day, else the next one."""
+    while not is_target_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def add_target_days(day: date, count: int) -> date:
+    """The `count`-th TARGET business day after `day`."""
+    left = count
+    while left > 0:
+        day += timedelta(days=1)
+        if is_target_day(day):
+            left -= 1
+    return day
+
+
+def earliest_collection_date(today: date, lead_days: int, notice_days: int = 0) -> date:
+    """The first collection date the bank and the rulebook accept for a run created `today`: a TARGET
+    business day, `lead_days` business days after today, `notice_days` calendar days after today."""
+    return max(add_target_days(today, lead_days), next_target_day(today + timedelta(days=notice_days)))
+
+
+def _long_date(day: date) -> str:
+    return f"{_WEEKDAYS[day.weekday()]} {day:%d/%m/%Y}"
+
+
+def check_collection_date(
+    collection_date: date, *, today: date, lead_days: int, notice_days: int, shorter_notice_agreed: bool = False
+) -> None:
+    """Raise DomainError (French, on `collection_date`) when the bank or the rulebook would refuse the date.
+
+    The message names the rule and proposes the next date that passes every rule.
+    """
+    notice = 0 if shorter_notice_agreed else notice_days
+    earliest = earliest_collection_date(today, lead_days, notice)
+    closing = target_closing(collection_date)
+    if closing:
+        proposal = max(next_target_day(collection_date), earliest)
+        raise DomainError(
+            f"Le {collection_date:%d/%m/%Y} est {closing} : les banques ne prélèvent que les jours ouvrés "
+            f"TARGET. Prochaine date possible : le {_long_date(proposal)}.",
+            field="collection_date",
+        )
+    if collection_date < add_target_days(today, lead_days):
+        raise DomainError(
+            f"La date d'échéance doit être au plus tôt le {add_target_days(today, lead_days):%d/%m/%Y} "
+            f"({lead_days} jours ouvrés de délai pour la banque). Prochaine date possible : le "
+            f"{_long_date(earliest)}.",
+            field="collection_date",
+        )
+    if collection_date < today + timedelta(days=notice):
+        raise DomainError(
+            f"Les coopératives doivent être prévenues {notice_days} jours avant le prélèvement : choisissez "
+            f"le {_long_date(earliest)} au plus tôt, ou cochez que le délai plus court convenu avec elles "
+            "s'applique.",
+            field="collection_date",
+        )
+
+
+# -- mandates --------------------------------------------------------------------------------------
+
+
+def check_mandate_ref(value: str) -> str:
+    """Validate a RUM where it is typed (coop form, import): returned stripped; ValueError (French) when
+    it is not 1-35 characters of the SEPA set without space. An empty value is returned as ""."""
+    ref = (value or "").strip()
+    if ref and not is_sepa_id(ref):
+        raise ValueError(
+            "RUM invalide : 35 caractères au plus, lettres sans accent, chiffres et / - ? : ( ) . , ' + "
+            "seulement, sans espace."
+        )
+    return ref
+
+
+def mandate_ref_taken(session: Session, ref: str, coop_id: int | None) -> Coop | None:
+    """The other coop already holding RUM `ref` (a RUM is unique for the creditor), or None."""
+    if not ref:
+        return None
+    query = sa.select(Coop).where(Coop.debit_mandate_ref == ref)
+    if coop_id is not None:
+        query = query.where(Coop.id != coop_id)
+    return session.scalars(query.limit(1)).first()
+
+
+def check_mandate_signed_on(signed_on: date | None, *, today: date) -> date | None:
+    """Validate a mandate's signature date where it is typed: ValueError (French) when in the future."""
+    if signed_on is not None and signed_on > today:
+        raise ValueError(f"Le mandat ne peut pas être signé dans le futur (aujourd'hui : {today:%d/%m/%Y}).")
+    return signed_on
+
+
+def _plus_lapse(day: date) -> date:
+    try:
+        return day.replace(year=day.year + MANDATE_LAPSE_YEARS)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + MANDATE_LAPSE_YEARS, day=28)
+
+
+def last_presentations(session: Session, coop_ids: Iterable[int] | None = None) -> dict[int, date]:
+    """coop id -> date of its last collection presented to the bank (in an exported run, whatever came of it)."""
+    query = (
+        sa.select(Debit.coop_id, sa.func.max(DebitBatch.collection_date))
+        .join(DebitBatch, Debit.batch_id == DebitBatch.id)
+        .where(DebitBatch.status != "draft")
+        .group_by(Debit.coop_id)
+    )
+    if coop_ids is not None:
+        query = query.where(Debit.coop_id.in_(list(coop_ids)))
+    return {coop_id: last for coop_id, last in session.execute(query)}
+
+
+def mandate_lapse_date(coop: Coop, last_presented: date | None) -> date | None:
+    """The day the coop's mandate lapses: 36 months after its last collection presented (or after its
+    signature when it was never used since); None without a signature date."""
+    if coop.debit_mandate_signed_on is None:
+        return None
+    start = coop.debit_mandate_signed_on
+    if last_presented is not None and last_presented > start:
+        start = last_presented
+    return _plus_lapse(start)
+
+
+def shared_mandate_refs(session: Session) -> set[str]:
+    """RUMs held by more than one coop (a RUM must be unique for the creditor)."""
+    return set(
+        session.scalars(
+            sa.select(Coop.debit_mandate_ref)
+            .where(Coop.debit_mandate_ref != "")
+            .group_by(Coop.debit_mandate_ref)
+            .having(sa.func.count() > 1)
+        )
+    )
+
+
+@dataclass
+class MandateFacts:
+    """What the mandate checks read from the database, loaded once for a whole list of coops."""
+
+    last_presented: dict[int, date] = field(default_factory=dict)
+    shared_refs: set[str] = field(default_factory=set)
+
+    @classmethod
+    def load(cls, session: Session) -> MandateFacts:
+        return cls(last_presentations(session), shared_mandate_refs(session))
+
+
+def mandate_problems(coop: Coop, facts: MandateFacts, *, collection_date: date | None, today: date) -> list[str]:
+    """Why the coop's mandate cannot carry a debit collected on `collection_date` (French); empty if it can."""
+    problems = []
+    ref = coop.debit_mandate_ref
+    if not ref:
+        problems.append("référence unique de mandat (RUM) manquante")
+    elif not is_sepa_id(ref):
+        problems.append("RUM invalide (35 caractères au plus : lettres, chiffres et / - ? : ( ) . , ' + sans espace)")
+    elif ref in facts.shared_refs:
+        problems.append("RUM déjà utilisée par une autre coopérative (chaque mandat a sa propre référence)")
+    signed = coop.debit_mandate_signed_on
+    if signed is None:
+        problems.append("date de signature du mandat manquante")
+        return problems
+    if signed > today:
+        problems.append(f"mandat signé le {signed:%d/%m/%Y}, date dans le futur")
+    elif collection_date is not None and signed > collection_date:
+        problems.append(f"mandat signé le {signed:%d/%m/%Y}, après la date d'échéance")
+    lapse = mandate_lapse_date(coop, facts.last_presented.get(coop.id))
+    if lapse is not None and (collection_date or today) >= lapse:
+        problems.append(
+            f"mandat caduc depuis le {lapse:%d/%m/%Y} (aucun prélèvement pendant 36 mois) : un nouveau mandat "
+            "signé par la coopérative est nécessaire"
+        )
+    return problems
+
+
+def mandate_notice(session: Session, coop: Coop, *, today: date) -> str:
+    """What the coop's page says about its direct-debit mandate when it needs attention (French), or ""."""
+    if not coop.debit_mandate_ref and coop.debit_mandate_signed_on is None:
+        return ""
+    facts = MandateFacts(last_presentations(session, [coop.id]), set())
+    if mandate_ref_taken(session, coop.debit_mandate_ref, coop.id) is not None:
+        facts.shared_refs.add(coop.debit_mandate_ref)
+    problems = mandate_problems(coop, facts, collection_date=None, today=today)
+    return ("Mandat de prélèvement : " + " ; ".join(problems) + ".") if problems else ""
+
+
+def debit_problems(
+    membership: Membership, facts: MandateFacts, *, collection_date: date | None, today: date
+) -> list[str]:
+    """Why a membership cannot be debited on `collection_date` (French, for the staff list); empty when it can."""
     coop = membership.coop
     problems = []
-    if membership.status not in ("committed", "rejected"):
+    if membership.status not in DEBITABLE_STATUSES:
         problems.append(f"adhésion au statut « {memberships.STATUS_LABELS.get(membership.status, membership.status)} »")
     if membership.payment_method != "debit":
         problems.append("se règle par chèque")
@@ -76,12 +366,7 @@ def debit_problems(membership: Membership) -> list[str]:
         IBAN(coop.iban or "", validate_bban=True)
     except SchwiftyException:
         problems.append("IBAN absent ou invalide")
-    if not coop.debit_mandate_ref:
-        problems.append("référence unique de mandat (RUM) manquante")
-    elif not is_sepa_id(coop.debit_mandate_ref):
-        problems.append("RUM invalide (35 caractères au plus : lettres, chiffres et / - ? : ( ) . , ' + sans espace)")
-    if coop.debit_mandate_signed_on is None:
-        problems.append("date de signature du mandat manquante")
+    problems.extend(mandate_problems(coop, facts, collection_date=collection_date, today=today))
     return problems
 
 
@@ -101,47 +386,89 @@ def creditor_problems(federation: Federation | None) -> list[str]:
     return problems
 
 
+# Memberships waiting for a debit: committed, or rejected / returned and presented again.
+DEBITABLE_STATUSES = ("committed", "rejected", "returned")
+
+
 def eligible_memberships(session: Session) -> list[Membership]:
-    """Memberships waiting for a debit: committed (or rejected, to present again), paying by debit."""
+    """Memberships waiting for a debit (committed, or rejected / returned to present again), paying by debit."""
     return list(
         session.scalars(
             sa.select(Membership)
             .join(Membership.coop)
-            .where(Membership.status.in_(("committed", "rejected")), Membership.payment_method == "debit")
+            .where(Membership.status.in_(DEBITABLE_STATUSES), Membership.payment_method == "debit")
             .order_by(Coop.number)
         )
     )
 
 
-def earliest_collection_date(today: date, lead_days: int) -> date:
-    """The first collection date the bank can take: `lead_days` business days (Monday-Friday) after today."""
-    day, left = today, lead_days
-    while left > 0:
-        day += timedelta(days=1)
-        if day.weekday() < 5:
-            left -= 1
-    return day
+def _amendment(session: Session, coop: Coop, iban: str) -> tuple[str, str]:
+    """(original RUM, original IBAN) when the coop's mandate changed since its last settled debit, else ("", "")."""
+    previous = session.scalars(
+        sa.select(Debit)
+        .join(DebitBatch, Debit.batch_id == DebitBatch.id)
+        .where(Debit.coop_id == coop.id, Debit.status.in_(("paid", "returned", "refunded")))
+        .order_by(DebitBatch.collection_date.desc(), Debit.id.desc())
+        .limit(1)
+    ).first()
+    if previous is None:
+        return "", ""
+    return (
+        previous.mandate_ref if previous.mandate_ref != coop.debit_mandate_ref else "",
+        previous.iban if previous.iban != iban else "",
+    )
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    coop: Coop
+    membership: Membership | None
+    reasons: tuple[str, ...]
+
+
+def federation_settings(session: Session) -> Federation | None:
+    return session.scalar(sa.select(Federation).limit(1))
+
+
+def earliest_for(federation: Federation | None, today: date) -> date:
+    """The collection date the run form proposes: the first one every rule accepts."""
+    lead = federation.debit_lead_days if federation else DEFAULT_LEAD_DAYS
+    notice = federation.debit_notice_days if federation else DEFAULT_NOTICE_DAYS
+    return earliest_collection_date(today, lead, notice)
 
 
 def create_batch(
-    session: Session, membership_ids: list[int], collection_date: date, *, today: date, by: User | None, ip: str = ""
+    session: Session,
+    membership_ids: Sequence[int],
+    collection_date: date,
+    *,
+    today: date,
+    by: User | None,
+    shorter_notice_agreed: bool = False,
+    ip: str = "",
 ) -> tuple[DebitBatch | None, list[Exclusion]]:
-    """A draft run of the chosen memberships that pass the checks; the others are returned with reasons."""
-    federation = session.scalar(sa.select(Federation))
+    """A draft run of the chosen memberships that pass the checks; the others are returned with reasons.
+
+    Raises DomainError (on `collection_date`) when the date breaks the TARGET calendar, the bank's
+    lead time or the pre-notification delay (unless `shorter_notice_agreed`). The caller sends the
+    pre-notification of every debit of the run (`app.web.notifications.debit_prenotification`).
+    """
+    federation = federation_settings(session)
     problems = creditor_problems(federation)
     if problems:
         raise DomainError("Impossible de préparer un prélèvement : " + ", ".join(problems) + ".")
-    earliest = earliest_collection_date(today, federation.debit_lead_days)
-    if collection_date < earliest:
-        raise DomainError(
-            f"La date d'échéance doit être au plus tôt le {earliest:%d/%m/%Y} "
-            f"({federation.debit_lead_days} jours ouvrés de délai pour la banque).",
-            field="collection_date",
-        )
-    chosen = session.scalars(sa.select(Membership).where(Membership.id.in_(membership_ids))).all()
+    check_collection_date(
+        collection_date,
+        today=today,
+        lead_days=federation.debit_lead_days,
+        notice_days=federation.debit_notice_days,
+        shorter_notice_agreed=shorter_notice_agreed,
+    )
+    chosen = session.scalars(sa.select(Membership).where(Membership.id.in_(list(membership_ids)))).all()
+    facts = MandateFacts.load(session)
     excluded, kept = [], []
     for membership in sorted(chosen, key=lambda m: m.coop.number):
-        problems = debit_problems(membership)
+        problems = debit_problems(membership, facts, collection_date=collection_date, today=today)
         if problems:
             excluded.append(Exclusion(membership.coop, membership, tuple(problems)))
         else:
@@ -149,18 +476,21 @@ def create_batch(
     if not kept:
         return None, excluded
     stamp = collection_date.strftime("%Y%m%d")
-    sequence = session.scalar(sa.select(sa.func.count()).select_from(DebitBatch)) + 1
+    sequence = (session.scalar(sa.select(sa.func.max(DebitBatch.id))) or 0) + 1
     batch = DebitBatch(
         collection_date=collection_date,
         schema=federation.sepa_schema,
         message_id=f"OCCE85-SDD-{stamp}-{sequence:04d}",
         created_by_id=by.id if by else None,
+        shorter_notice_agreed=shorter_notice_agreed,
     )
     session.add(batch)
     session.flush()
     for membership in kept:
-        memberships.transition(membership, "in_batch")
         coop = membership.coop
+        iban = IBAN(coop.iban).compact
+        original_ref, original_iban = _amendment(session, coop, iban)
+        memberships.transition(membership, "in_batch")
         batch.debits.append(
             Debit(
                 membership=membership,
@@ -168,7 +498,9 @@ def create_batch(
                 amount_cents=membership.total_cents,
                 end_to_end_id=f"OCCE85-{membership.school_year.start_year}-{coop.number:03d}-{batch.id}",
                 mandate_ref=coop.debit_mandate_ref,
-                iban=IBAN(coop.iban).compact,
+                iban=iban,
+                original_mandate_ref=original_ref,
+                original_iban=original_iban,
             )
         )
     batch.count = len(batch.debits)
@@ -185,10 +517,14 @@ def create_batch(
             "count": batch.count,
             "sum": batch.control_sum_cents,
             "excluded": len(excluded),
+            "shorter_notice_agreed": shorter_notice_agreed,
         },
         ip=ip,
     )
     return batch, excluded
+
+
+# -- files -----------------------------------------------------------------------------------------
 
 
 def _remittance(debit: Debit) -> str:
@@ -196,10 +532,47 @@ def _remittance(debit: Debit) -> str:
     return sepa_text(f"Adhesion OCCE {year.label} cooperative {debit.coop.login}", 140)
 
 
-def build_xml(batch: DebitBatch, federation: Federation) -> bytes:
-    """The pain.008 file of `batch`, validated against sepaxml's bundled XSD (fresh SepaDD every time)."""
+def _same_bank(old_iban: str, new_iban: str) -> bool:
+    try:
+        return IBAN(old_iban).bank_code == IBAN(new_iban).bank_code and old_iban[:2] == new_iban[:2]
+    except SchwiftyException:
+        return False
+
+
+def _add_amendments(root: etree._Element, debits: Sequence[Debit]) -> None:
+    """Mark the debits that follow a mandate change: AmdmntInd true and the original values (EPC AT-24)."""
+    ns = root.nsmap[None]
+
+    def element(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+        child = etree.SubElement(parent, f"{{{ns}}}{tag}")
+        child.text = text
+        return child
+
+    amended = {debit.end_to_end_id: debit for debit in debits if debit.original_iban or debit.original_mandate_ref}
+    for transaction in root.iter(f"{{{ns}}}DrctDbtTxInf"):
+        debit = amended.get(transaction.findtext(f"{{{ns}}}PmtId/{{{ns}}}EndToEndId"))
+        if debit is None:
+            continue
+        mandate = transaction.find(f"{{{ns}}}DrctDbtTx/{{{ns}}}MndtRltdInf")
+        signed = mandate.find(f"{{{ns}}}DtOfSgntr")
+        indicator = etree.Element(f"{{{ns}}}AmdmntInd")
+        indicator.text = "true"
+        details = etree.Element(f"{{{ns}}}AmdmntInfDtls")
+        if debit.original_mandate_ref:
+            element(details, "OrgnlMndtId", debit.original_mandate_ref)
+        if debit.original_iban and _same_bank(debit.original_iban, debit.iban):
+            element(element(element(details, "OrgnlDbtrAcct"), "Id"), "IBAN", debit.original_iban)
+        elif debit.original_iban:  # moved to another bank: "same mandate, new debtor agent"
+            agent = element(element(details, "OrgnlDbtrAgt"), "FinInstnId")
+            element(element(agent, "Othr"), "Id", "SMNDA")
+        signed.addnext(indicator)
+        indicator.addnext(details)
+
+
+def build_xml(debits: Sequence[Debit], batch: DebitBatch, federation: Federation, message_id: str) -> bytes:
+    """The pain.008 file of `debits` (one file of `batch`), validated against sepaxml's bundled XSD."""
     from sepaxml import SepaDD
-    from sepaxml.validation import ValidationError
+    from sepaxml.validation import ValidationError, try_valid_xml
 
     config = {
         "name": sepa_text(federation.name, 70),
@@ -213,10 +586,8 @@ def build_xml(batch: DebitBatch, federation: Federation) -> bytes:
         config.pop("BIC")
     sdd = SepaDD(dict(config), schema=batch.schema, clean=False)
     # sepaxml 2.7.0 has no msg_id option: set ours (stable, unique) on the header it built.
-    sdd._xml.find("CstmrDrctDbtInitn/GrpHdr/MsgId").text = batch.message_id
-    for debit in batch.debits:
-        if debit.status == "rejected":
-            continue
+    sdd._xml.find("CstmrDrctDbtInitn/GrpHdr/MsgId").text = message_id
+    for debit in debits:
         coop = debit.coop
         payment = {
             "name": sepa_text(coop.name, 70),
@@ -232,20 +603,24 @@ def build_xml(batch: DebitBatch, federation: Federation) -> bytes:
         if coop.bic:
             payment["BIC"] = coop.bic
         sdd.add_payment(dict(payment))
+    root = etree.fromstring(sdd.export(validate=False), parser=_safe_parser())
+    _add_amendments(root, debits)
+    content = etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     try:
-        return sdd.export(validate=True, pretty_print=True)
+        try_valid_xml(content, batch.schema)
     except ValidationError as exc:
         raise DomainError(
             f"Le fichier SEPA n'est pas valide selon le schéma {batch.schema} : {exc.__cause__ or exc}"
         ) from None
+    return content
 
 
 def _csv_cell(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-def build_csv(batch: DebitBatch) -> bytes:
-    """The CSV companion (BANKING.md §2.3): `;`, UTF-8 with BOM, CRLF, decimal comma, dd/mm/yyyy."""
+def build_csv(debits: Sequence[Debit], batch: DebitBatch) -> bytes:
+    """The CSV companion of one file (BANKING.md §2.3): `;`, UTF-8 with BOM, CRLF, decimal comma, dd/mm/yyyy."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
     writer.writerow(
@@ -263,9 +638,7 @@ def build_csv(batch: DebitBatch) -> bytes:
             "Montant (EUR)",
         ]
     )
-    for debit in batch.debits:
-        if debit.status == "rejected":
-            continue
+    for debit in debits:
         coop = debit.coop
         whole, cents = divmod(debit.amount_cents, 100)
         signed = coop.debit_mandate_signed_on
@@ -287,18 +660,44 @@ def build_csv(batch: DebitBatch) -> bytes:
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
+def split_debits(debits: Sequence[Debit], max_per_file: int | None) -> list[list[Debit]]:
+    """The debits cut in files of at most `max_per_file` (None or 0: one file), order kept."""
+    if not max_per_file or max_per_file <= 0:
+        return [list(debits)]
+    return [list(debits[i : i + max_per_file]) for i in range(0, len(debits), max_per_file)]
+
+
 def export_batch(session: Session, batch: DebitBatch, *, by: User | None, now: datetime, ip: str = "") -> DebitBatch:
-    """Build and store both files once (draft -> exported); later calls keep the stored bytes."""
+    """Build and store the files once (draft -> exported); later calls keep the stored bytes.
+
+    With a maximum number of debits per file in the settings the run gets several files, each with
+    its own MsgId (the run's, suffixed -01, -02, …), header count and control sum, and CSV.
+    """
     if batch.status != "draft":
         return batch
-    federation = session.scalar(sa.select(Federation))
+    federation = federation_settings(session)
     problems = creditor_problems(federation)
     if problems:
         raise DomainError("Export impossible : " + ", ".join(problems) + ".")
-    xml = build_xml(batch, federation)
-    csv_bytes = build_csv(batch)
-    batch.xml_content, batch.xml_sha256 = xml, hashlib.sha256(xml).hexdigest()
-    batch.csv_content, batch.csv_sha256 = csv_bytes, hashlib.sha256(csv_bytes).hexdigest()
+    debits = [debit for debit in batch.debits if debit.status == "pending"]
+    chunks = split_debits(debits, federation.debit_max_per_file)
+    for sequence, chunk in enumerate(chunks, start=1):
+        message_id = batch.message_id if len(chunks) == 1 else f"{batch.message_id}-{sequence:02d}"
+        xml = build_xml(chunk, batch, federation, message_id)
+        csv_bytes = build_csv(chunk, batch)
+        file = DebitFile(
+            sequence=sequence,
+            message_id=message_id,
+            count=len(chunk),
+            control_sum_cents=sum(debit.amount_cents for debit in chunk),
+            xml_content=xml,
+            xml_sha256=hashlib.sha256(xml).hexdigest(),
+            csv_content=csv_bytes,
+            csv_sha256=hashlib.sha256(csv_bytes).hexdigest(),
+        )
+        batch.files.append(file)
+        for debit in chunk:
+            debit.file = file
     batch.status, batch.exported_at = "exported", now
     session.flush()
     audit.record(
@@ -309,13 +708,21 @@ def export_batch(session: Session, batch: DebitBatch, *, by: User | None, now: d
         entity_id=batch.id,
         after={
             "schema": batch.schema,
-            "xml_sha256": batch.xml_sha256,
+            "files": [{"msg_id": f.message_id, "xml_sha256": f.xml_sha256, "count": f.count} for f in batch.files],
             "count": batch.count,
             "sum": batch.control_sum_cents,
         },
         ip=ip,
     )
     return batch
+
+
+def batch_file(batch: DebitBatch, sequence: int) -> DebitFile | None:
+    """File n° `sequence` of an exported run, or None."""
+    return next((file for file in batch.files if file.sequence == sequence), None)
+
+
+# -- settlement, rejections, returns ---------------------------------------------------------------
 
 
 def settle_batch(
@@ -331,7 +738,8 @@ def settle_batch(
         debit.status = "paid"
         memberships.record_debit_paid(session, debit.membership, by=by, ip=ip, now=now)
         if post_to_ledgers:
-            post_to_ledger(session, debit, batch.collection_date, by=by)
+            entry = post_to_ledger(session, debit, batch.collection_date, by=by)
+            debit.entry_id = entry.id if entry is not None else None
         paid.append(debit.membership)
     batch.status, batch.settled_at = "settled", now
     session.flush()
@@ -347,23 +755,29 @@ def settle_batch(
     return paid
 
 
-def post_to_ledger(session: Session, debit: Debit, on: date, *, by: User | None) -> None:
-    """Book the debit in the coop's cash-book (6281 cotisation / 61681 assurance), uncleared, once."""
+def _splits(debit: Debit) -> list[books.Split]:
+    cotisation = min(debit.membership.cotisation_cents or 0, debit.amount_cents)
+    insurance = debit.amount_cents - cotisation
+    return [books.Split(code, cents) for code, cents in (("6281", cotisation), ("61681", insurance)) if cents > 0]
+
+
+def post_to_ledger(session: Session, debit: Debit, on: date, *, by: User | None) -> books.Entry | None:
+    """Book the debit in the coop's cash-book (6281 cotisation / 61681 assurance), uncleared, once.
+
+    Returns the entry, or None when the year's cash-book is closed or already holds the fee's piece.
+    """
     membership = debit.membership
     ledger = books.open_ledger(session, debit.coop, books.current_start_year(on))
     if not ledger.is_open:
-        return
+        return None
     piece = f"OCCE{membership.school_year.start_year % 100:02d}"
     if session.scalar(
         sa.select(sa.literal(1)).where(
             sa.exists().where(books.Entry.ledger_id == ledger.id, books.Entry.piece == piece)
         )
     ):
-        return
-    cotisation = membership.cotisation_cents or 0
-    insurance = debit.amount_cents - cotisation
-    splits = [books.Split(code, cents) for code, cents in (("6281", cotisation), ("61681", insurance)) if cents > 0]
-    books.record_entry(
+        return None
+    return books.record_entry(
         session,
         ledger,
         books.EntryData(
@@ -373,26 +787,57 @@ def post_to_ledger(session: Session, debit: Debit, on: date, *, by: User | None)
             payment_mode="prelevement",
             kind="expense",
             treasury=books.Treasury(bank_out=debit.amount_cents),
-            splits=splits,
+            splits=_splits(debit),
         ),
         by=by,
     )
 
 
+def _reverse_in_ledger(session: Session, debit: Debit, on: date, *, by: User | None) -> books.Entry | None:
+    """The entry that cancels the settled debit in the coop's cash-book (+512 / -6281 -61681), uncleared."""
+    if debit.entry_id is None or debit.reversal_entry_id is not None:
+        return None
+    ledger = books.open_ledger(session, debit.coop, books.current_start_year(on))
+    if not ledger.is_open:
+        return None
+    entry = books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            piece=f"OCCE{debit.membership.school_year.start_year % 100:02d}R{debit.id}"[:20],
+            date=on,
+            label=f"Prélèvement OCCE {debit.membership.school_year.label} retourné ({debit.reason_code})",
+            payment_mode="virement",
+            kind="refund_received",
+            treasury=books.Treasury(bank_in=debit.amount_cents),
+            splits=_splits(debit),
+        ),
+        by=by,
+    )
+    debit.reversal_entry_id = entry.id
+    return entry
+
+
+def _check_reason(code: str) -> str:
+    code = (code or "").strip().upper()
+    if not re.fullmatch(r"[A-Z0-9]{4}", code):
+        raise DomainError("Choisissez le code motif donné par la banque (par exemple AM04).", field="reason_code")
+    return code
+
+
 def reject_debit(
-    session: Session, debit: Debit, *, reason: str, by: User | None, now: datetime, ip: str = ""
+    session: Session, debit: Debit, *, code: str, by: User | None, now: datetime, note: str = "", ip: str = ""
 ) -> Membership:
-    """The bank returned one debit: it is rejected and so is the membership (it can go in a later run)."""
-    if debit.status == "rejected":
-        raise DomainError("Ce prélèvement est déjà marqué rejeté.")
+    """The bank rejected one debit before settlement: rejected, and so is the membership (it can go in a
+    later run or be switched to cheque). Raises DomainError when the debit is not waiting in a sent file."""
+    code = _check_reason(code)
+    if debit.status != "pending":
+        raise DomainError(f"Ce prélèvement est déjà « {status_label(debit)} ».")
     if debit.batch.status == "draft":
         raise DomainError("Ce prélèvement n'a pas encore été envoyé à la banque.")
-    if not reason.strip():
-        raise DomainError("Indiquez le motif du rejet.", field="reason")
     membership = debit.membership
-    if membership.status == "paid":
-        raise DomainError("Cette adhésion est déjà marquée réglée.")
-    debit.status, debit.rejected_at, debit.reject_reason = "rejected", now, reason.strip()[:300]
+    debit.status, debit.rejected_at, debit.reason_code = "rejected", now, code
+    debit.reject_reason = (note.strip() or REASON_LABELS.get(code, ""))[:300]
     memberships.transition(membership, "rejected")
     session.flush()
     audit.record(
@@ -402,7 +847,272 @@ def reject_debit(
         coop_id=debit.coop_id,
         entity="debit",
         entity_id=debit.id,
-        after={"reason": debit.reject_reason},
+        after={"reason_code": code, "reason": debit.reject_reason},
         ip=ip,
     )
     return membership
+
+
+@dataclass(frozen=True)
+class Return:
+    """What a return after settlement did: the membership (back to unpaid) and the reversing entry if any."""
+
+    membership: Membership
+    reversal: books.Entry | None
+    refunded: bool
+
+
+def return_debit(
+    session: Session, debit: Debit, *, code: str, on: date, by: User | None, now: datetime, note: str = "", ip: str = ""
+) -> Return:
+    """A settled debit came back (returned by the coop's bank, or refunded to the coop on its request, MD06):
+    the membership is unpaid again (« returned »), the settlement entry of the coop's cash-book is reversed
+    on `on` (uncleared, for the coop to point against its statement). Raises DomainError unless settled."""
+    code = _check_reason(code)
+    if debit.status != "paid":
+        raise DomainError(f"Seul un prélèvement réglé peut être retourné (celui-ci est « {status_label(debit)} »).")
+    membership = debit.membership
+    refunded = code in REFUND_CODES
+    debit.status = "refunded" if refunded else "returned"
+    debit.rejected_at, debit.reason_code = now, code
+    debit.reject_reason = (note.strip() or REASON_LABELS.get(code, ""))[:300]
+    memberships.record_debit_returned(session, membership, by=by, ip=ip)
+    reversal = _reverse_in_ledger(session, debit, on, by=by)
+    session.flush()
+    audit.record(
+        session,
+        "debit.returned",
+        actor=by,
+        coop_id=debit.coop_id,
+        entity="debit",
+        entity_id=debit.id,
+        after={"status": debit.status, "reason_code": code, "reversal_entry": reversal.id if reversal else None},
+        ip=ip,
+    )
+    return Return(membership, reversal, refunded)
+
+
+def switch_to_cheque(session: Session, membership: Membership, *, by: User | None, ip: str = "") -> Membership:
+    """After a rejection or a return, the coop pays by cheque: its membership leaves the debit list and
+    waits for the cheque (`app.membership.record_cheque`). Raises DomainError from any other status."""
+    if membership.status not in ("rejected", "returned"):
+        raise DomainError("Seule une adhésion dont le prélèvement est revenu peut passer au paiement par chèque.")
+    membership.payment_method = "cheque"
+    session.flush()
+    audit.record(
+        session,
+        "membership.switched_to_cheque",
+        actor=by,
+        coop_id=membership.coop_id,
+        entity="membership",
+        entity_id=membership.id,
+        after={"payment_method": "cheque", "status": membership.status},
+        ip=ip,
+    )
+    return membership
+
+
+# -- the bank's status files (pain.002, camt.054) --------------------------------------------------
+
+MAX_REPORT_BYTES = 5_000_000
+
+
+def _safe_parser() -> etree.XMLParser:
+    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+
+
+@dataclass(frozen=True)
+class ReportedTransaction:
+    """One transaction of a bank file: its EndToEndId, what the bank says (`rejected`, `returned` or
+    `accepted`), the ISO reason code, the amount when given and the booking date when given."""
+
+    end_to_end_id: str
+    outcome: str
+    reason_code: str = ""
+    amount_cents: int | None = None
+    booked_on: date | None = None
+
+
+def _local(element: etree._Element) -> str:
+    return etree.QName(element).localname
+
+
+def _first(element: etree._Element, path: str) -> str:
+    found = element.xpath(path)
+    return found[0].strip() if found else ""
+
+
+def _cents(text: str) -> int | None:
+    match = re.fullmatch(r"(\d+)(?:\.(\d{1,2}))?", text or "")
+    if not match:
+        return None
+    return int(match.group(1)) * 100 + int((match.group(2) or "0").ljust(2, "0"))
+
+
+def _iso_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+
+
+def parse_bank_report(content: bytes) -> tuple[str, list[ReportedTransaction]]:
+    """(kind, transactions) of a pain.002 status report or a camt.054 debit notification.
+
+    Raises DomainError (French) when the file is neither, or unreadable.
+    """
+    if len(content) > MAX_REPORT_BYTES:
+        raise DomainError("Fichier trop volumineux pour un relevé de rejets (5 Mo au plus).", field="file")
+    try:
+        root = etree.fromstring(content, parser=_safe_parser())
+    except etree.XMLSyntaxError:
+        raise DomainError("Ce fichier n'est pas un fichier XML lisible.", field="file") from None
+    namespace = etree.QName(root).namespace or ""
+    transactions: list[ReportedTransaction] = []
+    if ":pain.002." in namespace:
+        for tx in root.xpath("//*[local-name()='TxInfAndSts']"):
+            e2e = _first(tx, "./*[local-name()='OrgnlEndToEndId']/text()")
+            status = _first(tx, "./*[local-name()='TxSts']/text()")
+            code = _first(tx, ".//*[local-name()='StsRsnInf']/*[local-name()='Rsn']/*/text()")
+            amount = _first(tx, ".//*[local-name()='OrgnlTxRef']/*[local-name()='Amt']/*/text()")
+            if e2e:
+                outcome = "rejected" if status == "RJCT" else "accepted"
+                transactions.append(ReportedTransaction(e2e, outcome, code.upper()[:4], _cents(amount)))
+        return "pain.002", transactions
+    if ":camt.054." in namespace:
+        for entry in root.xpath("//*[local-name()='Ntry']"):
+            booked = _iso_date(_first(entry, "./*[local-name()='BookgDt']/*/text()"))
+            entry_sign = _first(entry, "./*[local-name()='CdtDbtInd']/text()")
+            for tx in entry.xpath(".//*[local-name()='TxDtls']"):
+                e2e = _first(tx, "./*[local-name()='Refs']/*[local-name()='EndToEndId']/text()")
+                code = _first(tx, "./*[local-name()='RtrInf']/*[local-name()='Rsn']/*/text()")
+                sign = _first(tx, "./*[local-name()='CdtDbtInd']/text()") or entry_sign
+                amount = _first(tx, "./*[local-name()='Amt']/text()") or _first(
+                    tx, ".//*[local-name()='TxAmt']/*[local-name()='Amt']/text()"
+                )
+                if e2e:
+                    outcome = "returned" if code or sign == "DBIT" else "accepted"
+                    transactions.append(ReportedTransaction(e2e, outcome, code.upper()[:4], _cents(amount), booked))
+        return "camt.054", transactions
+    raise DomainError(
+        "Ce fichier n'est ni un compte rendu de la banque (pain.002) ni un avis d'opérations (camt.054).",
+        field="file",
+    )
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One line of the confirmation screen: a transaction of the file, its debit and what applying does."""
+
+    transaction: ReportedTransaction
+    debit: Debit
+    action: str  # "reject", "return", or "none"
+    message: str
+
+
+@dataclass
+class ReportPlan:
+    changes: list[PlannedChange] = field(default_factory=list)
+    unknown: list[ReportedTransaction] = field(default_factory=list)
+
+    @property
+    def to_apply(self) -> list[PlannedChange]:
+        return [change for change in self.changes if change.action != "none"]
+
+
+def plan_report(session: Session, transactions: Sequence[ReportedTransaction]) -> ReportPlan:
+    """Match every transaction by EndToEndId and say what applying the file would change (nothing yet)."""
+    ids = [tx.end_to_end_id for tx in transactions]
+    debits = {d.end_to_end_id: d for d in session.scalars(sa.select(Debit).where(Debit.end_to_end_id.in_(ids)))}
+    plan = ReportPlan()
+    seen: set[str] = set()
+    for tx in transactions:
+        debit = debits.get(tx.end_to_end_id)
+        if debit is None:
+            plan.unknown.append(tx)
+            continue
+        reason = reason_label(tx.reason_code) or "motif non précisé"
+        if tx.outcome == "accepted":
+            plan.changes.append(PlannedChange(tx, debit, "none", "accepté par la banque : rien à changer"))
+        elif tx.end_to_end_id in seen or debit.status in ("rejected", "returned", "refunded"):
+            plan.changes.append(PlannedChange(tx, debit, "none", f"déjà enregistré ({status_label(debit)})"))
+        elif debit.status == "pending" and debit.batch.status != "draft":
+            plan.changes.append(PlannedChange(tx, debit, "reject", f"sera marqué rejeté : {reason}"))
+        elif debit.status == "paid":
+            kind = "remboursé" if tx.reason_code in REFUND_CODES else "retourné"
+            plan.changes.append(
+                PlannedChange(
+                    tx, debit, "return", f"sera marqué {kind} après règlement : {reason} ; adhésion à régler de nouveau"
+                )
+            )
+        else:
+            plan.changes.append(PlannedChange(tx, debit, "none", f"prélèvement {status_label(debit)} : rien à changer"))
+        seen.add(tx.end_to_end_id)
+    return plan
+
+
+def store_report(session: Session, content: bytes, file_name: str, *, by: User | None) -> DebitReport:
+    """Keep an uploaded bank file (parsed first: DomainError when it is not one); the same file uploaded
+    again gives back the stored one, whose `applied_at` says whether it was already applied."""
+    kind, _ = parse_bank_report(content)
+    digest = hashlib.sha256(content).hexdigest()
+    existing = session.scalar(sa.select(DebitReport).where(DebitReport.sha256 == digest))
+    if existing is not None:
+        return existing
+    report = DebitReport(
+        kind=kind,
+        file_name=(file_name or "")[:200],
+        sha256=digest,
+        content=content,
+        uploaded_by_id=by.id if by else None,
+    )
+    session.add(report)
+    session.flush()
+    return report
+
+
+def report_plan(session: Session, report: DebitReport) -> ReportPlan:
+    return plan_report(session, parse_bank_report(report.content)[1])
+
+
+@dataclass(frozen=True)
+class AppliedChange:
+    debit: Debit
+    membership: Membership
+    returned: Return | None  # None for a rejection before settlement
+
+
+def apply_report(
+    session: Session, report: DebitReport, *, today: date, by: User | None, now: datetime, ip: str = ""
+) -> list[AppliedChange]:
+    """Apply a confirmed bank file once: rejections and returns recorded (the caller mails each coop).
+
+    Raises DomainError when the file was already applied. Transactions already recorded (by hand or
+    by another file) are left as they are.
+    """
+    if report.applied_at is not None:
+        raise DomainError(f"Ce fichier a déjà été appliqué le {report.applied_at:%d/%m/%Y}.")
+    applied = []
+    for change in report_plan(session, report).to_apply:
+        tx, debit = change.transaction, change.debit
+        code = tx.reason_code or "MS03"
+        note = f"fichier {report.kind} n° {report.id}"
+        if change.action == "reject":
+            membership = reject_debit(session, debit, code=code, by=by, now=now, note="", ip=ip)
+            applied.append(AppliedChange(debit, membership, None))
+        else:
+            result = return_debit(session, debit, code=code, on=tx.booked_on or today, by=by, now=now, ip=ip)
+            applied.append(AppliedChange(debit, result.membership, result))
+        audit.record(
+            session,
+            "debit.from_bank_file",
+            actor=by,
+            coop_id=debit.coop_id,
+            entity="debit",
+            entity_id=debit.id,
+            after={"report": report.id, "note": note},
+            ip=ip,
+        )
+    report.applied_at, report.applied_by_id, report.applied_count = now, by.id if by else None, len(applied)
+    session.flush()
+    return applied

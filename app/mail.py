@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.utils import formatdate
+from email.utils import formataddr, formatdate, parseaddr
 from pathlib import Path
 from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.models import OutboxEmail
+from app.models import Federation, OutboxEmail
 
 
 def queue_email(
@@ -49,6 +49,16 @@ def _check_header(value: str) -> None:
         raise ValueError(
             "Un en-tête de courriel ne peut pas contenir de retour à la ligne ni de caractère de contrôle."
         )
+
+
+def sender_address(session: Session, fallback: str) -> str:
+    """The From address: the federation's sender e-mail from its settings (with its name), else `fallback`
+    (`MAIL_DEFAULT_SENDER`)."""
+    federation = Federation.settings(session)
+    email = (federation.sender_email or "").strip() if federation is not None else ""
+    if not email or "@" not in parseaddr(email)[1]:
+        return fallback
+    return formataddr((federation.name or "", parseaddr(email)[1]))
 
 
 def build_message(row: OutboxEmail, sender: str) -> EmailMessage:
@@ -79,7 +89,7 @@ class SMTPTransport:
     use_ssl: bool = False
     username: str | None = None
     password: str | None = None
-    timeout: float = 30.0
+    timeout: float = 10.0
 
     def send(self, message: EmailMessage) -> None:
         factory = smtplib.SMTP_SSL if self.use_ssl else smtplib.SMTP

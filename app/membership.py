@@ -9,9 +9,11 @@ Statuses and their moves live in `TRANSITIONS` and only `transition` changes a s
     draft -> committed            engagement of the mandataire (`commit_membership`)
     committed -> in_batch         put in a direct-debit batch (debit path)
     in_batch -> paid              the debit was settled (`record_debit_paid`)
-    in_batch -> rejected          the debit came back
+    in_batch -> rejected          the debit came back before settlement
     rejected -> in_batch          presented again in a later batch
-    committed -> paid             a cheque was received (`record_cheque`)
+    paid -> returned              the settled debit was returned or refunded (`record_debit_returned`)
+    returned -> in_batch          presented again in a later batch
+    committed | rejected | returned -> paid    a cheque was received (`record_cheque`)
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ STATUS_LABELS = {
     "in_batch": "Prélèvement en cours",
     "paid": "Réglée",
     "rejected": "Prélèvement rejeté",
+    "returned": "Prélèvement retourné (à régler de nouveau)",
 }
 PAYMENT_LABELS = {"debit": "Prélèvement", "cheque": "Chèque"}
 
@@ -43,9 +46,12 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "draft": frozenset({"committed"}),
     "committed": frozenset({"in_batch", "paid"}),
     "in_batch": frozenset({"paid", "rejected"}),
-    "rejected": frozenset({"in_batch"}),
-    "paid": frozenset(),
+    "rejected": frozenset({"in_batch", "paid"}),
+    "paid": frozenset({"returned"}),
+    "returned": frozenset({"in_batch", "paid"}),
 }
+# A membership whose debit came back (or that never had one) is paid directly only by cheque.
+_CHEQUE_ONLY_FROM = frozenset({"committed", "rejected", "returned"})
 
 # Upper bounds that catch typing slips (a class of 2 500 pupils) without refusing real schools.
 MAX_CLASSES = 60
@@ -369,7 +375,7 @@ def transition(membership: Membership, to: str) -> None:
         raise DomainError(
             f"Une adhésion « {STATUS_LABELS.get(current, current)} » ne peut pas passer à « {STATUS_LABELS[to]} »."
         )
-    if current == "committed" and to == "paid" and membership.payment_method != "cheque":
+    if current in _CHEQUE_ONLY_FROM and to == "paid" and membership.payment_method != "cheque":
         raise DomainError("Sans prélèvement, une adhésion engagée ne peut être réglée que par chèque.")
     if to == "in_batch" and membership.payment_method != "debit":
         raise DomainError("Cette adhésion se règle par chèque : elle ne peut pas entrer dans un prélèvement.")
@@ -507,12 +513,12 @@ def _record_paid(session: Session, membership: Membership, *, by: User | None, i
 def record_cheque(
     session: Session, membership: Membership, *, by: User | None, ip: str = "", now: datetime
 ) -> Membership:
-    """The OCCE 85 received the coop's cheque: committed -> paid, payment method cheque.
+    """The OCCE 85 received the coop's cheque: committed (or rejected / returned debit) -> paid, by cheque.
 
     A coop meant to be debited may pay by cheque while it is not in a batch. Raises DomainError
     from any other status.
     """
-    if membership.status != "committed":
+    if membership.status not in _CHEQUE_ONLY_FROM:
         raise DomainError(
             f"Adhésion {membership}: un chèque ne peut être enregistré que pour une adhésion "
             f"engagée (statut actuel : {STATUS_LABELS.get(membership.status, membership.status)})."
@@ -529,6 +535,26 @@ def record_debit_paid(
     if membership.payment_method != "debit":
         raise DomainError(f"Adhésion {membership}: elle ne se règle pas par prélèvement.")
     _record_paid(session, membership, by=by, ip=ip, now=now)
+    return membership
+
+
+def record_debit_returned(session: Session, membership: Membership, *, by: User | None, ip: str = "") -> Membership:
+    """The settled debit of `membership` came back after settlement: paid -> returned (to be paid again,
+    by a later debit or by cheque). Raises DomainError from any other status."""
+    transition(membership, "returned")
+    membership.paid_at = None
+    session.flush()
+    audit.record(
+        session,
+        "membership.returned",
+        actor=by,
+        coop_id=membership.coop_id,
+        entity="membership",
+        entity_id=membership.id,
+        before={"status": "paid"},
+        after={"status": "returned"},
+        ip=ip,
+    )
     return membership
 
 

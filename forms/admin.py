@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
-from wtforms import StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
+from wtforms import BooleanField, SelectField, StringField, TextAreaField
+from wtforms.validators import AnyOf, DataRequired, Length, Optional
 
+from app.debits import REASON_LABELS
 from forms.ledger import FrenchDateField
 
 
@@ -28,12 +29,35 @@ class DebitBatchForm(FlaskForm):
         validators=[DataRequired("Indiquez la date d'échéance.")],
         render_kw={"type": "date"},
     )
+    shorter_notice_agreed = BooleanField(
+        "Les coopératives ont accepté d'être prévenues moins longtemps à l'avance (délai plus court convenu)",
+        default=False,
+    )
+
+
+REASON_CHOICES = [("", "— motif donné par la banque —")] + [
+    (code, f"{code} : {label}") for code, label in REASON_LABELS.items()
+]
 
 
 class DebitRejectForm(FlaskForm):
-    reason = StringField(
-        "Motif du rejet (tel qu'indiqué par la banque)",
-        validators=[DataRequired("Indiquez le motif du rejet."), Length(max=300)],
+    """A debit that came back: before settlement (rejected) or after it (returned / refunded)."""
+
+    reason_code = SelectField(
+        "Code motif (ISO 20022, sur l'avis de la banque)",
+        choices=REASON_CHOICES,
+        validators=[
+            DataRequired("Choisissez le code motif donné par la banque."),
+            AnyOf(list(REASON_LABELS), message="Code motif inconnu."),
+        ],
+    )
+    note = StringField("Précision (facultatif)", validators=[Optional(), Length(max=300)])
+
+
+class DebitReportForm(FlaskForm):
+    file = FileField(
+        "Fichier de la banque (compte rendu pain.002 ou avis d'opérations camt.054, XML)",
+        validators=[FileRequired("Choisissez le fichier XML reçu de la banque.")],
     )
 
 

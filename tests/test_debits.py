@@ -52,7 +52,7 @@ def campaign(app, make_coop):
         for info in infos:
             coop = session.get(Coop, info.id)
             coop.debit_mandate_ref = f"OCCE85-COOP-{coop.number:03d}"
-            coop.debit_mandate_signed_on = date(2021, 9, 2)
+            coop.debit_mandate_signed_on = date(2024, 9, 2)
             headcounts = memberships.Headcounts(classes=(memberships.ClassHeadcount("CP", "CP", 20 + info.number, 1),))
             membership = memberships.save_draft(session, coop, year, headcounts, by=None)
             memberships.commit_membership(session, membership, coop.mandates[0], by=None, ip="127.0.0.1", now=NOW)
@@ -88,8 +88,8 @@ def test_sepa_file_is_valid_against_the_xsd_with_clean_names(session, campaign, 
     import sepaxml
 
     xsd = Path(sepaxml.__file__).parent / "schemas" / f"{schema}.xsd"
-    xmlschema.XMLSchema(str(xsd)).validate(batch.xml_content)  # raises when invalid
-    root = etree.fromstring(batch.xml_content)
+    xmlschema.XMLSchema(str(xsd)).validate(batch.files[0].xml_content)  # raises when invalid
+    root = etree.fromstring(batch.files[0].xml_content)
     ns = {"p": f"urn:iso:std:iso:20022:tech:xsd:{schema}"}
     names = root.xpath("//p:Dbtr/p:Nm/text()", namespaces=ns)
     assert names == ["Coop Les P'tits Loups + Cie", "Cooperative ecole Eve-Noel", "Ecole d'Olonne"]
@@ -105,8 +105,8 @@ def test_sepa_file_is_valid_against_the_xsd_with_clean_names(session, campaign, 
 def test_csv_companion_matches_the_xml(session, campaign):
     batch, _ = debits.create_batch(session, campaign, date(2025, 9, 15), today=TODAY, by=None)
     debits.export_batch(session, batch, by=None, now=NOW)
-    assert batch.csv_content.startswith("\ufeff".encode()) and b"\r\n" in batch.csv_content
-    rows = list(csv.reader(io.StringIO(batch.csv_content.decode("utf-8-sig")), delimiter=";"))
+    assert batch.files[0].csv_content.startswith("\ufeff".encode()) and b"\r\n" in batch.files[0].csv_content
+    rows = list(csv.reader(io.StringIO(batch.files[0].csv_content.decode("utf-8-sig")), delimiter=";"))
     assert rows[0][0] == "Date d'échéance" and len(rows) == 4
     total = sum(int(row[-1].replace(",", "")) for row in rows[1:])
     assert total == batch.control_sum_cents
@@ -116,9 +116,10 @@ def test_csv_companion_matches_the_xml(session, campaign):
 def test_downloading_again_gives_identical_bytes(session, campaign):
     batch, _ = debits.create_batch(session, campaign, date(2025, 9, 15), today=TODAY, by=None)
     debits.export_batch(session, batch, by=None, now=NOW)
-    first = batch.xml_content
+    first = batch.files[0].xml_content
     debits.export_batch(session, batch, by=None, now=NOW)
-    assert batch.xml_content == first and batch.xml_sha256 == hashlib.sha256(first).hexdigest()
+    assert len(batch.files) == 1 and batch.files[0].xml_content == first
+    assert batch.files[0].xml_sha256 == hashlib.sha256(first).hexdigest()
 
 
 def test_settlement_pays_mails_and_posts_to_ledgers(session, campaign):
@@ -126,7 +127,7 @@ def test_settlement_pays_mails_and_posts_to_ledgers(session, campaign):
     with pytest.raises(DomainError, match="exporté"):
         debits.settle_batch(session, batch, by=None, now=NOW, post_to_ledgers=True)
     debits.export_batch(session, batch, by=None, now=NOW)
-    rejected = debits.reject_debit(session, batch.debits[1], reason="Provision insuffisante (AM04)", by=None, now=NOW)
+    rejected = debits.reject_debit(session, batch.debits[1], code="AM04", by=None, now=NOW)
     assert rejected.status == "rejected"
     paid = debits.settle_batch(session, batch, by=None, now=NOW, post_to_ledgers=True)
     assert [m.id for m in paid] == [campaign[0], campaign[2]]
@@ -184,7 +185,7 @@ def test_back_office_run_end_to_end(app, campaign, make_staff, login_as, db_chec
     csv_response = client.get(f"/admin/prelevements/{batch_id}/export.csv")
     assert csv_response.data.startswith("\ufeff".encode())
     debit_id = db_check(lambda s: s.scalars(sa.select(Debit.id).where(Debit.batch_id == batch_id)).first())
-    client.post(f"/admin/prelevements/{batch_id}/rejet/{debit_id}", data={"reason": "AM04 provision insuffisante"})
+    client.post(f"/admin/prelevements/{batch_id}/rejet/{debit_id}", data={"reason_code": "AM04"})
     client.post(f"/admin/prelevements/{batch_id}/effectue")
     statuses = db_check(lambda s: sorted(m.status for m in s.scalars(sa.select(Membership))))
     assert statuses == ["paid", "paid", "rejected"]

@@ -336,7 +336,7 @@ def test_cli_mail_send_reports_an_smtp_outage_and_keeps_the_mail(make_app, app, 
 
     result = down_app.test_cli_runner().invoke(args=["mail", "send"])
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the scheduler sees that a mail did not go out
     assert "0 envoyé(s), 1 à réessayer, 0 en échec définitif." in result.output
     assert db_check(lambda s: count_rows(s, status="pending", attempts=1)) == 1
 
@@ -352,10 +352,38 @@ def test_cli_mail_send_without_smtp_server_writes_eml_files(app, db_check):
     path = Path(app.config["MAIL_FILE_DIR"]) / f"{message_id.strip('<>').split('@')[0]}.eml"
     message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
     assert message["To"] == "coop5@example.org"
+    assert message["From"] == app.config["MAIL_DEFAULT_SENDER"]  # no federation settings yet
     assert message["Subject"] == SUBJECT
     assert message["Message-ID"] == message_id
     assert "1 234,56 €" in message.get_content()
     assert db_check(lambda s: count_rows(s, status="sent")) == 1
+
+
+def test_mail_goes_out_from_the_federation_sender_address(app):
+    from app.extensions import db
+    from app.models import Federation
+
+    with app.app_context():
+        db.session.add(Federation(name="OCCE 85 Vendée", sender_email="tresorerie@occe85.example"))
+        db.session.commit()
+        db.session.remove()
+    message_id = queue_committed(app, to="coop6@example.org", subject=SUBJECT, text=BODY)
+
+    result = app.test_cli_runner().invoke(args=["mail", "send"])
+
+    assert result.exit_code == 0, result.output
+    path = Path(app.config["MAIL_FILE_DIR"]) / f"{message_id.strip('<>').split('@')[0]}.eml"
+    message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert message["From"].addresses[0].addr_spec == "tresorerie@occe85.example"
+    assert message["From"].addresses[0].display_name == "OCCE 85 Vendée"
+
+
+def test_smtp_timeout_comes_from_the_settings(make_app):
+    from app.cli import transport_from_config
+
+    transport = transport_from_config(make_app(MAIL_SERVER="127.0.0.1", MAIL_TIMEOUT=3).config)
+    assert transport.timeout == 3.0
+    assert transport_from_config(make_app(MAIL_SERVER="127.0.0.1").config).timeout == 10.0
 
 
 # --- the password reset mail -----------------------------------------------------------------------

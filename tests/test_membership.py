@@ -26,6 +26,7 @@ from app.membership import (
     property_surcharge,
     record_cheque,
     record_debit_paid,
+    record_debit_returned,
     save_draft,
     transition,
 )
@@ -324,8 +325,14 @@ LEGAL = {
     ("in_batch", "paid"),
     ("in_batch", "rejected"),
     ("rejected", "in_batch"),
+    ("rejected", "paid"),
+    ("paid", "returned"),
+    ("returned", "in_batch"),
+    ("returned", "paid"),
 }
-STATUSES = ("draft", "committed", "in_batch", "paid", "rejected")
+STATUSES = ("draft", "committed", "in_batch", "paid", "rejected", "returned")
+# Paid directly, without a debit: only by cheque.
+CHEQUE_PATHS = {("committed", "paid"), ("rejected", "paid"), ("returned", "paid")}
 
 
 def test_the_transition_table_is_the_documented_one():
@@ -334,7 +341,7 @@ def test_the_transition_table_is_the_documented_one():
 
 @pytest.mark.parametrize(("start", "to"), sorted(LEGAL))
 def test_legal_transitions(start, to):
-    method = "cheque" if (start, to) == ("committed", "paid") else "debit"
+    method = "cheque" if (start, to) in CHEQUE_PATHS else "debit"
     membership = Membership(status=start, payment_method=method)
     transition(membership, to)
     assert membership.status == to
@@ -354,6 +361,8 @@ def test_illegal_transitions_raise(start, to):
         ("committed", "paid", "debit", "que par chèque"),
         ("committed", "in_batch", "cheque", "par chèque"),
         ("rejected", "in_batch", "cheque", "par chèque"),
+        ("rejected", "paid", "debit", "que par chèque"),
+        ("returned", "paid", "debit", "que par chèque"),
         ("draft", "archived", "debit", "inconnu"),
     ],
 )
@@ -373,13 +382,18 @@ def test_debit_path_and_cheque_path(session, years, make_coop):
         record_debit_paid(session, membership, by=None, now=DEFAULT_MOMENT)  # not in a batch yet
     transition(membership, "in_batch")
     transition(membership, "rejected")
-    with pytest.raises(DomainError, match="chèque ne peut être enregistré"):
-        record_cheque(session, membership, by=None, now=DEFAULT_MOMENT)
     transition(membership, "in_batch")
+    with pytest.raises(DomainError, match="chèque ne peut être enregistré"):
+        record_cheque(session, membership, by=None, now=DEFAULT_MOMENT)  # while the debit is in a run
     record_debit_paid(session, membership, by=None, now=datetime(CURRENT, 11, 5))
     assert (membership.status, membership.paid_at) == ("paid", datetime(CURRENT, 11, 5))
     with pytest.raises(DomainError):
         transition(membership, "rejected")
+    # returned after settlement: unpaid again, then paid by cheque
+    record_debit_returned(session, membership, by=None)
+    assert (membership.status, membership.paid_at) == ("returned", None)
+    record_cheque(session, membership, by=None, now=datetime(CURRENT, 12, 1))
+    assert (membership.status, membership.payment_method) == ("paid", "cheque")
 
 
 # --- The coop-face step --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from app.models.account import NATURES, Account, occe_code
 from app.models.audit import AuditEvent
 from app.models.base import utcnow
 from app.models.coop import DEPARTMENT_CODE, Coop, Mandate, coop_login
-from app.models.debit import Debit, DebitBatch
+from app.models.debit import DEBIT_STATUSES, Debit, DebitBatch, DebitFile, DebitReport
 from app.models.federation import Federation
 from app.models.ledger import ENTRY_KINDS, PAYMENT_MODES, Action, Document, Entry, EntryLine, Ledger
 from app.models.mandate_change import MANDATE_CHANGE_STATUSES, MANDATE_DOCUMENT_KINDS, MandateChange
@@ -16,6 +16,7 @@ from app.models.statement import Statement, StatementLine
 from app.models.user import ROLES, PasswordResetToken, User
 
 __all__ = [
+    "DEBIT_STATUSES",
     "DEPARTMENT_CODE",
     "ENTRY_KINDS",
     "MANDATE_CHANGE_STATUSES",
@@ -34,6 +35,8 @@ __all__ = [
     "Coop",
     "Debit",
     "DebitBatch",
+    "DebitFile",
+    "DebitReport",
     "Document",
     "Entry",
     "EntryLine",

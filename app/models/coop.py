@@ -14,7 +14,7 @@ DEPARTMENT_CODE = "085"
 
 
 def coop_login(number: int) -> str:
-    """Login of a coop: department code, dash, number on three digits (99 -> 085-099)."""
+    """Login of a coop: department code, dash, number on at least three digits (99 -> 085-099, 1234 -> 085-1234)."""
     return f"{DEPARTMENT_CODE}-{number:03d}"
 
 
@@ -22,7 +22,7 @@ class Coop(db.Model):
     """A school cooperative: identity and bank details. Its login is derived from its number."""
 
     __tablename__ = "coop"
-    __table_args__ = (CheckConstraint("number BETWEEN 1 AND 999", name="number_range"),)
+    __table_args__ = (CheckConstraint("number BETWEEN 1 AND 9999", name="number_range"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     number: Mapped[int] = mapped_column(Integer, unique=True)

@@ -36,6 +36,10 @@ class Federation(db.Model):
     sepa_schema: Mapped[str] = mapped_column(String(20), default="pain.008.001.08", server_default="pain.008.001.08")
     debit_lead_days: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
     post_debits_to_ledgers: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa.false())
+    # Pre-notification: calendar days between the mail to each coop and the collection (SEPA rulebook:
+    # 14 unless agreed otherwise); the most debits the bank takes in one file (None: no limit).
+    debit_notice_days: Mapped[int] = mapped_column(Integer, default=14, server_default="14")
+    debit_max_per_file: Mapped[int | None] = mapped_column(Integer)
 
     def __str__(self) -> str:
         return self.name

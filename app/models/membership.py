@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.extensions import db
 from app.models.base import utcnow
 
-MEMBERSHIP_STATUSES = ("draft", "committed", "in_batch", "paid", "rejected")
+MEMBERSHIP_STATUSES = ("draft", "committed", "in_batch", "paid", "rejected", "returned")
 PAYMENT_METHODS = ("debit", "cheque")
 
 
@@ -26,7 +26,7 @@ class Membership(db.Model):
     __tablename__ = "membership"
     __table_args__ = (
         UniqueConstraint("coop_id", "school_year_id", name="uq_membership_coop_year"),
-        CheckConstraint("status IN ('draft', 'committed', 'in_batch', 'paid', 'rejected')", name="status"),
+        CheckConstraint("status IN ('draft', 'committed', 'in_batch', 'paid', 'rejected', 'returned')", name="status"),
         CheckConstraint("payment_method IS NULL OR payment_method IN ('debit', 'cheque')", name="payment_method"),
         CheckConstraint(
             "atsem_count >= 0 AND aesh_count >= 0 AND other_adults_count >= 0 AND property_value_cents >= 0",

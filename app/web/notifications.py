@@ -10,7 +10,9 @@ made). Delivery is `flask mail send`.
 | password reset asked                           | `password_reset`          | the account's address   |
 | membership committed (engagement)              | `membership_committed`    | coop                    |
 | membership paid (cheque, debit settled)        | `membership_paid`         | coop                    |
-| debit rejected                                 | `membership_debit_rejected` | coop                  |
+| run created: the coop will be debited          | `debit_prenotification`   | coop                    |
+| debit rejected before settlement               | `membership_debit_rejected` | coop                  |
+| debit returned / refunded after settlement     | `membership_debit_returned` | coop                  |
 | mandate dossier submitted/returned/validated/… | `mandate_status`          | coop (+ new mandataire) |
 | bank document added to a dossier               | `mandate_bank_document`   | coop                    |
 | reports submitted                              | `report_submitted`        | coop                    |
@@ -27,6 +29,7 @@ from flask import current_app, render_template
 from sqlalchemy.orm import Session
 
 from app import clock
+from app.debits import REASON_LABELS, Return, reason_label
 from app.formats import fr_date, fr_datetime
 from app.mail import queue_email
 from app.mandates import REASONS, STATUS_LABELS, bank_of, is_credit_mutuel
@@ -84,7 +87,43 @@ def membership_paid(session: Session, membership: Membership) -> OutboxEmail | N
 
 
 def membership_debit_rejected(session: Session, membership: Membership, debit: Debit) -> OutboxEmail | None:
-    return _to_coop(session, membership.coop, "membership_debit_rejected", membership=membership, debit=debit)
+    """The bank rejected the debit before settlement: reason, nothing was taken, what comes next."""
+    reason = reason_label(debit.reason_code) or debit.reject_reason
+    if debit.reason_code and debit.reject_reason and debit.reject_reason != REASON_LABELS.get(debit.reason_code):
+        reason = f"{reason} ({debit.reject_reason})"
+    return _to_coop(
+        session, membership.coop, "membership_debit_rejected", membership=membership, debit=debit, reason=reason
+    )
+
+
+def membership_debit_returned(session: Session, debit: Debit, returned: Return) -> OutboxEmail | None:
+    """The settled debit came back: the membership is unpaid again, the reversing entry, what to do."""
+    return _to_coop(
+        session,
+        debit.coop,
+        "membership_debit_returned",
+        membership=returned.membership,
+        debit=debit,
+        reason=reason_label(debit.reason_code),
+        reversal=returned.reversal,
+        refunded=returned.refunded,
+    )
+
+
+def debit_prenotification(session: Session, debit: Debit, federation: Federation) -> OutboxEmail | None:
+    """Pre-notification (SEPA rulebook): amount, collection date, RUM and the federation's ICS, sent when
+    the run is created, at least the configured number of days before the collection."""
+    iban = debit.iban
+    return _to_coop(
+        session,
+        debit.coop,
+        "debit_prenotification",
+        membership=debit.membership,
+        debit=debit,
+        batch=debit.batch,
+        federation=federation,
+        masked_iban=f"{iban[:4]} … {iban[-4:]}",
+    )
 
 
 # -- change of mandataire --------------------------------------------------------------------------
