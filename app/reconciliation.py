@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from app import audit
 from app.errors import DomainError
 from app.ledger import BANK, current_start_year
-from app.models import Account, Entry, EntryLine, Ledger, SchoolYear, Statement, StatementLine, User
-from app.statements import ParsedStatement, fold, normalise_number
+from app.models import Account, Coop, Entry, EntryLine, Ledger, SchoolYear, Statement, StatementLine, User
+from app.statements import BankLine, ParsedStatement, fold, normalise_number
 
 WINDOW_BEFORE, WINDOW_AFTER = 7, 10  # bank date minus entry date, in days (R4)
 CHEQUE_MARGIN = 3  # a cheque can appear on the statement a little before the day it was booked
@@ -39,9 +39,126 @@ CHEQUE_MARGIN = 3  # a cheque can appear on the statement a little before the da
 
 @dataclass
 class ImportResult:
-    statement: Statement
+    """What an import did. `statement` is None when the file added nothing (no empty record is kept);
+    `notices` are French sentences for the user (no account number in the file, lines outside the year)."""
+
+    statement: Statement | None
     added: int
     skipped: int
+    notices: list[str] = field(default_factory=list)
+
+
+def _compact(account: str) -> str:
+    return "".join(ch for ch in (account or "").upper() if ch.isalnum())
+
+
+def account_matches(parsed: ParsedStatement, coop_iban: str) -> bool | None:
+    """Whether the account named in the file is the coop's: its IBAN (CAMT), or the account number of
+    its RIB, possibly with the branch code before it or the RIB key after it (OFX ACCTID, bank CSV),
+    the bank and branch codes being checked too when the file gives them (OFX BANKID, BRANCHID).
+    None when it cannot be told: the file names no account, or the coop's IBAN is not known."""
+    found, iban = _compact(parsed.account), _compact(coop_iban)
+    if not found or not iban:
+        return None
+    if found[:2].isalpha() and found[2:4].isdigit() and len(found) >= 15:  # an IBAN
+        return found == iban
+    rib = iban[4:] if iban.startswith("FR") and len(iban) == 27 else ""
+    if not rib or len(found.lstrip("0")) < 5:
+        return False
+    if not (rib.endswith(found) or rib[:-2].endswith(found) or found.endswith(rib[10:21])):
+        return False
+    bank, branch = (_compact(parsed.details.get(key, "")) for key in ("bank_code", "branch_code"))
+    return (not bank or bank == rib[:5]) and (not branch or branch == rib[5:10])
+
+
+def _check_account(parsed: ParsedStatement, coop_iban: str) -> list[str]:
+    """Refuse a statement of another account (DomainError, both masked); a notice when it cannot be told."""
+    matches = account_matches(parsed, coop_iban)
+    if matches is False:
+        raise DomainError(
+            f"Ce relevé est celui du compte {audit.mask_iban(_compact(parsed.account))}, qui n'est pas le compte "
+            f"de la coopérative ({audit.mask_iban(_compact(coop_iban))}) : rien n'a été importé. "
+            "Téléchargez le relevé du compte de la coopérative, ou corrigez son IBAN dans l'identité.",
+            field="file",
+        )
+    if matches is None and not _compact(parsed.account):
+        return [
+            "Ce fichier n'indique pas le numéro du compte : vérifiez qu'il s'agit bien du compte de la coopérative."
+        ]
+    if matches is None:
+        return ["L'IBAN de la coopérative n'est pas renseigné : le compte du relevé n'a pas pu être vérifié."]
+    return []
+
+
+def _outside_year(parsed: ParsedStatement, ledger: Ledger | None) -> list[str]:
+    """A notice for the lines dated outside `ledger`'s year (they are pointed in their own year)."""
+    if ledger is None:
+        return []
+    outside = [line.date for line in parsed.lines if not ledger.school_year.contains(line.date)]
+    if not outside:
+        return []
+    return [
+        f"{len(outside)} ligne(s) du relevé sont datées hors de l'année {ledger.school_year.label} "
+        f"(du {min(outside):%d/%m/%Y} au {max(outside):%d/%m/%Y}) : elles se pointent dans le pointage "
+        "de leur année, pas dans celui-ci."
+    ]
+
+
+def _movement_key(day: date, amount: int, cheque: str, rank: int) -> str:
+    return f"m:{day.isoformat()}:{amount}:{cheque}:{rank}"
+
+
+def _new_movements(session: Session, coop_id: int, parsed: ParsedStatement) -> list[tuple[BankLine, str]]:
+    """The file's lines that are not on the coop's statements yet, each with its fingerprint.
+
+    A bank movement is identified whatever the format it came in (OFX, CAMT, QIF, CSV): same booking
+    date, same amount, and the same cheque number when both files give one. Each known movement
+    accounts for at most one line of the file, so two identical card payments of one day stay two.
+    Lines with a cheque number are paired first, so that a card payment of the same amount on the
+    same day is not taken for the cheque. One query over the file's date range, then a pass."""
+    if not parsed.lines:
+        return []
+    first, last = min(line.date for line in parsed.lines), max(line.date for line in parsed.lines)
+    known: dict[tuple[date, int], list[str]] = {}
+    fingerprints: set[str] = set()
+    for day, amount, cheque, fingerprint in session.execute(
+        sa.select(
+            StatementLine.date, StatementLine.amount_cents, StatementLine.cheque_number, StatementLine.fingerprint
+        ).where(StatementLine.coop_id == coop_id, StatementLine.date >= first, StatementLine.date <= last)
+    ):
+        known.setdefault((day, amount), []).append(cheque or "")
+        fingerprints.add(fingerprint)
+
+    def seen(line: BankLine) -> bool:
+        """Whether a known movement accounts for `line` (it is then used up)."""
+        cheques = known.get((line.date, line.amount_cents))
+        if not cheques:
+            return False
+        wanted = line.cheque_number
+        if wanted:
+            choice = wanted if wanted in cheques else "" if "" in cheques else None
+        else:  # a format without cheque numbers: a known line with one may be the same movement
+            choice = "" if "" in cheques else cheques[0]
+        if choice is None:
+            return False
+        cheques.remove(choice)
+        return True
+
+    new = set()
+    for pass_with_cheque in (True, False):
+        for index, line in enumerate(parsed.lines):
+            if bool(line.cheque_number) == pass_with_cheque and not seen(line):
+                new.add(index)
+    added = []
+    for index, line in enumerate(parsed.lines):
+        if index not in new:
+            continue
+        rank = 0
+        while (fingerprint := _movement_key(line.date, line.amount_cents, line.cheque_number, rank)) in fingerprints:
+            rank += 1
+        fingerprints.add(fingerprint)
+        added.append((line, fingerprint))
+    return added
 
 
 def import_statement(
@@ -54,68 +171,64 @@ def import_statement(
     by: User | None,
     ip: str = "",
     ledger: Ledger | None = None,
+    coop_iban: str | None = None,
 ) -> ImportResult:
-    """Store the statement's new lines; lines already imported (same fingerprint) are skipped.
+    """Store the statement's new movements (see `_new_movements`: a movement already imported, in any
+    format, is skipped); an import that adds nothing leaves no statement record.
 
-    When the file gives its closing balance, dated in `ledger`'s year and not before the statement
-    date already typed in its summary box, the box takes it (`ledger` must be the coop's)."""
-    known = set(
-        session.scalars(
-            sa.select(StatementLine.fingerprint).where(
-                StatementLine.coop_id == coop_id,
-                StatementLine.fingerprint.in_([line.fingerprint for line in parsed.lines]),
-            )
+    The file must be a statement of the coop's account (`coop_iban`, read from the coop when not
+    given): another account raises DomainError. When the file gives its closing balance, dated in
+    `ledger`'s year (open) and not before the statement date already typed in its summary box, the
+    box takes it (`ledger` must be the coop's)."""
+    if coop_iban is None:
+        coop_iban = session.scalar(sa.select(Coop.iban).where(Coop.id == coop_id)) or ""
+    notices = _check_account(parsed, coop_iban) + _outside_year(parsed, ledger)
+    new = _new_movements(session, coop_id, parsed)
+    skipped = len(parsed.lines) - len(new)
+    statement = None
+    if new:
+        statement = Statement(
+            coop_id=coop_id,
+            source_format=parsed.source_format,
+            filename=filename[:255],
+            sha256=hashlib.sha256(content).hexdigest(),
+            account=_compact(parsed.account)[:34],
+            start_date=parsed.start_date,
+            end_date=parsed.end_date,
+            closing_balance_cents=parsed.closing_balance_cents,
+            closing_balance_date=parsed.closing_balance_date,
+            imported_by_id=by.id if by else None,
         )
-    )
-    statement = Statement(
-        coop_id=coop_id,
-        source_format=parsed.source_format,
-        filename=filename[:255],
-        sha256=hashlib.sha256(content).hexdigest(),
-        account=parsed.account[:34],
-        start_date=parsed.start_date,
-        end_date=parsed.end_date,
-        closing_balance_cents=parsed.closing_balance_cents,
-        closing_balance_date=parsed.closing_balance_date,
-        imported_by_id=by.id if by else None,
-    )
-    session.add(statement)
-    added = 0
-    for line in parsed.lines:
-        if line.fingerprint in known:
-            continue
-        known.add(line.fingerprint)
-        session.add(
-            StatementLine(
-                statement=statement,
-                coop_id=coop_id,
-                date=line.date,
-                value_date=line.value_date,
-                amount_cents=line.amount_cents,
-                label=line.label[:500],
-                cheque_number=line.cheque_number[:20],
-                reference=line.reference[:200],
-                fingerprint=line.fingerprint,
-                raw=line.raw,
-            )
+        session.add(statement)
+        session.flush()
+        session.execute(  # one bulk insert: a year of 20,000 lines in one statement
+            sa.insert(StatementLine),
+            [
+                {
+                    "statement_id": statement.id,
+                    "coop_id": coop_id,
+                    "date": line.date,
+                    "value_date": line.value_date,
+                    "amount_cents": line.amount_cents,
+                    "label": line.label[:500],
+                    "cheque_number": line.cheque_number[:20],
+                    "reference": line.reference[:200],
+                    "fingerprint": fingerprint,
+                    "raw": line.raw,
+                }
+                for line, fingerprint in new
+            ],
         )
-        added += 1
-    session.flush()
-    audit.record(
-        session,
-        "statement.imported",
-        actor=by,
-        coop_id=coop_id,
-        entity="statement",
-        entity_id=statement.id,
-        after={
-            "format": parsed.source_format,
-            "file": filename[:100],
-            "added": added,
-            "skipped": len(parsed.lines) - added,
-        },
-        ip=ip,
-    )
+        audit.record(
+            session,
+            "statement.imported",
+            actor=by,
+            coop_id=coop_id,
+            entity="statement",
+            entity_id=statement.id,
+            after={"format": parsed.source_format, "file": filename[:100], "added": len(new), "skipped": skipped},
+            ip=ip,
+        )
     closing_on = parsed.closing_balance_date
     if (
         ledger is not None
@@ -126,7 +239,7 @@ def import_statement(
         and (ledger.reconciliation_date is None or closing_on >= ledger.reconciliation_date)
     ):
         save_statement_balance(session, ledger, closing_on, parsed.closing_balance_cents, by=by)
-    return ImportResult(statement, added, len(parsed.lines) - added)
+    return ImportResult(statement, len(new), skipped, notices)
 
 
 # -- the two sides -------------------------------------------------------------------------------

@@ -531,6 +531,21 @@ def looks_like_a_statement(columns: list[str], sample: list[list[str]]) -> bool:
     return False
 
 
+_IBAN_IN_TEXT = re.compile(r"\b([A-Z]{2}\d{2}(?: ?[0-9A-Z]){11,30})\b")
+_ACCOUNT_IN_TEXT = re.compile(r"\bCOMPTE\b[^0-9A-Z]{0,30}(?:N[O°]?\s*)?[^0-9A-Z]{0,5}([0-9A-Z]{11,23})\b")
+
+
+def _csv_account(preamble: list[list[str]]) -> str:
+    """The account named in the lines above a bank CSV's header (« Numéro de compte : … », an IBAN), if any."""
+    for row in preamble:
+        text = fold(" ".join(row)[:500])
+        for pattern in (_IBAN_IN_TEXT, _ACCOUNT_IN_TEXT):
+            found = pattern.search(text)
+            if found and any(ch.isdigit() for ch in found.group(1)):
+                return found.group(1).replace(" ", "")
+    return ""
+
+
 def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | None = None) -> ParsedStatement:
     """Parse a bank CSV with a detected preset, or with the user's `mapping` (header on `header_row`)."""
     rows = _csv_rows(text)
@@ -580,7 +595,7 @@ def parse_csv(text: str, mapping: CsvMapping | None = None, header_row: int | No
     if not lines:
         raise StatementError("Aucune opération trouvée dans ce fichier.")
     lines.sort(key=lambda line: line.date)  # some banks list the newest first
-    return ParsedStatement(f"csv ({mapping.name})", lines)
+    return ParsedStatement(f"csv ({mapping.name})", lines, account=_csv_account(rows[:header_row]))
 
 
 # -- entry point ---------------------------------------------------------------------------------

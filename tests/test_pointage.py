@@ -14,10 +14,11 @@ import sqlalchemy as sa
 from app import ledger as books
 from app import reconciliation as rec
 from app.errors import DomainError
-from app.models import Coop, EntryLine, StatementLine
+from app.models import Coop, EntryLine, Statement, StatementLine
 from app.statements import NeedsMapping, StatementError, parse_statement
 
 DATA = Path(__file__).parent / "data" / "statements"
+IBAN = "FR7610278360010002048500175"  # the account of the sample statements
 EXPECTED = json.loads((DATA / "expected_matches_2025-09.json").read_text(encoding="utf-8"))
 FORMATS = [
     "releve_2025-09_credit_mutuel.ofx",
@@ -66,7 +67,8 @@ def load_fixture_ledger(session, coop) -> dict[str, int]:
 
 @pytest.fixture
 def coops(make_coop):
-    return make_coop(42), make_coop(43)  # created before the test's session opens its write transaction
+    # created before the test's session opens its write transaction
+    return make_coop(42, iban=IBAN), make_coop(43, iban=IBAN)
 
 
 @pytest.fixture
@@ -143,8 +145,128 @@ def test_reimporting_an_overlapping_statement_adds_nothing(session, coop):
     second = rec.import_statement(
         session, coop.id, parse_statement(csv_content), filename="b.csv", content=csv_content, by=None
     )
-    assert (first.added, second.added) == (9, 0)
-    assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 18
+    assert (first.added, second.added) == (0, 0)  # the same movements, as the bank's CSV
+    assert (first.statement, second.statement) == (None, None)  # no empty statement record
+    assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 9
+    assert session.scalar(sa.select(sa.func.count()).select_from(Statement)) == 1
+
+
+def test_every_sample_file_into_one_coop_gives_the_nine_movements_once(session, coop):
+    """OFX, CAMT.053, QIF and both bank CSV of the same month, and the other sample files (a cash-book,
+    SEPA debit files), all into one coop: 9 statement lines, one statement record, nothing twice."""
+    added = {}
+    for path in sorted(DATA.iterdir()):
+        content = path.read_bytes()
+        try:
+            parsed = parse_statement(content)
+        except StatementError:  # not a statement (README, JSON, pain.008) or an unknown CSV layout
+            continue
+        added[path.name] = rec.import_statement(
+            session, coop.id, parsed, filename=path.name, content=content, by=None
+        ).added
+    assert set(added) >= set(FORMATS)
+    assert sum(added.values()) == 9
+    assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 9
+    assert session.scalar(sa.select(sa.func.count()).select_from(Statement)) == 1
+    for name in FORMATS:  # again, in any order: nothing more
+        content = (DATA / name).read_bytes()
+        assert (
+            rec.import_statement(
+                session, coop.id, parse_statement(content), filename=name, content=content, by=None
+            ).added
+            == 0
+        )
+    assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 9
+
+
+def _line(day, cents, label, cheque=""):
+    from app.statements import BankLine
+
+    return BankLine(date=day, amount_cents=cents, label=label, cheque_number=cheque)
+
+
+def test_identical_movements_of_one_day_stay_distinct_and_a_later_file_adds_only_the_new_one(session, coop):
+    from app.statements import ParsedStatement
+
+    day = date(2025, 9, 12)
+    first = ParsedStatement(
+        "qif",
+        [_line(day, -3500, "CB LECLERC"), _line(day, -3500, "CB LECLERC"), _line(day, -3500, "CHEQUE", "1232")],
+    )
+    assert rec.import_statement(session, coop.id, first, filename="a", content=b"a", by=None).added == 3
+    later = ParsedStatement(
+        "csv",
+        [
+            _line(day, -3500, "PAIEMENT CB"),  # a card payment already known, told in other words
+            _line(day, -3500, "CHEQUE N 0001232", "1232"),
+            _line(day, -3500, "PAIEMENT CB"),
+            _line(day, -3500, "PAIEMENT CB"),  # a third card payment that day: new
+            _line(day, -3500, "CHEQUE", "1299"),  # another cheque of the same amount: new
+        ],
+    )
+    result = rec.import_statement(session, coop.id, later, filename="b", content=b"b", by=None)
+    assert (result.added, result.skipped) == (2, 3)
+    assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 5
+
+
+def test_a_statement_of_another_account_is_refused_with_both_masked(session, coop):
+    camt = (DATA / "releve_2025-09_camt.053.001.02.xml").read_bytes()
+    other = camt.replace(b"FR7610278360010002048500175", b"FR7630001007941234567890185")
+    with pytest.raises(DomainError) as refused:
+        rec.import_statement(session, coop.id, parse_statement(other), filename="x.xml", content=other, by=None)
+    assert "FR76 **** 0185" in refused.value.message and "FR76 **** 0175" in refused.value.message
+    assert "rien n'a été importé" in refused.value.message
+    ofx = (DATA / "releve_2025-09_credit_mutuel.ofx").read_bytes()
+    for wrong in (
+        ofx.replace(b"<ACCTID>00020485001", b"<ACCTID>00099999901"),
+        ofx.replace(b"<BANKID>10278", b"<BANKID>30004"),
+    ):
+        with pytest.raises(DomainError, match="n'est pas le compte"):
+            rec.import_statement(session, coop.id, parse_statement(wrong), filename="x.ofx", content=wrong, by=None)
+    assert session.scalar(sa.select(sa.func.count()).select_from(StatementLine)) == 0
+
+
+@pytest.mark.parametrize(
+    ("account", "details", "matches"),
+    [
+        ("FR76 1027 8360 0100 0204 8500 175", {}, True),
+        ("00020485001", {"bank_code": "10278", "branch_code": "36001"}, True),
+        ("0002048500175", {}, True),  # the account number and its RIB key
+        ("360010002048500175", {}, True),  # branch, account, key
+        ("00020485001", {"bank_code": "30004"}, False),
+        ("00020485002", {}, False),
+        ("FR7630001007941234567890185", {}, False),
+        ("", {}, None),
+    ],
+)
+def test_the_account_of_a_statement_is_compared_with_the_coops(account, details, matches):
+    from app.statements import ParsedStatement
+
+    parsed = ParsedStatement("ofx", [], account=account, details=details)
+    assert rec.account_matches(parsed, IBAN) is matches
+
+
+def test_an_account_number_above_a_bank_csv_header_is_checked(session, coop):
+    csv_content = (DATA / "releve_2025-09_credit_mutuel.csv").read_bytes()
+    mine = b"Compte courant;Num\xe9ro de compte : 00020485001\r\n\r\n" + csv_content
+    assert parse_statement(mine).account == "00020485001"
+    other = b"Compte courant;Num\xe9ro de compte : 00011112222\r\n\r\n" + csv_content
+    with pytest.raises(DomainError, match="n'est pas le compte"):
+        rec.import_statement(session, coop.id, parse_statement(other), filename="x.csv", content=other, by=None)
+    result = rec.import_statement(session, coop.id, parse_statement(mine), filename="x.csv", content=mine, by=None)
+    assert result.added == 9 and result.notices == []
+
+
+def test_lines_outside_the_year_are_reported(session, coop):
+    ledger = books.open_ledger(session, coop, 2025)
+    qif = (DATA / "releve_2025-09.qif").read_bytes().replace(b"D02/09/2025", b"D29/08/2025")
+    result = rec.import_statement(
+        session, coop.id, parse_statement(qif), filename="q.qif", content=qif, by=None, ledger=ledger
+    )
+    assert any(
+        "1 ligne(s) du relevé sont datées hors de l'année 2025-2026 (du 29/08/2025 au 29/08/2025)" in n
+        for n in result.notices
+    )
 
 
 @pytest.mark.parametrize(

@@ -267,10 +267,19 @@ def _store(year: int, ledger: Ledger | None, parsed, filename: str, content: byt
     if not outcome.ok:
         return redirect(url_for("pointage.screen", year=year))
     result = outcome.value
-    message = f"Relevé importé : {result.added} ligne(s) nouvelle(s)"
-    if result.skipped:
-        message += f", {result.skipped} déjà importée(s) (ignorées)"
-    flash(message + ". Vérifiez les correspondances proposées puis confirmez-les.", "success")
+    if result.added:
+        message = f"Relevé importé : {result.added} ligne(s) nouvelle(s)"
+        if result.skipped:
+            message += f", {result.skipped} déjà importée(s) (ignorées)"
+        flash(message + ". Vérifiez les correspondances proposées puis confirmez-les.", "success")
+    else:
+        flash(
+            f"Rien de nouveau : les {result.skipped} ligne(s) de ce relevé étaient déjà importées "
+            "(même date, même montant), quel que soit le format du fichier.",
+            "info",
+        )
+    for notice in result.notices:
+        flash(notice, "warning")
     return redirect(url_for("pointage.screen", year=year, _anchor="correspondances"))
 
 

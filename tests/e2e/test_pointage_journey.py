@@ -49,7 +49,7 @@ def _flash(page, text: str) -> None:
 
 
 def test_reconcile_a_month_from_the_ofx_file(page, make_coop, db_check):
-    coop = make_coop(42)
+    coop = make_coop(42, iban="FR7610278360010002048500175")  # the account of the sample statements
     ids = _fixture_ledger(db_check, coop.id)
     _login(page, coop.login)
     page.goto(SCREEN)
@@ -119,7 +119,7 @@ def test_reconcile_a_month_from_the_ofx_file(page, make_coop, db_check):
 
 def test_pointage_without_javascript(browser, live_server, make_coop, db_check):
     """No script: « Pointer » reloads the page, « Dépointer » asks on a confirmation page."""
-    coop = make_coop(42)
+    coop = make_coop(42, iban="FR7610278360010002048500175")  # the account of the sample statements
     ids = _fixture_ledger(db_check, coop.id)
     context = browser.new_context(base_url=live_server, locale="fr-FR", java_script_enabled=False)
     page = context.new_page()
