@@ -4,7 +4,8 @@ The CSV format is the one of the worked example (`;`, UTF-8 with BOM, CRLF, deci
 dd/mm/yyyy): piece;date;libelle;mode;cheque;action;pointe;banque_entree;banque_sortie;
 caisse_entree;caisse_sortie;regie_entree;regie_sortie, then one column per account code holding
 the amount on that account, positive in the account's natural direction (charges as debits,
-products as credits). Export then import gives the same ledger.
+products as credits): a refund, which reduces the account it corrects, is negative there (a
+supplier's credit note is -30,00 in its 6… column). Export then import gives the same ledger.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import audit
 from app import ledger as books
 from app.errors import DomainError, ValidationErrors
 from app.models import Account, Action, Entry, EntryLine, Ledger, User
+from app.models.base import utcnow
 from app.money import parse_amount
 
 FIXED_COLUMNS = (
@@ -357,6 +360,12 @@ def export_xlsx(session: Session, ledger: Ledger, title: str) -> bytes:
 # -- import --------------------------------------------------------------------------------------
 
 
+MAX_IMPORT_LINES = 20_000  # a coop's year is a few hundred operations; the bench imports 10,000
+MAX_LISTED_ERRORS = 50  # lines listed on the page; the rest are counted
+# Bounds of the text columns (the database's own lengths, so that PostgreSQL never refuses a row).
+TEXT_BOUNDS = {"piece": 20, "libelle": 200, "cheque": 20, "action": 100}
+
+
 @dataclass
 class ParsedRow:
     line: int
@@ -364,6 +373,7 @@ class ParsedRow:
     opening: tuple[int, int] | None
     cleared_on: date | None
     action_name: str
+    lines: list[tuple[str, int]] = field(default_factory=list)  # (account code, signed cents), checked
 
 
 def _decode(content: bytes) -> str:
@@ -383,15 +393,18 @@ def _untext(value: str) -> str:
 
 
 def _parse_date(value: str, what: str) -> date:
-    for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%d/%m/%y"):
-        try:
-            return datetime.strptime(value.strip(), fmt).date()
-        except ValueError:
-            continue
-    raise ValueError(f"{what} : « {value} » n'est pas une date jj/mm/aaaa.")
+    text = value.strip()
+    if len(text) <= 10:  # longer text is no date (and never reaches strptime)
+        for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%d/%m/%y"):
+            try:
+                return datetime.strptime(text, fmt).date()
+            except ValueError:
+                continue
+    raise ValueError(f"{what} : « {text[:20]} » n'est pas une date jj/mm/aaaa.")
 
 
 def _detect_kind(values: dict[str, int], natures: set[str]) -> str:
+    """The kind of operation of a CSV line, from its treasury columns and the natures of its accounts."""
     if values["regie_entree"]:
         return "advance_paid"
     if values["regie_sortie"]:
@@ -402,30 +415,69 @@ def _detect_kind(values: dict[str, int], natures: set[str]) -> str:
         if values["banque_sortie"] and values["caisse_entree"]:
             return "withdrawal"
         raise ValueError("ni ventilation ni mouvement entre caisse et banque : opération incomplète.")
+    money_in = bool(values["banque_entree"] or values["caisse_entree"])
     if natures <= {"income", "subsidy"}:
-        return "receipt"
+        return "receipt" if money_in else "refund_paid"
     if natures == {"expense"}:
-        return "expense"
+        return "refund_received" if money_in else "expense"
     raise ValueError("une même ligne ne peut pas mêler charges (6…) et produits (7…).")
 
 
+def _splits_of(kind: str, columns: dict[str, int], accounts: dict) -> list[books.Split]:
+    """Box 7 from the account columns, which hold amounts in each account's natural direction
+    (charges as debits, products as credits): a refund is negative in its account's column."""
+    splits = []
+    for code, value in columns.items():
+        if not value:
+            continue
+        line = value if accounts[code].nature == "expense" else -value  # signed line: debit > 0
+        splits.append(books.Split(code, books.SPLIT_SIGN.get(kind, 1) * line))
+    return splits
+
+
+def _csv_rows(text: str, delimiter: str) -> list[list[str]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows: list[list[str]] = []
+    try:
+        for row in reader:
+            rows.append(row)
+            if len(rows) > MAX_IMPORT_LINES + 1:
+                too_long = f"Le fichier dépasse {MAX_IMPORT_LINES} lignes : découpez-le ou vérifiez son contenu."
+                raise ValidationErrors({"fichier": [too_long]})
+    except csv.Error:
+        unreadable = f"Ligne {reader.line_num} : le fichier n'est pas un CSV lisible (guillemets, champ trop long…)."
+        raise ValidationErrors({"fichier": [unreadable]}) from None
+    return rows
+
+
+def _bounded_errors(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    if len(errors) <= MAX_LISTED_ERRORS:
+        return errors
+    shown = dict(list(errors.items())[:MAX_LISTED_ERRORS])
+    shown["autres lignes"] = [f"{len(errors) - MAX_LISTED_ERRORS} autre(s) ligne(s) en erreur, non détaillées ici."]
+    return shown
+
+
 def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[ParsedRow]:
-    """Read and check a whole file against the ledger; raise ValidationErrors listing every bad line."""
+    """Read and check a whole file against the ledger; raise ValidationErrors listing every bad line.
+
+    Any input gives rows or ValidationErrors (French), never another exception; nothing is written.
+    """
     text = _decode(content)
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
-    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    rows = _csv_rows(text, delimiter)
     if not rows:
         raise ValidationErrors({"fichier": ["Le fichier est vide."]})
-    header = [cell.strip().lower() for cell in rows[0]]
+    header = [cell.strip().lower()[:40] for cell in rows[0]]
     missing = [column for column in FIXED_COLUMNS if column not in header]
     if missing:
         raise ValidationErrors({"ligne 1": ["Colonnes manquantes : " + ", ".join(missing) + "."]})
     accounts = books.accounts_by_code(session)
-    codes = [column for column in header if column not in FIXED_COLUMNS and column]
+    codes = list(dict.fromkeys(column for column in header if column not in FIXED_COLUMNS and column))
     unknown = [code for code in codes if code not in accounts or accounts[code].nature not in SPLIT_NATURES]
     if unknown:
-        raise ValidationErrors({"ligne 1": ["Comptes inconnus ou non ventilables : " + ", ".join(unknown) + "."]})
+        raise ValidationErrors({"ligne 1": ["Comptes inconnus ou non ventilables : " + ", ".join(unknown[:20]) + "."]})
     index = {column: i for i, column in enumerate(header)}
     existing_pieces = set(session.scalars(sa.select(Entry.piece).where(Entry.ledger_id == ledger.id)))
     has_opening = books.opening_entry(session, ledger) is not None
@@ -433,30 +485,30 @@ def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[P
     parsed: list[ParsedRow] = []
     seen: dict[str, int] = {}
     year = ledger.school_year
+    amount_columns = FIXED_COLUMNS[7:]
     for line_number, raw in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in raw):
             continue
         cell = {column: (raw[i].strip() if i < len(raw) else "") for column, i in index.items()}
         problems: list[str] = []
         try:
-            values = {column: parse_amount(cell[column]) if cell[column] else 0 for column in FIXED_COLUMNS[7:]}
+            values = {column: parse_amount(cell[column]) if cell[column] else 0 for column in amount_columns}
             splits_raw = {code: parse_amount(cell[code]) if cell[code] else 0 for code in codes}
-        except ValueError as exc:
-            errors[f"ligne {line_number}"] = [str(exc)]
-            continue
-        piece = _untext(cell["piece"])
-        try:
             day = _parse_date(cell["date"], "date")
             cleared = _parse_date(cell["pointe"], "pointe") if cell["pointe"] else None
         except ValueError as exc:
             errors[f"ligne {line_number}"] = [str(exc)]
             continue
+        piece = _untext(cell["piece"])
+        for column, bound in TEXT_BOUNDS.items():
+            if len(_untext(cell[column])) > bound:
+                problems.append(f"{column} : {bound} caractères au plus.")
         if not piece:
             problems.append("piece : obligatoire.")
         elif piece in seen:
-            problems.append(f"piece : {piece} figure déjà ligne {seen[piece]}.")
+            problems.append(f"piece : {piece[:20]} figure déjà ligne {seen[piece]}.")
         elif piece in existing_pieces:
-            problems.append(f"piece : {piece} existe déjà dans le cahier.")
+            problems.append(f"piece : {piece[:20]} existe déjà dans le cahier.")
         seen.setdefault(piece, line_number)
         if not year.contains(day):
             problems.append(f"date : {day:%d/%m/%Y} hors de l'année {year.label}.")
@@ -467,35 +519,33 @@ def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[P
             has_opening = True
             if any(splits_raw.values()):
                 problems.append("un report à nouveau ne se ventile pas.")
-            parsed.append(
-                ParsedRow(
-                    line_number,
-                    None,
-                    (
-                        values["banque_entree"] - values["banque_sortie"],
-                        values["caisse_entree"] - values["caisse_sortie"],
-                    ),
-                    cleared,
-                    "",
-                )
+            opening = (
+                values["banque_entree"] - values["banque_sortie"],
+                values["caisse_entree"] - values["caisse_sortie"],
             )
+            if opening[1] < 0:
+                problems.append("une caisse ne peut pas être négative.")
+            parsed.append(ParsedRow(line_number, None, opening, cleared, ""))
             if problems:
                 errors[f"ligne {line_number}"] = problems
             continue
         if mode not in books.MODE_LABELS:
-            problems.append(f"mode : « {cell['mode']} » inconnu (attendu : {', '.join(books.MODE_LABELS)}).")
-        splits = [books.Split(code, amount) for code, amount in splits_raw.items() if amount]
+            problems.append(f"mode : « {cell['mode'][:20]} » inconnu (attendu : {', '.join(books.MODE_LABELS)}).")
         try:
-            kind = _detect_kind(values, {accounts[s.account_code].nature for s in splits})
+            kind = _detect_kind(values, {accounts[code].nature for code, value in splits_raw.items() if value})
+            splits = _splits_of(kind, splits_raw, accounts)
             treasury = books.Treasury(
                 values["banque_entree"], values["banque_sortie"], values["caisse_entree"], values["caisse_sortie"]
             )
-            books.build_lines(kind, treasury, splits, accounts)
+            lines = books.build_lines(kind, treasury, splits, accounts)
         except ValueError as exc:
             problems.append(str(exc))
         except DomainError as exc:
             problems.append(exc.message)
         else:
+            cheque = cell["cheque"]
+            if mode == "cheque" and treasury.bank_out and not cheque:
+                problems.append("cheque : indiquez le numéro du chèque émis.")
             data = books.EntryData(
                 piece=piece,
                 date=day,
@@ -504,16 +554,33 @@ def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[P
                 kind=kind,
                 treasury=treasury,
                 splits=splits,
-                cheque_number=cell["cheque"],
+                cheque_number=cheque,
             )
-            parsed.append(ParsedRow(line_number, data, None, cleared, _untext(cell["action"])))
+            row = ParsedRow(line_number, data, None, cleared, " ".join(_untext(cell["action"]).split()))
+            row.lines = [(account.code, amount) for account, amount in lines]
+            parsed.append(row)
         if problems:
             errors[f"ligne {line_number}"] = problems
     if errors:
-        raise ValidationErrors(errors)
+        raise ValidationErrors(_bounded_errors(errors))
     if not parsed:
         raise ValidationErrors({"fichier": ["Aucune opération dans le fichier."]})
     return parsed
+
+
+def _check_import_cash(session: Session, ledger: Ledger, parsed: list[ParsedRow]) -> None:
+    """The cash box never goes negative with the file's operations added (checked before any write)."""
+    before = books.cash_by_day(session, ledger)
+    after = dict(before)
+    for row in parsed:
+        day = row.data.date if row.data is not None else ledger.school_year.starts_on
+        cash = sum(amount for code, amount in row.lines if code == books.CASH) if row.data else row.opening[1]
+        if cash:
+            after[day] = after.get(day, 0) + cash
+    try:
+        books.check_cash_never_negative(before, after, field=None)
+    except DomainError as exc:
+        raise ValidationErrors({"caisse": [exc.message]}) from None
 
 
 def import_cahier(
@@ -521,31 +588,84 @@ def import_cahier(
 ) -> int:
     """Import a whole cahier CSV into an open ledger, all or nothing; return the number of operations.
 
-    `now` stamps a replaced opening entry (`app.ledger.record_opening`).
+    Every check runs before the first write (so SQLite's write lock is not held while parsing);
+    then the entries and their lines are inserted in bulk, and one audit event records the import.
+    `now` stamps the new rows and a replaced opening entry (`app.ledger.record_opening`).
     """
     if not ledger.is_open:
         raise ValidationErrors({"cahier": [f"Le cahier {ledger.school_year.label} est clôturé."]})
     parsed = parse_cahier_csv(session, ledger, content)
-    actions: dict[str, int] = {}
-    for row in parsed:
-        try:
+    _check_import_cash(session, ledger, parsed)
+    accounts = books.accounts_by_code(session)
+    stamp = now or utcnow()
+    action_ids: dict[str, int] = {}
+    entries: list[dict] = []
+    operations = [row for row in parsed if row.data is not None]
+    try:
+        for row in parsed:
             if row.data is None:
-                entry = books.record_opening(
+                opening = books.record_opening(
                     session, ledger, bank=row.opening[0], cash=row.opening[1], by=by, ip=ip, now=now
                 )
-            else:
-                if row.action_name:
-                    if row.action_name not in actions:
-                        actions[row.action_name] = books.create_action(
-                            session, ledger.coop_id, row.action_name, by=by
-                        ).id
-                    row.data.action_id = actions[row.action_name]
-                entry = books.record_entry(session, ledger, row.data, by=by, ip=ip)
-        except DomainError as exc:
-            raise ValidationErrors({f"ligne {row.line}": [exc.message]}) from None
-        if row.cleared_on is not None and entry is not None:
-            for line in entry.lines:
-                if line.account.code == books.BANK:
-                    line.cleared_on = row.cleared_on
+                if row.cleared_on is not None and opening is not None:
+                    for line in opening.lines:
+                        if line.account.code == books.BANK:
+                            line.cleared_on = row.cleared_on
+            elif row.action_name and row.action_name not in action_ids:
+                action = books.create_action(session, ledger.coop_id, row.action_name, by=by)
+                action_ids[row.action_name] = action.id
+    except DomainError as exc:
+        raise ValidationErrors({f"ligne {row.line}": [exc.message]}) from None
+    for row in operations:
+        data = row.data
+        entries.append(
+            {
+                "ledger_id": ledger.id,
+                "coop_id": ledger.coop_id,
+                "piece": data.piece,
+                "date": data.date,
+                "label": data.label,
+                "payment_mode": data.payment_mode,
+                "cheque_number": data.cheque_number,
+                "kind": "transfer" if data.kind in ("deposit", "withdrawal") else data.kind,
+                "action_id": action_ids.get(row.action_name),
+                "created_by_id": by.id if by else None,
+                "created_at": stamp,
+                "updated_at": stamp,
+                "version": 1,
+            }
+        )
+    if entries:
+        ids = session.scalars(sa.insert(Entry).returning(Entry.id, sort_by_parameter_order=True), entries).all()
+        session.execute(
+            sa.insert(EntryLine),
+            [
+                {
+                    "entry_id": entry_id,
+                    "account_id": accounts[code].id,
+                    "amount_cents": amount,
+                    "cleared_on": row.cleared_on if code == books.BANK else None,
+                }
+                for entry_id, row in zip(ids, operations, strict=True)
+                for code, amount in row.lines
+            ],
+        )
+    # Bulk inserts bypass the flush listener that bumps the revision (the classic view's cache key).
+    session.execute(sa.update(Ledger).where(Ledger.id == ledger.id).values(revision=Ledger.revision + 1))
+    session.expire(ledger, ["revision", "entries"])
+    audit.record(
+        session,
+        "cahier.imported",
+        actor=by,
+        coop_id=ledger.coop_id,
+        entity="ledger",
+        entity_id=ledger.id,
+        after={
+            "operations": len(operations),
+            "opening": any(row.data is None for row in parsed),
+            "pieces": [operations[0].data.piece, operations[-1].data.piece] if operations else [],
+        },
+        ip=ip,
+    )
     session.flush()
     return len(parsed)

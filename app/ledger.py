@@ -4,6 +4,15 @@ Amounts are integer cents. Every entry's lines sum to zero (debit > 0, credit < 
 form (boxes 1-7 of RETKOOP) gives a kind, treasury amounts (box 6) and a split over accounts
 (box 7); `build_lines` turns them into lines or raises a DomainError naming the faulty box.
 Balances are never stored: they are sums of lines. Functions flush, never commit.
+
+Refunds are reductions of the account they correct, never extra income or charges: a refund
+received (a supplier's credit note, an overpayment returned) is `+512 / -6xx`, a refund paid back
+to families is `+7xx / -512`. A receipt or an expense may also carry a contra line (a negative
+split amount, e.g. a sale net of a refund) as long as the signed split equals the amount.
+
+The cash box can never be negative at the end of any day: a write that would make it so is
+refused naming the date (`check_cash_never_negative`). A negative bank balance is allowed (an
+overdraft happens) and only warned about (`bank_warning`).
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ KIND_LABELS = {
     "advance_paid": "Régie d'avance : versement à un enseignant",
     "advance_returned": "Régie d'avance : restitution du reliquat",
     "advance_justified": "Régie d'avance : justification des dépenses",
+    "refund_received": "Remboursement reçu (avoir d'un fournisseur, trop-payé)",
+    "refund_paid": "Remboursement versé (à une famille, trop-perçu)",
 }
 MODE_LABELS = {
     "cheque": "Chèque",
@@ -53,12 +64,33 @@ MODES_FOR_KIND = {
     "advance_paid": ("cheque", "especes", "virement"),
     "advance_returned": ("remise", "especes", "virement", "cheque"),
     "advance_justified": ("regie",),
+    "refund_received": ("virement", "remise", "cheque", "especes", "carte"),
+    "refund_paid": ("virement", "cheque", "especes"),
 }
-SPLIT_NATURES = {"receipt": ("income", "subsidy"), "expense": ("expense",), "advance_justified": ("expense",)}
+SPLIT_NATURES = {
+    "receipt": ("income", "subsidy"),
+    "expense": ("expense",),
+    "advance_justified": ("expense",),
+    "refund_received": ("expense",),
+    "refund_paid": ("income", "subsidy"),
+}
+# How a split amount of box 7 becomes a line: credited (-1) or debited (+1) on its account.
+SPLIT_SIGN = {"receipt": -1, "refund_received": -1, "expense": 1, "refund_paid": 1, "advance_justified": 1}
+# What « choisissez un compte … » says for each kind that is split.
+SPLIT_EXPECTED = {
+    "receipt": "de produit (7…)",
+    "expense": "de charge (6…)",
+    "advance_justified": "de charge (6…)",
+    "refund_received": "de charge (6…) : celui de la dépense remboursée",
+    "refund_paid": "de produit (7…) : celui de la recette remboursée",
+}
 # Kinds whose payment mode is not the user's choice (no money leaves the coop, or it moves inside it).
 FIXED_MODES = {"deposit": "interne", "withdrawal": "interne", "advance_justified": "regie"}
 # Kinds for which the coop writes a cheque itself (the cheque number column holds its number).
-CHEQUE_WRITTEN = ("expense", "advance_paid")
+CHEQUE_WRITTEN = ("expense", "advance_paid", "refund_paid")
+# Kinds that bring money in, and those that take money out (box 6).
+MONEY_IN = ("receipt", "advance_returned", "refund_received")
+MONEY_OUT = ("expense", "advance_paid", "refund_paid")
 
 
 @dataclass(frozen=True)
@@ -81,7 +113,11 @@ class Treasury:
 
 @dataclass(frozen=True)
 class Split:
-    """One line of box 7: an account code and a positive amount in cents."""
+    """One line of box 7: an account code and an amount in cents in the operation's direction.
+
+    Positive for the usual line (credited on a receipt, debited on an expense); negative for a contra
+    line (a receipt net of a refund: +120 on a sale, -20 refunded on it).
+    """
 
     account_code: str
     amount: int
@@ -111,9 +147,9 @@ def treasury_for(kind: str, bank: int, cash: int) -> Treasury:
     A deposit or a withdrawal moves one amount between the cash box and the bank: typed in either
     box (or the same in both); two different amounts raise DomainError on box 6.
     """
-    if kind in ("receipt", "advance_returned"):
+    if kind in MONEY_IN:
         return Treasury(bank_in=bank, cash_in=cash)
-    if kind in ("expense", "advance_paid"):
+    if kind in MONEY_OUT:
         return Treasury(bank_out=bank, cash_out=cash)
     if kind in ("deposit", "withdrawal"):
         if bank and cash and bank != cash:
@@ -265,8 +301,8 @@ def build_lines(
         raise DomainError("Choisissez le type d'opération.", field="kind")
     if min(treasury.bank_in, treasury.bank_out, treasury.cash_in, treasury.cash_out) < 0:
         raise DomainError("Les montants de la case 6 sont positifs.", field="box6")
-    if any(split.amount <= 0 for split in splits):
-        raise DomainError("Chaque ligne de ventilation doit avoir un montant positif.", field="box7")
+    if any(split.amount == 0 for split in splits):
+        raise DomainError("Indiquez le montant de chaque ligne de ventilation.", field="box7")
 
     natures = SPLIT_NATURES.get(kind, ())
     for split in splits:
@@ -278,11 +314,7 @@ def build_lines(
                 f"Le compte {account.display_code} n'est plus utilisé : choisissez-en un autre.", field="box7"
             )
         if account.nature not in natures:
-            expected = {
-                "receipt": "de produit (7…)",
-                "expense": "de charge (6…)",
-                "advance_justified": "de charge (6…)",
-            }.get(kind)
+            expected = SPLIT_EXPECTED.get(kind)
             if expected is None:
                 raise DomainError("Ce type d'opération ne se ventile pas : laissez la case 7 vide.", field="box7")
             raise DomainError(
@@ -297,18 +329,20 @@ def build_lines(
         if treasury.cash_in - treasury.cash_out:
             lines.append((accounts[CASH], treasury.cash_in - treasury.cash_out))
 
-    if kind == "receipt":
+    if kind in ("receipt", "refund_received"):
         if treasury.total_out or not treasury.total_in:
-            raise DomainError("Une recette entre en banque ou en caisse : indiquez le montant reçu.", field="box6")
+            what = "Une recette" if kind == "receipt" else "Un remboursement reçu"
+            raise DomainError(f"{what} entre en banque ou en caisse : indiquez le montant reçu.", field="box6")
         _check_split(split_total, treasury.total_in)
         treasury_lines()
-        lines += [(accounts[s.account_code], -s.amount) for s in splits]
-    elif kind == "expense":
+        lines += _split_lines(kind, splits, accounts)
+    elif kind in ("expense", "refund_paid"):
         if treasury.total_in or not treasury.total_out:
-            raise DomainError("Une dépense sort de la banque ou de la caisse : indiquez le montant payé.", field="box6")
+            what = "Une dépense" if kind == "expense" else "Un remboursement versé"
+            raise DomainError(f"{what} sort de la banque ou de la caisse : indiquez le montant payé.", field="box6")
         _check_split(split_total, treasury.total_out)
         treasury_lines()
-        lines += [(accounts[s.account_code], s.amount) for s in splits]
+        lines += _split_lines(kind, splits, accounts)
     elif kind in ("deposit", "withdrawal"):
         if splits:
             raise DomainError(
@@ -346,11 +380,29 @@ def build_lines(
             )
         if not splits:
             raise DomainError("Ventilez les dépenses justifiées par l'enseignant.", field="box7")
-        lines += [(accounts[s.account_code], s.amount) for s in splits]
+        if split_total <= 0:
+            raise DomainError("Le total des dépenses justifiées doit être positif.", field="box7")
+        lines += _split_lines(kind, splits, accounts)
         lines.append((accounts[ADVANCE], -split_total))
     if sum(amount for _, amount in lines) != 0:  # pragma: no cover - guaranteed by the rules above
         raise DomainError("L'opération n'est pas équilibrée.", field="box7")
     return lines
+
+
+def _split_lines(kind: str, splits: list[Split], accounts: dict[str, Account]) -> list[tuple[Account, int]]:
+    """Box 7 as lines: credited or debited as the kind says; a contra line goes the other way."""
+    sign = SPLIT_SIGN[kind]
+    return [(accounts[split.account_code], sign * split.amount) for split in splits]
+
+
+def split_amounts(entry: Entry, kind: str) -> list[tuple[str, int]]:
+    """Box 7 of a stored entry as the form shows it: (account code, amount in the operation's direction)."""
+    sign = SPLIT_SIGN.get(kind, 1)
+    return [
+        (line.account.code, sign * line.amount_cents)
+        for line in entry.lines
+        if line.account.nature in ("expense", "income", "subsidy")
+    ]
 
 
 def _check_split(split_total: int, treasury_total: int) -> None:
@@ -470,6 +522,7 @@ def record_entry(
     _check_writable(ledger)
     _check_header(session, ledger, data)
     lines = build_lines(data.kind, data.treasury, data.splits, accounts_by_code(session))
+    _check_cash_change(session, ledger, removed=None, added=(data.date, _cash_of(lines)))
     entry = Entry(
         ledger=ledger,
         coop_id=ledger.coop_id,
@@ -545,6 +598,8 @@ def update_entry(
         )
     _check_header(session, ledger, data, entry_id=entry.id)
     lines = build_lines(data.kind, data.treasury, data.splits, accounts_by_code(session))
+    old_cash = sum(line.amount_cents for line in entry.lines if line.account.code == CASH)
+    _check_cash_change(session, ledger, removed=(entry.date, old_cash), added=(data.date, _cash_of(lines)))
     before = _snapshot(entry)
     keep = {line.account.code: (line.amount_cents, line.cleared_on) for line in entry.lines}
     entry.piece, entry.date, entry.label = data.piece.strip(), data.date, data.label.strip()
@@ -569,8 +624,10 @@ def update_entry(
 
 
 def delete_entry(session: Session, entry: Entry, *, by: User | None, ip: str = "") -> None:
-    """Delete an entry of an open ledger (its vouchers go with it)."""
+    """Delete an entry of an open ledger (its vouchers go with it); refused if the cash box would go negative."""
     _check_writable(entry.ledger)
+    cash = sum(line.amount_cents for line in entry.lines if line.account.code == CASH)
+    _check_cash_change(session, entry.ledger, removed=(entry.date, cash), added=None, field=None)
     audit.record(
         session,
         "entry.deleted",
@@ -631,6 +688,9 @@ def record_opening(
         session.add(entry)
     else:
         keep = {line.account.code: (line.amount_cents, line.cleared_on) for line in entry.lines}
+    if entry.id is not None:
+        old_cash = sum(line.amount_cents for line in entry.lines if line.account.code == CASH)
+        _check_cash_change(session, ledger, removed=(entry.date, old_cash), added=(entry.date, cash), field="cash")
     lines = [(accounts[code], amount) for code, amount in ((BANK, bank), (CASH, cash)) if amount]
     if bank + cash:
         lines.append((accounts[OPENING], -(bank + cash)))
@@ -718,6 +778,75 @@ def balances(session: Session, ledger: Ledger, until: date | None = None) -> Bal
         query = query.where(Entry.date <= until)
     sums = dict(session.execute(query).all())
     return Balances(bank=int(sums.get(BANK, 0)), cash=int(sums.get(CASH, 0)), advance=int(sums.get(ADVANCE, 0)))
+
+
+def bank_warning(bank: int) -> str | None:
+    """The warning shown wherever a negative bank balance appears (allowed: an overdraft happens)."""
+    if bank >= 0:
+        return None
+    return (
+        f"Attention : le solde de la banque est négatif ({euros(bank)}). Vérifiez les montants saisis "
+        "et leur sens (entrée ou sortie) ; si le compte est vraiment à découvert, prévenez la banque et l'OCCE 85."
+    )
+
+
+def cash_by_day(session: Session, ledger: Ledger) -> dict[date, int]:
+    """The net movement of the cash box (530) on each day of the ledger that has one."""
+    rows = session.execute(
+        sa.select(Entry.date, sa.func.sum(EntryLine.amount_cents))
+        .join(EntryLine, EntryLine.entry_id == Entry.id)
+        .join(Account, Account.id == EntryLine.account_id)
+        .where(Entry.ledger_id == ledger.id, Account.code == CASH)
+        .group_by(Entry.date)
+    ).all()
+    return {day: int(total) for day, total in rows}
+
+
+def check_cash_never_negative(
+    before: dict[date, int], after: dict[date, int], *, field: str | None = "cash_amount"
+) -> None:
+    """Refuse (DomainError naming the first date) a change after which the cash box is negative at the end of a day.
+
+    `before` and `after` are daily cash movements (`cash_by_day`). A day that was already negative
+    before the change (data from an older tool) only refuses a change that makes it worse.
+    """
+    running_before = running_after = 0
+    for day in sorted(before.keys() | after.keys()):
+        running_before += before.get(day, 0)
+        running_after += after.get(day, 0)
+        if running_after < 0 and running_after < running_before:
+            raise DomainError(
+                f"La caisse serait négative le {fr_date(day)} ({euros(running_after)}) : il n'y a pas assez "
+                "d'espèces en caisse ce jour-là. Vérifiez le montant et la date, ou enregistrez d'abord "
+                "l'entrée d'espèces (recette en espèces, retrait à la banque).",
+                field=field,
+            )
+
+
+def _cash_of(lines: list[tuple[Account, int]]) -> int:
+    return sum(amount for account, amount in lines if account.code == CASH)
+
+
+def _check_cash_change(
+    session: Session,
+    ledger: Ledger,
+    *,
+    removed: tuple[date, int] | None,
+    added: tuple[date, int] | None,
+    field: str | None = "cash_amount",
+) -> None:
+    """Check the cash box after one entry's cash line moves from `removed` to `added` (date, cents)."""
+    change: dict[date, int] = {}
+    for item, sign in ((removed, -1), (added, 1)):
+        if item is not None and item[1]:
+            change[item[0]] = change.get(item[0], 0) + sign * item[1]
+    if not any(value < 0 for value in change.values()):
+        return  # only money coming in, or the same amount on the same day: nothing can go negative
+    before = cash_by_day(session, ledger)
+    after = dict(before)
+    for day, value in change.items():
+        after[day] = after.get(day, 0) + value
+    check_cash_never_negative(before, after, field=field)
 
 
 def uncleared_count(session: Session, ledger: Ledger) -> int:

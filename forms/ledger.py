@@ -186,12 +186,11 @@ class EntryForm(FlaskForm):
         self.version.data = str(entry.version)
         bank, cash = books.box6_amounts(entry)
         self.bank_amount.data, self.cash_amount.data = bank or None, cash or None
-        splits = [line for line in entry.lines if line.account.nature in ("expense", "income", "subsidy")]
+        splits = books.split_amounts(entry, self.kind.data)
         while len(self.splits) < len(splits):
             self.splits.append_entry()
-        for sub, line in zip(self.splits, splits, strict=False):
-            sub.account.data = line.account.code
-            sub.amount.data = abs(line.amount_cents)
+        for sub, (code, amount) in zip(self.splits, splits, strict=False):
+            sub.account.data, sub.amount.data = code, amount
 
     def prefill(self, suggestion: EntrySuggestion, statement_line_id: int) -> None:
         """« Créer l'opération » from a statement line: what `reconciliation.suggest_entry` proposes."""

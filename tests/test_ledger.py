@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
@@ -432,6 +432,7 @@ def test_transfers_are_not_split(session, ledger):
             by=None,
         )
     assert caught.value.field == "box7"
+    books.record_opening(session, ledger, bank=0, cash=100, by=None)
     entry = books.record_entry(
         session,
         ledger,
@@ -537,6 +538,7 @@ def test_box6_amounts_invert_the_treasury(session, ledger):
         )
         return books.record_entry(session, ledger, data, by=None)
 
+    books.record_opening(session, ledger, bank=0, cash=1000, by=None)
     assert books.box6_amounts(stored("receipt", 1200, 300, [("708", 1500)])) == (1200, 300)
     assert books.box6_amounts(stored("expense", 0, 450, [("6068", 450)])) == (0, 450)
     assert books.box6_amounts(stored("deposit", 0, 700)) == (700, 0)
@@ -592,6 +594,244 @@ def test_ledger_cli_import(app, make_coop, tmp_path):
     assert ledgers == 1
 
 
+# -- refunds and contra lines --------------------------------------------------------------------
+
+
+def refund(kind, piece, amount, code, day=date(2024, 11, 4), **kw):
+    money = books.Treasury(bank_in=amount) if kind == "refund_received" else books.Treasury(bank_out=amount)
+    return books.EntryData(
+        piece=piece,
+        date=day,
+        label=kw.pop("label", "Remboursement"),
+        payment_mode=kw.pop("mode", "virement"),
+        kind=kind,
+        treasury=money,
+        splits=kw.pop("splits", [books.Split(code, amount)]),
+        **kw,
+    )
+
+
+def test_refunds_reduce_the_account_they_correct(session, ledger):
+    books.record_entry(session, ledger, expense("D01", 10000, "6068"), by=None)
+    received = books.record_entry(session, ledger, refund("refund_received", "R01", 2500, "6068"), by=None)
+    assert {line.account.code: line.amount_cents for line in received.lines} == {"512": 2500, "6068": -2500}
+    paid = books.record_entry(session, ledger, refund("refund_paid", "D02", 1200, "756", cheque_number=""), by=None)
+    assert {line.account.code: line.amount_cents for line in paid.lines} == {"756": 1200, "512": -1200}
+    sums = line_sums(session, ledger)
+    assert sums["6068"] == 7500 and sums["756"] == 1200 and sums["512"] == -10000 + 2500 - 1200
+
+    data = cahier_format.build_cahier(session, ledger)
+    rows = {r.piece: r for r in data.rows}
+    assert rows["R01"].bank_in == 2500 and rows["R01"].amounts == {"6068": -2500}
+    assert rows["D02"].bank_out == 1200 and rows["D02"].amounts == {"756": -1200}
+    assert data.account_totals == {"6068": 7500, "756": -1200}  # accounts are shown net
+
+
+def test_a_refund_names_the_account_it_needs(session, ledger):
+    with pytest.raises(DomainError, match="compte de charge") as caught:
+        books.record_entry(session, ledger, refund("refund_received", "R01", 100, "708"), by=None)
+    assert caught.value.field == "box7"
+    with pytest.raises(DomainError, match="compte de produit") as caught:
+        books.record_entry(session, ledger, refund("refund_paid", "D01", 100, "6068"), by=None)
+    with pytest.raises(DomainError, match="indiquez le montant reçu") as caught:
+        books.record_entry(
+            session, ledger, replace_treasury(refund("refund_received", "R01", 100, "6068"), bank_out=100), by=None
+        )
+    assert caught.value.field == "box6"
+
+
+def replace_treasury(data, **money):
+    from dataclasses import replace
+
+    return replace(data, treasury=books.Treasury(**money))
+
+
+def test_a_receipt_may_carry_a_contra_line_on_the_signed_total(session, ledger):
+    data = books.EntryData(
+        "R01",
+        date(2024, 10, 1),
+        "Photos de classe, net d'un remboursement",
+        "remise",
+        "receipt",
+        books.Treasury(bank_in=10000),
+        [books.Split("707", 12000), books.Split("708", -2000)],
+    )
+    entry = books.record_entry(session, ledger, data, by=None)
+    assert {line.account.code: line.amount_cents for line in entry.lines} == {"512": 10000, "707": -12000, "708": 2000}
+    data.piece, data.splits = "R02", [books.Split("707", 12000), books.Split("708", -1000)]
+    with pytest.raises(DomainError, match="reste à ventiler -10,00") as caught:
+        books.record_entry(session, ledger, data, by=None)
+    assert caught.value.field == "box7"
+    assert books.split_amounts(entry, "receipt") == [("707", 12000), ("708", -2000)]
+
+
+def test_refunds_and_contra_lines_survive_the_csv_round_trip(session, ledger, coop):
+    cahier_format.import_cahier(session, ledger, EXAMPLE.read_bytes(), by=None)
+    books.record_entry(session, ledger, refund("refund_received", "A01", 1550, "6068"), by=None)
+    books.record_entry(session, ledger, refund("refund_paid", "A02", 4000, "756", mode="especes"), by=None)
+    contra = books.EntryData(
+        "A03",
+        date(2024, 12, 2),
+        "Vente nette",
+        "remise",
+        "receipt",
+        books.Treasury(bank_in=5000),
+        [books.Split("707", 6000), books.Split("708", -1000)],
+    )
+    books.record_entry(session, ledger, contra, by=None)
+    exported = cahier_format.export_csv(session, ledger)
+    text = exported.decode("utf-8-sig")
+    header = text.splitlines()[0].split(";")
+    by_piece = {line.split(";")[0]: line.split(";") for line in text.splitlines()[1:]}
+    assert by_piece["A01"][header.index("6068")] == "-15,50"
+    assert by_piece["A02"][header.index("756")] == "-40,00"
+    assert by_piece["A03"][header.index("708")] == "-10,00"
+
+    second = Coop(number=2, name="Autre coop")
+    session.add(second)
+    session.flush()
+    copy = books.open_ledger(session, second, 2024)
+    cahier_format.import_cahier(session, copy, exported, by=None)
+    assert cahier_format.export_csv(session, copy) == exported
+    kinds = dict(session.execute(sa.select(Entry.piece, Entry.kind).where(Entry.ledger_id == copy.id)).all())
+    assert (kinds["A01"], kinds["A02"], kinds["A03"]) == ("refund_received", "refund_paid", "receipt")
+    assert line_sums(session, copy) == line_sums(session, ledger)
+
+
+# -- the cash box never goes negative -----------------------------------------------------------
+
+
+def cash_expense(piece, amount, day):
+    return books.EntryData(
+        piece,
+        day,
+        "Achat en espèces",
+        "especes",
+        "expense",
+        books.Treasury(cash_out=amount),
+        [books.Split("6068", amount)],
+    )
+
+
+def test_cash_never_goes_negative_on_any_date(session, ledger):
+    books.record_opening(session, ledger, bank=100000, cash=11470, by=None)
+    with pytest.raises(DomainError) as caught:
+        books.record_entry(session, ledger, cash_expense("D01", 50000, date(2024, 10, 3)), by=None)
+    assert caught.value.field == "cash_amount"
+    assert "négative le 03/10/2024 (-385,30\u202f€)" in caught.value.message
+    assert session.scalar(sa.select(sa.func.count()).select_from(Entry).where(Entry.kind == "expense")) == 0
+
+    # a cash receipt later in the year does not make an earlier expense possible
+    books.record_entry(
+        session,
+        ledger,
+        books.EntryData(
+            "R01",
+            date(2024, 11, 5),
+            "Kermesse",
+            "especes",
+            "receipt",
+            books.Treasury(cash_in=50000),
+            [books.Split("708", 50000)],
+        ),
+        by=None,
+    )
+    with pytest.raises(DomainError, match="négative le 03/10/2024"):
+        books.record_entry(session, ledger, cash_expense("D01", 50000, date(2024, 10, 3)), by=None)
+    spent = books.record_entry(session, ledger, cash_expense("D01", 50000, date(2024, 11, 5)), by=None)
+
+    # moving the receipt after the expense, or deleting it, is refused naming the date
+    receipt = session.scalar(sa.select(Entry).where(Entry.piece == "R01"))
+    moved = books.EntryData(
+        "R01",
+        date(2024, 11, 6),
+        "Kermesse",
+        "especes",
+        "receipt",
+        books.Treasury(cash_in=50000),
+        [books.Split("708", 50000)],
+    )
+    with pytest.raises(DomainError, match="négative le 05/11/2024"):
+        books.update_entry(session, receipt, moved, expected_version=None, by=None)
+    with pytest.raises(DomainError, match="négative le 05/11/2024"):
+        books.delete_entry(session, receipt, by=None)
+    books.record_entry(session, ledger, cash_expense("D02", 10000, date(2024, 10, 1)), by=None)
+    with pytest.raises(DomainError, match="négative le 01/10/2024 \\(-50,00") as caught:
+        books.record_opening(session, ledger, bank=100000, cash=5000, by=None)
+    assert caught.value.field == "cash"
+    books.delete_entry(session, spent, by=None)  # less cash spent is always possible
+    assert books.balances(session, ledger).cash == 11470 + 50000 - 10000
+
+
+def test_an_import_that_empties_the_cash_box_is_refused_and_changes_nothing(session, ledger):
+    lines = EXAMPLE.read_text(encoding="utf-8").splitlines()
+    # the deposit of cash at the bank moves more than the cash box ever held
+    index = next(i for i, line in enumerate(lines) if line.startswith("I01;"))
+    lines[index] = lines[index].replace(";310,00;;;310,00;", ";3100,00;;;3100,00;")
+    with pytest.raises(ValidationErrors) as caught:
+        cahier_format.import_cahier(session, ledger, "\r\n".join(lines).encode(), by=None)
+    assert "La caisse serait négative le" in caught.value.errors["caisse"][0]
+    assert session.scalar(sa.select(sa.func.count()).select_from(Entry)) == 0
+
+
+def test_bank_warning_only_when_negative():
+    assert books.bank_warning(0) is None
+    assert "négatif (-14\u202f685,62\u202f€)" in books.bank_warning(-1468562)
+
+
+# -- the cahier CSV import never fails with anything but its French error ------------------------
+
+EXAMPLE_LINES = EXAMPLE.read_text(encoding="utf-8").splitlines()
+
+
+@st.composite
+def mutated_cahier(draw):
+    """The worked example with random lines and cells replaced, removed, duplicated or garbled."""
+    lines = list(EXAMPLE_LINES)
+    for _ in range(draw(st.integers(0, 6))):
+        if not lines:
+            break
+        i = draw(st.integers(0, len(lines) - 1))
+        action = draw(st.sampled_from(["cell", "cell", "delete", "duplicate", "garble", "text"]))
+        if action == "delete":
+            del lines[i]
+        elif action == "duplicate":
+            lines.insert(i, lines[i])
+        elif action == "garble":
+            lines[i] = draw(st.text(max_size=80))
+        elif action == "text":
+            lines[i] = ";".join(draw(st.lists(st.text(max_size=12), max_size=25)))
+        else:
+            cells = lines[i].split(";")
+            j = draw(st.integers(0, len(cells) - 1))
+            cells[j] = draw(
+                st.one_of(
+                    st.text(max_size=30),
+                    st.sampled_from(
+                        ["-1", "1e400000", "Infinity", "NaN", "9" * 30, "31/02/2025", "'=1+1", '"', "report", "cheque"]
+                    ),
+                    st.integers(-(10**16), 10**16).map(str),
+                )
+            )
+            lines[i] = ";".join(cells)
+    separator = draw(st.sampled_from(["\r\n", "\n", "\r"]))
+    text = separator.join(lines)
+    encoding = draw(st.sampled_from(["utf-8", "utf-8-sig", "cp1252", "latin-1"]))
+    return text.encode(encoding, errors="replace")
+
+
+@settings(max_examples=60, deadline=2000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(content=st.one_of(mutated_cahier(), st.binary(max_size=400)))
+def test_cahier_import_raises_only_its_french_error(session, ledger, content):
+    savepoint = session.begin_nested()
+    try:
+        cahier_format.import_cahier(session, ledger, content, by=None)
+    except ValidationErrors as exc:
+        assert exc.errors and all(isinstance(m, str) and m for ms in exc.errors.values() for m in ms)
+    finally:
+        savepoint.rollback()
+
+
 # -- random sequences ----------------------------------------------------------------------------
 
 AMOUNTS = st.integers(min_value=1, max_value=500_000)
@@ -602,7 +842,7 @@ INCOME_CODES = st.sampled_from(["756", "708", "707", "744"])
 
 class LedgerMachine(RuleBasedStateMachine):
     """Valid operations keep every entry balanced and every balance equal to the sum of its lines;
-    invalid ones are refused and change nothing."""
+    invalid ones are refused and change nothing; the cash box is never negative at the end of a day."""
 
     def __init__(self):
         super().__init__()
@@ -613,6 +853,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.session.flush()
         self.ledger = books.open_ledger(self.session, coop, 2024)
         self.expected = {"bank": 0, "cash": 0, "advance": 0}
+        self.cash_days: dict[date, int] = {}  # the model of the cash box: net movement per day
         self.pieces = 0
 
     counter = 0
@@ -621,21 +862,37 @@ class LedgerMachine(RuleBasedStateMachine):
         self.pieces += 1
         return f"P{self.pieces}"
 
+    def _cash_stays_positive(self, day, cash):
+        days = dict(self.cash_days)
+        days[day] = days.get(day, 0) + cash
+        running = 0
+        for when in sorted(days):
+            running += days[when]
+            if running < 0:
+                return False
+        return True
+
     def _apply(self, data, bank=0, cash=0, advance=0):
         savepoint = self.session.begin_nested()
         before = self.session.scalar(sa.select(sa.func.count()).select_from(Entry))
         valid = self.ledger.school_year.contains(data.date)
+        cash_ok = self._cash_stays_positive(data.date, cash)
         try:
             books.record_entry(self.session, self.ledger, data, by=None)
-        except DomainError:
+        except DomainError as exc:
             savepoint.rollback()
             assert self.session.scalar(sa.select(sa.func.count()).select_from(Entry)) == before
+            if valid and not cash_ok:
+                assert "négative le" in exc.message and exc.field == "cash_amount"
             return False
         savepoint.commit()
         assert valid, "an entry outside the school year was accepted"
+        assert cash_ok, "an entry that empties the cash box was accepted"
         self.expected["bank"] += bank
         self.expected["cash"] += cash
         self.expected["advance"] += advance
+        if cash:
+            self.cash_days[data.date] = self.cash_days.get(data.date, 0) + cash
         return True
 
     @rule(
@@ -679,6 +936,41 @@ class LedgerMachine(RuleBasedStateMachine):
         accepted = self._apply(data, bank=-amount)
         if off_by:
             assert not accepted
+
+    @rule(
+        day=DAYS,
+        amount=AMOUNTS,
+        code=EXPENSE_CODES,
+        in_cash=st.booleans(),
+        contra=st.sampled_from([0, 0, 50, 120]),
+    )
+    def refund_received(self, day, amount, code, in_cash, contra):
+        """A supplier's credit note: money in, the charge account credited (sometimes net of a contra line)."""
+        splits = [books.Split(code, amount + contra)] + ([books.Split("6181", -contra)] if contra else [])
+        money = books.Treasury(cash_in=amount) if in_cash else books.Treasury(bank_in=amount)
+        self._apply(
+            books.EntryData(self._piece(), day, "Avoir", "virement", "refund_received", money, splits),
+            bank=0 if in_cash else amount,
+            cash=amount if in_cash else 0,
+        )
+
+    @rule(day=DAYS, amount=AMOUNTS, code=INCOME_CODES, in_cash=st.booleans())
+    def refund_paid(self, day, amount, code, in_cash):
+        """A refund paid back to a family: money out, the income account debited."""
+        money = books.Treasury(cash_out=amount) if in_cash else books.Treasury(bank_out=amount)
+        self._apply(
+            books.EntryData(
+                self._piece(),
+                day,
+                "Trop-perçu",
+                "especes" if in_cash else "virement",
+                "refund_paid",
+                money,
+                [books.Split(code, amount)],
+            ),
+            bank=0 if in_cash else -amount,
+            cash=-amount if in_cash else 0,
+        )
 
     @rule(day=DAYS, amount=AMOUNTS)
     def deposit(self, day, amount):
@@ -727,11 +1019,24 @@ class LedgerMachine(RuleBasedStateMachine):
         )
         if entry is None:
             return
-        for line in entry.lines:
-            key = {"512": "bank", "530": "cash", "541": "advance"}.get(line.account.code)
-            if key:
-                self.expected[key] -= line.amount_cents
-        books.delete_entry(self.session, entry, by=None)
+        cash = sum(line.amount_cents for line in entry.lines if line.account.code == "530")
+        cash_ok = self._cash_stays_positive(entry.date, -cash)
+        keys = {"512": "bank", "530": "cash", "541": "advance"}
+        moves = [(keys[line.account.code], line.amount_cents) for line in entry.lines if line.account.code in keys]
+        day = entry.date
+        savepoint = self.session.begin_nested()
+        try:
+            books.delete_entry(self.session, entry, by=None)
+        except DomainError as exc:
+            savepoint.rollback()
+            assert not cash_ok and "négative le" in exc.message
+            return
+        savepoint.commit()
+        assert cash_ok, "a deletion that empties the cash box was accepted"
+        for key, cents in moves:
+            self.expected[key] -= cents
+        if cash:
+            self.cash_days[day] -= cash
 
     @invariant()
     def every_entry_balances(self):
@@ -743,6 +1048,14 @@ class LedgerMachine(RuleBasedStateMachine):
             .having(sa.func.sum(EntryLine.amount_cents) != 0)
         ).all()
         assert unbalanced == []
+
+    @invariant()
+    def cash_is_never_negative_at_the_end_of_a_day(self):
+        days = books.cash_by_day(self.session, self.ledger)
+        running = 0
+        for day in sorted(days):
+            running += days[day]
+            assert running >= 0, day
 
     @invariant()
     def balances_are_sums_of_lines(self):

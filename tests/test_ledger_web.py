@@ -1449,3 +1449,134 @@ def test_xlsx_export_of_an_empty_year_says_so(client, coop):
     response = client.get(f"{CAHIER}/export.xlsx")
     assert response.status_code == 302
     assert "Ce cahier est vide : il n'y a rien à exporter." in text(client.get(response.headers["Location"]))
+
+
+# -- refunds, contra lines, balances ---------------------------------------------------------------
+
+
+def test_a_supplier_credit_note_is_a_refund_received_on_the_charge_account(client, coop, db_check):
+    book(db_check, coop.id, piece="D1", when=day(10, 1), bank=10000, splits=(("6068", 10000),), cheque="1")
+    form = text(client.get(NEW, follow_redirects=True))
+    assert "Remboursement reçu (avoir d'un fournisseur, trop-payé)" in form
+    assert "Remboursement versé (à une famille, trop-perçu)" in form
+    credit_note = expense(
+        "jeton-avoir",
+        piece="A1",
+        label="Avoir papeterie",
+        kind="refund_received",
+        payment_mode="virement",
+        cheque_number="",
+        **{"bank_amount": "25,00", "splits-0-account": "6068", "splits-0-amount": "25,00"},
+    )
+    assert client.post(NEW, data=credit_note).status_code == 302
+    entry = next(e for e in entries(db_check) if e.piece == "A1")
+    assert entry.kind == "refund_received" and lines_of(entry) == {"512": 2500, "6068": -2500}
+    page = text(client.get(CAHIER))
+    row = re.search(rf'<tr id="op-{entry.id}".*?</tr>', page, re.S).group(0)
+    assert "<td>-25,00</td>" in row  # a minus sign in the charge account's column
+    edit = text(client.get(f"/coop/cahier/operation/{entry.id}/modifier"))
+    assert re.search(r'<input checked[^>]*value="refund_received"', edit)
+    assert 'value="25,00"' in edit
+
+
+def test_a_refund_paid_to_a_family_and_a_contra_line(client, coop, db_check):
+    set_opening(db_check, coop.id, bank=50000, cash=0)
+    paid = expense(
+        "jeton-trop-percu",
+        piece="D2",
+        label="Trop-perçu classe de mer",
+        kind="refund_paid",
+        **{"bank_amount": "40,00", "splits-0-account": "756", "splits-0-amount": "40,00"},
+    )
+    assert client.post(NEW, data=paid).status_code == 302
+    net_sale = receipt(
+        "jeton-net",
+        piece="R2",
+        cash_amount="",
+        **{"bank_amount": "100,00", "splits-0-account": "707", "splits-0-amount": "120,00"},
+        **{"splits-1-account": "708", "splits-1-amount": "-20,00"},
+    )
+    assert client.post(NEW, data=net_sale).status_code == 302
+    wrong = dict(net_sale, form_token="jeton-faux", piece="R3", **{"splits-1-amount": "-10,00"})
+    page = text(client.post(NEW, data=wrong))
+    assert "reste à ventiler -10,00" in page
+    found = {e.piece: lines_of(e) for e in entries(db_check)}
+    assert found["D2"] == {"756": 4000, "512": -4000}
+    assert found["R2"] == {"512": 10000, "707": -12000, "708": 2000}
+    assert "R3" not in found
+
+
+def test_a_cash_expense_larger_than_the_cash_box_is_refused_naming_the_date(client, coop, db_check):
+    set_opening(db_check, coop.id, bank=0, cash=11470)
+    data = expense(
+        "jeton-caisse",
+        payment_mode="especes",
+        cheque_number="",
+        bank_amount="",
+        cash_amount="500,00",
+        **{"splits-0-amount": "500,00"},
+    )
+    page = text(client.post(NEW, data=data))
+    message = field_error(page, "cash_amount")
+    assert f"La caisse serait négative le {day(10, 2).strftime('%d/%m/%Y')} (-385,30{NNBSP}€)" in message
+    assert [e.kind for e in entries(db_check)] == ["opening"]
+
+
+def test_a_negative_bank_is_allowed_with_a_warning_after_the_save_in_the_cahier_and_at_home(client, coop, db_check):
+    response = client.post(NEW, data=expense(), follow_redirects=True)
+    page = text(response)
+    warning = f"Attention : le solde de la banque est négatif (-45,60{NNBSP}€)"
+    assert "Opération 1 enregistrée." in page and warning in page
+    assert warning in text(client.get(CAHIER))
+    assert warning in text(client.get("/"))
+    set_opening(db_check, coop.id, bank=10000, cash=0)
+    assert "solde de la banque est négatif" not in text(client.get(CAHIER))
+    assert "solde de la banque est négatif" not in text(client.get("/"))
+
+
+def test_deleting_the_cash_that_was_spent_is_refused(client, coop, db_check):
+    receipt_id = book(
+        db_check, coop.id, piece="R1", when=day(9, 10), kind="receipt", cash=5000, splits=(("708", 5000),)
+    )
+    book(db_check, coop.id, piece="D1", when=day(9, 12), cash=3000, splits=(("6068", 3000),))
+    response = client.post(f"/coop/cahier/operation/{receipt_id}/supprimer", data={}, follow_redirects=True)
+    assert f"La caisse serait négative le {day(9, 12).strftime('%d/%m/%Y')}" in text(response)
+    assert len(entries(db_check)) == 2
+
+
+def test_import_with_refunds_from_the_web(client, coop, db_check):
+    header = ";".join(
+        [
+            "piece",
+            "date",
+            "libelle",
+            "mode",
+            "cheque",
+            "action",
+            "pointe",
+            "banque_entree",
+            "banque_sortie",
+            "caisse_entree",
+            "caisse_sortie",
+            "regie_entree",
+            "regie_sortie",
+            "6068",
+            "756",
+        ]
+    )
+    rows = [
+        f"A1;{day(10, 3):%d/%m/%Y};Avoir;virement;;;;12,50;;;;;;-12,50;",
+        f"A2;{day(10, 4):%d/%m/%Y};Trop-perçu;virement;;;;;8,00;;;;;;-8,00",
+    ]
+    content = ("\r\n".join([header, *rows]) + "\r\n").encode()
+    response = client.post(
+        f"{CAHIER}/import", data={"file": (io.BytesIO(content), "cahier.csv")}, content_type="multipart/form-data"
+    )
+    assert response.status_code == 302
+    found = {e.piece: (e.kind, lines_of(e)) for e in entries(db_check)}
+    assert found == {
+        "A1": ("refund_received", {"512": 1250, "6068": -1250}),
+        "A2": ("refund_paid", {"512": -800, "756": 800}),
+    }
+    exported = client.get(f"{CAHIER}/export.csv").get_data().decode("utf-8-sig")
+    assert ";-12,50;" in exported and exported.rstrip().endswith(";-8,00")

@@ -23,7 +23,17 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from app.extensions import db
 from app.models.base import utcnow
 
-ENTRY_KINDS = ("receipt", "expense", "transfer", "advance_paid", "advance_returned", "advance_justified", "opening")
+ENTRY_KINDS = (
+    "receipt",
+    "expense",
+    "transfer",
+    "advance_paid",
+    "advance_returned",
+    "advance_justified",
+    "opening",
+    "refund_received",
+    "refund_paid",
+)
 PAYMENT_MODES = ("cheque", "virement", "especes", "carte", "prelevement", "remise", "interne", "regie", "report")
 
 

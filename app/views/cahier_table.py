@@ -19,6 +19,8 @@ from app.cahier import Cahier
 from app.formats import amount as format_amount
 from app.formats import euros, fr_date
 
+NEGATIVE = ' class="text-danger"'  # a bank balance below zero (allowed, but shown)
+
 
 def _amount(cents: int) -> str:
     """A cell of an in/out column: empty rather than 0,00."""
@@ -51,7 +53,8 @@ def cahier_rows(data: Cahier, modes: Mapping[str, str], *, links: bool, editable
         row = (
             f'<tr id="op-{r.entry_id}"{opening}><th scope="row">{piece}</th><td class="text-nowrap">{fr_date(r.date)}'
             f"</td><td>{escape(r.label)}</td><td>{mode}</td><td>{escape(r.action)}</td>"
-            f"<td>{_amount(r.bank_in)}</td><td>{_amount(r.bank_out)}</td><td>{format_amount(r.bank_balance)}</td>"
+            f"<td>{_amount(r.bank_in)}</td><td>{_amount(r.bank_out)}</td>"
+            f"<td{NEGATIVE if r.bank_balance < 0 else ''}>{format_amount(r.bank_balance)}</td>"
             f"<td>{_amount(r.cash_in)}</td><td>{_amount(r.cash_out)}</td><td>{format_amount(r.cash_balance)}</td>"
             f"<td>{_amount(r.advance_in)}</td><td>{_amount(r.advance_out)}</td>"
             f'<td class="text-nowrap">{cleared}</td>{cells}'

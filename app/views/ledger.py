@@ -170,6 +170,7 @@ def cahier(year: int):
         filters=filters,
         action_id=action_id,
         filtered=any(filters.values()) or bool(action_id),
+        bank_warning=books.bank_warning(data.bank_balance) if data is not None else None,
         **_cahier_page(year, ledger),
     )
 
@@ -242,23 +243,37 @@ def _submit_new_entry(form: EntryForm, year: int):
             return _already_recorded(existing, year)
     if outcome is None or not outcome.ok:
         return _render_form(form, year)
-    flash(f"Opération {outcome.value.piece} enregistrée.", "success")
+    entry, warning = outcome.value
+    flash(f"Opération {entry.piece} enregistrée.", "success")
+    if warning:
+        flash(warning, "warning")
     if form.statement_line.data:
-        return _point_with_statement_line(outcome.value, form.statement_line_id(), year)
-    return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{outcome.value.id}"))
+        return _point_with_statement_line(entry, form.statement_line_id(), year)
+    return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{entry.id}"))
 
 
-def _record(form: EntryForm, year: int) -> uow.Outcome[Entry]:
-    """Record the valid form's entry; a piece number taken meanwhile is said on box 1."""
-    outcome = uow.run(
-        lambda: books.record_entry(
+def _with_bank_warning(ledger: Ledger, result):
+    """The domain call's result and the negative-bank warning, read inside the transaction (never after)."""
+    return result, books.bank_warning(books.balances(db.session, ledger).bank)
+
+
+def _record(form: EntryForm, year: int) -> uow.Outcome[tuple[Entry, str | None]]:
+    """Record the valid form's entry (with the bank warning); a piece number taken meanwhile is said on box 1."""
+
+    def record() -> tuple[Entry, str | None]:
+        ledger = _ledger_for_write(year)
+        entry = books.record_entry(
             db.session,
-            _ledger_for_write(year),
+            ledger,
             form.entry_data(_action_id),
             by=current_user,
             idempotency_key=form.form_token.data or None,
             ip=client_ip(),
-        ),
+        )
+        return _with_bank_warning(ledger, entry)
+
+    outcome = uow.run(
+        record,
         form=form,
         fields=ENTRY_FIELDS,
         on_conflict=lambda exc: PIECE_TAKEN if isinstance(exc, IntegrityError) else None,
@@ -344,14 +359,17 @@ def edit_entry(entry_id: int):
 def _submit_edit(form: EntryForm, entry: Entry, year: int):
     """POST of a valid edit form: saved, or refused on its box; a stale form is reloaded."""
     outcome = uow.run(
-        lambda: books.update_entry(
-            db.session,
-            entry,
-            form.entry_data(_action_id),
-            expected_version=form.expected_version(),
-            by=current_user,
-            ip=client_ip(),
-            now=clock.now(),
+        lambda: _with_bank_warning(
+            entry.ledger,
+            books.update_entry(
+                db.session,
+                entry,
+                form.entry_data(_action_id),
+                expected_version=form.expected_version(),
+                by=current_user,
+                ip=client_ip(),
+                now=clock.now(),
+            ),
         ),
         form=form,
         fields=ENTRY_FIELDS,
@@ -361,8 +379,11 @@ def _submit_edit(form: EntryForm, entry: Entry, year: int):
         return redirect(url_for("ledger.edit_entry", entry_id=entry.id))
     if not outcome.ok:
         return _render_form(form, year, entry)
+    uncleared, warning = outcome.value
     flash(f"Opération {entry.piece} modifiée.", "success")
-    if outcome.value:
+    if warning:
+        flash(warning, "warning")
+    if uncleared:
         flash(
             "Le montant ou le côté banque a changé : le pointage de cette opération a été annulé. "
             "Pointez-la à nouveau sur le relevé.",
@@ -380,14 +401,16 @@ def delete_entry(entry_id: int):
     if not form.validate_on_submit():
         return render_template("ledger/confirm_delete.html", entry=entry, form=form, year=year)
     keys = [d.storage_key for d in db.session.scalars(owned(Document).where(Document.entry_id == entry.id))]
-    piece = entry.piece
+    piece, ledger = entry.piece, entry.ledger
     outcome = uow.run(
-        lambda: books.delete_entry(db.session, entry, by=current_user, ip=client_ip()),
+        lambda: _with_bank_warning(ledger, books.delete_entry(db.session, entry, by=current_user, ip=client_ip())),
         after_commit=lambda _: _remove_files(keys),  # its vouchers went with it
     )
     if not outcome.ok:
         return redirect(url_for("ledger.entry_detail", entry_id=entry_id))
     flash(f"Opération {piece} supprimée.", "success")
+    if outcome.value[1]:
+        flash(outcome.value[1], "warning")
     return redirect(url_for("ledger.cahier", year=year))
 
 

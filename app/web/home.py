@@ -121,12 +121,19 @@ def _membership_card(session: Session | None, coop: Coop, today: date, year_labe
 
 
 def _ledger_card(session: Session | None, coop: Coop, today: date, year_label: str) -> Step:
-    """The cash-book card: the year's bank, cash and advance balances and the lines left to point."""
+    """The cash-book card: the year's bank, cash and advance balances and the lines left to point.
+
+    A negative bank balance is allowed but shown as a warning, and the card then asks for a look.
+    """
+    import sqlalchemy as sa
+
     from app import ledger as books
+    from app.models import Entry
 
     title = f"Cahier de comptabilité {year_label}"
     found = books.find_ledger(session, coop.id, school_year_start(today)) if session is not None else None
-    if found is None or not found.entries:
+    has_entries = found is not None and session.scalar(sa.select(Entry.id).where(Entry.ledger_id == found.id).limit(1))
+    if not has_entries:
         return Step(
             "ledger",
             title,
@@ -142,6 +149,9 @@ def _ledger_card(session: Session | None, coop: Coop, today: date, year_label: s
     if balances.advance:
         summary += f" · régies d'avance en cours : {_euros(balances.advance)}"
     summary += f" · {uncleared} ligne(s) de banque à pointer." if uncleared else " · tout est pointé."
+    warning = books.bank_warning(balances.bank)
+    if warning:
+        return Step("ledger", title, "todo", f"{warning} {summary}", "Ouvrir le cahier", "ledger.cahier_current")
     return Step("ledger", title, "ongoing", summary, "Ouvrir le cahier", "ledger.cahier_current")
 
 

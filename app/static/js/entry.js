@@ -1,4 +1,4 @@
-/* Guided entry form: live "reste à ventiler", add/remove split lines, fields shown per kind,
+/* Guided entry form: live "reste à ventiler" (on the signed total of box 7), add/remove split lines, fields shown per kind,
    one submission only. The form works without this script; the server checks everything again. */
 (function () {
   "use strict";
@@ -10,7 +10,8 @@
   const tbody = document.querySelector("#splits tbody");
 
   function parseCents(text) {
-    const raw = (text || "").replace(/[\s\u00a0\u202f€]/g, "").replace(",", ".");
+    // signed: a contra line of box 7 (a sale net of a refund) is typed with a minus sign
+    const raw = (text || "").replace(/[\s\u00a0\u202f€]/g, "").replace("\u2212", "-").replace(",", ".");
     if (!raw) return 0;
     if (!/^-?\d+(\.\d{1,2})?$/.test(raw)) return NaN;
     return Math.round(parseFloat(raw) * 100);
@@ -26,7 +27,7 @@
     return checked ? checked.value : "";
   }
   function splitsUsed(k) {
-    return k === "receipt" || k === "expense" || k === "advance_justified";
+    return ["receipt", "expense", "advance_justified", "refund_received", "refund_paid"].indexOf(k) !== -1;
   }
   function update() {
     const k = kind();
