@@ -291,13 +291,19 @@ def statements_import_command(login: str, file: Path) -> None:
     except StatementError as exc:
         click.echo(f"Ce fichier n'est pas un relevé lisible : {exc}", err=True)
         sys.exit(1)
-    result = _one_unit(
-        lambda: import_statement(db.session, user.coop_id, parsed, filename=file.name, content=content, by=None)
-    )
+    try:
+        result = _one_unit(
+            lambda: import_statement(db.session, user.coop_id, parsed, filename=file.name, content=content, by=None)
+        )
+    except DomainError as exc:  # a statement of another account
+        click.echo(exc.message, err=True)
+        sys.exit(1)
     click.echo(
         f"Relevé {parsed.source_format} importé pour {user.login} : {result.added} ligne(s) ajoutée(s), "
         f"{result.skipped} déjà connue(s)."
     )
+    for notice in result.notices:
+        click.echo(notice)
 
 
 def _coop_user(login: str):
