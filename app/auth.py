@@ -1,26 +1,36 @@
-"""Authentication rules: login with throttling, password change and reset, ending sessions.
+"""Authentication rules: login with throttling, staff second factor, password change and reset, ending sessions.
 
-Throttling is derived from the audit trail: after `max_failures` failed attempts on one login
-within `window`, every attempt (even with the right password) is refused until `lock` has passed
-since the last failure. Refused attempts are audited as ``login.throttled`` and do not extend the
-lock, so an attacker cannot keep a teacher out for longer than `lock` after they stop. Unknown
-logins are throttled the same way, so the answer never tells whether a login exists.
+Throttling is derived from the audit trail. Every failed attempt (wrong password at login, wrong
+second-factor code, wrong current password on the change page) is a failure of its login.
+Failures are counted per login *and source address*: after `max_failures` within `window` that
+address is refused until `lock` has passed since its last failure, so an attacker elsewhere never
+locks a coop out of its school network. Over every address, a slower ceiling
+(`global_max_failures` within `window`) only spaces attempts out (one per `global_delay`) and does
+not apply to an address the login succeeded from recently (its usual network). Refused attempts
+are audited as ``login.throttled`` and do not extend the lock. Unknown logins are throttled the
+same way, so the answer never tells whether a login exists.
+
+Staff accounts have a second factor (TOTP, RFC 6238, 30-second steps, one step of drift either
+way, a code never accepted twice) and ten single-use recovery codes stored as argon2 hashes. The
+web layer logs a staff member in only after that step (see app/views/auth.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+import pyotp
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import audit
 from app.errors import DomainError
 from app.identity import check_email
-from app.models import AuditEvent, PasswordResetToken, User
+from app.models import DEPARTMENT_CODE, AuditEvent, PasswordResetToken, User
 from app.passwords import hash_password, needs_rehash, password_problems, verify_password
 
 
@@ -34,6 +44,9 @@ class AuthPolicy:
     reset_validity: timedelta = timedelta(hours=1)
     min_length: int = 12
     hash_params: dict | None = None
+    global_max_failures: int = 20
+    global_delay: timedelta = timedelta(minutes=1)
+    usual_network_days: int = 90
 
 
 @dataclass(frozen=True)
@@ -60,21 +73,56 @@ def _dummy_hash(params: dict | None) -> str:
     return _DUMMY_HASH[key]
 
 
-def locked_until(session: Session, login: str, now: datetime, policy: AuthPolicy) -> datetime | None:
-    """When `login` is locked at `now`, the end of the lock; otherwise None."""
-    failures = session.scalars(
+FAILURE_ACTIONS = ("login.failed", "second_factor.failed", "password.current_failed")
+
+
+def _failures(session: Session, login: str, since: datetime, *, ip: str | None = None, limit: int) -> list[datetime]:
+    query = (
         sa.select(AuditEvent.created_at)
-        .where(AuditEvent.action == "login.failed", AuditEvent.actor_login == login)
-        .where(AuditEvent.created_at > now - policy.window - policy.lock)
+        .where(AuditEvent.action.in_(FAILURE_ACTIONS), AuditEvent.actor_login == login, AuditEvent.created_at > since)
         .order_by(AuditEvent.created_at.desc())
-        .limit(policy.max_failures)
-    ).all()
-    if len(failures) < policy.max_failures:
-        return None
-    newest, oldest = failures[0], failures[-1]
-    if newest - oldest <= policy.window and now < newest + policy.lock:
-        return newest + policy.lock
+        .limit(limit)
+    )
+    if ip is not None:
+        query = query.where(AuditEvent.ip == ip[:64])
+    return list(session.scalars(query).all())
+
+
+def _is_usual_network(session: Session, login: str, ip: str, now: datetime, policy: AuthPolicy) -> bool:
+    """True when `login` succeeded from `ip` within `policy.usual_network_days`."""
+    return (
+        session.scalar(
+            sa.select(AuditEvent.id)
+            .where(AuditEvent.action == "login.success", AuditEvent.actor_login == login, AuditEvent.ip == ip[:64])
+            .where(AuditEvent.created_at > now - timedelta(days=policy.usual_network_days))
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def locked_until(session: Session, login: str, now: datetime, policy: AuthPolicy, *, ip: str = "") -> datetime | None:
+    """When attempts on `login` from `ip` are refused at `now`, the moment they are allowed again; otherwise None."""
+    failures = _failures(session, login, now - policy.window - policy.lock, ip=ip, limit=policy.max_failures)
+    if len(failures) >= policy.max_failures:
+        newest, oldest = failures[0], failures[-1]
+        if newest - oldest <= policy.window and now < newest + policy.lock:
+            return newest + policy.lock
+    everywhere = _failures(session, login, now - policy.window, limit=policy.global_max_failures)
+    if (
+        len(everywhere) >= policy.global_max_failures
+        and now < everywhere[0] + policy.global_delay
+        and not _is_usual_network(session, login, ip, now, policy)
+    ):
+        return everywhere[0] + policy.global_delay
     return None
+
+
+def _refuse_if_throttled(session: Session, login: str, *, ip: str, now: datetime, policy: AuthPolicy):
+    until = locked_until(session, login, now, policy, ip=ip)
+    if until is not None:
+        audit.record(session, "login.throttled", actor_login=login, ip=ip)
+    return until
 
 
 def authenticate(
@@ -82,9 +130,8 @@ def authenticate(
 ) -> LoginOutcome:
     """Check a login attempt and audit it (success, failure or throttled); flushes, never commits."""
     login = normalize_login(login)
-    until = locked_until(session, login, now, policy)
+    until = _refuse_if_throttled(session, login, ip=ip, now=now, policy=policy)
     if until is not None:
-        audit.record(session, "login.throttled", actor_login=login, ip=ip)
         return LoginOutcome(error="locked", locked_until=until)
 
     user = session.scalar(sa.select(User).where(User.login == login))
@@ -107,6 +154,10 @@ def authenticate(
 
     if needs_rehash(user.password_hash, policy.hash_params):
         user.password_hash = hash_password(password, policy.hash_params)
+    if user.is_staff:
+        # Half-way: the session opens only after the second factor (`check_second_factor`).
+        audit.record(session, "login.password_ok", actor=user, ip=ip, entity="user", entity_id=user.id)
+        return LoginOutcome(user=user)
     user.last_login_at = now
     audit.record(session, "login.success", actor=user, ip=ip, entity="user", entity_id=user.id)
     return LoginOutcome(user=user)
@@ -121,6 +172,21 @@ def end_sessions(user: User) -> None:
 
 _TEMP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read from a letter
 STAFF_ROLES = ("staff", "admin")
+_COOP_LOGIN = re.compile(rf"\s*{DEPARTMENT_CODE}\s*[-_ ]?\s*\d+\s*", re.IGNORECASE)
+_STAFF_LOGIN = re.compile(r"[a-z][a-z0-9._-]{2,63}")
+
+
+def staff_login_problem(login: str) -> str | None:
+    """Why `login` cannot be a staff login (French), or None: staff logins never look like a coop's."""
+    login = normalize_login(login)
+    if _COOP_LOGIN.fullmatch(login) or login[:3].isdigit():
+        return f"Un identifiant de la forme {DEPARTMENT_CODE}-NNN est réservé aux coopératives."
+    if not _STAFF_LOGIN.fullmatch(login):
+        return (
+            "L'identifiant commence par une lettre et ne contient que des lettres sans accent, des chiffres, "
+            "des points, tirets ou soulignés (3 à 64 caractères), par exemple prenom.nom."
+        )
+    return None
 
 
 def temporary_password() -> str:
@@ -141,6 +207,7 @@ def set_temporary_password(user: User, *, hash_params: dict | None = None) -> st
     user.must_change_password = True
     if user.id is not None:
         end_sessions(user)
+        user.reset_tokens.clear()  # a reset link mailed before dies with the old password
     return password
 
 
@@ -160,6 +227,9 @@ def create_staff(
     Raises DomainError (field ``login`` or ``email``) when the login exists or the address is invalid.
     """
     login = normalize_login(login)
+    problem = staff_login_problem(login)
+    if problem:
+        raise DomainError(problem, field="login")
     if session.scalar(sa.select(User.id).where(User.login == login)) is not None:
         raise DomainError(f"L'identifiant {login} existe déjà.", field="login")
     try:
@@ -185,6 +255,9 @@ def staff_account_saved(
     every session at once. Audited as ``staff.created`` / ``staff.updated``.
     """
     user.login = normalize_login(user.login)
+    problem = staff_login_problem(user.login)
+    if problem:
+        raise DomainError(problem, field="login")
     password = set_temporary_password(user, hash_params=hash_params) if is_created else None
     if not is_created and not user.is_enabled:
         end_sessions(user)
@@ -201,11 +274,19 @@ def staff_account_saved(
     return password
 
 
+def password_context(user: User) -> tuple[str, ...]:
+    """Words an attacker would try first for this account: its login, school name, commune, name."""
+    if user.coop is not None:
+        return (user.login, user.coop.name, user.coop.school_name, user.coop.city)
+    return (user.login, user.full_name)
+
+
 def _set_password(
     session: Session, user: User, new_password: str, *, now: datetime, policy: AuthPolicy, ip: str, action: str
 ) -> None:
-    context = (user.coop.name, user.coop.school_name, user.coop.city) if user.coop else (user.full_name,)
-    problems = password_problems(new_password, login=user.login, min_length=policy.min_length, context=context)
+    problems = password_problems(
+        new_password, login=user.login, min_length=policy.min_length, context=password_context(user)
+    )
     if problems:
         raise DomainError(problems[0], field="new_password")
     if verify_password(user.password_hash, new_password, policy.hash_params):
@@ -213,8 +294,26 @@ def _set_password(
     user.password_hash = hash_password(new_password, policy.hash_params)
     user.must_change_password = False
     user.password_changed_at = now
+    for token in user.reset_tokens:  # every reset link mailed before dies with the old password
+        if token.used_at is None:
+            token.used_at = now
     end_sessions(user)
     audit.record(session, action, actor=user, ip=ip, entity="user", entity_id=user.id)
+
+
+def check_current_password(
+    session: Session, user: User, current_password: str, *, now: datetime, policy: AuthPolicy, ip: str = ""
+) -> LoginOutcome:
+    """Check the current password typed on the change page: a wrong one is a login failure (throttled,
+    audited as ``password.current_failed``). Returns the refusal instead of raising, so that the
+    caller commits the audit row the throttling counts."""
+    until = _refuse_if_throttled(session, user.login, ip=ip, now=now, policy=policy)
+    if until is not None:
+        return LoginOutcome(error="locked", locked_until=until)
+    if not verify_password(user.password_hash, current_password, policy.hash_params):
+        audit.record(session, "password.current_failed", actor=user, ip=ip, entity="user", entity_id=user.id)
+        return LoginOutcome(error="invalid")
+    return LoginOutcome(user=user)
 
 
 def change_password(
@@ -227,13 +326,149 @@ def change_password(
     policy: AuthPolicy,
     ip: str = "",
 ) -> None:
-    """Replace the password after checking the current one and the policy; ends every other session.
+    """Replace the password after checking the current one and the policy; ends every other session
+    and every pending reset link.
 
-    Raises DomainError on the field at fault (``current_password`` or ``new_password``).
+    Raises DomainError on the field at fault (``current_password`` or ``new_password``). The web
+    layer calls `check_current_password` first, in its own transaction, so that failures count.
     """
     if not verify_password(user.password_hash, current_password, policy.hash_params):
         raise DomainError("Le mot de passe actuel est incorrect.", field="current_password")
     _set_password(session, user, new_password, now=now, policy=policy, ip=ip, action="password.changed")
+
+
+# -- staff second factor ----------------------------------------------------------------------------
+
+TOTP_ISSUER = "OCCE 85 Coop"
+RECOVERY_CODE_COUNT = 10
+
+
+def new_totp_secret() -> str:
+    """A fresh base32 TOTP secret (160 bits)."""
+    return pyotp.random_base32()
+
+
+def totp_uri(user: User, secret: str) -> str:
+    """The otpauth:// address an authenticator app reads from the QR code."""
+    return pyotp.TOTP(secret).provisioning_uri(name=user.login, issuer_name=TOTP_ISSUER)
+
+
+def _step(now: datetime) -> int:
+    return int(now.replace(tzinfo=UTC).timestamp()) // 30
+
+
+def totp_code(secret: str, now: datetime) -> str:
+    """The code an authenticator shows at `now` (naive UTC); for tests and the demo."""
+    return pyotp.TOTP(secret).generate_otp(_step(now))
+
+
+def _matching_step(secret: str, code: str, now: datetime, last_step: int | None) -> int | None:
+    """The 30-second step (now, one before or one after) whose code is `code` and was not used yet."""
+    code = re.sub(r"\s+", "", code)
+    if not re.fullmatch(r"\d{6}", code):
+        return None
+    totp = pyotp.TOTP(secret)
+    current = _step(now)
+    for step in (current - 1, current, current + 1):
+        if secrets.compare_digest(totp.generate_otp(step), code) and (last_step is None or step > last_step):
+            return step
+    return None
+
+
+def _recovery_code() -> str:
+    raw = "".join(secrets.choice(_TEMP_ALPHABET) for _ in range(10))
+    return f"{raw[:5]}-{raw[5:]}"
+
+
+def _normal_recovery(code: str) -> str:
+    return re.sub(r"[\s-]+", "", code.lower())
+
+
+def enroll_second_factor(
+    session: Session,
+    user: User,
+    secret: str,
+    code: str,
+    *,
+    now: datetime,
+    ip: str = "",
+    hash_params: dict | None = None,
+) -> list[str]:
+    """Record `secret` as the staff member's second factor once `code` proves the app holds it.
+
+    Returns the ten recovery codes in clear (shown once; only their hashes are kept). Raises
+    DomainError on field ``code`` when the code does not match.
+    """
+    step = _matching_step(secret, code, now, None)
+    if step is None:
+        raise DomainError(
+            "Ce code ne correspond pas. Vérifiez l'heure du téléphone et saisissez le code affiché "
+            "(6 chiffres, il change toutes les 30 secondes).",
+            field="code",
+        )
+    codes = [_recovery_code() for _ in range(RECOVERY_CODE_COUNT)]
+    user.totp_secret = secret
+    user.totp_enrolled_at = now
+    user.totp_last_step = step
+    user.recovery_code_hashes = [hash_password(_normal_recovery(c), hash_params) for c in codes]
+    audit.record(session, "second_factor.enrolled", actor=user, ip=ip, entity="user", entity_id=user.id)
+    return codes
+
+
+def check_second_factor(
+    session: Session, user: User, code: str, *, now: datetime, policy: AuthPolicy, ip: str = ""
+) -> LoginOutcome:
+    """Check a TOTP code or a recovery code at login; a recovery code is spent. Failures count as login
+    failures; success completes the login (``login.success``). Returns the outcome, never raises."""
+    until = _refuse_if_throttled(session, user.login, ip=ip, now=now, policy=policy)
+    if until is not None:
+        return LoginOutcome(error="locked", locked_until=until)
+    accepted = False
+    if user.has_second_factor:
+        step = _matching_step(user.totp_secret or "", code, now, user.totp_last_step)
+        if step is not None:
+            user.totp_last_step = step
+            accepted = True
+        elif len(_normal_recovery(code)) == 10:
+            remaining = list(user.recovery_code_hashes or [])
+            for stored in remaining:
+                if verify_password(stored, _normal_recovery(code), policy.hash_params):
+                    remaining.remove(stored)
+                    user.recovery_code_hashes = remaining
+                    audit.record(
+                        session,
+                        "second_factor.recovery_used",
+                        actor=user,
+                        ip=ip,
+                        entity="user",
+                        entity_id=user.id,
+                        after={"remaining": len(remaining)},
+                    )
+                    accepted = True
+                    break
+    if not accepted:
+        audit.record(session, "second_factor.failed", actor=user, ip=ip, entity="user", entity_id=user.id)
+        return LoginOutcome(error="invalid")
+    user.last_login_at = now
+    audit.record(session, "login.success", actor=user, ip=ip, entity="user", entity_id=user.id)
+    return LoginOutcome(user=user)
+
+
+def reset_second_factor(session: Session, user: User, *, by: User, ip: str = "") -> None:
+    """An administrator removes another staff member's second factor (lost phone): they enrol again at
+    their next login; every session of theirs ends. Raises DomainError for oneself or a non-staff login."""
+    if by.role != "admin":
+        raise DomainError("Seul un administrateur peut réinitialiser la double authentification.")
+    if user.id == by.id:
+        raise DomainError("Un autre administrateur doit réinitialiser votre double authentification.")
+    if not user.is_staff:
+        raise DomainError("Les coopératives n'ont pas de double authentification.")
+    user.totp_secret = None
+    user.totp_enrolled_at = None
+    user.totp_last_step = None
+    user.recovery_code_hashes = None
+    end_sessions(user)
+    audit.record(session, "staff.second_factor_reset", actor=by, ip=ip, entity="user", entity_id=user.id)
 
 
 def _token_hash(raw: str) -> str:
@@ -283,7 +518,4 @@ def reset_password(
         raise DomainError("Ce lien n'est plus valable : il a déjà servi ou a expiré. Demandez-en un nouveau.")
     user = token.user
     _set_password(session, user, new_password, now=now, policy=policy, ip=ip, action="password.reset")
-    for other in user.reset_tokens:
-        if other.used_at is None:
-            other.used_at = now
     return user

@@ -2,8 +2,10 @@
 
 Policy (ASVS 5.0 §6.2): at least 12 characters, no composition rule, no truncation, up to 128
 characters; refused when it is or contains the login, is in the shipped list of common passwords
-(also after removing digits and symbols at its ends), repeats one character, or is built on the
-words everybody here would try (occe, coop, vendée, école...).
+(also after removing digits and symbols at its ends), repeats one character, is built on the
+words everybody here would try (occe, coop, vendée, école...), or when the zxcvbn estimator
+(keyboard walks, sequences, repeats, dictionaries, given those words and the account's own login,
+school name and commune) scores it below 3 out of 4.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from zxcvbn import zxcvbn
 
 MAX_LENGTH = 128
+MIN_STRENGTH = 3  # zxcvbn score, 0-4: 3 resists an offline attack on a slow hash
+_ZXCVBN_MAX = 72  # the estimator's own limit; a longer password is judged on its first 72 characters
+_ESTIMATOR_WORDS = ("OCCE", "coop", "coopérative", "Vendée", "vendee", "école", "mandataire", "85", "085")
 _COMMON_FILE = Path(__file__).parent / "data" / "common_passwords.txt"
 _CONTEXT_WORDS = ("occe", "coop", "cooperative", "vendee", "ecole", "mandataire", "retkoop", "motdepasse")
 
@@ -87,4 +93,10 @@ def password_problems(password: str, *, login: str, min_length: int = 12, contex
         word = re.sub(r"[^a-z]", "", word)
         if word and letters and letters in {word, word * 2} | {word + w for w in _CONTEXT_WORDS}:
             return ["Ce mot de passe est trop facile à deviner (nom de l'école, de l'OCCE…)."]
+    words = [login, *_ESTIMATOR_WORDS, *(c for c in context if c)]
+    if zxcvbn(password[:_ZXCVBN_MAX], user_inputs=words)["score"] < MIN_STRENGTH:
+        return [
+            "Ce mot de passe est trop facile à deviner (suite de touches ou de chiffres, répétition, "
+            "mot courant, nom de l'école ou de la commune…). Ajoutez quelques mots inattendus."
+        ]
     return []

@@ -67,3 +67,26 @@ class ResetRequestForm(FlaskForm):
 
 class ResetPasswordForm(_NewPasswordMixin, FlaskForm):
     pass
+
+
+class SecondFactorForm(FlaskForm):
+    code = StringField(
+        "Code de l'application d'authentification",
+        validators=[DataRequired(REQUIRED), Length(max=20, message="Un code fait 6 chiffres (ou 10 caractères).")],
+        description="Les 6 chiffres affichés par l'application, ou l'un de vos codes de secours.",
+        render_kw={
+            "autocomplete": "one-time-code",
+            "inputmode": "numeric",
+            "autocapitalize": "none",
+            "spellcheck": "false",
+        },
+    )
+
+
+class EnrollSecondFactorForm(FlaskForm):
+    code = StringField(
+        "Code affiché par l'application",
+        validators=[DataRequired(REQUIRED), Length(max=20, message="Un code fait 6 chiffres.")],
+        description="6 chiffres, renouvelés toutes les 30 secondes.",
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric", "spellcheck": "false"},
+    )

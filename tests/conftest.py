@@ -22,7 +22,7 @@ from app import create_app
 from app.extensions import db, limiter
 from app.models import Coop, Mandate, User
 from app.passwords import hash_password
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, STAFF_TOTP_SECRET
 
 FAST_ARGON2 = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
@@ -252,6 +252,8 @@ def make_staff(app) -> Callable[..., StaffInfo]:
                 full_name="Agent OCCE",
                 password_hash=hash_password(PASSWORD, FAST_ARGON2),
                 must_change_password=must_change_password,
+                totp_secret=STAFF_TOTP_SECRET,
+                totp_enrolled_at=datetime(2025, 1, 1),
             )
             db.session.add(user)
             db.session.commit()
@@ -263,9 +265,21 @@ def make_staff(app) -> Callable[..., StaffInfo]:
 
 
 def login(client: FlaskClient, who, password: str | None = None):
-    """Log `who` (a CoopInfo, StaffInfo or login string) in through the real login form."""
+    """Log `who` (a CoopInfo, StaffInfo or login string) in through the real login form; staff made by
+    `make_staff` also pass the second factor (the code of STAFF_TOTP_SECRET at the app's clock)."""
     name = who if isinstance(who, str) else who.login
-    return client.post("/connexion", data={"login": name, "password": password or getattr(who, "password", PASSWORD)})
+    response = client.post(
+        "/connexion", data={"login": name, "password": password or getattr(who, "password", PASSWORD)}
+    )
+    if response.status_code == 302 and response.location.endswith("/connexion/code"):
+        from app import auth, clock
+
+        with client.application.app_context():  # a test may log the same person in twice in one step
+            db.session.execute(sa.update(User).where(User.login == name).values(totp_last_step=None))
+            db.session.commit()
+            db.session.remove()
+        response = client.post("/connexion/code", data={"code": auth.totp_code(STAFF_TOTP_SECRET, clock.now())})
+    return response
 
 
 @pytest.fixture

@@ -13,6 +13,8 @@ from pathlib import Path
 from pypdf import PdfReader
 
 PASSWORD = "un mot de passe de test"
+# Second factor of the staff accounts made by the `make_staff` fixture (an authenticator app's secret).
+STAFF_TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 _SPACES = re.compile(r"[\s\u00a0\u202f]+")
 
 
@@ -46,4 +48,12 @@ def browser_log_in(page, login: str, password: str = PASSWORD, then: str = "") -
     page.get_by_label("Identifiant").fill(login)
     page.get_by_label("Mot de passe").fill(password)
     page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_load_state()
+    if "/connexion/code" in page.url:  # staff: the second factor (accounts from `make_staff`)
+        from app import auth, clock
+
+        page.get_by_label("Code de l'application d'authentification").fill(
+            auth.totp_code(STAFF_TOTP_SECRET, clock.now())
+        )
+        page.get_by_role("button", name="Valider le code").click()
     page.wait_for_url(re.compile(re.escape(then) + "$" if then else r"/$"))

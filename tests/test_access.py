@@ -10,10 +10,12 @@ from datetime import date as _date
 import pytest
 import sqlalchemy as sa
 
+from app import auth, clock
 from app.extensions import db
 from app.models import AuditEvent, Coop, school_year_start, utcnow
 from app.web.security import endpoint_access
 from tests.conftest import PASSWORD
+from tests.helpers import STAFF_TOTP_SECRET
 
 ARG_VALUES = {
     "id": "1",
@@ -27,6 +29,7 @@ ARG_VALUES = {
     "action_id": "1",
     "membership_id": "1",
     "batch_id": "1",
+    "sequence": "1",
     "debit_id": "1",
     "fmt": "csv",
     "line_id": "1",
@@ -125,9 +128,11 @@ def test_every_post_route_refuses_a_missing_csrf_token(make_app, migrated, make_
     make_staff("agent")
     staff = app.test_client()
     token = _csrf_token(staff, "/connexion")
-    assert (
-        staff.post("/connexion", data={"login": "agent", "password": PASSWORD, "csrf_token": token}).status_code == 302
-    )
+    response = staff.post("/connexion", data={"login": "agent", "password": PASSWORD, "csrf_token": token})
+    assert response.location == "/connexion/code"
+    token = _csrf_token(staff, "/connexion/code")
+    code = auth.totp_code(STAFF_TOTP_SECRET, clock.now())
+    assert staff.post("/connexion/code", data={"code": code, "csrf_token": token}).status_code == 302
     coop = app.test_client()
     token = _csrf_token(coop, "/connexion")
     assert (

@@ -1,7 +1,7 @@
 """Typed SQLAlchemy models, one module per aggregate."""
 
 from app.models.account import NATURES, Account, occe_code
-from app.models.audit import AuditEvent
+from app.models.audit import AuditEvent, PendingChange
 from app.models.base import utcnow
 from app.models.coop import DEPARTMENT_CODE, Coop, Mandate, coop_login
 from app.models.debit import DEBIT_STATUSES, Debit, DebitBatch, DebitFile, DebitReport
@@ -48,6 +48,7 @@ __all__ = [
     "MembershipClass",
     "OutboxEmail",
     "PasswordResetToken",
+    "PendingChange",
     "SchoolYear",
     "Statement",
     "StatementLine",

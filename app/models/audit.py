@@ -1,11 +1,11 @@
-"""Audit trail (append-only)."""
+"""Audit trail (append-only) and changes waiting for a second administrator."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -34,3 +34,20 @@ class AuditEvent(db.Model):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     coop: Mapped[Coop | None] = relationship(viewonly=True)  # noqa: F821
+
+
+class PendingChange(db.Model):
+    """A sensitive setting (the federation's creditor IBAN or ICS) proposed by one administrator and
+    applied only when another administrator confirms it. One pending value per field."""
+
+    __tablename__ = "pending_change"
+    __table_args__ = (UniqueConstraint("entity", "entity_id", "field"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[int]
+    field: Mapped[str] = mapped_column(String(64))
+    new_value: Mapped[str] = mapped_column(String(300))
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), index=True)
+    requested_by_login: Mapped[str] = mapped_column(String(64), default="")
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)

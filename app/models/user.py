@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import JSON, Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -36,6 +37,12 @@ class User(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
     password_changed_at: Mapped[datetime | None]
+    # Staff second factor (TOTP, RFC 6238): base32 secret, when it was enrolled, the last 30-second
+    # step accepted (a code is never accepted twice), and the argon2 hashes of the unused recovery codes.
+    totp_secret: Mapped[str | None] = mapped_column(String(32))
+    totp_enrolled_at: Mapped[datetime | None]
+    totp_last_step: Mapped[int | None]
+    recovery_code_hashes: Mapped[list[Any] | None] = mapped_column(JSON)
 
     coop: Mapped[Coop | None] = relationship(back_populates="users")  # noqa: F821
     reset_tokens: Mapped[list[PasswordResetToken]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -59,6 +66,10 @@ class User(db.Model):
     @property
     def is_staff(self) -> bool:
         return self.role in ("staff", "admin")
+
+    @property
+    def has_second_factor(self) -> bool:
+        return bool(self.totp_secret and self.totp_enrolled_at)
 
     @property
     def is_coop(self) -> bool:
