@@ -5,12 +5,13 @@ from __future__ import annotations
 from flask import url_for
 from flask_admin.contrib.sqla.filters import FilterEqual
 from markupsafe import Markup, escape
+from sqlalchemy.orm import joinedload
 
 from admin.base import StaffModelView, format_date, format_datetime
 from app.extensions import db
 from app.formats import euros, fr_date
 from app.ledger import KIND_LABELS, MODE_LABELS, form_kind
-from app.models import Document, Entry
+from app.models import Document, Entry, Ledger
 
 
 def _lines(view, context, model, name):
@@ -36,8 +37,14 @@ def _vouchers(view, context, model, name):
 
 
 class EntryAdmin(StaffModelView):
-    """Every coop's operations, searchable; never editable here."""
+    """Every coop's operations, searchable; never editable here.
 
+    The table holds every operation of every coop and year (millions at federation scale): the list
+    does not count its rows (`simple_list_pager`), sorts on the indexed date, and loads each row's
+    ledger, coop and year with the page instead of one query per row.
+    """
+
+    simple_list_pager = True
     can_create = False
     can_edit = False
     can_delete = False
@@ -82,4 +89,15 @@ class EntryAdmin(StaffModelView):
         "created_at",
     )
     column_searchable_list = ("piece", "label", "cheque_number")
+
+    def get_query(self):
+        return (
+            super()
+            .get_query()
+            .options(
+                joinedload(Entry.ledger).joinedload(Ledger.coop),
+                joinedload(Entry.ledger).joinedload(Ledger.school_year),
+            )
+        )
+
     column_filters = (FilterEqual(Entry.coop_id, "Coopérative (n° interne)"), "date", "kind", "payment_mode")
