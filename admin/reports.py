@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 
 from admin.base import StaffAccessMixin, StaffModelView, format_datetime
 from app import clock, cra, submission
+from app import crf as year_figures
 from app.annual_report import find_report
 from app.extensions import db
 from app.formats import euros, fr_datetime
@@ -173,6 +174,20 @@ class ClosingAdminView(StaffAccessMixin, BaseView):
             page=page,
             pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
             total=total,
+            fr_datetime=fr_datetime,
+        )
+
+    @expose("/verifier")
+    def verify(self):
+        """A paper CRF against the record: the code printed on it gives the coop, the year, the
+        closing date and the result stored at closing, and whether the figures are intact."""
+        code = (request.args.get("code") or "").strip()[:40]
+        found = year_figures.verify(db.session, code) if code else None
+        return self.render(
+            "admin/review_verify.html",
+            code=code,
+            normalized=year_figures.normalize_code(code),
+            found=found,
             fr_datetime=fr_datetime,
         )
 

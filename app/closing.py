@@ -15,122 +15,45 @@ they stay on N's ledger and stay pointable (`app.reconciliation.carried_lines`).
 Carry-forward: closing N writes N+1's opening entry (+512 +530 / −110) with N's closing bank and
 cash balances, through `app.ledger.record_opening(..., carried=True)`; closing again after a
 reopening rewrites it, so the opening of N+1 always equals the closing of N. While N is closed the
-coop cannot type N+1's opening by hand. Reopening N is refused while N+1 is closed (N+1's opening
-could not follow N's corrections): staff reopen N+1 first.
+coop cannot type N+1's opening by hand; an opening the coop typed before closing N is never
+replaced silently (`opening_conflict`: the coop confirms). Reopening N is refused while N+1 is
+closed (N+1's opening could not follow N's corrections): staff reopen N+1 first.
+
+Closing freezes the year: the CRF figures, the reconciliation at 31 August (statement balance and
+every uncleared line) and the cash count are stored (`app.crf.freeze`), and the closed year's
+reports read them, never a recomputation. A staff reopening supersedes them; closing again stores
+new ones.
 
 Functions take the session, the acting user and the clock; they flush, never commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import audit
+from app import crf as year_figures
 from app import ledger as books
+from app.cash_count import (  # noqa: F401 - the closing's vocabulary, used by the wizard and its form
+    COINS,
+    DENOMINATIONS,
+    MAX_PIECES,
+    NOTES,
+    CashCount,
+    CountRow,
+    count_rows,
+    denomination_label,
+)
+from app.crf import opening_balances
 from app.errors import DomainError
 from app.formats import euros, fr_date
 from app.models import AnnualReport, Entry, Ledger, User
+from app.models.base import utcnow
 from app.reconciliation import Reconciliation, reconcile
-
-# Denominations of the cash count, in cents: notes 500 € to 5 €, then coins 2 € to 1 cent.
-NOTES = (50000, 20000, 10000, 5000, 2000, 1000, 500)
-COINS = (200, 100, 50, 20, 10, 5, 2, 1)
-DENOMINATIONS = NOTES + COINS
-MAX_PIECES = 100_000  # per denomination: catches a typing slip, never a real cash box
-
-
-def denomination_label(cents: int) -> str:
-    """50000 -> '500 €', 200 -> '2 €', 50 -> '50 centimes', 1 -> '1 centime'."""
-    if cents >= 100:
-        return f"{cents // 100} €"
-    return f"{cents} centime" + ("s" if cents > 1 else "")
-
-
-# -- cash count ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CashCount:
-    """The physical content of the cash box: a number per denomination, or one total (migration)."""
-
-    total: int
-    counts: tuple[tuple[int, int], ...] | None = None  # (denomination in cents, number), all denominations
-
-    @classmethod
-    def from_counts(cls, counts: dict[int, int]) -> CashCount:
-        """Build from {denomination: number}; raises DomainError for an unknown or negative count."""
-        unknown = set(counts) - set(DENOMINATIONS)
-        if unknown:
-            raise DomainError(f"Coupure inconnue : {sorted(unknown)}.", field="cash_count")
-        for value, number in counts.items():
-            if not isinstance(number, int) or not 0 <= number <= MAX_PIECES:
-                raise DomainError(
-                    f"Le nombre de {denomination_label(value)} doit être un nombre entier entre 0 et {MAX_PIECES}.",
-                    field=f"d{value}",
-                )
-        full = tuple((value, counts.get(value, 0)) for value in DENOMINATIONS)
-        return cls(total=sum(value * number for value, number in full), counts=full)
-
-    @classmethod
-    def from_total(cls, total: int) -> CashCount:
-        if total < 0:
-            raise DomainError("Une caisse ne peut pas être négative.", field="cash_count")
-        return cls(total=total)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any] | None) -> CashCount | None:
-        if not data:
-            return None
-        counts = data.get("counts")
-        if counts:
-            return cls.from_counts({int(value): int(number) for value, number in counts.items()})
-        return cls.from_total(int(data["total"]))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "counts": {str(value): number for value, number in self.counts} if self.counts else None,
-        }
-
-    @property
-    def lines(self) -> list[tuple[int, int, int]]:
-        """(denomination, number, subtotal) for every denomination counted (none for a single total)."""
-        return [(value, number, value * number) for value, number in self.counts or () if number]
-
-    def number_of(self, value: int) -> int:
-        return dict(self.counts or ()).get(value, 0)
-
-
-@dataclass(frozen=True)
-class CountRow:
-    """One row of the cash-count table: a denomination, the number typed and its subtotal.
-
-    `group` names the group the row opens (« Billets », « Pièces »), else is empty; `subtotal` is
-    None when the number typed is not a whole number (the page then shows nothing).
-    """
-
-    value: int
-    label: str
-    group: str
-    subtotal: int | None
-
-
-def count_rows(numbers: Mapping[int, object]) -> list[CountRow]:
-    """The cash-count table for the numbers typed so far, one row per denomination (notes first)."""
-    rows = []
-    for value in DENOMINATIONS:
-        number = numbers.get(value) or 0
-        whole = isinstance(number, int) and not isinstance(number, bool)
-        group = "Billets" if value == NOTES[0] else "Pièces" if value == COINS[0] else ""
-        rows.append(CountRow(value, denomination_label(value), group, value * number if whole else None))
-    return rows
-
 
 # -- reconciliation ------------------------------------------------------------------------------
 
@@ -401,14 +324,55 @@ def carry_forward(session: Session, ledger: Ledger, *, by: User | None, ip: str 
     return Closing(ledger, following, closing.bank, closing.cash)
 
 
-def opening_balances(session: Session, ledger: Ledger) -> tuple[int, int]:
-    """(bank, cash) of the ledger's opening entry (zeros without one)."""
-    entry = books.opening_entry(session, ledger)
-    if entry is None:
-        return 0, 0
-    bank = sum(line.amount_cents for line in entry.lines if line.account.code == books.BANK)
-    cash = sum(line.amount_cents for line in entry.lines if line.account.code == books.CASH)
-    return bank, cash
+@dataclass(frozen=True)
+class OpeningConflict:
+    """The next year already has an opening balance, typed by the coop, that differs from this year's
+    closing balances: closing would replace it, so the coop sees both and confirms."""
+
+    next_label: str
+    typed_bank: int
+    typed_cash: int
+    closing_bank: int
+    closing_cash: int
+
+    @property
+    def typed_total(self) -> int:
+        return self.typed_bank + self.typed_cash
+
+    @property
+    def closing_total(self) -> int:
+        return self.closing_bank + self.closing_cash
+
+    @property
+    def difference(self) -> int:
+        """What the closing changes in the next year's opening (closing − typed)."""
+        return self.closing_total - self.typed_total
+
+    @property
+    def message(self) -> str:
+        return (
+            f"Le report à nouveau {self.next_label} déjà saisi (banque {euros(self.typed_bank)}, caisse "
+            f"{euros(self.typed_cash)}) diffère des soldes de clôture (banque {euros(self.closing_bank)}, caisse "
+            f"{euros(self.closing_cash)}) : écart de {euros(self.difference)}. La clôture le remplacera : "
+            "cochez la case pour confirmer."
+        )
+
+
+def opening_conflict(session: Session, ledger: Ledger) -> OpeningConflict | None:
+    """The next year's typed opening, when it differs from `ledger`'s closing balances (None otherwise).
+
+    An opening written by an earlier closing of this year (reopened since by staff) is not a typed one."""
+    following = next_ledger(session, ledger)
+    if following is None or books.opening_entry(session, following) is None:
+        return None
+    typed = opening_balances(session, following)
+    closing = books.balances(session, ledger)
+    if typed == (closing.bank, closing.cash):
+        return None
+    carried = year_figures.last_superseded_closing(session, ledger)
+    if carried is not None and tuple(carried.figures["closing"][:2]) == typed:
+        return None
+    return OpeningConflict(following.school_year.label, typed[0], typed[1], closing.bank, closing.cash)
 
 
 def close_ledger(
@@ -420,12 +384,16 @@ def close_ledger(
     by: User | None,
     now: datetime,
     ip: str = "",
+    replace_opening: bool = False,
 ) -> Closing:
-    """Close `ledger` for good (for the coop) and open the next year with its closing balances.
+    """Close `ledger` for good (for the coop), store its CRF figures and open the next year with its
+    closing balances.
 
     Records the statement balance at 31 August and the cash count (by denomination, or one total),
     runs `closing_checks` on `now`'s date and raises ClosingRefused (a DomainError listing the failed
-    checks, in French) unless every one passes.
+    checks, in French) unless every one passes. When the next year has a typed opening that differs
+    (`opening_conflict`), raises DomainError (field ``replace_opening``) unless `replace_opening`.
+    Stores the figures of the CRF (`app.crf.freeze`): the closed year's reports read them from now on.
     """
     session.refresh(ledger, with_for_update=True)  # two closings at once: the second waits, then sees it closed
     if not ledger.is_open:
@@ -438,11 +406,15 @@ def close_ledger(
     checks = closing_checks(session, ledger, today=now.date())
     if not all(check.ok for check in checks):
         raise ClosingRefused(checks)
+    conflict = opening_conflict(session, ledger)
+    if conflict is not None and not replace_opening:
+        raise DomainError(conflict.message, field="replace_opening")
     reconciliation = bank_reconciliation(session, ledger)
     ledger.status = "closed"
     ledger.closed_at = now
     session.flush()
     closing = carry_forward(session, ledger, by=by, ip=ip)
+    stored = year_figures.freeze(session, ledger, now=now)
     audit.record(
         session,
         "ledger.closed",
@@ -457,6 +429,8 @@ def close_ledger(
             "statement_balance": statement_balance,
             "uncleared": len(reconciliation.uncleared),
             "next_year": closing.next_ledger.school_year.label,
+            "checksum": stored.checksum,
+            "replaced_opening": {"bank": conflict.typed_bank, "cash": conflict.typed_cash} if conflict else None,
         },
         ip=ip,
     )
@@ -472,9 +446,12 @@ class Reopening:
     closed_at: datetime | None
 
 
-def reopen_ledger(session: Session, ledger: Ledger, *, reason: str, by: User | None, ip: str = "") -> Reopening:
+def reopen_ledger(
+    session: Session, ledger: Ledger, *, reason: str, by: User | None, ip: str = "", now: datetime | None = None
+) -> Reopening:
     """Staff reopen a closed year, with a mandatory reason (audited). The ledger's side only: the
-    yearly report sent back with it is `app.submission.reopen_year`, which staff actions call.
+    yearly report sent back with it is `app.submission.reopen_year`, which staff actions call. The
+    figures stored at closing are marked superseded (kept: a paper CRF still finds its record).
 
     Raises DomainError without a reason, when the ledger is open, when the next year is closed
     (reopen it first) or when the year's report is approved.
@@ -498,6 +475,7 @@ def reopen_ledger(session: Session, ledger: Ledger, *, reason: str, by: User | N
     ledger.status = "open"
     closed_at, ledger.closed_at = ledger.closed_at, None
     session.flush()
+    year_figures.supersede(session, ledger, now=now or utcnow())
     audit.record(
         session,
         "ledger.reopened",

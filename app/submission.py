@@ -299,7 +299,7 @@ def reopen_year(
     """Staff reopen a closed year (`app.closing.reopen_ledger`, whose refusals it raises) and send a
     submitted report back to the coop with the same reason. Returns that report (to tell the coop by
     mail), else None."""
-    reopening = closing.reopen_ledger(session, ledger, reason=reason, by=by, ip=ip)
+    reopening = closing.reopen_ledger(session, ledger, reason=reason, by=by, ip=ip, now=now)
     report = find_report(session, ledger)
     if report is None or report.status != "submitted":
         return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
+    BooleanField,
     FieldList,
     Form,
     FormField,
@@ -91,6 +92,9 @@ class CloseForm(FlaskForm):
         validators=[DataRequired("Tapez le numéro de votre coopérative pour confirmer.")],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
     )
+    # Shown only when the next year already has an opening typed by the coop that differs from the
+    # closing balances (`app.closing.opening_conflict`): the domain refuses until it is ticked.
+    replace_opening = BooleanField("Je confirme : la clôture remplace le report à nouveau déjà saisi")
     submit = SubmitField("Clôture définitive de ce cahier de compta")
 
     def __init__(self, *args, login: str = "", number: int = 0, **kwargs) -> None:

@@ -414,11 +414,19 @@ def test_the_opening_of_next_year_cannot_be_typed_by_hand(session, closed):
         cahier_format.import_cahier(session, following, rows.encode(), by=None)
 
 
-def test_closing_replaces_an_opening_typed_before(session, example):
+def test_closing_replaces_an_opening_typed_before_only_once_confirmed(session, example):
     following = books.open_ledger(session, example.coop, 2025)
     books.record_opening(session, following, bank=100, cash=100, by=None)  # typed in September, before closing
     books.record_entry(session, following, receipt("R01", 2500, day=date(2025, 9, 5)), by=None)
-    closing.close_ledger(session, example, statement_balance=STATEMENT, cash_count=CASH, by=None, now=SEPT_15)
+    conflict = closing.opening_conflict(session, example)
+    assert (conflict.typed_total, conflict.closing_total, conflict.difference) == (200, 299240, 299040)
+    with pytest.raises(DomainError, match=r"déjà saisi .* écart de 2.990,40") as refused:
+        closing.close_ledger(session, example, statement_balance=STATEMENT, cash_count=CASH, by=None, now=SEPT_15)
+    assert refused.value.field == "replace_opening"
+    assert example.is_open and opening_of(session, following) == (100, 100)
+    closing.close_ledger(
+        session, example, statement_balance=STATEMENT, cash_count=CASH, by=None, now=SEPT_15, replace_opening=True
+    )
     assert opening_of(session, following) == (294240, 5000)
     assert len([e for e in following.entries if e.kind == "opening"]) == 1
 
@@ -494,8 +502,12 @@ def test_close_and_crf_from_the_command_line(app, make_coop, db_check):
     not_yet = runner.invoke(args=["reports", "crf", "085-001", "2024-2025", "--json"])
     assert not_yet.exit_code == 1 and "n'est pas clôturé" in not_yet.output
 
+    bad_detail = runner.invoke(
+        args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3092,40", "--cash-count", "30x1"]
+    )
+    assert bad_detail.exit_code == 2 and "n'est pas une coupure en euros" in bad_detail.output
     done = runner.invoke(
-        args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3092,40", "--cash-count", "50,00"]
+        args=["ledger", "close", "085-001", "2024-2025", "--statement-balance", "3092,40", "--cash-count", "20x2,10x1"]
     )
     assert done.exit_code == 0, done.output
     assert "Report à nouveau 2025-2026 : banque 2\u202f942,40\u202f€, caisse 50,00\u202f€" in done.output
@@ -1226,7 +1238,7 @@ def test_reopening_is_refused_once_the_report_is_approved(session, closed):
     assert closed.status == "closed"
 
 
-def test_closing_does_not_import_the_report_modules():
+def test_closing_does_not_import_the_report_workflow():
     import ast
 
     source = Path(closing.__file__).read_text(encoding="utf-8")
@@ -1236,5 +1248,6 @@ def test_closing_does_not_import_the_report_modules():
         if isinstance(node, ast.Import | ast.ImportFrom)
         for alias in node.names
     }
-    reports = ("app.crf", "app.cra", "app.submission", "app.annual_report")
+    # Closing stores the CRF figures (app.crf, which never imports closing), nothing of the reports' workflow.
+    reports = ("app.cra", "app.submission", "app.annual_report")
     assert not [name for name in imported if name.startswith(reports)], imported

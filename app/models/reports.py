@@ -3,7 +3,8 @@
 The guard is a `before_flush` hook: whatever the code path (domain function, admin, script), a
 flush that adds, changes or deletes an entry, an entry line or a voucher of a closed ledger raises
 DomainError. Pointage stays allowed: on a line of a closed year only `cleared_on` and
-`statement_line_id` may change (pointage is reconciliation metadata, not accounting).
+`statement_line_id` may change (pointage is reconciliation metadata, not accounting); the
+figures stored at closing (`LedgerClosing`) never change, whatever is pointed afterwards.
 """
 
 from __future__ import annotations
@@ -90,6 +91,32 @@ class AnnualReport(db.Model):
         return f"Compte rendu {self.school_year.label if self.school_year else ''}".strip()
 
 
+class LedgerClosing(db.Model):
+    """The figures a closing stored: the CRF of the closed year, frozen (`app.crf.freeze`).
+
+    `figures` holds everything the CRF shows (result, balance sheet, reconciliation at 31 August
+    with every uncleared line, cash count by denomination, subsidies, actions, inventory register);
+    a closed year's CRF, page, PDF, JSON and consolidation read it, never a recomputation.
+    `checksum` is the SHA-256 of its canonical JSON and `code` the short verification code printed
+    on the PDF. A row never changes (guarded below); a staff reopening stamps `superseded_at`, and
+    closing again adds a new row.
+    """
+
+    __tablename__ = "ledger_closing"
+    __table_args__ = (Index("ix_ledger_closing_ledger_superseded", "ledger_id", "superseded_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ledger_id: Mapped[int] = mapped_column(ForeignKey("ledger.id", ondelete="CASCADE"))
+    closed_at: Mapped[datetime]
+    figures: Mapped[dict[str, Any]] = mapped_column(JSON)
+    checksum: Mapped[str] = mapped_column(String(64))
+    code: Mapped[str] = mapped_column(String(16), index=True)
+    superseded_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ledger: Mapped[Ledger] = relationship()
+
+
 # -- the closed-year guard -----------------------------------------------------------------------
 
 _POINTAGE_COLUMNS = {"cleared_on", "statement_line_id"}
@@ -141,6 +168,9 @@ def _guard_closed_years(session: Session, _context, _instances) -> None:
             entry = session.get(Entry, obj.entry_id)
             if entry is not None and _closed(entry.ledger):
                 _refuse(entry.ledger)
+        elif isinstance(obj, LedgerClosing) and obj in (dirty | deleted) and obj.ledger not in deleted_ledgers:
+            if obj in deleted or _changed_columns(obj) - {"superseded_at"}:
+                raise DomainError("Les chiffres enregistrés à la clôture ne peuvent pas être modifiés.")
         elif isinstance(obj, Ledger) and obj in dirty and obj.status == "closed":
             status = sa.inspect(obj).attrs["status"].history
             if not status.has_changes() and _changed_columns(obj) & set(_CLOSING_COLUMNS):

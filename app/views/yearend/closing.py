@@ -54,6 +54,7 @@ def _wizard(ledger: Ledger, cash_form, statement_form, close_form) -> dict:
         cash_form=cash_form,
         statement_form=statement_form,
         close_form=close_form or _close_form(formdata=None),
+        opening_conflict=closing.opening_conflict(db.session, ledger),
     )
 
 
@@ -154,7 +155,8 @@ def close(year: int):
         return ledger
     form = _close_form()
 
-    if form.validate_on_submit() and (outcome := uow.run(lambda: _close_for_good(ledger), form=form)).ok:
+    replace = bool(form.replace_opening.data)
+    if form.validate_on_submit() and (outcome := uow.run(lambda: _close_for_good(ledger, replace), form=form)).ok:
         done = outcome.value
         flash(
             f"Le cahier {label(year)} est clôturé. Le report à nouveau {label(year + 1)} est de "
@@ -166,8 +168,9 @@ def close(year: int):
     return _render_closing(year, find_ledger(year), close_form=form)
 
 
-def _close_for_good(ledger: Ledger) -> closing.Closing:
-    """Close with the statement balance and the cash count recorded by the wizard's first two steps."""
+def _close_for_good(ledger: Ledger, replace_opening: bool) -> closing.Closing:
+    """Close with the statement balance and the cash count recorded by the wizard's first two steps
+    (a typed opening of the next year that differs is replaced only when the coop ticked the box)."""
     return closing.close_ledger(
         db.session,
         ledger,
@@ -176,4 +179,5 @@ def _close_for_good(ledger: Ledger) -> closing.Closing:
         by=current_user,
         now=clock.now(),
         ip=client_ip(),
+        replace_opening=replace_opening,
     )

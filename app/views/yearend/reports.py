@@ -14,6 +14,7 @@ from app.crf import build_crf
 from app.extensions import db, limiter
 from app.formats import fr_date
 from app.models import AnnualReport, Ledger
+from app.pdf import qr_data_uri
 from app.views.yearend.blueprint import bp
 from app.views.yearend.common import (
     check_year,
@@ -122,13 +123,19 @@ def crf_pdf(year: int):
     if isinstance(found, Response):
         return found
     ledger, report = found
+    crf = build_crf(db.session, ledger)
+    verify_url = (
+        url_for("admin_closings.verify", code=crf.verification.code, _external=True) if crf.verification else None
+    )
     html = render_template(
         "pdf/crf.html",
-        crf=build_crf(db.session, ledger),
+        crf=crf,
         federation=federation(),
         report=report,
         denomination_label=denomination_label,
         issued_on=fr_date(today()),
+        verify_url=verify_url,
+        qr_code=qr_data_uri(verify_url) if verify_url else None,
     )
     return pdf_response(html, f"compte-rendu-financier-{label(year)}-{coop().login}.pdf")
 
