@@ -394,7 +394,7 @@ def reports_group() -> None:
 @click.argument("year")
 @click.option("--json", "as_json", is_flag=True, help="Les chiffres en JSON (montants en centimes).")
 def reports_crf_command(login: str, year: str, as_json: bool) -> None:
-    """Print the CRF (compte rendu financier) of coop LOGIN for YEAR, computed from its closed ledger."""
+    """Print the CRF (compte rendu financier) of coop LOGIN for YEAR, as stored when its ledger was closed."""
     import json
 
     from app import ledger
@@ -437,8 +437,19 @@ def reports_crf_command(login: str, year: str, as_json: bool) -> None:
     click.echo(
         f"Relevé au 31 août : {amount(reconciliation.statement_balance)} ; "
         f"{len(reconciliation.uncleared)} opération(s) non pointée(s) "
-        f"({amount(reconciliation.uncleared_total)})."
+        f"({amount(reconciliation.uncleared_total)}) : chèques et paiements non débités "
+        f"{amount(crf.outstanding_cheques_total)}, remises non créditées {amount(crf.deposits_in_transit_total)}."
     )
+    if crf.cash_count is not None:
+        detail = ", ".join(f"{n} x {euros(value)}" for value, n, _ in crf.cash_count.lines)
+        click.echo(f"Arrêté de caisse : {amount(crf.cash_count.total)}" + (f" ({detail})" if detail else "") + ".")
+    click.echo(f"Régies d'avance non restituées : {amount(crf.closing_advance)}.")
+    if crf.inventory:
+        click.echo(f"Registre d'inventaire (biens durables, compte 68) : {amount(crf.inventory_total)}")
+        for line in crf.inventory:
+            click.echo(f"  {line.date:%d/%m/%Y} {line.piece:<8} {line.label:<50} {amount(line.amount):>14}")
+    if crf.verification is not None:
+        click.echo(f"Chiffres enregistrés à la clôture ; code de vérification {crf.verification.code}.")
 
 
 @click.group("debits", cls=AppGroup)

@@ -157,6 +157,10 @@ def test_the_crf_command_prints_the_stored_figures_byte_for_byte(app, make_coop,
     )
     assert again.exit_code == 1 and "déjà clôturé" in again.output
     assert runner.invoke(args=["reports", "crf", "085-001", "2024", "--json"]).output == before
+    text = plain(runner.invoke(args=["reports", "crf", "085-001", "2024"]).output)
+    assert "chèques et paiements non débités 150,00 €, remises non créditées 0,00 €" in text
+    assert "Arrêté de caisse : 50,00 € (2 x 20,00 €, 1 x 10,00 €)" in text
+    assert "Régies d'avance non restituées : 0,00 €" in text and "code de vérification" in text
 
 
 # -- the CRF's content ---------------------------------------------------------------------------
