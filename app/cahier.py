@@ -392,14 +392,23 @@ def _untext(value: str) -> str:
     return value
 
 
+_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})|(\d{4})-(\d{2})-(\d{2})")
+
+
 def _parse_date(value: str, what: str) -> date:
+    """dd/mm/yyyy (or dd/mm/yy, or yyyy-mm-dd); ValueError (French) otherwise. No strptime: 20,000 lines."""
     text = value.strip()
-    if len(text) <= 10:  # longer text is no date (and never reaches strptime)
-        for fmt in ("%d/%m/%Y", "%Y-%m-%d", "%d/%m/%y"):
-            try:
-                return datetime.strptime(text, fmt).date()
-            except ValueError:
-                continue
+    match = _DATE.fullmatch(text) if len(text) <= 10 else None
+    if match:
+        day, month, year, iso_year, iso_month, iso_day = match.groups()
+        if iso_year:
+            year, month, day = iso_year, iso_month, iso_day
+        elif len(year) == 2:
+            year = str(datetime.strptime(year, "%y").year)  # the same century rule as strptime's %y
+        try:
+            return date(int(year), int(month), int(day))
+        except ValueError:
+            pass
     raise ValueError(f"{what} : « {text[:20]} » n'est pas une date jj/mm/aaaa.")
 
 
@@ -636,9 +645,17 @@ def import_cahier(
             }
         )
     if entries:
-        ids = session.scalars(sa.insert(Entry).returning(Entry.id, sort_by_parameter_order=True), entries).all()
+        # Core executemany (one statement, no RETURNING: the ORM's bulk RETURNING path is quadratic on
+        # SQLite); pieces are unique in a ledger, so one query gives the new ids back.
+        session.execute(sa.insert(Entry.__table__), entries)
+        id_of = dict(
+            session.execute(
+                sa.select(Entry.piece, Entry.id).where(Entry.ledger_id == ledger.id, Entry.kind != "opening")
+            ).all()
+        )
+        ids = [id_of[row.data.piece] for row in operations]
         session.execute(
-            sa.insert(EntryLine),
+            sa.insert(EntryLine.__table__),
             [
                 {
                     "entry_id": entry_id,
