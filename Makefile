@@ -7,8 +7,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 FLASK := COOP85_ENV=development FLASK_APP=wsgi.py $(VENV)/bin/flask
 STAMP := $(VENV)/.installed
+# axe-core for the browser tests (accessibility), from npm, pinned in package.json/package-lock.json.
+NPM_STAMP := node_modules/.installed
 
-.PHONY: run test test-sqlite test-postgres setup browser lint format bench clean
+.PHONY: run test test-sqlite test-postgres setup browser test-tools lint format bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,14 +32,25 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: setup browser
+# Test tools from npm (never needed by `make run`); reinstalled only when the lock file changes.
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "npm manquant : installation avec apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq npm >/dev/null; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+test-tools: $(NPM_STAMP)
+
+test: setup browser test-tools
 	$(MAKE) --no-print-directory test-sqlite
 	$(MAKE) --no-print-directory test-postgres
 
-test-sqlite: setup
+test-sqlite: setup test-tools
 	$(PY) -m pytest
 
-test-postgres: setup
+test-postgres: setup test-tools
 	$(PY) scripts/pytest_postgres.py
 
 lint: setup
@@ -52,4 +65,4 @@ bench: setup
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache .hypothesis

@@ -3,6 +3,9 @@
 Playwright's own browser download is not available here: the suite uses /usr/bin/chromium
 (installed by `make test` with apt when missing). Console errors (CSP violations included) fail
 the test.
+
+`axe_check(page)` runs axe-core (the npm package pinned in package.json, installed by `make test`
+into node_modules/) on the page as it stands and fails on any serious or critical violation.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from functools import cache
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -20,6 +25,9 @@ from app import create_app
 from app.extensions import db
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+AXE_SCRIPT = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+# Impacts that fail a test: axe-core's two highest (moderate and minor ones are left to review).
+AXE_FAILING_IMPACTS = ("serious", "critical")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -91,3 +99,51 @@ def page(browser, live_server):
     yield page
     context.close()
     assert errors == [], f"browser console errors: {errors}"
+
+
+@cache
+def _axe_source() -> str:
+    if not AXE_SCRIPT.is_file():
+        pytest.fail(f"axe-core introuvable ({AXE_SCRIPT}) : lancez `make test`, qui l'installe avec npm ci.")
+    return AXE_SCRIPT.read_text(encoding="utf-8")
+
+
+def axe_violations(page, impacts: tuple[str, ...] = AXE_FAILING_IMPACTS) -> list[dict]:
+    """axe-core's violations of `impacts` on the page as it stands (rules of every tag, best practices included).
+
+    The script is evaluated through the DevTools protocol, which the page's nonce-only CSP does not
+    govern; nothing is added to the page's own scripts.
+    """
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(_axe_source())
+    results = page.evaluate("async () => await window.axe.run(document, {resultTypes: ['violations']})")
+    return [v for v in results["violations"] if v["impact"] in impacts]
+
+
+def describe_violations(violations: list[dict]) -> str:
+    """One readable line per violation: rule, impact, help and the first offending elements."""
+    lines = []
+    for violation in violations:
+        targets = ", ".join(
+            " ".join(node["target"]) if isinstance(node["target"], list) else str(node["target"])
+            for node in violation["nodes"][:5]
+        )
+        more = f" (+{len(violation['nodes']) - 5})" if len(violation["nodes"]) > 5 else ""
+        lines.append(f"{violation['id']} [{violation['impact']}] {violation['help']}: {targets}{more}")
+    return "\n".join(lines)
+
+
+def axe_check(page, ignore: Collection[str] = ()) -> None:
+    """Fail the test on any serious or critical axe-core violation of the current page.
+
+    `ignore` names rules known to fail in a template another change is fixing; keep it rare and dated.
+    """
+    violations = [v for v in axe_violations(page) if v["id"] not in ignore]
+    if violations:
+        pytest.fail(f"axe-core on {page.url}:\n{describe_violations(violations)}", pytrace=False)
+
+
+@pytest.fixture
+def axe():
+    """`axe(page)`: the axe-core check, as a fixture for journeys that prefer one to an import."""
+    return axe_check
