@@ -112,6 +112,8 @@ class FederationAdmin(StaffModelView):
         "no_debit_banks": "Banques sans prélèvement (adhésion payée par chèque)",
         "sepa_schema": "Version du fichier SEPA de prélèvement",
         "debit_lead_days": "Délai avant l'échéance (jours ouvrés)",
+        "debit_notice_days": "Prévenance des coopératives avant le prélèvement (jours)",
+        "debit_max_per_file": "Nombre maximal de prélèvements par fichier",
         "post_debits_to_ledgers": "Inscrire le prélèvement dans le cahier de chaque coopérative",
     }
     form_args = {
@@ -130,6 +132,17 @@ class FederationAdmin(StaffModelView):
         "debit_lead_days": {
             "validators": [NumberRange(1, 30, "Entre 1 et 30 jours ouvrés.")],
             "description": "Temps dont la banque a besoin avant la date d'échéance (souvent 2 à 5).",
+        },
+        "debit_notice_days": {
+            "validators": [NumberRange(1, 60, "Entre 1 et 60 jours.")],
+            "description": "Chaque coopérative reçoit un courriel (montant, date, RUM, ICS) à la création du "
+            "prélèvement, au moins ce nombre de jours avant l'échéance : 14 selon le règlement SEPA, sauf délai "
+            "plus court convenu.",
+        },
+        "debit_max_per_file": {
+            "validators": [Optional(), NumberRange(1, 100000, "Entre 1 et 100 000, ou vide pour aucune limite.")],
+            "description": "Vide : pas de limite. Si la banque limite ses fichiers (par exemple à 500 "
+            "prélèvements), le prélèvement est découpé en plusieurs fichiers à déposer chacun.",
         },
         "post_debits_to_ledgers": {
             "description": "Si coché, « Prélèvement effectué » ajoute l'opération (non pointée) "
@@ -156,6 +169,8 @@ class FederationAdmin(StaffModelView):
         "no_debit_banks",
         "sepa_schema",
         "debit_lead_days",
+        "debit_notice_days",
+        "debit_max_per_file",
         "post_debits_to_ledgers",
     )
     can_create = False
