@@ -98,6 +98,7 @@ def test_a_connection_cut_mid_request_gives_the_french_page_then_recovers(
 
 WRITER = """
 import sys
+from datetime import date
 import sqlalchemy as sa
 from app import create_app
 from app import ledger as books
@@ -123,20 +124,16 @@ with app.app_context():
 
 def test_a_process_killed_mid_write_leaves_no_half_entry(database_url, app, make_coop, db_check):
     info = make_coop(1)
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, database_url, str(info.id)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    try:
+    command = [sys.executable, "-c", WRITER, database_url, str(info.id)]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+    ) as writer:
         line = writer.stdout.readline()
-        assert line.strip() == "ready", writer.stderr.read()
-        writer.send_signal(signal.SIGKILL)  # in the middle of the next writes
-    finally:
+        if line.strip() == "ready":
+            writer.send_signal(signal.SIGKILL)  # in the middle of the next writes
         writer.wait(timeout=30)
+        assert line.strip() == "ready", writer.stderr.read()
 
     def check(session):
         entries = session.scalar(sa.select(sa.func.count()).select_from(Entry))
@@ -147,7 +144,7 @@ def test_a_process_killed_mid_write_leaves_no_half_entry(database_url, app, make
             sa.select(sa.func.count()).select_from(Entry).where(~sa.exists().where(EntryLine.entry_id == Entry.id))
         )
         integrity = None
-        if session.bind.dialect.name == "sqlite":
+        if session.get_bind().dialect.name == "sqlite":
             integrity = session.execute(sa.text("PRAGMA integrity_check")).scalar()
         return entries, unbalanced, lineless, integrity
 
