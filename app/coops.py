@@ -147,9 +147,9 @@ def parse_coops_csv(content: bytes) -> list[tuple[int, int, dict[str, Any]]]:
         problems: list[str] = []
         # Plain digits only (int() would also take "1_0", "+5" or non-ASCII digits).
         digits = cell["numero"].removeprefix("085-")
-        number = int(digits) if re.fullmatch(r"[0-9]{1,3}", digits) else 0
-        if not 1 <= number <= 999:
-            problems.append(f"numero : « {cell['numero']} » n'est pas un numéro de coopérative (1 à 999).")
+        number = int(digits) if re.fullmatch(r"[0-9]{1,4}", digits) else 0
+        if not 1 <= number <= 9999:
+            problems.append(f"numero : « {cell['numero']} » n'est pas un numéro de coopérative (1 à 9999).")
         elif number in seen:
             problems.append(f"numero : {number:03d} figure déjà ligne {seen[number]}.")
         else:

@@ -236,9 +236,9 @@ def test_cli_import_reports_a_bad_number_once(app, db_check, tmp_path):
 
     assert result.exit_code == 1
     errors = result.stderr
-    assert "ligne 2 : numero : « abc » n'est pas un numéro de coopérative (1 à 999)." in errors
-    assert "ligne 3 : numero : « 1_0 » n'est pas un numéro de coopérative (1 à 999)." in errors
-    assert "ligne 4 : numero : « 0 » n'est pas un numéro de coopérative (1 à 999)." in errors
+    assert "ligne 2 : numero : « abc » n'est pas un numéro de coopérative (1 à 9999)." in errors
+    assert "ligne 3 : numero : « 1_0 » n'est pas un numéro de coopérative (1 à 9999)." in errors
+    assert "ligne 4 : numero : « 0 » n'est pas un numéro de coopérative (1 à 9999)." in errors
     assert "figure déjà" not in errors  # three bad numbers are not "duplicates" of each other
 
 
