@@ -36,7 +36,9 @@ def committed(app, make_coop, make_staff):
         session.add(year)
         for info in infos:
             coop = session.get(Coop, info.id)
-            coop.debit_mandate_ref, coop.debit_mandate_signed_on = f"OCCE85-COOP-{coop.number:03d}", date(2021, 9, 1)
+            # signed a year ago: a mandate unused for 36 months would have lapsed
+            signed_on = date.today().replace(year=date.today().year - 1, day=1)
+            coop.debit_mandate_ref, coop.debit_mandate_signed_on = f"OCCE85-COOP-{coop.number:03d}", signed_on
             draft = memberships.save_draft(
                 session,
                 coop,
