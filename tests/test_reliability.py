@@ -243,3 +243,23 @@ def test_uploads_are_limited_per_coop(make_app, migrated, make_coop, login_as):
         assert send(other).status_code == 404  # another coop is not held back
     finally:
         limiter.reset()
+
+
+def test_healthz_warns_when_mail_is_stuck(client, clock, db_check):
+    from datetime import timedelta
+
+    from app.mail import queue_email
+    from tests.conftest import DEFAULT_MOMENT
+
+    def queue(session):
+        mail = queue_email(session, to="coop1@example.org", subject="Test", text="Bonjour")
+        mail.created_at = DEFAULT_MOMENT - timedelta(minutes=40)
+        session.commit()
+
+    db_check(queue)
+    health = client.get("/healthz").json
+    assert health["status"] == "ok"
+    assert health["mail"] == {"pending": 1, "failed": 0, "oldest_pending_minutes": 40}
+    assert health["warnings"] == [
+        "1 courriel(s) en attente, le plus ancien depuis 40 min : vérifiez `flask mail send`."
+    ]

@@ -4,11 +4,17 @@ No session, no login, no cookie: it checks that the database answers within a sh
 reports the migration the database is at beside the one the code expects. 200 with
 `{"status": "ok", ...}` when both agree; 503 with `"status": "error"` otherwise (database down or
 busy, or migrations not applied: run `flask db upgrade`).
+
+It also reports the mail queue (`mail`: pending, failed, age of the oldest pending mail in
+minutes) and lists `warnings` in French when mail is stuck (a pending mail older than 15 minutes:
+the `flask mail send` timer or the SMTP server is down; a failed mail: staff must « Renvoyer » it).
+Warnings do not change the status: the portal still serves.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,7 +22,9 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app, jsonify
 
+from app import clock
 from app.extensions import db
+from app.models import OutboxEmail
 from app.web.security import access
 
 bp = Blueprint("health", __name__)
@@ -37,6 +45,26 @@ def _alembic_config(directory: str) -> Config:
     config = Config(str(Path(directory) / "alembic.ini"))
     config.set_main_option("script_location", directory)
     return config
+
+
+MAIL_STUCK_MINUTES = 15
+
+
+def mail_queue(now: datetime) -> tuple[dict, list[str]]:
+    """The outbox at a glance, and the French warnings an operator should act on."""
+    pending, oldest = db.session.execute(
+        sa.select(sa.func.count(), sa.func.min(OutboxEmail.created_at)).where(OutboxEmail.status == "pending")
+    ).one()
+    failed = db.session.scalar(sa.select(sa.func.count()).where(OutboxEmail.status == "failed"))
+    age = int((now - oldest).total_seconds() // 60) if oldest else 0
+    warnings = []
+    if pending and age >= MAIL_STUCK_MINUTES:
+        warnings.append(
+            f"{pending} courriel(s) en attente, le plus ancien depuis {age} min : vérifiez `flask mail send`."
+        )
+    if failed:
+        warnings.append(f"{failed} courriel(s) en échec : à renvoyer depuis le back office (Suivi › Courriels).")
+    return {"pending": pending, "failed": failed, "oldest_pending_minutes": age}, warnings
 
 
 def database_head() -> str:
@@ -65,4 +93,6 @@ def healthz():
         "migration": current,
         "expected_migration": expected,
     }
+    if healthy:
+        body["mail"], body["warnings"] = mail_queue(clock.now())
     return jsonify(body), 200 if healthy else 503, {"Cache-Control": "no-store"}
