@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from flask import Response, current_app, flash, redirect, url_for
 from flask_admin import BaseView, expose
-from flask_admin.actions import action
 from flask_admin.model.form import InlineFormAdmin
 from flask_login import current_user
 from markupsafe import escape
+from wtforms import HiddenField
 from wtforms.validators import DataRequired, Length, Optional
 
 from admin.base import StaffAccessMixin, StaffModelView
 from app import audit, clock
-from app.coops import create_coop_login, credentials_csv, import_coops, reset_coop_password
-from app.errors import ValidationErrors
+from app.coops import create_coop_login, credentials_csv, import_coops
+from app.errors import DomainError, ValidationErrors
 from app.extensions import db
 from app.identity import (
-    IDENTITY_FIELDS,
     check_bic,
     check_email,
     check_iban,
@@ -25,7 +24,7 @@ from app.identity import (
     check_uai,
     format_iban,
 )
-from app.models import Mandate, User, coop_login
+from app.models import Mandate, coop_login
 from app.web import uow
 from app.web.netutil import client_ip
 from forms.admin import CoopImportForm
@@ -53,9 +52,6 @@ class MandateInline(InlineFormAdmin):
         "role": [("mandataire", "Mandataire"), ("co-signataire", "Co-signataire")],
         "civility": [("", ""), ("Mme", "Mme"), ("M.", "M.")],
     }
-
-
-_AUDITED_FIELDS = ("number", *IDENTITY_FIELDS, "debit_mandate_ref", "debit_mandate_signed_on", "is_active")
 
 
 class CoopAdmin(StaffModelView):
@@ -127,6 +123,7 @@ class CoopAdmin(StaffModelView):
         "debit_mandate_signed_on",
         "is_active",
         "mandates",
+        "expected_version",
     )
     form_args = {
         "number": {"description": "Le login sera 085- suivi de ce numéro sur 3 chiffres."},
@@ -139,6 +136,8 @@ class CoopAdmin(StaffModelView):
         "bic": {"validators": [Optional(), Normalise(check_bic)]},
     }
     inline_models = (MandateInline(Mandate),)
+    # The version the form was opened at (not a model column: populate_obj only sets a plain attribute).
+    form_extra_fields = {"expected_version": HiddenField()}
     can_delete = False  # a coop with history is deactivated, never deleted
 
     def on_model_change(self, form, model, is_created):
@@ -163,43 +162,19 @@ class CoopAdmin(StaffModelView):
                 ),
                 "success",
             )
-        else:
-            before, after = audit.pending_changes(model, _AUDITED_FIELDS)
-            if after:
-                audit.record(
-                    db.session,
-                    "coop.updated_by_staff",
-                    actor=current_user,
-                    coop_id=model.id,
-                    entity="coop",
-                    entity_id=model.id,
-                    before=before,
-                    after=after,
-                    ip=client_ip(),
-                )
-
-    @action(
-        "new_password",
-        "Nouveau mot de passe provisoire",
-        "Donner un nouveau mot de passe provisoire aux coopératives sélectionnées ? "
-        "Leurs sessions en cours seront fermées.",
-    )
-    def action_new_password(self, ids):
-        ids = [int(i) for i in ids]
-
-        def reset_passwords():
-            users = db.session.scalars(db.select(User).where(User.role == "coop", User.coop_id.in_(ids))).all()
-            return [
-                reset_coop_password(db.session, user, by=current_user, ip=client_ip(), hash_params=_hash_params())
-                for user in users
-            ]
-
-        outcome = uow.run(reset_passwords)
-        for cred in outcome.value or []:
-            flash(
-                escape(f"{cred.login} : nouveau mot de passe provisoire {cred.password} (affiché une seule fois)."),
-                "success",
+        elif form.expected_version.data and str(model.version) != form.expected_version.data:
+            # Issue 12 §1: a coop (or a colleague) saved this record after the form was opened; never
+            # overwrite their change silently. Flask-Admin rolls back and shows the form again.
+            raise DomainError(
+                "Cette fiche a été modifiée entre-temps (par la coopérative ou un collègue) : rien n'a été "
+                "enregistré. Rouvrez la fiche pour voir la version actuelle, puis refaites votre modification."
             )
+        # Every change (inline mandataires included) is audited by the hook of StaffModelView.
+
+    def on_form_prefill(self, form, id):
+        model = self.get_one(id)
+        if model is not None:
+            form.expected_version.data = str(model.version)
 
 
 class CoopImportView(StaffAccessMixin, BaseView):

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
+from flask import flash, redirect, request, url_for
+from flask_admin import expose
 from flask_login import current_user
 from wtforms import TextAreaField
 from wtforms.validators import DataRequired, NumberRange, Optional
 
-from admin.base import StaffModelView, format_date, format_money
+from admin.base import AdminWriteMixin, StaffModelView, format_date, format_money
 from app import audit
 from app.debits import check_creditor_id
 from app.extensions import db
 from app.identity import check_bic, check_iban
 from app.money import format_rate_ppm
+from app.web import uow
 from app.web.netutil import client_ip
 from forms.fields import MoneyField, RateField
 from forms.validators import Normalise
 
 
-class SchoolYearAdmin(StaffModelView):
+class SchoolYearAdmin(AdminWriteMixin, StaffModelView):
+    """School years and their rates: administrators only; other staff read them."""
+
     column_list = (
         "start_year",
         "pupil_fee_cents",
@@ -80,23 +85,16 @@ class SchoolYearAdmin(StaffModelView):
         "membership_deadline": {"validators": [Optional()]},
         "reports_deadline": {"validators": [Optional()]},
     }
-    can_delete = False
-
-    def on_model_change(self, form, model, is_created):
-        # Runs inside Flask-Admin's own commit (see admin/base.py).
-        db.session.flush()
-        audit.record(
-            db.session,
-            "school_year.saved",
-            actor=current_user,
-            entity="school_year",
-            entity_id=model.id,
-            after={name: getattr(model, name) for name in self.form_columns},
-            ip=client_ip(),
-        )
+    admin_can_delete = False
 
 
-class FederationAdmin(StaffModelView):
+class FederationAdmin(AdminWriteMixin, StaffModelView):
+    """The federation's settings: administrators only; other staff read them. A new creditor IBAN or
+    ICS waits for a second administrator (`app.audit.request_change`), shown above the list."""
+
+    list_template = "admin/federation_list.html"
+    edit_template = "admin/federation_edit.html"
+
     column_list = ("name", "city", "creditor_id", "sender_email")
     column_labels = {
         "name": "Nom",
@@ -173,15 +171,34 @@ class FederationAdmin(StaffModelView):
         "debit_max_per_file",
         "post_debits_to_ledgers",
     )
-    can_create = False
-    can_delete = False
+    admin_can_create = False
+    admin_can_delete = False
 
     def on_model_change(self, form, model, is_created):
-        audit.record(
-            db.session,
-            "federation.updated",
-            actor=current_user,
-            entity="federation",
-            entity_id=model.id,
-            ip=client_ip(),
-        )
+        # Runs inside Flask-Admin's own commit: the creditor IBAN and ICS are put back and proposed instead.
+        proposed = audit.hold_for_confirmation(db.session, model, audit.FOUR_EYES_FIELDS["federation"], by=current_user)
+        for name in proposed:
+            flash(
+                f"Le changement de « {self.column_labels[name]} » est en attente : il prendra effet quand un autre "
+                "administrateur l'aura confirmé (page « OCCE 85 » des réglages).",
+                "warning",
+            )
+
+    def render(self, template, **kwargs):
+        kwargs["pending_changes"] = audit.pending_for(db.session, "federation")
+        kwargs["pending_labels"] = self.column_labels
+        return super().render(template, **kwargs)
+
+    @expose("/en-attente/<int:change_id>", methods=["POST"])
+    def decide_change(self, change_id: int):
+        confirm = request.form.get("decision") == "confirmer"
+
+        def decide():
+            if confirm:
+                return audit.confirm_change(db.session, change_id, by=current_user, ip=client_ip())
+            return audit.cancel_change(db.session, change_id, by=current_user, ip=client_ip())
+
+        outcome = uow.run(decide, flash_unplaced=True)
+        if outcome.ok:
+            flash("Changement confirmé : il est maintenant en vigueur." if confirm else "Changement annulé.", "success")
+        return redirect(url_for(".index_view"))

@@ -7,12 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.models import AuditEvent, User
+from app.errors import DomainError
+from app.models import AuditEvent, Federation, PendingChange, User
 
-_MASKED_FIELDS = {"iban"}
-_SECRET_FIELDS = {"password", "password_hash", "token", "token_hash"}
+_MASKED_FIELDS = {"iban", "pending_iban"}
+_SECRET_FIELDS = {
+    "password",
+    "password_hash",
+    "token",
+    "token_hash",
+    "totp_secret",
+    "recovery_code_hashes",
+    "session_version",
+}
 
 
 def mask_iban(iban: str) -> str:
@@ -33,6 +43,8 @@ def redact(values: dict[str, Any] | None) -> dict[str, Any] | None:
             continue
         if key in _MASKED_FIELDS and isinstance(value, str):
             value = mask_iban(value)
+        elif isinstance(value, bytes | bytearray | memoryview):
+            value = f"<{len(value)} octets>"
         elif value is not None and not isinstance(value, (str, int, float, bool, list, dict)):
             value = value.isoformat() if hasattr(value, "isoformat") else str(value)
         clean[key] = value
@@ -88,3 +100,99 @@ def record(
     )
     session.add(event)
     return event
+
+
+# -- four eyes: settings that take effect only once a second administrator confirms them ----------
+
+FOUR_EYES_FIELDS: dict[str, tuple[str, ...]] = {"federation": ("iban", "creditor_id")}
+_FOUR_EYES_MODELS: dict[str, type] = {"federation": Federation}
+
+
+def hold_for_confirmation(session: Session, obj: Any, fields: tuple[str, ...], *, by: User, ip: str = "") -> list[str]:
+    """Put back the old value of each of `fields` changed on `obj` (not flushed yet) and record the new
+    one as a change waiting for another administrator; returns the names of the fields held."""
+    before, after = pending_changes(obj, fields)
+    entity = obj.__tablename__
+    held = []
+    for name, value in after.items():
+        setattr(obj, name, before[name])
+        change = session.scalar(
+            sa.select(PendingChange).where(
+                PendingChange.entity == entity, PendingChange.entity_id == obj.id, PendingChange.field == name
+            )
+        )
+        if change is None:
+            change = PendingChange(entity=entity, entity_id=obj.id, field=name)
+            session.add(change)
+        change.new_value = str(value or "")
+        change.requested_by_id, change.requested_by_login = by.id, by.login
+        record(
+            session,
+            f"{entity}.change_requested",
+            actor=by,
+            entity=entity,
+            entity_id=obj.id,
+            before={name: before[name]},
+            after={name: value},
+            ip=ip,
+        )
+        held.append(name)
+    return held
+
+
+def pending_for(session: Session, entity: str) -> list[PendingChange]:
+    """The changes of `entity` waiting for a second administrator, oldest first."""
+    return list(
+        session.scalars(
+            sa.select(PendingChange).where(PendingChange.entity == entity).order_by(PendingChange.requested_at)
+        ).all()
+    )
+
+
+def _pending(session: Session, change_id: int, by: User) -> PendingChange:
+    if by.role != "admin":
+        raise DomainError("Seul un administrateur peut confirmer ou annuler ce changement.")
+    change = session.get(PendingChange, change_id)
+    if change is None:
+        raise DomainError("Ce changement n'est plus en attente (déjà confirmé ou annulé).")
+    return change
+
+
+def confirm_change(session: Session, change_id: int, *, by: User, ip: str = "") -> PendingChange:
+    """A second administrator applies a pending change. Raises DomainError for the one who asked for it."""
+    change = _pending(session, change_id, by)
+    if change.requested_by_id == by.id:
+        raise DomainError("Un autre administrateur doit confirmer ce changement : vous l'avez demandé.")
+    target = session.get(_FOUR_EYES_MODELS[change.entity], change.entity_id)
+    if target is None:
+        raise DomainError("Ce changement porte sur un réglage qui n'existe plus.")
+    before = getattr(target, change.field)
+    setattr(target, change.field, change.new_value)
+    session.delete(change)
+    record(
+        session,
+        f"{change.entity}.change_confirmed",
+        actor=by,
+        entity=change.entity,
+        entity_id=change.entity_id,
+        before={change.field: before, "requested_by": change.requested_by_login},
+        after={change.field: change.new_value},
+        ip=ip,
+    )
+    return change
+
+
+def cancel_change(session: Session, change_id: int, *, by: User, ip: str = "") -> PendingChange:
+    """An administrator (the one who asked, or another) drops a pending change; audited."""
+    change = _pending(session, change_id, by)
+    session.delete(change)
+    record(
+        session,
+        f"{change.entity}.change_cancelled",
+        actor=by,
+        entity=change.entity,
+        entity_id=change.entity_id,
+        before={change.field: change.new_value, "requested_by": change.requested_by_login},
+        ip=ip,
+    )
+    return change

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import re
 import secrets
+from html.parser import HTMLParser
 
 import pytest
 import sqlalchemy as sa
+from werkzeug.datastructures import MultiDict
 
 from app import auth
 from app import clock as app_clock
 from app.config import DEV_SECRET_KEY, ConfigError, build_config
 from app.errors import DomainError
-from app.models import AuditEvent, User
+from app.models import Account, AuditEvent, Coop, Federation, PendingChange, SchoolYear, User
 from tests.helpers import PASSWORD, STAFF_TOTP_SECRET, page_html
 
 
@@ -146,3 +148,205 @@ def test_coops_log_in_with_their_password_only(app, make_coop):
     client = app.test_client()
     assert _password_step(client, "085-001").location == "/"
     assert client.get("/").status_code == 200
+
+
+# -- least privilege and the back-office audit hook --------------------------------------------------
+
+
+class _FormValues(HTMLParser):
+    """The values a browser would submit for the first form with fields on a page (no JS)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: list[tuple[str, str]] = []
+        self._select: str | None = None
+        self._textarea: str | None = None
+        self._selected: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and attrs.get("type") not in ("submit", "button", "file"):
+            if attrs.get("type") == "checkbox":
+                if "checked" in attrs:
+                    self.values.append((name, attrs.get("value", "y")))
+            else:
+                self.values.append((name, attrs.get("value", "")))
+        elif tag == "select" and name:
+            self._select, self._selected = name, None
+        elif tag == "option" and self._select is not None:
+            if "selected" in attrs or self._selected is None:
+                self._selected = attrs.get("value", "")
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.values.append((name, ""))
+
+    def handle_endtag(self, tag):
+        if tag == "select" and self._select is not None:
+            self.values.append((self._select, self._selected or ""))
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea is not None:
+            self.values[-1] = (self._textarea, self.values[-1][1] + data)
+
+
+def _edit(client, endpoint: str, row_id: int, changes: dict[str, str]):
+    url = f"/admin/{endpoint}/edit/?id={row_id}"
+    parser = _FormValues()
+    parser.feed(client.get(url).get_data(as_text=True))
+    data = [(k, v) for k, v in parser.values if k not in changes and not k.startswith("mandates-_template")]
+    data += list(changes.items())
+    return client.post(url, data=MultiDict(data))
+
+
+def _events(db_check, action):
+    return db_check(lambda s: s.scalars(sa.select(AuditEvent).where(AuditEvent.action == action)).all())
+
+
+def _editable_views(app):
+    from flask_admin.contrib.sqla import ModelView
+
+    admin = app.extensions["admin"]
+    admin = admin[0] if isinstance(admin, list) else admin
+    return {
+        view.endpoint
+        for view in admin._views
+        if isinstance(view, ModelView)
+        and getattr(view, "admin_can_edit", type(view).__dict__.get("can_edit", True))
+        and getattr(type(view), "can_edit", True) is not False
+    }
+
+
+def test_every_back_office_edit_is_audited_with_before_and_after(app, make_coop, make_staff, login_as, db_check):
+    make_coop(1)
+    make_staff("chef", role="admin")
+    agent = make_staff("agent")
+    db_check(
+        lambda s: (
+            s.add_all(
+                [
+                    Federation(name="OCCE 85"),
+                    SchoolYear(
+                        start_year=2025,
+                        pupil_fee_cents=205,
+                        adult_fee_cents=205,
+                        insurance_fee_cents=50,
+                        property_threshold_cents=100000,
+                        property_rate_ppm=6880,
+                    ),
+                ]
+            ),
+            s.commit(),
+        )
+    )
+    ids = db_check(
+        lambda s: {
+            "admin_coops": s.scalar(sa.select(Coop.id)),
+            "admin_staff": agent.id,
+            "admin_accounts": s.scalar(sa.select(Account.id).order_by(Account.id)),
+            "admin_years": s.scalar(sa.select(SchoolYear.id)),
+            "admin_federation": s.scalar(sa.select(Federation.id)),
+        }
+    )
+    edits = {
+        "admin_coops": ("coop", {"name": "Coopérative renommée"}),
+        "admin_staff": ("user_account", {"full_name": "Agent renommé"}),
+        "admin_accounts": ("account", {"notes": "Note ajoutée"}),
+        "admin_years": ("school_year", {"pupil_fee_cents": "2,10"}),
+        "admin_federation": ("federation", {"phone": "02 51 00 00 85"}),
+    }
+    assert _editable_views(app) == set(edits), "a new editable back-office view needs its edit here"
+    client = login_as("chef")
+    for endpoint, (table, change) in edits.items():
+        response = _edit(client, endpoint, ids[endpoint], change)
+        assert response.status_code == 302, (endpoint, page_html(response)[:3000])
+        events = _events(db_check, f"{table}.updated_by_staff")
+        assert len(events) == 1, endpoint
+        field = next(iter(change))
+        assert events[0].actor_login == "chef" and events[0].entity_id == ids[endpoint]
+        assert field in events[0].after and events[0].before[field] != events[0].after[field], endpoint
+
+    # inline mandataire on the coop page: created, with its values; IBANs masked in the trail
+    response = _edit(
+        client,
+        "admin_coops",
+        ids["admin_coops"],
+        {
+            "mandates-1-role": "mandataire",
+            "mandates-1-first_name": "Paul",
+            "mandates-1-last_name": "Intrus",
+            "mandates-1-started_on": "2025-09-01",
+            "iban": "FR76 3000 6000 0112 3456 7890 189",
+        },
+    )
+    assert response.status_code == 302, page_html(response)[:3000]
+    created = _events(db_check, "mandate.created_by_staff")
+    assert created and created[0].after["last_name"] == "Intrus" and created[0].coop_id == ids["admin_coops"]
+    iban_change = _events(db_check, "coop.updated_by_staff")[-1]
+    assert iban_change.after["iban"] == "FR76 **** 0189"
+    assert "3000600001" not in str(iban_change.before) + str(iban_change.after)
+
+
+def test_settings_rates_and_staff_accounts_are_read_only_for_staff(app, make_staff, login_as, db_check):
+    make_staff("agent")
+    db_check(lambda s: (s.add(Federation(name="OCCE 85", iban="FR7630006000011234567890189")), s.commit()))
+    fed_id = db_check(lambda s: s.scalar(sa.select(Federation.id)))
+    client = login_as("agent")
+    assert client.get("/admin/admin_federation/").status_code == 200  # read
+    assert "Lecture seule" in page_html(client.get("/admin/admin_federation/"))
+    client.post(
+        f"/admin/admin_federation/edit/?id={fed_id}", data={"name": "Pirate", "iban": "FR7611111111111111111111111"}
+    )
+    assert db_check(lambda s: s.get(Federation, fed_id).name) == "OCCE 85"
+    assert client.get("/admin/admin_years/new/").status_code == 302
+    client.post("/admin/admin_years/new/", data={"start_year": "2030", "pupil_fee_cents": "9,99"})
+    assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(SchoolYear))) == 0
+    assert client.get("/admin/admin_staff/").status_code == 403
+
+
+def test_a_new_creditor_iban_waits_for_a_second_administrator(app, make_staff, login_as, db_check):
+    make_staff("chef", role="admin")
+    make_staff("adjointe", role="admin")
+    old_iban = "FR7630006000011234567890189"
+    db_check(lambda s: (s.add(Federation(name="OCCE 85", iban=old_iban, creditor_id="FR15ZZZ850042")), s.commit()))
+    fed_id = db_check(lambda s: s.scalar(sa.select(Federation.id)))
+    chef = login_as("chef")
+    response = _edit(chef, "admin_federation", fed_id, {"iban": "FR76 1027 8360 0100 0204 8500 175"})
+    assert response.status_code == 302, re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page_html(response)))[-3000:]
+    assert db_check(lambda s: s.get(Federation, fed_id).iban) == old_iban  # not in force yet
+    listing = page_html(chef.get("/admin/admin_federation/"))
+    assert "Changements en attente" in listing and "FR7610278360010002048500175" in listing
+    assert "Confirmer ce changement" not in listing  # not by the one who asked
+    change_id = db_check(lambda s: s.scalar(sa.select(PendingChange.id)))
+    chef.post(f"/admin/admin_federation/en-attente/{change_id}", data={"decision": "confirmer"})
+    assert db_check(lambda s: s.get(Federation, fed_id).iban) == old_iban
+
+    other = login_as("adjointe", on=app.test_client())
+    assert "Confirmer ce changement" in page_html(other.get("/admin/admin_federation/"))
+    other.post(f"/admin/admin_federation/en-attente/{change_id}", data={"decision": "confirmer"})
+    assert db_check(lambda s: s.get(Federation, fed_id).iban) == "FR7610278360010002048500175"
+    assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(PendingChange))) == 0
+    requested = _events(db_check, "federation.change_requested")[0]
+    confirmed = _events(db_check, "federation.change_confirmed")[0]
+    assert requested.actor_login == "chef" and requested.after == {"iban": "FR76 **** 0175"}
+    assert confirmed.actor_login == "adjointe" and confirmed.before["iban"] == "FR76 **** 0189"
+
+
+def test_staff_never_silently_overwrite_a_coop_change(app, make_coop, make_staff, login_as, db_check):
+    coop = make_coop(1)
+    make_staff("agent")
+    client = login_as("agent")
+    parser = _FormValues()
+    parser.feed(client.get(f"/admin/admin_coops/edit/?id={coop.id}").get_data(as_text=True))
+    # meanwhile the coop changes its phone number on its own face
+    db_check(lambda s: (setattr(s.get(Coop, coop.id), "phone", "02 51 99 99 99"), s.commit()))
+    data = [(k, v) for k, v in parser.values if k != "name" and not k.startswith("mandates-_template")]
+    response = client.post(
+        f"/admin/admin_coops/edit/?id={coop.id}", data=MultiDict([*data, ("name", "Écrasée")]), follow_redirects=True
+    )
+    assert "modifiée entre-temps" in page_html(response)
+    stored = db_check(lambda s: s.get(Coop, coop.id))
+    assert stored.phone == "02 51 99 99 99" and stored.name != "Écrasée"
