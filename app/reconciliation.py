@@ -18,6 +18,7 @@ pointage summary box and for the closing at 31 August.
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -271,9 +272,11 @@ class BankItem:
     reference: str
 
 
-def uncleared_book_lines(session: Session, coop_id: int) -> list[BookLine]:
-    """Every uncleared bank line of the coop, all years (the opening balance is not a movement)."""
-    rows = session.execute(
+def uncleared_book_lines(session: Session, coop_id: int, ledger: Ledger | None = None) -> list[BookLine]:
+    """The coop's uncleared bank lines (the opening balance is not a movement): with `ledger`, those of
+    its year and the ones carried from earlier years (dated before it), never those of later years;
+    without, every year."""
+    query = (
         sa.select(
             EntryLine.id,
             Entry.id,
@@ -288,17 +291,19 @@ def uncleared_book_lines(session: Session, coop_id: int) -> list[BookLine]:
         .join(Account, Account.id == EntryLine.account_id)
         .where(Entry.coop_id == coop_id, Account.code == BANK, Entry.kind != "opening", EntryLine.cleared_on.is_(None))
         .order_by(Entry.date, EntryLine.id)
-    ).all()
+    )
+    if ledger is not None:
+        query = query.where(sa.or_(Entry.ledger_id == ledger.id, Entry.date < ledger.school_year.starts_on))
     return [
         BookLine(line_id, entry_id, day, amount, mode, normalise_number(number), label, piece)
-        for line_id, entry_id, day, amount, mode, number, label, piece in rows
+        for line_id, entry_id, day, amount, mode, number, label, piece in session.execute(query)
     ]
 
 
-def open_bank_items(session: Session, coop_id: int) -> list[BankItem]:
-    """Statement lines of the coop that no cash-book line points to yet."""
-    linked = sa.select(EntryLine.statement_line_id).where(EntryLine.statement_line_id.is_not(None))
-    rows = session.execute(
+def open_bank_items(session: Session, coop_id: int, ledger: Ledger | None = None) -> list[BankItem]:
+    """Statement lines of the coop that no cash-book line points to yet: with `ledger`, only those
+    dated in its year (a line of another year is pointed there; one of a closed year never is)."""
+    query = (
         sa.select(
             StatementLine.id,
             StatementLine.date,
@@ -307,10 +312,17 @@ def open_bank_items(session: Session, coop_id: int) -> list[BankItem]:
             StatementLine.cheque_number,
             StatementLine.reference,
         )
-        .where(StatementLine.coop_id == coop_id, StatementLine.id.not_in(linked))
+        .where(
+            StatementLine.coop_id == coop_id,
+            ~sa.exists().where(EntryLine.statement_line_id == StatementLine.id),
+        )
         .order_by(StatementLine.date, StatementLine.id)
-    ).all()
-    return [BankItem(*row) for row in rows]
+    )
+    if ledger is not None:
+        query = query.where(
+            StatementLine.date >= ledger.school_year.starts_on, StatementLine.date <= ledger.school_year.ends_on
+        )
+    return [BankItem(*row) for row in session.execute(query)]
 
 
 # -- matching ------------------------------------------------------------------------------------
@@ -385,16 +397,26 @@ def _in_window(item: BankItem, line: BookLine) -> bool:
     return -WINDOW_BEFORE <= (item.date - line.date).days <= WINDOW_AFTER
 
 
+def _by(lines, key) -> dict:
+    """Index lines by `key` (order kept inside each group): each rule looks up only its candidates,
+    so that matching stays linear in the number of lines instead of bank × book."""
+    index: dict = {}
+    for line in lines:
+        index.setdefault(key(line), []).append(line)
+    return index
+
+
 def match_cheques(pool: OpenItems) -> None:
     """R1: cheque number and exact amount (no date window: cheques are cashed late); the same number
     with another amount is an anomaly to check, never a match."""
+    cheques = _by((b for b in pool.book if b.mode == "cheque" and b.number), lambda b: b.number)
     for item in pool.bank:
         if not item.cheque or item.id not in pool.free_bank:
             continue
         same_number = [
             b
-            for b in pool.free_book.values()
-            if b.mode == "cheque" and b.number == item.cheque and b.date <= item.date + timedelta(days=CHEQUE_MARGIN)
+            for b in cheques.get(item.cheque, ())
+            if b.line_id in pool.free_book and b.date <= item.date + timedelta(days=CHEQUE_MARGIN)
         ]
         exact = [b for b in same_number if b.amount == item.amount]
         if len(exact) == 1:
@@ -408,57 +430,92 @@ def match_cheques(pool: OpenItems) -> None:
 
 def match_references(pool: OpenItems) -> None:
     """R2: a strong reference of the bank line (RUM, EndToEndId) written in the entry's label, same amount."""
+    by_amount = _by(pool.book, lambda b: b.amount)
+    folded: dict[int, str] = {}
     for item in pool.bank:
         if item.id not in pool.free_bank or not item.reference:
             continue
         references = [ref for ref in fold(item.reference).split() if len(ref) >= 6]
-        found = [
-            b
-            for b in pool.free_book.values()
-            if b.amount == item.amount and any(ref in fold(b.label) for ref in references)
-        ]
+        if not references:
+            continue
+        found = []
+        for b in by_amount.get(item.amount, ()):
+            if b.line_id not in pool.free_book:
+                continue
+            label = folded.get(b.line_id)
+            if label is None:
+                label = folded[b.line_id] = fold(b.label)
+            if any(ref in label for ref in references):
+                found.append(b)
         if len(found) == 1:
             pool.take(item, found, "R2", "même référence de prélèvement ou de virement")
 
 
 def match_deposit_slips(pool: OpenItems) -> None:
     """R3: a deposit slip: its number in the bank label, its entries summing to the bank amount."""
+    slips = _by((b for b in pool.book if b.mode == "remise" and b.amount > 0), lambda b: b.number)
     for item in pool.bank:
         if item.id not in pool.free_bank or item.amount <= 0:
             continue
         numbers = {normalise_number(token) for token in fold(item.label).split() if token.isdigit() and len(token) >= 4}
         for number in sorted(numbers):
-            group = [b for b in pool.free_book.values() if b.mode == "remise" and b.number == number and b.amount > 0]
+            group = [b for b in slips.get(number, ()) if b.line_id in pool.free_book]
             if group and sum(b.amount for b in group) == item.amount:
                 pool.take(item, group, "R3", f"bordereau de remise n° {number} ({len(group)} ligne(s) du cahier)")
                 break
+
+
+class _ByAmount:
+    """Lines grouped by amount, each group in date order, with the window of dates found by bisection:
+    a look-up sees only the lines of that amount within a few days, never the whole year."""
+
+    def __init__(self, lines) -> None:
+        self.groups: dict[int, list] = {}
+        for line in lines:  # already in (date, amount, id) order: each group is in (date, id) order
+            self.groups.setdefault(line.amount, []).append(line)
+        self.dates = {amount: [line.date for line in group] for amount, group in self.groups.items()}
+
+    def between(self, amount: int, low: date, high: date) -> list:
+        """The lines of `amount` dated from `low` to `high`, in date order."""
+        dates = self.dates.get(amount)
+        if not dates:
+            return []
+        return self.groups[amount][bisect_left(dates, low) : bisect_right(dates, high)]
+
+
+def _book_in_window(book: _ByAmount, item: BankItem) -> list:
+    """Cash-book lines of the item's amount whose date puts the bank date within -7/+10 days."""
+    return book.between(
+        item.amount, item.date - timedelta(days=WINDOW_AFTER), item.date + timedelta(days=WINDOW_BEFORE)
+    )
+
+
+def _bank_in_window(bank: _ByAmount, line: BookLine) -> list:
+    """Statement lines of the line's amount dated within -7/+10 days of it."""
+    return bank.between(
+        line.amount, line.date - timedelta(days=WINDOW_BEFORE), line.date + timedelta(days=WINDOW_AFTER)
+    )
 
 
 def match_unique_amounts(pool: OpenItems) -> None:
     """R4: exact amount in the date window, unique in both directions (cheques excepted: R1 is their
     rule); repeated until nothing changes, since each match can make another pair unique.
 
-    Both sides are indexed by amount, so each look-up only sees lines of the same amount."""
-    book_by_amount: dict[int, list[BookLine]] = {}
-    for line in pool.book:
-        if line.mode != "cheque":
-            book_by_amount.setdefault(line.amount, []).append(line)
-    bank_by_amount: dict[int, list[BankItem]] = {}
-    for item in pool.bank:
-        bank_by_amount.setdefault(item.amount, []).append(item)
+    Both sides are indexed by amount and date, so each look-up only sees lines of the same amount
+    within the window (n·log n)."""
+    book = _ByAmount(line for line in pool.book if line.mode != "cheque")
+    bank = _ByAmount(pool.bank)
     free_bank, free_book = pool.free_bank, pool.free_book
 
     changed = True
     while changed:
         changed = False
         for item in [b for b in pool.bank if b.id in free_bank]:
-            found = [b for b in book_by_amount.get(item.amount, ()) if b.line_id in free_book and _in_window(item, b)]
+            found = [b for b in _book_in_window(book, item) if b.line_id in free_book]
             if len(found) != 1:
                 continue
             rivals = [
-                other
-                for other in bank_by_amount[item.amount]
-                if other.id != item.id and other.id in free_bank and _in_window(other, found[0])
+                other for other in _bank_in_window(bank, found[0]) if other.id != item.id and other.id in free_bank
             ]
             if rivals:
                 continue
@@ -470,15 +527,23 @@ def match_unique_amounts(pool: OpenItems) -> None:
 def suggest_ambiguous(pool: OpenItems) -> tuple[set[int], set[int]]:
     """R5: what stays ambiguous (same amount in the window) becomes a suggestion, closest dates and
     labels first, each line at most once; never confirmed alone. Returns the bank and book ids used."""
-    all_by_amount: dict[int, list[BookLine]] = {}
-    for line in pool.book:
-        all_by_amount.setdefault(line.amount, []).append(line)
+    book = _ByAmount(pool.book)
+    tokens: dict[tuple[str, int], set[str]] = {}
+
+    def words(side: str, ident: int, label: str) -> set[str]:
+        key = (side, ident)
+        if key not in tokens:
+            tokens[key] = _tokens(label)
+        return tokens[key]
+
     pairs = []
     for item in pool.free_bank.values():
-        for line in all_by_amount.get(item.amount, ()):
-            if line.line_id in pool.free_book and _in_window(item, line):
+        for line in _book_in_window(book, item):
+            if line.line_id in pool.free_book:
                 days = abs((item.date - line.date).days)
-                pairs.append((days, -_similarity(item.label, line.label), line.line_id, item.id, item, line))
+                left, right = words("bank", item.id, item.label), words("book", line.line_id, line.label)
+                similarity = len(left & right) / len(left | right) if left and right else 0.0
+                pairs.append((days, -similarity, line.line_id, item.id, item, line))
     used_bank: set[int] = set()
     used_book: set[int] = set()
     for days, _, _, _, item, line in sorted(pairs, key=lambda p: p[:4]):

@@ -128,8 +128,8 @@ def screen(year: int):
             **context,
         )
     coop_id = current_coop_id()
-    items = {item.id: item for item in rec.open_bank_items(db.session, coop_id)}
-    book = {line.line_id: line for line in rec.uncleared_book_lines(db.session, coop_id)}
+    items = {item.id: item for item in rec.open_bank_items(db.session, coop_id, ledger)}
+    book = {line.line_id: line for line in rec.uncleared_book_lines(db.session, coop_id, ledger)}
     return render_template(
         "pointage/screen.html",
         ledger=ledger,
