@@ -1,6 +1,7 @@
 """A teacher keeps the cash-book in Chromium: opening balances, a split receipt, a cheque expense
-with a new action, a cash deposit; the classic view's balances; Back, refresh and double clicks
-never record an operation twice; the "reste à ventiler" indicator follows what is typed."""
+with a new action, a cash deposit, a refund received net of a contra line; the classic view's
+balances; Back, refresh and double clicks never record an operation twice; the "reste à ventiler"
+indicator follows what is typed."""
 
 from __future__ import annotations
 
@@ -187,6 +188,24 @@ def test_cash_book_journey(page, make_coop, db_check):
         ("5", "Timbres pour la correspondance")
     ]
     assert _balances(page) == ("604,40", "5,00")
+
+    # Last: the coach company refunds part of the deposit (a credit note) net of a late fee: the refund
+    # credits the charge account, the fee is a contra line typed with a minus, the indicator is signed
+    _new_entry(page)
+    page.get_by_label("Remboursement reçu (avoir d'un fournisseur, trop-payé)").check()
+    page.get_by_label("3. Libellé").fill("Avoir du transporteur")
+    page.get_by_label("4. Mode de paiement").select_option("virement")
+    page.get_by_label("Montant par la banque (€)").fill("10,00")
+    _split(page, 1, "6251", "12,00")
+    assert _rest(page) == "Reste à ventiler : -2,00 €"
+    _split(page, 2, "6251", "-2,00")
+    assert _rest(page) == "Reste à ventiler : 0,00 €"
+    page.get_by_role("button", name=SUBMIT).click()
+    page.wait_for_url(re.compile(rf"/coop/cahier/{YEAR}#op-\d+$"))
+    assert page.get_by_text("enregistrée.").first.is_visible()
+    assert "-10,00" in page.locator("tr", has_text="Avoir du transporteur").inner_text()
+
+    assert _balances(page) == ("614,40", "5,00")
 
 
 def test_entry_form_without_javascript(browser, live_server, make_coop, db_check):
