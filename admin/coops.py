@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Response, current_app, flash, redirect, url_for
 from flask_admin import BaseView, expose
+from flask_admin.actions import action
 from flask_admin.model.form import InlineFormAdmin
 from flask_login import current_user
 from markupsafe import escape
@@ -12,7 +13,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from admin.base import StaffAccessMixin, StaffModelView
 from app import audit, clock
-from app.coops import create_coop_login, credentials_csv, import_coops
+from app.coops import create_coop_login, credentials_csv, import_coops, reset_coop_password
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
 from app.identity import (
@@ -24,7 +25,7 @@ from app.identity import (
     check_uai,
     format_iban,
 )
-from app.models import Mandate, coop_login
+from app.models import Mandate, User, coop_login
 from app.web import uow
 from app.web.netutil import client_ip
 from forms.admin import CoopImportForm
@@ -175,6 +176,29 @@ class CoopAdmin(StaffModelView):
         model = self.get_one(id)
         if model is not None:
             form.expected_version.data = str(model.version)
+
+    @action(
+        "new_password",
+        "Nouveau mot de passe provisoire",
+        "Donner un nouveau mot de passe provisoire aux coopératives sélectionnées ? "
+        "Leurs sessions en cours seront fermées.",
+    )
+    def action_new_password(self, ids):
+        ids = [int(i) for i in ids]
+
+        def reset_passwords():
+            users = db.session.scalars(db.select(User).where(User.role == "coop", User.coop_id.in_(ids))).all()
+            return [
+                reset_coop_password(db.session, user, by=current_user, ip=client_ip(), hash_params=_hash_params())
+                for user in users
+            ]
+
+        outcome = uow.run(reset_passwords)
+        for cred in outcome.value or []:
+            flash(
+                escape(f"{cred.login} : nouveau mot de passe provisoire {cred.password} (affiché une seule fois)."),
+                "success",
+            )
 
 
 class CoopImportView(StaffAccessMixin, BaseView):

@@ -12,7 +12,7 @@ from app import membership as memberships
 from app.demo import creditor_identifier
 from app.extensions import db
 from app.models import Coop, Federation, Membership, SchoolYear, school_year_start
-from tests.conftest import PASSWORD
+from tests.helpers import browser_log_in
 
 pytestmark = pytest.mark.e2e
 YEAR = school_year_start(date.today())
@@ -62,11 +62,7 @@ def two_reports(app, committed):
 
 
 def test_staff_run_a_direct_debit(page, committed, two_reports, db_check, tmp_path):
-    page.goto("/connexion")
-    page.get_by_label("Identifiant").fill("tresoriere")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(re.compile(r"/admin/$"))
+    browser_log_in(page, "tresoriere", then="/admin/")
     assert page.get_by_role("heading", name="Tableau de bord de la campagne").is_visible()
 
     page.get_by_role("link", name="Prélèvements").first.click()
@@ -116,11 +112,7 @@ def test_back_office_list_actions_and_filters_work_under_the_csp(page, make_coop
     """Flask-Admin's few inline handlers are allowed by their exact CSP hashes: actions and filters work."""
     make_staff("agent")
     make_coop(7)
-    page.goto("/connexion")
-    page.get_by_label("Identifiant").fill("agent")
-    page.get_by_label("Mot de passe").fill(PASSWORD)
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_url(re.compile(r"/admin/$"))
+    browser_log_in(page, "agent", then="/admin/")
     page.goto("/admin/admin_coops/")
     page.get_by_role("button", name=re.compile("Ajouter un filtre|Add Filter")).or_(
         page.get_by_role("link", name=re.compile("Ajouter un filtre|Add Filter"))

@@ -7,7 +7,7 @@ import re
 import pytest
 import sqlalchemy as sa
 
-from app import clock
+from app import auth, clock
 from app.demo import load_demo
 from app.extensions import db
 from app.models import AuditEvent, Coop
@@ -89,6 +89,14 @@ def test_phone_layout_and_keyboard(page, demo, browser, live_server):
     phone.get_by_label("Identifiant").fill("secretariat")
     phone.get_by_label("Mot de passe").fill("demo-secretariat-85")
     phone.keyboard.press("Enter")
+    # first staff login: the authenticator app is enrolled before any back-office page opens
+    phone.wait_for_url(re.compile(r"/connexion/code/activation$"))
+    assert phone.get_by_role("img", name=re.compile("Code QR")).is_visible()
+    secret = phone.locator("#totp-secret").inner_text().replace(" ", "")
+    phone.get_by_label("Code affiché par l'application").fill(auth.totp_code(secret, clock.now()))
+    phone.get_by_role("button", name="Activer et continuer").click()
+    assert phone.locator("#recovery-codes li").count() == 10
+    phone.get_by_role("link", name="J'ai noté mes codes, continuer").click()
     phone.wait_for_url(re.compile(r"/admin/$"))
     width = phone.evaluate("document.documentElement.scrollWidth")
     assert width <= 400, f"horizontal scroll on a phone: {width}px"
