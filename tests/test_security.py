@@ -350,3 +350,44 @@ def test_staff_never_silently_overwrite_a_coop_change(app, make_coop, make_staff
     assert "modifiée entre-temps" in page_html(response)
     stored = db_check(lambda s: s.get(Coop, coop.id))
     assert stored.phone == "02 51 99 99 99" and stored.name != "Écrasée"
+
+
+# -- the coop's history --------------------------------------------------------------------------
+
+
+def test_a_coop_history_shows_its_data_changes_and_document_views_only(app, make_coop, make_staff, login_as, db_check):
+    coop = make_coop(1)
+    staff = make_staff("agent")
+
+    def events(s):
+        s.add_all(
+            [
+                AuditEvent(action="login.success", actor_login="085-001", coop_id=coop.id),
+                AuditEvent(action="login.failed", actor_login="085-001", coop_id=coop.id),
+                AuditEvent(
+                    action="coop.identity_updated", actor_login="085-001", coop_id=coop.id, after={"phone": "x"}
+                ),
+                AuditEvent(
+                    action="document.viewed",
+                    actor_id=staff.id,
+                    actor_login="agent",
+                    coop_id=coop.id,
+                    entity="document",
+                    after={"kind": "identity"},
+                ),
+                AuditEvent(action="access.refused", actor_login="agent", coop_id=coop.id),
+            ]
+        )
+        s.commit()
+        return {e.action: e.id for e in s.scalars(sa.select(AuditEvent))}
+
+    ids = db_check(events)
+    client = login_as(coop)
+    page = page_html(client.get("/coop/modifications")).split("<tbody>")[1].split("</tbody>")[0]
+    assert page.count("<tr>") == 2
+    assert "Identité modifiée" in page
+    assert "L'OCCE 85 a consulté la pièce « pièce d'identité du mandataire »" in page
+    assert "agent" not in page and "connexion" not in page.lower()
+    for hidden in ("login.success", "login.failed", "access.refused"):
+        assert client.get(f"/coop/modifications/{ids[hidden]}").status_code == 404, hidden
+    assert client.get(f"/coop/modifications/{ids['coop.identity_updated']}").status_code == 200
