@@ -71,7 +71,11 @@ def as_ofx(rows) -> bytes:
             f"<STMTTRN><TRNTYPE>{kind}<DTPOSTED>{day:%Y%m%d}<TRNAMT>{amount / 100:.2f}"
             f"<FITID>{day:%Y%m%d}{number:06d}{checknum}<NAME>{label[:32]}<MEMO>{label}</STMTTRN>"
         )
-    body.append("</BANKTRANLIST></STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>")
+    balance = sum(amount for _, amount, _, _ in rows)
+    body.append(
+        f"</BANKTRANLIST><LEDGERBAL><BALAMT>{balance / 100:.2f}<DTASOF>{rows[-1][0]:%Y%m%d}</LEDGERBAL>"
+        "</STMTRS></STMTTRNRS></BANKMSGSRSV1></OFX>"
+    )
     return "\r\n".join(body).encode("cp1252")
 
 

@@ -92,7 +92,7 @@ def test_every_format_gives_the_expected_matches(session, coop, filename):
 
     fitids = {}
     for tx in parse_statement((DATA / "releve_2025-09_credit_mutuel.ofx").read_bytes()).lines:
-        fitids[(tx.date, tx.amount_cents)] = tx.fingerprint.removeprefix("id:")
+        fitids[(tx.date, tx.amount_cents)] = tx.bank_id
     got = sorted(
         (fitids[bank_key(p.bank_id)], sorted(by_line[i] for i in p.line_ids), p.rule[:2]) for p in matched.proposals
     )

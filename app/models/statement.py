@@ -35,8 +35,10 @@ class Statement(db.Model):
 class StatementLine(db.Model):
     """A line of a bank statement, signed from the coop's point of view (money in > 0). Raw text kept.
 
-    `fingerprint` (the bank's FITID / AcctSvcrRef when it gives one, else a hash of date, amount,
-    label and rank) is unique per coop, so re-importing an overlapping statement adds nothing.
+    A bank movement is identified across files and formats by its booking date, amount and cheque
+    number (`reconciliation.import_statement`), so re-importing an overlapping statement, in any
+    format, adds nothing; `fingerprint` is that identity plus a rank among identical movements
+    (older rows hold the bank's id or a hash), unique per coop.
     """
 
     __tablename__ = "statement_line"
