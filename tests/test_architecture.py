@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("app", "admin", "forms")
 # Modules of the app package that are not domain modules: the factory, its configuration, the
 # command line and the model boundary.
-NOT_DOMAIN = {"app", "app.cli", "app.config", "app.extensions"}
+NOT_DOMAIN = {"app", "app.cli", "app.cli_ops", "app.config", "app.extensions"}
 BOUNDARY = ("app.models", "app.extensions")
 WEB = ("flask", "flask_", "werkzeug", "jinja2", "markupsafe", "app.web", "app.views", "admin", "forms")
 
