@@ -157,6 +157,11 @@ def step():
         return _edit_rows(form, year)
     if not form.validate_on_submit():
         return _render_form(form, year)
+    return _save_draft(form, coop, year)
+
+
+def _save_draft(form: MembershipForm, coop, year):
+    """Save the headcounts (a draft until the engagement), then go on to the engagement or back."""
     outcome = uow.run(
         lambda: save_draft(db.session, coop, year, form.headcounts(), by=current_user, ip=client_ip()),
         form=form,
