@@ -103,6 +103,7 @@ def _init_extensions(app: Flask) -> None:
 
 def _register_blueprints(app: Flask) -> None:
     from app.views import auth, coop, ledger, mandates, membership, pointage, yearend
+    from app.views import session as session_views
     from app.web import errors, filters, health, logs, security, uploads
 
     logs.register(app)
@@ -117,5 +118,6 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(mandates.bp)
     app.register_blueprint(yearend.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(session_views.bp)
     errors.register(app)
     filters.register(app)

@@ -12,8 +12,9 @@ answers 503 with `Retry-After`: nothing was written (the unit of work rolled bac
 from __future__ import annotations
 
 import logging
+import secrets
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request, session, url_for
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -41,10 +42,60 @@ MESSAGES = {
         "Le portail est très occupé : rien n'a été enregistré, réessayez dans un instant.",
     ),
 }
-CSRF_MESSAGE = (
-    "Le formulaire a expiré ou a été ouvert dans un autre onglet. "
-    "Rechargez la page et recommencez : rien n'a été enregistré."
+# A refused form (CSRF): the session expired while the form was open (no user left in the session), or
+# the form was opened before a new login / in a tab of an older session. Nothing was recorded either way.
+CSRF_EXPIRED = (
+    "Session expirée",
+    "Votre session a expiré : après {minutes} minutes sans activité, il faut se reconnecter. "
+    "Ce formulaire n'a donc pas été enregistré.",
+    "reconnectez-vous, vous retrouverez le formulaire rempli ; vérifiez-le puis validez-le.",
+    "Se reconnecter et reprendre le formulaire",
 )
+CSRF_STALE = (
+    "Formulaire périmé",
+    "Ce formulaire a été ouvert avant votre dernière connexion (ou dans un autre onglet) : par sécurité, "
+    "il n'a pas été enregistré.",
+    "revenez au formulaire, il sera rempli de nouveau ; vérifiez-le puis validez-le.",
+    "Revenir au formulaire",
+)
+
+
+def _form_page() -> str:
+    """The page the refused form was on (same-site Referer), else the address it was sent to."""
+    from urllib.parse import urlsplit
+
+    from app.web.security import safe_next_url
+
+    referrer = urlsplit(request.referrer or "")
+    if referrer.netloc == request.host and referrer.path:
+        page = referrer.path + (f"?{referrer.query}" if referrer.query else "")
+    else:
+        page = request.full_path.rstrip("?")
+    return safe_next_url(page, url_for("coop.index"))
+
+
+def render_csrf_error():
+    """The refused-form page: what happened, nothing recorded, and the way back to the same form."""
+    _rollback()
+    # Flask-WTF refuses the form before the access check that draws the page's CSP nonce.
+    if not g.get("csp_nonce"):
+        g.csp_nonce = secrets.token_urlsafe(16)
+    logged_in = bool(session.get("_user_id"))
+    title, text, kept, back_label = CSRF_STALE if logged_in else CSRF_EXPIRED
+    page = _form_page()
+    back_url = page if logged_in else url_for("auth.login", next=page)
+    template = current_app.jinja_env.get_template("errors/csrf.html")
+    html = template.render(
+        code=400,
+        title=title,
+        text=text.format(minutes=int(current_app.config["IDLE_TIMEOUT"].total_seconds() // 60)),
+        kept=kept,
+        back_url=back_url,
+        back_label=back_label,
+        nonce=g.get("csp_nonce", ""),
+        request_id=g.get("request_id", ""),
+    )
+    return html, 400
 
 
 def _rollback() -> None:
@@ -81,7 +132,7 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
-        return render_error(400, CSRF_MESSAGE)
+        return render_csrf_error()
 
     @app.errorhandler(503)
     def unavailable(exc):

@@ -89,11 +89,30 @@ def live_server(app, _served) -> Iterator[str]:
 
 
 @pytest.fixture
-def page(browser, live_server):
+def console_errors() -> list[str]:
+    """The browser console errors of the test's page; a test that expects one (the 400 of a refused
+    form) removes it with `expect_console_error`."""
+    return []
+
+
+@pytest.fixture
+def expect_console_error(console_errors):
+    """`expect_console_error(text)`: the test expected exactly this console error once; it is not a failure."""
+
+    def expect(text: str) -> None:
+        matching = [error for error in console_errors if text in error]
+        assert matching, f"expected a console error containing {text!r}, got {console_errors}"
+        console_errors.remove(matching[0])
+
+    return expect
+
+
+@pytest.fixture
+def page(browser, live_server, console_errors):
     context = browser.new_context(base_url=live_server, locale="fr-FR", viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)
-    errors: list[str] = []
+    errors = console_errors
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     yield page
