@@ -5,10 +5,12 @@ login); refused in production without --force; demo logins work and coops must c
 from __future__ import annotations
 
 import html
+import re
 
 import sqlalchemy as sa
 from schwifty import IBAN
 
+from app import auth, clock
 from app.coops import check_email
 from app.identity import check_bic, check_iban, check_phone, check_postal_code, check_uai
 from app.models import Coop, Federation, SchoolYear, User
@@ -152,6 +154,10 @@ def test_demo_staff_logs_in_to_the_back_office(app, client):
 
     response = client.post("/connexion", data={"login": "secretariat", "password": "demo-secretariat-85"})
 
-    assert response.status_code == 302
-    assert response.headers["Location"].startswith("/admin")
+    # first staff login: the authenticator app is enrolled before any back-office page opens
+    assert response.headers["Location"] == "/connexion/code/activation"
+    assert client.get("/admin/").headers["Location"].startswith("/connexion")
+    page = client.get("/connexion/code/activation").get_data(as_text=True)
+    secret = re.search(r'id="totp-secret"[^>]*>([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
+    client.post("/connexion/code/activation", data={"code": auth.totp_code(secret, clock.now())})
     assert client.get("/admin/").status_code == 200

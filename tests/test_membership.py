@@ -735,7 +735,7 @@ def test_federation_setting_lists_the_banks_without_direct_debit(app, make_staff
         db.session.commit()
         federation_id = db.session.scalar(sa.select(Federation.id))
         db.session.remove()
-    staff = login_as(make_staff(), on=app.test_client())
+    staff = login_as(make_staff(role="admin"), on=app.test_client())  # settings: administrators only
     page = _text(staff.get(f"/admin/admin_federation/edit/?id={federation_id}"))
     assert "Banques sans prélèvement" in page and "La Banque Postale</textarea>" in page
     response = staff.post(
