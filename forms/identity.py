@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from app.coops import check_email
 from app.identity import IDENTITY_FIELDS, check_bic, check_iban, check_phone, check_postal_code, check_uai
-from forms.validators import Normalise
+from forms.validators import Normalise, SingleLineForm
 
 REQUIRED = "Ce champ est obligatoire."
 
 
-class IdentityForm(FlaskForm):
+class IdentityForm(SingleLineForm):
     """Identité de la coop. Only these fields reach the model (no mass assignment)."""
 
     name = StringField("Nom de la coopérative", validators=[DataRequired(REQUIRED), Length(max=200)])

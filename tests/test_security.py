@@ -15,6 +15,7 @@ from app import clock as app_clock
 from app.config import DEV_SECRET_KEY, ConfigError, build_config
 from app.errors import DomainError
 from app.models import Account, AuditEvent, Coop, Federation, PendingChange, SchoolYear, User
+from forms.validators import SINGLE_LINE_MESSAGE
 from tests.helpers import PASSWORD, STAFF_TOTP_SECRET, page_html
 
 
@@ -391,3 +392,26 @@ def test_a_coop_history_shows_its_data_changes_and_document_views_only(app, make
     for hidden in ("login.success", "login.failed", "access.refused"):
         assert client.get(f"/coop/modifications/{ids[hidden]}").status_code == 404, hidden
     assert client.get(f"/coop/modifications/{ids['coop.identity_updated']}").status_code == 200
+
+
+# -- text that goes out ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["École\r\nBcc: x@evil.example", "École\tdu bourg", "École\x00", "École\u2028"])
+def test_one_line_fields_refuse_line_breaks_and_control_characters(app, make_coop, login_as, db_check, value):
+    coop = make_coop(1)
+    client = login_as(coop)
+    form = _FormValues()
+    form.feed(client.get("/coop/identite").get_data(as_text=True))
+    data = MultiDict([(k, v) for k, v in form.values if k != "school_name"] + [("school_name", value)])
+    response = client.post("/coop/identite", data=data)
+    assert SINGLE_LINE_MESSAGE in page_html(response)
+    assert db_check(lambda s: s.get(Coop, coop.id).school_name) == "École de test 1"
+
+
+def test_back_office_one_line_fields_refuse_line_breaks(app, make_coop, make_staff, login_as, db_check):
+    coop = make_coop(1)
+    make_staff("agent")
+    response = _edit(login_as("agent"), "admin_coops", coop.id, {"name": "Coop\r\nBcc: x@evil.example"})
+    assert response.status_code == 200 and SINGLE_LINE_MESSAGE in page_html(response)
+    assert db_check(lambda s: s.get(Coop, coop.id).name) == "Coopérative de test 001"
