@@ -19,6 +19,7 @@ from app.annual_report import ensure_report
 from app.closing import CashCount
 from app.crf import build_crf
 from app.errors import DomainError, ValidationErrors
+from app.formats import euros
 from app.models import (
     Action,
     AnnualReport,
@@ -900,6 +901,105 @@ def test_crf_page_and_pdf_of_the_worked_example(client, web_example, login_as):
         "Situation au 31/08/2025 2 992,40",
     ):
         assert figure in text, figure
+
+
+def _bank_entry(piece: str, amount: int, day: date, code: str, *, cheque: str = "", bank_in: bool = False, label=""):
+    treasury = books.Treasury(bank_in=amount) if bank_in else books.Treasury(bank_out=amount)
+    return books.EntryData(
+        piece=piece,
+        date=day,
+        label=label or f"Opération {piece}",
+        payment_mode="remise" if bank_in else ("cheque" if cheque else "virement"),
+        kind="receipt" if bank_in else "expense",
+        treasury=treasury,
+        splits=[books.Split(code, amount)],
+        cheque_number=cheque,
+    )
+
+
+def _pdf_lines(pdf: bytes) -> list[list[str]]:
+    from pypdf import PdfReader
+
+    return [page.extract_text().splitlines() for page in PdfReader(io.BytesIO(pdf)).pages]
+
+
+def _fold(text: str) -> str:
+    return re.sub(r"\s+", " ", text.replace("\u202f", " ").replace("\u00a0", " "))
+
+
+def test_the_crf_pdf_lists_every_uncleared_line_and_inventory_item_in_its_annexes(
+    client, web_example, login_as, db_check
+):
+    """A long year: the summary keeps its totals, the annexes list every line, page numbers run on."""
+    long_label = "Vidéoprojecteur, écran et câbles pour la classe de mer à Noirmoutier (devis « œuvre » n° 2025-118)"
+
+    def load(session):
+        ledger = books.find_ledger(session, web_example.id, 2024)
+        for i in range(70):  # cheques not yet debited at 31 August
+            books.record_entry(
+                session,
+                ledger,
+                _bank_entry(f"C{i:03d}", 100_000 + 1_234 * i, date(2025, 8, 1 + i % 28), "6068", cheque=f"{7000 + i}"),
+                by=None,
+            )
+        for i in range(45):  # purchases of durable goods, paid by transfer, not yet on the statement
+            label = long_label if i == 7 else ""
+            entry = _bank_entry(f"M{i:03d}", 250_000 + 99 * i, date(2025, 7, 1 + i % 28), "68", label=label)
+            books.record_entry(session, ledger, entry, by=None)
+        books.record_entry(
+            session, ledger, _bank_entry("R001", 345_067, date(2025, 8, 30), "756", bank_in=True), by=None
+        )
+        session.commit()
+
+    db_check(load)
+    login_as(web_example)
+    assert _close_by_web(client).status_code == 302
+    response = client.get("/coop/compte-rendu/2024/financier.pdf")  # warnings are errors: every glyph drawn
+    text = _pdf_text(response)
+    pages = _pdf_lines(response.data)
+    crf = db_check(lambda s: build_crf(s, books.find_ledger(s, web_example.id, 2024)))
+
+    # The summary: counts and totals, the annexes named.
+    assert f"({len(crf.outstanding_cheques)}, liste en annexe 1)" in text
+    assert "(1, liste en annexe 2)" in text
+    assert "Achats de biens durables de l'année (compte 68000008) : 45, liste en annexe 3" in text
+    # Every uncleared line and every inventory item, whole, in the annexes.
+    assert "Annexe 1 — Chèques et paiements émis non débités au 31/08/2025" in text
+    for i in range(70):
+        amount = _fold(euros(100_000 + 1_234 * i))
+        assert f"{1 + i % 28:02d}/08/2025 C{i:03d} {7000 + i} Opération C{i:03d} {amount}" in text, i
+    assert "Annexe 2 — Remises et versements non crédités" in text and "R001 Opération R001 3 450,67 €" in text
+    assert "Total des remises non créditées 3 450,67 €" in text
+    for line in crf.inventory:
+        row = f"{line.date:%d/%m/%Y} {line.piece} {line.label} {_fold(euros(line.amount))}"
+        assert text.count(row) == 2, line  # paid by bank: in annex 1 and in annex 3
+    assert len(crf.inventory) == 45 and long_label in text
+    assert _fold(f"Total des biens durables {euros(crf.inventory_total)}") in text
+    assert _fold(f"Total des chèques et paiements non débités {euros(crf.outstanding_cheques_total)}") in text
+    # The annexes continue the body's page numbering, with the same footer.
+    assert len(pages) >= 5
+    for number, lines in enumerate(pages, start=1):
+        footer = next(line for line in lines if "Compte rendu financier 2024-2025 · 085-001 · édité le" in line)
+        assert footer.rstrip().endswith(f"page {number}"), (number, footer)
+    # No amount is ever split across two lines.
+    for line in (line for lines in pages for line in lines):
+        assert not re.match(r"^\s*\d{3},\d{2}", line) or re.search(r"(^|\s)\d{3},\d{2}", line), line
+        assert not re.search(r"\d[\u00a0\u202f ]\d{3}$", line.rstrip(" €")), line
+
+
+def test_listing_pages_draw_every_character_or_warn():
+    from app.pdf import MissingGlyphWarning
+    from app.pdf_tables import Column, Listing, render_listings
+
+    columns = (Column("Libellé", 0.7), Column("Montant", 0.3, numeric=True))
+    listing = Listing(
+        "Produits − charges", columns, [("« œuvre » l’été…", "1\u202f234,56\u202f€")], ("Total", "0,00 €")
+    )
+    pdf = render_listings([listing], heading="Annexes", subtitle="Coop", footer="Pied", first_page=4)
+    text = _fold(" ".join(line for lines in _pdf_lines(pdf) for line in lines))
+    assert "Produits − charges" in text and "« œuvre » l’été… 1 234,56 €" in text and "Pied · page 4" in text
+    with pytest.warns(MissingGlyphWarning, match="漢"):
+        render_listings([Listing("漢", columns, [])], heading="Annexes", subtitle="", footer="", first_page=1)
 
 
 def test_quitus_rules_on_the_page_and_its_pdf(client, web_example, login_as, db_check):

@@ -7,6 +7,7 @@ from flask import Response, abort, current_app, flash, redirect, render_template
 from flask_login import current_user
 
 from app import clock, cra, documents, submission
+from app import crf_pdf as crf_document
 from app import ledger as books
 from app.annual_report import ensure_report, find_report
 from app.closing import denomination_label
@@ -127,17 +128,26 @@ def crf_pdf(year: int):
     verify_url = (
         url_for("admin_closings.verify", code=crf.verification.code, _external=True) if crf.verification else None
     )
+    issued_on = fr_date(today())
     html = render_template(
         "pdf/crf.html",
         crf=crf,
         federation=federation(),
         report=report,
         denomination_label=denomination_label,
-        issued_on=fr_date(today()),
+        issued_on=issued_on,
         verify_url=verify_url,
         qr_code=qr_data_uri(verify_url) if verify_url else None,
+        annexes=crf_document.annexes(crf),
+        footer=crf_document.footer(crf, issued_on),
     )
-    return pdf_response(html, f"compte-rendu-financier-{label(year)}-{coop().login}.pdf")
+    pdf = crf_document.render_crf_pdf(html, current_app.static_folder, crf, issued_on)
+    filename = f"compte-rendu-financier-{label(year)}-{coop().login}.pdf"
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "X-Content-Type-Options": "nosniff"},
+    )
 
 
 # -- quitus --------------------------------------------------------------------------------------
