@@ -2,9 +2,10 @@
 
 xhtml2pdf lays out every table cell through its HTML and CSS machinery: a thousand rows cost about
 ten seconds. A report keeps its summary in the xhtml2pdf body (`app.pdf.render_pdf`) and draws its
-long listings (every uncleared bank line of a CRF, its inventory register) here, as `LongTable`s
-of plain strings: no markup, no CSS, a few milliseconds per hundred rows. `render_with_listings`
-renders both and appends the listing pages to the body's, numbered after them.
+long listings (every uncleared bank line of a CRF, its inventory register) here, as reportlab tables
+of plain strings (a label too long for its column wraps): no markup, no CSS, the rows of a page
+laid out once. `render_with_listings` renders both and appends the listing pages to the body's,
+numbered after them.
 
 The pages look like the body's (`templates/pdf/base.html`): A4, the same margins, Bitstream Vera
 (registered by `app.pdf`), the same grid colours, the same footer with the page number. Amounts
@@ -31,11 +32,12 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.platypus import (
     BaseDocTemplate,
     CondPageBreak,
+    Flowable,
     Frame,
-    LongTable,
     PageTemplate,
     Paragraph,
     Spacer,
+    Table,
     TableStyle,
 )
 
@@ -111,48 +113,103 @@ def _paragraph(text: str, style: ParagraphStyle) -> Paragraph:
     return Paragraph(escape(text), style)
 
 
-def _table(listing: Listing, glyph: _Glyphs) -> LongTable:
+_ROW = _LEADING + 3 + 2  # a row of one line: leading, top and bottom padding
+_BASE_STYLE = (
+    ("FONT", (0, 0), (-1, -1), FONT, _SIZE, _LEADING),
+    ("FONT", (0, 0), (-1, 0), _BOLD, _SIZE, _LEADING),
+    ("TEXTCOLOR", (0, 0), (-1, -1), _TEXT),
+    ("BACKGROUND", (0, 0), (-1, 0), _HEAD),
+    ("GRID", (0, 0), (-1, -1), 0.5, _GRID),
+    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+    ("LEFTPADDING", (0, 0), (-1, -1), _PAD_X),
+    ("RIGHTPADDING", (0, 0), (-1, -1), _PAD_X),
+    ("TOPPADDING", (0, 0), (-1, -1), 3),
+    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+)
+
+
+@dataclass(frozen=True)
+class _Row:
+    cells: list[object]
+    height: float
+    kind: str = "line"  # or "empty" (one cell across the table), "total" (label across all but the amount)
+
+
+class _PagedTable(Flowable):
+    """A table that fills each page with the rows that fit and carries the rest, its header repeated:
+    the row heights are known in advance (`rowHeights`), so a split costs the rows of one page, where
+    a reportlab table would measure and copy every remaining row at each page break."""
+
+    def __init__(self, header: list[object], rows: Sequence[_Row], widths: list[float], style: list[tuple]):
+        super().__init__()
+        self.header, self.rows, self.widths, self.style = header, rows, widths, style
+        self.hAlign = "LEFT"
+
+    def _table(self, rows: Sequence[_Row]) -> Table:
+        style = list(self.style)
+        for index, row in enumerate(rows, start=1):
+            if row.kind == "empty":
+                style.append(("SPAN", (0, index), (-1, index)))
+            elif row.kind == "total":
+                style += [
+                    ("SPAN", (0, index), (-2, index)),
+                    ("FONT", (0, index), (-1, index), _BOLD, _SIZE, _LEADING),
+                    ("BACKGROUND", (0, index), (-1, index), _HEAD),
+                ]
+        data = [self.header] + [row.cells for row in rows]
+        heights = [_ROW] + [row.height for row in rows]
+        return Table(data, colWidths=self.widths, rowHeights=heights, style=TableStyle(style), hAlign="LEFT")
+
+    def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+        self.width, self.height = sum(self.widths), _ROW + sum(row.height for row in self.rows)
+        return self.width, self.height
+
+    def split(self, available_width: float, available_height: float) -> list[Flowable]:
+        room, fitting = available_height - _ROW, 0
+        for row in self.rows:
+            if row.height > room:
+                break
+            room -= row.height
+            fitting += 1
+        if fitting == 0:
+            return []  # not even one row: the next page
+        return [
+            self._table(self.rows[:fitting]),
+            _PagedTable(self.header, self.rows[fitting:], self.widths, self.style),
+        ]
+
+    def draw(self) -> None:
+        table = self._table(self.rows)
+        table.wrapOn(self.canv, self.width, self.height)
+        table.drawOn(self.canv, 0, 0)
+
+
+def _table(listing: Listing, glyph: _Glyphs) -> _PagedTable:
     widths = [column.width * _WIDTH for column in listing.columns]
     last = len(widths) - 1
-    data: list[list[object]] = [[glyph(column.title) for column in listing.columns]]
+    rows: list[_Row] = []
     for row in listing.rows:
         cells: list[object] = []
+        height = _ROW
         for index, value in enumerate(row):
             value = glyph(value)
+            room = widths[index] - 2 * _PAD_X
             # A plain string is drawn on one line; only a text wider than its column is wrapped.
-            if (
-                not listing.columns[index].numeric
-                and pdfmetrics.stringWidth(value, FONT, _SIZE) > widths[index] - 2 * _PAD_X
-            ):
-                cells.append(_paragraph(value, _CELL))
+            if not listing.columns[index].numeric and pdfmetrics.stringWidth(value, FONT, _SIZE) > room:
+                paragraph = _paragraph(value, _CELL)
+                height = max(height, paragraph.wrap(room, A4[1])[1] + 3 + 2)
+                cells.append(paragraph)
             else:
                 cells.append(value)
-        data.append(cells)
-    style = [
-        ("FONT", (0, 0), (-1, -1), FONT, _SIZE, _LEADING),
-        ("FONT", (0, 0), (-1, 0), _BOLD, _SIZE, _LEADING),
-        ("TEXTCOLOR", (0, 0), (-1, -1), _TEXT),
-        ("BACKGROUND", (0, 0), (-1, 0), _HEAD),
-        ("GRID", (0, 0), (-1, -1), 0.5, _GRID),
-        ("VALIGN", (0, 0), (-1, -1), "TOP"),
-        ("LEFTPADDING", (0, 0), (-1, -1), _PAD_X),
-        ("RIGHTPADDING", (0, 0), (-1, -1), _PAD_X),
-        ("TOPPADDING", (0, 0), (-1, -1), 3),
-        ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-    ]
-    style += [("ALIGN", (i, 0), (i, -1), "RIGHT") for i, column in enumerate(listing.columns) if column.numeric]
+        rows.append(_Row(cells, height))
     if not listing.rows:
-        data.append([glyph(listing.empty)] + [""] * last)
-        style.append(("SPAN", (0, 1), (-1, 1)))
+        rows.append(_Row([glyph(listing.empty)] + [""] * last, _ROW, "empty"))
     if listing.total is not None:
         label, amount = listing.total
-        data.append([glyph(label)] + [""] * (last - 1) + [glyph(amount)])
-        style += [
-            ("SPAN", (0, -1), (-2, -1)),
-            ("FONT", (0, -1), (-1, -1), _BOLD, _SIZE, _LEADING),
-            ("BACKGROUND", (0, -1), (-1, -1), _HEAD),
-        ]
-    return LongTable(data, colWidths=widths, repeatRows=1, style=TableStyle(style), hAlign="LEFT")
+        rows.append(_Row([glyph(label)] + [""] * (last - 1) + [glyph(amount)], _ROW, "total"))
+    style = list(_BASE_STYLE)
+    style += [("ALIGN", (i, 0), (i, -1), "RIGHT") for i, column in enumerate(listing.columns) if column.numeric]
+    return _PagedTable([glyph(column.title) for column in listing.columns], rows, widths, style)
 
 
 def render_listings(listings: Sequence[Listing], *, heading: str, subtitle: str, footer: str, first_page: int) -> bytes:
