@@ -136,7 +136,7 @@ def test_history_lists_the_change(client, make_coop, login_as):
 def test_home_checklist(client, make_coop, login_as):
     login_as(make_coop(1, uai="", iban=""))
     page = client.get("/").get_data(as_text=True)
-    assert "2 information(s) à compléter" in page
+    assert "2 informations à compléter : numéro UAI, IBAN." in page
     assert "Mandataire actuel : Claire Moreau" in page
     assert page.count("Bientôt disponible") == 1  # membership: no rates yet for the current year
     assert "Aucune opération pour cette année" in page

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, object_session
 
-from app.formats import euros
+from app.formats import euros, fr_date
 from app.identity import IDENTITY_FIELDS
 from app.mandates import current_mandate
 from app.membership import membership_of, previous_membership, year_of
@@ -16,6 +16,19 @@ from app.models import Coop, Membership, SchoolYear, school_year_start
 
 # Fields without which the identity step is not complete (the phone and director are optional).
 REQUIRED_IDENTITY = tuple(f for f in IDENTITY_FIELDS if f not in ("phone", "director_name"))
+# How the home card names a missing field (short forms of the identity page's labels).
+IDENTITY_NAMES = {
+    "name": "nom de la coopérative",
+    "school_name": "nom de l'école",
+    "uai": "numéro UAI",
+    "address": "adresse",
+    "postal_code": "code postal",
+    "city": "commune",
+    "email": "e-mail",
+    "bank_name": "banque",
+    "iban": "IBAN",
+    "bic": "BIC",
+}
 
 
 @dataclass(frozen=True)
@@ -28,10 +41,48 @@ class Step:
     summary: str
     action_label: str | None = None
     endpoint: str | None = None
+    deadline: date | None = None  # shown on the card while the step is still to do
+    is_late: bool = False
 
 
 def missing_identity_fields(coop: Coop) -> list[str]:
     return [field for field in REQUIRED_IDENTITY if not getattr(coop, field)]
+
+
+def identity_step(coop: Coop) -> Step:
+    """The identity card: complete, or which information is missing, by name."""
+    missing = missing_identity_fields(coop)
+    if not missing:
+        return Step(
+            "identity",
+            "Identité de la coop",
+            "done",
+            "Informations complètes.",
+            "Vérifier ou modifier",
+            "coop.identity",
+        )
+    names = ", ".join(IDENTITY_NAMES.get(field, field) for field in missing)
+    count = (
+        f"{len(missing)} information à compléter" if len(missing) == 1 else f"{len(missing)} informations à compléter"
+    )
+    return Step("identity", "Identité de la coop", "todo", f"{count} : {names}.", "Compléter", "coop.identity")
+
+
+def is_late(deadline: date | None, today: date | None) -> bool:
+    return deadline is not None and today is not None and today > deadline
+
+
+def late_note(deadline: date | None, today: date | None, what: str) -> str:
+    """A polite sentence once the deadline has passed (empty before it, or without a deadline)."""
+    if not is_late(deadline, today):
+        return ""
+    return f" La date limite est passée : {what} dès que possible ; en cas de difficulté, contactez l'OCCE 85."
+
+
+def reports_deadline(year: SchoolYear) -> date | None:
+    """The reports deadline of `year`, when it is a real one (after the year's last day, 31 August)."""
+    deadline = year.reports_deadline
+    return deadline if deadline is not None and deadline > year.ends_on else None
 
 
 def _euros(cents: int | None) -> str:
@@ -45,10 +96,21 @@ def _paris_day(moment: datetime | None) -> str:
 
 
 def membership_step(
-    year: SchoolYear | None, membership: Membership | None, has_previous: bool, year_label: str
+    year: SchoolYear | None,
+    membership: Membership | None,
+    has_previous: bool,
+    year_label: str,
+    today: date | None = None,
 ) -> Step:
-    """The membership card: where the adhésion of the year stands and what to do next."""
+    """The membership card: where the adhésion of the year stands and what to do next.
+
+    With `today`, a card still to do shows the year's membership deadline (or says politely that it
+    has passed), and a membership committed after the deadline says so.
+    """
     title = f"Adhésion {year_label}"
+    deadline = year.membership_deadline if year is not None else None
+    to_do = late_note(deadline, today, "pensez à vous engager")
+    dated = {"deadline": deadline, "is_late": is_late(deadline, today)}
     endpoint = "membership.step"
     if year is None:
         return Step(
@@ -63,17 +125,24 @@ def membership_step(
             if has_previous
             else "Déclarez les classes et leurs effectifs, puis engagez-vous comme mandataire."
         )
-        return Step("membership", title, "todo", summary, "Renouveler l'adhésion", endpoint)
+        return Step("membership", title, "todo", summary + to_do, "Renouveler l'adhésion", endpoint, **dated)
     if membership.status == "draft":
         return Step(
             "membership",
             title,
             "todo",
-            "Effectifs enregistrés : il reste l'engagement du mandataire.",
+            "Effectifs enregistrés : il reste l'engagement du mandataire." + to_do,
             "Reprendre l'adhésion",
             endpoint,
+            **dated,
         )
     amount = _euros(membership.total_cents)
+    committed_day = _paris_day(membership.committed_at)
+    late = ""
+    if deadline is not None and membership.committed_at is not None and committed_day:
+        committed_on = membership.committed_at.replace(tzinfo=UTC).astimezone(ZoneInfo("Europe/Paris")).date()
+        if committed_on > deadline:
+            late = f" (après la date limite du {fr_date(deadline)} : c'est noté, merci)"
     if membership.status == "paid":
         return Step(
             "membership",
@@ -98,7 +167,7 @@ def membership_step(
             "membership",
             title,
             "todo",
-            f"Engagée le {_paris_day(membership.committed_at)}. À faire : envoyer un chèque de {amount} à l'OCCE 85.",
+            f"Engagée le {committed_day}{late}. À faire : envoyer un chèque de {amount} à l'OCCE 85.",
             "Voir l'adhésion",
             endpoint,
         )
@@ -107,7 +176,7 @@ def membership_step(
         "membership",
         title,
         "waiting",
-        f"Engagée le {_paris_day(membership.committed_at)} : le montant de {amount} {what}.",
+        f"Engagée le {committed_day}{late} : le montant de {amount} {what}.",
         "Voir l'adhésion",
         endpoint,
     )
@@ -117,7 +186,7 @@ def _membership_card(session: Session | None, coop: Coop, today: date, year_labe
     year = year_of(session, today) if session is not None else None
     membership = membership_of(session, coop, year) if year is not None else None
     has_previous = membership is None and year is not None and previous_membership(session, coop, year) is not None
-    return membership_step(year, membership, has_previous, year_label)
+    return membership_step(year, membership, has_previous, year_label, today)
 
 
 def _ledger_card(session: Session | None, coop: Coop, today: date, year_label: str) -> Step:
@@ -212,8 +281,9 @@ def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
         return Step(
             "reports", title, "done", f"Pas de cahier {label} sur le portail : pas de compte rendu à envoyer ici."
         )
-    deadline = ledger.school_year.reports_deadline
-    before = f" À envoyer avant le {deadline:%d/%m/%Y}." if deadline else ""
+    deadline = reports_deadline(ledger.school_year)
+    before = late_note(deadline, today, "envoyez les comptes rendus")
+    dated = {"deadline": deadline, "is_late": is_late(deadline, today)}
     report = find_report(session, ledger)
     endpoint = "yearend.report_current"
     if report is not None and report.status == "returned":
@@ -224,6 +294,7 @@ def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
             f"L'OCCE 85 vous a renvoyé le compte rendu : {report.return_reason}",
             "Reprendre le compte rendu",
             endpoint,
+            **dated,
         )
     if ledger.is_open:
         return Step(
@@ -232,6 +303,7 @@ def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
             "todo",
             f"Après la clôture du cahier {label} : compte rendu d'activités, "
             f"compte rendu financier, quitus et justificatifs.{before}",
+            **dated,
         )
     if report is None or report.status == "draft":
         return Step(
@@ -242,6 +314,7 @@ def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
             f"vérificateurs, relevé au 31 août et justificatifs, puis envoi à l'OCCE 85.{before}",
             "Remplir les comptes rendus",
             endpoint,
+            **dated,
         )
     if report.status == "submitted":
         return Step(
@@ -267,22 +340,24 @@ def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step
 
     The membership card is looked up through the coop's session unless `membership_card` is given.
     """
-    missing = missing_identity_fields(coop)
     mandate = current_mandate(coop, today)
     from app import mandates as _mandates  # the mandate card; imported here: app.mandates imports this module
 
+    status, summary, action = _mandates.home_card(object_session(coop), coop, mandate)
     return [
-        Step(
-            "identity",
-            "Identité de la coop",
-            "todo" if missing else "done",
-            f"{len(missing)} information(s) à compléter." if missing else "Informations complètes.",
-            "Compléter" if missing else "Vérifier ou modifier",
-            "coop.identity",
-        ),
+        identity_step(coop),
         membership_card or _membership_card(object_session(coop), coop, today, year_label),
         _ledger_card(object_session(coop), coop, today, year_label),
         _closing_card(object_session(coop), coop, today),
         _reports_card(object_session(coop), coop, today),
-        Step("mandate", "Mandataire", *_mandates.home_card(object_session(coop), coop, mandate), "mandates.step"),
+        Step("mandate", "Mandataire", status, summary + coming_mandate_note(coop, today), action, "mandates.step"),
     ]
+
+
+def coming_mandate_note(coop: Coop, today: date) -> str:
+    """Once the change is done and the new mandate starts later: who takes over, and from when."""
+    coming = [m for m in coop.mandates if m.role == "mandataire" and m.started_on > today]
+    if not coming:
+        return ""
+    first = min(coming, key=lambda m: m.started_on)
+    return f" À partir du {fr_date(first.started_on)}, {first.full_name} sera mandataire de la coopérative."

@@ -127,6 +127,7 @@ def test_another_login_on_the_same_browser_never_sees_the_draft(page, make_coop,
     _open_identity(page)
     page.context.clear_cookies()
     page.get_by_role("button", name="Valider les modifications").click()
+    page.get_by_role("heading", name="Session expirée").wait_for()
     expect_console_error("status of 400")
     page.get_by_role("link", name="Se reconnecter et reprendre le formulaire").click()
     page.get_by_label("Identifiant").fill("085-002")

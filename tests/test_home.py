@@ -1,0 +1,111 @@
+"""The home checklist says what is missing, shows each deadline, is polite when one has passed, and
+announces the coming mandataire; the identity page points at the empty fields."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import sqlalchemy as sa
+
+from app.models import Coop, Mandate, Membership, SchoolYear
+from app.web.home import checklist, membership_step, reports_deadline
+from tests.helpers import page_html, plain
+
+
+def _card(session, coop_id: int, key: str, today: date, label: str = "2025-2026"):
+    coop = session.get(Coop, coop_id)
+    return next(step for step in checklist(coop, today, label) if step.key == key)
+
+
+def test_identity_card_names_the_missing_information(app, client, make_coop, login_as):
+    login_as(make_coop(1, uai=""))
+    page = plain(page_html(client.get("/")))
+    assert "1 information à compléter : numéro UAI." in page
+    other = login_as(make_coop(2, uai="", iban=""), on=app.test_client())
+    page = plain(page_html(other.get("/")))
+    assert "2 informations à compléter : numéro UAI, IBAN." in page
+
+
+def test_identity_page_lists_and_marks_the_empty_fields(app, client, make_coop, login_as):
+    login_as(make_coop(1, uai="", bic=""))
+    page = plain(page_html(client.get("/coop/identite")))
+    assert "2 informations à compléter :" in page
+    assert '<a href="#uai">Numéro UAI (ex-RNE) de l\'école</a>' in page and '<a href="#bic">BIC</a>' in page
+    assert page.count("field-missing") == 2
+    other = login_as(make_coop(2), on=app.test_client())
+    page = page_html(other.get("/coop/identite"))
+    assert "à compléter" not in page and "field-missing" not in page
+
+
+def test_membership_card_shows_its_deadline_then_a_polite_reminder(session, make_coop):
+    year = SchoolYear(start_year=2025, membership_deadline=date(2025, 10, 15))
+    session.add(year)
+    session.flush()
+    before = membership_step(year, None, False, year.label, date(2025, 10, 1))
+    assert before.deadline == date(2025, 10, 15) and not before.is_late
+    assert "date limite est passée" not in before.summary
+    after = membership_step(year, None, False, year.label, date(2025, 11, 29))
+    assert after.is_late and after.status == "todo"
+    assert "La date limite est passée : pensez à vous engager dès que possible" in after.summary
+
+
+def test_commitment_after_the_deadline_is_noted_on_the_card(session, make_coop):
+    info = make_coop(1)
+    coop = session.get(Coop, info.id)
+    year = SchoolYear(start_year=2025, membership_deadline=date(2025, 10, 15))
+    session.add(year)
+    membership = Membership(
+        coop=coop,
+        school_year=year,
+        status="committed",
+        payment_method="debit",
+        total_cents=11500,
+        committed_at=datetime(2025, 11, 29, 9, 0),
+    )
+    session.add(membership)
+    session.flush()
+    card = membership_step(year, membership, False, year.label, date(2025, 12, 1))
+    assert "Engagée le 29/11/2025 (après la date limite du 15/10/2025 : c'est noté, merci)" in card.summary
+    assert card.deadline is None  # done on the coop's side: no deadline line any more
+
+
+def test_a_reports_deadline_inside_the_year_is_not_shown():
+    year = SchoolYear(start_year=2025, reports_deadline=date(2025, 10, 31))
+    assert reports_deadline(year) is None
+    year.reports_deadline = date(2026, 10, 31)
+    assert reports_deadline(year) == date(2026, 10, 31)
+
+
+def test_home_shows_the_deadline_line_on_a_card_to_do(app, client, make_coop, login_as, clock):
+    info = make_coop(1)
+    with app.app_context():
+        from app.extensions import db
+
+        db.session.add(SchoolYear(start_year=2025, membership_deadline=date(2025, 10, 15)))
+        db.session.commit()
+        db.session.remove()
+    login_as(info)
+    page = plain(page_html(client.get("/")))
+    assert "<strong>Date limite :</strong> 15/10/2025</p>" in page
+    clock(datetime(2025, 11, 29, 9, 0))
+    later = login_as(info, on=app.test_client())
+    page = plain(page_html(later.get("/")))
+    assert "<strong>Date limite :</strong> 15/10/2025 (passée)" in page
+    assert "pensez à vous engager dès que possible" in page
+
+
+def test_mandate_card_announces_the_coming_mandataire(session, make_coop):
+    info = make_coop(1)
+    coop = session.get(Coop, info.id)
+    current = coop.mandates[0]
+    current.ended_on = date(2026, 12, 31)
+    session.add(
+        Mandate(coop=coop, role="mandataire", first_name="Hugo", last_name="Bernard", started_on=date(2027, 1, 1))
+    )
+    session.flush()
+    card = _card(session, info.id, "mandate", date(2026, 12, 1))
+    assert "Mandataire actuel : Claire Moreau." in card.summary
+    assert "À partir du 01/01/2027, Hugo Bernard sera mandataire de la coopérative." in card.summary
+    after = _card(session, info.id, "mandate", date(2027, 1, 2))
+    assert "sera mandataire" not in after.summary
+    assert session.scalar(sa.select(sa.func.count()).select_from(Mandate)) == 2
