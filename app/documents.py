@@ -1,7 +1,9 @@
 """Uploaded documents: checked by content, stored outside the web root, served only through views.
 
 Accepted: PDF, JPEG, PNG, recognised by their first bytes (never by name or declared type).
-PDFs that carry JavaScript, launch actions or embedded files are refused. Images are decoded
+PDFs may only move within themselves: any action other than going to one of their own pages (an
+address, another file, a program, a script), embedded files, multimedia, XFA forms, and incremental
+updates that add objects nothing refers to are refused. Images are decoded
 and re-encoded (EXIF and anything hidden dropped; decompression bombs refused); phone photos
 are downscaled and, where asked, turned into a one-page PDF (img2pdf). The file is written under
 a random key with mode 0600 before the row is committed; a row never points to a missing file.
@@ -14,6 +16,7 @@ import hashlib
 import io
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +41,6 @@ DISK_FULL = (
     "Le fichier n'a pas pu être enregistré : le serveur manque de place. Rien n'a été enregistré ; "
     "réessayez plus tard ou prévenez l'OCCE 85."
 )
-_PDF_DANGERS = (b"/JavaScript", b"/JS", b"/Launch", b"/EmbeddedFile", b"/RichMedia", b"/XFA")
 _PDF_OBJECT_BUDGET = 500_000  # objects and array items looked at; a scanned invoice has a few hundred
 
 
@@ -60,6 +62,33 @@ def sniff(content: bytes) -> str | None:
     return None
 
 
+_PDF_ADVICE = "Imprimez-le en PDF (« Imprimer » puis « Enregistrer au format PDF ») et envoyez cette copie."
+PDF_ACTIVE = "Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité. " + _PDF_ADVICE
+PDF_ACTION = (
+    "Ce PDF contient un lien ou une action automatique (ouverture d'une adresse, d'un autre fichier "
+    "ou d'un programme) : il est refusé par sécurité. " + _PDF_ADVICE
+)
+PDF_HIDDEN = (
+    "Ce PDF a été modifié après sa création et contient des éléments cachés : il est refusé par sécurité. "
+    + _PDF_ADVICE
+)
+# Names refused wherever they appear, as a key or as a value (pypdf decodes /J#61vaScript).
+_PDF_ACTIVE_NAMES = frozenset(
+    {"/JavaScript", "/JS", "/EmbeddedFile", "/EmbeddedFiles", "/RichMedia", "/XFA", "/SubmitForm", "/ImportData"}
+)
+_PDF_ACTION_NAMES = frozenset({"/Launch", "/URI", "/GoToR", "/GoToE", "/GoToDp"})
+# The /S of an action dictionary (ISO 32000-2, 12.6.4). Only /GoTo to a place in the same file is allowed;
+# other dictionaries also have an /S (structure elements, page labels, soft masks), never with these values.
+_PDF_ACTION_TYPES = frozenset(
+    {
+        "/GoTo", "/GoToR", "/GoToE", "/GoToDp", "/Launch", "/Thread", "/URI", "/Sound", "/Movie", "/Hide",
+        "/Named", "/SubmitForm", "/ResetForm", "/ImportData", "/JavaScript", "/SetOCGState", "/Rendition",
+        "/Trans", "/GoTo3DView", "/RichMediaExecute",
+    }
+)  # fmt: skip
+_PDF_MAX_ADDED_ORPHANS = 1_000  # more unreferenced objects than this in an update: refused unread
+
+
 def _check_pdf(content: bytes) -> None:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
@@ -76,21 +105,35 @@ def _check_pdf(content: bytes) -> None:
     # Every object reachable from the trailer is looked at, compressed object streams included (pypdf
     # decodes them and hex-escaped names such as /J#61vaScript). A scan of the raw bytes would miss
     # those, and would refuse honest scans whose image data happens to contain "/JS".
-    if _has_active_objects(reader):
-        raise DomainError(
-            "Ce PDF contient du code ou des fichiers intégrés : il est refusé par sécurité. "
-            "Imprimez-le en PDF (« Imprimer » puis « Enregistrer au format PDF ») "
-            "et envoyez cette copie.",
-            field="file",
-        )
+    refusal, reachable = _walk_pdf(reader)
+    if refusal is None and _has_hidden_update(content, reader, reachable):
+        refusal = PDF_HIDDEN
+    if refusal is not None:
+        raise DomainError(refusal, field="file")
 
 
-def _has_active_objects(reader) -> bool:
-    """True if an object reachable from the trailer names a script, a launch, an embedded file or a form."""
+def _is_goto_in_document(action) -> bool:
+    """True for a /GoTo action whose destination is a page or a named place of this same file."""
+    from pypdf.generic import ArrayObject, ByteStringObject, DictionaryObject, NameObject, TextStringObject
+
+    if not isinstance(action, DictionaryObject) or action.get("/S") != "/GoTo" or "/F" in action:
+        return False
+    destination = action.get("/D")
+    if destination is not None:
+        destination = destination.get_object()
+    return isinstance(destination, (ArrayObject, NameObject, TextStringObject, ByteStringObject))
+
+
+def _walk_pdf(reader) -> tuple[str | None, set[int]]:
+    """Look at every object reachable from the trailer: (French refusal or None, object numbers reached).
+
+    An allowlist for actions: the document may open on, or link to, a place in itself (a destination
+    array or a /GoTo); any other action (address, other file, program, script, form submission,
+    named or multimedia action) is refused, wherever it sits (/OpenAction, /AA, links, outlines).
+    """
     from pypdf.errors import PdfReadError
     from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject
 
-    dangers = {name.decode() for name in _PDF_DANGERS} | {"/EmbeddedFiles", "/SubmitForm", "/ImportData"}
     seen: set[tuple[int, int]] = set()
     stack: list = [reader.trailer]
     budget = _PDF_OBJECT_BUDGET
@@ -98,7 +141,7 @@ def _has_active_objects(reader) -> bool:
         while stack:
             budget -= 1
             if budget < 0:
-                return True  # too intricate to check: refused rather than trusted
+                return PDF_ACTIVE, set()  # too intricate to check: refused rather than trusted
             item = stack.pop()
             if isinstance(item, IndirectObject):
                 key = (item.idnum, item.generation)
@@ -107,14 +150,101 @@ def _has_active_objects(reader) -> bool:
                 seen.add(key)
                 item = item.get_object()
             if isinstance(item, DictionaryObject):  # streams included (their data is never decoded here)
+                kind = item.get("/S")
+                if kind in _PDF_ACTION_TYPES and not _is_goto_in_document(item):
+                    return _refusal_for(item), set()
                 for name, value in item.items():
-                    if name in dangers:
-                        return True
+                    if name in _PDF_ACTIVE_NAMES:
+                        return PDF_ACTIVE, set()
+                    if name in _PDF_ACTION_NAMES:
+                        return PDF_ACTION, set()
+                    if name == "/OpenAction" and not _is_plain_destination(value):
+                        return _refusal_for(value), set()
+                    if name == "/AA" and not _are_plain_destinations(value):
+                        return _refusal_for(value), set()
                     stack.append(value)
             elif isinstance(item, ArrayObject):
                 stack.extend(item)
-            elif isinstance(item, NameObject) and item in dangers:
-                return True
+            elif isinstance(item, NameObject):
+                if item in _PDF_ACTIVE_NAMES:
+                    return PDF_ACTIVE, set()
+                if item in _PDF_ACTION_NAMES:
+                    return PDF_ACTION, set()
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError):
+        return PDF_ACTIVE, set()
+    return None, {number for number, _generation in seen}
+
+
+def _refusal_for(action) -> str:
+    """The message for a refused action: a script or a form submission is « code », the rest an action."""
+    from pypdf.generic import DictionaryObject
+
+    action = action.get_object()
+    if isinstance(action, DictionaryObject):
+        kinds = [action.get("/S")] + [
+            trigger.get_object().get("/S")
+            for trigger in action.values()
+            if isinstance(trigger.get_object(), DictionaryObject)
+        ]
+        if any(kind in _PDF_ACTIVE_NAMES for kind in kinds):
+            return PDF_ACTIVE
+    return PDF_ACTION
+
+
+def _is_plain_destination(value) -> bool:
+    """An /OpenAction that only opens the document at one of its own pages."""
+    from pypdf.generic import ArrayObject
+
+    value = value.get_object()
+    return isinstance(value, ArrayObject) or _is_goto_in_document(value)
+
+
+def _are_plain_destinations(value) -> bool:
+    """An /AA (additional actions) dictionary whose every trigger is a /GoTo within the document."""
+    from pypdf.generic import DictionaryObject
+
+    value = value.get_object()
+    return isinstance(value, DictionaryObject) and all(
+        _is_goto_in_document(action.get_object()) for action in value.values()
+    )
+
+
+def _objects_in_use(reader) -> set[int]:
+    """Object numbers the cross-reference sections of `reader` mark as in use."""
+    numbers = set(reader.xref_objStm)
+    for generation, entries in reader.xref.items():
+        free = reader.xref_free_entry.get(generation, {})
+        numbers.update(number for number in entries if not free.get(number))
+    return numbers
+
+
+def _has_hidden_update(content: bytes, reader, reachable: set[int]) -> bool:
+    """True if an incremental update (a later cross-reference section) adds objects nothing refers to.
+
+    Such objects are invisible to a reader of the file but can be put to use by another update (the
+    "shadow" attacks on PDFs) or found by tools that read every object. The first section of a
+    linearized file ends with ``startxref 0`` and is not an update. Cross-reference and object
+    streams are referred to by offset, never by reference, and are left aside.
+    """
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+    from pypdf.generic import DictionaryObject
+
+    ends = [m.end() for m in re.finditer(rb"startxref\s+(\d+)\s+%%EOF", content) if int(m.group(1)) > 0]
+    if len(ends) < 2:
+        return False
+    try:
+        first = _objects_in_use(PdfReader(io.BytesIO(content[: ends[0]]), strict=False))
+        added = _objects_in_use(reader) - first - reachable
+        if len(added) > _PDF_MAX_ADDED_ORPHANS:
+            return True
+        for number in added:
+            found = reader.get_object(number)
+            if isinstance(found, DictionaryObject) and found.get("/Type") in ("/XRef", "/ObjStm"):
+                continue
+            if found is None:
+                continue  # declared in a table but absent: nothing to hide
+            return True
     except (PdfReadError, ValueError, KeyError, TypeError, OSError, RecursionError):
         return True
     return False
