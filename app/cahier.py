@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -43,10 +44,11 @@ FIXED_COLUMNS = (
     "regie_sortie",
 )
 SPLIT_NATURES = ("expense", "income", "subsidy")
+OPENING_KINDS = books.OPENING_KINDS
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     """One line of the classic view; amounts in cents, balances after this operation (in date order)."""
 
@@ -70,6 +72,7 @@ class Row:
     cash_balance: int = 0
     cleared_on: date | None = None
     amounts: dict[str, int] = field(default_factory=dict)
+    key: tuple = ()  # the entry's cache key (id, version, created_at): its rendered cells are kept by it
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,8 @@ class Cahier:
     cash_balance: int
     advance_balance: int
     uncleared_count: int
+    carried: tuple[int, int] | None = None  # month view: (bank, cash) balances at the end of the month before
+    months: list[date] = field(default_factory=list)  # months that have operations, for the month view
 
 
 def piece_key(piece: str) -> tuple:
@@ -99,43 +104,72 @@ def piece_key(piece: str) -> tuple:
     return tuple((0, int(part)) if part.isdigit() else (1, part.upper()) for part in re.findall(r"\d+|\D+", piece))
 
 
-def build_cahier(
-    session: Session,
-    ledger: Ledger,
-    *,
-    sort: str = "date",
-    text: str = "",
-    account: str = "",
-    action_id: int | None = None,
-    mode: str = "",
-) -> Cahier:
-    """All the ledger's operations with running balances (computed in date order), then filtered and sorted."""
-    # The database sums each entry's lines by side (two grouped Core queries); Python only walks the
-    # entries once. This page must stay fast for a 10,000-operation year (see bench/cahier.py).
-    connection = session.connection()
-    action_names = {
-        action_id: name
-        for action_id, name in connection.execute(
-            sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)
+@dataclass(frozen=True, slots=True)
+class EntryFigures:
+    """What one operation shows in the classic view by itself (no running balance): its own sums.
+
+    Depends only on the entry and its lines, so it can be kept per (entry id, version, created_at):
+    every change to an entry or to one of its lines (pointage included) bumps the entry's version
+    (`app.models.ledger._bump_versions`), and created_at tells apart an id SQLite reused.
+    """
+
+    entry_id: int
+    version: int
+    piece: str
+    date: date
+    label: str
+    mode: str
+    cheque: str
+    kind: str
+    action_id: int | None
+    bank_in: int
+    bank_out: int
+    cash_in: int
+    cash_out: int
+    advance_in: int
+    advance_out: int
+    cleared_on: date | None
+    amounts: tuple[tuple[int, int], ...]  # (split account id, amount in the account's natural direction)
+
+
+EntryKey = tuple  # (entry id, version, created_at as the database returns it)
+
+
+def entry_keys(session: Session, ledger: Ledger) -> list[EntryKey]:
+    """The ledger's operations in date order, each as its cache key: one indexed query, no line read."""
+    return [
+        tuple(row)
+        for row in session.connection().execute(
+            sa.select(Entry.id, Entry.version, sa.type_coerce(Entry.created_at, sa.String))
+            .where(Entry.ledger_id == ledger.id)
+            .order_by(Entry.date, Entry.id)
         )
-    }
+    ]
+
+
+def entry_figures(session: Session, ledger: Ledger, entry_ids: list[int] | None = None) -> dict[int, EntryFigures]:
+    """The per-entry sums of the ledger's operations (or of `entry_ids` only), by entry id."""
+    connection = session.connection()
     amount, nature = EntryLine.amount_cents, Account.nature
 
     def side(wanted: str, sign: int):
         condition = sa.and_(nature == wanted, amount > 0 if sign > 0 else amount < 0)
         return sa.func.coalesce(sa.func.sum(sa.case((condition, amount * sign), else_=0)), 0)
 
+    columns = (
+        Entry.id,
+        Entry.version,
+        Entry.piece,
+        Entry.date,
+        Entry.label,
+        Entry.payment_mode,
+        Entry.cheque_number,
+        Entry.kind,
+        Entry.action_id,
+    )
     per_entry = (
         sa.select(
-            Entry.id,
-            Entry.version,
-            Entry.piece,
-            Entry.date,
-            Entry.label,
-            Entry.payment_mode,
-            Entry.cheque_number,
-            Entry.kind,
-            Entry.action_id,
+            *columns,
             side("bank", 1),
             side("bank", -1),
             side("cash", 1),
@@ -148,84 +182,148 @@ def build_cahier(
         .outerjoin(EntryLine, EntryLine.entry_id == Entry.id)
         .outerjoin(Account, Account.id == EntryLine.account_id)
         .where(Entry.ledger_id == ledger.id)
-        .group_by(
-            Entry.id,
-            Entry.version,
-            Entry.piece,
-            Entry.date,
-            Entry.label,
-            Entry.payment_mode,
-            Entry.cheque_number,
-            Entry.kind,
-            Entry.action_id,
-        )
-        .order_by(Entry.date, Entry.id)
+        .group_by(*columns)
     )
-    rows: dict[int, Row] = {}
-    for (
-        entry_id,
-        version,
-        piece,
-        day,
-        label,
-        entry_mode,
-        cheque,
-        kind,
-        entry_action_id,
-        bank_in,
-        bank_out,
-        cash_in,
-        cash_out,
-        advance_in,
-        advance_out,
-        cleared_on,
-    ) in connection.execute(per_entry):
-        rows[entry_id] = Row(
-            entry_id,
-            version,
-            piece,
-            day,
-            label,
-            entry_mode,
-            cheque,
-            action_names.get(entry_action_id, ""),
-            entry_action_id,
-            kind,
-            int(bank_in),
-            int(bank_out),
-            int(cash_in),
-            int(cash_out),
-            int(advance_in),
-            int(advance_out),
-            cleared_on=cleared_on,
-        )
-    split_accounts = {a.id: a for a in session.scalars(sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)))}
-    used_accounts: set[int] = set()
-    for entry_id, account_id, total in connection.execute(
+    split_ids = split_account_ids(session)
+    splits = (
         sa.select(EntryLine.entry_id, EntryLine.account_id, sa.func.sum(EntryLine.amount_cents))
         .join(Entry, Entry.id == EntryLine.entry_id)
-        .where(Entry.ledger_id == ledger.id, EntryLine.account_id.in_(list(split_accounts)))
+        .where(Entry.ledger_id == ledger.id, EntryLine.account_id.in_(list(split_ids)))
         .group_by(EntryLine.entry_id, EntryLine.account_id)
-    ):
-        line_account = split_accounts[account_id]
-        rows[entry_id].amounts[line_account.code] = int(total) if line_account.nature == "expense" else -int(total)
-        used_accounts.add(account_id)
+        .order_by(EntryLine.entry_id, EntryLine.account_id)
+    )
+    if entry_ids is not None:
+        per_entry = per_entry.where(Entry.id.in_(entry_ids))
+        splits = splits.where(EntryLine.entry_id.in_(entry_ids))
+    amounts: dict[int, list[tuple[int, int]]] = {}
+    for entry_id, account_id, total in connection.execute(splits):
+        # charges as debits, products as credits: each positive in its natural direction
+        amounts.setdefault(entry_id, []).append(
+            (account_id, int(total) if split_ids[account_id] == "expense" else -int(total))
+        )
+    return {
+        row[0]: EntryFigures(
+            *row[:9],
+            *(int(value) for value in row[9:15]),
+            row[15],
+            tuple(amounts.get(row[0], ())),
+        )
+        for row in connection.execute(per_entry)
+    }
 
+
+def split_account_ids(session: Session) -> dict[int, str]:
+    """Id -> nature of the accounts an operation is split over (charges, products, subsidies)."""
+    return dict(
+        session.connection()
+        .execute(sa.select(Account.id, Account.nature).where(Account.nature.in_(SPLIT_NATURES)))
+        .all()
+    )
+
+
+# Above this many changed operations, one query for the whole year beats a list of ids.
+_BY_IDS_LIMIT = 500
+
+
+def current_figures(
+    session: Session, ledger: Ledger, known: Mapping[EntryKey, EntryFigures] | None = None
+) -> list[tuple[EntryKey, EntryFigures]]:
+    """The ledger's operations in date order with their figures, read from `known` when their key is
+    there (same id, version and creation) and from the database otherwise: after one change, only
+    that operation's lines are read again."""
+    keys = entry_keys(session, ledger)
+    known = known or {}
+    missing = [key[0] for key in keys if key not in known]
+    fresh: dict[int, EntryFigures] = {}
+    if missing:
+        fresh = entry_figures(session, ledger, missing if len(missing) <= _BY_IDS_LIMIT else None)
+    result = []
+    for key in keys:
+        figures = known.get(key)
+        if figures is None:
+            figures = fresh.get(key[0])
+            if figures is None or figures.version != key[1]:  # changed between the two reads: read it again
+                figures = entry_figures(session, ledger, [key[0]])[key[0]]
+                key = (key[0], figures.version, key[2])
+        result.append((key, figures))
+    return result
+
+
+def build_cahier(
+    session: Session,
+    ledger: Ledger,
+    *,
+    sort: str = "date",
+    text: str = "",
+    account: str = "",
+    action_id: int | None = None,
+    mode: str = "",
+    month: date | None = None,
+    figures: list[tuple[EntryKey, EntryFigures]] | None = None,
+) -> Cahier:
+    """All the ledger's operations with running balances (computed in date order), then filtered and sorted.
+
+    `figures` (from `current_figures`) saves reading the lines again; `month` (its first day) keeps
+    that month's operations, with the balances carried from the months before it (`carried`)."""
+    # The database sums each entry's lines by side; Python walks the entries once. This page must
+    # stay fast for a 10,000-operation year (see bench/cahier.py).
+    if figures is None:
+        figures = current_figures(session, ledger)
+    connection = session.connection()
+    action_names = dict(
+        connection.execute(sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)).all()
+    )
+    split_accounts = {a.id: a for a in session.scalars(sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)))}
+    codes = {account_id: account.code for account_id, account in split_accounts.items()}
+    used_accounts: set[int] = set()
+    rows: list[Row] = []
     bank = cash = advance = 0
     uncleared = 0
-    for row in rows.values():
-        bank += row.bank_in - row.bank_out
-        cash += row.cash_in - row.cash_out
-        advance += row.advance_in - row.advance_out
-        row.bank_balance, row.cash_balance = bank, cash
-        if (row.bank_in or row.bank_out) and row.cleared_on is None and row.kind != "opening":
+    for _key, f in figures:
+        bank += f.bank_in - f.bank_out
+        cash += f.cash_in - f.cash_out
+        advance += f.advance_in - f.advance_out
+        if f.amounts:
+            used_accounts.update(account_id for account_id, _ in f.amounts)
+        if (f.bank_in or f.bank_out) and f.cleared_on is None and f.kind != "opening":
             uncleared += 1
+        rows.append(
+            Row(
+                f.entry_id,
+                f.version,
+                f.piece,
+                f.date,
+                f.label,
+                f.mode,
+                f.cheque,
+                action_names.get(f.action_id, ""),
+                f.action_id,
+                f.kind,
+                f.bank_in,
+                f.bank_out,
+                f.cash_in,
+                f.cash_out,
+                f.advance_in,
+                f.advance_out,
+                bank,
+                cash,
+                f.cleared_on,
+                {codes[account_id]: value for account_id, value in f.amounts},
+                _key,
+            )
+        )
 
     accounts = sorted(
         (AccountColumn(a.code, a.display_code, a.label, a.nature) for a in (split_accounts[i] for i in used_accounts)),
         key=lambda a: (a.nature != "expense", a.display_code),
     )
-    shown = list(rows.values())
+    shown = rows
+    carried = None
+    if month is not None:
+        following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        before = [r for r in rows if r.date < month]
+        carried = (before[-1].bank_balance, before[-1].cash_balance) if before else (0, 0)
+        shown = [r for r in rows if month <= r.date < following]
     if text:
         needle = text.lower()
         shown = [r for r in shown if needle in r.label.lower() or needle in r.piece.lower() or needle in r.cheque]
@@ -236,7 +334,7 @@ def build_cahier(
     if mode:
         shown = [r for r in shown if r.mode == mode]
     if sort == "piece":
-        shown.sort(key=lambda r: piece_key(r.piece))
+        shown = sorted(shown, key=lambda r: piece_key(r.piece))
     totals = dict.fromkeys(("bank_in", "bank_out", "cash_in", "cash_out", "advance_in", "advance_out"), 0)
     account_totals = {a.code: 0 for a in accounts}
     for r in shown:
@@ -248,7 +346,12 @@ def build_cahier(
         totals["advance_out"] += r.advance_out
         for code, value in r.amounts.items():
             account_totals[code] += value
-    return Cahier(shown, accounts, totals, account_totals, bank, cash, advance, uncleared)
+    return Cahier(shown, accounts, totals, account_totals, bank, cash, advance, uncleared, carried, _months(rows))
+
+
+def _months(rows: list[Row]) -> list[date]:
+    """The first day of every month that has an operation, in order (the month-by-month view's choices)."""
+    return sorted({r.date.replace(day=1) for r in rows})
 
 
 # -- export --------------------------------------------------------------------------------------

@@ -313,8 +313,10 @@ def opening_balances(session: Session, ledger: Ledger) -> tuple[int, int]:
     entry = books.opening_entry(session, ledger)
     if entry is None:
         return 0, 0
-    bank = sum(line.amount_cents for line in entry.lines if line.account.code == books.BANK)
-    cash = sum(line.amount_cents for line in entry.lines if line.account.code == books.CASH)
+    # items outstanding in the previous tool are part of the opening bank balance (app.ledger.CarriedItem)
+    lines = [line for e in (entry, *books.carried_items(session, ledger)) for line in e.lines]
+    bank = sum(line.amount_cents for line in lines if line.account.code == books.BANK)
+    cash = sum(line.amount_cents for line in lines if line.account.code == books.CASH)
     return bank, cash
 
 

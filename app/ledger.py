@@ -32,6 +32,9 @@ from app.formats import euros, fr_date
 from app.models import Account, Action, Coop, Entry, EntryLine, Ledger, SchoolYear, User, school_year_start
 
 BANK, CASH, ADVANCE, OPENING = "512", "530", "541", "110"
+# The report à nouveau: shown apart in the classic view, never edited through the operation form.
+OPENING_KINDS = ("opening", "carried")
+MAX_CARRIED_ITEMS = 100
 
 KIND_LABELS = {
     "receipt": "Recette",
@@ -588,7 +591,7 @@ def update_entry(
     """
     ledger = entry.ledger
     _check_writable(ledger)
-    if entry.kind == "opening":
+    if entry.kind in OPENING_KINDS:
         raise DomainError("Le report à nouveau se modifie depuis l'étape « Report à nouveau ».")
     if expected_version is not None and expected_version != entry.version:
         raise DomainError(
@@ -624,8 +627,11 @@ def update_entry(
 
 
 def delete_entry(session: Session, entry: Entry, *, by: User | None, ip: str = "") -> None:
-    """Delete an entry of an open ledger (its vouchers go with it); refused if the cash box would go negative."""
+    """Delete an entry of an open ledger (its vouchers go with it); refused if the cash box would go negative
+    and for the report à nouveau (changed at its own step)."""
     _check_writable(entry.ledger)
+    if entry.kind in OPENING_KINDS:
+        raise DomainError("Le report à nouveau se modifie depuis l'étape « Report à nouveau ».")
     cash = sum(line.amount_cents for line in entry.lines if line.account.code == CASH)
     _check_cash_change(session, entry.ledger, removed=(entry.date, cash), added=None, field=None)
     audit.record(
@@ -646,6 +652,77 @@ def opening_entry(session: Session, ledger: Ledger) -> Entry | None:
     return session.scalar(sa.select(Entry).where(Entry.ledger_id == ledger.id, Entry.kind == "opening"))
 
 
+@dataclass(frozen=True)
+class CarriedItem:
+    """An item outstanding at 31 August in the tool used before the portal: a cheque issued and not yet
+    debited (amount < 0) or a deposit not yet credited (amount > 0). Already in the opening bank balance,
+    it becomes a bank line to point in the first year, never an operation to enter again."""
+
+    date: date
+    label: str
+    amount: int
+    cheque_number: str = ""
+
+
+def carried_items(session: Session, ledger: Ledger) -> list[Entry]:
+    """The ledger's items outstanding from the previous tool (see `CarriedItem`), by date."""
+    return list(
+        session.scalars(
+            sa.select(Entry).where(Entry.ledger_id == ledger.id, Entry.kind == "carried").order_by(Entry.date, Entry.id)
+        )
+    )
+
+
+def _check_items(ledger: Ledger, items: list[CarriedItem]) -> None:
+    year = ledger.school_year
+    if len(items) > MAX_CARRIED_ITEMS:
+        raise DomainError(f"Au plus {MAX_CARRIED_ITEMS} chèques ou remises en attente.", field="items")
+    for number, item in enumerate(items, start=1):
+        if not item.amount:
+            raise DomainError(f"Ligne {number} : indiquez un montant.", field="items")
+        if not item.label.strip():
+            raise DomainError(f"Ligne {number} : indiquez un libellé.", field="items")
+        if item.date >= year.starts_on:
+            raise DomainError(
+                f"Ligne {number} : un chèque ou une remise en attente est daté d'avant le "
+                f"{year.starts_on:%d/%m/%Y} (il a été enregistré dans l'ancien outil).",
+                field="items",
+            )
+
+
+def _replace_items(session: Session, ledger: Ledger, items: list[CarriedItem], by: User | None) -> None:
+    """Swap the ledger's carried items for `items`; refused once one of them is pointed."""
+    existing = carried_items(session, ledger)
+    if any(line.cleared_on for entry in existing for line in entry.lines):
+        raise DomainError(
+            "Un chèque ou une remise en attente du report à nouveau est déjà pointé : dépointez-le d'abord "
+            "(page Pointage) pour changer le report à nouveau.",
+            field="items",
+        )
+    for entry in existing:
+        session.delete(entry)
+    session.flush()
+    accounts = accounts_by_code(session)
+    for number, item in enumerate(sorted(items, key=lambda i: i.date), start=1):
+        cheque = item.cheque_number.strip()
+        entry = Entry(
+            ledger=ledger,
+            coop_id=ledger.coop_id,
+            piece=f"RAN-{number}",
+            date=ledger.school_year.starts_on,
+            label=f"{item.label.strip()} (du {item.date:%d/%m/%Y}, en attente au 31/08)"[:200],
+            payment_mode="cheque" if item.amount < 0 and cheque else ("remise" if item.amount > 0 else "virement"),
+            cheque_number=cheque,
+            kind="carried",
+            created_by_id=by.id if by else None,
+        )
+        entry.lines = [
+            EntryLine(account=accounts[BANK], amount_cents=item.amount),
+            EntryLine(account=accounts[OPENING], amount_cents=-item.amount),
+        ]
+        session.add(entry)
+
+
 def record_opening(
     session: Session,
     ledger: Ledger,
@@ -656,6 +733,7 @@ def record_opening(
     ip: str = "",
     carried: bool = False,
     now: datetime | None = None,
+    items: list[CarriedItem] | None = None,
 ) -> Entry | None:
     """Set the opening balances at 1 September (+512 +530 / -110); replaces a previous opening entry.
 
@@ -663,12 +741,27 @@ def record_opening(
 
     Once the previous year is closed, the opening is its closing balances: only the closing
     (`app.closing.carry_forward`, with `carried=True`) writes it; by hand it raises DomainError.
+
+    `items` (a first year only): cheques and deposits outstanding at 31 August in the previous tool.
+    `bank` stays the book balance; each item becomes an operation « RAN-n » of kind `carried` dated
+    1 September (+512 / -110 for its amount, uncleared), the opening's own bank line holding the rest,
+    so that the bank balance is unchanged and each item is pointed like any other bank line. A closing
+    of the previous year replaces them by that year's real uncleared lines. None keeps them as they are.
     """
     _check_writable(ledger)
     if not carried:
         _check_not_carried(session, ledger)
     if cash < 0:
         raise DomainError("Une caisse ne peut pas être négative.", field="cash")
+    if carried:
+        items = []  # the closed year's own uncleared lines are carried instead
+    if items is not None:
+        _check_items(ledger, items)
+        items_total = sum(item.amount for item in items)
+    else:
+        items_total = sum(
+            line.amount_cents for e in carried_items(session, ledger) for line in e.lines if line.account.code == BANK
+        )
     accounts = accounts_by_code(session)
     entry = opening_entry(session, ledger)
     keep = {}
@@ -691,12 +784,16 @@ def record_opening(
     if entry.id is not None:
         old_cash = sum(line.amount_cents for line in entry.lines if line.account.code == CASH)
         _check_cash_change(session, ledger, removed=(entry.date, old_cash), added=(entry.date, cash), field="cash")
-    lines = [(accounts[code], amount) for code, amount in ((BANK, bank), (CASH, cash)) if amount]
-    if bank + cash:
-        lines.append((accounts[OPENING], -(bank + cash)))
+    own_bank = bank - items_total
+    lines = [(accounts[code], amount) for code, amount in ((BANK, own_bank), (CASH, cash)) if amount]
+    if own_bank + cash:
+        lines.append((accounts[OPENING], -(own_bank + cash)))
     _set_lines(entry, lines, keep_clearing=keep)
     _touch(entry, now)
     session.flush()
+    if items is not None:  # after the opening entry, so that it comes first in the year
+        _replace_items(session, ledger, items, by)
+        session.flush()
     audit.record(
         session,
         "ledger.opening_set",
@@ -704,7 +801,11 @@ def record_opening(
         coop_id=ledger.coop_id,
         entity="ledger",
         entity_id=ledger.id,
-        after={"bank": bank, "cash": cash},
+        after={
+            "bank": bank,
+            "cash": cash,
+            **({"items": [[i.date.isoformat(), i.label, i.cheque_number, i.amount] for i in items]} if items else {}),
+        },
         ip=ip,
     )
     return entry
@@ -715,7 +816,9 @@ def record_opening(
 
 def next_piece(session: Session, ledger: Ledger, prefix: str = "") -> str:
     """Suggest the next piece number of the ledger's series: after R07 comes R08, after 41 comes 42."""
-    pieces = session.scalars(sa.select(Entry.piece).where(Entry.ledger_id == ledger.id, Entry.kind != "opening"))
+    pieces = session.scalars(
+        sa.select(Entry.piece).where(Entry.ledger_id == ledger.id, Entry.kind.not_in(OPENING_KINDS))
+    )
     best: tuple[int, str, int] | None = None
     for piece in pieces:
         match = re.fullmatch(r"([A-Za-z]*)(\d+)", piece)
@@ -735,7 +838,7 @@ def suggested_piece(session: Session, ledger: Ledger | None) -> str:
         return "1"
     last = session.scalar(
         sa.select(Entry.piece)
-        .where(Entry.ledger_id == ledger.id, Entry.kind != "opening")
+        .where(Entry.ledger_id == ledger.id, Entry.kind.not_in(OPENING_KINDS))
         .order_by(Entry.id.desc())
         .limit(1)
     )

@@ -208,8 +208,44 @@ class EntryForm(FlaskForm):
         return int(raw) if raw.isdigit() else None
 
 
+class CarriedItemForm(Form):
+    """One cheque or deposit outstanding at 31 August in the previous tool (a blank row is ignored)."""
+
+    direction = SelectField(
+        "Sens",
+        choices=[("out", "Chèque émis pas encore débité"), ("in", "Remise pas encore créditée")],
+        default="out",
+    )
+    date = FrenchDateField("Date", validators=[Optional()])
+    label = StringField("Libellé", validators=[Optional(), Length(max=150)])
+    cheque_number = StringField("N° de chèque", validators=[Optional(), Length(max=20)])
+    amount = MoneyField("Montant (€)", validators=[Optional()])
+
+    def is_blank(self) -> bool:
+        return (
+            not (self.date.raw_data and self.date.raw_data[0].strip())
+            and not self.label.data
+            and self.amount.data is None
+        )
+
+    def validate(self, extra_validators=None) -> bool:
+        if not super().validate(extra_validators) or self.is_blank():
+            return not self.errors
+        missing = {"date": self.date.data is None, "label": not (self.label.data or "").strip()}
+        missing["amount"] = self.amount.data is None or self.amount.data <= 0
+        for name, is_missing in missing.items():
+            if is_missing:
+                message = "Indiquez un montant positif." if name == "amount" else REQUIRED
+                getattr(self, name).errors = [*getattr(self, name).errors, message]
+        return not any(missing.values())
+
+
+CARRIED_ROWS = 3  # blank rows shown; « Ajouter des lignes » adds as many (no JavaScript needed)
+
+
 class OpeningForm(FlaskForm):
-    """Report à nouveau at 1 September (a coop's first year on the portal)."""
+    """Report à nouveau at 1 September (a coop's first year on the portal), with the cheques and deposits
+    still outstanding at 31 August in the previous tool."""
 
     bank = MoneyField(
         "Solde de la banque au 1er septembre (€)",
@@ -217,7 +253,27 @@ class OpeningForm(FlaskForm):
         description="Le solde de votre cahier au 31 août précédent (pas celui du relevé).",
     )
     cash = MoneyField("Espèces en caisse au 1er septembre (€)", validators=[Optional()])
+    items = FieldList(FormField(CarriedItemForm), min_entries=CARRIED_ROWS, max_entries=books.MAX_CARRIED_ITEMS)
+    more = SubmitField("Ajouter des lignes")
     submit = SubmitField("Enregistrer le report à nouveau")
+
+    def carried_items(self) -> list[books.CarriedItem]:
+        """The filled rows as the domain's items (cheques issued negative, deposits positive)."""
+        return [
+            books.CarriedItem(
+                date=row.date.data,
+                label=row.label.data.strip(),
+                amount=-row.amount.data if row.direction.data == "out" else row.amount.data,
+                cheque_number=(row.cheque_number.data or "").strip() if row.direction.data == "out" else "",
+            )
+            for row in (entry.form for entry in self.items)
+            if not row.is_blank()
+        ]
+
+    def add_rows(self) -> None:
+        for _ in range(CARRIED_ROWS):
+            if len(self.items) < books.MAX_CARRIED_ITEMS:
+                self.items.append_entry()
 
 
 class ActionForm(FlaskForm):

@@ -1113,3 +1113,59 @@ def test_home_card_shows_balances_advance_and_lines_to_point(app, client, make_c
         "Banque : 1\u202f084,56\u202f€ · caisse : 20,00\u202f€ · régies d&#39;avance en cours : 150,00\u202f€" in page
     )
     assert "1 ligne(s) de banque à pointer" in page and "En cours" in page
+
+
+# -- first year: items outstanding at 31 August in the previous tool (issue 13 §6) -----------------
+
+
+def test_items_outstanding_in_the_previous_tool_are_pointed_in_the_first_year_never_reentered(session, ledger):
+    from app import crf, reconciliation
+
+    cheque = books.CarriedItem(date(2024, 8, 20), "Librairie", -12000, "0004321")
+    deposit = books.CarriedItem(date(2024, 8, 28), "Remise photos", 4550)
+    books.record_opening(session, ledger, bank=100000, cash=2000, items=[cheque, deposit], by=None)
+    # the book balance is the one typed: the items are already in it
+    assert books.balances(session, ledger).bank == 100000
+    assert crf.opening_balances(session, ledger) == (100000, 2000)
+    # they are bank lines of the year to point, with their cheque number, never operations to type again
+    lines = {line.piece: line for line in reconciliation.pointage_lines(session, ledger)}
+    assert set(lines) == {"RAN-1", "RAN-2"}
+    assert (lines["RAN-1"].amount, lines["RAN-1"].number, lines["RAN-1"].cleared_on) == (-12000, "0004321", None)
+    # the statement at 1 September shows the cheque not yet debited and the deposit not yet credited
+    rec = reconciliation.reconcile(session, ledger, date(2024, 9, 1), 100000 + 12000 - 4550)
+    assert rec.is_reconciled and rec.uncleared_count == 2
+    # cleared like any other line when the cheque passes
+    reconciliation.clear_line(session, ledger.coop_id, lines["RAN-1"].line_id, date(2024, 9, 10), by=None)
+    rec = reconciliation.reconcile(session, ledger, date(2024, 9, 30), 100000 - 4550)
+    assert rec.is_reconciled and rec.uncleared_count == 1
+    # the classic view: grey rows, not editable; the pointed one then cannot be dropped silently
+    assert [r.kind for r in cahier_format.build_cahier(session, ledger).rows][:3] == ["opening", "carried", "carried"]
+    with pytest.raises(DomainError, match="déjà pointé"):
+        books.record_opening(session, ledger, bank=100000, cash=2000, items=[], by=None)
+    item = session.get(Entry, lines["RAN-2"].entry_id)
+    with pytest.raises(DomainError, match="Report à nouveau"):
+        books.delete_entry(session, item, by=None)
+
+
+def test_carried_items_are_checked_and_replaced_with_the_opening(session, ledger):
+    with pytest.raises(DomainError, match="d'avant le 01/09/2024") as refused:
+        books.record_opening(
+            session, ledger, bank=1000, cash=0, items=[books.CarriedItem(date(2024, 9, 2), "Tard", -100)], by=None
+        )
+    assert refused.value.field == "items"
+    books.record_opening(
+        session, ledger, bank=1000, cash=0, items=[books.CarriedItem(date(2024, 8, 2), "Chèque", -100)], by=None
+    )
+    books.record_opening(session, ledger, bank=1500, cash=0, items=[], by=None)
+    assert books.carried_items(session, ledger) == []
+    assert books.balances(session, ledger).bank == 1500
+    assert books.check_ledger(session, ledger) == []
+
+
+def test_a_change_to_a_line_changes_its_entry_version(session, ledger):
+    """The classic view keeps each row by (entry id, version): a pointage alone must move the version."""
+    entry = books.record_entry(session, ledger, expense(), by=None)
+    version = entry.version
+    entry.lines[1].cleared_on = date(2024, 10, 5)
+    session.flush()
+    assert entry.version == version + 1

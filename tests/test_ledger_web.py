@@ -968,9 +968,12 @@ def test_phone_photo_is_re_encoded_without_exif(client, entry_id, db_check, app)
     assert download(client, document.id).data == stored
 
 
-def test_pdf_with_an_ordinary_link_is_accepted(client, entry_id, db_check):
-    assert upload(client, entry_id, pdf_with_a_link(), "commande.pdf").status_code == 302
-    assert [d.original_name for d in _documents(db_check)] == ["commande.pdf"]
+def test_pdf_with_a_web_link_is_refused_with_advice(client, entry_id, db_check):
+    # issue 14 §6: only moves within the document are allowed (tests/test_pdf_uploads.py has every case)
+    response = upload(client, entry_id, pdf_with_a_link(), "commande.pdf")
+    assert response.status_code == 302
+    assert "Ce PDF contient un lien ou une action automatique" in text(client.get(response.headers["Location"]))
+    assert _documents(db_check) == []
 
 
 def test_png_scan_is_accepted(client, entry_id, db_check):
@@ -1580,3 +1583,146 @@ def test_import_with_refunds_from_the_web(client, coop, db_check):
     }
     exported = client.get(f"{CAHIER}/export.csv").get_data().decode("utf-8-sig")
     assert ";-12,50;" in exported and exported.rstrip().endswith(";-8,00")
+
+
+# -- the classic view after a change (rows kept per operation version) ----------------------------
+
+
+def _bank_line_id(db_check, entry_id: int) -> int:
+    return db_check(
+        lambda s: s.scalar(
+            sa.select(EntryLine.id)
+            .join(EntryLine.account)
+            .where(EntryLine.entry_id == entry_id, sa.text("account.code = '512'"))
+        )
+    )
+
+
+def test_the_classic_view_is_right_after_each_pointage_edit_and_deletion(client, year_of_entries, db_check):
+    """Each operation's row is kept between views: pointing a line, undoing it, editing an entry through the
+    domain, deleting one or renaming its action must each show at once, balances included."""
+    ids = year_of_entries
+    line = _bank_line_id(db_check, ids["receipt"])
+    assert _row(text(client.get(CAHIER)), ids["receipt"])[13] == "non pointé"
+
+    response = client.post(f"/coop/pointage/{YEAR}/ligne/{line}/pointer", data={"on": day(9, 30).isoformat()})
+    assert response.status_code == 302
+    assert _row(text(client.get(CAHIER)), ids["receipt"])[13] == day(9, 30).strftime("%d/%m/%Y")
+
+    client.post(f"/coop/pointage/{YEAR}/ligne/{line}/depointer", data={"confirme": "oui"})
+    assert _row(text(client.get(CAHIER)), ids["receipt"])[13] == "non pointé"
+
+    # a line changed directly (no change to its entry's own columns) still refreshes the row
+    def clear_directly(session):
+        session.get(EntryLine, line).cleared_on = day(10, 1)
+        session.commit()
+
+    db_check(clear_directly)
+    assert _row(text(client.get(CAHIER)), ids["receipt"])[13] == day(10, 1).strftime("%d/%m/%Y")
+
+    def edit(session):
+        entry = session.get(Entry, ids["expense"])
+        data = books.EntryData(
+            piece="D10",
+            date=entry.date,
+            label="Acompte car (corrigé)",
+            payment_mode="cheque",
+            cheque_number="0004567",
+            kind="expense",
+            treasury=books.Treasury(bank_out=200000),
+            splits=[books.Split("6251", 200000)],
+            action_id=entry.action_id,
+        )
+        books.update_entry(session, entry, data, by=None, expected_version=entry.version)
+        session.commit()
+
+    db_check(edit)
+    page = text(client.get(CAHIER))
+    assert _row(page, ids["expense"])[2] == "Acompte car (corrigé)"
+    assert _row(page, ids["expense"])[5:8] == ["", f"2{NNBSP}000,00", "-645,44"]
+    # the balances of the rows after it follow
+    assert _row(page, ids["deposit"])[7] == "-615,44"
+
+    client.post(f"/coop/cahier/operation/{ids['deposit']}/supprimer", data={})
+    page = text(client.get(CAHIER))
+    assert f'id="op-{ids["deposit"]}"' not in page
+    assert _row(page, ids["advance"])[7] == "-645,44"
+
+    def rename(session):
+        session.get(Action, ids["action"]).name = "Voyage à la mer"
+        session.commit()
+
+    db_check(rename)
+    assert _row(text(client.get(CAHIER)), ids["expense"])[4] == "Voyage à la mer"
+
+
+def test_month_view_shows_one_month_with_the_balances_carried_from_before(client, year_of_entries):
+    ids = year_of_entries
+    month = day(10, 1)
+    page = text(client.get(f"{CAHIER}?mois={month:%Y-%m}"))
+    shown = {int(i) for i in re.findall(r'<tr id="op-(\d+)"', page)}
+    assert shown == {ids["expense"], ids["deposit"]}
+    assert "Solde reporté au 1er octobre" in page
+    # the running balances stay those of the whole year
+    assert _row(page, ids["deposit"])[7] == f"-1{NNBSP}115,44"
+    # a month outside the year shows the whole year
+    assert len(re.findall(r'<tr id="op-', text(client.get(f"{CAHIER}?mois={YEAR - 1}-10")))) == 5
+
+
+# -- first year on the portal (issue 13 §6) ---------------------------------------------------------
+
+
+def _opening_form(**fields) -> dict[str, str]:
+    data = {"bank": "1 000,00", "cash": "20,00", "submit": "Enregistrer le report à nouveau"}
+    for n in range(3):
+        data.update({f"items-{n}-direction": "out", f"items-{n}-date": "", f"items-{n}-label": ""})
+        data.update({f"items-{n}-cheque_number": "", f"items-{n}-amount": ""})
+    data.update(fields)
+    return data
+
+
+def test_opening_step_lists_outstanding_cheques_and_deposits_without_javascript(client, coop, db_check):
+    page = text(client.get(f"{CAHIER}/report"))
+    assert "Chèques et remises en attente au 31 août" in page
+    assert page.count('name="items-') == 15  # three blank rows of five fields
+    # « Ajouter des lignes » re-renders with three more rows, keeping what was typed, recording nothing
+    more = text(client.post(f"{CAHIER}/report", data={**_opening_form(), "more": "Ajouter des lignes"}))
+    assert more.count('name="items-') == 30 and "1 000,00" in more
+    assert db_check(lambda s: s.scalar(sa.select(sa.func.count(Entry.id)))) == 0
+    # a row with a date inside the year is refused on the page, nothing recorded
+    late = _opening_form(**{"items-0-date": f"02/09/{YEAR}", "items-0-label": "Tard", "items-0-amount": "10,00"})
+    refused = text(client.post(f"{CAHIER}/report", data=late))
+    assert f"d'avant le 01/09/{YEAR}" in refused
+    # a row half filled is refused on its own fields
+    half = text(client.post(f"{CAHIER}/report", data=_opening_form(**{"items-1-label": "Sans montant"})))
+    assert "Indiquez un montant positif." in half
+    ok = _opening_form(
+        **{
+            "items-0-date": f"20/08/{YEAR}",
+            "items-0-label": "Librairie",
+            "items-0-cheque_number": "0004321",
+            "items-0-amount": "120,00",
+            "items-2-direction": "in",
+            "items-2-date": f"28/08/{YEAR}",
+            "items-2-label": "Remise photos",
+            "items-2-amount": "45,50",
+        }
+    )
+    response = client.post(f"{CAHIER}/report", data=ok)
+    assert response.status_code == 302
+    cahier = text(client.get(CAHIER))
+    assert "Librairie (du 20/08/" in cahier and "Remise photos (du 28/08/" in cahier
+    assert f"1{NNBSP}000,00\u202f€" in cahier  # the bank balance typed, items included
+    pointage = text(client.get(f"/coop/pointage/{YEAR}"))
+    assert "Librairie (du 20/08/" in pointage and "0004321" in pointage
+    # the step shows what was recorded, ready to change
+    again = text(client.get(f"{CAHIER}/report"))
+    assert 'value="Librairie"' in again and 'value="120,00"' in again and 'value="45,50"' in again
+    assert 'value="1 000,00"' in again or f'value="1{NNBSP}000,00"' in again
+
+
+def test_year_selector_offers_the_previous_school_year(client, coop):
+    page = text(client.get(CAHIER))
+    options = re.findall(r'<option value="(\d{4})"', page[page.index('id="year-select"') :])
+    assert str(YEAR - 1) in options and str(YEAR) in options
+    assert client.get(f"/coop/cahier/{YEAR - 1}").status_code == 200

@@ -19,6 +19,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.extensions import db
 from app.models.base import utcnow
@@ -33,6 +34,7 @@ ENTRY_KINDS = (
     "opening",
     "refund_received",
     "refund_paid",
+    "carried",
 )
 PAYMENT_MODES = ("cheque", "virement", "especes", "carte", "prelevement", "remise", "interne", "regie", "report")
 
@@ -175,6 +177,27 @@ class Document(db.Model):
     annual_report_id: Mapped[int | None] = mapped_column(ForeignKey("annual_report.id", ondelete="CASCADE"), index=True)
 
 
+def _bump_entry_version(session: Session, entry: Entry | None) -> None:
+    """A change to a line (its amount, its pointage) is a change of its entry: the entry's version moves
+    too, so that whatever is kept by (entry id, version), such as the classic view's rows, is never stale.
+
+    An entry that is itself updated gets its new version from the ORM. Otherwise one UPDATE of the
+    version column only (not an ORM change of the entry: the pointage of a closed year's line stays
+    allowed by the closed-year guard), and the loaded entry is told its new version."""
+    if entry is None or entry.id is None or entry in session.deleted or entry in session.new:
+        return
+    if session.is_modified(entry, include_collections=False):
+        return
+    version = entry.version or 0  # read (or loaded) before the UPDATE below
+    session.execute(
+        update(Entry)
+        .where(Entry.id == entry.id)
+        .values(version=Entry.version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    set_committed_value(entry, "version", version + 1)
+
+
 @event.listens_for(Session, "before_flush")
 def _bump_ledger_revisions(session: Session, _context, _instances) -> None:
     """Any change to entries, lines or actions bumps the revision of the ledgers it shows in."""
@@ -183,6 +206,7 @@ def _bump_ledger_revisions(session: Session, _context, _instances) -> None:
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, EntryLine):
             obj = obj.entry if obj.entry is not None else session.get(Entry, obj.entry_id)
+            _bump_entry_version(session, obj)
         if isinstance(obj, Entry) and obj is not None:
             ledger = obj.ledger
             if ledger is not None and ledger.id is not None:

@@ -15,7 +15,7 @@ from html import escape  # stdlib: much faster than markupsafe on 10,000 rows; q
 from flask import url_for
 from markupsafe import Markup
 
-from app.cahier import Cahier
+from app.cahier import OPENING_KINDS, Cahier
 from app.formats import amount as format_amount
 from app.formats import euros, fr_date
 
@@ -27,52 +27,77 @@ def _amount(cents: int) -> str:
     return format_amount(cents) if cents else ""
 
 
-def cahier_rows(data: Cahier, modes: Mapping[str, str], *, links: bool, editable: bool) -> Markup:
-    """The <tr> elements of the classic view's body (same columns as templates/ledger/_table.html)."""
+Fragments = dict  # (entry key, action name) -> the row's HTML around its two balance cells
+
+
+def cahier_rows(
+    data: Cahier, modes: Mapping[str, str], *, links: bool, editable: bool, fragments: Fragments | None = None
+) -> tuple[Markup, Fragments]:
+    """The <tr> elements of the classic view's body (same columns as templates/ledger/_table.html).
+
+    A row's cells depend on its operation only, except the two running balances: they are kept in
+    `fragments` (by the operation's key and action name, for one set of columns) and only the
+    balances are formatted again. Returns the rows and the fragments of the rows shown."""
     codes = [account.code for account in data.accounts]
+    known = fragments or {}
+    kept: Fragments = {}
     # URL templates built once, then filled per row (url_for per row is the slow part otherwise).
-    view_url = url_for("ledger.entry_detail", entry_id=0)[:-1]
-    edit_url = url_for("ledger.edit_entry", entry_id=0).rsplit("/0/", 1)
-    delete_url = url_for("ledger.delete_entry", entry_id=0).rsplit("/0/", 1)
+    urls = (
+        url_for("ledger.entry_detail", entry_id=0)[:-1],
+        url_for("ledger.edit_entry", entry_id=0).rsplit("/0/", 1),
+        url_for("ledger.delete_entry", entry_id=0).rsplit("/0/", 1),
+    )
     parts: list[str] = []
     append = parts.append
     for r in data.rows:
-        piece = escape(r.piece)
-        mode = escape(modes.get(r.mode, r.mode)) + (f" ({escape(r.cheque)})" if r.cheque else "")
-        if r.cleared_on:
-            cleared = fr_date(r.cleared_on)
-        elif (r.bank_in or r.bank_out) and r.kind != "opening":
-            cleared = '<span class="text-body-secondary">non pointé</span>'
-        else:
-            cleared = ""
-        amounts = r.amounts
-        cells = "".join(
-            f"<td>{format_amount(amounts[code])}</td>" if code in amounts else "<td></td>" for code in codes
+        key = (r.key, r.action)
+        pieces = known.get(key) if r.key else None
+        if pieces is None:
+            pieces = _row_pieces(r, codes, modes, urls, links=links, editable=editable)
+        if r.key:
+            kept[key] = pieces
+        append(
+            f"{pieces[0]}<td{NEGATIVE if r.bank_balance < 0 else ''}>{format_amount(r.bank_balance)}</td>"
+            f"{pieces[1]}<td>{format_amount(r.cash_balance)}</td>{pieces[2]}"
         )
-        opening = ' class="table-secondary"' if r.kind == "opening" else ""
-        row = (
-            f'<tr id="op-{r.entry_id}"{opening}><th scope="row">{piece}</th><td class="text-nowrap">{fr_date(r.date)}'
-            f"</td><td>{escape(r.label)}</td><td>{mode}</td><td>{escape(r.action)}</td>"
-            f"<td>{_amount(r.bank_in)}</td><td>{_amount(r.bank_out)}</td>"
-            f"<td{NEGATIVE if r.bank_balance < 0 else ''}>{format_amount(r.bank_balance)}</td>"
-            f"<td>{_amount(r.cash_in)}</td><td>{_amount(r.cash_out)}</td><td>{format_amount(r.cash_balance)}</td>"
-            f"<td>{_amount(r.advance_in)}</td><td>{_amount(r.advance_out)}</td>"
-            f'<td class="text-nowrap">{cleared}</td>{cells}'
-        )
-        if links:
-            row += (
-                f'<td class="text-nowrap"><a href="{view_url}{r.entry_id}" aria-label="Voir la pièce {piece}">Voir</a>'
+    return Markup("\n".join(parts)), kept  # noqa: S704 - user text goes through html.escape (_row_pieces)
+
+
+def _row_pieces(r, codes: list[str], modes: Mapping[str, str], urls, *, links: bool, editable: bool):
+    """One row's HTML before the bank balance, between the two balances, and after the cash balance."""
+    view_url, edit_url, delete_url = urls
+    piece = escape(r.piece)
+    mode = escape(modes.get(r.mode, r.mode)) + (f" ({escape(r.cheque)})" if r.cheque else "")
+    if r.cleared_on:
+        cleared = fr_date(r.cleared_on)
+    elif (r.bank_in or r.bank_out) and r.kind != "opening":
+        cleared = '<span class="text-body-secondary">non pointé</span>'
+    else:
+        cleared = ""
+    amounts = r.amounts
+    cells = "".join(f"<td>{format_amount(amounts[code])}</td>" if code in amounts else "<td></td>" for code in codes)
+    opening = ' class="table-secondary"' if r.kind in OPENING_KINDS else ""
+    before = (
+        f'<tr id="op-{r.entry_id}"{opening}><th scope="row">{piece}</th><td class="text-nowrap">{fr_date(r.date)}'
+        f"</td><td>{escape(r.label)}</td><td>{mode}</td><td>{escape(r.action)}</td>"
+        f"<td>{_amount(r.bank_in)}</td><td>{_amount(r.bank_out)}</td>"
+    )
+    between = f"<td>{_amount(r.cash_in)}</td><td>{_amount(r.cash_out)}</td>"
+    after = (
+        f"<td>{_amount(r.advance_in)}</td><td>{_amount(r.advance_out)}</td>"
+        f'<td class="text-nowrap">{cleared}</td>{cells}'
+    )
+    if links:
+        after += f'<td class="text-nowrap"><a href="{view_url}{r.entry_id}" aria-label="Voir la pièce {piece}">Voir</a>'
+        if editable and r.kind not in OPENING_KINDS:
+            after += (
+                f' · <a href="{edit_url[0]}/{r.entry_id}/{edit_url[1]}" '
+                f'aria-label="Modifier la pièce {piece}">Modifier</a>'
+                f' · <a href="{delete_url[0]}/{r.entry_id}/{delete_url[1]}" class="text-danger" '
+                f'aria-label="Supprimer la pièce {piece}">Supprimer</a>'
             )
-            if editable and r.kind != "opening":
-                row += (
-                    f' · <a href="{edit_url[0]}/{r.entry_id}/{edit_url[1]}" '
-                    f'aria-label="Modifier la pièce {piece}">Modifier</a>'
-                    f' · <a href="{delete_url[0]}/{r.entry_id}/{delete_url[1]}" class="text-danger" '
-                    f'aria-label="Supprimer la pièce {piece}">Supprimer</a>'
-                )
-            row += "</td>"
-        append(row + "</tr>")
-    return Markup("\n".join(parts))  # noqa: S704 - user text goes through html.escape above
+        after += "</td>"
+    return before, between, after + "</tr>"
 
 
 class RenderCache:
@@ -87,16 +112,25 @@ class RenderCache:
         self._items: OrderedDict[Hashable, object] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_or_build(self, key: Hashable, build: Callable[[], object]) -> object:
+    def get(self, key: Hashable, default=None):
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        value = build()
+        return default
+
+    def put(self, key: Hashable, value: object) -> None:
         with self._lock:
             self._items[key] = value
+            self._items.move_to_end(key)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
+
+    def get_or_build(self, key: Hashable, build: Callable[[], object]) -> object:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            value = build()
+            self.put(key, value)
         return value
 
     def clear(self) -> None:
@@ -104,7 +138,29 @@ class RenderCache:
             self._items.clear()
 
 
-cahier_cache = RenderCache()
+_MISSING = object()
+
+
+class CahierCache:
+    """What the classic view keeps between requests, per process.
+
+    - `pages`: whole rendered tables by ledger revision (a view of an unchanged year);
+    - `rows`: per ledger, each operation's figures and rendered cells by (entry id, version,
+      created_at). The version changes with any change to the entry or its lines (pointage
+      included), so after a save only the changed operations are read and rendered again; the
+      running balances are recomputed for every row in one pass.
+    """
+
+    def __init__(self, ledgers: int = 16) -> None:
+        self.pages = RenderCache()
+        self.rows = RenderCache(ledgers)
+
+    def clear(self) -> None:
+        self.pages.clear()
+        self.rows.clear()
+
+
+cahier_cache = CahierCache()
 
 
 def pointage_rows(lines, modes: Mapping[str, str], *, year: int, csrf_token: str) -> Markup:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import date
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -71,7 +72,10 @@ def _ledger_for_write(year: int) -> Ledger:
 
 
 def _year_choices(selected: int) -> list[int]:
-    years = set(books.ledger_years(db.session, current_user.coop)) | {_current_year(), selected}
+    """Every year with a ledger, plus the ones the coop can open: this one and the previous school year
+    (a coop coming from another tool imports or types that year, then closes it here)."""
+    current = _current_year()
+    years = set(books.ledger_years(db.session, current_user.coop)) | {current, current - 1, selected}
     return sorted(years, reverse=True)
 
 
@@ -139,17 +143,44 @@ def _cahier_filters() -> dict[str, str]:
     }
 
 
-def _cahier_table(ledger: Ledger, *, sort: str, action_id: int | None, filters: dict[str, str], printing: bool):
-    """The classic view's figures and rendered rows, cached per ledger revision."""
+def _cahier_table(
+    ledger: Ledger, *, sort: str, action_id: int | None, filters: dict[str, str], printing: bool, month: date | None
+):
+    """The classic view's figures and rendered rows: the whole table cached per ledger revision; after a
+    change, each unchanged operation's figures and cells come from the per-operation cache."""
     # created_at too: SQLite may reuse the id of a deleted ledger
-    key = (ledger.id, ledger.created_at, ledger.revision, ledger.is_open, printing, sort, action_id)
-    key += (tuple(filters.items()),)
+    ledger_key = (ledger.id, ledger.created_at)
+    key = (*ledger_key, ledger.revision, ledger.is_open, printing, sort, action_id, month, tuple(filters.items()))
 
     def build():
-        built = cahier_format.build_cahier(db.session, ledger, sort=sort, action_id=action_id, **filters)
-        return built, cahier_rows(built, books.MODE_LABELS, links=not printing, editable=ledger.is_open)
+        known = cahier_cache.rows.get(ledger_key) or ({}, {})
+        figures = cahier_format.current_figures(db.session, ledger, known[0])
+        built = cahier_format.build_cahier(
+            db.session, ledger, sort=sort, action_id=action_id, month=month, figures=figures, **filters
+        )
+        columns = (tuple(a.code for a in built.accounts), not printing, ledger.is_open)
+        rows_html, fragments = cahier_rows(
+            built, books.MODE_LABELS, links=not printing, editable=ledger.is_open, fragments=known[1].get(columns)
+        )
+        # keep only what the year holds now (a deleted or changed operation's old figures go)
+        kept = dict(known[1])
+        if len(built.rows) == len(figures):  # unfiltered: the rows shown are the whole year
+            kept[columns] = fragments
+        else:
+            kept[columns] = {**kept.get(columns, {}), **fragments}
+        cahier_cache.rows.put(ledger_key, (dict(figures), kept))
+        return built, rows_html
 
-    return cahier_cache.get_or_build(key, build)
+    return cahier_cache.pages.get_or_build(key, build)
+
+
+def _month(value: str | None, year: int) -> date | None:
+    """The month asked for by `?mois=2025-10`, if it lies in the school year starting in `year`."""
+    match = re.fullmatch(r"(\d{4})-(\d{2})", value or "")
+    if not match:
+        return None
+    chosen = (int(match[1]), int(match[2]))
+    return date(*chosen, 1) if (year, 9) <= chosen <= (year + 1, 8) else None
 
 
 @bp.route("/coop/cahier/<int:year>")
@@ -159,9 +190,12 @@ def cahier(year: int):
     ledger = _find_ledger(year)
     sort, action_id = request.args.get("tri", "date"), request.args.get("action", type=int)
     filters, printing = _cahier_filters(), bool(request.args.get("impression"))
+    month = _month(request.args.get("mois"), year)
     data = rows_html = None
     if ledger is not None:
-        data, rows_html = _cahier_table(ledger, sort=sort, action_id=action_id, filters=filters, printing=printing)
+        data, rows_html = _cahier_table(
+            ledger, sort=sort, action_id=action_id, filters=filters, printing=printing, month=month
+        )
     return render_template(
         "ledger/cahier_print.html" if printing else "ledger/cahier.html",
         data=data,
@@ -169,6 +203,7 @@ def cahier(year: int):
         sort=sort,
         filters=filters,
         action_id=action_id,
+        month=month,
         filtered=any(filters.values()) or bool(action_id),
         bank_warning=books.bank_warning(data.bank_balance) if data is not None else None,
         **_cahier_page(year, ledger),
@@ -474,13 +509,16 @@ def download_document(document_id: int):
 def opening(year: int):
     _check_year(year)
     form = OpeningForm()
-    if form.validate_on_submit():
+    if form.more.data and form.is_submitted():  # « Ajouter des lignes »: the same page with more blank rows
+        form.add_rows()
+    elif form.validate_on_submit():
         outcome = uow.run(
             lambda: books.record_opening(
                 db.session,
                 _ledger_for_write(year),
                 bank=form.bank.data or 0,
                 cash=form.cash.data or 0,
+                items=form.carried_items(),
                 by=current_user,
                 ip=client_ip(),
                 now=clock.now(),
@@ -498,9 +536,22 @@ def opening(year: int):
 
 def _fill_opening(form: OpeningForm, ledger: Ledger | None) -> None:
     entry = books.opening_entry(db.session, ledger) if ledger is not None else None
-    if entry is not None:
-        form.bank.data = sum(line.amount_cents for line in entry.lines if line.account.code == books.BANK)
-        form.cash.data = sum(line.amount_cents for line in entry.lines if line.account.code == books.CASH)
+    if entry is None:
+        return
+    items = books.carried_items(db.session, ledger)
+    lines = [line for e in (entry, *items) for line in e.lines]
+    form.bank.data = sum(line.amount_cents for line in lines if line.account.code == books.BANK)
+    form.cash.data = sum(line.amount_cents for line in lines if line.account.code == books.CASH)
+    while len(form.items) < len(items) + 1:
+        form.items.append_entry()
+    for row, item in zip(form.items, items, strict=False):
+        amount = sum(line.amount_cents for line in item.lines if line.account.code == books.BANK)
+        label, _, rest = item.label.rpartition(" (du ")
+        row.form.direction.data = "out" if amount < 0 else "in"
+        row.form.date.data = date(int(rest[6:10]), int(rest[3:5]), int(rest[0:2])) if label else None
+        row.form.label.data = label or item.label
+        row.form.cheque_number.data = item.cheque_number
+        row.form.amount.data = abs(amount)
 
 
 # -- actions -------------------------------------------------------------------------------------
