@@ -54,16 +54,22 @@ class CampaignView(StaffAccessMixin, BaseView):
                         body=form.body.data,
                         by=current_user,
                         ip=client_ip(),
-                    )
+                    ),
+                    form=form,
                 )
                 if outcome.ok:
-                    queued, missing = outcome.value
-                    message = f"{queued} courriel(s) de relance mis dans la file d'envoi."
-                    if missing:
-                        message += " Sans adresse e-mail : " + ", ".join(c.login for c in missing) + "."
-                    flash(message, "success")
-                return redirect(url_for(".coops", etape=step, etat=state, annee=year))
-            if coops:
+                    sent = outcome.value
+                    message = f"{sent.queued} courriel(s) de relance mis dans la file d'envoi."
+                    if sent.missing:
+                        message += " Sans adresse e-mail : " + ", ".join(c.login for c in sent.missing) + "."
+                    if sent.unusable:
+                        message += (
+                            " Non envoyé, adresse ou nom contenant un retour à la ligne ou un caractère invisible "
+                            "(à corriger dans la fiche) : " + ", ".join(c.login for c in sent.unusable) + "."
+                        )
+                    flash(message, "warning" if sent.unusable else "success")
+                    return redirect(url_for(".coops", etape=step, etat=state, annee=year))
+            elif coops:
                 first = coops[0]
                 preview = {
                     "to": first.email or "(pas d'adresse)",

@@ -13,12 +13,12 @@ from app.models import school_year_start
 _TYPES = {"csv": "text/csv; charset=utf-8", "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
 
 
-def _send(table: exports.Table, name: str, fmt: str) -> Response:
+def _send(table: exports.Table, name: str, fmt: str, *more_sheets: exports.Table) -> Response:
     if fmt not in _TYPES:
         abort(404)
-    content = exports.to_csv(table) if fmt == "csv" else exports.to_xlsx(table)
+    content = exports.to_csv(table) if fmt == "csv" else exports.to_xlsx(table, *more_sheets)
     return Response(
-        content, mimetype=_TYPES[fmt], headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
+        content, content_type=_TYPES[fmt], headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'}
     )
 
 
@@ -38,7 +38,11 @@ class ExportView(StaffAccessMixin, BaseView):
 
     @expose("/crf-<int:year>.<fmt>")
     def crf(self, year: int, fmt: str):
-        accounts, coops = exports.consolidated_crf(db.session, year)
-        table = coops if request.args.get("par") == "coop" else accounts
-        suffix = "par-cooperative" if request.args.get("par") == "coop" else "par-compte"
-        return _send(table, f"crf-consolide-{year}-{year + 1}-{suffix}", fmt)
+        accounts, coops, inventory = exports.consolidated_crf(db.session, year)
+        name = f"crf-consolide-{year}-{year + 1}"
+        if request.args.get("par") == "coop":
+            return _send(coops, f"{name}-par-cooperative", fmt)
+        if request.args.get("par") == "inventaire":
+            return _send(inventory, f"{name}-inventaire", fmt)
+        # the Excel workbook by account also carries the inventory register on a second sheet
+        return _send(accounts, f"{name}-par-compte", fmt, inventory)

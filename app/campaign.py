@@ -10,12 +10,15 @@ Every count is one grouped query: the dashboard costs the same with 12 or 500 co
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app import audit
+from app.errors import DomainError
 from app.mail import queue_email
 from app.models import Coop, Ledger, Membership, SchoolYear, User
 from app.models.mandate_change import MandateChange
@@ -141,6 +144,28 @@ def default_reminder(step: str, state: str, start_year: int) -> tuple[str, str]:
     return subject, REMINDER_BODY.replace("{etape}", title).replace("{etat}", states[state])
 
 
+PLACEHOLDERS = ("nom", "identifiant", "ecole", "annee")
+_PLACEHOLDER = re.compile(r"\{([^{}\n]*)\}")
+
+
+def unknown_placeholders(text: str) -> list[str]:
+    """The `{…}` of `text` that are not one of PLACEHOLDERS, in order, each once (e.g. ['{inconnu}'])."""
+    found = [f"{{{name}}}" for name in _PLACEHOLDER.findall(text) if name not in PLACEHOLDERS]
+    return list(dict.fromkeys(found))
+
+
+def placeholder_problem(text: str) -> str | None:
+    """The French message for a reminder text with unknown placeholders, or None."""
+    unknown = unknown_placeholders(text)
+    if not unknown:
+        return None
+    known = ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
+    return (
+        f"{', '.join(unknown)} : ce n'est pas un champ connu, il serait envoyé tel quel. "
+        f"Corrigez-le ou retirez-le (champs possibles : {known})."
+    )
+
+
 def render_reminder(text: str, coop: Coop, year_label: str) -> str:
     """Fill the placeholders a staff member may type: {nom}, {identifiant}, {ecole}, {annee}."""
     return (
@@ -151,23 +176,41 @@ def render_reminder(text: str, coop: Coop, year_label: str) -> str:
     )
 
 
-def queue_reminders(
-    session: Session, coops: list[Coop], *, subject: str, body: str, year_label: str
-) -> tuple[int, list[Coop]]:
-    """One outbox mail per coop that has an address; returns (queued, coops without address)."""
-    queued, missing = 0, []
+def _is_header_safe(value: str) -> bool:
+    # the rule of app.mail.queue_email: no line break, no control character in a header
+    return not any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value)
+
+
+@dataclass(frozen=True)
+class Reminders:
+    """What a reminder did: mails queued, coops without an address, coops skipped because their
+    address or their name (in the subject) holds a line break or a control character."""
+
+    queued: int
+    missing: list[Coop]
+    unusable: list[Coop]
+
+
+def queue_reminders(session: Session, coops: list[Coop], *, subject: str, body: str, year_label: str) -> Reminders:
+    """One outbox mail per coop that has a usable address; a bad one is skipped and reported, never
+    a failure for every coop. Raises DomainError (field subject or body) on an unknown placeholder."""
+    for field, text in (("subject", subject), ("body", body)):
+        problem = placeholder_problem(text)
+        if problem:
+            raise DomainError(problem, field=field)
+    queued, missing, unusable = 0, [], []
     for coop in coops:
         if not coop.email:
             missing.append(coop)
             continue
-        queue_email(
-            session,
-            to=coop.email,
-            subject=render_reminder(subject, coop, year_label)[:255],
-            text=render_reminder(body, coop, year_label),
-        )
+        to = coop.email.strip()
+        rendered = render_reminder(subject, coop, year_label)[:255]
+        if not _is_header_safe(to) or not _is_header_safe(rendered):
+            unusable.append(coop)
+            continue
+        queue_email(session, to=to, subject=rendered, text=render_reminder(body, coop, year_label))
         queued += 1
-    return queued, missing
+    return Reminders(queued, missing, unusable)
 
 
 def send_reminders(
@@ -180,16 +223,24 @@ def send_reminders(
     body: str,
     by: User | None,
     ip: str = "",
-) -> tuple[int, list[Coop]]:
-    """Queue the reminder to every coop at `state` of `step` and audit it; returns (queued, coops without address)."""
+) -> Reminders:
+    """Queue the reminder to every coop at `state` of `step` and audit it (coops skipped included)."""
     coops = coops_in_state(session, step, state, start_year)
-    queued, missing = queue_reminders(session, coops, subject=subject, body=body, year_label=year_label(start_year))
+    outcome = queue_reminders(session, coops, subject=subject, body=body, year_label=year_label(start_year))
     audit.record(
         session,
         "campaign.reminder",
         actor=by,
         entity="campaign",
-        after={"step": step, "state": state, "year": start_year, "queued": queued, "subject": subject[:200]},
+        after={
+            "step": step,
+            "state": state,
+            "year": start_year,
+            "queued": outcome.queued,
+            "without_address": [coop.login for coop in outcome.missing],
+            "unusable_address": [coop.login for coop in outcome.unusable],
+            "subject": subject[:200],
+        },
         ip=ip,
     )
-    return queued, missing
+    return outcome

@@ -1,13 +1,17 @@
 """Federation exports (coops, memberships, consolidated CRF) as tables, written as CSV or XLSX.
 
 CSV for French Excel users: `;`, UTF-8 with BOM, CRLF, decimal comma; text cells that could be read
-as formulas get a leading quote (CWE-1236). XLSX keeps real numbers (euros) and dates.
+as formulas get a leading quote (CWE-1236, `guard_cell`). XLSX keeps real numbers (euros) and dates;
+its text cells are written as text (`xlsx_text`), never as formulas, and show no quote. Every export
+of the portal (the cash-book's included) goes through these two functions.
+The consolidated CRF reads a closed ledger's figures as stored at closing (`app.crf.closed_crfs`).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,8 +19,10 @@ from decimal import Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app import crf as crfs
 from app.mandates import current_mandate
-from app.models import Account, Coop, Entry, EntryLine, Ledger, Membership, SchoolYear
+from app.models import Account, Coop, Entry, EntryLine, Ledger, Membership, SchoolYear, coop_login
+from app.models.reports import LedgerClosing
 
 
 @dataclass(frozen=True)
@@ -33,8 +39,27 @@ class Table:
     rows: list[list]
 
 
-def _text(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A negative amount typed as text ("-12,50", "-3") is read as a number by a spreadsheet, never as a formula.
+_PLAIN_NUMBER = re.compile(r"-\d+(?:[.,]\d+)?")
+
+
+def guard_cell(value):
+    """A CSV cell safe to open in a spreadsheet (CWE-1236): text starting with = + - @, a tab or a
+    carriage return gets a leading quote; negative numbers, numbers, dates and None are returned as they are."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def xlsx_text(cell, value=None) -> None:
+    """Make an openpyxl cell hold text (`value`, or its current value when None): shown as typed,
+    never run as a formula and without a visible quote (type string, format « @ »)."""
+    if value is not None:
+        cell.value = value
+    if isinstance(cell.value, str):
+        cell.data_type = "s"
+        cell.number_format = "@"
 
 
 def to_csv(table: Table) -> bytes:
@@ -53,37 +78,44 @@ def to_csv(table: Table) -> bytes:
             elif value is None:
                 cells.append("")
             elif isinstance(value, str):
-                cells.append(_text(value))
+                cells.append(guard_cell(value))
             else:
                 cells.append(str(value))
         writer.writerow(cells)
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
-def to_xlsx(table: Table) -> bytes:
+def to_xlsx(table: Table, *more: Table) -> bytes:
+    """An Excel workbook with one sheet per table (real numbers and dates, text cells as text)."""
     from openpyxl import Workbook
-    from openpyxl.styles import Font
 
     workbook = Workbook()
-    sheet = workbook.active
+    _fill_sheet(workbook.active, table)
+    for other in more:
+        _fill_sheet(workbook.create_sheet(), other)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def _fill_sheet(sheet, table: Table) -> None:
+    from openpyxl.styles import Font
+
     sheet.title = table.title[:31]
     sheet.append(table.header)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
+        xlsx_text(cell)
     for row in table.rows:
-        values = [
-            Decimal(v.cents) / 100 if isinstance(v, Money) else _text(v) if isinstance(v, str) else v for v in row
-        ]
-        sheet.append(values)
+        sheet.append([Decimal(v.cents) / 100 if isinstance(v, Money) else v for v in row])
         for cell, value in zip(sheet[sheet.max_row], row, strict=True):
             if isinstance(value, Money):
                 cell.number_format = "#,##0.00"
             elif isinstance(value, date):
                 cell.number_format = "DD/MM/YYYY"
+            elif isinstance(value, str):
+                xlsx_text(cell)
     sheet.freeze_panes = "A2"
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
 
 
 def coops_table(session: Session, today: date) -> Table:
@@ -191,36 +223,50 @@ def memberships_table(session: Session, start_year: int) -> Table:
     )
 
 
-def consolidated_crf(session: Session, start_year: int) -> tuple[Table, Table]:
-    """For every account the sum over all coops' ledgers of the year; for every coop its result and balances."""
-    ledgers = sa.select(Ledger.id).join(Ledger.school_year).where(SchoolYear.start_year == start_year)
+def _not_frozen(start_year: int):
+    """The year's ledgers whose CRF is computed from their lines: open ones, and closed ones without a stored record."""
+    frozen = sa.select(LedgerClosing.ledger_id).where(LedgerClosing.superseded_at.is_(None))
+    return (
+        sa.select(Ledger.id)
+        .join(Ledger.school_year)
+        .where(SchoolYear.start_year == start_year, sa.or_(Ledger.status != "closed", Ledger.id.not_in(frozen)))
+    )
+
+
+def consolidated_crf(session: Session, start_year: int) -> tuple[Table, Table, Table]:
+    """For every account the sum over all coops' CRF of the year; for every coop its result and balances;
+    the inventory register (durable goods) of every coop.
+
+    A closed ledger counts with the figures stored at its closing (`app.crf.closed_crfs`), never with
+    its lines as they are now; an open ledger with its lines.
+    """
+    closed = crfs.closed_crfs(session, start_year)
+    live = _not_frozen(start_year)
+    totals: dict[str, list] = {}  # code -> [label, nature, amount, coop logins]
     per_account = session.execute(
-        sa.select(
-            Account.code,
-            Account.label,
-            Account.nature,
-            sa.func.sum(EntryLine.amount_cents),
-            sa.func.count(sa.distinct(Entry.coop_id)),
-        )
+        sa.select(Account.code, Account.label, Account.nature, Entry.coop_id, sa.func.sum(EntryLine.amount_cents))
         .join(EntryLine.account)
         .join(EntryLine.entry)
-        .where(Entry.ledger_id.in_(ledgers), Account.nature.in_(("expense", "income", "subsidy")))
-        .group_by(Account.code, Account.label, Account.nature)
-        .order_by(Account.code)
+        .where(Entry.ledger_id.in_(live), Account.nature.in_(("expense", "income", "subsidy")))
+        .group_by(Account.code, Account.label, Account.nature, Entry.coop_id)
     ).all()
+    for code, label, nature, coop_id, total in per_account:
+        kind = "charge" if nature == "expense" else "produit"
+        line = totals.setdefault(code, [label, kind, 0, set()])
+        line[2] += int(total) if nature == "expense" else -int(total)
+        line[3].add(("live", coop_id))
+    for crf in closed:
+        for kind, lines in (("charge", crf.charges), ("produit", crf.produits)):
+            for account in lines:
+                line = totals.setdefault(account.code, [account.label, kind, 0, set()])
+                line[2] += account.amount
+                line[3].add(("closed", crf.coop.login))
     accounts = Table(
         "Comptes",
         ["compte", "code_occe", "libelle", "nature", "montant", "cooperatives"],
         [
-            [
-                code,
-                code.ljust(7, "0") + "8",
-                label,
-                "charge" if nature == "expense" else "produit",
-                Money(int(total) if nature == "expense" else -int(total)),
-                count,
-            ]
-            for code, label, nature, total, count in per_account
+            [code, code.ljust(7, "0") + "8", label, kind, Money(amount), len(coops)]
+            for code, (label, kind, amount, coops) in sorted(totals.items())
         ],
     )
     per_coop = session.execute(
@@ -236,30 +282,63 @@ def consolidated_crf(session: Session, start_year: int) -> tuple[Table, Table]:
         )
         .select_from(Ledger)
         .join(Coop, Coop.id == Ledger.coop_id)
-        .join(Ledger.school_year)
         .join(Entry, Entry.ledger_id == Ledger.id)
         .join(EntryLine, EntryLine.entry_id == Entry.id)
         .join(Account, Account.id == EntryLine.account_id)
-        .where(SchoolYear.start_year == start_year)
+        .where(Ledger.id.in_(live))
         .group_by(Coop.number, Coop.name, Ledger.status)
-        .order_by(Coop.number)
     ).all()
+    coop_rows = [
+        [
+            coop_login(number),
+            name,
+            "clôturé" if status == "closed" else "ouvert",
+            Money(int(charges)),
+            Money(int(produits)),
+            Money(int(produits) - int(charges)),
+            Money(int(bank)),
+            Money(int(cash)),
+            Money(int(advance)),
+        ]
+        for number, name, status, charges, produits, bank, cash, advance in per_coop
+    ] + [
+        [
+            crf.coop.login,
+            crf.coop.name,
+            "clôturé",
+            Money(crf.total_charges),
+            Money(crf.total_produits),
+            Money(crf.result),
+            Money(crf.closing_bank),
+            Money(crf.closing_cash),
+            Money(crf.closing_advance),
+        ]
+        for crf in closed
+    ]
     coops = Table(
         "Coopératives",
         ["identifiant", "nom", "cahier", "charges", "produits", "resultat", "banque", "caisse", "regies"],
-        [
-            [
-                f"085-{number:03d}",
-                name,
-                "clôturé" if status == "closed" else "ouvert",
-                Money(int(charges)),
-                Money(int(produits)),
-                Money(int(produits) - int(charges)),
-                Money(int(bank)),
-                Money(int(cash)),
-                Money(int(advance)),
-            ]
-            for number, name, status, charges, produits, bank, cash, advance in per_coop
-        ],
+        sorted(coop_rows, key=lambda row: row[0]),
     )
-    return accounts, coops
+    inventory_rows = [
+        [crf.coop.login, crf.coop.name, line.date, line.piece, line.label, Money(line.amount)]
+        for crf in closed
+        for line in crf.inventory
+    ]
+    durable_goods = session.execute(
+        sa.select(Coop.number, Coop.name, Entry.date, Entry.piece, Entry.label, EntryLine.amount_cents)
+        .join(EntryLine.entry)
+        .join(EntryLine.account)
+        .join(Coop, Coop.id == Entry.coop_id)
+        .where(Entry.ledger_id.in_(live), Account.code == crfs.DURABLE_GOODS)
+    ).all()  # what `app.crf.inventory_register` lists, for every open ledger at once
+    inventory_rows += [
+        [coop_login(number), name, day, piece, label, Money(int(amount))]
+        for number, name, day, piece, label, amount in durable_goods
+    ]
+    inventory = Table(
+        "Inventaire",
+        ["identifiant", "nom", "date", "piece", "libelle", "montant"],
+        sorted(inventory_rows, key=lambda row: (row[0], row[2], row[3])),
+    )
+    return accounts, coops, inventory

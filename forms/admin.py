@@ -6,24 +6,25 @@ below are those of the custom pages.
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, SelectField, StringField, TextAreaField
-from wtforms.validators import AnyOf, DataRequired, Length, Optional
+from wtforms.validators import AnyOf, DataRequired, Length, Optional, ValidationError
 
+from app.campaign import placeholder_problem
 from app.debits import REASON_LABELS
 from forms.ledger import FrenchDateField
+from forms.validators import SingleLineForm
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(SingleLineForm):
     """A button that changes something (export, « Prélèvement effectué »): only the CSRF token."""
 
 
-class CoopImportForm(FlaskForm):
+class CoopImportForm(SingleLineForm):
     file = FileField("Fichier CSV des coopératives", validators=[FileRequired("Choisissez un fichier CSV.")])
 
 
-class DebitBatchForm(FlaskForm):
+class DebitBatchForm(SingleLineForm):
     collection_date = FrenchDateField(
         "Date d'échéance (prélèvement sur les comptes)",
         validators=[DataRequired("Indiquez la date d'échéance.")],
@@ -40,7 +41,7 @@ REASON_CHOICES = [("", "— motif donné par la banque —")] + [
 ]
 
 
-class DebitRejectForm(FlaskForm):
+class DebitRejectForm(SingleLineForm):
     """A debit that came back: before settlement (rejected) or after it (returned / refunded)."""
 
     reason_code = SelectField(
@@ -54,14 +55,14 @@ class DebitRejectForm(FlaskForm):
     note = StringField("Précision (facultatif)", validators=[Optional(), Length(max=300)])
 
 
-class DebitReportForm(FlaskForm):
+class DebitReportForm(SingleLineForm):
     file = FileField(
         "Fichier de la banque (compte rendu pain.002 ou avis d'opérations camt.054, XML)",
         validators=[FileRequired("Choisissez le fichier XML reçu de la banque.")],
     )
 
 
-class ReminderForm(FlaskForm):
+class ReminderForm(SingleLineForm):
     subject = StringField("Objet", validators=[DataRequired("Indiquez l'objet."), Length(max=200)])
     body = TextAreaField(
         "Message",
@@ -70,3 +71,15 @@ class ReminderForm(FlaskForm):
         "remplacés pour chaque coopérative.",
         render_kw={"rows": 10},
     )
+
+    def validate_subject(self, field) -> None:
+        _known_placeholders_only(field)
+
+    def validate_body(self, field) -> None:
+        _known_placeholders_only(field)
+
+
+def _known_placeholders_only(field) -> None:
+    problem = placeholder_problem(field.data or "")
+    if problem:
+        raise ValidationError(problem)
