@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from forms.validators import SingleLineForm
 
-class ReviewActionForm(FlaskForm):
+
+class ReviewActionForm(SingleLineForm):
     """« Approuver »: a button that changes the report, only the CSRF token."""
 
 
-class CommentForm(FlaskForm):
+class CommentForm(SingleLineForm):
     """« Renvoyer » (or « Rouvrir le cahier ») from the review page: the comment the coop reads."""
 
     reason = TextAreaField(
@@ -21,7 +22,7 @@ class CommentForm(FlaskForm):
     )
 
 
-class ReopenForm(FlaskForm):
+class ReopenForm(SingleLineForm):
     """« Rouvrir le cahier » from the list of closed cash-books: the reason goes to the audit log."""
 
     reason = TextAreaField(

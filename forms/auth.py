@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from app.passwords import MAX_LENGTH
+from forms.validators import SingleLineForm
 
 REQUIRED = "Ce champ est obligatoire."
 
 
-class LoginForm(FlaskForm):
+class LoginForm(SingleLineForm):
     login = StringField(
         "Identifiant",
         validators=[DataRequired(REQUIRED), Length(max=64)],
@@ -46,7 +46,7 @@ class _NewPasswordMixin:
     )
 
 
-class ChangePasswordForm(_NewPasswordMixin, FlaskForm):
+class ChangePasswordForm(_NewPasswordMixin, SingleLineForm):
     current_password = PasswordField(
         "Mot de passe actuel (ou provisoire)",
         validators=[DataRequired(REQUIRED), Length(max=MAX_LENGTH)],
@@ -56,7 +56,7 @@ class ChangePasswordForm(_NewPasswordMixin, FlaskForm):
     field_order = ("current_password", "new_password", "confirm")
 
 
-class ResetRequestForm(FlaskForm):
+class ResetRequestForm(SingleLineForm):
     identifier = StringField(
         "Identifiant",
         validators=[DataRequired(REQUIRED), Length(max=254)],
@@ -65,11 +65,11 @@ class ResetRequestForm(FlaskForm):
     )
 
 
-class ResetPasswordForm(_NewPasswordMixin, FlaskForm):
+class ResetPasswordForm(_NewPasswordMixin, SingleLineForm):
     pass
 
 
-class SecondFactorForm(FlaskForm):
+class SecondFactorForm(SingleLineForm):
     code = StringField(
         "Code de l'application d'authentification",
         validators=[DataRequired(REQUIRED), Length(max=20, message="Un code fait 6 chiffres (ou 10 caractères).")],
@@ -83,7 +83,7 @@ class SecondFactorForm(FlaskForm):
     )
 
 
-class EnrollSecondFactorForm(FlaskForm):
+class EnrollSecondFactorForm(SingleLineForm):
     code = StringField(
         "Code affiché par l'application",
         validators=[DataRequired(REQUIRED), Length(max=20, message="Un code fait 6 chiffres.")],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, EmailField, RadioField, SelectField, StringField, SubmitField, TelField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -14,7 +13,7 @@ from app.identity import check_phone
 from app.mandates import CIVILITIES, DETAIL_FIELDS, REASONS, ChangeDetails
 from app.models import Mandate
 from forms.ledger import FrenchDateField, Required
-from forms.validators import Normalise
+from forms.validators import Normalise, SingleLineForm
 
 REQUIRED = "Ce champ est obligatoire."
 FILE_HELP = "PDF, JPEG ou PNG, 10 Mo au plus. Une photo prise avec un téléphone convient."
@@ -25,7 +24,7 @@ def _civility(label: str, *, required: bool) -> RadioField:
     return RadioField(label, choices=[(c, c) for c in CIVILITIES], validators=validators)
 
 
-class MandateChangeForm(FlaskForm):
+class MandateChangeForm(SingleLineForm):
     """« Changement pour le compte bancaire… »: only these fields reach the dossier (no mass assignment)."""
 
     incoming_civility = _civility("Civilité", required=True)
@@ -103,7 +102,7 @@ class MandateChangeForm(FlaskForm):
         return ChangeDetails(**values)
 
 
-class DocumentUpload(FlaskForm):
+class DocumentUpload(SingleLineForm):
     """One of the dossier's uploads; `files()` and `proof_date_value()` are what `attach_document` takes."""
 
     def files(self) -> list[tuple[str, bytes]]:
@@ -156,7 +155,7 @@ class AddressProofUpload(DocumentUpload):
     submit = SubmitField("Ajouter le justificatif de domicile")
 
 
-class SendForm(FlaskForm):
+class SendForm(SingleLineForm):
     """The confirmation page of « Envoyer »."""
 
     submit = SubmitField("Envoyer le dossier à l'OCCE 85")
@@ -165,13 +164,13 @@ class SendForm(FlaskForm):
 # --- Back office ---------------------------------------------------------------------------------
 
 
-class DecisionForm(FlaskForm):
+class DecisionForm(SingleLineForm):
     """A staff decision without input (Valider, Envoyé à la banque, Délégation créée)."""
 
     submit = SubmitField("Confirmer")
 
 
-class ReturnForm(FlaskForm):
+class ReturnForm(SingleLineForm):
     reason = TextAreaField(
         "Ce que la coopérative doit corriger",
         validators=[
@@ -183,7 +182,7 @@ class ReturnForm(FlaskForm):
     submit = SubmitField("Renvoyer à la coopérative")
 
 
-class BankDocumentUpload(FlaskForm):
+class BankDocumentUpload(SingleLineForm):
     file = FileField(
         "Document du Crédit Mutuel à transmettre à la coopérative",
         description=FILE_HELP,

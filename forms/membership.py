@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import FieldList, Form, FormField, RadioField, StringField, SubmitField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
@@ -15,6 +14,7 @@ from app.membership import (
     headcounts_from_rows,
 )
 from forms.fields import MoneyField, WholeNumberField
+from forms.validators import SingleLineForm
 
 REQUIRED = "Ce champ est obligatoire."
 
@@ -55,7 +55,7 @@ def _adults_field(label: str, description: str) -> WholeNumberField:
     )
 
 
-class MembershipForm(FlaskForm):
+class MembershipForm(SingleLineForm):
     """Adhésion: only these fields reach the membership (no mass assignment)."""
 
     classes = FieldList(FormField(ClassForm), min_entries=1, max_entries=MAX_CLASSES)
@@ -121,7 +121,7 @@ class MembershipForm(FlaskForm):
         )
 
 
-class EngagementForm(FlaskForm):
+class EngagementForm(SingleLineForm):
     """The confirmation page: one button, « Je m'engage à être mandataire »."""
 
     submit = SubmitField("Je m'engage à être mandataire")

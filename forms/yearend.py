@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
@@ -35,6 +34,7 @@ from app.cra import (
 from app.errors import ValidationErrors
 from forms.fields import MoneyField, WholeNumberField
 from forms.ledger import Required
+from forms.validators import SingleLineForm
 
 REQUIRED = "Ce champ est obligatoire."
 
@@ -49,7 +49,7 @@ def _count_field(value: int) -> WholeNumberField:
     )
 
 
-class CashCountForm(FlaskForm):
+class CashCountForm(SingleLineForm):
     """The arrêté de caisse: how many notes and coins of each denomination are in the cash box."""
 
     submit = SubmitField("Enregistrer l'arrêté de caisse")
@@ -74,7 +74,7 @@ for _value in DENOMINATIONS:
     setattr(CashCountForm, f"d{_value}", _count_field(_value))
 
 
-class StatementForm(FlaskForm):
+class StatementForm(SingleLineForm):
     balance = MoneyField(
         "Solde du relevé bancaire au 31 août (en euros)",
         validators=[Required("Indiquez le solde du relevé au 31 août (négatif s'il est débiteur : -12,50).")],
@@ -84,7 +84,7 @@ class StatementForm(FlaskForm):
     submit = SubmitField("Enregistrer le solde du relevé")
 
 
-class CloseForm(FlaskForm):
+class CloseForm(SingleLineForm):
     """The typed confirmation of the definitive closing (the coop's number)."""
 
     confirmation = StringField(
@@ -129,7 +129,7 @@ class CraActionForm(Form):
     description = TextAreaField("Ce qui a été fait", validators=[Optional(), Length(max=2000)], render_kw={"rows": 2})
 
 
-class CraForm(FlaskForm):
+class CraForm(SingleLineForm):
     """The compte rendu d'activités (only these fields reach the report)."""
 
     classes = FieldList(FormField(CraClassForm), min_entries=1, max_entries=MAX_CRA_CLASSES)
@@ -214,7 +214,7 @@ class AuditorForm(Form):
     quality = SelectField("Qualité", choices=[("", "— Choisir —"), *AUDITOR_QUALITIES.items()], validators=[Optional()])
 
 
-class QuitusForm(FlaskForm):
+class QuitusForm(SingleLineForm):
     """The vérificateurs aux comptes and the mandataire (the rules are the domain's)."""
 
     auditors = FieldList(FormField(AuditorForm), min_entries=2, max_entries=MAX_AUDITORS)
@@ -264,11 +264,11 @@ class QuitusForm(FlaskForm):
         return [Auditor(e.form.name.data or "", e.form.quality.data or "") for e in self.auditors.entries]
 
 
-class DocumentForm(FlaskForm):
+class DocumentForm(SingleLineForm):
     slot = HiddenField(validators=[DataRequired()])
     file = FileField("Fichier", validators=[FileRequired("Choisissez un fichier (PDF, JPEG ou PNG).")])
     submit = SubmitField("Envoyer ce fichier")
 
 
-class SubmitReportForm(FlaskForm):
+class SubmitReportForm(SingleLineForm):
     submit = SubmitField("Envoyer mon compte rendu")

@@ -415,3 +415,33 @@ def test_back_office_one_line_fields_refuse_line_breaks(app, make_coop, make_sta
     response = _edit(login_as("agent"), "admin_coops", coop.id, {"name": "Coop\r\nBcc: x@evil.example"})
     assert response.status_code == 200 and SINGLE_LINE_MESSAGE in page_html(response)
     assert db_check(lambda s: s.get(Coop, coop.id).name) == "Coopérative de test 001"
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["forms.membership", "forms.mandates", "forms.yearend", "forms.admin", "forms.admin_reports", "forms.auth"],
+)
+def test_every_one_line_field_of_these_forms_refuses_line_breaks(app, module):
+    import importlib
+    import inspect
+
+    from flask_wtf import FlaskForm
+
+    from forms.validators import SingleLine, SingleLineForm, is_single_line
+
+    forms = [
+        cls
+        for _, cls in inspect.getmembers(importlib.import_module(module), inspect.isclass)
+        if issubclass(cls, FlaskForm) and cls.__module__ == module
+    ]
+    assert forms
+    with app.test_request_context(method="POST"):
+        for cls in forms:
+            assert issubclass(cls, SingleLineForm), cls
+            try:
+                form = cls()
+            except TypeError:
+                continue  # a form built with a lookup: its class is checked above
+            for field in form:
+                if is_single_line(field):
+                    assert any(isinstance(v, SingleLine) for v in field.validators), (cls, field.name)
