@@ -17,8 +17,9 @@ from app.web import uow
 from app.web.netutil import client_ip
 
 
-def send_document(document: Document, *, inline: bool = False, audited: bool = False) -> Response:
-    """The stored file of `document`; 404 (logged) when the file is missing from the store."""
+def send_document(document: Document, *, inline: bool = False, audited: bool = True) -> Response:
+    """The stored file of `document`, its consultation audited (who, which document, when; `audited=False`
+    only for a file the viewer uploaded a moment ago); 404 (logged) when the file is missing from the store."""
     path = documents.document_path(current_app.config["UPLOAD_DIR"], document)
     if not path.is_file():
         current_app.logger.error(
