@@ -12,7 +12,7 @@ from wtforms import HiddenField
 from wtforms.validators import DataRequired, Length, Optional
 
 from admin.base import StaffAccessMixin, StaffModelView
-from app import audit, clock
+from app import audit, clock, debits
 from app.coops import create_coop_login, credentials_csv, import_coops, reset_coop_password
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
@@ -127,7 +127,7 @@ class CoopAdmin(StaffModelView):
         "expected_version",
     )
     form_args = {
-        "number": {"description": "Le login sera 085- suivi de ce numéro sur 3 chiffres."},
+        "number": {"description": "Le login sera 085- suivi de ce numéro sur 3 chiffres (4 au-delà de 999)."},
         "name": {"validators": [DataRequired(), Length(max=200)]},
         "uai": {"validators": [Optional(), Normalise(check_uai)]},
         "postal_code": {"validators": [Optional(), Normalise(check_postal_code)]},
@@ -135,6 +135,10 @@ class CoopAdmin(StaffModelView):
         "phone": {"validators": [Optional(), Normalise(check_phone)]},
         "iban": {"validators": [Optional(), Normalise(check_iban)]},
         "bic": {"validators": [Optional(), Normalise(check_bic)]},
+        "debit_mandate_ref": {"validators": [Optional(), Normalise(debits.check_mandate_ref)]},
+        "debit_mandate_signed_on": {
+            "validators": [Optional(), Normalise(lambda day: debits.check_mandate_signed_on(day, today=clock.today()))]
+        },
     }
     inline_models = (MandateInline(Mandate),)
     # The version the form was opened at (not a model column: populate_obj only sets a plain attribute).
@@ -163,12 +167,19 @@ class CoopAdmin(StaffModelView):
                 ),
                 "success",
             )
-        elif form.expected_version.data and str(model.version) != form.expected_version.data:
+        if not is_created and form.expected_version.data and str(model.version) != form.expected_version.data:
             # Issue 12 §1: a coop (or a colleague) saved this record after the form was opened; never
             # overwrite their change silently. Flask-Admin rolls back and shows the form again.
             raise DomainError(
                 "Cette fiche a été modifiée entre-temps (par la coopérative ou un collègue) : rien n'a été "
                 "enregistré. Rouvrez la fiche pour voir la version actuelle, puis refaites votre modification."
+            )
+        # After the version check: this query flushes the change (and moves the version).
+        other = debits.mandate_ref_taken(db.session, model.debit_mandate_ref, model.id)
+        if other is not None:
+            raise DomainError(
+                f"La RUM {model.debit_mandate_ref} est déjà celle de la coopérative {other.login} : une RUM est "
+                "unique pour l'OCCE 85."
             )
         # Every change (inline mandataires included) is audited by the hook of StaffModelView.
 
@@ -236,7 +247,7 @@ class CoopImportView(StaffAccessMixin, BaseView):
                     stamp = clock.now().strftime("%Y%m%d-%H%M")
                     return Response(
                         credentials_csv(result.created),
-                        mimetype="text/csv; charset=utf-8",
+                        content_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="identifiants-coops-{stamp}.csv"'},
                     )
                 flash(message, "success")
