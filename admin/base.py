@@ -163,6 +163,17 @@ class StaffModelView(StaffAccessMixin, ModelView):
     create_modal = False
     form_base_class = SingleLineAdminForm
 
+    MAX_PAGE = 100_000  # page × page size stays far inside the database's integers
+
+    def _get_list_extra_args(self):
+        """The list's query string, with page and sort numbers bounded: `?page=10**30` is a 404, not a
+        database error (issue 12 §3)."""
+        args = super()._get_list_extra_args()
+        for value in (args.page, args.page_size, args.sort):
+            if value is not None and not 0 <= value <= self.MAX_PAGE:
+                abort(404)
+        return args
+
     def create_model(self, form):
         with audited_save(db.session):
             return super().create_model(form)

@@ -263,3 +263,13 @@ def test_healthz_warns_when_mail_is_stuck(client, clock, db_check):
     assert health["warnings"] == [
         "1 courriel(s) en attente, le plus ancien depuis 40 min : vérifiez `flask mail send`."
     ]
+
+
+def test_back_office_lists_bound_their_page_numbers(client, make_staff, login_as):
+    make_staff("agent")
+    staff = login_as("agent")
+    assert staff.get("/admin/admin_coops/?page=2").status_code == 200
+    for query in (f"page={10**30}", f"page={2**63}", "page=-1", f"page_size={10**20}", f"sort={10**25}"):
+        response = staff.get(f"/admin/admin_coops/?{query}")
+        assert response.status_code == 404, query
+        assert "Page introuvable" in response.get_data(as_text=True)
