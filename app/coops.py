@@ -114,6 +114,9 @@ _LABELS = {
 _MAX_LENGTHS = {name: Coop.__table__.c[name].type.length for name in _COLUMN_TO_FIELD.values()}
 
 
+MAX_IMPORT_LINES = 10_000  # coop numbers go up to 9999
+
+
 def parse_coops_csv(content: bytes) -> list[tuple[int, int, dict[str, Any]]]:
     """Parse and validate the coop list; return (line, number, fields). All errors at once, by line."""
     text = _decode(content)
@@ -130,6 +133,10 @@ def parse_coops_csv(content: bytes) -> list[tuple[int, int, dict[str, Any]]]:
         ) from None
     if not rows:
         raise ValidationErrors({"fichier": ["Le fichier est vide."]})
+    if len(rows) > MAX_IMPORT_LINES + 1:
+        raise ValidationErrors(
+            {"fichier": [f"Le fichier compte {len(rows) - 1} lignes : {MAX_IMPORT_LINES} coopératives au plus."]}
+        )
     header = [cell.strip().lower() for cell in rows[0]]
     missing = [column for column in IMPORT_COLUMNS if column not in header]
     if missing:
@@ -157,6 +164,9 @@ def parse_coops_csv(content: bytes) -> list[tuple[int, int, dict[str, Any]]]:
         fields: dict[str, Any] = {}
         for column, field_name in _COLUMN_TO_FIELD.items():
             value = cell[column]
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):  # a line break in a name breaks mail headers
+                problems.append(f"{_LABELS[field_name]} : caractères de contrôle ou retour à la ligne interdits.")
+                continue
             if field_name == "name" and not value:
                 problems.append("nom : obligatoire.")
             if value and field_name in _VALIDATORS:
