@@ -48,7 +48,7 @@ def test_first_login_password_change_and_identity(page, demo, db_check):
     page.wait_for_url(re.compile(r"/$"))
     assert page.get_by_text("Votre mot de passe a été modifié").is_visible()
     identity_card = page.get_by_role("region", name="1. Identité de la coop")
-    assert identity_card.get_by_text("1 information(s) à compléter").is_visible()
+    assert identity_card.get_by_text("1 information à compléter : numéro UAI.").is_visible()
     identity_card.get_by_role("link", name=re.compile("Compléter")).click()
 
     page.wait_for_url(re.compile(r"/coop/identite$"))
