@@ -13,10 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -104,13 +105,13 @@ def piece_key(piece: str) -> tuple:
     return tuple((0, int(part)) if part.isdigit() else (1, part.upper()) for part in re.findall(r"\d+|\D+", piece))
 
 
-@dataclass(frozen=True, slots=True)
-class EntryFigures:
+class EntryFigures(NamedTuple):
     """What one operation shows in the classic view by itself (no running balance): its own sums.
 
     Depends only on the entry and its lines, so it can be kept per (entry id, version, created_at):
     every change to an entry or to one of its lines (pointage included) bumps the entry's version
-    (`app.models.ledger._bump_versions`), and created_at tells apart an id SQLite reused.
+    (`app.models.ledger._bump_entry_version`), and created_at tells apart an id SQLite reused.
+    A named tuple: 10,000 of them are built on a first view, and a frozen dataclass costs ~15 µs each.
     """
 
     entry_id: int
@@ -134,119 +135,100 @@ class EntryFigures:
 
 EntryKey = tuple  # (entry id, version, created_at as the database returns it)
 
-
-def entry_keys(session: Session, ledger: Ledger) -> list[EntryKey]:
-    """The ledger's operations in date order, each as its cache key: one indexed query, no line read."""
-    return [
-        tuple(row)
-        for row in session.connection().execute(
-            sa.select(Entry.id, Entry.version, sa.type_coerce(Entry.created_at, sa.String))
-            .where(Entry.ledger_id == ledger.id)
-            .order_by(Entry.date, Entry.id)
-        )
-    ]
-
-
-def entry_figures(session: Session, ledger: Ledger, entry_ids: list[int] | None = None) -> dict[int, EntryFigures]:
-    """The per-entry sums of the ledger's operations (or of `entry_ids` only), by entry id."""
-    connection = session.connection()
-    amount, nature = EntryLine.amount_cents, Account.nature
-
-    def side(wanted: str, sign: int):
-        condition = sa.and_(nature == wanted, amount > 0 if sign > 0 else amount < 0)
-        return sa.func.coalesce(sa.func.sum(sa.case((condition, amount * sign), else_=0)), 0)
-
-    columns = (
-        Entry.id,
-        Entry.version,
-        Entry.piece,
-        Entry.date,
-        Entry.label,
-        Entry.payment_mode,
-        Entry.cheque_number,
-        Entry.kind,
-        Entry.action_id,
-    )
-    per_entry = (
-        sa.select(
-            *columns,
-            side("bank", 1),
-            side("bank", -1),
-            side("cash", 1),
-            side("cash", -1),
-            side("advance", 1),
-            side("advance", -1),
-            sa.func.max(sa.case((nature == "bank", EntryLine.cleared_on), else_=None)),
-        )
-        .select_from(Entry)
-        .outerjoin(EntryLine, EntryLine.entry_id == Entry.id)
-        .outerjoin(Account, Account.id == EntryLine.account_id)
-        .where(Entry.ledger_id == ledger.id)
-        .group_by(*columns)
-    )
-    split_ids = split_account_ids(session)
-    splits = (
-        sa.select(EntryLine.entry_id, EntryLine.account_id, sa.func.sum(EntryLine.amount_cents))
-        .join(Entry, Entry.id == EntryLine.entry_id)
-        .where(Entry.ledger_id == ledger.id, EntryLine.account_id.in_(list(split_ids)))
-        .group_by(EntryLine.entry_id, EntryLine.account_id)
-        .order_by(EntryLine.entry_id, EntryLine.account_id)
-    )
-    if entry_ids is not None:
-        per_entry = per_entry.where(Entry.id.in_(entry_ids))
-        splits = splits.where(EntryLine.entry_id.in_(entry_ids))
-    amounts: dict[int, list[tuple[int, int]]] = {}
-    for entry_id, account_id, total in connection.execute(splits):
-        # charges as debits, products as credits: each positive in its natural direction
-        amounts.setdefault(entry_id, []).append(
-            (account_id, int(total) if split_ids[account_id] == "expense" else -int(total))
-        )
-    return {
-        row[0]: EntryFigures(
-            *row[:9],
-            *(int(value) for value in row[9:15]),
-            row[15],
-            tuple(amounts.get(row[0], ())),
-        )
-        for row in connection.execute(per_entry)
-    }
-
-
-def split_account_ids(session: Session) -> dict[int, str]:
-    """Id -> nature of the accounts an operation is split over (charges, products, subsidies)."""
-    return dict(
-        session.connection()
-        .execute(sa.select(Account.id, Account.nature).where(Account.nature.in_(SPLIT_NATURES)))
-        .all()
-    )
-
-
-# Above this many changed operations, one query for the whole year beats a list of ids.
+# Above this many changed operations, reading the whole year's lines beats a list of ids.
 _BY_IDS_LIMIT = 500
 
 
 def current_figures(
     session: Session, ledger: Ledger, known: Mapping[EntryKey, EntryFigures] | None = None
 ) -> list[tuple[EntryKey, EntryFigures]]:
-    """The ledger's operations in date order with their figures, read from `known` when their key is
-    there (same id, version and creation) and from the database otherwise: after one change, only
-    that operation's lines are read again."""
-    keys = entry_keys(session, ledger)
+    """The ledger's operations in date order, each with its cache key and figures.
+
+    Two flat indexed queries: the year's entries (which give the keys), then the lines of the
+    entries whose key is not in `known` (all of them on a first view), summed here in one pass;
+    grouping in SQL cost SQLite several times more (bench/cahier.py). After one save, only the
+    saved operation's lines are read. Never stale: any change to an entry or to one of its lines
+    bumps the entry's version (`app.models.ledger`), and the lines are read after the entries, so a
+    key can only ever be paired with its own figures or newer ones (that key is then never current
+    again)."""
     known = known or {}
-    missing = [key[0] for key in keys if key not in known]
-    fresh: dict[int, EntryFigures] = {}
-    if missing:
-        fresh = entry_figures(session, ledger, missing if len(missing) <= _BY_IDS_LIMIT else None)
+    connection = session.connection()
+    entries = connection.execute(
+        sa.select(
+            Entry.id,
+            Entry.version,
+            sa.type_coerce(Entry.created_at, sa.String),
+            Entry.piece,
+            Entry.date,
+            Entry.label,
+            Entry.payment_mode,
+            Entry.cheque_number,
+            Entry.kind,
+            Entry.action_id,
+        )
+        .where(Entry.ledger_id == ledger.id)
+        .order_by(Entry.date, Entry.id)
+    ).all()
+    keyed = [((row[0], row[1], row[2]), row) for row in entries]
+    missing = [row[0] for key, row in keyed if key not in known]
+    sums = _line_sums(session, ledger, missing if len(missing) <= _BY_IDS_LIMIT else None) if missing else {}
     result = []
-    for key in keys:
+    append = result.append
+    for key, row in keyed:
         figures = known.get(key)
         if figures is None:
-            figures = fresh.get(key[0])
-            if figures is None or figures.version != key[1]:  # changed between the two reads: read it again
-                figures = entry_figures(session, ledger, [key[0]])[key[0]]
-                key = (key[0], figures.version, key[2])
-        result.append((key, figures))
+            entry_id, version, _created, piece, day, label, mode, cheque, kind, action_id = row
+            s = sums.get(entry_id) or _NO_LINES
+            figures = EntryFigures(entry_id, version, piece, day, label, mode, cheque, kind, action_id, *s[:7], s[7])
+        append((key, figures))
     return result
+
+
+_NO_LINES = (0, 0, 0, 0, 0, 0, None, ())
+
+
+def _line_sums(session: Session, ledger: Ledger, entry_ids: list[int] | None) -> dict[int, tuple]:
+    """Per entry id: bank in/out, cash in/out, advance in/out, last pointage of a bank line and the split
+    amounts ((account id, amount in the account's natural direction), by account id)."""
+    natures = dict(session.connection().execute(sa.select(Account.id, Account.nature)).all())
+    lines = sa.select(EntryLine.entry_id, EntryLine.account_id, EntryLine.amount_cents, EntryLine.cleared_on)
+    if entry_ids is None:
+        lines = lines.join(Entry, Entry.id == EntryLine.entry_id).where(Entry.ledger_id == ledger.id)
+    else:
+        lines = lines.where(EntryLine.entry_id.in_(entry_ids))
+    flows = {"bank": 0, "cash": 2, "advance": 4}
+    acc: dict[int, list] = {}
+    for entry_id, account_id, cents, cleared_on in session.connection().execute(lines).all():
+        s = acc.get(entry_id)
+        if s is None:
+            s = acc[entry_id] = [0, 0, 0, 0, 0, 0, None, None]
+        nature = natures[account_id]
+        slot = flows.get(nature)
+        if slot is not None:
+            if cents > 0:
+                s[slot] += cents
+            elif cents < 0:
+                s[slot + 1] -= cents
+            # the pointage is the bank line's (a date left on another line is not shown)
+            if slot == 0 and cleared_on is not None and (s[6] is None or cleared_on > s[6]):
+                s[6] = cleared_on
+        elif nature in SPLIT_NATURES:
+            amounts = s[7]
+            if amounts is None:
+                amounts = s[7] = {}
+            amounts[account_id] = amounts.get(account_id, 0) + cents
+    for s in acc.values():
+        amounts = s[7]
+        # charges as debits, products as credits: each positive in its natural direction
+        s[7] = (
+            tuple(
+                (account_id, total if natures[account_id] == "expense" else -total)
+                for account_id, total in sorted(amounts.items())
+            )
+            if amounts
+            else ()
+        )
+    return acc
 
 
 def build_cahier(
@@ -370,56 +352,121 @@ def _text_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def export_table(session: Session, ledger: Ledger) -> tuple[list[str], list[list]]:
+def _export_order(figures: list[tuple[EntryKey, EntryFigures]]) -> list[EntryFigures]:
+    """The opening first, then the operations in date order (as the import expects them)."""
+    opening = [f for _key, f in figures if f.kind == "opening"]
+    return [*opening, *(f for _key, f in figures if f.kind != "opening")] if opening else [f for _k, f in figures]
+
+
+def _export_columns(session: Session, ledger: Ledger, order: list[EntryFigures]) -> tuple[list[int], dict, list[str]]:
+    """The split accounts used (ids in column order), the action names and the header."""
+    used = {account_id for f in order for account_id, _value in f.amounts}
+    columns = sorted(
+        session.scalars(sa.select(Account).where(Account.id.in_(used))),
+        key=lambda a: (a.nature != "expense", a.display_code),
+    )
+    action_names = dict(
+        session.execute(sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)).all()
+    )
+    return [a.id for a in columns], action_names, [*FIXED_COLUMNS, *(a.code for a in columns)]
+
+
+def export_table(
+    session: Session, ledger: Ledger, figures: list[tuple[EntryKey, EntryFigures]] | None = None
+) -> tuple[list[str], list[list]]:
     """Header and rows of the cahier in the exchange format (amounts in cents, dates as dates)."""
-    cahier = build_cahier(session, ledger)
-    cahier.rows.sort(key=lambda r: (r.kind != "opening", r.date, r.entry_id))
-    codes = [a.code for a in cahier.accounts]
-    header = [*FIXED_COLUMNS, *codes]
+    order = _export_order(figures if figures is not None else current_figures(session, ledger))
+    ids, action_names, header = _export_columns(session, ledger, order)
     rows = []
-    for r in cahier.rows:
+    for f in order:
+        amounts = dict(f.amounts)
         rows.append(
             [
-                r.piece,
-                r.date,
-                r.label,
-                r.mode,
-                r.cheque,
-                r.action,
-                r.cleared_on,
-                r.bank_in,
-                r.bank_out,
-                r.cash_in,
-                r.cash_out,
-                r.advance_in,
-                r.advance_out,
-                *[r.amounts.get(code, 0) for code in codes],
+                f.piece,
+                f.date,
+                f.label,
+                f.mode,
+                f.cheque,
+                action_names.get(f.action_id, ""),
+                f.cleared_on,
+                f.bank_in,
+                f.bank_out,
+                f.cash_in,
+                f.cash_out,
+                f.advance_in,
+                f.advance_out,
+                *[amounts.get(account_id, 0) for account_id in ids],
             ]
         )
     return header, rows
 
 
-def export_csv(session: Session, ledger: Ledger) -> bytes:
-    """The cahier as CSV: `;`, UTF-8 with BOM, CRLF, decimal comma, dd/mm/yyyy."""
-    header, rows = export_table(session, ledger)
+_CSV_CHUNK = 1000  # rows per streamed piece of the CSV export
+
+
+def export_csv_chunks(
+    session: Session, ledger: Ledger, figures: list[tuple[EntryKey, EntryFigures]] | None = None
+) -> Iterator[bytes]:
+    """The cahier as CSV (`;`, UTF-8 with BOM, CRLF, decimal comma, dd/mm/yyyy), in pieces to stream.
+
+    Everything is read from the database here; the returned generator only formats, so it can run
+    after the request's session is gone. `figures` (from `current_figures`) saves reading the lines."""
+    order = _export_order(figures if figures is not None else current_figures(session, ledger))
+    ids, action_names, header = _export_columns(session, ledger, order)
+    return _csv_pieces(order, ids, action_names, header)
+
+
+def _csv_pieces(order: list[EntryFigures], ids: list[int], action_names: dict, header: list[str]) -> Iterator[bytes]:
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    buffer.write("\ufeff")
     writer.writerow(header)
-    for row in rows:
-        piece, day, label, mode, cheque, action, cleared = row[:7]
-        writer.writerow(
-            [
-                _text_cell(piece),
-                day.strftime("%d/%m/%Y"),
-                _text_cell(label),
-                mode,
-                cheque,
-                _text_cell(action),
-                cleared.strftime("%d/%m/%Y") if cleared else "",
-                *[_cents_text(value) for value in row[7:]],
-            ]
-        )
-    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+    days: dict[date, str] = {}  # a year has 365 dates and thousands of rows: each formatted once
+    actions = {action_id: _text_cell(name) for action_id, name in action_names.items()}
+    cents = _cents_text
+    for start in range(0, len(order), _CSV_CHUNK):
+        rows = []
+        for f in order[start : start + _CSV_CHUNK]:
+            day = days.get(f.date)
+            if day is None:
+                day = days[f.date] = f.date.strftime("%d/%m/%Y")
+            cleared = f.cleared_on
+            if cleared is not None:
+                cleared_text = days.get(cleared)
+                if cleared_text is None:
+                    cleared_text = days[cleared] = cleared.strftime("%d/%m/%Y")
+            else:
+                cleared_text = ""
+            amounts = dict(f.amounts) if f.amounts else None
+            rows.append(
+                [
+                    _text_cell(f.piece),
+                    day,
+                    _text_cell(f.label),
+                    f.mode,
+                    f.cheque,
+                    actions.get(f.action_id, ""),
+                    cleared_text,
+                    cents(f.bank_in),
+                    cents(f.bank_out),
+                    cents(f.cash_in),
+                    cents(f.cash_out),
+                    cents(f.advance_in),
+                    cents(f.advance_out),
+                    *[cents(amounts.get(account_id, 0)) if amounts else "" for account_id in ids],
+                ]
+            )
+        writer.writerows(rows)
+        yield buffer.getvalue().encode("utf-8")
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():  # an empty year: the header alone
+        yield buffer.getvalue().encode("utf-8")
+
+
+def export_csv(session: Session, ledger: Ledger, figures: list[tuple[EntryKey, EntryFigures]] | None = None) -> bytes:
+    """The cahier as CSV in one piece (see `export_csv_chunks`)."""
+    return b"".join(export_csv_chunks(session, ledger, figures))
 
 
 def export_xlsx(session: Session, ledger: Ledger, title: str) -> bytes:

@@ -1656,6 +1656,39 @@ def test_the_classic_view_is_right_after_each_pointage_edit_and_deletion(client,
     assert _row(text(client.get(CAHIER)), ids["expense"])[4] == "Voyage à la mer"
 
 
+def _exported(client) -> dict[str, list[str]]:
+    response = client.get(f"{CAHIER}/export.csv")
+    assert response.is_streamed  # sent in pieces, not built whole in memory first
+    body = response.get_data()
+    assert body.startswith(b"\xef\xbb\xbf") and body.endswith(b"\r\n")
+    rows = csv.reader(io.StringIO(body.decode("utf-8-sig"), newline=""), delimiter=";")
+    return {row[0]: row for row in rows}
+
+
+def test_csv_export_follows_each_change_made_after_the_classic_view(client, year_of_entries, db_check):
+    """The export reuses the figures the classic view keeps per operation: a pointage, an edit, a renamed
+    action or a deletion made since the last view shows in the next export all the same."""
+    ids = year_of_entries
+    client.get(CAHIER)  # the view keeps each operation's figures
+    assert _exported(client)["R1"][6] == ""
+    line = _bank_line_id(db_check, ids["receipt"])
+    client.post(f"/coop/pointage/{YEAR}/ligne/{line}/pointer", data={"on": day(9, 30).isoformat()})
+    assert _exported(client)["R1"][6] == day(9, 30).strftime("%d/%m/%Y")
+
+    def edit_and_rename(session):
+        session.get(Entry, ids["expense"]).label = "=Acompte car corrigé"
+        session.get(Action, ids["action"]).name = "Voyage à la mer"
+        session.commit()
+
+    db_check(edit_and_rename)
+    client.get(CAHIER)
+    row = _exported(client)["D10"]
+    assert row[2] == "'=Acompte car corrigé"  # the formula guard still applies
+    assert row[5] == "Voyage à la mer"
+    client.post(f"/coop/cahier/operation/{ids['deposit']}/supprimer", data={})
+    assert "D2" not in _exported(client)
+
+
 def test_month_view_shows_one_month_with_the_balances_carried_from_before(client, year_of_entries):
     ids = year_of_entries
     month = day(10, 1)

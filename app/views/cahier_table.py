@@ -7,9 +7,11 @@ coming from users is escaped with markupsafe.
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from html import escape  # stdlib: much faster than markupsafe on 10,000 rows; quote=True by default
 
 from flask import url_for
@@ -27,7 +29,7 @@ def _amount(cents: int) -> str:
     return format_amount(cents) if cents else ""
 
 
-Fragments = dict  # (entry key, action name) -> the row's HTML around its two balance cells
+Fragments = dict  # (entry key, action name) -> (before, between, after, bank balance, cash balance, whole row)
 
 
 def cahier_rows(
@@ -35,9 +37,12 @@ def cahier_rows(
 ) -> tuple[Markup, Fragments]:
     """The <tr> elements of the classic view's body (same columns as templates/ledger/_table.html).
 
-    A row's cells depend on its operation only, except the two running balances: they are kept in
-    `fragments` (by the operation's key and action name, for one set of columns) and only the
-    balances are formatted again. Returns the rows and the fragments of the rows shown."""
+    A row's cells depend on its operation only, except the two running balances. `fragments` keeps,
+    by the operation's key and action name (for one set of columns), the row's HTML split around
+    the two balance cells and the whole row as last shown with its balances: an unchanged operation
+    whose balances did not move (every row before a changed date, and all of them after a label or
+    a pointage change) is copied as it is; one whose balances moved gets only its two balances
+    formatted again. Returns the rows and the fragments of the rows shown."""
     codes = [account.code for account in data.accounts]
     known = fragments or {}
     kept: Fragments = {}
@@ -51,15 +56,24 @@ def cahier_rows(
     append = parts.append
     for r in data.rows:
         key = (r.key, r.action)
+        bank, cash = r.bank_balance, r.cash_balance
         pieces = known.get(key) if r.key else None
-        if pieces is None:
-            pieces = _row_pieces(r, codes, modes, urls, links=links, editable=editable)
+        if pieces is None or pieces[3] != bank or pieces[4] != cash:
+            before, between, after = (
+                pieces[:3] if pieces is not None else _row_pieces(r, codes, modes, urls, links=links, editable=editable)
+            )
+            pieces = (
+                before,
+                between,
+                after,
+                bank,
+                cash,
+                f"{before}<td{NEGATIVE if bank < 0 else ''}>{format_amount(bank)}</td>"
+                f"{between}<td>{format_amount(cash)}</td>{after}",
+            )
         if r.key:
             kept[key] = pieces
-        append(
-            f"{pieces[0]}<td{NEGATIVE if r.bank_balance < 0 else ''}>{format_amount(r.bank_balance)}</td>"
-            f"{pieces[1]}<td>{format_amount(r.cash_balance)}</td>{pieces[2]}"
-        )
+        append(pieces[5])
     return Markup("\n".join(parts)), kept  # noqa: S704 - user text goes through html.escape (_row_pieces)
 
 
@@ -98,6 +112,33 @@ def _row_pieces(r, codes: list[str], modes: Mapping[str, str], urls, *, links: b
             )
         after += "</td>"
     return before, between, after + "</tr>"
+
+
+_gc_lock = threading.Lock()
+_gc_state = {"holders": 0, "was_enabled": False}
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a year's rows are built.
+
+    Building 10,000 rows allocates some 100,000 tuples and lists that all survive until the page is
+    done: each allocation burst triggers full collections that walk the whole process heap, which
+    cost as much as the build itself (a cold 10,000-operation view: ~230 ms -> ~90 ms of figures).
+    Nothing built here forms cycles. Counted, so that overlapping requests (threads) re-enable the
+    collector only when the last one is done, and a collector someone else turned off stays off."""
+    with _gc_lock:
+        if _gc_state["holders"] == 0:
+            _gc_state["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _gc_state["holders"] += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_state["holders"] -= 1
+            if _gc_state["holders"] == 0 and _gc_state["was_enabled"]:
+                gc.enable()
 
 
 class RenderCache:

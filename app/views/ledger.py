@@ -22,7 +22,7 @@ from app import ledger as books
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
 from app.models import Account, Action, Document, Entry, Ledger, Membership, SchoolYear, StatementLine
-from app.views.cahier_table import cahier_cache, cahier_rows
+from app.views.cahier_table import cahier_cache, cahier_rows, gc_paused
 from app.web import uow
 from app.web.downloads import send_document
 from app.web.netutil import client_ip
@@ -153,6 +153,10 @@ def _cahier_table(
     key = (*ledger_key, ledger.revision, ledger.is_open, printing, sort, action_id, month, tuple(filters.items()))
 
     def build():
+        with gc_paused():
+            return build_rows()
+
+    def build_rows():
         known = cahier_cache.rows.get(ledger_key) or ({}, {})
         figures = cahier_format.current_figures(db.session, ledger, known[0])
         built = cahier_format.build_cahier(
@@ -622,11 +626,16 @@ def _export_name(year: int, extension: str) -> str:
 def export_csv(year: int):
     _check_year(year)
     ledger = _find_ledger(year)
-    content = (
-        cahier_format.export_csv(db.session, ledger)
-        if ledger
-        else "\ufeff".encode() + ";".join(cahier_format.FIXED_COLUMNS).encode() + b"\r\n"
-    )
+    if ledger is None:
+        content = iter(["\ufeff".encode() + ";".join(cahier_format.FIXED_COLUMNS).encode() + b"\r\n"])
+    else:
+        # the figures the classic view keeps per operation: only the operations changed since are read
+        ledger_key = (ledger.id, ledger.created_at)
+        known = cahier_cache.rows.get(ledger_key)
+        with gc_paused():
+            figures = cahier_format.current_figures(db.session, ledger, known[0] if known else None)
+            cahier_cache.rows.put(ledger_key, (dict(figures), known[1] if known else {}))
+            content = cahier_format.export_csv_chunks(db.session, ledger, figures)  # read now, formatted while sent
     return Response(
         content,
         mimetype="text/csv; charset=utf-8",
