@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import flash, redirect, request, url_for
 from flask_admin import expose
 from flask_login import current_user
 from wtforms import TextAreaField
-from wtforms.validators import DataRequired, NumberRange, Optional
+from wtforms.validators import DataRequired, InputRequired, NumberRange, Optional, ValidationError
 
 from admin.base import AdminWriteMixin, StaffModelView, format_date, format_money
 from app import audit
@@ -18,6 +20,23 @@ from app.web import uow
 from app.web.netutil import client_ip
 from forms.fields import MoneyField, RateField
 from forms.validators import Normalise
+
+
+def _after_year_end(form, field) -> None:
+    """The reports of 2025-2026 can only be sent once that year ended on 31/08/2026."""
+    start = form.start_year.data
+    if field.data and start and field.data <= date(start + 1, 8, 31):
+        raise ValidationError(
+            f"La date limite des comptes rendus doit suivre la fin de l'année scolaire (31/08/{start + 1}), "
+            f"par exemple le 31/10/{start + 1}."
+        )
+
+
+def _inside_year(form, field) -> None:
+    """The membership of 2025-2026 is due during that year (1/09/2025 - 31/08/2026)."""
+    start = form.start_year.data
+    if field.data and start and not date(start, 9, 1) <= field.data <= date(start + 1, 8, 31):
+        raise ValidationError(f"La date limite d'adhésion doit tomber dans l'année scolaire {start}-{start + 1}.")
 
 
 class SchoolYearAdmin(AdminWriteMixin, StaffModelView):
@@ -71,7 +90,7 @@ class SchoolYearAdmin(AdminWriteMixin, StaffModelView):
         "property_threshold_cents": MoneyField,
         "property_rate_ppm": RateField,
     }
-    _money = {"validators": [DataRequired("Montant obligatoire (ex. 2,05).")]}
+    _money = {"validators": [InputRequired("Montant obligatoire (ex. 2,05 ; 0 si rien).")]}  # 0 is a real amount
     form_args = {
         "start_year": {
             "validators": [DataRequired(), NumberRange(2000, 2100)],
@@ -82,8 +101,14 @@ class SchoolYearAdmin(AdminWriteMixin, StaffModelView):
         "insurance_fee_cents": _money,
         "property_threshold_cents": _money,
         "property_rate_ppm": {"validators": [DataRequired()], "description": "Par exemple 0,00688."},
-        "membership_deadline": {"validators": [Optional()]},
-        "reports_deadline": {"validators": [Optional()]},
+        "membership_deadline": {
+            "validators": [Optional(), _inside_year],
+            "description": "Pendant l'année scolaire, en général mi-octobre (15/10).",
+        },
+        "reports_deadline": {
+            "validators": [Optional(), _after_year_end],
+            "description": "Après le 31 août qui termine l'année (en général fin octobre de l'année suivante).",
+        },
     }
     admin_can_delete = False
 

@@ -175,7 +175,7 @@ FIRST_DEMO_YEAR = 2024
 def demo_years(today: date) -> list[tuple]:
     """(start year, rates…, membership deadline, reports deadline) up to the school year of `today`."""
     return [
-        (start, *DEMO_RATES, date(start, 10, 15), date(start, 10, 31))
+        (start, *DEMO_RATES, date(start, 10, 15), date(start + 1, 10, 31))
         for start in range(FIRST_DEMO_YEAR, max(school_year_start(today), FIRST_DEMO_YEAR + 1) + 1)
     ]
 
