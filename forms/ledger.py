@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import FieldList, Form, FormField, HiddenField, RadioField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional, StopValidation
@@ -17,6 +16,7 @@ from app.ledger import KIND_LABELS, MODE_LABELS
 from app.models import Entry
 from app.reconciliation import EntrySuggestion
 from forms.fields import MoneyField
+from forms.validators import SingleLineForm, SingleLineMeta
 
 REQUIRED = "Ce champ est obligatoire."
 FORM_MODES = ("cheque", "virement", "especes", "carte", "prelevement", "remise")
@@ -66,6 +66,9 @@ class Required:
 class SplitForm(Form):
     """One line of box 7. Empty lines are ignored."""
 
+    class Meta(SingleLineMeta):  # a subform: its one-line fields refuse control characters too
+        pass
+
     account = SelectField("Compte", choices=[], validate_choice=False)
     amount = MoneyField("Montant", validators=[Optional()])
 
@@ -81,7 +84,7 @@ class Messages:
 ENTRY_FIELDS = {"box6": "bank_amount", "box7": "box7", "stale": "version", "name": "new_action"}
 
 
-class EntryForm(FlaskForm):
+class EntryForm(SingleLineForm):
     """Création d'une nouvelle opération comptable."""
 
     form_token = HiddenField()
@@ -211,6 +214,9 @@ class EntryForm(FlaskForm):
 class CarriedItemForm(Form):
     """One cheque or deposit outstanding at 31 August in the previous tool (a blank row is ignored)."""
 
+    class Meta(SingleLineMeta):  # a subform: its one-line fields refuse control characters too
+        pass
+
     direction = SelectField(
         "Sens",
         choices=[("out", "Chèque émis pas encore débité"), ("in", "Remise pas encore créditée")],
@@ -243,7 +249,7 @@ class CarriedItemForm(Form):
 CARRIED_ROWS = 3  # blank rows shown; « Ajouter des lignes » adds as many (no JavaScript needed)
 
 
-class OpeningForm(FlaskForm):
+class OpeningForm(SingleLineForm):
     """Report à nouveau at 1 September (a coop's first year on the portal), with the cheques and deposits
     still outstanding at 31 August in the previous tool."""
 
@@ -276,31 +282,31 @@ class OpeningForm(FlaskForm):
                 self.items.append_entry()
 
 
-class ActionForm(FlaskForm):
+class ActionForm(SingleLineForm):
     name = StringField("Nom de l'action", validators=[DataRequired(REQUIRED), Length(max=100)])
     submit = SubmitField("Créer l'action")
 
 
-class RenameActionForm(FlaskForm):
+class RenameActionForm(SingleLineForm):
     name = StringField("Nouveau nom", validators=[DataRequired(REQUIRED), Length(max=100)])
 
 
-class ConfirmForm(FlaskForm):
+class ConfirmForm(SingleLineForm):
     """An empty form: only the CSRF token, for confirmations and one-click actions."""
 
 
-class ArchiveActionForm(FlaskForm):
+class ArchiveActionForm(SingleLineForm):
     """Archive (1) or restore (0) an action: the wanted state, so that a double click changes nothing more."""
 
     archive = HiddenField(default="1")
 
 
-class ImportForm(FlaskForm):
+class ImportForm(SingleLineForm):
     file = FileField("Fichier du cahier (CSV)", validators=[FileRequired("Choisissez un fichier CSV.")])
     submit = SubmitField("Importer")
 
 
-class VoucherForm(FlaskForm):
+class VoucherForm(SingleLineForm):
     file = FileField(
         "Pièce justificative (PDF, JPEG ou PNG, 10 Mo au plus)", validators=[FileRequired("Choisissez un fichier.")]
     )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import HiddenField, SelectField, SelectMultipleField, StringField, SubmitField
 from wtforms.validators import Optional, ValidationError
@@ -13,9 +12,10 @@ from wtforms.validators import Optional, ValidationError
 from app.statements import CsvMapping
 from forms.fields import MoneyField
 from forms.ledger import FrenchDateField, Required
+from forms.validators import SingleLineForm
 
 
-class StatementBalanceForm(FlaskForm):
+class StatementBalanceForm(SingleLineForm):
     """The summary box: the statement's date and balance, as printed by the bank."""
 
     # Required, not DataRequired: « Date invalide » stays the message of 31/02, and 0,00 is a balance.
@@ -30,7 +30,7 @@ class StatementBalanceForm(FlaskForm):
     submit = SubmitField("Calculer l'écart")
 
 
-class StatementImportForm(FlaskForm):
+class StatementImportForm(SingleLineForm):
     file = FileField(
         "Relevé téléchargé de votre banque (OFX, CSV, CAMT.053 ou QIF)",
         validators=[FileRequired("Choisissez le fichier du relevé.")],
@@ -38,7 +38,7 @@ class StatementImportForm(FlaskForm):
     submit = SubmitField("Importer le relevé")
 
 
-class MappingForm(FlaskForm):
+class MappingForm(SingleLineForm):
     """Column mapping for a CSV layout the portal does not know."""
 
     date = SelectField("Colonne de la date", validate_choice=False)
@@ -83,7 +83,7 @@ class MappingForm(FlaskForm):
 _MATCH_VALUE = re.compile(r"(\d+):(\d+(?:,\d+)*)")
 
 
-class ConfirmMatchesForm(FlaskForm):
+class ConfirmMatchesForm(SingleLineForm):
     """Checked proposals, each `statement_line_id:line,line`; `un` is the « Confirmer » of one row."""
 
     match = SelectMultipleField(validate_choice=False)  # the checkboxes, written by the template
@@ -102,7 +102,7 @@ class ConfirmMatchesForm(FlaskForm):
         return chosen
 
 
-class LineActionForm(FlaskForm):
+class LineActionForm(SingleLineForm):
     """« Pointer » / « Dépointer » one line: `on` is the statement date (ISO, optional), `confirme`
     says the user answered yes to « Dépointer ? »."""
 

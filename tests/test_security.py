@@ -445,3 +445,33 @@ def test_every_one_line_field_of_these_forms_refuses_line_breaks(app, module):
             for field in form:
                 if is_single_line(field):
                     assert any(isinstance(v, SingleLine) for v in field.validators), (cls, field.name)
+
+
+def test_cash_book_and_pointage_forms_are_single_line():
+    """Every form of the cash-book and of pointage (subforms of box 7 and of the opening included)."""
+    import inspect
+
+    from flask_wtf import FlaskForm
+    from wtforms import Form
+
+    import forms.ledger
+    import forms.pointage
+    from forms.validators import SingleLineForm, SingleLineMeta
+
+    for module in (forms.ledger, forms.pointage):
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            if issubclass(cls, FlaskForm):
+                assert issubclass(cls, SingleLineForm), name
+            elif issubclass(cls, Form):
+                assert issubclass(cls.Meta, SingleLineMeta), name
+
+
+def test_a_line_break_in_an_action_name_is_refused(client, make_coop, login_as, db_check):
+    from app.models import Action
+
+    login_as(make_coop(1))
+    response = client.post("/coop/actions", data={"name": "Classe de mer\r\nBcc: x@example.org"}, follow_redirects=True)
+    assert "Ce champ tient sur une seule ligne" in page_html(response)
+    assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Action))) == 0
