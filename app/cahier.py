@@ -144,33 +144,47 @@ def current_figures(
 ) -> list[tuple[EntryKey, EntryFigures]]:
     """The ledger's operations in date order, each with its cache key and figures.
 
-    Two flat indexed queries: the year's entries (which give the keys), then the lines of the
-    entries whose key is not in `known` (all of them on a first view), summed here in one pass;
-    grouping in SQL cost SQLite several times more (bench/cahier.py). After one save, only the
-    saved operation's lines are read. Never stale: any change to an entry or to one of its lines
-    bumps the entry's version (`app.models.ledger`), and the lines are read after the entries, so a
-    key can only ever be paired with its own figures or newer ones (that key is then never current
-    again)."""
-    known = known or {}
+    Flat indexed queries, summed here in one pass (grouping in SQL cost SQLite several times more,
+    bench/cahier.py). With nothing `known` (a first view): the year's entries, then their lines.
+    Otherwise: the keys alone (id, version, creation), then the entries and lines of the keys not
+    in `known` only; after one save, that is one operation. Never stale: any change to an entry or
+    to one of its lines bumps the entry's version (`app.models.ledger`), and each read comes after
+    the one before, so a key can only be paired with its own figures or newer ones (such a key is
+    then never current again)."""
     connection = session.connection()
-    entries = connection.execute(
-        sa.select(
-            Entry.id,
-            Entry.version,
-            sa.type_coerce(Entry.created_at, sa.String),
-            Entry.piece,
-            Entry.date,
-            Entry.label,
-            Entry.payment_mode,
-            Entry.cheque_number,
-            Entry.kind,
-            Entry.action_id,
-        )
-        .where(Entry.ledger_id == ledger.id)
-        .order_by(Entry.date, Entry.id)
-    ).all()
-    keyed = [((row[0], row[1], row[2]), row) for row in entries]
-    missing = [row[0] for key, row in keyed if key not in known]
+    columns = (
+        Entry.id,
+        Entry.version,
+        sa.type_coerce(Entry.created_at, sa.String),
+        Entry.piece,
+        Entry.date,
+        Entry.label,
+        Entry.payment_mode,
+        Entry.cheque_number,
+        Entry.kind,
+        Entry.action_id,
+    )
+    in_order = (Entry.date, Entry.id)
+    if not known:
+        known = {}
+        entries = connection.execute(sa.select(*columns).where(Entry.ledger_id == ledger.id).order_by(*in_order))
+        keyed = [((row[0], row[1], row[2]), row) for row in entries.all()]
+    else:
+        keys = connection.execute(sa.select(*columns[:3]).where(Entry.ledger_id == ledger.id).order_by(*in_order))
+        keyed = [((entry_id, version, created), None) for entry_id, version, created in keys.all()]
+        missing = [key[0] for key, _row in keyed if key not in known]
+        if missing:
+            read = sa.select(*columns).where(Entry.ledger_id == ledger.id)
+            if len(missing) <= _BY_IDS_LIMIT:
+                read = read.where(Entry.id.in_(missing))
+            fresh = {row[0]: row for row in connection.execute(read).all()}
+            # an entry changed since the keys were read comes with its newer key; one deleted goes
+            keyed = [
+                (key, None) if key in known else ((row[0], row[1], row[2]), row)
+                for key, _none in keyed
+                if key in known or (row := fresh.get(key[0])) is not None
+            ]
+    missing = [row[0] for key, row in keyed if row is not None and key not in known]
     sums = _line_sums(session, ledger, missing if len(missing) <= _BY_IDS_LIMIT else None) if missing else {}
     result = []
     append = result.append
@@ -259,39 +273,70 @@ def build_cahier(
     codes = {account_id: account.code for account_id, account in split_accounts.items()}
     used_accounts: set[int] = set()
     rows: list[Row] = []
+    append = rows.append
     bank = cash = advance = 0
+    bank_in_total = bank_out_total = cash_in_total = cash_out_total = advance_in_total = advance_out_total = 0
     uncleared = 0
-    for _key, f in figures:
-        bank += f.bank_in - f.bank_out
-        cash += f.cash_in - f.cash_out
-        advance += f.advance_in - f.advance_out
-        if f.amounts:
-            used_accounts.update(account_id for account_id, _ in f.amounts)
-        if (f.bank_in or f.bank_out) and f.cleared_on is None and f.kind != "opening":
+    # unpacked rather than read by attribute: this loop runs once per operation on every first view
+    for key, (
+        entry_id,
+        version,
+        piece,
+        day,
+        label,
+        entry_mode,
+        cheque,
+        kind,
+        entry_action_id,
+        bank_in,
+        bank_out,
+        cash_in,
+        cash_out,
+        advance_in,
+        advance_out,
+        cleared_on,
+        amounts,
+    ) in figures:
+        bank += bank_in - bank_out
+        cash += cash_in - cash_out
+        advance += advance_in - advance_out
+        bank_in_total += bank_in
+        bank_out_total += bank_out
+        cash_in_total += cash_in
+        cash_out_total += cash_out
+        advance_in_total += advance_in
+        advance_out_total += advance_out
+        if amounts:
+            for account_id, _value in amounts:
+                used_accounts.add(account_id)
+            amounts = {codes[account_id]: value for account_id, value in amounts}
+        else:
+            amounts = {}
+        if (bank_in or bank_out) and cleared_on is None and kind != "opening":
             uncleared += 1
-        rows.append(
+        append(
             Row(
-                f.entry_id,
-                f.version,
-                f.piece,
-                f.date,
-                f.label,
-                f.mode,
-                f.cheque,
-                action_names.get(f.action_id, ""),
-                f.action_id,
-                f.kind,
-                f.bank_in,
-                f.bank_out,
-                f.cash_in,
-                f.cash_out,
-                f.advance_in,
-                f.advance_out,
+                entry_id,
+                version,
+                piece,
+                day,
+                label,
+                entry_mode,
+                cheque,
+                action_names.get(entry_action_id, ""),
+                entry_action_id,
+                kind,
+                bank_in,
+                bank_out,
+                cash_in,
+                cash_out,
+                advance_in,
+                advance_out,
                 bank,
                 cash,
-                f.cleared_on,
-                {codes[account_id]: value for account_id, value in f.amounts},
-                _key,
+                cleared_on,
+                amounts,
+                key,
             )
         )
 
@@ -317,23 +362,37 @@ def build_cahier(
         shown = [r for r in shown if r.mode == mode]
     if sort == "piece":
         shown = sorted(shown, key=lambda r: piece_key(r.piece))
-    totals = dict.fromkeys(("bank_in", "bank_out", "cash_in", "cash_out", "advance_in", "advance_out"), 0)
     account_totals = {a.code: 0 for a in accounts}
-    for r in shown:
-        totals["bank_in"] += r.bank_in
-        totals["bank_out"] += r.bank_out
-        totals["cash_in"] += r.cash_in
-        totals["cash_out"] += r.cash_out
-        totals["advance_in"] += r.advance_in
-        totals["advance_out"] += r.advance_out
-        for code, value in r.amounts.items():
-            account_totals[code] += value
+    if shown is rows:  # the whole year: its totals were summed above
+        totals = {
+            "bank_in": bank_in_total,
+            "bank_out": bank_out_total,
+            "cash_in": cash_in_total,
+            "cash_out": cash_out_total,
+            "advance_in": advance_in_total,
+            "advance_out": advance_out_total,
+        }
+        for r in rows:
+            if r.amounts:
+                for code, value in r.amounts.items():
+                    account_totals[code] += value
+    else:
+        totals = dict.fromkeys(("bank_in", "bank_out", "cash_in", "cash_out", "advance_in", "advance_out"), 0)
+        for r in shown:
+            totals["bank_in"] += r.bank_in
+            totals["bank_out"] += r.bank_out
+            totals["cash_in"] += r.cash_in
+            totals["cash_out"] += r.cash_out
+            totals["advance_in"] += r.advance_in
+            totals["advance_out"] += r.advance_out
+            for code, value in r.amounts.items():
+                account_totals[code] += value
     return Cahier(shown, accounts, totals, account_totals, bank, cash, advance, uncleared, carried, _months(rows))
 
 
 def _months(rows: list[Row]) -> list[date]:
     """The first day of every month that has an operation, in order (the month-by-month view's choices)."""
-    return sorted({r.date.replace(day=1) for r in rows})
+    return sorted({day.replace(day=1) for day in {r.date for r in rows}})
 
 
 # -- export --------------------------------------------------------------------------------------
