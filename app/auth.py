@@ -76,6 +76,14 @@ def _dummy_hash(params: dict | None) -> str:
 FAILURE_ACTIONS = ("login.failed", "second_factor.failed", "password.current_failed")
 
 
+def _record(now: datetime, session: Session, action: str, **fields) -> AuditEvent:
+    """An audit row stamped with `now`, the moment the rules were applied (not the model's own clock):
+    the throttling compares these times with the `now` it is given, so both must come from one clock."""
+    event = audit.record(session, action, **fields)
+    event.created_at = now
+    return event
+
+
 def _failures(session: Session, login: str, since: datetime, *, ip: str | None = None, limit: int) -> list[datetime]:
     query = (
         sa.select(AuditEvent.created_at)
@@ -121,7 +129,7 @@ def locked_until(session: Session, login: str, now: datetime, policy: AuthPolicy
 def _refuse_if_throttled(session: Session, login: str, *, ip: str, now: datetime, policy: AuthPolicy):
     until = locked_until(session, login, now, policy, ip=ip)
     if until is not None:
-        audit.record(session, "login.throttled", actor_login=login, ip=ip)
+        _record(now, session, "login.throttled", actor_login=login, ip=ip)
     return until
 
 
@@ -138,7 +146,8 @@ def authenticate(
     # Verify against a dummy hash for unknown logins so both answers take the same time.
     stored = user.password_hash if user is not None else _dummy_hash(policy.hash_params)
     if not verify_password(stored, password, policy.hash_params) or user is None:
-        audit.record(
+        _record(
+            now,
             session,
             "login.failed",
             actor_login=login,
@@ -149,17 +158,17 @@ def authenticate(
         )
         return LoginOutcome(error="invalid")
     if not user.is_active:
-        audit.record(session, "login.disabled", actor=user, ip=ip)
+        _record(now, session, "login.disabled", actor=user, ip=ip)
         return LoginOutcome(error="disabled")
 
     if needs_rehash(user.password_hash, policy.hash_params):
         user.password_hash = hash_password(password, policy.hash_params)
     if user.is_staff:
         # Half-way: the session opens only after the second factor (`check_second_factor`).
-        audit.record(session, "login.password_ok", actor=user, ip=ip, entity="user", entity_id=user.id)
+        _record(now, session, "login.password_ok", actor=user, ip=ip, entity="user", entity_id=user.id)
         return LoginOutcome(user=user)
     user.last_login_at = now
-    audit.record(session, "login.success", actor=user, ip=ip, entity="user", entity_id=user.id)
+    _record(now, session, "login.success", actor=user, ip=ip, entity="user", entity_id=user.id)
     return LoginOutcome(user=user)
 
 
@@ -179,7 +188,8 @@ _STAFF_LOGIN = re.compile(r"[a-z][a-z0-9._-]{2,63}")
 def staff_login_problem(login: str) -> str | None:
     """Why `login` cannot be a staff login (French), or None: staff logins never look like a coop's."""
     login = normalize_login(login)
-    if _COOP_LOGIN.fullmatch(login) or login[:3].isdigit():
+    # The letter O read as a zero: « O85-099 » looks like a coop login in the audit trail and the lists.
+    if _COOP_LOGIN.fullmatch(login.replace("o", "0")) or login[:3].isdigit():
         return f"Un identifiant de la forme {DEPARTMENT_CODE}-NNN est réservé aux coopératives."
     if not _STAFF_LOGIN.fullmatch(login):
         return (
@@ -298,7 +308,7 @@ def _set_password(
         if token.used_at is None:
             token.used_at = now
     end_sessions(user)
-    audit.record(session, action, actor=user, ip=ip, entity="user", entity_id=user.id)
+    _record(now, session, action, actor=user, ip=ip, entity="user", entity_id=user.id)
 
 
 def check_current_password(
@@ -311,7 +321,7 @@ def check_current_password(
     if until is not None:
         return LoginOutcome(error="locked", locked_until=until)
     if not verify_password(user.password_hash, current_password, policy.hash_params):
-        audit.record(session, "password.current_failed", actor=user, ip=ip, entity="user", entity_id=user.id)
+        _record(now, session, "password.current_failed", actor=user, ip=ip, entity="user", entity_id=user.id)
         return LoginOutcome(error="invalid")
     return LoginOutcome(user=user)
 
@@ -411,7 +421,7 @@ def enroll_second_factor(
     user.totp_enrolled_at = now
     user.totp_last_step = step
     user.recovery_code_hashes = [hash_password(_normal_recovery(c), hash_params) for c in codes]
-    audit.record(session, "second_factor.enrolled", actor=user, ip=ip, entity="user", entity_id=user.id)
+    _record(now, session, "second_factor.enrolled", actor=user, ip=ip, entity="user", entity_id=user.id)
     return codes
 
 
@@ -435,7 +445,8 @@ def check_second_factor(
                 if verify_password(stored, _normal_recovery(code), policy.hash_params):
                     remaining.remove(stored)
                     user.recovery_code_hashes = remaining
-                    audit.record(
+                    _record(
+                        now,
                         session,
                         "second_factor.recovery_used",
                         actor=user,
@@ -447,10 +458,10 @@ def check_second_factor(
                     accepted = True
                     break
     if not accepted:
-        audit.record(session, "second_factor.failed", actor=user, ip=ip, entity="user", entity_id=user.id)
+        _record(now, session, "second_factor.failed", actor=user, ip=ip, entity="user", entity_id=user.id)
         return LoginOutcome(error="invalid")
     user.last_login_at = now
-    audit.record(session, "login.success", actor=user, ip=ip, entity="user", entity_id=user.id)
+    _record(now, session, "login.success", actor=user, ip=ip, entity="user", entity_id=user.id)
     return LoginOutcome(user=user)
 
 
@@ -494,7 +505,7 @@ def create_reset_token(session: Session, user: User, *, now: datetime, policy: A
             user=user, token_hash=_token_hash(raw), created_at=now, expires_at=now + policy.reset_validity
         )
     )
-    audit.record(session, "password.reset_requested", actor=user, ip=ip, entity="user", entity_id=user.id)
+    _record(now, session, "password.reset_requested", actor=user, ip=ip, entity="user", entity_id=user.id)
     return raw
 
 
