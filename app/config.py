@@ -53,6 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "REMEMBER_COOKIE_SECURE": True,
     "PERMANENT_SESSION_LIFETIME": timedelta(minutes=30),
     "IDLE_TIMEOUT": timedelta(minutes=30),
+    "SESSION_ABSOLUTE_LIFETIME": timedelta(hours=12),  # however active; env SESSION_ABSOLUTE_LIFETIME_HOURS
     "WTF_CSRF_TIME_LIMIT": 4 * 3600,
     "RATELIMIT_STORAGE_URI": "memory://",
     "RATELIMIT_LOGIN": "30 per 5 minutes",
@@ -182,6 +183,8 @@ def build_config(
     for name, kind in _ENV_VARS.items():
         if environ.get(name):
             config[name] = _coerce(kind, environ[name])
+    if environ.get("SESSION_ABSOLUTE_LIFETIME_HOURS"):
+        config["SESSION_ABSOLUTE_LIFETIME"] = timedelta(hours=int(environ["SESSION_ABSOLUTE_LIFETIME_HOURS"]))
     config.update(overrides or {})
 
     env = config["COOP85_ENV"]

@@ -77,6 +77,18 @@ def _login(app, login: str, staff: bool = False):
     return client
 
 
+def _sync_sequences(app) -> None:
+    """PostgreSQL: move the id sequences past rows written with explicit ids."""
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            for table in ("entry", "entry_line"):
+                db.session.execute(
+                    db.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))")  # noqa: S608
+                )
+            db.session.commit()
+        db.session.remove()
+
+
 def run(url: str, entries: int, requests: int) -> list[Row]:
     from flask_migrate import upgrade
 
@@ -102,6 +114,7 @@ def run(url: str, entries: int, requests: int) -> list[Row]:
                 email="banc@example.org",
                 totp_secret=SECRET,
                 totp_enrolled_at=datetime(2025, 1, 1),
+                must_change_password=False,
             )
         )
         db.session.commit()
@@ -109,6 +122,7 @@ def run(url: str, entries: int, requests: int) -> list[Row]:
     year = current_start_year(clock.today())
     seed_coops(app, 10)
     cahier_bench.seed_year(app, 11, year, entries)
+    _sync_sequences(app)  # the year was written with explicit ids
     pointage_coop, ofx = pointage_bench.seed(app, 12, year, entries)
     pointage_bench.import_twice(app, pointage_coop, ofx)
 
