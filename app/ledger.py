@@ -169,6 +169,25 @@ def payment_mode_for(kind: str, chosen: str) -> str:
     return FIXED_MODES.get(kind, chosen)
 
 
+def mode_refusal(kind: str, mode: str) -> str | None:
+    """Why box 4's payment mode cannot go with box 6's kind (French, for box 4), or None when they agree.
+
+    A kind with a fixed mode (internal move, advance justified) takes any chosen mode: it is replaced.
+    """
+    if kind in FIXED_MODES or kind not in MODES_FOR_KIND or mode in MODES_FOR_KIND[kind]:
+        return None
+    mode_label = MODE_LABELS.get(mode, mode)
+    why = {
+        "remise": " : une remise de chèques apporte de l'argent à la banque",
+        "prelevement": " : un prélèvement fait sortir de l'argent de la banque",
+    }.get(mode, "")
+    allowed = ", ".join(f"« {MODE_LABELS[m]} »" for m in MODES_FOR_KIND[kind])
+    return (
+        f"« {mode_label} » ne va pas avec le type « {KIND_LABELS[kind]} » (case 6){why}. "
+        f"Changez le type d'opération en case 6, ou choisissez en case 4 : {allowed}."
+    )
+
+
 def cheque_number_for(kind: str, mode: str, cheque_number: str, slip_number: str) -> str:
     """What the cheque-number column keeps: a cheque the coop wrote, or the slip of a cheque deposit.
 
@@ -211,6 +230,9 @@ def entry_data(
     action_id: int | None = None,
 ) -> EntryData:
     """The guided form's plain values (boxes 1-7) as an EntryData; raises DomainError naming the box."""
+    refusal = mode_refusal(kind, payment_mode)
+    if refusal:
+        raise DomainError(refusal, field="payment_mode")
     treasury = treasury_for(kind, bank, cash)
     split_list = splits_from(splits)
     mode = payment_mode_for(kind, payment_mode)

@@ -30,6 +30,7 @@ from app.web.security import access
 from app.web.tenancy import current_coop_id, owned, owned_or_404, owned_or_none
 from forms.ledger import (
     ENTRY_FIELDS,
+    FORM_MODES,
     ActionForm,
     ArchiveActionForm,
     ConfirmForm,
@@ -118,7 +119,18 @@ def _render_form(form: EntryForm, ledger_year: int, entry: Entry | None = None):
         split_errors=form.box7.errors,
         kinds=books.KIND_LABELS,
         modes_for_kind=books.MODES_FOR_KIND,
+        mode_refusals=_mode_refusals(),
     )
+
+
+def _mode_refusals() -> dict[str, dict[str, str]]:
+    """Box 4 against box 6: the domain's French explanation of every impossible pair, for the script."""
+    pairs = ((kind, mode, books.mode_refusal(kind, mode)) for kind in books.KIND_LABELS for mode in FORM_MODES)
+    refusals: dict[str, dict[str, str]] = {}
+    for kind, mode, message in pairs:
+        if message:
+            refusals.setdefault(kind, {})[mode] = message
+    return refusals
 
 
 def _statement_line(ident: int | None) -> StatementLine | None:

@@ -1,7 +1,9 @@
 """A mandataire on a phone (375 x 667) in Chromium: menu, home, identity, membership, history and password
 change. Every page fits the screen (no sideways scrolling of the page), every tap target stands alone at
 24 x 24 px or more (WCAG 2.2, 2.5.8; links inside a sentence are exempt), no serious axe-core violation,
-no console error (the `page` fixture). The other areas' pages join this walk once they fit (see issue 15).
+no console error (the `page` fixture). The cash-book walk: a new operation typed and saved, its detail, the
+actions, the opening step, and pointage with a statement imported and a line pointed (one card per line, a
+« Pointer » button a thumb can hit: 44 px).
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ import re
 from datetime import date
 
 import pytest
+from playwright.sync_api import expect
 
 from app.extensions import db
-from app.models import SchoolYear, school_year_start
+from app.models import Coop, SchoolYear, school_year_start
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import axe_check
+from tests.test_pointage import DATA, load_fixture_ledger
 
 pytestmark = pytest.mark.e2e
 YEAR = school_year_start(date.today())
@@ -64,7 +68,7 @@ def coop_with_a_campaign(app, make_coop):
     return info
 
 
-def test_phone_walk_through_the_coop_pages(browser, live_server, console_errors, coop_with_a_campaign):
+def _phone(browser, live_server, console_errors):
     context = browser.new_context(
         base_url=live_server, locale="fr-FR", viewport=PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
     )
@@ -72,6 +76,11 @@ def test_phone_walk_through_the_coop_pages(browser, live_server, console_errors,
     page.set_default_timeout(10_000)
     page.on("console", lambda message: console_errors.append(message.text) if message.type == "error" else None)
     page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+    return context, page
+
+
+def test_phone_walk_through_the_coop_pages(browser, live_server, console_errors, coop_with_a_campaign):
+    context, page = _phone(browser, live_server, console_errors)
     try:
         page.goto("/connexion")
         check_phone_page(page)
@@ -109,3 +118,81 @@ def test_phone_walk_through_the_coop_pages(browser, live_server, console_errors,
         check_phone_page(page)
     finally:
         context.close()
+
+
+def _login(page, login: str) -> None:
+    page.goto("/connexion")
+    page.get_by_label("Identifiant").fill(login)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").tap()
+    page.wait_for_url(re.compile(r"/$"))
+
+
+def test_phone_walk_through_the_cash_book(browser, live_server, console_errors, make_coop, db_check):
+    """2025-2026 on a phone: a new operation, its detail, the actions, the opening step, pointage."""
+    coop = make_coop(42, iban="FR7610278360010002048500175")  # the account of the sample statements
+
+    def fixture(s):
+        ids = load_fixture_ledger(s, s.get(Coop, coop.id))
+        s.commit()
+        return ids
+
+    ids = db_check(fixture)
+    context, page = _phone(browser, live_server, console_errors)
+    try:
+        _login(page, coop.login)
+        page.goto("/coop/cahier/2025/nouvelle")
+        page.wait_for_url(re.compile(r"/nouvelle\?jeton=[0-9a-f]{32}$"))
+        check_phone_page(page)
+        submit = page.get_by_role("button", name="Valider et calculer cette opération comptable")
+        assert submit.bounding_box()["width"] > 300  # full width, its label on the screen
+        page.get_by_label("1. N° de pièce justificative").fill("D20")
+        page.get_by_label("2. Date").fill("2025-10-02")
+        page.get_by_label("3. Libellé").fill("Albums pour la BCD")
+        page.get_by_label("4. Mode de paiement").select_option("carte")
+        page.get_by_label("ou nouvelle action").fill("Bibliothèque")
+        page.get_by_label("Dépense", exact=True).check()
+        page.get_by_label("Montant par la banque (€)").fill("42,50")
+        page.get_by_label("Compte de la ligne 1", exact=True).select_option("6068")
+        page.get_by_label("Montant de la ligne 1", exact=True).fill("42,50")
+        # box 7 shows the chosen account's code and name, on the screen
+        chosen = page.locator("#splits .split-row").first.locator(".split-name")
+        expect(chosen).to_contain_text("6068")
+        expect(chosen).to_contain_text("Fournitures pour activités")
+        assert chosen.bounding_box()["x"] + chosen.bounding_box()["width"] <= PHONE["width"]
+        check_phone_page(page)
+        submit.tap()
+        page.wait_for_url(re.compile(r"/coop/cahier/2025#op-\d+$"))
+        entry_id = re.search(r"#op-(\d+)$", page.url).group(1)
+
+        page.goto(f"/coop/cahier/operation/{entry_id}")
+        expect(page.get_by_role("heading", name="Pièce D20 — Albums pour la BCD")).to_be_visible()
+        check_phone_page(page)
+        page.goto("/coop/actions?annee=2025")
+        expect(page.get_by_label("Nouveau nom de Bibliothèque")).to_be_visible()
+        assert page.get_by_label("Nouveau nom de Bibliothèque").bounding_box()["width"] > 150
+        check_phone_page(page)
+        page.goto("/coop/cahier/2025/report")
+        check_phone_page(page)
+
+        page.goto("/coop/pointage/2025")
+        check_phone_page(page)
+        page.get_by_label("Relevé téléchargé de votre banque (OFX, CSV, CAMT.053 ou QIF)").set_input_files(
+            DATA / "releve_2025-09_credit_mutuel.ofx"
+        )
+        page.get_by_role("button", name="Importer le relevé").tap()
+        page.wait_for_url(re.compile(r"/coop/pointage/2025#correspondances$"))
+        check_phone_page(page)
+        row = page.locator(f"#ligne-{ids['L06']}")
+        button = row.get_by_role("button", name="Pointer L06", exact=True)
+        box = button.bounding_box()
+        assert box["height"] >= 44 and box["x"] + box["width"] <= PHONE["width"]
+        for text in ("L06", "€"):
+            assert text in row.inner_text()
+        button.tap()
+        expect(row.get_by_role("button", name="Dépointer L06")).to_be_visible()
+        expect(row.locator(".cleared")).to_have_text("30/09/2025")
+        check_phone_page(page)
+    finally:
+        context.close()
+    assert console_errors == [], f"browser console errors: {console_errors}"
