@@ -133,36 +133,66 @@ def _refuse_if_throttled(session: Session, login: str, *, ip: str, now: datetime
     return until
 
 
-def authenticate(
-    session: Session, login: str, password: str, *, ip: str, now: datetime, policy: AuthPolicy
-) -> LoginOutcome:
-    """Check a login attempt and audit it (success, failure or throttled); flushes, never commits."""
-    login = normalize_login(login)
-    until = _refuse_if_throttled(session, login, ip=ip, now=now, policy=policy)
-    if until is not None:
-        return LoginOutcome(error="locked", locked_until=until)
+@dataclass(frozen=True)
+class LoginCheck:
+    """What the read half of a login attempt found (see `check_login`)."""
 
+    login: str
+    error: str | None = None  # invalid, disabled or locked; None: the password is right
+    locked_until: datetime | None = None
+    user_id: int | None = None
+    checked_hash: str = ""  # the hash the password was verified against
+    new_hash: str | None = None  # a hash with today's parameters, to store
+
+
+def check_login(
+    session: Session, login: str, password: str, *, ip: str, now: datetime, policy: AuthPolicy
+) -> LoginCheck:
+    """The read half of a login attempt: the throttling, then the password (argon2, the slow part).
+
+    Writes nothing, so the web layer runs it before the unit of work takes the write lock (SQLite
+    holds one writer at a time: a login must not hold it through the hashing)."""
+    login = normalize_login(login)
+    until = locked_until(session, login, now, policy, ip=ip)
+    if until is not None:
+        return LoginCheck(login, "locked", locked_until=until)
     user = session.scalar(sa.select(User).where(User.login == login))
     # Verify against a dummy hash for unknown logins so both answers take the same time.
     stored = user.password_hash if user is not None else _dummy_hash(policy.hash_params)
     if not verify_password(stored, password, policy.hash_params) or user is None:
+        return LoginCheck(login, "invalid", user_id=user.id if user else None)
+    if not user.is_active:
+        return LoginCheck(login, "disabled", user_id=user.id)
+    new_hash = hash_password(password, policy.hash_params) if needs_rehash(stored, policy.hash_params) else None
+    return LoginCheck(login, user_id=user.id, checked_hash=stored, new_hash=new_hash)
+
+
+def record_login(session: Session, check: LoginCheck, *, ip: str, now: datetime) -> LoginOutcome:
+    """The write half: audit the attempt (success, failure or throttled: what the throttling counts),
+    store a stronger hash, stamp the login. Flushes, never commits."""
+    if check.error == "locked":
+        _record(now, session, "login.throttled", actor_login=check.login, ip=ip)
+        return LoginOutcome(error="locked", locked_until=check.locked_until)
+    user = session.get(User, check.user_id) if check.user_id is not None else None
+    if check.error is None and user is not None and user.password_hash != check.checked_hash:
+        check = LoginCheck(check.login, "invalid", user_id=user.id)  # the password changed meanwhile
+    if check.error == "invalid" or user is None:
         _record(
             now,
             session,
             "login.failed",
-            actor_login=login,
+            actor_login=check.login,
             ip=ip,
             entity="user",
             entity_id=user.id if user else None,
             coop_id=user.coop_id if user else None,
         )
         return LoginOutcome(error="invalid")
-    if not user.is_active:
+    if check.error == "disabled":
         _record(now, session, "login.disabled", actor=user, ip=ip)
         return LoginOutcome(error="disabled")
-
-    if needs_rehash(user.password_hash, policy.hash_params):
-        user.password_hash = hash_password(password, policy.hash_params)
+    if check.new_hash:
+        user.password_hash = check.new_hash
     if user.is_staff:
         # Half-way: the session opens only after the second factor (`check_second_factor`).
         _record(now, session, "login.password_ok", actor=user, ip=ip, entity="user", entity_id=user.id)
@@ -170,6 +200,13 @@ def authenticate(
     user.last_login_at = now
     _record(now, session, "login.success", actor=user, ip=ip, entity="user", entity_id=user.id)
     return LoginOutcome(user=user)
+
+
+def authenticate(
+    session: Session, login: str, password: str, *, ip: str, now: datetime, policy: AuthPolicy
+) -> LoginOutcome:
+    """Check a login attempt and audit it (both halves at once); flushes, never commits."""
+    return record_login(session, check_login(session, login, password, ip=ip, now=now, policy=policy), ip=ip, now=now)
 
 
 def end_sessions(user: User) -> None:

@@ -273,3 +273,22 @@ def test_back_office_lists_bound_their_page_numbers(client, make_staff, login_as
         response = staff.get(f"/admin/admin_coops/?{query}")
         assert response.status_code == 404, query
         assert "Page introuvable" in response.get_data(as_text=True)
+
+
+def test_the_password_is_checked_before_the_write_lock(app, make_coop, session):
+    """Issue 12 §1: argon2 runs in the read half of a login (`check_login`), which writes nothing; the
+    unit of work then only records the attempt."""
+    from app import auth, clock
+    from app.web.common import auth_policy
+    from tests.conftest import PASSWORD
+
+    make_coop(1)
+    with app.test_request_context("/connexion", method="POST"):
+        check = auth.check_login(session, "085-001", PASSWORD, ip="127.0.0.1", now=clock.now(), policy=auth_policy())
+        assert check.error is None and not (session.new or session.dirty or session.deleted)
+        wrong = auth.check_login(
+            session, "085-001", "pas le bon", ip="127.0.0.1", now=clock.now(), policy=auth_policy()
+        )
+        assert wrong.error == "invalid" and not (session.new or session.dirty)
+        outcome = auth.record_login(session, check, ip="127.0.0.1", now=clock.now())
+        assert outcome.user is not None and outcome.user.login == "085-001"

@@ -108,13 +108,14 @@ def login():
         return redirect(_home_for(current_user))
     form = LoginForm(next=request.args.get("next", ""))
     if form.validate_on_submit():
-        # A refused login is not an error for the unit of work: `authenticate` returns the refusal,
-        # so its audit row (which the throttling counts) is committed like a success's.
-        run = uow.run(
-            lambda: auth_rules.authenticate(
-                db.session, form.login.data, form.password.data, ip=client_ip(), now=clock.now(), policy=auth_policy()
-            )
+        # The password is checked (argon2, slow) before the unit of work takes the write lock; a refused
+        # login is not an error for the unit of work: its audit row (which the throttling counts) is
+        # committed like a success's.
+        now = clock.now()
+        check = auth_rules.check_login(
+            db.session, form.login.data, form.password.data, ip=client_ip(), now=now, policy=auth_policy()
         )
+        run = uow.run(lambda: auth_rules.record_login(db.session, check, ip=client_ip(), now=now))
         if not run.ok:
             return render_template("auth/login.html", form=form)
         outcome = run.value
