@@ -54,6 +54,8 @@ class Row:
 
 
 def _time(client, path: str, requests: int, before=None) -> tuple[float, float]:
+    for _ in range(2):  # warm-up: connection pool, template compilation, caches of a repeated view
+        client.get(path)
     samples = []
     for i in range(requests):
         if before is not None:
