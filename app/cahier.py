@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app import ledger as books
 from app.errors import DomainError, ValidationErrors
+from app.exports import guard_cell, xlsx_text
 from app.models import Account, Action, Entry, EntryLine, Ledger, User
 from app.models.base import utcnow
 from app.money import parse_amount
@@ -407,8 +408,9 @@ def _cents_text(cents: int) -> str:
 
 
 def _text_cell(value: str) -> str:
-    """Formula-injection guard (CWE-1236); the import removes the added quote again."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    """Formula-injection guard (CWE-1236) of every export (`app.exports.guard_cell`); the import removes
+    the added quote again."""
+    return guard_cell(value)
 
 
 def _export_order(figures: list[tuple[EntryKey, EntryFigures]]) -> list[EntryFigures]:
@@ -503,7 +505,7 @@ def _csv_pieces(order: list[EntryFigures], ids: list[int], action_names: dict, h
                     day,
                     _text_cell(f.label),
                     f.mode,
-                    f.cheque,
+                    _text_cell(f.cheque),
                     actions.get(f.action_id, ""),
                     cleared_text,
                     cents(f.bank_in),
@@ -543,9 +545,12 @@ def export_xlsx(session: Session, ledger: Ledger, title: str) -> bytes:
     for cell in sheet[2]:
         cell.font = Font(bold=True)
     for row in rows:
-        values = [_text_cell(row[0]), row[1], _text_cell(row[2]), row[3], row[4], _text_cell(row[5]), row[6]]
+        values = [row[0], row[1], row[2], row[3], row[4], row[5], row[6]]
         values += [Decimal(value) / 100 if value else None for value in row[7:]]
         sheet.append(values)
+        for cell in sheet[sheet.max_row][:6]:  # text cells: never a formula, no visible quote
+            if cell.column != 2:
+                xlsx_text(cell)
     for column in sheet.iter_cols(min_row=3, min_col=2, max_col=2):
         for cell in column:
             cell.number_format = "DD/MM/YYYY"

@@ -475,3 +475,36 @@ def test_a_line_break_in_an_action_name_is_refused(client, make_coop, login_as, 
     response = client.post("/coop/actions", data={"name": "Classe de mer\r\nBcc: x@example.org"}, follow_redirects=True)
     assert "Ce champ tient sur une seule ligne" in page_html(response)
     assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Action))) == 0
+
+
+def test_the_cash_book_exports_guard_every_text_column(app, make_coop, session):
+    """Issue 14 §7: the cheque number and label of an operation cannot become a formula in the CSV or
+    the XLSX export (typed through any path: here written directly)."""
+    import io as _io
+    from datetime import date
+
+    from openpyxl import load_workbook
+
+    from app import cahier
+    from app import ledger as books
+    from app.models import Coop
+
+    info = make_coop(1)
+    ledger = books.open_ledger(session, session.get(Coop, info.id), 2025)
+    data = books.EntryData(
+        piece="=HYPERLINK(1)",
+        date=date(2025, 10, 1),
+        label="+33 Fournitures",
+        payment_mode="cheque",
+        kind="expense",
+        treasury=books.Treasury(bank_out=1000),
+        splits=[books.Split("6068", 1000)],
+        cheque_number="=1+1",
+    )
+    books.record_entry(session, ledger, data, by=None)
+    session.flush()
+    csv_text = cahier.export_csv(session, ledger).decode("utf-8-sig")
+    assert "'=1+1" in csv_text and "'=HYPERLINK(1)" in csv_text and "'+33 Fournitures" in csv_text
+    sheet = load_workbook(_io.BytesIO(cahier.export_xlsx(session, ledger, "Cahier"))).active
+    cells = [c for row in sheet.iter_rows(min_row=3) for c in row[:6] if c.value in ("=1+1", "=HYPERLINK(1)")]
+    assert len(cells) == 2 and all(c.data_type == "s" for c in cells)  # text, no visible quote
