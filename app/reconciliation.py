@@ -727,13 +727,21 @@ def clear_line(session: Session, coop_id: int, line_id: int, on: date, *, by: Us
     """Point one bank line by hand, as seen on the statement of `on`.
 
     When exactly one open statement line has the same amount within the matching window, it is linked
-    too, so that it is not offered again as a line missing from the cash-book.
+    too, so that it is not offered again as a line missing from the cash-book. A statement dated before
+    the operation cannot show it: refused (DomainError on `on`), the date is never moved silently.
     """
     [line] = _bank_lines(session, coop_id, [line_id])
     if line.entry.kind == "opening":
         raise DomainError(OPENING_NOT_CLEARED)
     _refuse_closed_unclearing(session, coop_id, line)
     _refuse_closed_clearing(session, coop_id, on)
+    if on < line.entry.date:
+        raise DomainError(
+            f"L'opération {line.entry.piece} est datée du {line.entry.date:%d/%m/%Y}, après le relevé du "
+            f"{on:%d/%m/%Y} : elle ne peut pas y figurer. Indiquez la date du relevé sur lequel elle apparaît "
+            "(case « Date du relevé »), ou corrigez la date de l'opération si elle est fausse.",
+            field="on",
+        )
     line.cleared_on = on
     linked = sa.select(EntryLine.statement_line_id).where(EntryLine.statement_line_id.is_not(None))
     entry_date = line.entry.date

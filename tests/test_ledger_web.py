@@ -386,6 +386,43 @@ def test_domain_refusals_show_in_the_right_box_and_record_nothing(client, coop, 
     assert count(db_check, Action) == 0
 
 
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"payment_mode": "remise", "cheque_number": ""}, "« Remise de chèques » ne va pas avec le type « Dépense »"),
+        ({"kind": "receipt", "payment_mode": "prelevement", "splits-0-account": "756"}, "« Prélèvement » ne va pas"),
+    ],
+)
+def test_an_impossible_payment_mode_and_kind_pair_is_explained_on_box_4(client, coop, db_check, changes, expected):
+    """Box 4 offers every mode; a mode that cannot go with box 6's type is refused there, never replaced."""
+    response = client.post(NEW, data=expense(**changes))
+    page = text(response)
+    assert response.status_code == 200
+    assert expected in field_error(page, "payment_mode")
+    assert "Changez le type d'opération en case 6" in field_error(page, "payment_mode")
+    assert count(db_check, Entry) == 0
+
+
+def test_box_4_lists_every_payment_mode_whatever_the_type(client, coop):
+    page = text(client.get(NEW, follow_redirects=True))
+    select = page[page.index('id="payment_mode"') : page.index("</select>", page.index('id="payment_mode"'))]
+    for label in ("Chèque", "Virement", "Espèces", "Carte bancaire", "Prélèvement", "Remise de chèques"):
+        assert f">{label}</option>" in select
+    assert " hidden" not in select
+
+
+def test_enter_without_javascript_saves_rather_than_adds_a_line(client, coop, db_check):
+    """A browser submitting with Enter sends the form's first submit button: it must be the one that saves."""
+    page = text(client.get(NEW, follow_redirects=True))
+    form = page[page.index('id="entry-form"') :]
+    first_submit = re.search(r'<(?:button|input)[^>]*type="submit"[^>]*>', form).group(0)
+    assert 'name="submit"' in first_submit
+    assert form.index('name="submit"') < form.index('name="add_line"')
+    response = client.post(NEW, data={**expense(), "submit": "1"})
+    assert response.status_code == 302
+    assert count(db_check, Entry) == 1
+
+
 def test_entry_refused_by_the_domain_does_not_keep_its_new_action(client, coop, db_check):
     client.post(NEW, data=expense(new_action="Kermesse", **{"splits-0-amount": "1,00"}))
     assert count(db_check, Action) == 0 and count(db_check, Entry) == 0
