@@ -970,6 +970,12 @@ def parse_bank_report(content: bytes) -> tuple[str, list[ReportedTransaction]]:
     namespace = etree.QName(root).namespace or ""
     transactions: list[ReportedTransaction] = []
     if ":pain.002." in namespace:
+        # A whole file refused by the bank: the group status says so, without one line per debit.
+        for group in root.xpath("//*[local-name()='OrgnlGrpInfAndSts']"):
+            message_id = _first(group, "./*[local-name()='OrgnlMsgId']/text()")
+            if _first(group, "./*[local-name()='GrpSts']/text()") == "RJCT" and message_id:
+                code = _first(group, ".//*[local-name()='StsRsnInf']/*[local-name()='Rsn']/*/text()")
+                transactions.append(ReportedTransaction(WHOLE_FILE + message_id, "rejected", code.upper()[:4]))
         for tx in root.xpath("//*[local-name()='TxInfAndSts']"):
             e2e = _first(tx, "./*[local-name()='OrgnlEndToEndId']/text()")
             status = _first(tx, "./*[local-name()='TxSts']/text()")
@@ -1020,8 +1026,40 @@ class ReportPlan:
         return [change for change in self.changes if change.action != "none"]
 
 
+WHOLE_FILE = "fichier "  # a rejection of a whole file (pain.002 group status), then its MsgId
+
+
+def _expand_whole_files(session: Session, transactions: Sequence[ReportedTransaction]) -> list[ReportedTransaction]:
+    """A whole file rejected becomes one rejection per debit of that file (unless the report lists the
+    debit itself); an unknown file stays as it is and is listed as unknown."""
+    listed = {tx.end_to_end_id for tx in transactions if not tx.end_to_end_id.startswith(WHOLE_FILE)}
+    expanded: list[ReportedTransaction] = []
+    for tx in transactions:
+        if not tx.end_to_end_id.startswith(WHOLE_FILE):
+            expanded.append(tx)
+            continue
+        message_id = tx.end_to_end_id.removeprefix(WHOLE_FILE)
+        file = session.scalar(sa.select(DebitFile).where(DebitFile.message_id == message_id))
+        batch = (
+            None
+            if file is not None
+            else session.scalar(sa.select(DebitBatch).where(DebitBatch.message_id == message_id))
+        )
+        members = file.debits if file is not None else batch.debits if batch is not None else None
+        if members is None:
+            expanded.append(tx)
+            continue
+        expanded += [
+            ReportedTransaction(debit.end_to_end_id, "rejected", tx.reason_code, debit.amount_cents)
+            for debit in members
+            if debit.end_to_end_id not in listed
+        ]
+    return expanded
+
+
 def plan_report(session: Session, transactions: Sequence[ReportedTransaction]) -> ReportPlan:
     """Match every transaction by EndToEndId and say what applying the file would change (nothing yet)."""
+    transactions = _expand_whole_files(session, transactions)
     ids = [tx.end_to_end_id for tx in transactions]
     debits = {d.end_to_end_id: d for d in session.scalars(sa.select(Debit).where(Debit.end_to_end_id.in_(ids)))}
     plan = ReportPlan()

@@ -452,3 +452,34 @@ def test_coop_numbers_go_up_to_9999(session, make_coop):
     session.add(Coop(number=10000, name="Trop grand"))
     with pytest.raises(sa.exc.IntegrityError):
         session.flush()
+
+
+WHOLE_FILE_REJECTED = """<?xml version="1.0" encoding="UTF-8"?>
+<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pain.002.001.03">
+  <CstmrPmtStsRpt>
+    <GrpHdr><MsgId>BQ-PSR-REJET-FICHIER</MsgId><CreDtTm>2025-09-12T07:30:00</CreDtTm></GrpHdr>
+    <OrgnlGrpInfAndSts>
+      <OrgnlMsgId>{message_id}</OrgnlMsgId>
+      <OrgnlMsgNmId>pain.008.001.08</OrgnlMsgNmId>
+      <GrpSts>RJCT</GrpSts>
+      <StsRsnInf><Rsn><Cd>FF01</Cd></Rsn></StsRsnInf>
+    </OrgnlGrpInfAndSts>
+  </CstmrPmtStsRpt>
+</Document>
+"""
+
+
+def test_a_whole_file_rejected_by_the_bank_rejects_each_of_its_debits(session, campaign):
+    """pain.002 with a group status RJCT and no line per debit (e.g. the file's format refused)."""
+    batch = _exported(session, campaign)
+    message_id = batch.files[0].message_id
+    content = WHOLE_FILE_REJECTED.format(message_id=message_id).encode()
+    report = debits.store_report(session, content, "rejet-fichier.xml", by=None)
+    plan = debits.report_plan(session, report)
+    assert sorted(c.debit.coop.number for c in plan.to_apply) == [1, 2, 3] and plan.unknown == []
+    debits.apply_report(session, report, today=TODAY, by=None, now=NOW)
+    assert {(d.status, d.reason_code) for d in batch.debits} == {("rejected", "FF01")}
+
+    unknown = WHOLE_FILE_REJECTED.format(message_id="FICHIER-INCONNU").encode()
+    plan = debits.report_plan(session, debits.store_report(session, unknown, "autre.xml", by=None))
+    assert [t.end_to_end_id for t in plan.unknown] == ["fichier FICHIER-INCONNU"] and plan.changes == []
