@@ -232,8 +232,54 @@ def test_entry_form_without_javascript(browser, live_server, make_coop, db_check
     assert page.locator("#case7").get_by_role("alert").get_by_text("reste à ventiler 5,00").is_visible()
     assert _entries(db_check) == []
     page.get_by_label("Montant de la ligne 4", exact=True).fill("10,00")
-    page.get_by_role("button", name=SUBMIT).click()
+    page.get_by_label("Montant de la ligne 4", exact=True).press("Enter")  # Enter saves, no line is added
     page.wait_for_url(re.compile(rf"/coop/cahier/{YEAR}#op-\d+$"))
     assert page.get_by_text("Opération 1 enregistrée.").is_visible()
     assert _entries(db_check) == [("1", "Kermesse")]
     context.close()
+
+
+def test_boxes_1_to_7_in_the_guides_order(page, make_coop, db_check):
+    """Box 4 before box 6: « Remise de chèques » turns the type into a receipt and shows the slip number;
+    an impossible pair chosen on purpose is explained next to the box, nothing is changed behind the user."""
+    make_coop(1)
+    _login(page, "085-001")
+    _new_entry(page)
+    mode = page.get_by_label("4. Mode de paiement")
+    assert [o.strip() for o in mode.locator("option").all_inner_texts()] == [
+        "Chèque",
+        "Virement",
+        "Espèces",
+        "Carte bancaire",
+        "Prélèvement",
+        "Remise de chèques",
+    ]
+    page.get_by_label("1. N° de pièce justificative").fill("R05")
+    page.get_by_label("2. Date").fill(f"{YEAR}-10-03")
+    page.get_by_label("3. Libellé").fill("Photos de classe")
+    mode.select_option("remise")
+    assert page.get_by_label("Recette", exact=True).is_checked()
+    note = page.locator('.mode-kind-note[data-box="4"]')
+    assert "le type d'opération est maintenant « Recette »" in note.inner_text()
+    assert page.get_by_label("N° du bordereau de remise").is_visible()
+    assert page.get_by_label("N° du chèque émis").is_hidden()
+    page.get_by_label("N° du bordereau de remise").fill("0004512")
+    page.get_by_label("ou nouvelle action").fill("Photos")
+    # Box 6 chosen on purpose against box 4: explained there, box 4 keeps what was chosen
+    page.get_by_label("Dépense", exact=True).check()
+    assert mode.input_value() == "remise"
+    assert (
+        "« Remise de chèques » ne va pas avec le type « Dépense »"
+        in page.locator('.mode-kind-note[data-box="6"]').inner_text()
+    )
+    page.get_by_label("Recette", exact=True).check()
+    assert page.locator('.mode-kind-note[data-box="6"]').inner_text() == ""
+    page.get_by_label("Montant par la banque (€)").fill("240,00")
+    _split(page, 1, "708", "240,00")
+    assert _rest(page) == "Reste à ventiler : 0,00 €"
+    page.get_by_role("button", name=SUBMIT).click()
+    page.wait_for_url(re.compile(rf"/coop/cahier/{YEAR}#op-\d+$"))
+    saved = db_check(
+        lambda s: [(e.piece, e.kind, e.payment_mode, e.cheque_number) for e in s.scalars(sa.select(Entry))]
+    )
+    assert saved == [("R05", "receipt", "remise", "0004512")]
