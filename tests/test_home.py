@@ -109,3 +109,20 @@ def test_mandate_card_announces_the_coming_mandataire(session, make_coop):
     after = _card(session, info.id, "mandate", date(2027, 1, 2))
     assert "sera mandataire" not in after.summary
     assert session.scalar(sa.select(sa.func.count()).select_from(Mandate)) == 2
+
+
+def test_a_coop_new_on_the_portal_is_told_how_to_start_its_year(app, session, make_coop):
+    """Issue 13 §6: last year kept elsewhere is not « rien à clôturer, terminé »: the card says to type
+    the opening (balances and items outstanding) or to bring last year in and close it here."""
+    from app import ledger as books
+
+    info = make_coop(1)
+    today = date(2025, 9, 15)
+    card = _card(session, info.id, "closing", today)
+    assert card.status == "todo" and card.endpoint == "ledger.cahier_current"
+    assert "n'est pas sur le portail" in card.summary and "report à nouveau 2025-2026" in card.summary
+    ledger = books.open_ledger(session, session.get(Coop, info.id), 2025)
+    books.record_opening(session, ledger, bank=120_000, cash=5_000, by=None)
+    session.flush()
+    card = _card(session, info.id, "closing", today)
+    assert card.status == "done" and "part du report à nouveau que vous avez saisi" in card.summary

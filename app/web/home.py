@@ -236,6 +236,32 @@ def _last_year_ledger(session: Session | None, coop: Coop, today: date):
     return found if found is not None and has_entries(session, found) else None
 
 
+def _first_year_card(session: Session | None, coop: Coop, today: date, title: str, label: str, next_label: str) -> Step:
+    """No cash-book of last year on the portal: the coop kept it elsewhere (RETKOOP, a spreadsheet) or
+    is new. Done once this year starts from a typed opening; otherwise say the two ways forward."""
+    from app import ledger as books
+
+    current = books.find_ledger(session, coop.id, school_year_start(today)) if session is not None else None
+    if current is not None and books.opening_entry(session, current) is not None:
+        return Step(
+            "closing",
+            title,
+            "done",
+            f"Pas de cahier {label} sur le portail : l'année {next_label} part du report à nouveau "
+            "que vous avez saisi.",
+        )
+    return Step(
+        "closing",
+        title,
+        "todo",
+        f"Votre cahier {label} n'est pas sur le portail. Si vous l'avez tenu ailleurs (RETKOOP, tableur), "
+        f"indiquez le report à nouveau {next_label} (soldes au 1er septembre et chèques ou remises en "
+        f"attente), ou importez ou saisissez l'année {label} pour la clôturer ici.",
+        "Ouvrir le cahier",
+        "ledger.cahier_current",
+    )
+
+
 def _closing_card(session: Session | None, coop: Coop, today: date) -> Step:
     """From 1 September: where the closing of last year's cash-book stands, and what to do next."""
     from app import closing
@@ -245,7 +271,7 @@ def _closing_card(session: Session | None, coop: Coop, today: date) -> Step:
     title = f"Clôture du cahier {label}"
     ledger = _last_year_ledger(session, coop, today)
     if ledger is None:
-        return Step("closing", title, "done", f"Pas de cahier {label} sur le portail : rien à clôturer.")
+        return _first_year_card(session, coop, today, title, label, next_label)
     if ledger.is_open:
         return Step(
             "closing",
