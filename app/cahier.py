@@ -15,7 +15,7 @@ import io
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -588,6 +588,27 @@ class ParsedRow:
     cleared_on: date | None
     action_name: str
     lines: list[tuple[str, int]] = field(default_factory=list)  # (account code, signed cents), checked
+    carried: list[books.CarriedItem] = field(default_factory=list)  # the opening's outstanding items
+
+
+# How the export writes an item outstanding in the previous tool (see `app.ledger.record_opening`).
+_CARRIED_LABEL = re.compile(r"^(?P<label>.*) \(du (?P<day>\d\d/\d\d/\d{4}), en attente au 31/08\)$")
+
+
+def _carried_item(piece: str, label: str, values: dict[str, int], cheque: str, year) -> books.CarriedItem | None:
+    """A `RAN-n` row of an exported first year: the item it stands for, or None if it is not one."""
+    if not piece.startswith("RAN-") or values["caisse_entree"] or values["caisse_sortie"]:
+        return None
+    amount = values["banque_entree"] - values["banque_sortie"]
+    match = _CARRIED_LABEL.match(label)
+    day = year.starts_on - timedelta(days=1)
+    if match:
+        try:
+            day = datetime.strptime(match["day"], "%d/%m/%Y").date()
+        except ValueError:
+            return None
+        label = match["label"]
+    return books.CarriedItem(date=day, label=label, amount=amount, cheque_number=cheque) if amount else None
 
 
 def _decode(content: bytes) -> str:
@@ -704,6 +725,7 @@ def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[P
     index = {column: i for i, column in enumerate(header)}
     existing_pieces = set(session.scalars(sa.select(Entry.piece).where(Entry.ledger_id == ledger.id)))
     has_opening = books.opening_entry(session, ledger) is not None
+    opening_row: ParsedRow | None = None  # the file's report à nouveau, which its RAN-n items belong to
     errors: dict[str, list[str]] = {}
     parsed: list[ParsedRow] = []
     seen: dict[str, int] = {}
@@ -748,7 +770,18 @@ def parse_cahier_csv(session: Session, ledger: Ledger, content: bytes) -> list[P
             )
             if opening[1] < 0:
                 problems.append("une caisse ne peut pas être négative.")
-            parsed.append(ParsedRow(line_number, None, opening, cleared, ""))
+            opening_row = ParsedRow(line_number, None, opening, cleared, "")
+            parsed.append(opening_row)
+            if problems:
+                errors[f"ligne {line_number}"] = problems
+            continue
+        item = (
+            _carried_item(piece, _untext(cell["libelle"]), values, cell["cheque"], year)
+            if opening_row is not None and not any(splits_raw.values())
+            else None
+        )
+        if item is not None:  # an item outstanding in the previous tool: part of the opening
+            opening_row.carried.append(item)
             if problems:
                 errors[f"ligne {line_number}"] = problems
             continue
@@ -827,8 +860,10 @@ def import_cahier(
     try:
         for row in parsed:
             if row.data is None:
+                # The exported opening line holds the book balance before the outstanding items.
+                bank = row.opening[0] + sum(item.amount for item in row.carried)
                 opening = books.record_opening(
-                    session, ledger, bank=row.opening[0], cash=row.opening[1], by=by, ip=ip, now=now
+                    session, ledger, bank=bank, cash=row.opening[1], by=by, ip=ip, now=now, items=row.carried or None
                 )
                 if row.cleared_on is not None and opening is not None:
                     for line in opening.lines:

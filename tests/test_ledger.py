@@ -1169,3 +1169,28 @@ def test_a_change_to_a_line_changes_its_entry_version(session, ledger):
     entry.lines[1].cleared_on = date(2024, 10, 5)
     session.flush()
     assert entry.version == version + 1
+
+
+def test_a_first_year_with_outstanding_items_survives_the_csv_round_trip(session, coop):
+    """Issue 13 §6: the items outstanding in the previous tool (RAN-n) come back as carried items,
+    with their own date and label, and the opening balances are unchanged."""
+    first = books.open_ledger(session, coop, 2025)
+    items = [
+        books.CarriedItem(date=date(2025, 8, 20), label="Chèque libraire", amount=-4500, cheque_number="1234"),
+        books.CarriedItem(date=date(2025, 8, 29), label="Remise photos", amount=12_000),
+    ]
+    books.record_opening(session, first, bank=100_000, cash=2_000, by=None, items=items)
+    session.flush()
+    exported = cahier_format.export_csv(session, first)
+    other = Coop(number=2, name="Coopérative voisine")
+    session.add(other)
+    second = books.open_ledger(session, other, 2025)
+    cahier_format.import_cahier(session, second, exported, by=None)
+    session.flush()
+    assert cahier_format.export_csv(session, second) == exported
+    carried = [(e.date, e.label, e.cheque_number) for e in books.carried_items(session, second)]
+    assert [(d, label.split(" (du")[0], cheque) for d, label, cheque in carried] == [
+        (date(2025, 9, 1), "Chèque libraire", "1234"),
+        (date(2025, 9, 1), "Remise photos", ""),
+    ]
+    assert books.balances(session, second).bank == books.balances(session, first).bank == 100_000
