@@ -91,6 +91,13 @@ def _check_account(parsed: ParsedStatement, coop_iban: str) -> list[str]:
     return []
 
 
+def lines_outside_year(parsed: ParsedStatement, start_year: int) -> list:
+    """The statement's lines dated outside the school year starting in `start_year` (1 September to
+    31 August), shown before importing them."""
+    first, last = date(start_year, 9, 1), date(start_year + 1, 8, 31)
+    return [line for line in parsed.lines if not first <= line.date <= last]
+
+
 def _outside_year(parsed: ParsedStatement, ledger: Ledger | None) -> list[str]:
     """A notice for the lines dated outside `ledger`'s year (they are pointed in their own year)."""
     if ledger is None:

@@ -122,3 +122,9 @@ class LineActionForm(SingleLineForm):
     @property
     def is_confirmed(self) -> bool:
         return self.confirme.data == "oui"
+
+
+class ConfirmOutsideYearForm(SingleLineForm):
+    """« Importer quand même » once the lines dated outside the year were shown."""
+
+    submit = SubmitField("Importer quand même")

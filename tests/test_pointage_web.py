@@ -1157,3 +1157,22 @@ def test_the_opening_balance_is_not_a_line_to_point(client, ledger_ids, db_check
     assert row_text(client.get(SCREEN), opening) == ""
     assert client.post(f"{SCREEN}/ligne/{opening}/pointer").status_code == 404
     assert bank_lines(db_check, {"RAN": opening}) == {"RAN": (None, None)}
+
+
+def test_lines_outside_the_year_are_shown_before_the_import(client, coop, db_check):
+    """Issue 13 §4: nothing is imported until the coop has seen the lines dated outside the year."""
+    from tests.helpers import plain
+
+    qif = (DATA / "releve_2025-09.qif").read_bytes().replace(b"D02/09/2025", b"D28/08/2025")
+    response = client.post(
+        "/coop/pointage/2025/releve", data={"file": (io.BytesIO(qif), "releve.qif")}, content_type="multipart/form-data"
+    )
+    page = plain(html.unescape(response.get_data(as_text=True)))
+    assert response.status_code == 200 and "hors de l'année 2025-2026" in page
+    assert "28/08/2025" in page and "Rien n" in page
+    assert db_check(lambda s: s.scalar(sa.select(sa.func.count(Statement.id)))) == 0
+    imported = client.post("/coop/pointage/2025/hors-annee", data={})
+    assert imported.status_code == 302
+    assert db_check(lambda s: s.scalar(sa.select(sa.func.count(Statement.id)))) == 1
+    again = client.post("/coop/pointage/2025/hors-annee", data={}, follow_redirects=True)
+    assert "plus disponible" in again.get_data(as_text=True)

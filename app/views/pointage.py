@@ -7,9 +7,11 @@ flushes, `run` commits once or rolls back. A refused access to another coop's li
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import time
+from datetime import date
 from html import escape  # stdlib: much faster than markupsafe on long tables; quote=True
 from pathlib import Path
 
@@ -26,6 +28,7 @@ from app.models import Ledger, SchoolYear, StatementLine
 from app.statements import (
     MAX_BYTES,
     TOO_BIG,
+    CsvMapping,
     NeedsMapping,
     StatementError,
     looks_like_a_statement,
@@ -36,7 +39,14 @@ from app.web import uow
 from app.web.netutil import client_ip
 from app.web.security import access
 from app.web.tenancy import current_coop_id, owned
-from forms.pointage import ConfirmMatchesForm, LineActionForm, MappingForm, StatementBalanceForm, StatementImportForm
+from forms.pointage import (
+    ConfirmMatchesForm,
+    ConfirmOutsideYearForm,
+    LineActionForm,
+    MappingForm,
+    StatementBalanceForm,
+    StatementImportForm,
+)
 
 bp = Blueprint("pointage", __name__)
 
@@ -233,7 +243,7 @@ def _drop_pending() -> None:
         _pending_path(key).unlink(missing_ok=True)
 
 
-def _keep_pending(content: bytes, filename: str) -> None:
+def _keep_pending(content: bytes, filename: str, mapping: CsvMapping | None = None) -> None:
     """Keep an unknown CSV server-side until the user maps its columns (one per session; files
     abandoned for more than an hour are removed here)."""
     _drop_pending()
@@ -250,7 +260,11 @@ def _keep_pending(content: bytes, filename: str) -> None:
     path = _pending_path(key)
     path.write_bytes(content)
     path.chmod(0o600)
-    session["pending_statement"] = {"key": key, "name": filename[:200]}
+    session["pending_statement"] = {
+        "key": key,
+        "name": filename[:200],
+        "mapping": dataclasses.asdict(mapping) if mapping is not None else None,
+    }
 
 
 def _read_pending() -> tuple[bytes, str] | None:
@@ -303,8 +317,27 @@ def import_statement(year: int):
     return _store(year, ledger, parsed, filename, content)
 
 
-def _store(year: int, ledger: Ledger | None, parsed, filename: str, content: bytes):
-    """Import the parsed statement (the summary box takes its closing balance), then show the proposals."""
+def _store(year: int, ledger: Ledger | None, parsed, filename: str, content: bytes, mapping=None):
+    """Import the parsed statement (the summary box takes its closing balance), then show the proposals.
+
+    Lines dated outside the year are shown first, and imported only once the coop confirms (the file
+    waits server-side, as for a column mapping)."""
+    outside = rec.lines_outside_year(parsed, year)
+    if outside:
+        _keep_pending(content, filename, mapping)
+        return render_template(
+            "pointage/outside_year.html",
+            year=year,
+            label=f"{year}-{year + 1}",
+            first=date(year, 9, 1),
+            last=date(year + 1, 8, 31),
+            outside=outside,
+            total=len(parsed.lines),
+        )
+    return _import_parsed(year, ledger, parsed, filename, content)
+
+
+def _import_parsed(year: int, ledger: Ledger | None, parsed, filename: str, content: bytes):
     outcome = uow.run(
         lambda: rec.import_statement(
             db.session,
@@ -380,7 +413,32 @@ def import_with_mapping(year: int):
     except StatementError as exc:
         return _ask_mapping_again(form, year, content, f"Ces colonnes ne donnent pas un relevé lisible : {exc}")
     _drop_pending()
-    return _store(year, ledger, parsed, filename, content)
+    return _store(year, ledger, parsed, filename, content, form.csv_mapping())
+
+
+@bp.route("/coop/pointage/<int:year>/hors-annee", methods=["POST"])
+@access("coop")
+def import_outside_year(year: int):
+    """The coop saw the lines dated outside the year and imports the statement all the same."""
+    ledger = _ledger(year)
+    pending = _read_pending()
+    if pending is None or not ConfirmOutsideYearForm().validate_on_submit():
+        flash("Le fichier n'est plus disponible : importez-le à nouveau.", "warning")
+        return redirect(url_for("pointage.screen", year=year))
+    content, filename = pending
+    stored = (session.get("pending_statement") or {}).get("mapping")
+    _drop_pending()
+    if ledger is not None and not ledger.is_open:
+        return _refuse_import(year, _closed_message(ledger))
+    try:
+        if stored:
+            mapping = CsvMapping(**{**stored, "label": tuple(stored["label"])})
+            parsed = parse_statement(content, mapping=mapping, header_row=mapping_header_row(content))
+        else:
+            parsed = parse_statement(content)
+    except StatementError as exc:
+        return _refuse_import(year, str(exc))
+    return _import_parsed(year, ledger, parsed, filename, content)
 
 
 def _confirm_chosen(chosen: list[tuple[int, tuple[int, ...]]]) -> rec.Confirmation:
