@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from app import audit
 from app import ledger as books
 from app.errors import DomainError, ValidationErrors
+from app.exports import FORMULA_START as _FORMULA_START
 from app.exports import guard_cell, xlsx_text
 from app.models import Account, Action, Entry, EntryLine, Ledger, User
 from app.models.base import utcnow
@@ -47,7 +48,6 @@ FIXED_COLUMNS = (
 )
 SPLIT_NATURES = ("expense", "income", "subsidy")
 OPENING_KINDS = books.OPENING_KINDS
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(slots=True)
