@@ -14,6 +14,7 @@ Environment variables (all optional in development):
 - ``SESSION_COOKIE_SECURE``: ``1`` when served over HTTPS (default on in production).
 - ``PUBLIC_URL``: the address users see, used in mailed links (e.g. ``https://coop85.example``).
 - ``RATELIMIT_STORAGE_URI``: Flask-Limiter storage (``redis://…`` with several app servers).
+- ``RATELIMIT_LOGIN``: login attempts allowed per address (default ``30 per 5 minutes``).
 - ``PROXY_COUNT``: number of reverse proxies in front of the app (for the client address).
 - ``LOG_FORMAT``: ``text`` (default) or ``json`` (one JSON object per line); ``LOG_LEVEL``:
   ``INFO`` by default (one line per request), ``WARNING`` for errors only.
@@ -106,6 +107,7 @@ _ENV_VARS: dict[str, type] = {
     "SESSION_COOKIE_SECURE": bool,
     "PUBLIC_URL": str,
     "RATELIMIT_STORAGE_URI": str,
+    "RATELIMIT_LOGIN": str,
     "PROXY_COUNT": int,
     "LOG_FORMAT": str,
     "LOG_LEVEL": str,

@@ -150,6 +150,8 @@ def main() -> None:
         "UPLOAD_DIR": str(work / "uploads"),
         "SESSION_COOKIE_SECURE": "0",
         "RATELIMIT_STORAGE_URI": "memory://",
+        # Every simulated coop logs in from 127.0.0.1: the per-address login limit would refuse most.
+        "RATELIMIT_LOGIN": "1000 per minute",
         "LOG_LEVEL": "WARNING",
         "COOP85_WORKERS": str(args.workers),
     }
