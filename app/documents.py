@@ -377,6 +377,32 @@ def store_document(
     return document
 
 
+def safe_display_name(name: str | None) -> str:
+    """A file name as the user chose it, without its folders, short enough to quote in a message."""
+    return os.path.basename((name or "").replace("\\", "/")).strip().replace("\x00", "")[:120] or "fichier"
+
+
+def remove_document(session: Session, document: Document, *, by: User | None, ip: str = "") -> None:
+    """Delete a document's row, audited as document.removed; the caller removes the file after commit."""
+    audit.record(
+        session,
+        "document.removed",
+        actor=by,
+        coop_id=document.coop_id,
+        entity="document",
+        entity_id=document.id,
+        before={
+            "kind": document.kind,
+            "name": document.original_name,
+            "size": document.size,
+            "entry": document.entry_id,
+        },
+        ip=ip,
+    )
+    session.delete(document)
+    session.flush()
+
+
 def write_file(upload_dir: str, key: str, content: bytes) -> Path:
     """Write `content` as `upload_dir/key` (mode 0600), all or nothing: a temporary name first,
     renamed when complete; on any failure (disk full included) nothing is left behind."""

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
-from flask_wtf.file import FileField, FileRequired
+from flask_wtf.file import FileField, FileRequired, MultipleFileField
 from wtforms import FieldList, Form, FormField, HiddenField, RadioField, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional, StopValidation
 
@@ -80,8 +80,10 @@ class Messages:
         self.errors: list[str] = []
 
 
+MAX_VOUCHERS = 10  # files attached at once in the entry form
+
 # Where the domain's names for the boxes are shown on the form (others are the field's own name).
-ENTRY_FIELDS = {"box6": "bank_amount", "box7": "box7", "stale": "version", "name": "new_action"}
+ENTRY_FIELDS = {"box6": "bank_amount", "box7": "box7", "stale": "version", "name": "new_action", "file": "vouchers"}
 
 
 class EntryForm(SingleLineForm):
@@ -133,8 +135,22 @@ class EntryForm(SingleLineForm):
     bank_amount = MoneyField("Montant par la banque (€)", validators=[Optional()])
     cash_amount = MoneyField("Montant en espèces, caisse (€)", validators=[Optional()])
     splits = FieldList(FormField(SplitForm), min_entries=3)
+    vouchers = MultipleFileField(
+        "Pièces justificatives (facultatif)",
+        description=f"Facture, ticket, bordereau : PDF, JPEG ou PNG, 10 Mo au plus chacun, {MAX_VOUCHERS} fichiers au "
+        "plus. Vous pouvez en choisir plusieurs à la fois ; une photo prise avec un téléphone convient.",
+        render_kw={"accept": ".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png"},
+    )
     add_line = SubmitField("Ajouter une ligne de ventilation")
     submit = SubmitField("Valider et calculer cette opération comptable")
+
+    def voucher_uploads(self) -> list:
+        """The files chosen in the vouchers field (an empty file input sends one nameless part: ignored)."""
+        return [upload for upload in (self.vouchers.data or []) if upload and upload.filename]
+
+    def validate_vouchers(self, field) -> None:
+        if len(self.voucher_uploads()) > MAX_VOUCHERS:
+            raise StopValidation(f"Choisissez {MAX_VOUCHERS} fichiers au plus à la fois.")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -1796,3 +1796,94 @@ def test_year_selector_offers_the_previous_school_year(client, coop):
     options = re.findall(r'<option value="(\d{4})"', page[page.index('id="year-select"') :])
     assert str(YEAR - 1) in options and str(YEAR) in options
     assert client.get(f"/coop/cahier/{YEAR - 1}").status_code == 200
+
+
+# -- vouchers in the entry form, removal -------------------------------------------------------------
+
+
+def test_new_entry_with_two_vouchers_stores_both_with_the_entry(client, coop, db_check, app):
+    form = expense(
+        vouchers=[(io.BytesIO(pdf_bytes("Facture 1")), "facture.pdf"), (io.BytesIO(png_bytes()), "ticket.png")]
+    )
+    page = text(client.get(NEW + "?jeton=" + "a" * 32))
+    assert 'enctype="multipart/form-data"' in page and "multiple" in page and "Pièces justificatives" in page
+    response = client.post(NEW, data=form, content_type="multipart/form-data")
+    assert response.status_code == 302
+    [entry] = entries(db_check)
+    documents = _documents(db_check)
+    assert [(d.entry_id, d.original_name) for d in documents] == [
+        (entry.id, "facture.pdf"),
+        (entry.id, "ticket.jpg"),
+    ]  # a photo is re-encoded
+    detail = text(client.get(f"/coop/cahier/operation/{entry.id}"))
+    assert "facture.pdf" in detail and "ticket.jpg" in detail
+    for document in documents:
+        assert (Path(app.config["UPLOAD_DIR"]) / document.storage_key).exists()
+
+
+def test_a_refused_voucher_records_neither_the_entry_nor_the_other_file(client, coop, db_check, app):
+    before = set(os.listdir(app.config["UPLOAD_DIR"])) if os.path.isdir(app.config["UPLOAD_DIR"]) else set()
+    form = expense(vouchers=[(io.BytesIO(pdf_bytes()), "facture.pdf"), (io.BytesIO(b"MZ not a pdf"), "virus.exe")])
+    response = client.post(NEW, data=form, content_type="multipart/form-data")
+    assert response.status_code == 200
+    error = field_error(text(response), "vouchers")
+    assert "« virus.exe »" in error and "Seuls les fichiers PDF, JPEG et PNG" in error
+    assert "choisissez à nouveau vos fichiers" in error
+    assert entries(db_check) == [] and _documents(db_check) == []
+    after = set(os.listdir(app.config["UPLOAD_DIR"])) if os.path.isdir(app.config["UPLOAD_DIR"]) else set()
+    assert after == before  # the accepted file written first did not outlive the rollback
+
+
+def test_edit_form_adds_vouchers_to_the_entry(client, entry_id, db_check):
+    page = text(client.get(f"/coop/cahier/operation/{entry_id}/modifier"))
+    version = re.search(r'name="version"[^>]*value="(\d+)"', page) or re.search(
+        r'value="(\d+)"[^>]*name="version"', page
+    )
+    form = expense(
+        piece="1", cheque_number="1", version=version.group(1), vouchers=[(io.BytesIO(pdf_bytes()), "f.pdf")]
+    )
+    form["bank_amount"] = "45,60"
+    form["splits-0-amount"] = "45,60"
+    response = client.post(f"/coop/cahier/operation/{entry_id}/modifier", data=form, content_type="multipart/form-data")
+    assert response.status_code == 302, field_error(text(response), "vouchers")
+    assert [(d.entry_id, d.original_name) for d in _documents(db_check)] == [(entry_id, "f.pdf")]
+
+
+def test_removing_a_voucher_asks_first_then_removes_it_audited(client, entry_id, db_check, app):
+    upload(client, entry_id, pdf_bytes(), "devis.pdf")
+    upload(client, entry_id, pdf_bytes("Facture"), "facture.pdf")
+    devis, facture = _documents(db_check)
+    detail = text(client.get(f"/coop/cahier/operation/{entry_id}"))
+    assert f"/coop/cahier/justificatif/{devis.id}/supprimer" in detail
+    confirm = client.get(f"/coop/cahier/justificatif/{devis.id}/supprimer")
+    assert confirm.status_code == 200
+    assert "Supprimer le justificatif « devis.pdf » ?" in text(confirm)
+    assert len(_documents(db_check)) == 2  # nothing removed by looking at the question
+    response = client.post(f"/coop/cahier/justificatif/{devis.id}/supprimer")
+    assert response.status_code == 302 and response.headers["Location"] == f"/coop/cahier/operation/{entry_id}"
+    assert "Justificatif « devis.pdf » supprimé." in text(client.get(response.headers["Location"]))
+    assert [d.original_name for d in _documents(db_check)] == ["facture.pdf"]
+    assert not (Path(app.config["UPLOAD_DIR"]) / devis.storage_key).exists()
+    assert (Path(app.config["UPLOAD_DIR"]) / facture.storage_key).exists()
+    event = db_check(lambda s: s.scalar(sa.select(AuditEvent).where(AuditEvent.action == "document.removed")))
+    assert event.entity_id == devis.id and event.actor_login == "085-001"
+
+
+def test_a_closed_years_voucher_cannot_be_removed(client, entry_id, db_check, app):
+    upload(client, entry_id, pdf_bytes(), "facture.pdf")
+    [document] = _documents(db_check)
+    db_check(lambda s: (s.execute(sa.update(Ledger).values(status="closed")), s.commit()))
+    assert "/supprimer" not in text(client.get(f"/coop/cahier/operation/{entry_id}")).split("Pièces justificatives")[1]
+    response = client.post(f"/coop/cahier/justificatif/{document.id}/supprimer")
+    assert response.status_code == 302
+    assert "est clôturé : ses justificatifs ne peuvent plus être supprimés." in text(
+        client.get(response.headers["Location"])
+    )
+    assert len(_documents(db_check)) == 1
+    assert (Path(app.config["UPLOAD_DIR"]) / document.storage_key).exists()
+
+
+def test_another_coops_voucher_cannot_be_removed(client, coop, other_coop_data, db_check):
+    response = client.post(f"/coop/cahier/justificatif/{other_coop_data['document']}/supprimer")
+    assert response.status_code == 404
+    assert len(_documents(db_check)) == 1

@@ -321,6 +321,7 @@ def _record(form: EntryForm, year: int) -> uow.Outcome[tuple[Entry, str | None]]
             idempotency_key=form.form_token.data or None,
             ip=client_ip(),
         )
+        _store_vouchers(entry, form.voucher_uploads())
         return _with_bank_warning(ledger, entry)
 
     outcome = uow.run(
@@ -409,22 +410,21 @@ def edit_entry(entry_id: int):
 
 def _submit_edit(form: EntryForm, entry: Entry, year: int):
     """POST of a valid edit form: saved, or refused on its box; a stale form is reloaded."""
-    outcome = uow.run(
-        lambda: _with_bank_warning(
-            entry.ledger,
-            books.update_entry(
-                db.session,
-                entry,
-                form.entry_data(_action_id),
-                expected_version=form.expected_version(),
-                by=current_user,
-                ip=client_ip(),
-                now=clock.now(),
-            ),
-        ),
-        form=form,
-        fields=ENTRY_FIELDS,
-    )
+
+    def save():
+        uncleared = books.update_entry(
+            db.session,
+            entry,
+            form.entry_data(_action_id),
+            expected_version=form.expected_version(),
+            by=current_user,
+            ip=client_ip(),
+            now=clock.now(),
+        )
+        _store_vouchers(entry, form.voucher_uploads())
+        return _with_bank_warning(entry.ledger, uncleared)
+
+    outcome = uow.run(save, form=form, fields=ENTRY_FIELDS)
     if outcome.conflict or form.version.errors:  # changed meanwhile: reload it rather than overwrite
         flash((form.version.errors or outcome.errors)[0], "warning")
         return redirect(url_for("ledger.edit_entry", entry_id=entry.id))
@@ -489,6 +489,21 @@ def upload_voucher(entry_id: int):
     return redirect(url_for("ledger.entry_detail", entry_id=entry.id))
 
 
+def _store_vouchers(entry: Entry, uploads: list) -> None:
+    """The files chosen in the entry form, stored with the entry: all or nothing (the caller's unit of work).
+
+    A refused file is named in the message on the form's file field."""
+    for upload in uploads:
+        try:
+            _store_voucher(entry, upload)
+        except DomainError as exc:
+            name = documents.safe_display_name(upload.filename)
+            raise DomainError(
+                f"« {name} » : {exc.message} Rien n'a été enregistré : choisissez à nouveau vos fichiers.",
+                field="file",
+            ) from exc
+
+
 def _store_voucher(entry: Entry, upload) -> Document:
     return documents.store_document(
         db.session,
@@ -502,6 +517,37 @@ def _store_voucher(entry: Entry, upload) -> Document:
         entry_id=entry.id,
         ip=client_ip(),
     )
+
+
+@bp.route("/coop/cahier/justificatif/<int:document_id>/supprimer", methods=["GET", "POST"])
+@access("coop")
+def delete_voucher(document_id: int):
+    """Remove one voucher of an open year's entry, after a confirmation page; the file goes after the commit."""
+    document = owned_or_404(Document, document_id)
+    entry = owned_or_none(Entry, document.entry_id) if document.entry_id else None
+    if entry is None or document.kind != "voucher":
+        abort(404)
+    if not entry.ledger.is_open:
+        label = entry.ledger.school_year.label
+        flash(f"Le cahier {label} est clôturé : ses justificatifs ne peuvent plus être supprimés.", "warning")
+        return redirect(url_for("ledger.entry_detail", entry_id=entry.id))
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        return render_template(
+            "ledger/voucher_delete.html",
+            document=document,
+            entry=entry,
+            form=form,
+            year=entry.ledger.school_year.start_year,
+        )
+    name, key, entry_id = document.original_name, document.storage_key, entry.id
+    outcome = uow.run(
+        lambda: documents.remove_document(db.session, document, by=current_user, ip=client_ip()),
+        after_commit=lambda _: _remove_files([key]),
+    )
+    if outcome.ok:
+        flash(f"Justificatif « {name} » supprimé.", "success")
+    return redirect(url_for("ledger.entry_detail", entry_id=entry_id))
 
 
 @bp.route("/justificatifs/<int:document_id>")
