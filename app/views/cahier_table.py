@@ -42,8 +42,13 @@ def cahier_rows(
     the two balance cells and the whole row as last shown with its balances: an unchanged operation
     whose balances did not move (every row before a changed date, and all of them after a label or
     a pointage change) is copied as it is; one whose balances moved gets only its two balances
-    formatted again. Returns the rows and the fragments of the rows shown."""
-    codes = [account.code for account in data.accounts]
+    formatted again. Returns the rows and the fragments of the rows shown.
+
+    Every cell carries its column's caption in `data-label`: on a phone, css/cahier.css shows each row as
+    a card with the captions beside the figures. Without links (the print view), the account columns are
+    grouped in one « Ventilation » cell listing « code montant » per account line, so that A4 portrait
+    holds every column."""
+    codes = [(account.code, escape(f"{account.display_code} {account.label}")) for account in data.accounts]
     known = fragments or {}
     kept: Fragments = {}
     # URL templates built once, then filled per row (url_for per row is the slow part otherwise).
@@ -68,8 +73,8 @@ def cahier_rows(
                 after,
                 bank,
                 cash,
-                f"{before}<td{NEGATIVE if bank < 0 else ''}>{format_amount(bank)}</td>"
-                f"{between}<td>{format_amount(cash)}</td>{after}",
+                f'{before}<td data-label="Solde banque"{NEGATIVE if bank < 0 else ""}>{format_amount(bank)}</td>'
+                f'{between}<td data-label="Solde caisse">{format_amount(cash)}</td>{after}',
             )
         if r.key:
             kept[key] = pieces
@@ -77,7 +82,7 @@ def cahier_rows(
     return Markup("\n".join(parts)), kept  # noqa: S704 - user text goes through html.escape (_row_pieces)
 
 
-def _row_pieces(r, codes: list[str], modes: Mapping[str, str], urls, *, links: bool, editable: bool):
+def _row_pieces(r, codes: list[tuple[str, str]], modes: Mapping[str, str], urls, *, links: bool, editable: bool):
     """One row's HTML before the bank balance, between the two balances, and after the cash balance."""
     view_url, edit_url, delete_url = urls
     piece = escape(r.piece)
@@ -89,25 +94,47 @@ def _row_pieces(r, codes: list[str], modes: Mapping[str, str], urls, *, links: b
     else:
         cleared = ""
     amounts = r.amounts
-    cells = "".join(f"<td>{format_amount(amounts[code])}</td>" if code in amounts else "<td></td>" for code in codes)
+    if links:
+        cells = "".join(
+            f'<td data-label="{caption}">{format_amount(amounts[code])}</td>' if code in amounts else "<td></td>"
+            for code, caption in codes
+        )
+    else:  # print view: one cell, one « code montant » line per account
+        cells = '<td class="split">{}</td>'.format(
+            "<br>".join(
+                f"{caption.split(' ', 1)[0]}&nbsp;{format_amount(amounts[code])}"
+                for code, caption in codes
+                if code in amounts
+            )
+        )
     opening = ' class="table-secondary"' if r.kind in OPENING_KINDS else ""
     before = (
-        f'<tr id="op-{r.entry_id}"{opening}><th scope="row">{piece}</th><td class="text-nowrap">{fr_date(r.date)}'
-        f"</td><td>{escape(r.label)}</td><td>{mode}</td><td>{escape(r.action)}</td>"
-        f"<td>{_amount(r.bank_in)}</td><td>{_amount(r.bank_out)}</td>"
+        f'<tr id="op-{r.entry_id}"{opening}><th scope="row" data-label="Pièce">{piece}</th>'
+        f'<td class="text-nowrap" data-label="Date">{fr_date(r.date)}</td>'
+        f'<td data-label="Libellé">{escape(r.label)}</td><td data-label="Mode">{mode}</td>'
+        f'<td data-label="Action">{escape(r.action)}</td>'
+        f'<td data-label="Banque entrée">{_amount(r.bank_in)}</td>'
+        f'<td data-label="Banque sortie">{_amount(r.bank_out)}</td>'
     )
-    between = f"<td>{_amount(r.cash_in)}</td><td>{_amount(r.cash_out)}</td>"
+    between = (
+        f'<td data-label="Caisse entrée">{_amount(r.cash_in)}</td>'
+        f'<td data-label="Caisse sortie">{_amount(r.cash_out)}</td>'
+    )
     after = (
-        f"<td>{_amount(r.advance_in)}</td><td>{_amount(r.advance_out)}</td>"
-        f'<td class="text-nowrap">{cleared}</td>{cells}'
+        f'<td data-label="Régie versée">{_amount(r.advance_in)}</td>'
+        f'<td data-label="Régie rendue / justifiée">{_amount(r.advance_out)}</td>'
+        f'<td class="text-nowrap" data-label="Pointé le">{cleared}</td>{cells}'
     )
     if links:
-        after += f'<td class="text-nowrap"><a href="{view_url}{r.entry_id}" aria-label="Voir la pièce {piece}">Voir</a>'
+        after += (
+            f'<td class="text-nowrap actions"><a href="{view_url}{r.entry_id}" '
+            f'aria-label="Voir la pièce {piece}">Voir</a>'
+        )
         if editable and r.kind not in OPENING_KINDS:
             after += (
-                f' · <a href="{edit_url[0]}/{r.entry_id}/{edit_url[1]}" '
+                f' <a href="{edit_url[0]}/{r.entry_id}/{edit_url[1]}" '
                 f'aria-label="Modifier la pièce {piece}">Modifier</a>'
-                f' · <a href="{delete_url[0]}/{r.entry_id}/{delete_url[1]}" class="text-danger" '
+                f' <a href="{delete_url[0]}/{r.entry_id}/{delete_url[1]}" class="text-danger" '
                 f'aria-label="Supprimer la pièce {piece}">Supprimer</a>'
             )
         after += "</td>"

@@ -196,3 +196,44 @@ def test_phone_walk_through_the_cash_book(browser, live_server, console_errors, 
     finally:
         context.close()
     assert console_errors == [], f"browser console errors: {console_errors}"
+
+
+def test_phone_classic_view_shows_one_card_per_operation(browser, live_server, console_errors, make_coop, db_check):
+    """The classic view of 2025-2026 at 375 px: no sideways scrolling, each operation one card with its
+    date, piece, label, amount and balances, and « Voir / Modifier / Supprimer » a thumb can hit."""
+    coop = make_coop(43)
+
+    def fixture(s):
+        ids = load_fixture_ledger(s, s.get(Coop, coop.id))
+        s.commit()
+        return ids
+
+    db_check(fixture)
+    context, page = _phone(browser, live_server, console_errors)
+    try:
+        _login(page, coop.login)
+        page.goto("/coop/cahier/2025")
+        check_phone_page(page)
+        card = page.locator("tbody tr", has=page.get_by_role("link", name="Voir la pièce L06"))
+        box = card.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        assert card.evaluate("tr => getComputedStyle(tr).display") == "grid"  # a card, not a table row
+        for text in ("L06", "06/09/2025", "Subvention municipale 2025", "500,00", "1\u202f824,56"):
+            assert text in card.inner_text()
+        # each figure shown with its caption (the cell's ::before)
+        captions = card.evaluate(
+            """tr => [...tr.cells].filter(c => getComputedStyle(c).display !== 'none')
+                .map(c => getComputedStyle(c, '::before').content)"""
+        )
+        for caption in ("Date", "Libellé", "Banque entrée", "Solde banque", "Solde caisse"):
+            assert f'"{caption}"' in captions, (caption, captions)
+        for name in ("Voir", "Modifier", "Supprimer"):
+            link = card.get_by_role("link", name=f"{name} la pièce L06")
+            link_box = link.bounding_box()
+            assert link_box["height"] >= 24 and link_box["width"] >= 24
+            assert link_box["x"] + link_box["width"] <= PHONE["width"]
+        page.goto("/coop/cahier/2025?mois=2025-09")
+        check_phone_page(page)
+    finally:
+        context.close()
+    assert console_errors == [], f"browser console errors: {console_errors}"
