@@ -236,7 +236,8 @@ class DashboardView(StaffAccessMixin, AdminIndexView):
     @expose("/")
     def index(self):
         current = school_year_start(clock.today())
-        years = [(year, f"{year}-{year + 1}", campaign.dashboard(db.session, year)) for year in (current, current - 1)]
+        today = clock.today()
+        years = [(y, f"{y}-{y + 1}", campaign.dashboard(db.session, y, today)) for y in (current, current - 1)]
         counts = {
             "coops_active": db.session.scalar(sa.select(sa.func.count()).where(Coop.is_active)),
             "never_logged": db.session.scalar(

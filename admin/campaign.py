@@ -7,7 +7,7 @@ from flask_admin import BaseView, expose
 from flask_login import current_user
 
 from admin.base import StaffAccessMixin
-from app import campaign
+from app import campaign, clock
 from app.extensions import db
 from app.web import uow
 from app.web.netutil import client_ip
@@ -36,12 +36,14 @@ class CampaignView(StaffAccessMixin, BaseView):
     def coops(self):
         step, state, year = _selection()
         title, states = campaign.STEPS[step]
-        coops = campaign.coops_in_state(db.session, step, state, year)
+        today = clock.today()
+        coops = campaign.coops_in_state(db.session, step, state, year, today)
         label = campaign.year_label(year)
         form = ReminderForm()
         preview = None
         if request.method == "GET":
-            form.subject.data, form.body.data = campaign.default_reminder(step, state, year)
+            deadline = campaign.deadlines(db.session, year).get(state) if step == "retard" else None
+            form.subject.data, form.body.data = campaign.default_reminder(step, state, year, deadline)
         elif form.validate_on_submit():
             if request.form.get("envoyer") == "1":
                 outcome = uow.run(
@@ -54,6 +56,7 @@ class CampaignView(StaffAccessMixin, BaseView):
                         body=form.body.data,
                         by=current_user,
                         ip=client_ip(),
+                        today=today,
                     ),
                     form=form,
                 )
@@ -82,7 +85,7 @@ class CampaignView(StaffAccessMixin, BaseView):
             step=step,
             state=state,
             year=year,
-            title=title,
+            title=campaign.late_title(db.session, year, today) if step == "retard" else title,
             state_label=states[state],
             label=label,
             form=form,

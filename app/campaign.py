@@ -4,7 +4,10 @@ Steps and states:
 - ``adhesion``: the membership's status (draft, committed, in_batch, paid, rejected) or ``absente``;
 - ``cloture``: the ledger of the year ``cloturee``, ``ouverte`` or ``absente``;
 - ``comptes_rendus``: the annual report's status (draft, submitted, returned, approved) or ``absent``;
-- ``mandataire``: a change of mandataire dossier waiting for OCCE 85 (submitted, validated, sent_to_bank).
+- ``mandataire``: a change of mandataire dossier waiting for OCCE 85 (submitted, validated, sent_to_bank);
+- ``retard``: the coops late on a deadline of the school year, on the day given (``adhesion``: membership
+  not committed after the membership deadline; ``comptes_rendus``: reports not sent after the reports
+  deadline, a report sent back to the coop included). No deadline set, or not passed yet: nobody is late.
 Every count is one grouped query: the dashboard costs the same with 12 or 500 coops.
 """
 
@@ -13,11 +16,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app import audit
+from app import audit, formats
 from app.errors import DomainError
 from app.mail import queue_email
 from app.models import Coop, Ledger, Membership, SchoolYear, User
@@ -51,7 +55,18 @@ STEPS = {
         "Changements de mandataire en attente",
         {"submitted": "à valider", "validated": "validé, à envoyer", "sent_to_bank": "envoyé à la banque"},
     ),
+    "retard": (
+        "En retard sur une date limite",
+        {
+            "adhesion": "adhésion non engagée après la date limite",
+            "comptes_rendus": "comptes rendus non envoyés après la date limite",
+        },
+    ),
 }
+
+# The states of a step that are late once its deadline has passed.
+NOT_COMMITTED = ("absente", "draft")
+NOT_SUBMITTED = ("absent", "draft", "returned")
 
 
 @dataclass(frozen=True)
@@ -65,8 +80,12 @@ def _year_id(session: Session, start_year: int) -> int | None:
     return session.scalar(sa.select(SchoolYear.id).where(SchoolYear.start_year == start_year))
 
 
-def _state_of_each_coop(session: Session, step: str, start_year: int) -> sa.Select:
-    """SELECT coop id, state for the active coops (the state column is named `state`)."""
+def _state_of_each_coop(session: Session, step: str, start_year: int, today: date | None = None) -> sa.Select:
+    """SELECT coop id, state for the active coops (the state column is named `state`).
+
+    `today` only matters to the ``retard`` step (without it, nobody is late)."""
+    if step == "retard":
+        return _late_coops(session, start_year, today)
     year_id = _year_id(session, start_year) or -1
     active = sa.select(Coop.id).where(Coop.is_active)
     if step == "adhesion":
@@ -100,21 +119,62 @@ def _state_of_each_coop(session: Session, step: str, start_year: int) -> sa.Sele
     raise ValueError(step)
 
 
-def dashboard(session: Session, start_year: int) -> list[StepCounts]:
-    """Counts of coops per state for every step of the school year starting in `start_year`."""
+def _late_coops(session: Session, start_year: int, today: date | None) -> sa.Select:
+    """SELECT coop id, state ('adhesion' or 'comptes_rendus') of the coops late on a passed deadline."""
+    year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start_year))
+    parts = []
+    for step, deadline, late_states in (
+        ("adhesion", year.membership_deadline if year else None, NOT_COMMITTED),
+        ("comptes_rendus", year.reports_deadline if year else None, NOT_SUBMITTED),
+    ):
+        states = _state_of_each_coop(session, step, start_year).subquery()
+        passed = today is not None and deadline is not None and today > deadline
+        parts.append(
+            sa.select(states.c.id.label("coop_id"), sa.literal(step).label("state")).where(
+                states.c.state.in_(late_states), sa.true() if passed else sa.false()
+            )
+        )
+    return sa.union_all(*parts).subquery().select()
+
+
+def deadlines(session: Session, start_year: int) -> dict[str, date | None]:
+    """The school year's deadlines by late state of the ``retard`` step (None: not set)."""
+    year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start_year))
+    return {
+        "adhesion": year.membership_deadline if year else None,
+        "comptes_rendus": year.reports_deadline if year else None,
+    }
+
+
+def dashboard(session: Session, start_year: int, today: date | None = None) -> list[StepCounts]:
+    """Counts of coops per state for every step of the school year starting in `start_year`
+    (the late coops as of `today`)."""
     result = []
     for step, (title, states) in STEPS.items():
-        query = _state_of_each_coop(session, step, start_year).subquery()
+        query = _state_of_each_coop(session, step, start_year, today).subquery()
         counts = dict(session.execute(sa.select(query.c.state, sa.func.count()).group_by(query.c.state)).all())
+        if step == "retard":
+            title = late_title(session, start_year, today)
         result.append(StepCounts(step, title, {state: int(counts.get(state, 0)) for state in states}))
     return result
 
 
-def coops_in_state(session: Session, step: str, state: str, start_year: int) -> list[Coop]:
+def late_title(session: Session, start_year: int, today: date | None) -> str:
+    """« En retard sur une date limite (au 29/11/2025 : adhésion avant le 15/10/2025, …) »."""
+    limits = deadlines(session, start_year)
+    parts = [
+        f"{what} avant le {formats.fr_date(limits[state])}" if limits[state] else f"{what} : pas de date limite fixée"
+        for state, what in (("adhesion", "adhésion"), ("comptes_rendus", "comptes rendus"))
+    ]
+    when = f"au {formats.fr_date(today)} : " if today else ""
+    return f"{STEPS['retard'][0]} ({when}{', '.join(parts)})"
+
+
+def coops_in_state(session: Session, step: str, state: str, start_year: int, today: date | None = None) -> list[Coop]:
     """The coops of a dashboard count (for its list and its reminder)."""
     if step not in STEPS or state not in STEPS[step][1]:
         raise ValueError(f"{step}/{state}")
-    query = _state_of_each_coop(session, step, start_year).subquery()
+    query = _state_of_each_coop(session, step, start_year, today).subquery()
     ids = sa.select(query.c[query.c.keys()[0]]).where(query.c.state == state)
     return list(session.scalars(sa.select(Coop).where(Coop.id.in_(ids)).order_by(Coop.number)))
 
@@ -137,8 +197,29 @@ def year_label(start_year: int) -> str:
     return f"{start_year}-{start_year + 1}"
 
 
-def default_reminder(step: str, state: str, start_year: int) -> tuple[str, str]:
-    """The subject and body offered for a reminder of the coops at `state` of `step` (staff edit them)."""
+LATE_BODY = """Bonjour,
+
+Sur le portail Coop 85, {quoi} de la coopérative {identifiant} ({nom})
+pour l'année {annee} était attendu avant le {date_limite} : il reste à faire.
+
+Pouvez-vous vous en occuper dès que possible ? Le portail vous guide pas à pas ;
+en cas de difficulté, répondez simplement à ce message.
+
+Merci et bonne journée,
+L'équipe de l'OCCE 85
+"""
+
+
+def default_reminder(step: str, state: str, start_year: int, deadline: date | None = None) -> tuple[str, str]:
+    """The subject and body offered for a reminder of the coops at `state` of `step` (staff edit them);
+    `deadline`: the passed deadline of a late step."""
+    if step == "retard":
+        membership = state == "adhesion"
+        step_name = "Adhésion" if membership else "Comptes rendus"
+        subject = f"OCCE 85 — {step_name} {year_label(start_year)} : date limite dépassée"
+        what = "l'engagement de l'adhésion" if membership else "l'envoi des comptes rendus (CRA et CRF)"
+        limit = formats.fr_date(deadline) if deadline else "la date limite"
+        return subject, LATE_BODY.replace("{quoi}", what).replace("{date_limite}", limit)
     title, states = STEPS[step]
     subject = f"OCCE 85 — {title} {year_label(start_year)} : action attendue"
     return subject, REMINDER_BODY.replace("{etape}", title).replace("{etat}", states[state])
@@ -223,9 +304,11 @@ def send_reminders(
     body: str,
     by: User | None,
     ip: str = "",
+    today: date | None = None,
 ) -> Reminders:
-    """Queue the reminder to every coop at `state` of `step` and audit it (coops skipped included)."""
-    coops = coops_in_state(session, step, state, start_year)
+    """Queue the reminder to every coop at `state` of `step` and audit it (coops skipped included);
+    `today` decides who is late for the ``retard`` step."""
+    coops = coops_in_state(session, step, state, start_year, today)
     outcome = queue_reminders(session, coops, subject=subject, body=body, year_label=year_label(start_year))
     audit.record(
         session,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import datetime
+from datetime import date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -291,3 +291,48 @@ def test_a_reminder_with_an_unknown_placeholder_is_refused_in_french(app, make_c
     with pytest.raises(DomainError) as refused:
         campaign.queue_reminders(None, [], subject="{Nom}", body="x", year_label="2025-2026")
     assert refused.value.field == "subject"
+
+
+def _set_deadlines(app, membership, reports):
+    with app.app_context():
+        year = db.session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == YEAR))
+        year.membership_deadline, year.reports_deadline = membership, reports
+        db.session.commit()
+        db.session.remove()
+
+
+def _late_link(page: str, state: str) -> re.Match | None:
+    return re.search(
+        rf'href="(/admin/campagne/coops\?[^"]*etape=retard[^"]*etat={state}[^"]*annee={YEAR}[^"]*)"[^>]*>(\d+)<', page
+    )
+
+
+def test_dashboard_shows_coops_late_on_a_deadline_and_lists_them(app, make_coop, make_staff, login_as, clock):
+    _setup(app, make_coop)  # 085-001 committed its membership; 085-002 and 085-003 did not
+    _set_deadlines(app, date(YEAR, 10, 15), date(YEAR + 1, 10, 31))
+    staff = make_staff()
+    client = login_as(staff, on=app.test_client())
+    before = client.get("/admin/").get_data(as_text=True)  # 15 September: no deadline passed
+    assert "adhésion avant le 15/10/2025" in before and _late_link(before, "adhesion") is None
+    clock(datetime(YEAR, 11, 29, 9, 0))
+    client = login_as(staff, on=app.test_client())  # a new session: the first one expired meanwhile
+    page = client.get("/admin/").get_data(as_text=True)
+    link = _late_link(page, "adhesion")
+    assert link and link.group(2) == "2", "two coops have not committed their membership after 15/10"
+    assert _late_link(page, "comptes_rendus") is None  # reports are due in October next year
+    listing = client.get(link.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "085-002" in listing and "085-003" in listing and "085-001" not in listing
+    assert "date limite dépassée" in listing and "était attendu avant le 15/10/2025" in listing
+
+
+def test_reports_not_sent_after_their_deadline_are_late(app, make_coop):
+    _setup(app, make_coop)
+    _set_deadlines(app, date(YEAR, 10, 15), date(YEAR + 1, 10, 31))
+    with app.app_context():
+        on_time = {c.step: c.counts for c in campaign.dashboard(db.session, YEAR, date(YEAR + 1, 10, 31))}
+        late = {c.step: c.counts for c in campaign.dashboard(db.session, YEAR, date(YEAR + 1, 11, 1))}
+        listed = campaign.coops_in_state(db.session, "retard", "comptes_rendus", YEAR, date(YEAR + 1, 11, 1))
+        db.session.remove()
+    assert on_time["retard"] == {"adhesion": 2, "comptes_rendus": 0}
+    assert late["retard"] == {"adhesion": 2, "comptes_rendus": 3}
+    assert [c.login for c in listed] == ["085-001", "085-002", "085-003"]
