@@ -1268,6 +1268,27 @@ def test_print_view_is_a4_portrait_without_navigation(client, year_of_entries):
     css.close()
 
 
+def test_print_view_groups_the_accounts_in_one_breakdown_column_and_a_table_of_totals(client, year_of_entries):
+    page = text(client.get(f"{CAHIER}?impression=1"))
+    table = re.search(r'<table class="[^"]*cahier-print.*?</table>', page, re.S).group(0)
+    assert "Ventilation" in table and "account-col" not in table  # one column instead of one per account
+    row = _row(page, year_of_entries["receipt"])
+    assert row[-1] == "70800008\xa050,00 75600008\xa0100,00"  # « code montant » per account line
+    totals = re.search(r"<caption>Totaux par compte</caption>.*?</table>", page, re.S).group(0)
+    for code, total in (("62510008", f"2{NNBSP}500,00"), ("75600008", "100,00"), ("70800008", "50,00")):
+        assert re.search(rf"<th scope=\"row\">{code}</th><td>[^<]+</td><td class=\"text-end\">{total}</td>", totals)
+
+
+def test_classic_view_cells_carry_their_caption_for_the_phone_cards(client, year_of_entries):
+    page = text(client.get(CAHIER))
+    row = re.search(rf'<tr id="op-{year_of_entries["expense"]}".*?</tr>', page, re.S).group(0)
+    assert '<td class="text-nowrap" data-label="Date">03/10/' in row
+    assert re.search(r'<td data-label="Banque sortie">2\u202f500,00</td>', row)
+    assert re.search(r'<td data-label="62510008 [^"]+">2\u202f500,00</td>', row)
+    assert 'href="/coop/cahier/operation/' in re.search(r'<td class="text-nowrap actions">.*?</td>', row).group(0)
+    assert '<link rel="stylesheet" href="/static/css/cahier.css' in page
+
+
 def test_cahier_links_to_the_print_and_export_views(client, year_of_entries):
     page = text(client.get(CAHIER))
     assert "Version imprimable (portrait, A4)" in page

@@ -101,8 +101,8 @@ def _row_pieces(r, codes: list[tuple[str, str]], modes: Mapping[str, str], urls,
         )
     else:  # print view: one cell, one « code montant » line per account
         cells = '<td class="split">{}</td>'.format(
-            "<br>".join(
-                f"{caption.split(' ', 1)[0]}&nbsp;{format_amount(amounts[code])}"
+            " ".join(
+                f"<span>{caption.split(' ', 1)[0]}&nbsp;{format_amount(amounts[code])}</span>"
                 for code, caption in codes
                 if code in amounts
             )
