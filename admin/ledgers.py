@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import url_for
-from flask_admin.contrib.sqla.filters import FilterEqual
+from flask_admin.contrib.sqla.filters import IntEqualFilter
 from markupsafe import Markup, escape
 from sqlalchemy.orm import joinedload
 
@@ -100,4 +100,4 @@ class EntryAdmin(StaffModelView):
             )
         )
 
-    column_filters = (FilterEqual(Entry.coop_id, "Coopérative (n° interne)"), "date", "kind", "payment_mode")
+    column_filters = (IntEqualFilter(Entry.coop_id, "Coopérative (n° interne)"), "date", "kind", "payment_mode")

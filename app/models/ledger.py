@@ -99,6 +99,9 @@ class Entry(db.Model):
         CheckConstraint(f"kind IN {ENTRY_KINDS!r}", name="kind"),
         CheckConstraint(f"payment_mode IN {PAYMENT_MODES!r}", name="payment_mode"),
         Index("ix_entry_ledger_date", "ledger_id", "date"),
+        # the back office's list of every coop's operations: newest first, or one coop's
+        Index("ix_entry_date", "date"),
+        Index("ix_entry_coop_date", "coop_id", "date"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
