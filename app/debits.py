@@ -37,6 +37,8 @@ from lxml import etree
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
 from sqlalchemy.orm import Session, contains_eager, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 from stdnum.eu import at_02
 
 from app import audit
@@ -44,6 +46,7 @@ from app import ledger as books
 from app import membership as memberships
 from app.errors import DomainError
 from app.models import Coop, Debit, DebitBatch, DebitFile, DebitReport, Federation, Membership, User
+from app.models.base import utcnow
 
 SCHEMAS = ("pain.008.001.08", "pain.008.001.02")
 _SEPA_ID = re.compile(r"[A-Za-z0-9/\-?:().,'+]{1,35}")
@@ -456,6 +459,28 @@ def earliest_for(federation: Federation | None, today: date) -> date:
     return earliest_collection_date(today, lead, notice)
 
 
+def _move_to_batch(session: Session, kept: Sequence[Membership]) -> None:
+    """Put every kept membership « en prélèvement » in one UPDATE (not one per membership), keeping the
+    optimistic check: a membership changed meanwhile (other version) fails the run like a normal flush."""
+    versions = {}
+    for membership in kept:
+        memberships.transition(membership, "in_batch")  # the rules, on the object
+        versions[membership.id] = membership.version
+        set_committed_value(membership, "status", "in_batch")  # written below, not by the flush
+    now = utcnow()
+    result = session.execute(
+        sa.update(Membership)
+        .where(sa.tuple_(Membership.id, Membership.version).in_(list(versions.items())))
+        .values(status="in_batch", version=Membership.version + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != len(versions):
+        raise StaleDataError("Une adhésion a été modifiée entre-temps.")
+    for membership in kept:
+        set_committed_value(membership, "version", versions[membership.id] + 1)
+        set_committed_value(membership, "updated_at", now)
+
+
 def create_batch(
     session: Session,
     membership_ids: Sequence[int],
@@ -510,11 +535,11 @@ def create_batch(
     session.add(batch)
     session.flush()
     previous = _last_settled_debits(session, [membership.coop_id for membership in kept])
+    _move_to_batch(session, kept)
     for membership in kept:
         coop = membership.coop
         iban = IBAN(coop.iban).compact
         original_ref, original_iban = _amendment(previous.get(coop.id), coop, iban)
-        memberships.transition(membership, "in_batch")
         batch.debits.append(
             Debit(
                 membership=membership,
