@@ -237,3 +237,26 @@ def test_phone_classic_view_shows_one_card_per_operation(browser, live_server, c
     finally:
         context.close()
     assert console_errors == [], f"browser console errors: {console_errors}"
+
+
+def test_desktop_classic_view_scrolls_the_table_not_the_page(page, make_coop, db_check):
+    """At 1366 px the wide table scrolls inside its box; the page itself does not scroll sideways."""
+    coop = make_coop(44)
+
+    def fixture(s):
+        load_fixture_ledger(s, s.get(Coop, coop.id))
+        s.commit()
+
+    db_check(fixture)
+    page.set_viewport_size({"width": 1366, "height": 900})
+    page.goto("/connexion")
+    page.get_by_label("Identifiant").fill(coop.login)
+    page.get_by_label("Mot de passe").fill(PASSWORD)
+    page.get_by_role("button", name="Se connecter").click()
+    page.wait_for_url(re.compile(r"/$"))
+    page.goto("/coop/cahier/2025")
+    assert page.evaluate("() => getComputedStyle(document.querySelector('tbody tr')).display") == "table-row"
+    width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+    assert width[0] <= width[1], f"the page scrolls sideways: {width[0]} px for {width[1]} px"
+    actions = page.get_by_role("link", name="Modifier la pièce L06").bounding_box()
+    assert actions["height"] >= 24 and actions["width"] >= 24
