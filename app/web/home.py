@@ -305,7 +305,11 @@ def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
     ledger = _last_year_ledger(session, coop, today)
     if ledger is None:
         return Step(
-            "reports", title, "done", f"Pas de cahier {label} sur le portail : pas de compte rendu à envoyer ici."
+            "reports",
+            title,
+            "done",
+            f"Pas de cahier {label} sur le portail : s'il a été tenu ailleurs, envoyez son compte rendu comme "
+            f"d'habitude ; si vous l'importez ou le saisissez ici, son compte rendu se fera ici.",
         )
     deadline = reports_deadline(ledger.school_year)
     before = late_note(deadline, today, "envoyez les comptes rendus")
