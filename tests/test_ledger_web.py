@@ -21,6 +21,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import ledger as books
+from app.cahier import FIXED_COLUMNS
 from app.models import Action, AuditEvent, Coop, Document, Entry, EntryLine, Ledger, school_year_start
 
 YEAR = school_year_start(date.today())
@@ -1606,25 +1607,7 @@ def test_deleting_the_cash_that_was_spent_is_refused(client, coop, db_check):
 
 
 def test_import_with_refunds_from_the_web(client, coop, db_check):
-    header = ";".join(
-        [
-            "piece",
-            "date",
-            "libelle",
-            "mode",
-            "cheque",
-            "action",
-            "pointe",
-            "banque_entree",
-            "banque_sortie",
-            "caisse_entree",
-            "caisse_sortie",
-            "regie_entree",
-            "regie_sortie",
-            "6068",
-            "756",
-        ]
-    )
+    header = ";".join([*FIXED_COLUMNS, "6068", "756"])
     rows = [
         f"A1;{day(10, 3):%d/%m/%Y};Avoir;virement;;;;12,50;;;;;;-12,50;",
         f"A2;{day(10, 4):%d/%m/%Y};Trop-perçu;virement;;;;;8,00;;;;;;-8,00",
