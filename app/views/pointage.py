@@ -53,7 +53,7 @@ bp = Blueprint("pointage", __name__)
 
 @bp.app_template_global()
 def pointage_rows(*args, **kwargs):
-    from app.views.cahier_table import pointage_rows as render
+    from app.views.pointage_table import pointage_rows as render
 
     return render(*args, **kwargs)
 
