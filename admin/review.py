@@ -1,4 +1,5 @@
-"""Review of the yearly reports (CRA / CRF) by OCCE 85 staff: figures, answers, documents inline,
+"""Review of the yearly reports (CRA / CRF) by OCCE 85 staff: figures, answers, documents inline
+(every file of every slot, the several subsidy proofs included),
 automatic checks (`app.submission.automatic_checks`), then « Approuver » or « Renvoyer » with a
 comment, or « Rouvrir le cahier ». Each action runs through the unit of work and redirects."""
 
@@ -79,16 +80,16 @@ class ReviewView(StaffAccessMixin, BaseView):
         crf = build_crf(db.session, report.ledger)
         mandataires = cra.current_mandataires(report.coop, clock.now().date())
         missing = submission.missing_items(db.session, report, report.ledger, crf, mandataires)
-        documents = db.session.scalars(
-            sa.select(Document).where(Document.annual_report_id == report.id).order_by(Document.kind)
-        ).all()
+        present = submission.report_documents(db.session, report)
+        slots = [slot for slot in submission.document_slots(crf) if slot.required or slot.kind in present]
         auditors, mandataire = cra.quitus_of(report)
         return self.render(
             "admin/review_report.html",
             report=report,
             crf=crf,
             checks=submission.automatic_checks(crf, missing),
-            documents=documents,
+            slots=slots,
+            present=present,
             auditors=auditors,
             mandataire=mandataire,
             labels=submission.STATUS_LABELS,

@@ -44,6 +44,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "approved": frozenset(),
 }
 REPORT_MAX_BYTES = 20 * 1024 * 1024
+MAX_FILES_PER_SLOT = 10  # a slot that takes several files (subsidy proofs): at most this many
 
 
 def transition(report: AnnualReport, to: str) -> None:
@@ -60,6 +61,10 @@ def transition(report: AnnualReport, to: str) -> None:
 
 # -- supporting documents ------------------------------------------------------------------------
 
+# The kinds of the slots that take several files, each upload adding one; only those files can be
+# removed one by one (the quitus and the statement are replaced by a new upload instead).
+MULTIPLE_KINDS = frozenset({"report_subsidies", "report_other"})
+
 
 @dataclass(frozen=True)
 class Slot:
@@ -69,10 +74,15 @@ class Slot:
     help: str
     required: bool
 
+    @property
+    def multiple(self) -> bool:
+        """Each upload adds a file (else it replaces the slot's file)."""
+        return self.kind in MULTIPLE_KINDS
+
 
 def document_slots(crf: Crf) -> list[Slot]:
-    """The upload slots of the report: the quitus and the statement always; subsidy proofs when the
-    subsidy table is not empty; one optional slot for anything else."""
+    """The upload slots of the report: the quitus and the statement always (one file each); subsidy
+    proofs when the subsidy table is not empty, and an optional slot for anything else (several files each)."""
     end = fr_date(crf.ends_on)
     return [
         Slot(
@@ -93,27 +103,36 @@ def document_slots(crf: Crf) -> list[Slot]:
             "subsidies",
             "report_subsidies",
             "Justificatifs des subventions",
-            "Courriers d'attribution ou relevés montrant les versements des subventions publiques.",
+            "Courriers d'attribution ou relevés montrant les versements des subventions publiques : "
+            "déposez-en autant que nécessaire, un fichier à la fois.",
             bool(crf.subsidies),
         ),
         Slot(
             "other",
             "report_other",
-            "Autre document (facultatif)",
+            "Autres documents (facultatif)",
             "Par exemple le compte rendu financier signé par les enseignants.",
             False,
         ),
     ]
 
 
-def report_documents(session: Session, report: AnnualReport | None) -> dict[str, Document]:
-    """The document of each slot (by Document.kind)."""
+def report_documents(session: Session, report: AnnualReport | None) -> dict[str, list[Document]]:
+    """The documents of each slot (by Document.kind), oldest first; a kind without any is absent."""
     if report is None:
         return {}
     rows = session.scalars(
         sa.select(Document).where(Document.annual_report_id == report.id).order_by(Document.id)
     ).all()
-    return {document.kind: document for document in rows}
+    present: dict[str, list[Document]] = {}
+    for document in rows:
+        present.setdefault(document.kind, []).append(document)
+    return present
+
+
+def slot_of(document: Document, slots: list[Slot]) -> Slot | None:
+    """The slot `document` belongs to, among `slots` (None for a kind no slot takes)."""
+    return next((slot for slot in slots if slot.kind == document.kind), None)
 
 
 def attach_document(
@@ -127,10 +146,19 @@ def attach_document(
     by: User | None,
     ip: str = "",
 ) -> tuple[Document, list[str]]:
-    """Store an upload (PDF, JPEG or PNG up to 20 MB, checked by content; photos become PDF) in `slot`,
-    replacing the previous one. Returns the document and the storage keys to delete after commit."""
+    """Store an upload (PDF, JPEG or PNG up to 20 MB, checked by content; photos become PDF) in `slot`:
+    added to the slot's files when it takes several (at most `MAX_FILES_PER_SLOT`), else replacing the
+    previous one. Returns the document and the storage keys to delete after commit.
+
+    Raises DomainError once the report is sent or approved, or when the slot is full."""
     check_editable(report)
-    previous = report_documents(session, report).get(slot.kind)
+    previous = report_documents(session, report).get(slot.kind, [])
+    if slot.multiple and len(previous) >= MAX_FILES_PER_SLOT:
+        raise DomainError(
+            f"Vous avez déjà déposé {MAX_FILES_PER_SLOT} fichiers ici, le maximum : retirez-en un "
+            "ou réunissez plusieurs pages dans un seul PDF.",
+            field="file",
+        )
     document = documents.store_document(
         session,
         upload_dir=upload_dir,
@@ -145,21 +173,37 @@ def attach_document(
     )
     document.annual_report_id = report.id
     removed: list[str] = []
-    if previous is not None:
-        removed.append(previous.storage_key)
+    for replaced in [] if slot.multiple else previous:
+        removed.append(replaced.storage_key)
         audit.record(
             session,
             "document.replaced",
             actor=by,
             coop_id=report.coop_id,
             entity="document",
-            entity_id=previous.id,
-            before={"kind": previous.kind, "name": previous.original_name},
+            entity_id=replaced.id,
+            before={"kind": replaced.kind, "name": replaced.original_name},
             ip=ip,
         )
-        session.delete(previous)
+        session.delete(replaced)
     session.flush()
     return document, removed
+
+
+def remove_report_document(
+    session: Session, report: AnnualReport, document: Document, *, by: User | None, ip: str = ""
+) -> str:
+    """Remove one file of a slot that takes several (audited as document.removed). Returns the storage
+    key to delete after commit.
+
+    Raises DomainError once the report is sent or approved (the same rule as for an upload), or for a
+    document that is not one of this report's removable files."""
+    check_editable(report)
+    if document.annual_report_id != report.id or document.kind not in MULTIPLE_KINDS:
+        raise DomainError("Ce fichier ne peut pas être retiré : déposez plutôt un autre fichier à sa place.")
+    key = document.storage_key
+    documents.remove_document(session, document, by=by, ip=ip)
+    return key
 
 
 # -- submission ----------------------------------------------------------------------------------

@@ -270,5 +270,11 @@ class DocumentForm(SingleLineForm):
     submit = SubmitField("Envoyer ce fichier")
 
 
+class RemoveDocumentForm(SingleLineForm):
+    """The confirmation of « Retirer » a report document: only the CSRF token."""
+
+    submit = SubmitField("Oui, retirer ce fichier")
+
+
 class SubmitReportForm(SingleLineForm):
     submit = SubmitField("Envoyer mon compte rendu")

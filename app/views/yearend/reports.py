@@ -9,12 +9,13 @@ from flask_login import current_user
 from app import clock, cra, documents, submission
 from app import crf_pdf as crf_document
 from app import ledger as books
-from app.annual_report import ensure_report, find_report
+from app.annual_report import check_editable, ensure_report, find_report
 from app.closing import denomination_label
 from app.crf import build_crf
+from app.errors import DomainError
 from app.extensions import db, limiter
 from app.formats import fr_date
-from app.models import AnnualReport, Ledger
+from app.models import AnnualReport, Document, Ledger
 from app.pdf import qr_data_uri
 from app.views.yearend.blueprint import bp
 from app.views.yearend.common import (
@@ -31,9 +32,11 @@ from app.views.yearend.common import (
     today,
 )
 from app.web import notifications, uow
+from app.web.downloads import send_document
 from app.web.netutil import client_ip
 from app.web.security import access
-from forms.yearend import CraForm, DocumentForm, QuitusForm, SubmitReportForm
+from app.web.tenancy import owned_or_404
+from forms.yearend import CraForm, DocumentForm, QuitusForm, RemoveDocumentForm, SubmitReportForm
 
 # -- overview ------------------------------------------------------------------------------------
 
@@ -237,6 +240,7 @@ def _render_documents(year: int, ledger: Ledger, report: AnnualReport | None, *,
         errors=errors or {},
         form=DocumentForm(formdata=None),
         max_mb=submission.REPORT_MAX_BYTES // (1024 * 1024),
+        max_files=submission.MAX_FILES_PER_SLOT,
         **context(year, ledger, report, "documents"),
     )
 
@@ -265,14 +269,21 @@ def documents_page(year: int):
     outcome = uow.run(lambda: _attach(ledger, slot, form), form=form, after_commit=_remove_replaced)
     if outcome.ok:
         document, removed = outcome.value
-        done = "fichier remplacé" if removed else "fichier déposé"
-        flash(f"{slot.label} : {done} ({document.original_name}).", "success")
+        flash(_uploaded_message(ledger, slot, document, replaced=bool(removed)), "success")
         return redirect(url_for(".documents", year=year, _anchor=f"piece-{slot.key}"))
     if form.file.errors:  # the file itself was refused: shown on its slot
         return _render_documents(year, ledger, find_report(db.session, ledger), errors={slot.key: form.file.errors[-1]})
     for message in form.form_errors:  # the report was sent meanwhile, or changed elsewhere
         flash(message, "warning")
     return redirect(url_for(".documents", year=year))
+
+
+def _uploaded_message(ledger: Ledger, slot: submission.Slot, document: Document, *, replaced: bool) -> str:
+    """« Quitus signé : fichier remplacé (…) », or for a slot of several files how many it now holds."""
+    message = f"{slot.label} : fichier {'remplacé' if replaced else 'déposé'} ({document.original_name})."
+    present = submission.report_documents(db.session, find_report(db.session, ledger)) if slot.multiple else {}
+    count = len(present.get(slot.kind, []))
+    return message if count < 2 else f"{message} Cette ligne compte maintenant {count} fichiers."
 
 
 def _attach(ledger: Ledger, slot: submission.Slot, form: DocumentForm):
@@ -293,6 +304,70 @@ def _remove_replaced(value) -> None:
     """After the commit only: the files of the documents the upload replaced."""
     for key in value[1]:
         documents.remove_file(current_app.config["UPLOAD_DIR"], key)
+
+
+def _report_document(ledger: Ledger, report: AnnualReport | None, document_id: int):
+    """The coop's document `document_id` attached to this year's report, with its slot; 404 otherwise
+    (another coop's document, a voucher, another year's report)."""
+    document = owned_or_404(Document, document_id)
+    slot = submission.slot_of(document, submission.document_slots(build_crf(db.session, ledger)))
+    if report is None or document.annual_report_id != report.id or slot is None:
+        abort(404)
+    return document, slot
+
+
+@bp.route("/coop/compte-rendu/<int:year>/justificatifs/<int:document_id>", endpoint="document")
+@access("coop")
+def document_view(year: int, document_id: int):
+    """One file of the report (« Voir »), as an attachment that the phone or computer opens in its PDF
+    reader: shown inline under the sandbox CSP, a PDF can stay blank (Safari, some Chrome versions).
+    The consultation is audited."""
+    found = require_closed(year)
+    if isinstance(found, Response):
+        return found
+    document, _slot = _report_document(*found, document_id)
+    return send_document(document, inline=False, audited=True)
+
+
+@bp.route("/coop/compte-rendu/<int:year>/justificatifs/<int:document_id>/retirer", methods=["GET", "POST"])
+@access("coop")
+def remove_document(year: int, document_id: int):
+    """« Retirer » one file of a slot that takes several, after a confirmation page; the file itself
+    goes after the commit. Refused once the report is sent or approved."""
+    found = require_closed(year)
+    if isinstance(found, Response):
+        return found
+    ledger, report = found
+    document, slot = _report_document(ledger, report, document_id)
+    if not slot.multiple:
+        abort(404)
+    back = url_for(".documents", year=year, _anchor=f"piece-{slot.key}")
+    try:
+        check_editable(report)
+    except DomainError as exc:
+        flash(exc.message, "warning")
+        return redirect(back)
+    form = RemoveDocumentForm()
+    if not form.validate_on_submit():
+        others = len(submission.report_documents(db.session, report).get(slot.kind, [])) - 1
+        return render_template(
+            "yearend/document_remove.html",
+            document=document,
+            slot=slot,
+            others=others,
+            form=form,
+            expired=request.method == "POST",
+            **context(year, ledger, report, "documents"),
+        )
+    name = document.original_name
+    outcome = uow.run(
+        lambda: submission.remove_report_document(db.session, report, document, by=current_user, ip=client_ip()),
+        after_commit=lambda key: documents.remove_file(current_app.config["UPLOAD_DIR"], key),
+        flash_category="warning",
+    )
+    if outcome.ok:
+        flash(f"{slot.label} : fichier « {name} » retiré.", "success")
+    return redirect(back)
 
 
 # -- submission ----------------------------------------------------------------------------------
