@@ -27,7 +27,7 @@ from app import ledger as books
 from app.errors import DomainError, ValidationErrors
 from app.exports import FORMULA_START as _FORMULA_START
 from app.exports import guard_cell, xlsx_text
-from app.models import Account, Action, Entry, EntryLine, Ledger, User
+from app.models import Account, Action, Document, Entry, EntryLine, Ledger, User
 from app.models.base import utcnow
 from app.money import parse_amount
 
@@ -75,6 +75,7 @@ class Row:
     cleared_on: date | None = None
     amounts: dict[str, int] = field(default_factory=dict)
     key: tuple = ()  # the entry's cache key (id, version, created_at): its rendered cells are kept by it
+    vouchers: int = 0  # files attached to the operation (the paperclip of the classic view)
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,24 @@ class AccountColumn:
     nature: str
 
 
+class Walked(NamedTuple):
+    """One operation of the year with the running balances after it (in date order)."""
+
+    key: EntryKey
+    figures: EntryFigures
+    bank: int
+    cash: int
+
+
 @dataclass
 class Cahier:
-    rows: list[Row]
+    """The classic view of a year: the operations shown (`walked`), with totals and balances.
+
+    `rows` (one `Row` per operation shown, with account codes and action names) is built on first use
+    only: after a save, the classic view renders from `walked` and its per-operation cache, and never
+    needs the 10,000 `Row` objects of a large year (bench/cahier.py)."""
+
+    walked: list[Walked]
     accounts: list[AccountColumn]
     totals: dict[str, int]
     account_totals: dict[str, int]
@@ -99,6 +115,45 @@ class Cahier:
     uncleared_count: int
     carried: tuple[int, int] | None = None  # month view: (bank, cash) balances at the end of the month before
     months: list[date] = field(default_factory=list)  # months that have operations, for the month view
+    codes: dict[int, str] = field(default_factory=dict)  # split account id -> code
+    action_names: dict[int, str] = field(default_factory=dict)
+    _rows: list[Row] | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> list[Row]:
+        if self._rows is None:
+            self._rows = [self.row(w) for w in self.walked]
+        return self._rows
+
+    def action_name(self, figures: EntryFigures) -> str:
+        return self.action_names.get(figures.action_id, "") if figures.action_id else ""
+
+    def row(self, w: Walked) -> Row:
+        f, codes = w.figures, self.codes
+        return Row(
+            f.entry_id,
+            f.version,
+            f.piece,
+            f.date,
+            f.label,
+            f.mode,
+            f.cheque,
+            self.action_name(f),
+            f.action_id,
+            f.kind,
+            f.bank_in,
+            f.bank_out,
+            f.cash_in,
+            f.cash_out,
+            f.advance_in,
+            f.advance_out,
+            w.bank,
+            w.cash,
+            f.cleared_on,
+            {codes[account_id]: value for account_id, value in f.amounts},
+            w.key,
+            f.vouchers,
+        )
 
 
 def piece_key(piece: str) -> tuple:
@@ -132,6 +187,7 @@ class EntryFigures(NamedTuple):
     advance_out: int
     cleared_on: date | None
     amounts: tuple[tuple[int, int], ...]  # (split account id, amount in the account's natural direction)
+    vouchers: int  # files attached (a voucher added or removed bumps the entry's version too)
 
 
 EntryKey = tuple  # (entry id, version, created_at as the database returns it)
@@ -186,7 +242,9 @@ def current_figures(
                 if key in known or (row := fresh.get(key[0])) is not None
             ]
     missing = [row[0] for key, row in keyed if row is not None and key not in known]
-    sums = _line_sums(session, ledger, missing if len(missing) <= _BY_IDS_LIMIT else None) if missing else {}
+    by_ids = missing if len(missing) <= _BY_IDS_LIMIT else None
+    sums = _line_sums(session, ledger, by_ids) if missing else {}
+    vouchers = _voucher_counts(session, ledger, by_ids) if missing else {}
     result = []
     append = result.append
     for key, row in keyed:
@@ -194,12 +252,35 @@ def current_figures(
         if figures is None:
             entry_id, version, _created, piece, day, label, mode, cheque, kind, action_id = row
             s = sums.get(entry_id) or _NO_LINES
-            figures = EntryFigures(entry_id, version, piece, day, label, mode, cheque, kind, action_id, *s[:7], s[7])
+            figures = EntryFigures(
+                entry_id,
+                version,
+                piece,
+                day,
+                label,
+                mode,
+                cheque,
+                kind,
+                action_id,
+                *s[:7],
+                s[7],
+                vouchers.get(entry_id, 0),
+            )
         append((key, figures))
     return result
 
 
 _NO_LINES = (0, 0, 0, 0, 0, 0, None, ())
+
+
+def _voucher_counts(session: Session, ledger: Ledger, entry_ids: list[int] | None) -> dict[int, int]:
+    """Per entry id (of `entry_ids`, or of the whole ledger): how many files are attached."""
+    counts = sa.select(Document.entry_id, sa.func.count()).group_by(Document.entry_id)
+    if entry_ids is None:
+        counts = counts.join(Entry, Entry.id == Document.entry_id).where(Entry.ledger_id == ledger.id)
+    else:
+        counts = counts.where(Document.entry_id.in_(entry_ids))
+    return dict(session.connection().execute(counts).all())
 
 
 def _line_sums(session: Session, ledger: Ledger, entry_ids: list[int] | None) -> dict[int, tuple]:
@@ -262,8 +343,8 @@ def build_cahier(
 
     `figures` (from `current_figures`) saves reading the lines again; `month` (its first day) keeps
     that month's operations, with the balances carried from the months before it (`carried`)."""
-    # The database sums each entry's lines by side; Python walks the entries once. This page must
-    # stay fast for a 10,000-operation year (see bench/cahier.py).
+    # One cheap walk in date order (sums only); what a row shows is built later, for the rows that
+    # need it. This page must stay fast for a 10,000-operation year (see bench/cahier.py).
     if figures is None:
         figures = current_figures(session, ledger)
     connection = session.connection()
@@ -271,129 +352,152 @@ def build_cahier(
         connection.execute(sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)).all()
     )
     split_accounts = {a.id: a for a in session.scalars(sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)))}
-    codes = {account_id: account.code for account_id, account in split_accounts.items()}
-    used_accounts: set[int] = set()
-    rows: list[Row] = []
-    append = rows.append
-    bank = cash = advance = 0
+    walked, year_totals, used, uncleared = _walk(figures)
+    bank, cash, advance = (
+        year_totals["bank_in"] - year_totals["bank_out"],
+        year_totals["cash_in"] - year_totals["cash_out"],
+        year_totals["advance_in"] - year_totals["advance_out"],
+    )
+    shown, carried = _filtered(
+        walked, split_accounts, month=month, text=text, account=account, action_id=action_id, mode=mode
+    )
+    if sort == "piece":
+        shown = sorted(shown, key=lambda w: piece_key(w.figures.piece))
+    totals, by_account = (year_totals, used) if shown is walked else _totals(shown)
+    accounts = sorted(
+        (AccountColumn(a.code, a.display_code, a.label, a.nature) for a in (split_accounts[i] for i in used)),
+        key=lambda a: (a.nature != "expense", a.display_code),
+    )
+    account_totals = {a.code: 0 for a in accounts}
+    for account_id, total in by_account.items():
+        account_totals[split_accounts[account_id].code] = total
+    codes = {account_id: a.code for account_id, a in split_accounts.items()}
+    return Cahier(
+        shown,
+        accounts,
+        totals,
+        account_totals,
+        bank,
+        cash,
+        advance,
+        uncleared,
+        carried,
+        _months(walked),
+        codes,
+        action_names,
+    )
+
+
+def _walk(figures: list[tuple[EntryKey, EntryFigures]]) -> tuple[list[Walked], dict[str, int], dict[int, int], int]:
+    """One pass in date order: each operation with the balances after it, the year's in/out totals, its
+    totals per split account id and its bank lines not yet pointed."""
+    walked: list[Walked] = []
+    append = walked.append
+    bank = cash = 0
     bank_in_total = bank_out_total = cash_in_total = cash_out_total = advance_in_total = advance_out_total = 0
+    by_account: dict[int, int] = {}
     uncleared = 0
-    # unpacked rather than read by attribute: this loop runs once per operation on every first view
-    for key, (
-        entry_id,
-        version,
-        piece,
-        day,
-        label,
-        entry_mode,
-        cheque,
-        kind,
-        entry_action_id,
-        bank_in,
-        bank_out,
-        cash_in,
-        cash_out,
-        advance_in,
-        advance_out,
-        cleared_on,
-        amounts,
-    ) in figures:
+    # unpacked rather than read by attribute: this loop runs once per operation on every view after a change
+    for key, f in figures:
+        (
+            _id,
+            _v,
+            _p,
+            _d,
+            _l,
+            _m,
+            _c,
+            kind,
+            _a,
+            bank_in,
+            bank_out,
+            cash_in,
+            cash_out,
+            adv_in,
+            adv_out,
+            cleared,
+            amounts,
+            _n,
+        ) = f
         bank += bank_in - bank_out
         cash += cash_in - cash_out
-        advance += advance_in - advance_out
         bank_in_total += bank_in
         bank_out_total += bank_out
         cash_in_total += cash_in
         cash_out_total += cash_out
-        advance_in_total += advance_in
-        advance_out_total += advance_out
-        if amounts:
-            for account_id, _value in amounts:
-                used_accounts.add(account_id)
-            amounts = {codes[account_id]: value for account_id, value in amounts}
-        else:
-            amounts = {}
-        if (bank_in or bank_out) and cleared_on is None and kind != "opening":
+        advance_in_total += adv_in
+        advance_out_total += adv_out
+        for account_id, value in amounts:
+            by_account[account_id] = by_account.get(account_id, 0) + value
+        if cleared is None and (bank_in or bank_out) and kind != "opening":
             uncleared += 1
-        append(
-            Row(
-                entry_id,
-                version,
-                piece,
-                day,
-                label,
-                entry_mode,
-                cheque,
-                action_names.get(entry_action_id, ""),
-                entry_action_id,
-                kind,
-                bank_in,
-                bank_out,
-                cash_in,
-                cash_out,
-                advance_in,
-                advance_out,
-                bank,
-                cash,
-                cleared_on,
-                amounts,
-                key,
-            )
-        )
+        append(Walked(key, f, bank, cash))
+    totals = {
+        "bank_in": bank_in_total,
+        "bank_out": bank_out_total,
+        "cash_in": cash_in_total,
+        "cash_out": cash_out_total,
+        "advance_in": advance_in_total,
+        "advance_out": advance_out_total,
+    }
+    return walked, totals, by_account, uncleared
 
-    accounts = sorted(
-        (AccountColumn(a.code, a.display_code, a.label, a.nature) for a in (split_accounts[i] for i in used_accounts)),
-        key=lambda a: (a.nature != "expense", a.display_code),
-    )
-    shown = rows
-    carried = None
+
+def _filtered(
+    walked: list[Walked], split_accounts: dict, *, month, text: str, account: str, action_id, mode: str
+) -> tuple[list[Walked], tuple[int, int] | None]:
+    """The operations a month and the filters keep, and the balances carried into the month."""
+    shown, carried = walked, None
     if month is not None:
         following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
-        before = [r for r in rows if r.date < month]
-        carried = (before[-1].bank_balance, before[-1].cash_balance) if before else (0, 0)
-        shown = [r for r in rows if month <= r.date < following]
+        before = [w for w in walked if w.figures.date < month]
+        carried = (before[-1].bank, before[-1].cash) if before else (0, 0)
+        shown = [w for w in walked if month <= w.figures.date < following]
     if text:
         needle = text.lower()
-        shown = [r for r in shown if needle in r.label.lower() or needle in r.piece.lower() or needle in r.cheque]
+        shown = [
+            w
+            for w in shown
+            if needle in w.figures.label.lower() or needle in w.figures.piece.lower() or needle in w.figures.cheque
+        ]
     if account:
-        shown = [r for r in shown if account in r.amounts]
+        ids = {account_id for account_id, a in split_accounts.items() if a.code == account}
+        shown = [w for w in shown if any(account_id in ids for account_id, _value in w.figures.amounts)]
     if action_id:
-        shown = [r for r in shown if r.action_id == action_id]
+        shown = [w for w in shown if w.figures.action_id == action_id]
     if mode:
-        shown = [r for r in shown if r.mode == mode]
-    if sort == "piece":
-        shown = sorted(shown, key=lambda r: piece_key(r.piece))
-    account_totals = {a.code: 0 for a in accounts}
-    if shown is rows:  # the whole year: its totals were summed above
-        totals = {
-            "bank_in": bank_in_total,
-            "bank_out": bank_out_total,
-            "cash_in": cash_in_total,
-            "cash_out": cash_out_total,
-            "advance_in": advance_in_total,
-            "advance_out": advance_out_total,
-        }
-        for r in rows:
-            if r.amounts:
-                for code, value in r.amounts.items():
-                    account_totals[code] += value
-    else:
-        totals = dict.fromkeys(("bank_in", "bank_out", "cash_in", "cash_out", "advance_in", "advance_out"), 0)
-        for r in shown:
-            totals["bank_in"] += r.bank_in
-            totals["bank_out"] += r.bank_out
-            totals["cash_in"] += r.cash_in
-            totals["cash_out"] += r.cash_out
-            totals["advance_in"] += r.advance_in
-            totals["advance_out"] += r.advance_out
-            for code, value in r.amounts.items():
-                account_totals[code] += value
-    return Cahier(shown, accounts, totals, account_totals, bank, cash, advance, uncleared, carried, _months(rows))
+        shown = [w for w in shown if w.figures.mode == mode]
+    return shown, carried
 
 
-def _months(rows: list[Row]) -> list[date]:
+def _totals(shown: list[Walked]) -> tuple[dict[str, int], dict[int, int]]:
+    """The in/out totals of the operations shown, and their totals per split account id."""
+    bank_in = bank_out = cash_in = cash_out = advance_in = advance_out = 0
+    by_account: dict[int, int] = {}
+    for w in shown:
+        f = w.figures
+        bank_in += f.bank_in
+        bank_out += f.bank_out
+        cash_in += f.cash_in
+        cash_out += f.cash_out
+        advance_in += f.advance_in
+        advance_out += f.advance_out
+        for account_id, value in f.amounts:
+            by_account[account_id] = by_account.get(account_id, 0) + value
+    totals = {
+        "bank_in": bank_in,
+        "bank_out": bank_out,
+        "cash_in": cash_in,
+        "cash_out": cash_out,
+        "advance_in": advance_in,
+        "advance_out": advance_out,
+    }
+    return totals, by_account
+
+
+def _months(walked: list[Walked]) -> list[date]:
     """The first day of every month that has an operation, in order (the month-by-month view's choices)."""
-    return sorted({day.replace(day=1) for day in {r.date for r in rows}})
+    return sorted({day.replace(day=1) for day in {w.figures.date for w in walked}})
 
 
 # -- export --------------------------------------------------------------------------------------

@@ -1280,16 +1280,6 @@ def test_print_view_groups_the_accounts_in_one_breakdown_column_and_a_table_of_t
         assert re.search(rf"<th scope=\"row\">{code}</th><td>[^<]+</td><td class=\"text-end\">{total}</td>", totals)
 
 
-def test_classic_view_cells_carry_their_caption_for_the_phone_cards(client, year_of_entries):
-    page = text(client.get(CAHIER))
-    row = re.search(rf'<tr id="op-{year_of_entries["expense"]}".*?</tr>', page, re.S).group(0)
-    assert '<td class="text-nowrap" data-label="Date">03/10/' in row
-    assert re.search(r'<td data-label="Banque sortie">2\u202f500,00</td>', row)
-    assert re.search(r'<td data-label="62510008 [^"]+">2\u202f500,00</td>', row)
-    assert 'href="/coop/cahier/operation/' in re.search(r'<td class="text-nowrap actions">.*?</td>', row).group(0)
-    assert '<link rel="stylesheet" href="/static/css/cahier.css' in page
-
-
 def test_cahier_links_to_the_print_and_export_views(client, year_of_entries):
     page = text(client.get(CAHIER))
     assert "Version imprimable (portrait, A4)" in page
@@ -1535,7 +1525,7 @@ def test_a_supplier_credit_note_is_a_refund_received_on_the_charge_account(clien
     assert entry.kind == "refund_received" and lines_of(entry) == {"512": 2500, "6068": -2500}
     page = text(client.get(CAHIER))
     row = re.search(rf'<tr id="op-{entry.id}".*?</tr>', page, re.S).group(0)
-    assert re.search(r'<td data-label="6068\d* [^"]*">-25,00</td>', row)  # a minus sign in the charge account's column
+    assert "<td>-25,00</td>" in row  # a minus sign in the charge account's column (tests/test_cahier_view.py)
     edit = text(client.get(f"/coop/cahier/operation/{entry.id}/modifier"))
     assert re.search(r'<input checked[^>]*value="refund_received"', edit)
     assert 'value="25,00"' in edit

@@ -203,12 +203,16 @@ def _bump_entry_version(session: Session, entry: Entry | None) -> None:
 
 @event.listens_for(Session, "before_flush")
 def _bump_ledger_revisions(session: Session, _context, _instances) -> None:
-    """Any change to entries, lines or actions bumps the revision of the ledgers it shows in."""
+    """Any change to entries, lines, vouchers or actions bumps the revision of the ledgers it shows in."""
     ledger_ids: set[int] = set()
     coop_ids: set[int] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, EntryLine):
             obj = obj.entry if obj.entry is not None else session.get(Entry, obj.entry_id)
+            _bump_entry_version(session, obj)
+        elif isinstance(obj, Document) and obj.entry_id is not None:
+            # a voucher added or removed changes what the operation shows (the paperclip's count)
+            obj = session.get(Entry, obj.entry_id)
             _bump_entry_version(session, obj)
         if isinstance(obj, Entry) and obj is not None:
             ledger = obj.ledger

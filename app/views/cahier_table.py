@@ -8,13 +8,14 @@ coming from users is escaped with markupsafe.
 from __future__ import annotations
 
 import gc
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from html import escape  # stdlib: much faster than markupsafe on 10,000 rows; quote=True by default
 
-from flask import url_for
+from flask import Response, current_app, url_for
 from markupsafe import Markup
 
 from app.cahier import OPENING_KINDS, Cahier
@@ -29,13 +30,47 @@ def _amount(cents: int) -> str:
     return format_amount(cents) if cents else ""
 
 
+# The first account column of a row (after pièce, date, libellé, mode, action, the bank's, cash's and advance's
+# in/out/balance cells and « pointé le »): css/cahier.css captions the fixed columns on a phone's cards.
+FIRST_ACCOUNT_COLUMN = 15
+
 Fragments = dict  # (entry key, action name) -> (before, between, after, bank balance, cash balance, whole row)
+
+# Where the page's table body goes: escaped user text can never contain it (« < » is always escaped).
+ROWS_MARKER = Markup(f"<!--rows-{secrets.token_hex(8)}-->")  # noqa: S704 - no user input
+
+
+def page_with_rows(html: str, rows: bytes) -> Response:
+    """The page rendered around `ROWS_MARKER`, with the table body (already UTF-8) put in its place.
+
+    The body of a 10,000-operation year weighs megabytes: passed through Jinja, each macro and block
+    copies it again. Kept as bytes and sent as one piece of the response, it is never copied."""
+    pieces = html.split(ROWS_MARKER, 1)
+    if len(pieces) == 1:  # no table on the page (an empty year)
+        return current_app.response_class(html, mimetype="text/html")
+    return current_app.response_class([pieces[0].encode(), rows, pieces[1].encode()], mimetype="text/html")
+
+
+def phone_captions(accounts) -> Markup:
+    """A <style> giving each account column's cells their caption on a phone's card (the fixed columns'
+    captions are in css/cahier.css). Account labels come from the chart: every character other than
+    a letter, a digit or a space is written as a CSS escape, so no label can end the style element."""
+    rules = "".join(
+        f'table.cahier-screen tbody td:nth-child({FIRST_ACCOUNT_COLUMN + i})::before{{content:"{_css_text(account)}"}}'
+        for i, account in enumerate(accounts)
+    )
+    return Markup(f"<style>@media (max-width:767.98px){{{rules}}}</style>") if rules else Markup("")  # noqa: S704
+
+
+def _css_text(account) -> str:
+    text = f"{account.display_code} {account.label}"
+    return "".join(c if c.isalnum() or c == " " else f"\\{ord(c):x} " for c in text)
 
 
 def cahier_rows(
     data: Cahier, modes: Mapping[str, str], *, links: bool, editable: bool, fragments: Fragments | None = None
-) -> tuple[Markup, Fragments]:
-    """The <tr> elements of the classic view's body (same columns as templates/ledger/_table.html).
+) -> tuple[bytes, Fragments]:
+    """The <tr> elements of the classic view's body (same columns as templates/ledger/_table.html), UTF-8.
 
     A row's cells depend on its operation only, except the two running balances. `fragments` keeps,
     by the operation's key and action name (for one set of columns), the row's HTML split around
@@ -44,11 +79,11 @@ def cahier_rows(
     a pointage change) is copied as it is; one whose balances moved gets only its two balances
     formatted again. Returns the rows and the fragments of the rows shown.
 
-    Every cell carries its column's caption in `data-label`: on a phone, css/cahier.css shows each row as
-    a card with the captions beside the figures. Without links (the print view), the account columns are
-    grouped in one « Ventilation » cell listing « code montant » per account line, so that A4 portrait
-    holds every column."""
-    codes = [(account.code, escape(f"{account.display_code} {account.label}")) for account in data.accounts]
+    The markup is kept small (a year of 10,000 operations is one page): no attribute a cell can do
+    without; on a phone, each cell's caption comes from its column (css/cahier.css, `phone_captions`).
+    Without links (the print view), the account columns are grouped in one « Ventilation » cell listing
+    « code montant » per account line, so that A4 portrait holds every column."""
+    codes = [(account.code, escape(account.display_code)) for account in data.accounts]
     known = fragments or {}
     kept: Fragments = {}
     # URL templates built once, then filled per row (url_for per row is the slow part otherwise).
@@ -57,15 +92,18 @@ def cahier_rows(
         url_for("ledger.edit_entry", entry_id=0).rsplit("/0/", 1),
         url_for("ledger.delete_entry", entry_id=0).rsplit("/0/", 1),
     )
-    parts: list[str] = []
+    parts: list[bytes] = []
     append = parts.append
-    for r in data.rows:
-        key = (r.key, r.action)
-        bank, cash = r.bank_balance, r.cash_balance
-        pieces = known.get(key) if r.key else None
+    action_name = data.action_name
+    for w in data.walked:
+        key = (w.key, action_name(w.figures))
+        bank, cash = w.bank, w.cash
+        pieces = known.get(key) if w.key else None
         if pieces is None or pieces[3] != bank or pieces[4] != cash:
             before, between, after = (
-                pieces[:3] if pieces is not None else _row_pieces(r, codes, modes, urls, links=links, editable=editable)
+                pieces[:3]
+                if pieces is not None
+                else _row_pieces(data.row(w), codes, modes, urls, links=links, editable=editable)
             )
             pieces = (
                 before,
@@ -73,13 +111,13 @@ def cahier_rows(
                 after,
                 bank,
                 cash,
-                f'{before}<td data-label="Solde banque"{NEGATIVE if bank < 0 else ""}>{format_amount(bank)}</td>'
-                f'{between}<td data-label="Solde caisse">{format_amount(cash)}</td>{after}',
+                f"{before}<td{NEGATIVE if bank < 0 else ''}>{format_amount(bank)}</td>"
+                f"{between}<td>{format_amount(cash)}</td>{after}".encode(),
             )
-        if r.key:
+        if w.key:
             kept[key] = pieces
         append(pieces[5])
-    return Markup("\n".join(parts)), kept  # noqa: S704 - user text goes through html.escape (_row_pieces)
+    return b"\n".join(parts), kept
 
 
 def _row_pieces(r, codes: list[tuple[str, str]], modes: Mapping[str, str], urls, *, links: bool, editable: bool):
@@ -96,40 +134,26 @@ def _row_pieces(r, codes: list[tuple[str, str]], modes: Mapping[str, str], urls,
     amounts = r.amounts
     if links:
         cells = "".join(
-            f'<td data-label="{caption}">{format_amount(amounts[code])}</td>' if code in amounts else "<td></td>"
-            for code, caption in codes
+            f"<td>{format_amount(amounts[code])}</td>" if code in amounts else "<td></td>" for code, _ in codes
         )
     else:  # print view: one cell, one « code montant » line per account
         cells = '<td class="split">{}</td>'.format(
             " ".join(
-                f"<span>{caption.split(' ', 1)[0]}&nbsp;{format_amount(amounts[code])}</span>"
+                f"<span>{caption}&nbsp;{format_amount(amounts[code])}</span>"
                 for code, caption in codes
                 if code in amounts
             )
         )
     opening = ' class="table-secondary"' if r.kind in OPENING_KINDS else ""
     before = (
-        f'<tr id="op-{r.entry_id}"{opening}><th scope="row" data-label="Pièce">{piece}</th>'
-        f'<td class="text-nowrap" data-label="Date">{fr_date(r.date)}</td>'
-        f'<td data-label="Libellé">{escape(r.label)}</td><td data-label="Mode">{mode}</td>'
-        f'<td data-label="Action">{escape(r.action)}</td>'
-        f'<td data-label="Banque entrée">{_amount(r.bank_in)}</td>'
-        f'<td data-label="Banque sortie">{_amount(r.bank_out)}</td>'
+        f'<tr id="op-{r.entry_id}"{opening}><th scope="row">{piece}{_paperclip(r.vouchers)}</th>'
+        f"<td>{fr_date(r.date)}</td><td>{escape(r.label)}</td><td>{mode}</td><td>{escape(r.action)}</td>"
+        f"<td>{_amount(r.bank_in)}</td><td>{_amount(r.bank_out)}</td>"
     )
-    between = (
-        f'<td data-label="Caisse entrée">{_amount(r.cash_in)}</td>'
-        f'<td data-label="Caisse sortie">{_amount(r.cash_out)}</td>'
-    )
-    after = (
-        f'<td data-label="Régie versée">{_amount(r.advance_in)}</td>'
-        f'<td data-label="Régie rendue / justifiée">{_amount(r.advance_out)}</td>'
-        f'<td class="text-nowrap" data-label="Pointé le">{cleared}</td>{cells}'
-    )
+    between = f"<td>{_amount(r.cash_in)}</td><td>{_amount(r.cash_out)}</td>"
+    after = f"<td>{_amount(r.advance_in)}</td><td>{_amount(r.advance_out)}</td><td>{cleared}</td>{cells}"
     if links:
-        after += (
-            f'<td class="text-nowrap actions"><a href="{view_url}{r.entry_id}" '
-            f'aria-label="Voir la pièce {piece}">Voir</a>'
-        )
+        after += f'<td class="actions"><a href="{view_url}{r.entry_id}" aria-label="Voir la pièce {piece}">Voir</a>'
         if editable and r.kind not in OPENING_KINDS:
             after += (
                 f' <a href="{edit_url[0]}/{r.entry_id}/{edit_url[1]}" '
@@ -139,6 +163,16 @@ def _row_pieces(r, codes: list[tuple[str, str]], modes: Mapping[str, str], urls,
             )
         after += "</td>"
     return before, between, after + "</tr>"
+
+
+def _paperclip(count: int) -> str:
+    """The paperclip of an operation with vouchers, with their number (read out as « 2 justificatifs »)."""
+    if not count:
+        return ""
+    words = "justificatif" if count == 1 else "justificatifs"
+    return (
+        f' <span class="vouchers" title="{count} {words}">{count}<span class="visually-hidden"> {words}</span></span>'
+    )
 
 
 _gc_lock = threading.Lock()

@@ -22,7 +22,14 @@ from app import ledger as books
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
 from app.models import Account, Action, Document, Entry, Ledger, Membership, SchoolYear, StatementLine
-from app.views.cahier_table import cahier_cache, cahier_rows, gc_paused
+from app.views.cahier_table import (
+    ROWS_MARKER,
+    cahier_cache,
+    cahier_rows,
+    gc_paused,
+    page_with_rows,
+    phone_captions,
+)
 from app.web import uow
 from app.web.downloads import send_document
 from app.web.netutil import client_ip
@@ -180,7 +187,7 @@ def _cahier_table(
         )
         # keep only what the year holds now (a deleted or changed operation's old figures go)
         kept = dict(known[1])
-        if len(built.rows) == len(figures):  # unfiltered: the rows shown are the whole year
+        if len(built.walked) == len(figures):  # unfiltered: the rows shown are the whole year
             kept[columns] = fragments
         else:
             kept[columns] = {**kept.get(columns, {}), **fragments}
@@ -207,15 +214,16 @@ def cahier(year: int):
     sort, action_id = request.args.get("tri", "date"), request.args.get("action", type=int)
     filters, printing = _cahier_filters(), bool(request.args.get("impression"))
     month = _month(request.args.get("mois"), year)
-    data = rows_html = None
+    data, rows = None, b""
     if ledger is not None:
-        data, rows_html = _cahier_table(
+        data, rows = _cahier_table(
             ledger, sort=sort, action_id=action_id, filters=filters, printing=printing, month=month
         )
-    return render_template(
+    html = render_template(
         "ledger/cahier_print.html" if printing else "ledger/cahier.html",
         data=data,
-        rows_html=rows_html,
+        rows_html=ROWS_MARKER,
+        phone_captions=phone_captions(data.accounts) if data is not None else "",
         sort=sort,
         filters=filters,
         action_id=action_id,
@@ -224,6 +232,7 @@ def cahier(year: int):
         bank_warning=books.bank_warning(data.bank_balance) if data is not None else None,
         **_cahier_page(year, ledger),
     )
+    return page_with_rows(html, rows)
 
 
 def _cahier_page(year: int, ledger: Ledger | None) -> dict:
