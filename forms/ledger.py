@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from wtforms.validators import DataRequired, Length, Optional, StopValidation
 from app import ledger as books
 from app.ledger import KIND_LABELS, MODE_LABELS
 from app.models import Entry
+from app.money import format_amount
 from app.reconciliation import EntrySuggestion
 from forms.fields import MoneyField
 from forms.validators import SingleLineForm, SingleLineMeta
@@ -142,6 +143,7 @@ class EntryForm(SingleLineForm):
         render_kw={"accept": ".pdf,.jpg,.jpeg,.png,application/pdf,image/jpeg,image/png"},
     )
     add_line = SubmitField("Ajouter une ligne de ventilation")
+    resume = SubmitField("Reprendre toute ma saisie")  # after a conflict: shows the typed values, saves nothing
     submit = SubmitField("Valider et calculer cette opération comptable")
 
     def voucher_uploads(self) -> list:
@@ -225,6 +227,86 @@ class EntryForm(SingleLineForm):
         """The statement line this entry was created from, to point it with once saved."""
         raw = self.statement_line.data or ""
         return int(raw) if raw.isdigit() else None
+
+
+@dataclass(frozen=True)
+class BoxValue:
+    """One box of the entry form as the user reads it (`shown`) and as the form takes it back (`value`)."""
+
+    label: str
+    shown: str
+    value: str | list[list[str]]
+
+
+EMPTY = "(case vide)"
+# The boxes compared after a conflict, in the order of the form (the split lines count as one box).
+MERGED_BOXES = (
+    "piece",
+    "date",
+    "label",
+    "payment_mode",
+    "cheque_number",
+    "slip_number",
+    "action",
+    "new_action",
+    "kind",
+    "bank_amount",
+    "cash_amount",
+    "splits",
+)
+
+
+def _choice_label(choices: Any, value: str) -> str:
+    """The text of `value` among flat or grouped (dict) choices."""
+    groups = choices.values() if isinstance(choices, dict) else [choices]
+    return next((text for options in groups for key, text in options if key == value), value)
+
+
+def _money(cents: int | None) -> str:
+    return format_amount(cents) if cents else ""
+
+
+def box_values(form: EntryForm) -> dict[str, BoxValue]:
+    """Every box of a prepared form (see `EntryForm.prepare`), keyed by field name.
+
+    A cheque or slip number that the operation would not keep (another payment mode) counts as empty,
+    so that a hidden box never shows as a difference.
+    """
+    kind, mode = form.kind.data or "", form.payment_mode.data or ""
+    if len(books.MODES_FOR_KIND.get(kind, ())) == 1:
+        mode = ""  # box 4 does not apply (fixed by the kind): whatever the hidden select holds is no difference
+    texts = {
+        "piece": (form.piece.data or "").strip(),
+        "label": (form.label.data or "").strip(),
+        "new_action": (form.new_action.data or "").strip(),
+        "cheque_number": books.cheque_number_for(kind, mode, (form.cheque_number.data or "").strip(), ""),
+        "slip_number": books.cheque_number_for(kind, mode, "", (form.slip_number.data or "").strip()),
+    }
+    values = {name: BoxValue(form[name].label.text, text or EMPTY, text) for name, text in texts.items()}
+    day = form.date.data
+    values["date"] = BoxValue(
+        form.date.label.text, day.strftime("%d/%m/%Y") if day else EMPTY, day.isoformat() if day else ""
+    )
+    for name, chosen in (("payment_mode", mode), ("action", form.action.data or ""), ("kind", kind)):
+        values[name] = BoxValue(
+            form[name].label.text, _choice_label(form[name].choices, chosen) if chosen else EMPTY, chosen
+        )
+    for name in ("bank_amount", "cash_amount"):
+        amount = _money(form[name].data)
+        values[name] = BoxValue(form[name].label.text, f"{amount} €" if amount else EMPTY, amount)
+    lines = [[sub.account.data, _money(sub.amount.data)] for sub in form.splits if sub.account.data or sub.amount.data]
+    choices = form.splits[0].account.choices if len(form.splits) else []
+    shown = " ; ".join(
+        f"{_choice_label(choices, code) if code else '?'} : {amount or '0,00'} €" for code, amount in lines
+    )
+    values["splits"] = BoxValue("7. Ventilation", shown or EMPTY, lines)
+    return {name: values[name] for name in MERGED_BOXES}
+
+
+def typed_differences(typed: EntryForm, saved: EntryForm) -> dict[str, BoxValue]:
+    """The boxes where what a tab typed differs from what is saved: the typed value, to show beside."""
+    mine, theirs = box_values(typed), box_values(saved)
+    return {name: value for name, value in mine.items() if value.value != theirs[name].value}
 
 
 class CarriedItemForm(Form):

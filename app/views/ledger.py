@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass, field
 from datetime import date
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from app import clock, documents, reconciliation
 from app import ledger as books
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
-from app.models import Account, Action, Document, Entry, Ledger, Membership, SchoolYear, StatementLine
+from app.models import Account, Action, AuditEvent, Document, Entry, Ledger, Membership, SchoolYear, StatementLine
 from app.views.cahier_table import (
     ROWS_MARKER,
     cahier_cache,
@@ -40,12 +41,15 @@ from forms.ledger import (
     FORM_MODES,
     ActionForm,
     ArchiveActionForm,
+    BoxValue,
     ConfirmForm,
     EntryForm,
     ImportForm,
     OpeningForm,
     RenameActionForm,
     VoucherForm,
+    box_values,
+    typed_differences,
 )
 
 bp = Blueprint("ledger", __name__)
@@ -115,7 +119,19 @@ def _action_id(new_name: str, chosen: str) -> int | None:
     return action.id
 
 
-def _render_form(form: EntryForm, ledger_year: int, entry: Entry | None = None):
+@dataclass
+class Merge:
+    """A version conflict on the edit form: what this tab typed where it differs from the saved values,
+    the typed form's fields to post back (« Reprendre toute ma saisie »), and whether files were dropped."""
+
+    differences: dict[str, BoxValue]
+    typed_fields: list[tuple[str, str]] = field(default_factory=list)
+    files_dropped: bool = False
+
+
+def _render_form(
+    form: EntryForm, ledger_year: int, entry: Entry | None = None, *, merge: Merge | None = None, resumed: bool = False
+):
     form.prepare(_account_choices(), _action_choices())
     return render_template(
         "ledger/entry_form.html",
@@ -127,6 +143,9 @@ def _render_form(form: EntryForm, ledger_year: int, entry: Entry | None = None):
         kinds=books.KIND_LABELS,
         modes_for_kind=books.MODES_FOR_KIND,
         mode_refusals=_mode_refusals(),
+        merge=merge,
+        notes=merge.differences if merge else {},
+        resumed=resumed,
     )
 
 
@@ -296,6 +315,8 @@ def _submit_new_entry(form: EntryForm, year: int):
     if form.add_line.data:
         form.splits.append_entry()
         return _render_form(form, year)
+    if form.resume.data:  # « Reprendre ma saisie » of a deleted operation: the typed values, nothing saved yet
+        return _render_form(form, year, resumed=True)
     outcome = _record(form, year) if form.validate() else None
     if outcome is not None and outcome.conflict:  # a unique key lost a race: this form's token, or the piece
         existing = books.find_by_token(db.session, current_coop_id(), form.form_token.data)
@@ -402,7 +423,9 @@ def entry_detail(entry_id: int):
 @bp.route("/coop/cahier/operation/<int:entry_id>/modifier", methods=["GET", "POST"])
 @access("coop")
 def edit_entry(entry_id: int):
-    entry = owned_or_404(Entry, entry_id)
+    entry = owned_or_none(Entry, entry_id)
+    if entry is None:
+        return _deleted_meanwhile(entry_id)
     year = entry.ledger.school_year.start_year
     if not entry.ledger.is_open or entry.kind == "opening":
         flash("Cette opération ne peut pas être modifiée ici.", "warning")
@@ -412,13 +435,16 @@ def edit_entry(entry_id: int):
         form.fill_from(entry)
     elif form.add_line.data:
         form.splits.append_entry()
+    elif form.resume.data:  # after a conflict: this tab's values again, on the new version; nothing saved
+        return _render_form(form, year, entry, resumed=True)
     elif form.validate():
         return _submit_edit(form, entry, year)
     return _render_form(form, year, entry)
 
 
 def _submit_edit(form: EntryForm, entry: Entry, year: int):
-    """POST of a valid edit form: saved, or refused on its box; a stale form is reloaded."""
+    """POST of a valid edit form: saved, or refused on its box; a stale form shows both versions to merge."""
+    entry_id = entry.id
 
     def save():
         uncleared = books.update_entry(
@@ -434,9 +460,8 @@ def _submit_edit(form: EntryForm, entry: Entry, year: int):
         return _with_bank_warning(entry.ledger, uncleared)
 
     outcome = uow.run(save, form=form, fields=ENTRY_FIELDS)
-    if outcome.conflict or form.version.errors:  # changed meanwhile: reload it rather than overwrite
-        flash((form.version.errors or outcome.errors)[0], "warning")
-        return redirect(url_for("ledger.edit_entry", entry_id=entry.id))
+    if outcome.conflict or form.version.errors:  # changed meanwhile: never overwrite, show both to merge
+        return _conflict_form(form, entry_id)
     if not outcome.ok:
         return _render_form(form, year, entry)
     uncleared, warning = outcome.value
@@ -450,6 +475,71 @@ def _submit_edit(form: EntryForm, entry: Entry, year: int):
             "warning",
         )
     return redirect(url_for("ledger.cahier", year=year, _anchor=f"op-{entry.id}"))
+
+
+# What a conflict page posts back of the typed form: its boxes, not its token, version, buttons or files.
+_NOT_CARRIED = frozenset({"csrf_token", "form_token", "version", "submit", "add_line", "resume", "vouchers"})
+
+
+def _typed_fields(**replacing: str) -> list[tuple[str, str]]:
+    """The boxes this request posted, as (name, value) pairs for hidden inputs, with `replacing` added."""
+    kept = [(name, value) for name, value in request.form.items(multi=True) if name not in _NOT_CARRIED]
+    return kept + list(replacing.items())
+
+
+def _conflict_form(typed: EntryForm, entry_id: int):
+    """The edit form again with the saved values and version, and what this tab typed beside each box that
+    differs. Nothing is saved: the user takes back what they want, then submits again."""
+    entry = owned_or_none(Entry, entry_id)  # read again: the failed transaction was rolled back
+    if entry is None:
+        return _deleted_meanwhile(entry_id)
+    saved = EntryForm(formdata=None)
+    saved.fill_from(entry)
+    typed.prepare(_account_choices(), _action_choices())
+    differences = typed_differences(typed, saved)
+    while len(saved.splits) < len(box_values(typed)["splits"].value):  # a row for each typed line to take back
+        saved.splits.append_entry()
+    merge = Merge(
+        differences,
+        typed_fields=_typed_fields(version=str(entry.version)),
+        files_dropped=bool(typed.voucher_uploads()),
+    )
+    return _render_form(saved, entry.ledger.school_year.start_year, entry, merge=merge)
+
+
+def _deleted_meanwhile(entry_id: int):
+    """An edit form posted for an operation this coop deleted meanwhile: what was typed, to start a new one.
+
+    Only a deletion recorded for the logged-in coop is told; any other missing id stays a 404.
+    """
+    deletion = None
+    if request.method == "POST":
+        deletion = db.session.scalar(
+            sa.select(AuditEvent)
+            .where(
+                AuditEvent.action == "entry.deleted",
+                AuditEvent.entity == "entry",
+                AuditEvent.entity_id == entry_id,
+                AuditEvent.coop_id == current_coop_id(),
+            )
+            .order_by(AuditEvent.id.desc())
+            .limit(1)
+        )
+    if deletion is None:
+        abort(404)
+    before = deletion.before or {}
+    year = books.current_start_year(date.fromisoformat(before["date"])) if before.get("date") else _current_year()
+    typed = EntryForm()
+    typed.prepare(_account_choices(), _action_choices())
+    return render_template(
+        "ledger/entry_deleted.html",
+        piece=before.get("piece", ""),
+        values=[value for value in box_values(typed).values() if value.value],
+        typed_fields=_typed_fields(form_token=uuid.uuid4().hex, version=""),
+        files_dropped=bool(typed.voucher_uploads()),
+        year=year,
+        year_label=_year_label(year),
+    )
 
 
 @bp.route("/coop/cahier/operation/<int:entry_id>/supprimer", methods=["GET", "POST"])
