@@ -3,12 +3,14 @@
 Starts gunicorn with the repository's gunicorn.conf.py on a loopback port, on a fresh database
 (a temporary SQLite file, or a throwaway PostgreSQL database given with --database-url), creates
 N coops, then runs one client thread per coop for --seconds: each logs in, then loops over the
-home page, the classic view, the entry form and the save of a new operation. At the end it prints
+home page, the classic view, the entry form and the save of a new operation, pausing between pages as
+a person does (--think seconds on average, 0.5 to 1.5 times that; --think 0 saturates the server
+and measures its throughput, not what a user waits). At the end it prints
 throughput, p50/p95 latency, errors by kind, and, for the saves: acknowledged by the portal
 (redirect after save) vs stored in the database vs reported as refused. Nothing acknowledged may
 be missing, and nothing stored may have been reported as refused.
 
-    .venv/bin/python bench/load.py [--coops 50] [--seconds 60] [--workers 4] [--database-url URL]
+    .venv/bin/python bench/load.py [--coops 50] [--seconds 60] [--workers 4] [--think 1] [--database-url URL]
 
 Only loopback traffic; the run stops by itself.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import random
 import re
 import secrets
 import signal
@@ -39,6 +42,7 @@ import sqlalchemy as sa  # noqa: E402
 
 from bench.run import PASSWORD, seed  # noqa: E402
 
+TARGET_P95 = 0.300  # seconds (issue 17 §6, PostgreSQL)
 _HIDDEN = re.compile(r'<input[^>]*name="(csrf_token|form_token|version)"[^>]*value="([^"]*)"')
 _PIECE = re.compile(r'name="piece"[^>]*value="([^"]*)"')
 
@@ -83,7 +87,15 @@ def _hidden(page: str) -> dict[str, str]:
     return dict(_HIDDEN.findall(page))
 
 
-def run_client(client: Client, login: str, year: int, until: float, tally: Counter, lock: threading.Lock) -> None:
+def run_client(
+    client: Client, login: str, year: int, until: float, tally: Counter, lock: threading.Lock, think: float = 0.0
+) -> None:
+    rng = random.Random(login)
+
+    def pause() -> None:  # a person reads the page before the next click
+        if think:
+            time.sleep(think * rng.uniform(0.5, 1.5))
+
     status, _, page = client.request("GET", "/connexion")
     status, location, _ = client.request("POST", "/connexion", {"login": login, "password": PASSWORD, **_hidden(page)})
     if status != 302:
@@ -92,7 +104,9 @@ def run_client(client: Client, login: str, year: int, until: float, tally: Count
     count = 0
     while time.monotonic() < until:
         client.request("GET", "/")
+        pause()
         client.request("GET", f"/coop/cahier/{year}")
+        pause()
         status, location, _ = client.request("GET", f"/coop/cahier/{year}/nouvelle")
         status, _, form_page = client.request("GET", location) if status == 302 else (status, "", "")
         fields = _hidden(form_page)
@@ -111,6 +125,7 @@ def run_client(client: Client, login: str, year: int, until: float, tally: Count
             "splits-0-account": "6068",
             "splits-0-amount": "12,34",
         }
+        pause()
         status, location, _ = client.request("POST", f"/coop/cahier/{year}/nouvelle", data)
         with lock:
             if status == 302 and "/coop/cahier/" in location:
@@ -132,6 +147,7 @@ def main() -> None:
     parser.add_argument("--coops", type=int, default=50)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--think", type=float, default=1.0, help="average pause between pages, in seconds")
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
 
@@ -188,7 +204,7 @@ def main() -> None:
         until = time.monotonic() + args.seconds
         started = time.monotonic()
         threads = [
-            threading.Thread(target=run_client, args=(c, f"085-{i + 1:03d}", year, until, tally, lock))
+            threading.Thread(target=run_client, args=(c, f"085-{i + 1:03d}", year, until, tally, lock, args.think))
             for i, c in enumerate(clients)
         ]
         for thread in threads:
@@ -206,7 +222,10 @@ def main() -> None:
         )
     timings = sorted(t for c in clients for t in c.timings)
     errors = sum((c.errors for c in clients), Counter())
-    print(f"{args.coops} coops, {args.seconds} s, gunicorn {args.workers} workers × 2 threads, {url.split(':')[0]}")
+    print(
+        f"{args.coops} coops, {args.seconds} s, gunicorn {args.workers} workers × 2 threads, {url.split(':')[0]}, "
+        f"pause moyenne entre deux pages {args.think:g} s"
+    )
     print(f"requêtes : {len(timings)} ({len(timings) / elapsed:.0f}/s)")
     if timings:
         p95 = timings[int(len(timings) * 0.95) - 1]
@@ -217,6 +236,10 @@ def main() -> None:
         f"autres réponses {dict(tally - Counter(acknowledged=tally['acknowledged'])) or 'aucune'}"
     )
     print("=> aucune perte" if stored == tally["acknowledged"] else "=> ÉCART entre accusées et enregistrées")
+    met = bool(timings) and not errors and stored == tally["acknowledged"] and p95 <= TARGET_P95
+    verdict = "atteint" if met else "NON ATTEINT"
+    print(f"objectif (0 erreur, aucune perte, p95 ≤ {TARGET_P95 * 1000:.0f} ms) : {verdict}")
+    sys.exit(0 if met else 1)
 
 
 if __name__ == "__main__":
