@@ -94,11 +94,11 @@ def cahier_rows(
     )
     parts: list[bytes] = []
     append = parts.append
-    action_name = data.action_name
+    names = data.action_names
     for w in data.walked:
-        key = (w.key, action_name(w.figures))
-        bank, cash = w.bank, w.cash
-        pieces = known.get(key) if w.key else None
+        entry_key, figures, bank, cash = w
+        key = (entry_key, names.get(figures.action_id, "") if figures.action_id else "")
+        pieces = known.get(key) if entry_key else None
         if pieces is None or pieces[3] != bank or pieces[4] != cash:
             before, between, after = (
                 pieces[:3]
@@ -114,7 +114,7 @@ def cahier_rows(
                 f"{before}<td{NEGATIVE if bank < 0 else ''}>{format_amount(bank)}</td>"
                 f"{between}<td>{format_amount(cash)}</td>{after}".encode(),
             )
-        if w.key:
+        if entry_key:
             kept[key] = pieces
         append(pieces[5])
     return b"\n".join(parts), kept
