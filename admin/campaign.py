@@ -37,7 +37,9 @@ class CampaignView(StaffAccessMixin, BaseView):
         step, state, year = _selection()
         title, states = campaign.STEPS[step]
         today = clock.today()
-        coops = campaign.coops_in_state(db.session, step, state, year, today)
+        after = request.args.get("apres", type=int)
+        listed = campaign.coops_page(db.session, step, state, year, today, after=after)
+        coops = listed.coops
         label = campaign.year_label(year)
         form = ReminderForm()
         preview = None
@@ -82,6 +84,7 @@ class CampaignView(StaffAccessMixin, BaseView):
         return self.render(
             "admin/campaign_coops.html",
             coops=coops,
+            listed=listed,
             step=step,
             state=state,
             year=year,

@@ -46,7 +46,6 @@ class DebitRunView(StaffAccessMixin, BaseView):
         federation = db.session.scalar(sa.select(Federation))
         today = clock.today()
         earliest = debits.earliest_for(federation, today)
-        eligible = debits.eligible_memberships(db.session)
         if form.validate_on_submit():
             chosen = [int(value) for value in request.form.getlist("membership") if value.isdigit()]
             if not chosen:
@@ -91,13 +90,11 @@ class DebitRunView(StaffAccessMixin, BaseView):
         elif request.method == "GET":
             form.collection_date.data = earliest
         batches = db.session.scalars(sa.select(DebitBatch).order_by(DebitBatch.id.desc()).limit(50)).all()
-        facts = debits.MandateFacts.load(db.session)
-        problems = {m.id: debits.debit_problems(m, facts, collection_date=None, today=today) for m in eligible}
+        eligible = debits.waiting_memberships(db.session, debits.MandateFacts.load(db.session), today=today)
         return self.render(
             "admin/debits_index.html",
             form=form,
             eligible=eligible,
-            problems=problems,
             batches=batches,
             earliest=earliest,
             creditor=debits.creditor_problems(federation),

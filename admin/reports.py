@@ -13,6 +13,7 @@ from flask import abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
 from flask_login import current_user
 from markupsafe import Markup, escape
+from sqlalchemy.orm import contains_eager
 
 from admin.base import StaffAccessMixin, StaffModelView, format_datetime
 from app import clock, cra, submission
@@ -156,8 +157,11 @@ class ClosingAdminView(StaffAccessMixin, BaseView):
             query = query.where(Coop.name.ilike(f"%{search}%"))
         total = db.session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
         ledgers = db.session.scalars(
-            query.order_by(SchoolYear.start_year.desc(), Coop.number).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)
-        ).all()
+            query.options(contains_eager(Ledger.coop), contains_eager(Ledger.school_year))
+            .order_by(SchoolYear.start_year.desc(), Coop.number)
+            .limit(PAGE_SIZE)
+            .offset((page - 1) * PAGE_SIZE)
+        ).all()  # coop and year loaded with the page: no query per row
         statuses = dict(
             db.session.execute(
                 sa.select(AnnualReport.ledger_id, AnnualReport.status).where(

@@ -76,8 +76,13 @@ class StepCounts:
     counts: dict[str, int]  # state -> number of coops (every state of STEPS, zeros included)
 
 
-def _year_id(session: Session, start_year: int) -> int | None:
-    return session.scalar(sa.select(SchoolYear.id).where(SchoolYear.start_year == start_year))
+def _school_year(session: Session, start_year: int) -> SchoolYear | None:
+    return session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start_year))
+
+
+def _year_id(start_year: int):
+    """The school year's id inside the counting statement (no statement of its own; NULL: no such year)."""
+    return sa.select(SchoolYear.id).where(SchoolYear.start_year == start_year).scalar_subquery()
 
 
 def _state_of_each_coop(session: Session, step: str, start_year: int, today: date | None = None) -> sa.Select:
@@ -86,21 +91,18 @@ def _state_of_each_coop(session: Session, step: str, start_year: int, today: dat
     `today` only matters to the ``retard`` step (without it, nobody is late)."""
     if step == "retard":
         return _late_coops(session, start_year, today)
-    year_id = _year_id(session, start_year) or -1
-    active = sa.select(Coop.id).where(Coop.is_active)
+    year_id = _year_id(start_year)
     if step == "adhesion":
         sub = sa.select(Membership.coop_id, Membership.status).where(Membership.school_year_id == year_id).subquery()
         return (
             sa.select(Coop.id, sa.func.coalesce(sub.c.status, "absente").label("state"))
             .outerjoin(sub, sub.c.coop_id == Coop.id)
-            .where(Coop.id.in_(active))
+            .where(Coop.is_active)
         )
     if step == "cloture":
         sub = sa.select(Ledger.coop_id, Ledger.status).where(Ledger.school_year_id == year_id).subquery()
         state = sa.case((sub.c.status == "closed", "cloturee"), (sub.c.status == "open", "ouverte"), else_="absente")
-        return (
-            sa.select(Coop.id, state.label("state")).outerjoin(sub, sub.c.coop_id == Coop.id).where(Coop.id.in_(active))
-        )
+        return sa.select(Coop.id, state.label("state")).outerjoin(sub, sub.c.coop_id == Coop.id).where(Coop.is_active)
     if step == "comptes_rendus":
         sub = (
             sa.select(AnnualReport.coop_id, AnnualReport.status)
@@ -110,7 +112,7 @@ def _state_of_each_coop(session: Session, step: str, start_year: int, today: dat
         return (
             sa.select(Coop.id, sa.func.coalesce(sub.c.status, "absent").label("state"))
             .outerjoin(sub, sub.c.coop_id == Coop.id)
-            .where(Coop.id.in_(active))
+            .where(Coop.is_active)
         )
     if step == "mandataire":
         return sa.select(MandateChange.coop_id, MandateChange.status.label("state")).where(
@@ -121,7 +123,7 @@ def _state_of_each_coop(session: Session, step: str, start_year: int, today: dat
 
 def _late_coops(session: Session, start_year: int, today: date | None) -> sa.Select:
     """SELECT coop id, state ('adhesion' or 'comptes_rendus') of the coops late on a passed deadline."""
-    year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start_year))
+    year = _school_year(session, start_year)
     parts = []
     for step, deadline, late_states in (
         ("adhesion", year.membership_deadline if year else None, NOT_COMMITTED),
@@ -139,7 +141,7 @@ def _late_coops(session: Session, start_year: int, today: date | None) -> sa.Sel
 
 def deadlines(session: Session, start_year: int) -> dict[str, date | None]:
     """The school year's deadlines by late state of the ``retard`` step (None: not set)."""
-    year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start_year))
+    year = _school_year(session, start_year)
     return {
         "adhesion": year.membership_deadline if year else None,
         "comptes_rendus": year.reports_deadline if year else None,
@@ -170,13 +172,54 @@ def late_title(session: Session, start_year: int, today: date | None) -> str:
     return f"{STEPS['retard'][0]} ({when}{', '.join(parts)})"
 
 
-def coops_in_state(session: Session, step: str, state: str, start_year: int, today: date | None = None) -> list[Coop]:
-    """The coops of a dashboard count (for its list and its reminder)."""
+def _ids_in_state(session: Session, step: str, state: str, start_year: int, today: date | None) -> sa.Select:
     if step not in STEPS or state not in STEPS[step][1]:
         raise ValueError(f"{step}/{state}")
     query = _state_of_each_coop(session, step, start_year, today).subquery()
     ids = sa.select(query.c[query.c.keys()[0]]).where(query.c.state == state)
+    return ids.distinct() if step == "mandataire" else ids  # a coop may have two dossiers in one state
+
+
+def coops_in_state(session: Session, step: str, state: str, start_year: int, today: date | None = None) -> list[Coop]:
+    """The coops of a dashboard count (for its reminder), in the order of their numbers."""
+    ids = _ids_in_state(session, step, state, start_year, today)
     return list(session.scalars(sa.select(Coop).where(Coop.id.in_(ids)).order_by(Coop.number)))
+
+
+LIST_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class CoopPage:
+    """One page of the coops of a dashboard count, by coop number (keyset: no offset to skip)."""
+
+    coops: list[Coop]
+    total: int  # coops in that state, every page
+    after: int | None  # the page starts after this coop number (None: first page)
+    next_after: int | None  # where the next page starts after (None: this is the last page)
+
+
+def coops_page(
+    session: Session,
+    step: str,
+    state: str,
+    start_year: int,
+    today: date | None = None,
+    *,
+    after: int | None = None,
+    size: int | None = None,
+) -> CoopPage:
+    """The coops of a dashboard count whose number is above `after`, `size` (LIST_PAGE_SIZE) at most,
+    with their total."""
+    size = size or LIST_PAGE_SIZE
+    ids = _ids_in_state(session, step, state, start_year, today).subquery()
+    total = session.scalar(sa.select(sa.func.count()).select_from(ids))
+    query = sa.select(Coop).join(ids, ids.c[0] == Coop.id)  # a join, not IN: walked in number order
+    if after is not None:
+        query = query.where(Coop.number > after)
+    coops = list(session.scalars(query.order_by(Coop.number).limit(size + 1)))
+    next_after = coops[size - 1].number if len(coops) > size else None
+    return CoopPage(coops[:size], int(total or 0), after, next_after)
 
 
 REMINDER_BODY = """Bonjour,

@@ -27,7 +27,7 @@ import hashlib
 import io
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -36,6 +36,7 @@ from holidays import financial_holidays
 from lxml import etree
 from schwifty import IBAN
 from schwifty.exceptions import SchwiftyException
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, contains_eager, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -45,7 +46,19 @@ from app import audit
 from app import ledger as books
 from app import membership as memberships
 from app.errors import DomainError
-from app.models import Coop, Debit, DebitBatch, DebitFile, DebitReport, Federation, Membership, User
+from app.formats import euros
+from app.models import (
+    Coop,
+    Debit,
+    DebitBatch,
+    DebitFile,
+    DebitReport,
+    Federation,
+    Membership,
+    SchoolYear,
+    User,
+    coop_login,
+)
 from app.models.base import utcnow
 
 SCHEMAS = ("pain.008.001.08", "pain.008.001.02")
@@ -267,6 +280,16 @@ def _plus_lapse(day: date) -> date:
         return day.replace(year=day.year + MANDATE_LAPSE_YEARS, day=28)
 
 
+def _among(session: Session, column, values: Iterable[int]):
+    """`column IN values`; on PostgreSQL one array parameter (`= ANY`): psycopg rewrites a statement's
+    placeholders in Python and caches short statements only, so a thousand-placeholder IN costs tens of
+    milliseconds at every call."""
+    values = list(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(values, ARRAY(sa.Integer)))
+    return column.in_(values)
+
+
 def last_presentations(session: Session, coop_ids: Iterable[int] | None = None) -> dict[int, date]:
     """coop id -> date of its last collection presented to the bank (in an exported run, whatever came of it)."""
     query = (
@@ -276,11 +299,11 @@ def last_presentations(session: Session, coop_ids: Iterable[int] | None = None) 
         .group_by(Debit.coop_id)
     )
     if coop_ids is not None:
-        query = query.where(Debit.coop_id.in_(list(coop_ids)))
+        query = query.where(_among(session, Debit.coop_id, coop_ids))
     return {coop_id: last for coop_id, last in session.execute(query)}
 
 
-def mandate_lapse_date(coop: Coop, last_presented: date | None) -> date | None:
+def mandate_lapse_date(coop: Coop | WaitingCoop, last_presented: date | None) -> date | None:
     """The day the coop's mandate lapses: 36 months after its last collection presented (or after its
     signature when it was never used since); None without a signature date."""
     if coop.debit_mandate_signed_on is None:
@@ -315,7 +338,9 @@ class MandateFacts:
         return cls(last_presentations(session), shared_mandate_refs(session))
 
 
-def mandate_problems(coop: Coop, facts: MandateFacts, *, collection_date: date | None, today: date) -> list[str]:
+def mandate_problems(
+    coop: Coop | WaitingCoop, facts: MandateFacts, *, collection_date: date | None, today: date
+) -> list[str]:
     """Why the coop's mandate cannot carry a debit collected on `collection_date` (French); empty if it can."""
     problems = []
     ref = coop.debit_mandate_ref
@@ -363,8 +388,14 @@ def _iban_is_valid(iban: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=16384)
+def _compact_iban(iban: str) -> str:
+    """The IBAN as the bank files carry it (no space, upper case); remembered like `_iban_is_valid`."""
+    return IBAN(iban).compact
+
+
 def debit_problems(
-    membership: Membership, facts: MandateFacts, *, collection_date: date | None, today: date
+    membership: Membership | WaitingMembership, facts: MandateFacts, *, collection_date: date | None, today: date
 ) -> list[str]:
     """Why a membership cannot be debited on `collection_date` (French, for the staff list); empty when it can."""
     coop = membership.coop
@@ -414,6 +445,74 @@ def eligible_memberships(session: Session) -> list[Membership]:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class WaitingCoop:
+    """What the run page and the mandate checks read of a coop (a plain row, not an ORM object)."""
+
+    id: int
+    number: int
+    name: str
+    iban: str
+    debit_mandate_ref: str
+    debit_mandate_signed_on: date | None
+
+    @property
+    def login(self) -> str:
+        return coop_login(self.number)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingMembership:
+    """One line of the run page: a membership waiting for a debit, and why it cannot be debited (if so)."""
+
+    id: int
+    status: str
+    payment_method: str
+    total_cents: int | None
+    coop: WaitingCoop
+    year_label: str
+    problems: tuple[str, ...] = ()
+
+    @property
+    def amount(self) -> str:
+        return euros(self.total_cents)
+
+
+def waiting_memberships(session: Session, facts: MandateFacts, *, today: date) -> list[WaitingMembership]:
+    """The memberships of `eligible_memberships`, as plain rows with their problems (French), in one query:
+    the run page lists a thousand coops or more, and reads neither ORM objects nor one row per coop."""
+    rows = session.execute(
+        sa.select(
+            Membership.id,
+            Membership.status,
+            Membership.payment_method,
+            Membership.total_cents,
+            SchoolYear.start_year,
+            Coop.id.label("coop_id"),
+            Coop.number,
+            Coop.name,
+            Coop.iban,
+            Coop.debit_mandate_ref,
+            Coop.debit_mandate_signed_on,
+        )
+        .join(Coop, Coop.id == Membership.coop_id)
+        .join(SchoolYear, SchoolYear.id == Membership.school_year_id)
+        .where(Membership.status.in_(DEBITABLE_STATUSES), Membership.payment_method == "debit")
+        .order_by(Coop.number)
+    )
+    waiting = []
+    for row in rows:
+        coop = WaitingCoop(
+            row.coop_id, row.number, row.name, row.iban or "", row.debit_mandate_ref or "", row.debit_mandate_signed_on
+        )
+        membership = WaitingMembership(
+            row.id, row.status, row.payment_method, row.total_cents, coop, f"{row.start_year}-{row.start_year + 1}"
+        )
+        problems = debit_problems(membership, facts, collection_date=None, today=today)
+        waiting.append(replace(membership, problems=tuple(problems)) if problems else membership)
+    return waiting
+
+
 def _last_settled_debits(session: Session, coop_ids: Iterable[int]) -> dict[int, Debit]:
     """coop id -> its last settled debit (paid, returned or refunded), for every coop of a run in one query."""
     ranked = (
@@ -424,7 +523,7 @@ def _last_settled_debits(session: Session, coop_ids: Iterable[int]) -> dict[int,
             .label("rank"),
         )
         .join(DebitBatch, Debit.batch_id == DebitBatch.id)
-        .where(Debit.coop_id.in_(list(coop_ids)), Debit.status.in_(("paid", "returned", "refunded")))
+        .where(_among(session, Debit.coop_id, coop_ids), Debit.status.in_(("paid", "returned", "refunded")))
         .subquery()
     )
     rows = session.scalars(sa.select(Debit).join(ranked, ranked.c.id == Debit.id).where(ranked.c.rank == 1))
@@ -468,9 +567,17 @@ def _move_to_batch(session: Session, kept: Sequence[Membership]) -> None:
         versions[membership.id] = membership.version
         set_committed_value(membership, "status", "in_batch")  # written below, not by the flush
     now = utcnow()
+    if session.get_bind().dialect.name == "postgresql":  # two array parameters, not 2 per membership
+        pairs = sa.select(
+            sa.func.unnest(sa.literal(list(versions), ARRAY(sa.Integer))),
+            sa.func.unnest(sa.literal(list(versions.values()), ARRAY(sa.Integer))),
+        )
+        checked = sa.tuple_(Membership.id, Membership.version).in_(pairs)
+    else:
+        checked = sa.tuple_(Membership.id, Membership.version).in_(list(versions.items()))
     result = session.execute(
         sa.update(Membership)
-        .where(sa.tuple_(Membership.id, Membership.version).in_(list(versions.items())))
+        .where(checked)
         .values(status="in_batch", version=Membership.version + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -510,7 +617,7 @@ def create_batch(
     )
     chosen = session.scalars(
         sa.select(Membership)
-        .where(Membership.id.in_(list(membership_ids)))
+        .where(_among(session, Membership.id, membership_ids))
         .options(joinedload(Membership.coop), joinedload(Membership.school_year))
     ).all()
     facts = MandateFacts.load(session)
@@ -536,24 +643,37 @@ def create_batch(
     session.flush()
     previous = _last_settled_debits(session, [membership.coop_id for membership in kept])
     _move_to_batch(session, kept)
+    rows = []
     for membership in kept:
         coop = membership.coop
-        iban = IBAN(coop.iban).compact
+        iban = _compact_iban(coop.iban)
         original_ref, original_iban = _amendment(previous.get(coop.id), coop, iban)
-        batch.debits.append(
-            Debit(
-                membership=membership,
-                coop=coop,
-                amount_cents=membership.total_cents,
-                end_to_end_id=f"OCCE85-{membership.school_year.start_year}-{coop.number:03d}-{batch.id}",
-                mandate_ref=coop.debit_mandate_ref,
-                iban=iban,
-                original_mandate_ref=original_ref,
-                original_iban=original_iban,
-            )
+        rows.append(
+            {
+                "batch_id": batch.id,
+                "membership_id": membership.id,
+                "coop_id": coop.id,
+                "amount_cents": membership.total_cents,
+                "end_to_end_id": f"OCCE85-{membership.school_year.start_year}-{coop.number:03d}-{batch.id}",
+                "mandate_ref": coop.debit_mandate_ref,
+                "iban": iban,
+                "original_mandate_ref": original_ref,
+                "original_iban": original_iban,
+            }
         )
-    batch.count = len(batch.debits)
-    batch.control_sum_cents = sum(debit.amount_cents for debit in batch.debits)
+    # One INSERT for the whole run (executemany), not a unit-of-work flush of a thousand objects; the
+    # debits are then read back once, with their coop and membership already in the session.
+    session.execute(sa.insert(Debit.__table__), rows)
+    debits = session.scalars(sa.select(Debit).where(Debit.batch_id == batch.id).order_by(Debit.id)).all()
+    by_id = {membership.id: membership for membership in kept}
+    for debit in debits:  # their coop and membership are in hand: no lazy load (one SELECT each) per debit
+        membership = by_id[debit.membership_id]
+        set_committed_value(debit, "membership", membership)
+        set_committed_value(debit, "coop", membership.coop)
+        set_committed_value(debit, "batch", batch)
+    set_committed_value(batch, "debits", list(debits))
+    batch.count = len(debits)
+    batch.control_sum_cents = sum(debit.amount_cents for debit in debits)
     session.flush()
     audit.record(
         session,

@@ -233,6 +233,27 @@ def _not_frozen(start_year: int):
     )
 
 
+# The column of the consolidated CRF by coop that each nature of account adds to (income and subsidy
+# lines are credits: negative amounts, counted as positive produits).
+_COOP_COLUMNS = {"expense": 0, "income": 1, "subsidy": 1, "bank": 2, "cash": 3, "advance": 4}
+
+
+def _sums_per_ledger_and_account(session: Session, live: sa.Select):
+    """(ledger id, account id, sum of the lines) for the live ledgers of the year: the only pass over their
+    lines, streamed from the database (a few rows per coop, never the lines themselves)."""
+    if session.get_bind().dialect.name == "postgresql":
+        # For this statement only (this transaction): a hash of a year's operations fits in memory instead
+        # of spilling to disk, and no JIT compilation, which costs more than it saves on one pass.
+        session.execute(sa.select(sa.func.set_config("work_mem", "64MB", True), sa.func.set_config("jit", "off", True)))
+    query = (
+        sa.select(Entry.ledger_id, EntryLine.account_id, sa.func.sum(EntryLine.amount_cents))
+        .join(EntryLine.entry)
+        .where(Entry.ledger_id.in_(live))
+        .group_by(Entry.ledger_id, EntryLine.account_id)
+    )
+    return session.execute(query.execution_options(yield_per=2000))
+
+
 def consolidated_crf(session: Session, start_year: int) -> tuple[Table, Table, Table]:
     """For every account the sum over all coops' CRF of the year; for every coop its result and balances;
     the inventory register (durable goods) of every coop.
@@ -242,19 +263,29 @@ def consolidated_crf(session: Session, start_year: int) -> tuple[Table, Table, T
     """
     closed = crfs.closed_crfs(session, start_year)
     live = _not_frozen(start_year)
+    accounts_by_id = {
+        row.id: row for row in session.execute(sa.select(Account.id, Account.code, Account.label, Account.nature))
+    }
+    ledgers = {
+        row.id: row
+        for row in session.execute(
+            sa.select(Ledger.id, Ledger.coop_id, Ledger.status, Coop.number, Coop.name)
+            .join(Coop, Coop.id == Ledger.coop_id)
+            .where(Ledger.id.in_(live))
+        )
+    }
     totals: dict[str, list] = {}  # code -> [label, nature, amount, coop logins]
-    per_account = session.execute(
-        sa.select(Account.code, Account.label, Account.nature, Entry.coop_id, sa.func.sum(EntryLine.amount_cents))
-        .join(EntryLine.account)
-        .join(EntryLine.entry)
-        .where(Entry.ledger_id.in_(live), Account.nature.in_(("expense", "income", "subsidy")))
-        .group_by(Account.code, Account.label, Account.nature, Entry.coop_id)
-    ).all()
-    for code, label, nature, coop_id, total in per_account:
-        kind = "charge" if nature == "expense" else "produit"
-        line = totals.setdefault(code, [label, kind, 0, set()])
-        line[2] += int(total) if nature == "expense" else -int(total)
-        line[3].add(("live", coop_id))
+    per_ledger: dict[int, list[int]] = {}  # ledger id -> [charges, produits, bank, cash, advance]
+    for ledger_id, account_id, total in _sums_per_ledger_and_account(session, live):
+        account, ledger, total = accounts_by_id[account_id], ledgers[ledger_id], int(total)
+        sums = per_ledger.setdefault(ledger_id, [0, 0, 0, 0, 0])
+        if account.nature in _COOP_COLUMNS:
+            sums[_COOP_COLUMNS[account.nature]] += -total if account.nature in ("income", "subsidy") else total
+        if account.nature in ("expense", "income", "subsidy"):
+            kind = "charge" if account.nature == "expense" else "produit"
+            line = totals.setdefault(account.code, [account.label, kind, 0, set()])
+            line[2] += total if account.nature == "expense" else -total
+            line[3].add(("live", ledger.coop_id))
     for crf in closed:
         for kind, lines in (("charge", crf.charges), ("produit", crf.produits)):
             for account in lines:
@@ -269,38 +300,19 @@ def consolidated_crf(session: Session, start_year: int) -> tuple[Table, Table, T
             for code, (label, kind, amount, coops) in sorted(totals.items())
         ],
     )
-    per_coop = session.execute(
-        sa.select(
-            Coop.number,
-            Coop.name,
-            Ledger.status,
-            sa.func.sum(sa.case((Account.nature == "expense", EntryLine.amount_cents), else_=0)),
-            sa.func.sum(sa.case((Account.nature.in_(("income", "subsidy")), -EntryLine.amount_cents), else_=0)),
-            sa.func.sum(sa.case((Account.nature == "bank", EntryLine.amount_cents), else_=0)),
-            sa.func.sum(sa.case((Account.nature == "cash", EntryLine.amount_cents), else_=0)),
-            sa.func.sum(sa.case((Account.nature == "advance", EntryLine.amount_cents), else_=0)),
-        )
-        .select_from(Ledger)
-        .join(Coop, Coop.id == Ledger.coop_id)
-        .join(Entry, Entry.ledger_id == Ledger.id)
-        .join(EntryLine, EntryLine.entry_id == Entry.id)
-        .join(Account, Account.id == EntryLine.account_id)
-        .where(Ledger.id.in_(live))
-        .group_by(Coop.number, Coop.name, Ledger.status)
-    ).all()
     coop_rows = [
         [
-            coop_login(number),
-            name,
-            "clôturé" if status == "closed" else "ouvert",
-            Money(int(charges)),
-            Money(int(produits)),
-            Money(int(produits) - int(charges)),
-            Money(int(bank)),
-            Money(int(cash)),
-            Money(int(advance)),
+            coop_login(ledgers[ledger_id].number),
+            ledgers[ledger_id].name,
+            "clôturé" if ledgers[ledger_id].status == "closed" else "ouvert",
+            Money(charges),
+            Money(produits),
+            Money(produits - charges),
+            Money(bank),
+            Money(cash),
+            Money(advance),
         ]
-        for number, name, status, charges, produits, bank, cash, advance in per_coop
+        for ledger_id, (charges, produits, bank, cash, advance) in per_ledger.items()
     ] + [
         [
             crf.coop.login,

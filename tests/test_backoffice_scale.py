@@ -1,11 +1,13 @@
 """Back office at federation scale (issue 17 §5): what stays true whatever the number of coops.
 
 Timings live in bench/backoffice.py; here, what a member of staff would notice: the list of
-operations filtered by coop works, and the debit-run page reads the database a fixed number of times.
+operations filtered by coop works, and the debit-run page, creating a run and the closed cash-books
+page read the database a fixed number of times, whatever the number of coops.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 
 import pytest
@@ -14,7 +16,7 @@ import sqlalchemy as sa
 from app import membership as memberships
 from app.demo import creditor_identifier
 from app.extensions import db
-from app.models import Coop, Entry, Federation, Ledger, SchoolYear
+from app.models import Coop, Debit, DebitBatch, Entry, Federation, Ledger, Membership, OutboxEmail, SchoolYear
 
 
 @pytest.fixture
@@ -93,12 +95,103 @@ def test_the_list_of_operations_filters_by_coop(app, client, clock, year, make_c
 def test_the_debit_run_page_reads_the_database_the_same_number_of_times_for_more_coops(
     app, client, clock, year, make_coop, make_staff, login_as
 ):
-    _committed_coops(app, make_coop, (1, 2))
+    _committed_coops(app, make_coop, range(1, 4))
     login_as(make_staff())
     page, few = _statements(app, client, "/admin/prelevements/")
-    assert page.count('name="membership"') == 2
-    _committed_coops(app, make_coop, (3, 4, 5, 6))
+    assert page.count('name="membership"') == 3
+    _committed_coops(app, make_coop, range(4, 31))
     page, more = _statements(app, client, "/admin/prelevements/")
-    assert page.count('name="membership"') == 6
-    assert "Coopérative de test 006" in page
+    assert page.count('name="membership"') == 30 and page.count("checked") == 30
+    assert "085-030 Coopérative de test 030" in page and "2025-2026" in page and "48,30\u202f€" in page
+    assert more == few
+
+
+def _create_run(app, client, count):
+    """POST the run form with every membership the page offers; (statements, debits in the run)."""
+    page = client.get("/admin/prelevements/").get_data(as_text=True)
+    chosen = re.findall(r'name="membership" value="(\d+)"', page)
+    collection = re.search(r'name="collection_date"[^>]*value="([0-9-]+)"', page).group(1)
+    assert len(chosen) == count
+    seen = []
+    with app.app_context():
+        engine = db.engine
+    # SQLite cannot return the ids of a multi-row INSERT in order, so SQLAlchemy writes the outbox's
+    # pre-notification mails one INSERT each there; PostgreSQL writes them in one statement.
+    one_by_one = "INSERT INTO outbox_email" if engine.dialect.name == "sqlite" else None
+
+    def listener(conn, cursor, statement, *args, **kwargs):
+        if one_by_one is None or not statement.startswith(one_by_one):
+            seen.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", listener)
+    try:
+        response = client.post("/admin/prelevements/", data={"membership": chosen, "collection_date": collection})
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", listener)
+    assert response.status_code == 302 and "/admin/prelevements/" in response.headers["Location"]
+    with app.app_context():
+        batch = db.session.scalar(sa.select(DebitBatch).order_by(DebitBatch.id.desc()).limit(1))
+        debits = db.session.scalars(sa.select(Debit).where(Debit.batch_id == batch.id).order_by(Debit.id)).all()
+        mails = db.session.scalar(sa.select(sa.func.count()).select_from(OutboxEmail))
+        states = set(db.session.scalars(sa.select(Membership.status)))
+        assert [d.end_to_end_id for d in debits] == sorted(d.end_to_end_id for d in debits)
+        assert all(d.iban == "FR7615519000010002000000103" and d.status == "pending" for d in debits)
+        db.session.remove()
+    assert batch.count == len(debits) == count and mails == count and states == {"in_batch"}
+    return len(seen)
+
+
+def test_creating_a_run_reads_and_writes_the_same_number_of_times_for_more_coops(
+    app, client, clock, year, make_coop, make_staff, login_as
+):
+    _committed_coops(app, make_coop, range(1, 4))
+    login_as(make_staff())
+    few = _create_run(app, client, 3)
+    with app.app_context():  # back to « engagée », as if the run had never been made
+        db.session.execute(sa.delete(Debit))
+        db.session.execute(sa.delete(DebitBatch))
+        db.session.execute(sa.delete(OutboxEmail))
+        db.session.execute(sa.update(Membership).values(status="committed"))
+        db.session.commit()
+        db.session.remove()
+    _committed_coops(app, make_coop, range(4, 31))
+    assert _create_run(app, client, 30) == few
+
+
+def _closed_ledgers(app, make_coop, numbers):
+    for number in numbers:
+        info = make_coop(number)
+        with app.app_context():
+            session = db.session
+            for start_year in (2023, 2024):
+                school_year = session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start_year))
+                if school_year is None:
+                    school_year = SchoolYear(
+                        start_year=start_year, pupil_fee_cents=205, adult_fee_cents=205, insurance_fee_cents=25
+                    )
+                    session.add(school_year)
+                    session.flush()
+                session.add(
+                    Ledger(
+                        coop_id=info.id,
+                        school_year_id=school_year.id,
+                        status="closed",
+                        closed_at=datetime(start_year + 1, 9, 5, 10, 0),
+                    )
+                )
+            session.commit()
+            session.remove()
+
+
+def test_the_closed_cash_books_page_reads_the_database_the_same_number_of_times_for_more_coops(
+    app, client, clock, make_coop, make_staff, login_as
+):
+    _closed_ledgers(app, make_coop, range(1, 4))
+    login_as(make_staff())
+    page, few = _statements(app, client, "/admin/clotures/")
+    assert "6 cahier(s) clôturé(s)." in page and page.count("Rouvrir le cahier<") == 6
+    _closed_ledgers(app, make_coop, range(4, 31))
+    page, more = _statements(app, client, "/admin/clotures/")
+    assert "60 cahier(s) clôturé(s)." in page and page.count("Rouvrir le cahier<") == 50  # 50 a page
+    assert "085-030 Coopérative de test 030" in page and "2024-2025" in page and "05/09/2025" in page
     assert more == few

@@ -336,3 +336,28 @@ def test_reports_not_sent_after_their_deadline_are_late(app, make_coop):
     assert on_time["retard"] == {"adhesion": 2, "comptes_rendus": 0}
     assert late["retard"] == {"adhesion": 2, "comptes_rendus": 3}
     assert [c.login for c in listed] == ["085-001", "085-002", "085-003"]
+
+
+def test_a_long_list_of_coops_comes_page_by_page_and_the_reminder_still_goes_to_all(
+    app, make_coop, make_staff, login_as, db_check, monkeypatch
+):
+    monkeypatch.setattr(campaign, "LIST_PAGE_SIZE", 2)
+    _setup(app, make_coop)
+    make_coop(4)
+    make_coop(1234)
+    client = login_as(make_staff(), on=app.test_client())
+    url = f"/admin/campagne/coops?etape=adhesion&etat=absente&annee={YEAR}"
+    first = client.get(url).get_data(as_text=True)
+    assert "4 coopérative(s). Affichées ici : 085-002 à 085-003, par ordre de numéro." in first
+    assert "085-004" not in first and "Début de la liste" not in first
+    following = re.search(r'href="([^"]*apres=3[^"]*)">Coopératives suivantes \(après 085-003\)', first)
+    last = client.get(following.group(1).replace("&amp;", "&")).get_data(as_text=True)
+    assert "Affichées ici : 085-004 à 085-1234" in last and "085-003<" not in last
+    assert "Coopératives suivantes" not in last and "← Début de la liste" in last
+    assert "La relance part aux 4 coopératives de la liste" in last
+    form = {"subject": "Adhésion {identifiant}", "body": "Bonjour {nom}."}
+    preview = client.post(url, data=form).get_data(as_text=True)
+    assert "Envoyer 4 courriel(s)" in preview
+    assert client.post(url, data={**form, "envoyer": "1"}).status_code == 302
+    subjects = db_check(lambda s: sorted(s.scalars(sa.select(OutboxEmail.subject))))
+    assert subjects == ["Adhésion 085-002", "Adhésion 085-004", "Adhésion 085-1234"]  # 085-003: no address
