@@ -15,6 +15,7 @@ from pypdf import PdfReader
 from app import ledger as books
 from app.models import Account, Coop
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import axe_on_every_page
 
 pytestmark = pytest.mark.e2e
 NATURES = ("expense", "income", "subsidy")
@@ -72,6 +73,7 @@ def year_with_every_account(make_coop, db_check):
 
 def test_printed_cahier_keeps_every_account_on_a4_portrait(page, year_with_every_account):
     login, codes = year_with_every_account
+    axe_on_every_page(page)  # on the screen: the checks stop before the print media below
     page.goto("/connexion")
     page.get_by_label("Identifiant").fill(login)
     page.get_by_label("Mot de passe").fill(PASSWORD)

@@ -12,6 +12,7 @@ from app.demo import load_demo
 from app.extensions import db
 from app.models import AuditEvent, Coop
 from tests.conftest import FAST_ARGON2
+from tests.e2e.conftest import axe_check, axe_on_every_page
 
 pytestmark = pytest.mark.e2e
 NEW_PASSWORD = "les goélands de la plage des Dunes"
@@ -26,6 +27,7 @@ def demo(app):
 
 
 def test_first_login_password_change_and_identity(page, demo, db_check):
+    axe_on_every_page(page)
     page.goto("/")
     assert page.url.endswith("/connexion?next=%2F") or "/connexion" in page.url
     page.get_by_label("Identifiant").fill("085-012")
@@ -39,6 +41,7 @@ def test_first_login_password_change_and_identity(page, demo, db_check):
     page.get_by_label("Confirmez le nouveau mot de passe").fill("azertyuiop123")
     page.get_by_role("button", name="Enregistrer le nouveau mot de passe").click()
     assert page.get_by_text("fait partie des plus courants").first.is_visible()
+    axe_check(page)  # the form shown again with its error
 
     page.get_by_label("Mot de passe actuel (ou provisoire)").fill("demo-085-012")
     page.get_by_label("Nouveau mot de passe", exact=True).fill(NEW_PASSWORD)
@@ -57,6 +60,7 @@ def test_first_login_password_change_and_identity(page, demo, db_check):
     error = page.locator("#uai-erreur")
     assert "lettre de contrôle" in error.inner_text()
     assert page.get_by_label("Numéro UAI (ex-RNE) de l'école").get_attribute("aria-invalid") == "true"
+    axe_check(page)
 
     page.get_by_label("Numéro UAI (ex-RNE) de l'école").fill("0850012b")
     page.get_by_label("Téléphone de l'école").fill("02 51 58 30 00")
@@ -67,6 +71,7 @@ def test_first_login_password_change_and_identity(page, demo, db_check):
 
     page.get_by_role("link", name="Accueil").first.click()
     assert page.get_by_role("region", name="1. Identité de la coop").get_by_text("Informations complètes.").is_visible()
+    axe_check(page)
 
     coop = db_check(lambda s: s.scalar(sa.select(Coop).where(Coop.number == 12)))
     assert coop.uai == "0850012B" and coop.phone == "02 51 58 30 00"
@@ -83,6 +88,7 @@ def test_first_login_password_change_and_identity(page, demo, db_check):
 def test_phone_layout_and_keyboard(page, demo, browser, live_server):
     context = browser.new_context(base_url=live_server, viewport={"width": 375, "height": 740}, is_mobile=True)
     phone = context.new_page()
+    axe_on_every_page(phone)
     phone.goto("/connexion")
     phone.keyboard.press("Tab")
     assert phone.evaluate("document.activeElement.textContent").strip() == "Aller au contenu"
@@ -96,6 +102,7 @@ def test_phone_layout_and_keyboard(page, demo, browser, live_server):
     phone.get_by_label("Code affiché par l'application").fill(auth.totp_code(secret, clock.now()))
     phone.get_by_role("button", name="Activer et continuer").click()
     assert phone.locator("#recovery-codes li").count() == 10
+    axe_check(phone)
     phone.get_by_role("link", name="J'ai noté mes codes, continuer").click()
     phone.wait_for_url(re.compile(r"/admin/$"))
     width = phone.evaluate("document.documentElement.scrollWidth")

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from app.models import Action, Entry, school_year_start
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import axe_check, axe_on_every_page
 
 pytestmark = pytest.mark.e2e
 YEAR = school_year_start(date.today())
@@ -58,6 +59,7 @@ def _balances(page) -> tuple[str, str]:
 
 def test_cash_book_journey(page, make_coop, db_check):
     make_coop(1)
+    axe_on_every_page(page)
     _login(page, "085-001")
     page.goto("/coop/cahier")
     assert page.get_by_text("Aucune opération n'est encore enregistrée").is_visible()
@@ -113,6 +115,7 @@ def test_cash_book_journey(page, make_coop, db_check):
     alert = page.get_by_role("alert").filter(has_text="L'opération n'est pas enregistrée")
     assert alert.is_visible()
     assert "reste à ventiler 5,60" in re.sub(r"[\u00a0\u202f]", " ", alert.inner_text())
+    axe_check(page)  # the form shown again with its error
     assert _entries(db_check) == [("RAN", "Report à nouveau"), ("1", "Cotisations des familles et vente de gâteaux")]
     # the typed values are kept: fix the amount and validate
     assert page.get_by_label("3. Libellé").input_value() == "Acompte car classe de mer"
@@ -148,6 +151,7 @@ def test_cash_book_journey(page, make_coop, db_check):
     assert page.get_by_role("heading", name="Cette opération est déjà enregistrée").is_visible()
     assert page.get_by_text("Rien n'a été ajouté en double.").is_visible()
     assert page.get_by_role("button", name=SUBMIT).count() == 0
+    axe_check(page)
     page.reload()
     assert page.get_by_role("heading", name="Cette opération est déjà enregistrée").is_visible()
     deposits = [e for e in _entries(db_check) if e[1] == "Dépôt des espèces de la vente de gâteaux"]
@@ -243,6 +247,7 @@ def test_boxes_1_to_7_in_the_guides_order(page, make_coop, db_check):
     """Box 4 before box 6: « Remise de chèques » turns the type into a receipt and shows the slip number;
     an impossible pair chosen on purpose is explained next to the box, nothing is changed behind the user."""
     make_coop(1)
+    axe_on_every_page(page)
     _login(page, "085-001")
     _new_entry(page)
     mode = page.get_by_label("4. Mode de paiement")
@@ -272,6 +277,7 @@ def test_boxes_1_to_7_in_the_guides_order(page, make_coop, db_check):
         "« Remise de chèques » ne va pas avec le type « Dépense »"
         in page.locator('.mode-kind-note[data-box="6"]').inner_text()
     )
+    axe_check(page)  # both notes shown
     page.get_by_label("Recette", exact=True).check()
     assert page.locator('.mode-kind-note[data-box="6"]').inner_text() == ""
     page.get_by_label("Montant par la banque (€)").fill("240,00")

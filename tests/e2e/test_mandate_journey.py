@@ -11,12 +11,14 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import expect
 from pypdf import PdfReader
 
 from app.extensions import db
 from app.mandates import attach_document, start_change, submit_change
 from app.models import Coop, Document, Mandate, MandateChange, OutboxEmail
 from tests.conftest import DEFAULT_MOMENT
+from tests.e2e.conftest import ADMIN_PENDING, axe_check, axe_on_every_page
 from tests.helpers import browser_log_in
 from tests.test_mandates import details, make_pdf, make_photo
 
@@ -52,6 +54,7 @@ def files(tmp_path):
 
 def test_coop_sends_a_complete_dossier(page, make_coop, files, db_check):
     make_coop(1)
+    axe_on_every_page(page)
     browser_log_in(page, "085-001")
     card = page.get_by_role("region", name="6. Mandataire")
     assert card.get_by_text("Mandataire actuel : Claire Moreau.").is_visible()
@@ -75,6 +78,7 @@ def test_coop_sends_a_complete_dossier(page, make_coop, files, db_check):
     error = page.locator("#incoming_is_teacher-erreur")
     assert "Seul un enseignant de l'école" in error.inner_text()
     assert incoming.get_by_label("Prénom").input_value() == "Julie"
+    axe_check(page)  # the form shown again with its error
     page.get_by_label("Cette personne enseigne à l'école").check()
     page.get_by_role("button", name="Enregistrer et continuer").click()
 
@@ -99,10 +103,12 @@ def test_coop_sends_a_complete_dossier(page, make_coop, files, db_check):
     page.get_by_label("Date du justificatif").fill((TODAY - timedelta(days=250)).isoformat())
     page.get_by_role("button", name="Ajouter le justificatif de domicile").click()
     assert "plus de 6 mois" in page.locator("#address_proof-proof_date-erreur").inner_text()
+    axe_check(page)
     page.get_by_label("Justificatif de domicile", exact=True).set_input_files(files["proof"])
     page.get_by_label("Date du justificatif").fill((TODAY - timedelta(days=20)).isoformat())
     page.get_by_role("button", name="Ajouter le justificatif de domicile").click()
     assert page.get_by_text("Justificatif de domicile de moins de 6 mois : document ajouté.").is_visible()
+    axe_check(page)  # every document in the dossier
 
     page.get_by_role("link", name="Envoyer le dossier").click()
     page.wait_for_url(re.compile(r"/envoyer$"))
@@ -171,6 +177,7 @@ def submitted(app, make_coop):
 
 def test_staff_validate_merge_and_complete(page, make_staff, submitted, files, db_check):
     make_staff("agent")
+    axe_on_every_page(page, ignore=ADMIN_PENDING)
     browser_log_in(page, "agent", then="/admin/admin_mandate_changes/")
     page.get_by_role("link", name=re.compile(r"Envoyé à l'OCCE 85 1")).click()
     page.get_by_role("link", name=submitted).click()
@@ -187,7 +194,8 @@ def test_staff_validate_merge_and_complete(page, make_staff, submitted, files, d
     viewer.close()
 
     page.get_by_role("button", name="Valider").click()
-    assert page.get_by_text("Dossier validé ; la coopérative est prévenue par courriel.").is_visible()
+    expect(page.get_by_text("Dossier validé ; la coopérative est prévenue par courriel.")).to_be_visible()
+    axe_check(page, ignore=ADMIN_PENDING)
     with page.expect_download() as download:
         page.get_by_role("link", name="Télécharger le PDF pour Crédit Mutuel").click()
     assert download.value.suggested_filename == f"dossier-banque-{submitted}-credit-mutuel.pdf"
@@ -207,6 +215,7 @@ def test_staff_validate_merge_and_complete(page, make_staff, submitted, files, d
     current = page.locator("tr.table-success")
     assert "Mme Julie BERNARD" in current.inner_text() and "(en cours)" in current.inner_text()
     assert page.get_by_role("button", name="Délégation créée").count() == 0
+    axe_check(page, ignore=ADMIN_PENDING)
 
     def check(session):
         mandates = session.scalars(sa.select(Mandate).order_by(Mandate.started_on)).all()
@@ -232,6 +241,7 @@ def test_dossier_on_a_phone(browser, live_server, make_coop, submitted):
         phone.on(
             "console", lambda message, errors=errors: errors.append(message.text) if message.type == "error" else None
         )
+        axe_on_every_page(phone)
         browser_log_in(phone, login)
         phone.goto(path)
         if login == "085-002":

@@ -17,6 +17,7 @@ from app.extensions import db
 from app.models import Coop, Membership, OutboxEmail, SchoolYear, User, school_year_start
 from app.passwords import hash_password
 from tests.conftest import DEFAULT_MOMENT, FAST_ARGON2, PASSWORD
+from tests.e2e.conftest import axe_check, axe_on_every_page
 from tests.helpers import browser_log_in
 
 pytestmark = pytest.mark.e2e
@@ -64,6 +65,7 @@ def _total(page) -> str:
 
 def test_renewal_from_the_prefilled_table_to_the_identity_step(page, demo, db_check):
     started = time.monotonic()
+    axe_on_every_page(page)
     browser_log_in(page, "085-001")
     card = page.get_by_role("region", name=f"2. Adhésion {LABEL}")
     assert card.get_by_text("Vérifiez les effectifs de l'an dernier").is_visible()
@@ -96,6 +98,7 @@ def test_renewal_from_the_prefilled_table_to_the_identity_step(page, demo, db_ch
     assert page.get_by_label("Nom de la classe, classe 2").input_value() == "CM1-CM2"
     assert _total(page) == "162,12 €"  # 66 x 2,30 + 10,32
     assert page.get_by_text("Classe supprimée.").count() == 1
+    axe_check(page)  # the table changed by the script
 
     page.get_by_label("AESH").fill("1")
     assert _total(page) == "164,42 €"  # 67 x 2,30 + 10,32
@@ -138,6 +141,7 @@ def test_renewal_from_the_prefilled_table_to_the_identity_step(page, demo, db_ch
     page.get_by_role("link", name="Accueil").first.click()
     card = page.get_by_role("region", name=f"2. Adhésion {LABEL}")
     assert card.get_by_text("164,42 € sera prélevé par l'OCCE 85").is_visible()
+    axe_check(page)
 
 
 def test_rows_without_javascript(browser, live_server, demo, db_check):
@@ -175,6 +179,7 @@ def test_step_on_a_phone(browser, live_server, demo):
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    axe_on_every_page(page)
     browser_log_in(page, "085-001")
     page.goto("/coop/adhesion")
     assert page.get_by_label("Élèves, classe 1").is_visible()

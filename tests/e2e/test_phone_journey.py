@@ -255,6 +255,7 @@ def test_desktop_classic_view_scrolls_the_table_not_the_page(page, make_coop, db
     page.get_by_role("button", name="Se connecter").click()
     page.wait_for_url(re.compile(r"/$"))
     page.goto("/coop/cahier/2025")
+    axe_check(page)
     assert page.evaluate("() => getComputedStyle(document.querySelector('tbody tr')).display") == "table-row"
     width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
     assert width[0] <= width[1], f"the page scrolls sideways: {width[0]} px for {width[1]} px"

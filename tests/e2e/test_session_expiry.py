@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from app.models import Coop
 from tests.conftest import DEFAULT_MOMENT, PASSWORD
-from tests.e2e.conftest import axe_check
+from tests.e2e.conftest import axe_check, axe_on_every_page
 
 pytestmark = pytest.mark.e2e
 NAME = "Nom de la coopérative"
@@ -26,6 +26,7 @@ def _log_in(page) -> None:
 
 def _open_identity(page) -> None:
     page.clock.install()
+    axe_on_every_page(page)
     page.goto("/connexion?next=/coop/identite")
     _log_in(page)
     page.wait_for_url(re.compile(r"/coop/identite$"))
@@ -114,6 +115,7 @@ def test_expired_warning_leads_to_the_login_and_back(page, make_coop, clock, db_
     clock(DEFAULT_MOMENT + timedelta(minutes=31))
     page.clock.fast_forward("30:05")
     page.get_by_role("alert").filter(has_text="Votre session a expiré").wait_for()
+    axe_check(page)
     page.get_by_role("button", name="Se reconnecter").click()
     page.wait_for_url(re.compile(r"/connexion\?next="))
     _log_in(page)

@@ -19,6 +19,7 @@ from app import cahier as cahier_format
 from app import ledger as books
 from app.models import AnnualReport, Coop, Document, Ledger, OutboxEmail
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import axe_check, axe_on_every_page
 
 pytestmark = pytest.mark.e2e
 EXAMPLE = Path(__file__).parent.parent / "data" / "exemple_2024-2025.csv"
@@ -71,6 +72,7 @@ def _photo() -> bytes:
 
 def test_from_year_over_to_report_sent(page, year_over, db_check):
     started = time.monotonic()
+    axe_on_every_page(page)
     _log_in(page)
     card = page.get_by_role("region", name=re.compile(r"Clôture du cahier 2024-2025"))
     expect(card.get_by_text("L'année 2024-2025 est terminée")).to_be_visible()
@@ -91,6 +93,7 @@ def test_from_year_over_to_report_sent(page, year_over, db_check):
     page.get_by_role("button", name="Enregistrer le solde du relevé").click()
     expect(page.get_by_text("Le rapprochement bancaire tombe juste.")).to_be_visible()
     expect(page.get_by_text("Attention : la clôture est définitive.")).to_be_visible()
+    axe_check(page)  # cash count and statement saved: the closing form shown
     page.get_by_label("Pour confirmer, tapez le numéro de votre coopérative").fill("085-001")
     page.get_by_role("button", name="Clôture définitive de ce cahier de compta").click()
 
@@ -106,6 +109,7 @@ def test_from_year_over_to_report_sent(page, year_over, db_check):
     page.get_by_label("Lesquelles ?").fill("Rencontres théâtre")
     page.get_by_role("button", name="Valider les modifications").last.click()
     expect(page.get_by_text("Compte rendu d'activités enregistré.")).to_be_visible()
+    axe_check(page)
     page.get_by_role("button", name="Passer à la suite").click()
 
     # 3. The CRF, computed from the closed cash-book.
@@ -123,6 +127,7 @@ def test_from_year_over_to_report_sent(page, year_over, db_check):
     page.get_by_label("Qualité du vérificateur 2").select_option("teacher")
     page.get_by_role("button", name="Valider les modifications").last.click()
     expect(page.get_by_text("Claire Moreau est mandataire de la coopérative").first).to_be_visible()
+    axe_check(page)  # the form shown again with its error
     page.get_by_label("Nom du vérificateur 2").fill("Léa Petit")
     page.get_by_role("button", name="Valider les modifications").last.click()
     expect(page.get_by_text("Vérificateurs enregistrés.")).to_be_visible()
@@ -146,6 +151,7 @@ def test_from_year_over_to_report_sent(page, year_over, db_check):
         page.get_by_role("button", name=f"Envoyer ce fichier : {label}").click()
         expect(page.get_by_text(f"{label} : fichier déposé")).to_be_visible()
     expect(page.get_by_role("link", name="IMG_0412.pdf")).to_be_visible()  # the photo became a PDF
+    axe_check(page)
     page.get_by_role("link", name="Passer à la suite : l'envoi").click()
 
     # 6. Sending.
@@ -153,12 +159,14 @@ def test_from_year_over_to_report_sent(page, year_over, db_check):
     expect(page.get_by_text("Tout est prêt.")).to_be_visible()
     page.get_by_role("button", name="Envoyer mon compte rendu").click()
     expect(page.get_by_text("Compte rendu 2024-2025 envoyé à l'OCCE 85.")).to_be_visible()
+    axe_check(page)
     elapsed = time.monotonic() - started
     assert elapsed < 120, f"the year end took {elapsed:.0f} s"
 
     page.get_by_role("link", name="Accueil").first.click()
     card = page.get_by_role("region", name=re.compile(r"Comptes rendus 2024-2025"))
     expect(card.get_by_text("Envoyé le 15/09/2025 : l'OCCE 85 va le vérifier.")).to_be_visible()
+    axe_check(page)
 
     def state(session):
         report = session.scalar(sa.select(AnnualReport))
@@ -188,6 +196,7 @@ def test_closing_wizard_on_a_phone(browser, live_server, year_over):
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    axe_on_every_page(page)
     _log_in(page)
     page.goto("/coop/cloture/2024")
     expect(page.get_by_label("Nombre de pièces de 2 €")).to_be_visible()
@@ -196,5 +205,6 @@ def test_closing_wizard_on_a_phone(browser, live_server, year_over):
     page.get_by_label("Nombre de pièces de 2 €").fill("20")
     page.get_by_role("button", name="Enregistrer l'arrêté de caisse").click()
     expect(page.get_by_text("Il ne correspond pas au solde de caisse du cahier")).to_be_visible()
+    axe_check(page)  # the count refused, with its message
     assert errors == []
     context.close()
