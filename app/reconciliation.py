@@ -21,6 +21,7 @@ import hashlib
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -29,6 +30,7 @@ from app import audit
 from app.errors import DomainError
 from app.ledger import BANK, current_start_year
 from app.models import Account, Coop, Entry, EntryLine, Ledger, SchoolYear, Statement, StatementLine, User
+from app.models.reports import LedgerClosing
 from app.statements import BankLine, ParsedStatement, fold, normalise_number
 
 WINDOW_BEFORE, WINDOW_AFTER = 7, 10  # bank date minus entry date, in days (R4)
@@ -253,8 +255,7 @@ def import_statement(
 # -- the two sides -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BookLine:
+class BookLine(NamedTuple):
     """An uncleared bank line of the cash-book (amount signed: money in > 0)."""
 
     line_id: int
@@ -267,8 +268,7 @@ class BookLine:
     piece: str
 
 
-@dataclass(frozen=True)
-class BankItem:
+class BankItem(NamedTuple):
     """A statement line not linked to the cash-book yet."""
 
     id: int
@@ -300,7 +300,7 @@ def uncleared_book_lines(session: Session, coop_id: int, ledger: Ledger | None =
         .order_by(Entry.date, EntryLine.id)
     )
     if ledger is not None:
-        query = query.where(sa.or_(Entry.ledger_id == ledger.id, Entry.date < ledger.school_year.starts_on))
+        return bank_book(session, ledger).book_lines()
     return [
         BookLine(line_id, entry_id, day, amount, mode, normalise_number(number), label, piece)
         for line_id, entry_id, day, amount, mode, number, label, piece in session.execute(query)
@@ -329,7 +329,8 @@ def open_bank_items(session: Session, coop_id: int, ledger: Ledger | None = None
         query = query.where(
             StatementLine.date >= ledger.school_year.starts_on, StatementLine.date <= ledger.school_year.ends_on
         )
-    return [BankItem(*row) for row in session.execute(query)]
+    session.flush()  # what `session.execute` would autoflush; the rows are then read without ORM loading
+    return list(map(BankItem._make, session.connection().execute(query).all()))
 
 
 # -- matching ------------------------------------------------------------------------------------
@@ -897,7 +898,11 @@ def reconcile(session: Session, ledger: Ledger, on: date, statement_balance: int
     an earlier one, not cleared by `on` (a line cleared later still counts as uncleared at `on`).
 
     Used by the pointage summary box and by the closing (at 31 August); `statement_balance` is the
-    balance printed on the statement at `on`, or None when it is not known yet."""
+    balance printed on the statement at `on`, or None when it is not known yet. From the year's
+    bank book (`bank_book`) when `on` lies in the year or after, which it always does but for a
+    date typed before the year began."""
+    if on >= ledger.school_year.starts_on:
+        return bank_book(session, ledger).reconciliation(on, statement_balance)
     book = session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(EntryLine.amount_cents), 0))
         .join(Entry, Entry.id == EntryLine.entry_id)
@@ -911,10 +916,7 @@ def reconcile(session: Session, ledger: Ledger, on: date, statement_balance: int
 def carried_lines(session: Session, ledger: Ledger) -> list[UnclearedLine]:
     """Bank lines of earlier years that were still uncleared when `ledger`'s year began: they are
     pointed in this year, never re-entered. `cleared_on` tells whether that is done yet."""
-    start = ledger.school_year.starts_on
-    return uncleared_lines(
-        session, ledger.coop_id, start - timedelta(days=1), last_start_year=ledger.school_year.start_year - 1
-    )
+    return bank_book(session, ledger).carried()
 
 
 def summary_date(ledger: Ledger, today: date) -> date:
@@ -923,10 +925,14 @@ def summary_date(ledger: Ledger, today: date) -> date:
     return ledger.reconciliation_date or min(today, ledger.school_year.ends_on)
 
 
-def summary(session: Session, ledger: Ledger, today: date) -> Reconciliation:
-    """The figures of the summary box, with the statement balance typed there (if any)."""
+def summary(session: Session, ledger: Ledger, today: date, book: BankBook | None = None) -> Reconciliation:
+    """The figures of the summary box, with the statement balance typed there (if any); from `book`
+    when the caller already read it."""
     typed = ledger.reconciliation_balance_cents if ledger.reconciliation_date else None
-    return reconcile(session, ledger, summary_date(ledger, today), typed)
+    on = summary_date(ledger, today)
+    if book is not None and on >= ledger.school_year.starts_on:
+        return book.reconciliation(on, typed)
+    return reconcile(session, ledger, on, typed)
 
 
 def save_statement_balance(
@@ -1004,8 +1010,7 @@ def suggest_entry(item: StatementLine, membership_split: tuple[int, int] | None 
     return EntrySuggestion(kind, mode, item.date, item.label[:200], amount, splits)
 
 
-@dataclass(frozen=True)
-class PointageLine:
+class PointageLine(NamedTuple):
     line_id: int
     entry_id: int
     date: date
@@ -1022,37 +1027,183 @@ def pointage_lines(session: Session, ledger: Ledger, *, line_id: int | None = No
     """The bank lines of the ledger's year, plus those of earlier years still uncleared at its start
     (or cleared during it): they are pointed here, never entered again. With `line_id`, only that
     line, if it is one of them."""
-    start = ledger.school_year.starts_on
-    query = (
-        sa.select(
-            EntryLine.id,
-            Entry.id,
-            Entry.date,
-            Entry.piece,
-            Entry.label,
-            Entry.payment_mode,
-            Entry.cheque_number,
-            EntryLine.amount_cents,
-            EntryLine.cleared_on,
-            Entry.ledger_id,
-        )
-        .join(Entry, Entry.id == EntryLine.entry_id)
-        .join(Account, Account.id == EntryLine.account_id)
-        .where(
-            Entry.coop_id == ledger.coop_id,
-            Account.code == BANK,
-            Entry.kind != "opening",
-            sa.or_(
-                Entry.ledger_id == ledger.id,
-                sa.and_(Entry.date < start, sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on >= start)),
+    return bank_book(session, ledger, line_id=line_id).pointage_lines()
+
+
+# -- the year's bank book: every bank line that matters to a year, read once ---------------------
+
+
+class BankRow(NamedTuple):
+    """A bank line (account 512) of the cash-book, as read once for a year (amount signed: money in > 0)."""
+
+    line_id: int
+    entry_id: int
+    date: date
+    piece: str
+    label: str
+    mode: str
+    number: str
+    amount: int
+    cleared_on: date | None
+    ledger_id: int
+    kind: str
+
+
+@dataclass(frozen=True)
+class BankBook:
+    """The bank lines of a ledger's year (its opening balance included) and those of earlier years
+    still uncleared when it began (« carried »), in (date, line id) order: what the pointage page,
+    its summary box and the reconciliation need, read in one statement."""
+
+    ledger_id: int
+    starts_on: date
+    rows: tuple[BankRow, ...]
+    start_years: dict[int, int]  # ledger id -> the start year of its school year
+
+    def movements(self) -> list[BankRow]:
+        """Every line but the opening balance."""
+        return [row for row in self.rows if row.kind != "opening"]
+
+    def pointage_lines(self) -> list[PointageLine]:
+        return [
+            PointageLine(
+                r.line_id,
+                r.entry_id,
+                r.date,
+                r.piece,
+                r.label,
+                r.mode,
+                r.number,
+                r.amount,
+                r.cleared_on,
+                r.ledger_id != self.ledger_id,
+            )
+            for r in self.movements()
+        ]
+
+    def book_lines(self) -> list[BookLine]:
+        """The uncleared lines, for matching."""
+        return [
+            BookLine(r.line_id, r.entry_id, r.date, r.amount, r.mode, normalise_number(r.number), r.label, r.piece)
+            for r in self.movements()
+            if r.cleared_on is None
+        ]
+
+    def _uncleared(self, rows, on: date) -> list[UnclearedLine]:
+        found = [r for r in rows if r.date <= on and (r.cleared_on is None or r.cleared_on > on)]
+        found.sort(key=lambda r: (r.date, r.piece, r.line_id))
+        return [
+            UnclearedLine(
+                r.line_id,
+                r.entry_id,
+                r.piece,
+                r.date,
+                r.number,
+                r.label,
+                int(r.amount),
+                f"{self.start_years[r.ledger_id]}-{self.start_years[r.ledger_id] + 1}",
+                r.cleared_on,
+            )
+            for r in found
+        ]
+
+    def reconciliation(self, on: date, statement_balance: int | None) -> Reconciliation:
+        """`reconcile` at `on` (on or after the year's first day)."""
+        balance = sum(r.amount for r in self.rows if r.ledger_id == self.ledger_id and r.date <= on)
+        return Reconciliation(on, int(balance), tuple(self._uncleared(self.movements(), on)), statement_balance)
+
+    def carried(self) -> list[UnclearedLine]:
+        earlier = [r for r in self.movements() if r.ledger_id != self.ledger_id]
+        return self._uncleared(earlier, self.starts_on - timedelta(days=1))
+
+
+class _Scope(NamedTuple):
+    bank_account: int  # the id of account 512
+    earlier: list[int]  # ledger ids
+    carried: list[int]  # line ids
+    start_years: dict[int, int]  # ledger id -> the start year of its school year
+
+
+def _earlier_scope(session: Session, ledger: Ledger) -> _Scope:
+    """Where the lines carried into `ledger`'s year lie, without reading the coop's history: the
+    earlier ledgers not closed yet, back to the newest closed one, whose stored closing lists the
+    lines still uncleared at its 31 August (line ids). Returns those ledger ids, those line ids,
+    the start year of every ledger of the coop up to this one, and the bank account's id. A closed
+    ledger without stored figures (closed before they were stored) is read as an open one."""
+    year = ledger.school_year.start_year
+    newest_closed = (
+        sa.select(Ledger.id)
+        .join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
+        .where(Ledger.coop_id == ledger.coop_id, Ledger.status == "closed", SchoolYear.start_year < year)
+        .order_by(SchoolYear.start_year.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    bank = sa.select(Account.id).where(Account.code == BANK).scalar_subquery()
+    rows = session.execute(
+        sa.select(Ledger.id, SchoolYear.start_year, LedgerClosing.figures, bank)
+        .join(SchoolYear, SchoolYear.id == Ledger.school_year_id)
+        .outerjoin(
+            LedgerClosing,
+            sa.and_(
+                LedgerClosing.ledger_id == Ledger.id,
+                LedgerClosing.superseded_at.is_(None),
+                Ledger.id == newest_closed,
             ),
         )
-        .order_by(Entry.date, EntryLine.id)
+        .where(Ledger.coop_id == ledger.coop_id, SchoolYear.start_year <= year)
+        .order_by(SchoolYear.start_year.desc(), LedgerClosing.id.desc())
+    ).all()
+    start_years = {ident: start for ident, start, _, _ in rows}
+    ledgers: list[int] = []
+    for ident, _, figures, _ in rows:
+        if ident in ledgers or ident == ledger.id:
+            continue
+        if figures is not None:
+            carried = [line["line_id"] for line in figures["reconciliation"]["uncleared"]]
+            return _Scope(rows[0][3], ledgers, carried, start_years)
+        ledgers.append(ident)
+    return _Scope(rows[0][3], ledgers, [], start_years)
+
+
+def bank_book(session: Session, ledger: Ledger, *, line_id: int | None = None) -> BankBook:
+    """The year's bank book (`BankBook`): its cost follows the open year and the lines carried into
+    it, never the coop's closed years nor other coops. With `line_id`, only that line, if it is one."""
+    start = ledger.school_year.starts_on
+    scope = _earlier_scope(session, ledger)
+    # The lines are reached through their entries (by ledger, or by id), never through the index of
+    # every coop's bank lines: PostgreSQL sees the account's id (half of all lines, not worth an index);
+    # SQLite, without statistics, needs `+ 0` to leave that index alone.
+    account = EntryLine.account_id + 0 if session.get_bind().dialect.name == "sqlite" else EntryLine.account_id
+
+    def lines():
+        query = (
+            sa.select(
+                EntryLine.id,
+                Entry.id,
+                Entry.date,
+                Entry.piece,
+                Entry.label,
+                Entry.payment_mode,
+                Entry.cheque_number,
+                EntryLine.amount_cents,
+                EntryLine.cleared_on,
+                Entry.ledger_id,
+                Entry.kind,
+            )
+            .join(Entry, Entry.id == EntryLine.entry_id)
+            .where(account == scope.bank_account)
+        )
+        return query if line_id is None else query.where(EntryLine.id == line_id)
+
+    uncleared_at_start = sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on >= start)
+    this_year = lines().where(  # the ledgers are the coop's own (`_earlier_scope`)
+        Entry.ledger_id.in_([ledger.id, *scope.earlier]),
+        sa.or_(Entry.ledger_id == ledger.id, sa.and_(Entry.kind != "opening", uncleared_at_start)),
     )
-    if line_id is not None:
-        query = query.where(EntryLine.id == line_id)
-    rows = session.execute(query).all()
-    return [
-        PointageLine(ident, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id != ledger.id)
-        for ident, entry_id, day, piece, label, mode, number, amount, cleared, ledger_id in rows
-    ]
+    # The closing of one of the coop's ledgers listed these lines: read by id, never by coop.
+    carried_in = lines().where(EntryLine.id.in_(scope.carried), Entry.kind != "opening", uncleared_at_start)
+    session.flush()  # what `session.execute` would autoflush; the rows are then read without ORM loading
+    found = session.connection().execute(sa.union_all(this_year, carried_in)).all()
+    rows = sorted(map(BankRow._make, found), key=lambda r: (r.date, r.line_id))
+    return BankBook(ledger.id, start, tuple(rows), scope.start_years)

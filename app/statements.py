@@ -89,7 +89,10 @@ def decode(content: bytes) -> str:
 
 def fold(text: str) -> str:
     """Upper case, no accents, single spaces: for comparing labels and headers."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
+    text = text or ""
+    if text.isascii():  # most bank labels: nothing to decompose (hot in matching)
+        return " ".join(text.upper().split())
+    decomposed = unicodedata.normalize("NFKD", text)
     return " ".join("".join(ch for ch in decomposed if not unicodedata.combining(ch)).upper().split())
 
 

@@ -8,8 +8,14 @@ table gives, per page: the median, the 95th percentile, and the ratio to the flo
 logged-in page, measured in the same run) — so a loaded machine changes the milliseconds but not
 the ratios.
 
+Then, per database, the independence check (`bench/independence.py`): coop 085-001's pages (home,
+classic view, pointage, membership, year end) in the smallest set (10 coops, one year) and in the
+largest (many coops with five years of history each), requested alternately: the ratio of the
+medians must stay ≤ 1.2 and the SQL statements per request must be equal. Otherwise the run
+prints FAIL and exits with status 1.
+
     .venv/bin/python bench/all.py            # N = 1,000, 30 requests per page (a few minutes)
-    .venv/bin/python bench/all.py --full     # N = 10,000
+    .venv/bin/python bench/all.py --full     # N = 10,000; independence at 150 coops × 5 years × 2,000
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from app.ledger import current_start_year
 from app.models import User
 from app.passwords import hash_password
 from bench import cahier as cahier_bench
+from bench import independence
 from bench import pointage as pointage_bench
 from bench.run import FAST, PASSWORD
 from bench.run import seed as seed_coops
@@ -175,6 +182,29 @@ def _postgres_database():
     return admin, name
 
 
+def _independence(full: bool, requests: int) -> dict[str, list[independence.Independence]]:
+    """The independence check on SQLite, then on PostgreSQL (two throwaway databases) if a server answers."""
+    results = {}
+    with tempfile.TemporaryDirectory() as work:
+        results["SQLite"] = independence.run(
+            lambda name: f"sqlite:///{work}/{name}.sqlite", full=full, requests=requests
+        )
+    created = []
+    try:
+        for _ in range(2):
+            admin, name = _postgres_database()
+            if admin is None:
+                return results
+            created.append((admin, name))
+        urls = iter(f"postgresql+psycopg://{PG_USER}@{PG['host']}:{PG['port']}/{name}" for _, name in created)
+        results["PostgreSQL"] = independence.run(lambda _: next(urls), full=full, requests=requests)
+    finally:
+        for admin, name in created:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.close()
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="10 000 opérations au lieu de 1 000")
@@ -202,6 +232,15 @@ def main() -> None:
             measured, floor = results[engine][index], results[engine][0].median
             cells += [f"{measured.median:.1f} ms", f"{measured.p95:.1f} ms", f"{measured.median / floor:.1f}"]
         print(f"| {row.page} | {row.size} | " + " | ".join(cells) + " |")
+    checks = _independence(args.full, max(20, args.requests))
+    failed = False
+    for engine, found in checks.items():
+        print(f"\nIndépendance, {engine} : {independence.describe(args.full)}")
+        print(independence.table(found))
+        failed = failed or not all(r.ok for r in found)
+    if failed:
+        print("\nFAIL : une page de la coopérative dépend des autres coopératives ou de ses années closes.")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -269,17 +269,26 @@ def confirm_all(app, coop_id: int, result: rec.MatchResult) -> int:
     return len(result.proposals)
 
 
-def bench_page(client, path: str, requests: int) -> tuple[list[float], list[float], int]:
+FLOOR = "/coop/modifications"  # the cheapest logged-in page: the same-run floor
+
+
+def bench_page(client, path: str, requests: int) -> tuple[list[float], list[float], int, float]:
+    """The page's wall-clock and CPU samples, its size (KB) and the median of the floor page,
+    requested alternately with it (a loaded machine slows both alike: read the ratio)."""
     for _ in range(3):
         assert client.get(path).status_code == 200
-    samples, cpu = [], []
+        assert client.get(FLOOR).status_code == 200
+    samples, cpu, floor = [], [], []
     for _ in range(requests):
+        start = time.perf_counter()
+        client.get(FLOOR)
+        floor.append((time.perf_counter() - start) * 1000)
         start, start_cpu = time.perf_counter(), time.process_time()
         response = client.get(path)
         samples.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
         assert response.status_code == 200
-    return samples, cpu, len(response.data) // 1024
+    return samples, cpu, len(response.data) // 1024, statistics.median(floor)
 
 
 def profile_page(client, path: str) -> str:
@@ -299,6 +308,10 @@ def _line(label: str, samples: list[float], cpu: list[float], extra: str = "") -
         f"{label:<52}: médiane {statistics.median(samples):8.1f} ms (min {min(samples):.1f}, "
         f"max {max(samples):.1f} ; CPU {statistics.median(cpu):.1f}){extra}"
     )
+
+
+def _extra(size: int, samples: list[float], floor: float) -> str:
+    return f" ; page de {size} Ko ; plancher {floor:.1f} ms, rapport {statistics.median(samples) / floor:.1f}"
 
 
 def main() -> None:
@@ -349,13 +362,13 @@ def main() -> None:
         client = app.test_client()
         client.post("/connexion", data={"login": "085-001", "password": PASSWORD})
         path = f"/coop/pointage/{year}"
-        samples, cpu, size = bench_page(client, path, args.requests)
-        print(_line(f"GET {path}, correspondances à confirmer", samples, cpu, f" ; page de {size} Ko"))
+        samples, cpu, size, floor = bench_page(client, path, args.requests)
+        print(_line(f"GET {path}, correspondances à confirmer", samples, cpu, _extra(size, samples, floor)))
         if args.profile:
             print(profile_page(client, path))
         confirmed = confirm_all(app, coop_id, result)
-        samples, cpu, size = bench_page(client, path, args.requests)
-        print(_line(f"GET {path}, après confirmation ({confirmed})", samples, cpu, f" ; page de {size} Ko"))
+        samples, cpu, size, floor = bench_page(client, path, args.requests)
+        print(_line(f"GET {path}, après confirmation ({confirmed})", samples, cpu, _extra(size, samples, floor)))
         if args.profile:
             print(profile_page(client, path))
 

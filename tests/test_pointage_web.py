@@ -716,6 +716,25 @@ def test_clear_and_unclear_with_the_plain_forms(client, ledger_ids, db_check):
     assert bank_lines(db_check, {"L06": line_id}) == {"L06": (None, None)}
 
 
+def test_the_line_buttons_post_the_one_form_of_the_lines_to_their_own_line(client, ledger_ids, db_check):
+    """Without JavaScript, « Pointer » sends the form around the lines (one for the page, not one per
+    line) to that line's address, and « Dépointer » then asks first, as before."""
+    line_id = ledger_ids["L06"]
+    page = client.get(SCREEN).get_data(as_text=True)
+    lines_form = page.split('id="lignes">', 1)[1].split("</form>", 1)[0]
+    assert "<form" not in lines_form and lines_form.count('id="ligne-') == len(re.findall("formaction=", lines_form))
+    row = re.search(rf'<tr id="ligne-{line_id}"[^>]*>(.*?)</tr>', lines_form, re.S).group(1)
+    clear = re.search(r'formaction="([^"]+)"', row).group(1)
+    assert clear == f"{SCREEN}/ligne/{line_id}/pointer"
+    assert client.post(clear).headers["Location"] == f"{SCREEN}#ligne-{line_id}"
+    response = client.get(SCREEN)
+    assert row_text(response, line_id).endswith("Dépointer L06")
+    unclear = re.search(rf'<tr id="ligne-{line_id}".*?formaction="([^"]+)"', response.get_data(as_text=True), re.S)
+    assert unclear.group(1) == f"{SCREEN}/ligne/{line_id}/depointer"
+    assert "Oui, dépointer" in client.post(unclear.group(1)).get_data(as_text=True)
+    assert bank_lines(db_check, {"L06": line_id})["L06"][0] is not None
+
+
 def test_clear_and_unclear_answer_json_for_the_script(client, ledger_ids, db_check):
     set_statement_balance(client, "30/09/2025", "1 853,06")
     client.get(SCREEN)

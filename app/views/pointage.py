@@ -62,15 +62,16 @@ def proposal_rows(matches: rec.MatchResult, items: dict, book: dict) -> Markup:
     """The <tr> of the proposals table (sure ones checked, suggestions on yellow), rendered in Python:
     a year of 1,000 lines gives hundreds of rows, which Jinja macros render ten times slower."""
     parts = []
+    dates: dict = {}  # dates repeat all year long: each is formatted once
     for p in matches.proposals + matches.suggestions:
         item = items[p.bank_id]
-        value = f"{p.bank_id}:{','.join(str(i) for i in p.line_ids)}"
-        day = fr_date(item.date)
+        value = f"{p.bank_id}:{','.join(map(str, p.line_ids))}"
+        day = dates.get(item.date) or dates.setdefault(item.date, fr_date(item.date))
         several = len(p.line_ids) > 1
         row_class = "" if p.sure else ' class="table-warning"'
         lines = "".join(
-            f"<div>{escape(b.piece)} du {fr_date(b.date)} — {escape(b.label)}"
-            f"{f' ({euros(b.amount)})' if several else ''}</div>"
+            f"<div>{escape(b.piece)} du {dates.get(b.date) or dates.setdefault(b.date, fr_date(b.date))} — "
+            f"{escape(b.label)}{f' ({euros(b.amount)})' if several else ''}</div>"
             for b in (book[line_id] for line_id in p.line_ids)
         )
         parts.append(
@@ -88,16 +89,17 @@ def proposal_rows(matches: rec.MatchResult, items: dict, book: dict) -> Markup:
 
 def missing_items(matches: rec.MatchResult, items: dict, ledger: Ledger, year: int) -> Markup:
     """The statement lines absent from the cash-book, each with « Créer l'opération » in an open year."""
-    create = url_for("ledger.new_entry", year=year) + "?releve="
+    create = escape(url_for("ledger.new_entry", year=year) + "?releve=")
+    first, last = ledger.school_year.starts_on, ledger.school_year.ends_on
     can_create = ledger.is_open
     parts = []
     for item_id in matches.unmatched_bank:
         item = items[item_id]
         day = fr_date(item.date)
         button = (
-            f'<a class="btn btn-sm btn-primary" href="{escape(create)}{item.id}">Créer l\'opération'
+            f'<a class="btn btn-sm btn-primary" href="{create}{item.id}">Créer l\'opération'
             f'<span class="visually-hidden"> du {day}</span></a>'
-            if can_create and ledger.school_year.contains(item.date)
+            if can_create and first <= item.date <= last
             else ""
         )
         parts.append(
@@ -170,44 +172,53 @@ def pointage_current():
 @access("coop")
 def screen(year: int):
     ledger = _ledger(year)
-    balance_form = StatementBalanceForm()
-    context = {"year": year, "import_form": StatementImportForm(), "balance_form": balance_form}
     if ledger is None:
-        return render_template("pointage/screen.html", ledger=None, year_label=f"{year}-{year + 1}", **context)
-    summary = rec.summary(db.session, ledger, clock.today())
-    balance_form.on.data = summary.on
-    balance_form.balance.data = ledger.reconciliation_balance_cents
+        return _render_screen(year, None)
+    book = rec.bank_book(db.session, ledger)  # the year's bank lines and those carried into it, read once
+    summary = rec.summary(db.session, ledger, clock.today(), book)
     if not ledger.is_open:  # frozen: nothing to propose, nothing to point
-        return render_template(
-            "pointage/screen.html",
-            ledger=ledger,
-            year_label=ledger.school_year.label,
-            summary=summary,
-            lines=rec.pointage_lines(db.session, ledger),
-            modes=books.MODE_LABELS,
-            current_year=_current_year(),
-            **context,
-        )
-    coop_id = current_coop_id()
-    items = {item.id: item for item in rec.open_bank_items(db.session, coop_id, ledger)}
-    book = {line.line_id: line for line in rec.uncleared_book_lines(db.session, coop_id, ledger)}
+        return _render_screen(year, ledger, summary, book, current_year=_current_year())
+    return _render_screen(year, ledger, summary, book, **_matching(ledger, book))
+
+
+def _render_screen(
+    year: int,
+    ledger: Ledger | None,
+    summary: rec.Reconciliation | None = None,
+    bank_book: rec.BankBook | None = None,
+    **context,
+):
+    balance_form = StatementBalanceForm()
+    if summary is not None:
+        balance_form.on.data = summary.on
+        balance_form.balance.data = ledger.reconciliation_balance_cents
     return render_template(
         "pointage/screen.html",
+        year=year,
         ledger=ledger,
-        year_label=ledger.school_year.label,
+        year_label=ledger.school_year.label if ledger else f"{year}-{year + 1}",
         summary=summary,
-        lines=rec.pointage_lines(db.session, ledger),
-        matches=rec.match(list(items.values()), list(book.values())),
-        items=items,
-        book=book,
-        confirm_form=ConfirmMatchesForm(),
-        proposal_rows=proposal_rows,
-        missing_items=missing_items,
-        line_form=LineActionForm(),
+        lines=bank_book.pointage_lines() if bank_book else [],
         modes=books.MODE_LABELS,
-        year_start=ledger.school_year.starts_on,
+        import_form=StatementImportForm(),
+        balance_form=balance_form,
         **context,
     )
+
+
+def _matching(ledger: Ledger, book: rec.BankBook) -> dict:
+    """What an open year shows above its lines: the proposals and the statement lines missing from the book."""
+    items = {item.id: item for item in rec.open_bank_items(db.session, current_coop_id(), ledger)}
+    uncleared = {line.line_id: line for line in book.book_lines()}
+    return {
+        "matches": rec.match(list(items.values()), list(uncleared.values())),
+        "items": items,
+        "book": uncleared,
+        "confirm_form": ConfirmMatchesForm(),
+        "proposal_rows": proposal_rows,
+        "missing_items": missing_items,
+        "line_form": LineActionForm(),
+    }
 
 
 @bp.route("/coop/pointage/<int:year>/solde", methods=["POST"])

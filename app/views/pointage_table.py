@@ -1,4 +1,9 @@
-"""HTML rows of the pointage screen's bank lines, built in Python (a year can hold 10,000 lines)."""
+"""HTML rows of the pointage screen's bank lines, built in Python (a year can hold 10,000 lines).
+
+The rows sit in one form of the page (one CSRF token for the page, not one per line): each
+« Pointer » / « Dépointer » button posts it to its own line's address (`formaction`), so the page
+works the same without JavaScript, and weighs about half as much.
+"""
 
 from __future__ import annotations
 
@@ -10,33 +15,35 @@ from markupsafe import Markup
 
 from app.formats import euros, fr_date
 
+_CLEAR = ("clear", "btn-outline-primary", "Pointer")
+_UNCLEAR = ("unclear", "btn-outline-secondary", "Dépointer")
+_EARLIER_ROW = ' class="table-info"'
+_EARLIER = ' <span class="badge text-bg-info">année précédente</span>'
 
-def pointage_rows(lines, modes: Mapping[str, str], *, year: int, csrf_token: str) -> Markup:
-    """The <tr> elements of the pointage screen's bank lines (one small form per line, no JS needed)."""
-    clear_url = url_for("pointage.clear", year=year, line_id=0).rsplit("/0/", 1)
-    unclear_url = url_for("pointage.unclear", year=year, line_id=0).rsplit("/0/", 1)
-    token = f'<input id="csrf_token" name="csrf_token" type="hidden" value="{escape(csrf_token)}">'
+
+def pointage_rows(lines, modes: Mapping[str, str], *, year: int) -> Markup:
+    """The <tr> elements of the pointage screen's bank lines, each with its button (no JS needed)."""
+    base = url_for("pointage.clear", year=year, line_id=0).rsplit("/0/", 1)[0]
+    # Dates, amounts and modes repeat all year long: each is formatted once.
+    day = {value: fr_date(value) for value in {line.date for line in lines} | {line.cleared_on for line in lines}}
+    money = {value: euros(abs(value)) for value in {line.amount for line in lines}}
+    mode_of = {value: escape(modes.get(value, value)) for value in {line.mode for line in lines}}
     parts = []
     for line in lines:
         piece = escape(line.piece)
-        badge = ' <span class="badge text-bg-info">année précédente</span>' if line.earlier_year else ""
         number = f" {escape(line.number)}" if line.number else ""
-        cleared = line.cleared_on is not None
-        url = unclear_url if cleared else clear_url
-        action = f"{url[0]}/{line.line_id}/{url[1]}"
-        button = (
-            f'<button type="submit" class="btn btn-sm {"btn-outline-secondary" if cleared else "btn-outline-primary"}">'
-            f'{"Dépointer" if cleared else "Pointer"}<span class="visually-hidden"> {piece}</span></button>'
-        )
-        row_class = ' class="table-info"' if line.earlier_year else ""
+        kind, style, text = _CLEAR if line.cleared_on is None else _UNCLEAR
+        amount = line.amount
+        earlier = line.earlier_year
         parts.append(
-            f'<tr id="ligne-{line.line_id}"{row_class}>'
-            f'<td class="text-nowrap">{fr_date(line.date)}</td><th scope="row">{piece}</th>'
-            f"<td>{escape(line.label)}{badge}</td><td>{escape(modes.get(line.mode, line.mode))}{number}</td>"
-            f'<td class="text-end text-nowrap">{euros(line.amount) if line.amount > 0 else ""}</td>'
-            f'<td class="text-end text-nowrap">{euros(-line.amount) if line.amount < 0 else ""}</td>'
-            f'<td class="cleared">{fr_date(line.cleared_on)}</td>'
-            f'<td><form method="post" class="line-action" data-kind="{"unclear" if cleared else "clear"}" '
-            f'action="{action}">{token}{button}</form></td></tr>'
+            f'<tr id="ligne-{line.line_id}"{_EARLIER_ROW if earlier else ""}>'
+            f'<td class="text-nowrap">{day[line.date]}</td><th scope="row">{piece}</th>'
+            f"<td>{escape(line.label)}{_EARLIER if earlier else ''}</td><td>{mode_of[line.mode]}{number}</td>"
+            f'<td class="text-end text-nowrap">{money[amount] if amount > 0 else ""}</td>'
+            f'<td class="text-end text-nowrap">{money[amount] if amount < 0 else ""}</td>'
+            f'<td class="cleared">{day[line.cleared_on]}</td>'
+            f'<td class="line-action"><button class="btn btn-sm {style}" data-kind="{kind}" '
+            f'formaction="{base}/{line.line_id}/{"pointer" if kind == "clear" else "depointer"}">'
+            f'{text}<span class="visually-hidden"> {piece}</span></button></td></tr>'
         )
     return Markup("\n".join(parts))  # noqa: S704 - user text goes through html.escape above

@@ -1,5 +1,6 @@
-/* Pointage without reloading the page: each Pointer / Dépointer form is sent with fetch and the row
-   and the summary box are updated. Without JavaScript the same forms work with a full page load. */
+/* Pointage without reloading the page: each Pointer / Dépointer button of the lines' form is sent with
+   fetch (to its own formaction) and the row and the summary box are updated. Without JavaScript the
+   same buttons post the form to their line's address, with a full page load. */
 (function () {
   "use strict";
   const table = document.querySelector("table.pointage");
@@ -18,17 +19,19 @@
     const note = document.getElementById("reconciled-note");
     if (note) note.hidden = !summary.reconciled;
   }
-  table.addEventListener("submit", function (event) {
-    const form = event.target.closest("form.line-action");
-    if (!form) return;
+  const form = table.closest("form");
+  if (!form) return;
+  form.addEventListener("submit", function (event) {
+    const button = event.submitter;
+    if (!button || !button.closest("td.line-action")) return;
     event.preventDefault();
-    const unclear = form.dataset.kind === "unclear";
+    const unclear = button.dataset.kind === "unclear";
     if (unclear && !window.confirm("Annuler le pointage de cette ligne ?")) return;
     const data = new FormData(form);
     if (unclear) data.set("confirme", "oui");
-    const button = form.querySelector("button");
+    const address = button.formAction;
     button.disabled = true;
-    fetch(form.action, {method: "POST", body: data, headers: {"Accept": "application/json"}, credentials: "same-origin"})
+    fetch(address, {method: "POST", body: data, headers: {"Accept": "application/json"}, credentials: "same-origin"})
       .then(function (response) {
         if (!response.ok) throw new Error(response.status);
         return response.json();
@@ -37,14 +40,14 @@
         const row = document.getElementById("ligne-" + result.line_id);
         row.querySelector(".cleared").textContent = result.cleared_on || "";
         const cleared = Boolean(result.cleared_on);
-        form.dataset.kind = cleared ? "unclear" : "clear";
-        form.action = cleared ? form.action.replace(/\/pointer$/, "/depointer") : form.action.replace(/\/depointer$/, "/pointer");
+        button.dataset.kind = cleared ? "unclear" : "clear";
+        button.formAction = cleared ? address.replace(/\/pointer$/, "/depointer") : address.replace(/\/depointer$/, "/pointer");
         button.firstChild.textContent = cleared ? "Dépointer" : "Pointer";
         button.classList.toggle("btn-outline-secondary", cleared);
         button.classList.toggle("btn-outline-primary", !cleared);
         updateSummary(result.summary);
       })
-      .catch(function () { form.submit(); })
+      .catch(function () { form.action = address; form.submit(); })
       .finally(function () { button.disabled = false; });
   });
 })();
