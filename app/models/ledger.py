@@ -98,7 +98,8 @@ class Entry(db.Model):
         UniqueConstraint("ledger_id", "piece", name="uq_entry_ledger_piece"),
         CheckConstraint(f"kind IN {ENTRY_KINDS!r}", name="kind"),
         CheckConstraint(f"payment_mode IN {PAYMENT_MODES!r}", name="payment_mode"),
-        Index("ix_entry_ledger_date", "ledger_id", "date"),
+        # the classic view after a save reads every operation's key in date order from this index alone
+        Index("ix_entry_ledger_keys", "ledger_id", "date", "id", "version", "created_at"),
         # the back office's list of every coop's operations: newest first, or one coop's
         Index("ix_entry_date", "date"),
         Index("ix_entry_coop_date", "coop_id", "date"),
