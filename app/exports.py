@@ -238,20 +238,31 @@ def _not_frozen(start_year: int):
 _COOP_COLUMNS = {"expense": 0, "income": 1, "subsidy": 1, "bank": 2, "cash": 3, "advance": 4}
 
 
-def _sums_per_ledger_and_account(session: Session, live: sa.Select):
+def _sums_per_ledger_and_account(session: Session, live: sa.Select) -> list:
     """(ledger id, account id, sum of the lines) for the live ledgers of the year: the only pass over their
-    lines, streamed from the database (a few rows per coop, never the lines themselves)."""
-    if session.get_bind().dialect.name == "postgresql":
-        # For this statement only (this transaction): a hash of a year's operations fits in memory instead
-        # of spilling to disk, and no JIT compilation, which costs more than it saves on one pass.
-        session.execute(sa.select(sa.func.set_config("work_mem", "64MB", True), sa.func.set_config("jit", "off", True)))
+    lines (a few sums per coop come back, never the lines themselves)."""
     query = (
         sa.select(Entry.ledger_id, EntryLine.account_id, sa.func.sum(EntryLine.amount_cents))
         .join(EntryLine.entry)
         .where(Entry.ledger_id.in_(live))
         .group_by(Entry.ledger_id, EntryLine.account_id)
     )
-    return session.execute(query.execution_options(yield_per=2000))
+    if session.get_bind().dialect.name != "postgresql":
+        return session.execute(query).all()
+    # For this statement only: one hash of the year's operations shared by the parallel workers (a nested
+    # loop would have each worker build its own from a million index lookups), held in memory rather
+    # than spilled to disk, and no JIT compilation (it costs more than it saves on one pass).
+    planner = ("enable_nestloop", "work_mem", "jit")
+    previous = session.execute(sa.select(*(sa.func.current_setting(name) for name in planner))).one()
+    _set_local(session, dict(zip(planner, ("off", "64MB", "off"), strict=True)))
+    try:
+        return session.execute(query).all()
+    finally:
+        _set_local(session, dict(zip(planner, previous, strict=True)))
+
+
+def _set_local(session: Session, settings: dict[str, str]) -> None:
+    session.execute(sa.select(*(sa.func.set_config(name, value, True) for name, value in settings.items())))
 
 
 def consolidated_crf(session: Session, start_year: int) -> tuple[Table, Table, Table]:
