@@ -28,10 +28,6 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 AXE_SCRIPT = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 # Impacts that fail a test: axe-core's two highest (moderate and minor ones are left to review).
 AXE_FAILING_IMPACTS = ("serious", "critical")
-# 2026-11-29: Flask-Admin's flash messages (its layout.html macro) carry a focusable close button with
-# aria-hidden="true"; the back office's base template (templates/admin/coop85_base.html) is to render them
-# itself. Tolerated on back-office pages that show a message, until then.
-ADMIN_PENDING = frozenset({"aria-hidden-focus"})
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

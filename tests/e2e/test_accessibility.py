@@ -20,10 +20,6 @@ from tests.helpers import browser_log_in
 pytestmark = pytest.mark.e2e
 YEAR = school_year_start(date.today())
 
-# Violations left in templates that other areas own (issue 15's closing note says who changes what):
-# tolerated on those pages only, until their owners fix them. Everything else fails.
-PENDING: dict[str, set[str]] = {}
-ADMIN_PENDING: set[str] = set()
 
 ANONYMOUS_PAGES = ["/connexion", "/mot-de-passe/oubli"]
 COOP_PAGES = [
@@ -110,11 +106,11 @@ def test_anonymous_pages_have_no_serious_axe_violation(page, path):
 def test_coop_pages_have_no_serious_axe_violation(page, year_under_way, path):
     browser_log_in(page, "085-001")
     page.goto(path)
-    axe_check(page, ignore=PENDING.get(path, set()))
+    axe_check(page)
 
 
 @pytest.mark.parametrize("path", ADMIN_PAGES)
 def test_admin_pages_have_no_serious_axe_violation(page, year_under_way, path):
     browser_log_in(page, "agent", then="/admin/")
     page.goto(path)
-    axe_check(page, ignore=ADMIN_PENDING)
+    axe_check(page)

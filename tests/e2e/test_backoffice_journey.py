@@ -12,7 +12,7 @@ from app import membership as memberships
 from app.demo import creditor_identifier
 from app.extensions import db
 from app.models import Coop, Federation, Membership, SchoolYear, school_year_start
-from tests.e2e.conftest import ADMIN_PENDING, axe_check, axe_on_every_page
+from tests.e2e.conftest import axe_check, axe_on_every_page
 from tests.helpers import browser_log_in
 
 pytestmark = pytest.mark.e2e
@@ -63,7 +63,7 @@ def two_reports(app, committed):
 
 
 def test_staff_run_a_direct_debit(page, committed, two_reports, db_check, tmp_path):
-    axe_on_every_page(page, ignore=ADMIN_PENDING)
+    axe_on_every_page(page)
     browser_log_in(page, "tresoriere", then="/admin/")
     assert page.get_by_role("heading", name="Tableau de bord de la campagne").is_visible()
 
@@ -92,17 +92,17 @@ def test_staff_run_a_direct_debit(page, committed, two_reports, db_check, tmp_pa
 
     page.get_by_role("button", name="Prélèvement effectué").click()
     assert page.get_by_text("2 adhésion(s) réglée(s)").is_visible()
-    axe_check(page, ignore=ADMIN_PENDING)
+    axe_check(page)
     assert db_check(lambda s: {m.status for m in s.scalars(sa.select(Membership))}) == {"paid"}
 
     # Review the yearly reports: approve one, return the other with a comment
     page.goto("/admin/comptes-rendus/")
     page.get_by_role("link", name=re.compile("Examiner le compte rendu de 085-001")).click()
     assert page.get_by_text("Le bilan est équilibré").is_visible()
-    axe_check(page, ignore=ADMIN_PENDING)
+    axe_check(page)
     page.get_by_role("button", name="Approuver").click()
     assert page.locator("#report-status").inner_text() == "Approuvé par l'OCCE 85"
-    axe_check(page, ignore=ADMIN_PENDING)
+    axe_check(page)
     page.goto("/admin/comptes-rendus/")
     page.get_by_role("link", name=re.compile("Examiner le compte rendu de 085-002")).click()
     page.get_by_label("Commentaire pour la coopérative").first.fill("Le relevé du 31 août est illisible.")
@@ -117,7 +117,7 @@ def test_back_office_list_actions_and_filters_work_under_the_csp(page, make_coop
     """Flask-Admin's few inline handlers are allowed by their exact CSP hashes: actions and filters work."""
     make_staff("agent")
     make_coop(7)
-    axe_on_every_page(page, ignore=ADMIN_PENDING)
+    axe_on_every_page(page)
     browser_log_in(page, "agent", then="/admin/")
     page.goto("/admin/admin_coops/")
     page.get_by_role("button", name=re.compile("Ajouter un filtre|Add Filter")).or_(
@@ -125,7 +125,7 @@ def test_back_office_list_actions_and_filters_work_under_the_csp(page, make_coop
     ).first.click()
     page.locator(".field-filters .filter").first.click()
     assert page.locator("#filter_form table.filters tr").count() >= 1  # a filter row was added
-    axe_check(page, ignore=ADMIN_PENDING)
+    axe_check(page)
     page.locator("input.action-checkbox").first.check()
     page.get_by_role("button", name=re.compile("Avec la sélection|With selected")).or_(
         page.get_by_role("link", name=re.compile("Avec la sélection|With selected"))
@@ -134,4 +134,4 @@ def test_back_office_list_actions_and_filters_work_under_the_csp(page, make_coop
     page.get_by_role("link", name="Nouveau mot de passe provisoire").click()
     page.wait_for_load_state()
     assert page.get_by_text(re.compile(r"085-007 : nouveau mot de passe provisoire")).is_visible()
-    axe_check(page, ignore=ADMIN_PENDING)
+    axe_check(page)

@@ -18,7 +18,7 @@ from app.extensions import db
 from app.mandates import attach_document, start_change, submit_change
 from app.models import Coop, Document, Mandate, MandateChange, OutboxEmail
 from tests.conftest import DEFAULT_MOMENT
-from tests.e2e.conftest import ADMIN_PENDING, axe_check, axe_on_every_page
+from tests.e2e.conftest import axe_check, axe_on_every_page
 from tests.helpers import browser_log_in
 from tests.test_mandates import details, make_pdf, make_photo
 
@@ -177,7 +177,7 @@ def submitted(app, make_coop):
 
 def test_staff_validate_merge_and_complete(page, make_staff, submitted, files, db_check):
     make_staff("agent")
-    axe_on_every_page(page, ignore=ADMIN_PENDING)
+    axe_on_every_page(page)
     browser_log_in(page, "agent", then="/admin/admin_mandate_changes/")
     page.get_by_role("link", name=re.compile(r"Envoyé à l'OCCE 85 1")).click()
     page.get_by_role("link", name=submitted).click()
@@ -195,7 +195,7 @@ def test_staff_validate_merge_and_complete(page, make_staff, submitted, files, d
 
     page.get_by_role("button", name="Valider").click()
     expect(page.get_by_text("Dossier validé ; la coopérative est prévenue par courriel.")).to_be_visible()
-    axe_check(page, ignore=ADMIN_PENDING)
+    axe_check(page)
     with page.expect_download() as download:
         page.get_by_role("link", name="Télécharger le PDF pour Crédit Mutuel").click()
     assert download.value.suggested_filename == f"dossier-banque-{submitted}-credit-mutuel.pdf"
@@ -215,7 +215,7 @@ def test_staff_validate_merge_and_complete(page, make_staff, submitted, files, d
     current = page.locator("tr.table-success")
     assert "Mme Julie BERNARD" in current.inner_text() and "(en cours)" in current.inner_text()
     assert page.get_by_role("button", name="Délégation créée").count() == 0
-    axe_check(page, ignore=ADMIN_PENDING)
+    axe_check(page)
 
     def check(session):
         mandates = session.scalars(sa.select(Mandate).order_by(Mandate.started_on)).all()
