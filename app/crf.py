@@ -309,15 +309,24 @@ def subsidy_origin(account: Account) -> str:
 
 
 def opening_balances(session: Session, ledger: Ledger) -> tuple[int, int]:
-    """(bank, cash) of the ledger's opening entry (zeros without one)."""
-    entry = books.opening_entry(session, ledger)
-    if entry is None:
-        return 0, 0
-    # items outstanding in the previous tool are part of the opening bank balance (app.ledger.CarriedItem)
-    lines = [line for e in (entry, *books.carried_items(session, ledger)) for line in e.lines]
-    bank = sum(line.amount_cents for line in lines if line.account.code == books.BANK)
-    cash = sum(line.amount_cents for line in lines if line.account.code == books.CASH)
-    return bank, cash
+    """(bank, cash) of the ledger's opening entry (zeros without one), summed by the database in one query.
+
+    Items outstanding in the previous tool are part of the opening bank balance (app.ledger.CarriedItem)."""
+    sums = dict(
+        session.execute(
+            sa.select(Account.code, sa.func.sum(EntryLine.amount_cents))
+            .select_from(Entry)
+            .join(EntryLine, EntryLine.entry_id == Entry.id)
+            .join(Account, books.by_account(EntryLine))
+            .where(
+                Entry.ledger_id == ledger.id,
+                Entry.kind.in_(books.OPENING_KINDS),
+                Account.code.in_((books.BANK, books.CASH)),
+            )
+            .group_by(Account.code)
+        ).all()
+    )
+    return int(sums.get(books.BANK) or 0), int(sums.get(books.CASH) or 0)
 
 
 def build_crf(session: Session, ledger: Ledger) -> Crf:

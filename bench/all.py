@@ -9,8 +9,8 @@ logged-in page, measured in the same run) — so a loaded machine changes the mi
 the ratios.
 
 Then, per database, the independence check (`bench/independence.py`): coop 085-001's pages (home,
-classic view, pointage, membership, year end) in the smallest set (10 coops, one year) and in the
-largest (many coops with five years of history each), requested alternately: the ratio of the
+classic view, pointage, membership, year end) in the smallest set (10 coops, two years, one closed)
+and in the largest (many coops with five years of history each), requested alternately: the ratio of the
 medians must stay ≤ 1.2 and the SQL statements per request must be equal. Otherwise the run
 prints FAIL and exits with status 1.
 

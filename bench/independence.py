@@ -1,6 +1,9 @@
 """Benchmark: a coop's pages cost what its open year holds, never other coops' data nor its closed years.
 
-Two databases are built side by side. The smallest set: 10 coops, one year each. The largest: many
+Two databases are built side by side. The smallest set: 10 coops, each with its open year and the
+one before it, closed (so that both sets show the same pages: a home page with last year's closing
+and reports cards, not the first-year card; a coop with no history at all shows other cards and
+reads less). The largest: many
 coops with five years of history each (four closed; coop 085-001's closings made as the portal
 makes them, with their stored figures). Coop 085-001 has the same open year in both (the same
 operations, the same statement imported, the same lines still to point). Its pages are requested
@@ -280,7 +283,7 @@ def compare(smallest, largest, requests: int) -> list[Independence]:
 def run(make_url, *, full: bool, requests: int) -> list[Independence]:
     """`make_url(name)` gives the address of a fresh database for each set."""
     size = FULL if full else SMALL
-    smallest = build(make_url("petit"), 10, 1, size["entries"])
+    smallest = build(make_url("petit"), 10, 2, size["entries"])
     largest = build(make_url("grand"), size["coops"], 5, size["entries"])
     try:
         return compare(smallest, largest, requests)
@@ -294,8 +297,8 @@ def run(make_url, *, full: bool, requests: int) -> list[Independence]:
 def describe(full: bool) -> str:
     size = FULL if full else SMALL
     return (
-        f"10 coops × 1 an contre {size['coops']} coops × 5 ans (4 clôturés), {size['entries']} opérations par an ; "
-        f"coop 085-001 : même année ouverte"
+        f"10 coops × 2 ans (1 clôturé) contre {size['coops']} coops × 5 ans (4 clôturés), "
+        f"{size['entries']} opérations par an ; coop 085-001 : même année ouverte"
     )
 
 

@@ -189,8 +189,9 @@ def _membership_card(session: Session | None, coop: Coop, today: date, year_labe
     return membership_step(year, membership, has_previous, year_label, today)
 
 
-def _ledger_card(session: Session | None, coop: Coop, today: date, year_label: str) -> Step:
-    """The cash-book card: the year's bank, cash and advance balances and the lines left to point.
+def _ledger_card(session: Session | None, found, year_label: str) -> Step:
+    """The cash-book card: the year's (`found`, this school year's ledger or None) bank, cash and advance
+    balances and the lines left to point.
 
     A negative bank balance is allowed but shown as a warning, and the card then asks for a look.
     """
@@ -200,7 +201,6 @@ def _ledger_card(session: Session | None, coop: Coop, today: date, year_label: s
     from app.models import Entry
 
     title = f"Cahier de comptabilité {year_label}"
-    found = books.find_ledger(session, coop.id, school_year_start(today)) if session is not None else None
     has_entries = found is not None and session.scalar(sa.select(Entry.id).where(Entry.ledger_id == found.id).limit(1))
     if not has_entries:
         return Step(
@@ -236,12 +236,11 @@ def _last_year_ledger(session: Session | None, coop: Coop, today: date):
     return found if found is not None and has_entries(session, found) else None
 
 
-def _first_year_card(session: Session | None, coop: Coop, today: date, title: str, label: str, next_label: str) -> Step:
+def _first_year_card(session: Session | None, current, title: str, label: str, next_label: str) -> Step:
     """No cash-book of last year on the portal: the coop kept it elsewhere (RETKOOP, a spreadsheet) or
-    is new. Done once this year starts from a typed opening; otherwise say the two ways forward."""
+    is new. Done once this year (`current`) starts from a typed opening; otherwise say the two ways forward."""
     from app import ledger as books
 
-    current = books.find_ledger(session, coop.id, school_year_start(today)) if session is not None else None
     if current is not None and books.opening_entry(session, current) is not None:
         return Step(
             "closing",
@@ -262,16 +261,16 @@ def _first_year_card(session: Session | None, coop: Coop, today: date, title: st
     )
 
 
-def _closing_card(session: Session | None, coop: Coop, today: date) -> Step:
-    """From 1 September: where the closing of last year's cash-book stands, and what to do next."""
+def _closing_card(session: Session | None, today: date, ledger, current) -> Step:
+    """From 1 September: where the closing of last year's cash-book stands (`ledger`, from
+    `_last_year_ledger`; `current`: this year's), and what to do next."""
     from app import closing
 
     last = school_year_start(today) - 1
     label, next_label = f"{last}-{last + 1}", f"{last + 1}-{last + 2}"
     title = f"Clôture du cahier {label}"
-    ledger = _last_year_ledger(session, coop, today)
     if ledger is None:
-        return _first_year_card(session, coop, today, title, label, next_label)
+        return _first_year_card(session, current, title, label, next_label)
     if ledger.is_open:
         return Step(
             "closing",
@@ -282,8 +281,7 @@ def _closing_card(session: Session | None, coop: Coop, today: date) -> Step:
             "Clôturer le cahier",
             "yearend.closing_current",
         )
-    following = closing.next_ledger(session, ledger)
-    bank, cash = closing.opening_balances(session, following) if following is not None else (0, 0)
+    bank, cash = closing.opening_balances(session, current) if current is not None else (0, 0)
     return Step(
         "closing",
         title,
@@ -295,14 +293,14 @@ def _closing_card(session: Session | None, coop: Coop, today: date) -> Step:
     )
 
 
-def _reports_card(session: Session | None, coop: Coop, today: date) -> Step:
-    """Where last year's reports (CRA, CRF, quitus, documents) stand, and what to do next."""
+def _reports_card(session: Session | None, coop: Coop, today: date, ledger) -> Step:
+    """Where last year's reports (CRA, CRF, quitus, documents) stand (`ledger`: last year's, from
+    `_last_year_ledger`), and what to do next."""
     from app.annual_report import find_report
 
     last = school_year_start(today) - 1
     label = f"{last}-{last + 1}"
     title = f"Comptes rendus {label} (CRA / CRF)"
-    ledger = _last_year_ledger(session, coop, today)
     if ledger is None:
         return Step(
             "reports",
@@ -371,15 +369,20 @@ def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step
     The membership card is looked up through the coop's session unless `membership_card` is given.
     """
     mandate = current_mandate(coop, today)
+    from app import ledger as books
     from app import mandates as _mandates  # the mandate card; imported here: app.mandates imports this module
 
-    status, summary, action = _mandates.home_card(object_session(coop), coop, mandate)
+    session = object_session(coop)
+    status, summary, action = _mandates.home_card(session, coop, mandate)
+    # this year's ledger and last year's, each looked up once for the cards that show them
+    current = books.find_ledger(session, coop.id, school_year_start(today)) if session is not None else None
+    last_year = _last_year_ledger(session, coop, today)
     return [
         identity_step(coop),
-        membership_card or _membership_card(object_session(coop), coop, today, year_label),
-        _ledger_card(object_session(coop), coop, today, year_label),
-        _closing_card(object_session(coop), coop, today),
-        _reports_card(object_session(coop), coop, today),
+        membership_card or _membership_card(session, coop, today, year_label),
+        _ledger_card(session, current, year_label),
+        _closing_card(session, today, last_year, current),
+        _reports_card(session, coop, today, last_year),
         Step("mandate", "Mandataire", status, summary + coming_mandate_note(coop, today), action, "mandates.step"),
     ]
 
