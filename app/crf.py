@@ -317,7 +317,7 @@ def opening_balances(session: Session, ledger: Ledger) -> tuple[int, int]:
             sa.select(Account.code, sa.func.sum(EntryLine.amount_cents))
             .select_from(Entry)
             .join(EntryLine, EntryLine.entry_id == Entry.id)
-            .join(Account, books.by_account(EntryLine))
+            .join(Account, books.by_account(session, EntryLine))
             .where(
                 Entry.ledger_id == ledger.id,
                 Entry.kind.in_(books.OPENING_KINDS),

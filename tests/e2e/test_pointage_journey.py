@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from app.models import Coop
 from tests.conftest import PASSWORD
+from tests.e2e.conftest import axe_check, axe_on_every_page
 from tests.test_pointage import DATA, load_fixture_ledger
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +52,7 @@ def _flash(page, text: str) -> None:
 def test_reconcile_a_month_from_the_ofx_file(page, make_coop, db_check):
     coop = make_coop(42, iban="FR7610278360010002048500175")  # the account of the sample statements
     ids = _fixture_ledger(db_check, coop.id)
+    axe_on_every_page(page)  # every page reached below: no serious or critical accessibility violation
     _login(page, coop.login)
     page.goto(SCREEN)
     expect(page.get_by_role("heading", name="Pointage du compte bancaire — 2025-2026")).to_be_visible()
@@ -115,6 +117,7 @@ def test_reconcile_a_month_from_the_ofx_file(page, make_coop, db_check):
     assert page.url == url
     assert page.evaluate("() => window.pointageMarker") == MARKER
     assert _difference(page) == "0,00 €"
+    axe_check(page)  # the lines and the box as the script left them
 
 
 def test_pointage_without_javascript(browser, live_server, make_coop, db_check):
