@@ -165,7 +165,7 @@ def postgres_engine_options(config: Mapping[str, Any]) -> dict[str, Any]:
 
     `random_page_cost=1.1`: the planner's default (4) assumes spinning disks and makes it read every
     coop's lines (a sequential scan) rather than the few of one ledger by index: a coop's home page
-    then cost 25 ms instead of 2 on a database of a few years (bench/independence.py). 1.1 is the
+    then spent 15 to 20 ms on each of two such sums instead of 1 or 2 (bench/independence.py). 1.1 is the
     usual setting for SSD storage; a DBA setting it in postgresql.conf makes this one redundant."""
     options = dict(config["SQLALCHEMY_ENGINE_OPTIONS"])
     connect_args = dict(options.get("connect_args", {}))

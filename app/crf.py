@@ -309,7 +309,8 @@ def subsidy_origin(account: Account) -> str:
 
 
 def opening_balances(session: Session, ledger: Ledger) -> tuple[int, int]:
-    """(bank, cash) of the ledger's opening entry (zeros without one), summed by the database in one query.
+    """(bank, cash) of the ledger's opening entry and carried items (zeros without them), summed by the
+    database in one query.
 
     Items outstanding in the previous tool are part of the opening bank balance (app.ledger.CarriedItem)."""
     sums = dict(

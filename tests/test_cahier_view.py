@@ -9,16 +9,13 @@ import re
 import sqlalchemy as sa
 
 from app.models import Document, Entry
-from tests.test_ledger_web import (  # noqa: F401 - fixtures
-    CAHIER,
-    coop,
-    entry_id,
-    pdf_bytes,
-    png_bytes,
-    text,
-    upload,
-    year_of_entries,
-)
+from tests import test_ledger_web as web
+from tests.test_ledger_web import CAHIER, pdf_bytes, png_bytes, text, upload
+
+# the fixtures of the cash-book's web tests, used here by name
+coop = web.coop
+entry_id = web.entry_id
+year_of_entries = web.year_of_entries
 
 
 def _row_html(page: str, entry_id: int) -> str:

@@ -159,3 +159,26 @@ def test_another_coops_deleted_operation_stays_a_404(app, coop, make_coop, login
     owner.post(f"/coop/cahier/operation/{entry_id}/supprimer")
     intruder = login_as(coop, on=app.test_client())
     assert intruder.post(edit_url(entry_id), data=expense("", version="1")).status_code == 404
+
+
+def test_a_piece_number_taken_meanwhile_is_not_shown_as_a_change_of_the_operation(
+    app, coop, login_as, db_check, monkeypatch
+):
+    """A unique key lost to another save (piece number, action name) is said as such: no merge view."""
+    import sqlalchemy as sa
+
+    from app import ledger as books
+
+    entry_id = book(db_check, coop.id, piece="1", when=day(10, 2), bank=4560, splits=(("6181", 4560),), cheque="1")
+    client = login_as(coop, on=app.test_client())
+    form = {**_edit_form(client, entry_id), "cheque_number": "1", "label": "Nouveau libellé"}
+
+    def taken(*args, **kwargs):
+        raise sa.exc.IntegrityError("UPDATE entry", {}, Exception("uq_entry_ledger_piece"))
+
+    monkeypatch.setattr(books, "update_entry", taken)
+    page = text(client.post(edit_url(entry_id), data=form))
+    assert "vient d'être utilisé ailleurs : changez-le, puis enregistrez à nouveau" in page
+    assert 'id="conflit"' not in page and "Votre saisie" not in page
+    assert input_value(page, "label") == "Nouveau libellé"  # what was typed stays in the form
+    assert entries(db_check)[0].label != "Nouveau libellé"  # nothing saved

@@ -2,7 +2,7 @@
 
 A year can hold 10,000 operations: rendering each of their 25-odd cells through Jinja macros
 took seconds (bench/cahier.py). The same markup is built here with plain string joins; every text
-coming from users is escaped with markupsafe.
+coming from users is escaped with the standard library's `html.escape` (quotes included).
 """
 
 from __future__ import annotations
@@ -94,10 +94,10 @@ def cahier_rows(
     )
     parts: list[bytes] = []
     append = parts.append
-    names = data.action_names
+    action_name = data.action_name
     for w in data.walked:
         entry_key, figures, bank, cash = w
-        key = (entry_key, names.get(figures.action_id, "") if figures.action_id else "")
+        key = (entry_key, action_name(figures))
         pieces = known.get(key) if entry_key else None
         if pieces is None or pieces[3] != bank or pieces[4] != cash:
             before, between, after = (

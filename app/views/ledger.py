@@ -57,6 +57,10 @@ bp = Blueprint("ledger", __name__)
 VOUCHER_MAX_BYTES = 10 * 1024 * 1024
 _FORM_TOKEN = re.compile(r"[0-9a-f]{32}")
 PIECE_TAKEN = "Ce numéro de pièce vient d'être utilisé : choisissez-en un autre."
+TAKEN_MEANWHILE = (
+    "Le numéro de pièce ou le nom d'action choisi vient d'être utilisé ailleurs : changez-le, puis enregistrez "
+    "à nouveau (rien n'a été enregistré)."
+)
 SPLIT_NATURES = ("expense", "income", "subsidy")
 
 
@@ -230,7 +234,8 @@ def _month(value: str | None, year: int) -> date | None:
 def cahier(year: int):
     _check_year(year)
     ledger = _find_ledger(year)
-    sort, action_id = request.args.get("tri", "date"), request.args.get("action", type=int)
+    sort = "piece" if request.args.get("tri") == "piece" else "date"  # a key of the page cache: two values only
+    action_id = request.args.get("action", type=int)
     filters, printing = _cahier_filters(), bool(request.args.get("impression"))
     month = _month(request.args.get("mois"), year)
     data, rows = None, b""
@@ -459,8 +464,17 @@ def _submit_edit(form: EntryForm, entry: Entry, year: int):
         _store_vouchers(entry, form.voucher_uploads())
         return _with_bank_warning(entry.ledger, uncleared)
 
-    outcome = uow.run(save, form=form, fields=ENTRY_FIELDS)
-    if outcome.conflict or form.version.errors:  # changed meanwhile: never overwrite, show both to merge
+    lost_race: list[IntegrityError] = []
+
+    def unique_key(exc: Exception) -> str | None:
+        """A piece number or action name taken meanwhile elsewhere: not a change of this operation."""
+        if isinstance(exc, IntegrityError):
+            lost_race.append(exc)
+            return TAKEN_MEANWHILE
+        return None
+
+    outcome = uow.run(save, form=form, fields=ENTRY_FIELDS, on_conflict=unique_key)
+    if (outcome.conflict and not lost_race) or form.version.errors:  # changed meanwhile: show both to merge
         return _conflict_form(form, entry_id)
     if not outcome.ok:
         return _render_form(form, year, entry)
@@ -522,7 +536,8 @@ def _deleted_meanwhile(entry_id: int):
                 AuditEvent.entity_id == entry_id,
                 AuditEvent.coop_id == current_coop_id(),
             )
-            .order_by(AuditEvent.id.desc())
+            # newest first along the (coop, created_at) index: only this coop's events are read
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
             .limit(1)
         )
     if deletion is None:
