@@ -432,14 +432,7 @@ def _walk(figures: list[tuple[EntryKey, EntryFigures]]) -> tuple[list[Walked], d
         if cleared is None and (bank_in or bank_out) and kind != "opening":
             uncleared += 1
         append((key, f, bank, cash))
-    totals = {
-        "bank_in": bank_in_total,
-        "bank_out": bank_out_total,
-        "cash_in": cash_in_total,
-        "cash_out": cash_out_total,
-        "advance_in": advance_in_total,
-        "advance_out": advance_out_total,
-    }
+    totals = _in_out(bank_in_total, bank_out_total, cash_in_total, cash_out_total, advance_in_total, advance_out_total)
     return walked, totals, by_account, uncleared
 
 
@@ -481,15 +474,12 @@ def _totals(shown: list[Walked]) -> tuple[dict[str, int], dict[int, int]]:
         advance_out += f.advance_out
         for account_id, value in f.amounts:
             by_account[account_id] = by_account.get(account_id, 0) + value
-    totals = {
-        "bank_in": bank_in,
-        "bank_out": bank_out,
-        "cash_in": cash_in,
-        "cash_out": cash_out,
-        "advance_in": advance_in,
-        "advance_out": advance_out,
-    }
-    return totals, by_account
+    return _in_out(bank_in, bank_out, cash_in, cash_out, advance_in, advance_out), by_account
+
+
+def _in_out(*sums: int) -> dict[str, int]:
+    """The in/out totals by column name (bank, cash, advance), in that order."""
+    return dict(zip(("bank_in", "bank_out", "cash_in", "cash_out", "advance_in", "advance_out"), sums, strict=True))
 
 
 def _months(walked: list[Walked]) -> list[date]:

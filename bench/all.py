@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from psycopg import sql
 
-from app import auth, clock, create_app
+from app import auth, clock
 from app.extensions import db
 from app.ledger import current_start_year
 from app.models import User
@@ -99,21 +99,8 @@ def _sync_sequences(app) -> None:
 
 
 def run(url: str, entries: int, requests: int) -> list[Row]:
-    from flask_migrate import upgrade
-
-    app = create_app(
-        {
-            "COOP85_ENV": "testing",
-            "SECRET_KEY": "x" * 40,
-            "SQLALCHEMY_DATABASE_URI": url,
-            "WTF_CSRF_ENABLED": False,
-            "RATELIMIT_ENABLED": False,
-            "ARGON2_PARAMS": FAST,
-            "LOG_LEVEL": "WARNING",
-        }
-    )
+    app = independence.make_app(url)  # the bench app, migrated
     with app.app_context():
-        upgrade()
         db.session.add(
             User(
                 login="secretariat",

@@ -77,6 +77,7 @@ class Independence:
 
 
 def make_app(url: str):
+    """The benches' app on the database `url`, migrated (no CSRF nor rate limit, a cheap argon2)."""
     from flask_migrate import upgrade
 
     app = create_app(

@@ -189,20 +189,17 @@ def _membership_card(session: Session | None, coop: Coop, today: date, year_labe
     return membership_step(year, membership, has_previous, year_label, today)
 
 
-def _ledger_card(session: Session | None, found, year_label: str) -> Step:
-    """The cash-book card: the year's (`found`, this school year's ledger or None) bank, cash and advance
+def _ledger_card(session: Session | None, current, year_label: str) -> Step:
+    """The cash-book card: the year's (`current`, this school year's ledger or None) bank, cash and advance
     balances and the lines left to point.
 
     A negative bank balance is allowed but shown as a warning, and the card then asks for a look.
     """
-    import sqlalchemy as sa
-
     from app import ledger as books
-    from app.models import Entry
+    from app.closing import has_entries
 
     title = f"Cahier de comptabilité {year_label}"
-    has_entries = found is not None and session.scalar(sa.select(Entry.id).where(Entry.ledger_id == found.id).limit(1))
-    if not has_entries:
+    if current is None or not has_entries(session, current):
         return Step(
             "ledger",
             title,
@@ -212,8 +209,8 @@ def _ledger_card(session: Session | None, found, year_label: str) -> Step:
             "Ouvrir le cahier",
             "ledger.cahier_current",
         )
-    balances = books.balances(session, found)
-    uncleared = books.uncleared_count(session, found)
+    balances = books.balances(session, current)
+    uncleared = books.uncleared_count(session, current)
     summary = f"Banque : {_euros(balances.bank)} · caisse : {_euros(balances.cash)}"
     if balances.advance:
         summary += f" · régies d'avance en cours : {_euros(balances.advance)}"
