@@ -83,6 +83,27 @@ def generate_csv(count: int, start_year: int, *, refunds: bool, seed: int = 1) -
     return ("\ufeff" + "\r\n".join(lines) + "\r\n").encode("utf-8")
 
 
+def import_year(app, number: int, year: int, count: int, *, refunds: bool = False) -> tuple[int, float, int]:
+    """Import a generated year of `count` operations into a fresh coop numbered `number`, committed.
+
+    Returns the operations imported, the seconds taken (parsing, checks, inserts, commit) and the
+    file's size in bytes. Also used by `bench/all.py`."""
+    from app import cahier, ledger
+
+    content = generate_csv(count, year, refunds=refunds, seed=number)
+    with app.app_context():
+        coop = Coop(number=number, name=f"Coop {number}", school_name="École", postal_code="85000")
+        db.session.add(coop)
+        db.session.commit()
+        start = time.perf_counter()
+        book = ledger.open_ledger(db.session, coop, year)
+        imported = cahier.import_cahier(db.session, book, content, by=None)
+        db.session.commit()
+        elapsed = time.perf_counter() - start
+        db.session.remove()
+    return imported, elapsed, len(content)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, nargs="+", default=[5000, 10000])
@@ -102,25 +123,13 @@ def main() -> None:
         )
         from flask_migrate import upgrade
 
-        from app import cahier, ledger
-
         with app.app_context():
             upgrade()
         year = 2024
         print(f"Base : {url.split('://')[0]}")
         for number, count in enumerate(args.entries, start=1):
-            content = generate_csv(count, year, refunds=args.refunds, seed=number)
-            with app.app_context():
-                coop = Coop(number=number, name=f"Coop {number}", school_name="École", postal_code="85000")
-                db.session.add(coop)
-                db.session.commit()
-                start = time.perf_counter()
-                book = ledger.open_ledger(db.session, coop, year)
-                imported = cahier.import_cahier(db.session, book, content, by=None)
-                db.session.commit()
-                elapsed = time.perf_counter() - start
-                db.session.remove()
-            print(f"{count:>6} lignes ({len(content) // 1024} Ko) : {imported} opérations importées en {elapsed:.2f} s")
+            imported, elapsed, size = import_year(app, number, year, count, refunds=args.refunds)
+            print(f"{count:>6} lignes ({size // 1024} Ko) : {imported} opérations importées en {elapsed:.2f} s")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,12 @@
 
 Seeds each year with bench/cahier.py's generator (about 10 % of the bank lines left uncleared, so a
 10,000-entry year lists several hundred outstanding cheques and deposits), then reports the median
-of: computing the CRF from the ledger (`app.crf.compute_crf`), reading it back from the stored
-figures (`Crf.from_record`), rendering the CRF template, the CRF PDF (`app.crf_pdf`: the xhtml2pdf
-summary and the annexes drawn by `app.pdf_tables`), the quitus PDF and a membership attestation
-PDF. The generator books no durable goods: `--inventory N` (default 50) adds N lines to the
-inventory register of each CRF. Target (issue 17 §3): CRF PDF ≤ 1 s for 10,000 entries, quitus and
+of: computing the CRF from the ledger (`app.crf.compute_crf`, what closing the year does), the CRF
+PDF as its page builds it (figures read back from the stored record with `Crf.from_record`, the
+template, then `app.crf_pdf`: the xhtml2pdf summary and the annexes drawn by `app.pdf_tables`), the
+quitus PDF and a membership attestation PDF (`documents()`, also used by `bench/all.py`). The
+generator books no durable goods: `--inventory N` (default 50) adds N lines to the inventory
+register of each CRF. Target (issue 17 §3): CRF PDF ≤ 1 s for 10,000 entries, quitus and
 attestation ≤ 300 ms.
 """
 
@@ -107,49 +108,95 @@ def _attestation_html() -> str:
     )
 
 
-def measure(app, number: int, count: int, year: int, repeat: int, inventory: int) -> None:
-    """Print the times for the year of coop `number` (`count` entries)."""
+def documents(app, coop_id: int, year: int, inventory: int = 50) -> dict[str, object]:
+    """What a coop's year-end documents cost, as callables timed by this script and by bench/all.py:
+
+    - "compute": the CRF computed from the ledger (`compute_crf`, what closing the year does);
+    - "crf": the CRF PDF as its page builds it (figures read back from the stored record, HTML, PDF);
+    - "quitus", "attestation": the quitus and membership attestation PDFs (HTML, PDF).
+
+    Each callable returns what it built; "uncleared" and "inventory" give the listing's sizes.
+    """
     with app.test_request_context():
-        ledger = find_ledger(db.session, db.session.get(Coop, number).id, year)
-        ms_compute, crf = _median(lambda: year_figures.compute_crf(db.session, ledger), repeat)
-        record = crf.to_record()
-        ms_read, crf = _median(lambda: year_figures.Crf.from_record(record), repeat)
-        crf = _inventory(crf, inventory)
-        crf = dataclasses.replace(crf, verification=year_figures.Verification("ABCDE-FGHIJ", "0" * 64))
-        issued_on = "15/09/2025"
-        context = dict(
+        ledger = find_ledger(db.session, coop_id, year)
+        record = year_figures.compute_crf(db.session, ledger).to_record()
+        db.session.remove()
+    issued_on = "15/09/2025"
+    verify_url = "https://portail.example/admin/clotures/verifier?code=ABCDE-FGHIJ"
+
+    def compute():
+        with app.test_request_context():
+            found = year_figures.compute_crf(db.session, find_ledger(db.session, coop_id, year))
+            db.session.remove()
+        return found
+
+    def read_back():
+        crf = _inventory(year_figures.Crf.from_record(record), inventory)
+        return dataclasses.replace(crf, verification=year_figures.Verification("ABCDE-FGHIJ", "0" * 64))
+
+    def crf_html(crf) -> str:
+        return render_template(
+            "pdf/crf.html",
             crf=crf,
             federation=None,
             report=None,
             denomination_label=denomination_label,
             issued_on=issued_on,
-            verify_url="https://portail.example/admin/clotures/verifier?code=ABCDE-FGHIJ",
-            qr_code=qr_data_uri("https://portail.example/admin/clotures/verifier?code=ABCDE-FGHIJ"),
+            verify_url=verify_url,
+            qr_code=qr_data_uri(verify_url),
             annexes=crf_document.annexes(crf),
             footer=crf_document.footer(crf, issued_on),
         )
-        ms_html, html = _median(lambda: render_template("pdf/crf.html", **context), repeat)
-        ms_pdf, pdf = _median(lambda: crf_document.render_crf_pdf(html, app.static_folder, crf, issued_on), repeat)
-        pages = len(PdfReader(io.BytesIO(pdf)).pages)
-        quitus = render_template(
-            "pdf/quitus.html",
-            crf=crf,
-            federation=None,
-            auditors=[{"name": "Paul Martin", "quality": "parent"}],
-            mandataire="Claire Moreau",
-            qualities=AUDITOR_QUALITIES,
-            issued_on="15/09/2025",
-        )
-        ms_quitus, _ = _median(lambda: render_pdf(quitus, app.static_folder), repeat)
-        attestation = _attestation_html()
-        ms_attestation, _ = _median(lambda: render_pdf(attestation, app.static_folder), repeat)
-        print(
-            f"{count:>6} opérations ({len(crf.reconciliation.uncleared)} non pointées, {inventory} biens durables) : "
-            f"CRF calculé {ms_compute:6.1f} ms, relu {ms_read:5.1f} ms, HTML {ms_html:6.1f} ms, "
-            f"PDF {ms_pdf:7.1f} ms ({pages} pages, {len(pdf) // 1024} Ko) ; quitus PDF {ms_quitus:6.1f} ms ; "
-            f"attestation PDF {ms_attestation:6.1f} ms"
-        )
+
+    def crf_pdf() -> bytes:
+        with app.test_request_context():
+            crf = read_back()
+            return crf_document.render_crf_pdf(crf_html(crf), app.static_folder, crf, issued_on)
+
+    def quitus() -> bytes:
+        with app.test_request_context():
+            html = render_template(
+                "pdf/quitus.html",
+                crf=read_back(),
+                federation=None,
+                auditors=[{"name": "Paul Martin", "quality": "parent"}],
+                mandataire="Claire Moreau",
+                qualities=AUDITOR_QUALITIES,
+                issued_on=issued_on,
+            )
+            return render_pdf(html, app.static_folder)
+
+    def attestation() -> bytes:
+        with app.test_request_context():
+            return render_pdf(_attestation_html(), app.static_folder)
+
+    uncleared = len(year_figures.Crf.from_record(record).reconciliation.uncleared)
+    return {
+        "compute": compute,
+        "crf": crf_pdf,
+        "quitus": quitus,
+        "attestation": attestation,
+        "uncleared": uncleared,
+        "inventory": inventory,
+    }
+
+
+def measure(app, number: int, count: int, year: int, repeat: int, inventory: int) -> None:
+    """Print the times for the year of coop `number` (`count` entries)."""
+    with app.app_context():
+        coop_id = db.session.get(Coop, number).id
         db.session.remove()
+    built = documents(app, coop_id, year, inventory)
+    ms_compute, _ = _median(built["compute"], repeat)
+    ms_pdf, pdf = _median(built["crf"], repeat)
+    pages = len(PdfReader(io.BytesIO(pdf)).pages)
+    ms_quitus, _ = _median(built["quitus"], repeat)
+    ms_attestation, _ = _median(built["attestation"], repeat)
+    print(
+        f"{count:>6} opérations ({built['uncleared']} non pointées, {inventory} biens durables) : "
+        f"CRF calculé {ms_compute:6.1f} ms ; CRF PDF (relu, HTML, PDF) {ms_pdf:7.1f} ms ({pages} pages, "
+        f"{len(pdf) // 1024} Ko) ; quitus PDF {ms_quitus:6.1f} ms ; attestation PDF {ms_attestation:6.1f} ms"
+    )
 
 
 def main() -> None:

@@ -17,7 +17,9 @@ be missing, and nothing stored may have been reported as refused.
     .venv/bin/python bench/load.py [--coops 50] [--seconds 60] [--workers 4] [--think 1] [--ramp 10]
         [--database-url URL]
 
-Only loopback traffic; the run stops by itself.
+The clients start once a worker has answered a page (gunicorn's master accepts connections while
+its workers are still importing the application). Exit status 1 when the target is not met.
+`run()` and `report()` are also used by `bench/all.py`. Only loopback traffic; the run stops by itself.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -156,23 +159,91 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--coops", type=int, default=50)
-    parser.add_argument("--seconds", type=int, default=60)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--think", type=float, default=1.0, help="average pause between pages, in seconds")
-    parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which the clients arrive")
-    parser.add_argument("--database-url", default=None)
-    args = parser.parse_args()
+@dataclass
+class LoadResult:
+    """What a load run measured (durations in seconds)."""
 
+    coops: int
+    seconds: int
+    workers: int
+    think: float
+    ramp: float
+    database: str
+    elapsed: float
+    timings: list[float]  # every request, sorted
+    steady: list[float]  # requests started once every client had logged in, sorted
+    pages: dict[str, list[float]]  # "GET /coop/cahier/N" -> sorted durations
+    errors: Counter
+    tally: Counter  # answers to the saves
+    stored: int  # operations found in the database afterwards
+
+    @property
+    def acknowledged(self) -> int:
+        return self.tally["acknowledged"]
+
+    @property
+    def lost(self) -> bool:
+        return self.stored != self.acknowledged
+
+    @property
+    def correct(self) -> bool:
+        """No error, nothing acknowledged missing, and every client logged in and measured."""
+        return bool(self.steady) and not self.errors and not self.lost
+
+    @property
+    def steady_p50(self) -> float:
+        return statistics.median(self.steady) if self.steady else 0.0
+
+    @property
+    def steady_p95(self) -> float:
+        return _p95(self.steady)
+
+    @property
+    def met(self) -> bool:
+        return self.correct and self.steady_p95 <= TARGET_P95
+
+
+def _p95(values: list[float]) -> float:
+    return values[max(0, int(len(values) * 0.95) - 1)] if values else 0.0
+
+
+def _wait_until_serving(port: int, server: subprocess.Popen) -> None:
+    """Until a worker answers a page: the port accepts connections (gunicorn's master holds it) while
+    the workers still import the application, and those seconds must not count as the clients' wait."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"gunicorn s'est arrêté (code {server.returncode})")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            connection.request("GET", "/connexion")
+            if connection.getresponse().status == 200:
+                return
+        except (OSError, http.client.HTTPException):
+            time.sleep(0.2)
+        finally:
+            connection.close()
+    raise SystemExit("gunicorn ne répond pas")
+
+
+def run(
+    url: str | None = None,
+    *,
+    coops: int = 50,
+    seconds: int = 60,
+    workers: int = 4,
+    think: float = 1.0,
+    ramp: float = 10.0,
+) -> LoadResult:
+    """One load run on a fresh database (`url`, or a temporary SQLite file when None). Also used by
+    `bench/all.py`."""
     from app import clock, create_app
     from app.extensions import db
     from app.ledger import current_start_year
     from app.models import Coop, Entry, Ledger
 
     work = Path(tempfile.mkdtemp(prefix="coop85-load-"))
-    url = args.database_url or f"sqlite:///{work / 'load.sqlite'}"
+    url = url or f"sqlite:///{work / 'load.sqlite'}"
     env = {
         **os.environ,
         "COOP85_ENV": "production",
@@ -184,12 +255,12 @@ def main() -> None:
         # Every simulated coop logs in from 127.0.0.1: the per-address login limit would refuse most.
         "RATELIMIT_LOGIN": "1000 per minute",
         "LOG_LEVEL": "WARNING",
-        "COOP85_WORKERS": str(args.workers),
+        "COOP85_WORKERS": str(workers),
     }
     upgrade = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
     subprocess.run(upgrade, cwd=ROOT, env=env, check=True, capture_output=True)  # noqa: S603
     app = create_app({"COOP85_ENV": "testing", "SECRET_KEY": "x" * 40, "SQLALCHEMY_DATABASE_URI": url})
-    seed(app, args.coops)
+    seed(app, coops)
     year = current_start_year(clock.today())
     port = free_port()
     server = subprocess.Popen(  # noqa: S603
@@ -207,25 +278,20 @@ def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        _wait_until_serving(port, server)
         tally: Counter = Counter()
         lock = threading.Lock()
-        clients = [Client(port) for _ in range(args.coops)]
-        until = time.monotonic() + args.seconds
+        clients = [Client(port) for _ in range(coops)]
+        until = time.monotonic() + seconds
         started = time.monotonic()
         threads = [
-            threading.Thread(target=run_client, args=(c, f"085-{i + 1:03d}", year, until, tally, lock, args.think))
+            threading.Thread(target=run_client, args=(c, f"085-{i + 1:03d}", year, until, tally, lock, think))
             for i, c in enumerate(clients)
         ]
         for i, thread in enumerate(threads):  # arrivals spread over --ramp seconds, as people log in
             thread.start()
-            if args.ramp and i < len(threads) - 1:
-                time.sleep(args.ramp / len(threads))
+            if ramp and i < len(threads) - 1:
+                time.sleep(ramp / len(threads))
         for thread in threads:
             thread.join()
         elapsed = time.monotonic() - started
@@ -235,48 +301,83 @@ def main() -> None:
 
     with app.app_context():
         stored = db.session.scalar(
-            sa.select(sa.func.count()).select_from(Entry).join(Ledger).join(Coop).where(Coop.number <= args.coops)
+            sa.select(sa.func.count()).select_from(Entry).join(Ledger).join(Coop).where(Coop.number <= coops)
         )
-    timings = sorted(t for c in clients for t in c.timings)
-    errors = sum((c.errors for c in clients), Counter())
-    print(
-        f"{args.coops} coops, {args.seconds} s, gunicorn {args.workers} workers × 2 threads, {url.split(':')[0]}, "
-        f"pause moyenne entre deux pages {args.think:g} s, arrivées étalées sur {args.ramp:g} s"
-    )
-    print(f"requêtes : {len(timings)} ({len(timings) / elapsed:.0f}/s)")
-    if timings:
-        p95 = timings[int(len(timings) * 0.95) - 1]
-        print(f"latence : p50 {statistics.median(timings) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
+        for engine in db.engines.values():
+            engine.dispose()
     # steady state: once every client has logged in (the logins' argon2 checks are done)
     all_in = max((c.logged_in_at for c in clients), default=0.0)
-    steady = sorted(d for c in clients for at, d in c.started if at >= all_in)
-    steady_p95 = steady[max(0, int(len(steady) * 0.95) - 1)] if steady else 0.0
-    if steady:
-        print(
-            f"régime établi (toutes les coops connectées, {len(steady)} requêtes) : "
-            f"p50 {statistics.median(steady) * 1000:.0f} ms, p95 {steady_p95 * 1000:.0f} ms"
-        )
-    print(f"erreurs : {dict(errors) or 'aucune'}")
     pages: dict[str, list[float]] = {}
     for c in clients:
         for page, durations in c.by_page.items():
             pages.setdefault(page, []).extend(durations)
-    for page, durations in sorted(pages.items()):
-        durations.sort()
-        p95_page = durations[max(0, int(len(durations) * 0.95) - 1)]
-        print(
-            f"  {page:<40} {len(durations):>5} requêtes, p50 {statistics.median(durations) * 1000:5.0f} ms, "
-            f"p95 {p95_page * 1000:5.0f} ms"
-        )
-    print(
-        f"opérations : accusées {tally['acknowledged']}, en base {stored}, "
-        f"autres réponses {dict(tally - Counter(acknowledged=tally['acknowledged'])) or 'aucune'}"
+    return LoadResult(
+        coops=coops,
+        seconds=seconds,
+        workers=workers,
+        think=think,
+        ramp=ramp,
+        database=url.split(":")[0].split("+")[0],
+        elapsed=elapsed,
+        timings=sorted(t for c in clients for t in c.timings),
+        steady=sorted(d for c in clients for at, d in c.started if at >= all_in),
+        pages={page: sorted(durations) for page, durations in pages.items()},
+        errors=sum((c.errors for c in clients), Counter()),
+        tally=tally,
+        stored=stored,
     )
-    print("=> aucune perte" if stored == tally["acknowledged"] else "=> ÉCART entre accusées et enregistrées")
-    met = bool(steady) and not errors and stored == tally["acknowledged"] and steady_p95 <= TARGET_P95
-    verdict = "atteint" if met else "NON ATTEINT"
-    print(f"objectif (0 erreur, aucune perte, p95 ≤ {TARGET_P95 * 1000:.0f} ms en régime établi) : {verdict}")
-    sys.exit(0 if met else 1)
+
+
+def report(result: LoadResult) -> list[str]:
+    """The run in French, line by line."""
+    out = [
+        f"{result.coops} coops, {result.seconds} s, gunicorn {result.workers} workers × 2 threads, "
+        f"{result.database}, pause moyenne entre deux pages {result.think:g} s, "
+        f"arrivées étalées sur {result.ramp:g} s",
+        f"requêtes : {len(result.timings)} ({len(result.timings) / result.elapsed:.0f}/s)",
+    ]
+    if result.timings:
+        out.append(
+            f"latence : p50 {statistics.median(result.timings) * 1000:.0f} ms, p95 {_p95(result.timings) * 1000:.0f} ms"
+        )
+    if result.steady:
+        out.append(
+            f"régime établi (toutes les coops connectées, {len(result.steady)} requêtes) : "
+            f"p50 {result.steady_p50 * 1000:.0f} ms, p95 {result.steady_p95 * 1000:.0f} ms"
+        )
+    out.append(f"erreurs : {dict(result.errors) or 'aucune'}")
+    for page, durations in sorted(result.pages.items()):
+        out.append(
+            f"  {page:<40} {len(durations):>5} requêtes, p50 {statistics.median(durations) * 1000:5.0f} ms, "
+            f"p95 {_p95(durations) * 1000:5.0f} ms"
+        )
+    others = dict(result.tally - Counter(acknowledged=result.acknowledged)) or "aucune"
+    out.append(f"opérations : accusées {result.acknowledged}, en base {result.stored}, autres réponses {others}")
+    out.append("=> ÉCART entre accusées et enregistrées" if result.lost else "=> aucune perte")
+    verdict = "atteint" if result.met else "NON ATTEINT"
+    out.append(f"objectif (0 erreur, aucune perte, p95 ≤ {TARGET_P95 * 1000:.0f} ms en régime établi) : {verdict}")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--coops", type=int, default=50)
+    parser.add_argument("--seconds", type=int, default=60)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--think", type=float, default=1.0, help="average pause between pages, in seconds")
+    parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which the clients arrive")
+    parser.add_argument("--database-url", default=None)
+    args = parser.parse_args()
+    result = run(
+        args.database_url,
+        coops=args.coops,
+        seconds=args.seconds,
+        workers=args.workers,
+        think=args.think,
+        ramp=args.ramp,
+    )
+    print("\n".join(report(result)))
+    sys.exit(0 if result.met else 1)
 
 
 if __name__ == "__main__":

@@ -95,6 +95,38 @@ def as_qif(rows) -> bytes:
     return "\r\n".join(out).encode("cp1252")
 
 
+def import_twice(app, number: int, content: bytes) -> tuple[float, float, float, int]:
+    """Import `content` into a fresh coop numbered `number`, then again (nothing added), each committed.
+
+    Returns the seconds of the first import, of its parsing alone and of the second import, and the
+    lines stored; raises AssertionError when the second import adds anything or a line is missing.
+    Also used by `bench/all.py`."""
+    with app.app_context():
+        coop = Coop(number=number, name=f"Coop {number}", school_name="École", postal_code="85000")
+        db.session.add(coop)
+        db.session.commit()
+        coop_id = coop.id
+        times, parse = [], 0.0
+        for attempt in range(2):
+            start = time.perf_counter()
+            parsed = parse_statement(content)
+            parsed_at = time.perf_counter()
+            result = rec.import_statement(db.session, coop_id, parsed, filename="releve", content=content, by=None)
+            db.session.commit()
+            times.append(time.perf_counter() - start)
+            if attempt == 0:
+                parse = parsed_at - start
+                assert result.added == len(parsed.lines), result
+            else:
+                assert result.added == 0 and result.statement is None, result
+        stored = db.session.scalar(
+            sa.select(sa.func.count()).select_from(StatementLine).where(StatementLine.coop_id == coop_id)
+        )
+        assert stored == len(parsed.lines), (stored, len(parsed.lines))
+        db.session.remove()
+    return times[0], parse, times[1], stored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=20_000)
@@ -116,30 +148,10 @@ def main() -> None:
             parse_times, first_times, again_times = [], [], []
             for _ in range(args.runs):
                 number += 1
-                with app.app_context():
-                    coop = Coop(number=number, name=f"Coop {number}", school_name="École", postal_code="85000")
-                    db.session.add(coop)
-                    db.session.commit()
-                    coop_id = coop.id
-                    for times in (first_times, again_times):
-                        start = time.perf_counter()
-                        parsed = parse_statement(content)
-                        parsed_at = time.perf_counter()
-                        result = rec.import_statement(
-                            db.session, coop_id, parsed, filename="releve", content=content, by=None
-                        )
-                        db.session.commit()
-                        times.append(time.perf_counter() - start)
-                        if times is first_times:
-                            parse_times.append(parsed_at - start)
-                            assert result.added == len(parsed.lines), result
-                        else:
-                            assert result.added == 0 and result.statement is None
-                    stored = db.session.scalar(
-                        sa.select(sa.func.count()).select_from(StatementLine).where(StatementLine.coop_id == coop_id)
-                    )
-                    assert stored == len(parsed.lines)
-                    db.session.remove()
+                first, parse, again, _ = import_twice(app, number, content)
+                first_times.append(first)
+                parse_times.append(parse)
+                again_times.append(again)
             first, parse, again = (statistics.median(t) for t in (first_times, parse_times, again_times))
             print(
                 f"{name:<20} ({len(content) // 1024:5d} Ko) : import {first:6.2f} s "
