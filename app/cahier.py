@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -98,11 +98,10 @@ Walked = tuple
 class Cahier:
     """The classic view of a year: the operations shown (`walked`), with totals and balances.
 
-    `rows` (one `Row` per operation shown, with account codes and action names) is built on first use
-    only: after a save, the classic view renders from `walked` and its per-operation cache, and never
-    needs the 10,000 `Row` objects of a large year (bench/cahier.py)."""
+    `walked` is given, or made on first use by `walk_later` (the whole year's view after a save
+    renders day by day from `app.cahier_days` and never needs it). `rows` (one `Row` per operation
+    shown, with account codes and action names) is built on first use only."""
 
-    walked: list[Walked]
     accounts: list[AccountColumn]
     totals: dict[str, int]
     account_totals: dict[str, int]
@@ -110,11 +109,20 @@ class Cahier:
     cash_balance: int
     advance_balance: int
     uncleared_count: int
+    count: int  # operations shown
     carried: tuple[int, int] | None = None  # month view: (bank, cash) balances at the end of the month before
     months: list[date] = field(default_factory=list)  # months that have operations, for the month view
     codes: dict[int, str] = field(default_factory=dict)  # split account id -> code
     action_names: dict[int, str] = field(default_factory=dict)
+    walk_later: Callable[[], list[Walked]] | None = field(default=None, repr=False)
+    _walked: list[Walked] | None = field(default=None, repr=False)
     _rows: list[Row] | None = field(default=None, repr=False)
+
+    @property
+    def walked(self) -> list[Walked]:
+        if self._walked is None:
+            self._walked = self.walk_later() if self.walk_later is not None else []
+        return self._walked
 
     @property
     def rows(self) -> list[Row]:
@@ -194,6 +202,23 @@ EntryKey = tuple  # (entry id, version, created_at as the database returns it)
 _BY_IDS_LIMIT = 500
 
 
+def entry_columns() -> tuple:
+    """What `current_figures` reads of each operation: its key (id, version, created_at as the database
+    returns it), then piece, date, label, mode, cheque, kind and action."""
+    return (
+        Entry.id,
+        Entry.version,
+        sa.type_coerce(Entry.created_at, sa.String),
+        Entry.piece,
+        Entry.date,
+        Entry.label,
+        Entry.payment_mode,
+        Entry.cheque_number,
+        Entry.kind,
+        Entry.action_id,
+    )
+
+
 def current_figures(
     session: Session, ledger: Ledger, known: Mapping[EntryKey, EntryFigures] | None = None
 ) -> list[tuple[EntryKey, EntryFigures]]:
@@ -207,18 +232,7 @@ def current_figures(
     the one before, so a key can only be paired with its own figures or newer ones (such a key is
     then never current again)."""
     connection = session.connection()
-    columns = (
-        Entry.id,
-        Entry.version,
-        sa.type_coerce(Entry.created_at, sa.String),
-        Entry.piece,
-        Entry.date,
-        Entry.label,
-        Entry.payment_mode,
-        Entry.cheque_number,
-        Entry.kind,
-        Entry.action_id,
-    )
+    columns = entry_columns()
     in_order = (Entry.date, Entry.id)
     if not known:
         known = {}
@@ -241,33 +255,38 @@ def current_figures(
             for key, _none in keyed
             if key in known or (row := fresh.get(key[0])) is not None
         ]
-    missing = [row[0] for key, row in keyed if row is not None and key not in known]
-    by_ids = missing if len(missing) <= _BY_IDS_LIMIT else None
-    sums = _line_sums(session, ledger, by_ids) if missing else {}
-    vouchers = _voucher_counts(session, ledger, by_ids) if missing else {}
-    result = []
-    append = result.append
-    for key, row in keyed:
-        figures = known.get(key)
-        if figures is None:
-            entry_id, version, _created, piece, day, label, mode, cheque, kind, action_id = row
-            s = sums.get(entry_id) or _NO_LINES
-            figures = EntryFigures(
-                entry_id,
-                version,
-                piece,
-                day,
-                label,
-                mode,
-                cheque,
-                kind,
-                action_id,
-                *s[:7],
-                s[7],
-                vouchers.get(entry_id, 0),
-            )
-        append((key, figures))
-    return result
+    fresh_rows = [row for key, row in keyed if row is not None and key not in known]
+    made = figures_of(session, ledger, fresh_rows, whole=len(fresh_rows) > _BY_IDS_LIMIT)
+    return [(key, known.get(key) or made[key[0]]) for key, _row in keyed]
+
+
+def figures_of(session: Session, ledger: Ledger, rows: list, *, whole: bool = False) -> dict[int, EntryFigures]:
+    """The figures of the operations read with `entry_columns()`, by entry id: their lines and vouchers are
+    read by ids (or for the whole ledger when `whole`, cheaper for many operations)."""
+    if not rows:
+        return {}
+    by_ids = None if whole else [row[0] for row in rows]
+    sums = _line_sums(session, ledger, by_ids)
+    vouchers = _voucher_counts(session, ledger, by_ids)
+    made = {}
+    for row in rows:
+        entry_id, version, _created, piece, day, label, mode, cheque, kind, action_id = row
+        s = sums.get(entry_id) or _NO_LINES
+        made[entry_id] = EntryFigures(
+            entry_id,
+            version,
+            piece,
+            day,
+            label,
+            mode,
+            cheque,
+            kind,
+            action_id,
+            *s[:7],
+            s[7],
+            vouchers.get(entry_id, 0),
+        )
+    return made
 
 
 _NO_LINES = (0, 0, 0, 0, 0, 0, None, ())
@@ -347,44 +366,74 @@ def build_cahier(
     # need it. This page must stay fast for a 10,000-operation year (see bench/cahier.py).
     if figures is None:
         figures = current_figures(session, ledger)
-    connection = session.connection()
-    action_names = dict(
-        connection.execute(sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)).all()
-    )
-    split_accounts = {a.id: a for a in session.scalars(sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)))}
+    action_names, split_accounts = reference_names(session, ledger)
     walked, year_totals, used, uncleared = _walk(figures)
-    bank, cash, advance = (
-        year_totals["bank_in"] - year_totals["bank_out"],
-        year_totals["cash_in"] - year_totals["cash_out"],
-        year_totals["advance_in"] - year_totals["advance_out"],
-    )
     shown, carried = _filtered(
         walked, split_accounts, month=month, text=text, account=account, action_id=action_id, mode=mode
     )
     if sort == "piece":
         shown = sorted(shown, key=lambda w: piece_key(w[1].piece))
     totals, by_account = (year_totals, used) if shown is walked else _totals(shown)
+    return assemble(
+        (action_names, split_accounts),
+        year_totals,
+        totals,
+        by_account,
+        uncleared,
+        len(shown),
+        carried=carried,
+        months=_months(walked),
+        walked=shown,
+    )
+
+
+def reference_names(session: Session, ledger: Ledger) -> tuple[dict[int, str], dict[int, Account]]:
+    """The coop's action names by id, and the split accounts (charges, products, subsidies) by id."""
+    action_names = dict(
+        session.connection().execute(sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)).all()
+    )
+    split_accounts = {a.id: a for a in session.scalars(sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)))}
+    return action_names, split_accounts
+
+
+def assemble(
+    names: tuple[dict[int, str], dict[int, Account]],
+    year_totals: dict[str, int],
+    totals: dict[str, int],
+    by_account: dict[int, int],
+    uncleared: int,
+    count: int,
+    *,
+    carried: tuple[int, int] | None = None,
+    months: list[date],
+    walked: list[Walked] | None = None,
+    walk_later: Callable[[], list[Walked]] | None = None,
+) -> Cahier:
+    """The classic view from its sums: the year's in/out totals give the balances; `totals` and `by_account`
+    are those of the operations shown (the account columns are the accounts they use)."""
+    action_names, split_accounts = names
     accounts = sorted(
-        (AccountColumn(a.code, a.display_code, a.label, a.nature) for a in (split_accounts[i] for i in used)),
+        (AccountColumn(a.code, a.display_code, a.label, a.nature) for a in (split_accounts[i] for i in by_account)),
         key=lambda a: (a.nature != "expense", a.display_code),
     )
     account_totals = {a.code: 0 for a in accounts}
     for account_id, total in by_account.items():
         account_totals[split_accounts[account_id].code] = total
-    codes = {account_id: a.code for account_id, a in split_accounts.items()}
     return Cahier(
-        shown,
         accounts,
         totals,
         account_totals,
-        bank,
-        cash,
-        advance,
+        year_totals["bank_in"] - year_totals["bank_out"],
+        year_totals["cash_in"] - year_totals["cash_out"],
+        year_totals["advance_in"] - year_totals["advance_out"],
         uncleared,
+        count,
         carried,
-        _months(walked),
-        codes,
+        months,
+        {account_id: a.code for account_id, a in split_accounts.items()},
         action_names,
+        walk_later,
+        walked,
     )
 
 
@@ -984,6 +1033,12 @@ def import_cahier(
                 "version": 1,
             }
         )
+    # Bulk inserts bypass the flush listener that bumps the revision (the classic view's cache key) and
+    # stamps each entry with it (app.cahier_days reads the entries changed since a revision).
+    session.execute(sa.update(Ledger).where(Ledger.id == ledger.id).values(revision=Ledger.revision + 1))
+    revision = session.scalar(sa.select(Ledger.revision).where(Ledger.id == ledger.id))
+    for entry in entries:
+        entry["ledger_revision"] = revision
     if entries:
         # Core executemany (one statement, no RETURNING: the ORM's bulk RETURNING path is quadratic on
         # SQLite); pieces are unique in a ledger, so one query gives the new ids back.
@@ -1007,8 +1062,6 @@ def import_cahier(
                 for code, amount in row.lines
             ],
         )
-    # Bulk inserts bypass the flush listener that bumps the revision (the classic view's cache key).
-    session.execute(sa.update(Ledger).where(Ledger.id == ledger.id).values(revision=Ledger.revision + 1))
     session.expire(ledger, ["revision", "entries"])
     audit.record(
         session,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     or_,
+    select,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
@@ -100,6 +101,8 @@ class Entry(db.Model):
         CheckConstraint(f"payment_mode IN {PAYMENT_MODES!r}", name="payment_mode"),
         # the classic view after a save reads every operation's key in date order from this index alone
         Index("ix_entry_ledger_keys", "ledger_id", "date", "id", "version", "created_at"),
+        # ... and only the operations changed since the revision it last showed (app.cahier_days)
+        Index("ix_entry_ledger_revision", "ledger_id", "ledger_revision"),
         # the back office's list of every coop's operations: newest first, or one coop's
         Index("ix_entry_date", "date"),
         Index("ix_entry_coop_date", "coop_id", "date"),
@@ -121,6 +124,9 @@ class Entry(db.Model):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The ledger's revision made by the entry's last change (its lines and vouchers included): set in the
+    # same transaction by `_bump_ledger_revisions`. 0 for rows written in bulk (app.cahier_days copes).
+    ledger_revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     ledger: Mapped[Ledger] = relationship(back_populates="entries")
     action: Mapped[Action | None] = relationship()
@@ -181,44 +187,55 @@ class Document(db.Model):
     annual_report_id: Mapped[int | None] = mapped_column(ForeignKey("annual_report.id", ondelete="CASCADE"), index=True)
 
 
-def _bump_entry_version(session: Session, entry: Entry | None) -> None:
-    """A change to a line (its amount, its pointage) is a change of its entry: the entry's version moves
-    too, so that whatever is kept by (entry id, version), such as the classic view's rows, is never stale.
+def _bump_entry_version(session: Session, entry: Entry) -> None:
+    """A change to a line (its amount, its pointage) or to a voucher is a change of its entry: its version
+    moves too, so that whatever is kept by (entry id, version), such as the classic view's rows, is never
+    stale, and it is stamped with its ledger's new revision (called once that revision is made).
 
-    An entry that is itself updated gets its new version from the ORM. Otherwise one UPDATE of the
-    version column only (not an ORM change of the entry: the pointage of a closed year's line stays
-    allowed by the closed-year guard), and the loaded entry is told its new version."""
-    if entry is None or entry.id is None or entry in session.deleted or entry in session.new:
-        return
-    if session.is_modified(entry, include_collections=False):
-        return
+    One UPDATE of those two columns only (not an ORM change of the entry: the pointage of a closed
+    year's line stays allowed by the closed-year guard), and the loaded entry is told its new version."""
     version = entry.version or 0  # read (or loaded) before the UPDATE below
     session.execute(
         update(Entry)
         .where(Entry.id == entry.id)
-        .values(version=Entry.version + 1)
+        .values(version=Entry.version + 1, ledger_revision=_revision_of(Entry.ledger_id))
         .execution_options(synchronize_session=False)
     )
     set_committed_value(entry, "version", version + 1)
 
 
+def _revision_of(ledger_id):
+    """The current revision of a ledger, as SQL (read in the flush, after the bump)."""
+    return select(Ledger.revision).where(Ledger.id == ledger_id).scalar_subquery()
+
+
 @event.listens_for(Session, "before_flush")
 def _bump_ledger_revisions(session: Session, _context, _instances) -> None:
-    """Any change to entries, lines, vouchers or actions bumps the revision of the ledgers it shows in."""
+    """Any change to entries, lines, vouchers or actions bumps the revision of the ledgers it shows in,
+    and stamps each changed entry with that new revision (`Entry.ledger_revision`)."""
     ledger_ids: set[int] = set()
     coop_ids: set[int] = set()
+    stamped: dict[int, Entry] = {}  # entries written by the ORM in this flush (new or with changed columns)
+    bumped: dict[int, Entry] = {}  # entries changed through a line or a voucher only
     for obj in (*session.new, *session.dirty, *session.deleted):
+        through_child = False
         if isinstance(obj, EntryLine):
             obj = obj.entry if obj.entry is not None else session.get(Entry, obj.entry_id)
-            _bump_entry_version(session, obj)
+            through_child = True
         elif isinstance(obj, Document) and obj.entry_id is not None:
             # a voucher added or removed changes what the operation shows (the paperclip's count)
             obj = session.get(Entry, obj.entry_id)
-            _bump_entry_version(session, obj)
-        if isinstance(obj, Entry) and obj is not None:
+            through_child = True
+        if isinstance(obj, Entry):
             ledger = obj.ledger
             if ledger is not None and ledger.id is not None:
                 ledger_ids.add(ledger.id)
+            if obj in session.deleted:
+                continue
+            if obj in session.new or session.is_modified(obj, include_collections=False):
+                stamped[id(obj)] = obj
+            elif through_child and obj.id is not None:
+                bumped[id(obj)] = obj
         elif isinstance(obj, Action) and obj.coop_id is not None:
             coop_ids.add(obj.coop_id)
     if ledger_ids or coop_ids:
@@ -228,3 +245,10 @@ def _bump_ledger_revisions(session: Session, _context, _instances) -> None:
             .values(revision=Ledger.revision + 1)
             .execution_options(synchronize_session=False)
         )
+    for key, entry in bumped.items():
+        if key not in stamped:
+            _bump_entry_version(session, entry)
+    for entry in stamped.values():
+        ledger_id = entry.ledger_id if entry.ledger_id is not None else getattr(entry.ledger, "id", None)
+        if ledger_id is not None:
+            entry.ledger_revision = _revision_of(ledger_id)

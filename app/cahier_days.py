@@ -1,0 +1,156 @@
+"""The classic view's year kept by day between requests, brought up to date from what changed since.
+
+A mandataire saves an operation and lands on the classic view: that first view after a save is the
+common one. Reading and walking the whole year again cost five times a repeated view for a year of
+10,000 operations (bench/cahier.py). Instead, each process keeps per ledger the year as of one of
+the ledger's revisions (`Year`): its operations grouped by date (`Day`, each with the day's sums).
+To bring it up to date, it reads:
+
+- the operations stamped with a later revision: `Entry.ledger_revision` is the revision that the
+  entry's last change (its lines and vouchers included) gave its ledger, written in the same
+  transaction (`app.models.ledger._bump_ledger_revisions`);
+- the number of the ledger's operations. When it differs from what the kept year and the changed
+  operations make, some operations went (deleted) or came without a stamp (rows written in bulk):
+  the ledger's ids are read to find the deleted ones, and the year is read again from scratch if
+  any came without a stamp.
+
+Only the days those operations left or joined are summed again; the running balances are carried
+over the days (a few hundred), not over every operation. Never stale: the revision recorded is the
+one read before the changes, so a change committed meanwhile is read again next time (reading a
+change twice is harmless: an operation is always replaced by id).
+
+Pure domain code: no Flask; the cache that holds the `Year` objects lives in the web layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.cahier import EntryFigures, EntryKey, current_figures, entry_columns, figures_of
+from app.models import Entry, Ledger
+
+# Above this many changed operations, reading the whole year again is as cheap.
+_CHANGES_LIMIT = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Day:
+    """The operations of one date (in entry id order, as the classic view lists them) and their sums."""
+
+    items: tuple[tuple[EntryKey, EntryFigures], ...]
+    bank: int  # net change of the bank balance over the day
+    cash: int
+    sums: tuple[int, int, int, int, int, int]  # bank in/out, cash in/out, advance in/out
+    by_account: tuple[tuple[int, int], ...]  # (split account id, total in its natural direction)
+    uncleared: int  # bank movements not pointed yet (openings aside)
+
+
+def make_day(items: Iterable[tuple[EntryKey, EntryFigures]]) -> Day:
+    """A day from its operations, in any order."""
+    ordered = tuple(sorted(items, key=lambda item: item[0][0]))
+    bank_in = bank_out = cash_in = cash_out = advance_in = advance_out = uncleared = 0
+    by_account: dict[int, int] = {}
+    for _key, f in ordered:
+        bank_in += f.bank_in
+        bank_out += f.bank_out
+        cash_in += f.cash_in
+        cash_out += f.cash_out
+        advance_in += f.advance_in
+        advance_out += f.advance_out
+        for account_id, value in f.amounts:
+            by_account[account_id] = by_account.get(account_id, 0) + value
+        if f.cleared_on is None and (f.bank_in or f.bank_out) and f.kind != "opening":
+            uncleared += 1
+    return Day(
+        ordered,
+        bank_in - bank_out,
+        cash_in - cash_out,
+        (bank_in, bank_out, cash_in, cash_out, advance_in, advance_out),
+        tuple(sorted(by_account.items())),
+        uncleared,
+    )
+
+
+@dataclass(frozen=True)
+class Year:
+    """A ledger's operations by day as of `revision`. Never changed once made (threads share it)."""
+
+    ledger_key: tuple  # (ledger id, created_at): SQLite may reuse a deleted ledger's id
+    revision: int
+    days: dict[date, Day]
+    order: tuple[date, ...]  # the dates that have operations, in order
+    day_of: dict[int, date]  # entry id -> its date
+
+    @property
+    def count(self) -> int:
+        return len(self.day_of)
+
+    def figures(self) -> list[tuple[EntryKey, EntryFigures]]:
+        """Every operation in date order (then entry id), as `current_figures` gives them."""
+        days = self.days
+        return [item for day in self.order for item in days[day].items]
+
+
+def _year(ledger: Ledger, revision: int, figures: Iterable[tuple[EntryKey, EntryFigures]]) -> Year:
+    by_day: dict[date, list] = {}
+    for item in figures:
+        by_day.setdefault(item[1].date, []).append(item)
+    days = {day: make_day(items) for day, items in by_day.items()}
+    day_of = {key[0]: f.date for day in days.values() for key, f in day.items}
+    return Year((ledger.id, ledger.created_at), revision, days, tuple(sorted(days)), day_of)
+
+
+def current_year(session: Session, ledger: Ledger, kept: Year | None) -> Year:
+    """The ledger's year now: `kept` brought up to date, or read whole when there is nothing to start from."""
+    revision = ledger.revision  # read before the changes: see the module docstring
+    if kept is None or kept.ledger_key != (ledger.id, ledger.created_at) or kept.revision > revision:
+        return _year(ledger, revision, current_figures(session, ledger))
+    if kept.revision == revision:
+        return kept
+    connection = session.connection()
+    changed = connection.execute(
+        sa.select(*entry_columns()).where(Entry.ledger_id == ledger.id, Entry.ledger_revision > kept.revision)
+    ).all()
+    if len(changed) > _CHANGES_LIMIT:
+        return _year(ledger, revision, current_figures(session, ledger))
+    count = connection.execute(
+        sa.select(sa.func.count()).select_from(Entry).where(Entry.ledger_id == ledger.id)
+    ).scalar_one()
+    day_of = kept.day_of
+    changed_ids = {row[0] for row in changed}
+    gone: set[int] = set()
+    if count != len(day_of) + len(changed_ids - day_of.keys()):
+        ids = set(connection.execute(sa.select(Entry.id).where(Entry.ledger_id == ledger.id)).scalars())
+        if ids - day_of.keys() - changed_ids:  # operations written without a stamp (in bulk)
+            return _year(ledger, revision, current_figures(session, ledger))
+        gone = day_of.keys() - ids - changed_ids
+    made = figures_of(session, ledger, changed)
+    return _updated(kept, revision, {((row[0], row[1], row[2]), made[row[0]]) for row in changed}, gone)
+
+
+def _updated(kept: Year, revision: int, fresh: set[tuple[EntryKey, EntryFigures]], gone: set[int]) -> Year:
+    """`kept` with the `fresh` operations put in (in place of their former state) and the `gone` ones removed."""
+    day_of = dict(kept.day_of)
+    leaving = set(gone) | {key[0] for key, _f in fresh}
+    touched: set[date] = set()
+    for entry_id in leaving:
+        day = day_of.pop(entry_id, None)
+        if day is not None:
+            touched.add(day)
+    for key, f in fresh:
+        day_of[key[0]] = f.date
+        touched.add(f.date)
+    days = dict(kept.days)
+    for day in touched:
+        former = days.pop(day, None)
+        items = [item for item in (former.items if former else ()) if item[0][0] not in leaving]
+        items += [item for item in fresh if item[1].date == day]
+        if items:
+            days[day] = make_day(items)
+    order = kept.order if set(days) == set(kept.order) else tuple(sorted(days))
+    return Year(kept.ledger_key, revision, days, order, day_of)

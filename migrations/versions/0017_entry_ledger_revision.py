@@ -1,0 +1,32 @@
+"""classic view after a save (issue 17 §1): each operation stamped with the ledger revision of its last change
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-11-29 20:00:00
+
+The classic view keeps a ledger's year between requests (app.cahier_days) and, after a save, reads
+only the operations changed since the revision it shows: `entry.ledger_revision` holds the revision
+that the operation's last change gave its ledger, with an index on (ledger_id, ledger_revision).
+Existing rows get 0 (nothing kept by a running process predates the upgrade: processes restart).
+Downgrade drops the column and the index; the stamp is derived data, nothing of the books is lost.
+"""
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision = '0017'
+down_revision = '0016'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('entry', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('ledger_revision', sa.Integer(), server_default='0', nullable=False))
+        batch_op.create_index('ix_entry_ledger_revision', ['ledger_id', 'ledger_revision'], unique=False)
+
+
+def downgrade():
+    with op.batch_alter_table('entry', schema=None) as batch_op:
+        batch_op.drop_index('ix_entry_ledger_revision')
+        batch_op.drop_column('ledger_revision')
