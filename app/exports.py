@@ -17,6 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from app import crf as crfs
@@ -238,13 +239,26 @@ def _not_frozen(start_year: int):
 _COOP_COLUMNS = {"expense": 0, "income": 1, "subsidy": 1, "bank": 2, "cash": 3, "advance": 4}
 
 
-def _sums_per_ledger_and_account(session: Session, live: sa.Select) -> list:
+def _entry_ids(session: Session, live: sa.Select) -> tuple[int, int] | None:
+    """The lowest and highest id of the live ledgers' entries (None without any): a year's operations are
+    written during that year, so their ids, and their lines' `entry_id`, fill one narrow range of the
+    tables. Bounding both sides of the join by it lets the database read that range by index instead of
+    every year's operations; it never changes the result (the join still filters by ledger)."""
+    lowest, highest = session.execute(
+        sa.select(sa.func.min(Entry.id), sa.func.max(Entry.id)).where(Entry.ledger_id.in_(live))
+    ).one()
+    return None if lowest is None else (lowest, highest)
+
+
+def _sums_per_ledger_and_account(session: Session, live: sa.Select, entry_ids: tuple[int, int] | None) -> list:
     """(ledger id, account id, sum of the lines) for the live ledgers of the year: the only pass over their
     lines (a few sums per coop come back, never the lines themselves)."""
+    if entry_ids is None:
+        return []
     query = (
         sa.select(Entry.ledger_id, EntryLine.account_id, sa.func.sum(EntryLine.amount_cents))
         .join(EntryLine.entry)
-        .where(Entry.ledger_id.in_(live))
+        .where(Entry.ledger_id.in_(live), Entry.id.between(*entry_ids), EntryLine.entry_id.between(*entry_ids))
         .group_by(Entry.ledger_id, EntryLine.account_id)
     )
     if session.get_bind().dialect.name != "postgresql":
@@ -259,6 +273,14 @@ def _sums_per_ledger_and_account(session: Session, live: sa.Select) -> list:
         return session.execute(query).all()
     finally:
         _set_local(session, dict(zip(planner, previous, strict=True)))
+
+
+def _among(session: Session, column, values) -> sa.ColumnElement[bool]:
+    """`column IN values`; on PostgreSQL one array parameter (`= ANY`), not a placeholder per value."""
+    values = sorted(values)
+    if session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.literal(values, ARRAY(sa.Integer)))
+    return column.in_(values)
 
 
 def _set_local(session: Session, settings: dict[str, str]) -> None:
@@ -287,8 +309,13 @@ def consolidated_crf(session: Session, start_year: int) -> tuple[Table, Table, T
     }
     totals: dict[str, list] = {}  # code -> [label, nature, amount, coop logins]
     per_ledger: dict[int, list[int]] = {}  # ledger id -> [charges, produits, bank, cash, advance]
-    for ledger_id, account_id, total in _sums_per_ledger_and_account(session, live):
+    entry_ids = _entry_ids(session, live)
+    durable_goods_ids = {id_ for id_, account in accounts_by_id.items() if account.code == crfs.DURABLE_GOODS}
+    with_durable_goods: set[int] = set()  # the live ledgers that have lines on account 68
+    for ledger_id, account_id, total in _sums_per_ledger_and_account(session, live, entry_ids):
         account, ledger, total = accounts_by_id[account_id], ledgers[ledger_id], int(total)
+        if account_id in durable_goods_ids:
+            with_durable_goods.add(ledger_id)
         sums = per_ledger.setdefault(ledger_id, [0, 0, 0, 0, 0])
         if account.nature in _COOP_COLUMNS:
             sums[_COOP_COLUMNS[account.nature]] += -total if account.nature in ("income", "subsidy") else total
@@ -348,13 +375,23 @@ def consolidated_crf(session: Session, start_year: int) -> tuple[Table, Table, T
         for crf in closed
         for line in crf.inventory
     ]
-    durable_goods = session.execute(
-        sa.select(Coop.number, Coop.name, Entry.date, Entry.piece, Entry.label, EntryLine.amount_cents)
-        .join(EntryLine.entry)
-        .join(EntryLine.account)
-        .join(Coop, Coop.id == Entry.coop_id)
-        .where(Entry.ledger_id.in_(live), Account.code == crfs.DURABLE_GOODS)
-    ).all()  # what `app.crf.inventory_register` lists, for every open ledger at once
+    # What `app.crf.inventory_register` lists, for every open ledger at once: read only for the ledgers the
+    # pass above found lines of account 68 in (none, most years: no statement at all).
+    durable_goods = (
+        session.execute(
+            sa.select(Coop.number, Coop.name, Entry.date, Entry.piece, Entry.label, EntryLine.amount_cents)
+            .join(EntryLine.entry)
+            .join(Coop, Coop.id == Entry.coop_id)
+            .where(
+                _among(session, Entry.ledger_id, with_durable_goods),
+                _among(session, EntryLine.account_id, durable_goods_ids),
+                Entry.id.between(*entry_ids),
+                EntryLine.entry_id.between(*entry_ids),
+            )
+        ).all()
+        if with_durable_goods and entry_ids is not None
+        else []
+    )
     inventory_rows += [
         [coop_login(number), name, day, piece, label, Money(int(amount))]
         for number, name, day, piece, label, amount in durable_goods
