@@ -1207,3 +1207,49 @@ def bank_book(session: Session, ledger: Ledger, *, line_id: int | None = None) -
     found = session.connection().execute(sa.union_all(this_year, carried_in)).all()
     rows = sorted(map(BankRow._make, found), key=lambda r: (r.date, r.line_id))
     return BankBook(ledger.id, start, tuple(rows), scope.start_years)
+
+
+def pointage_state(session: Session, ledger: Ledger) -> tuple:
+    """What the pointage page of `ledger` is built from, as a key read in one cheap statement: every
+    ledger of the coop (its revision, bumped by any change to its entries and their lines, pointage
+    and links to statement lines included; its status and current closing, which say where the
+    carried lines lie) and the coop's statements (their number, newest id and import time: statement
+    lines are only ever added with a statement of their own). Two reads with the same state see the
+    same bank book, the same open statement lines and so the same proposals. Its cost follows the
+    coop's ledgers and imports, never its lines nor other coops."""
+    closing = (
+        sa.select(sa.func.max(LedgerClosing.id))
+        .where(LedgerClosing.ledger_id == Ledger.id, LedgerClosing.superseded_at.is_(None))
+        .correlate(Ledger)
+        .scalar_subquery()
+    )
+    imports = (
+        sa.select(
+            sa.func.count(Statement.id).label("count"),
+            sa.func.max(Statement.id).label("newest"),
+            sa.func.max(Statement.imported_at).label("at"),
+        )
+        .where(Statement.coop_id == ledger.coop_id)
+        .subquery()
+    )
+    session.flush()  # what `session.execute` would autoflush; the rows are then read without ORM loading
+    rows = (
+        session.connection()
+        .execute(
+            sa.select(
+                Ledger.id,
+                Ledger.created_at,
+                Ledger.revision,
+                Ledger.status,
+                closing,
+                imports.c.count,
+                imports.c.newest,
+                imports.c.at,
+            )
+            .join(imports, sa.true())
+            .where(Ledger.coop_id == ledger.coop_id)
+            .order_by(Ledger.id)
+        )
+        .all()
+    )
+    return tuple(tuple(row) for row in rows)

@@ -11,10 +11,12 @@ twice through the real parser and import (the second import adds nothing). Repor
 
 - `reconciliation.match(...)` on the open items (target: under 1 s on this machine);
 - GET /coop/pointage/<year> (Flask test client, so the server's time without the network), with the
-  proposals still to confirm, then once they are confirmed (the usual state at the next visit).
+  proposals still to confirm, then once they are confirmed (the usual state at the next visit);
+- the first view after a change (a line pointed or its pointage undone, in turn, before each view):
+  the page is kept per state of the year, so this is the cost of a change, not of a repeated view.
   Reference on this machine: Paheko's reconciliation page takes 21 ms for a year of 1,000 lines.
 
---profile prints where the page's time goes (cProfile, cumulative).
+--profile prints where the page's time goes (cProfile, cumulative), repeated and after a change.
 """
 
 from __future__ import annotations
@@ -291,12 +293,49 @@ def bench_page(client, path: str, requests: int) -> tuple[list[float], list[floa
     return samples, cpu, len(response.data) // 1024, statistics.median(floor)
 
 
-def profile_page(client, path: str) -> str:
+def uncleared_line(app, coop_id: int) -> int:
+    """A bank line of the year still to point (the first one), for the first view after a change."""
+    with app.app_context():
+        line_id = rec.uncleared_book_lines(db.session, coop_id)[0].line_id
+        db.session.remove()
+    return line_id
+
+
+def _toggle(client, path: str, line_id: int, cleared: bool) -> None:
+    """Point the line, or undo its pointage, as the page's script does (not timed)."""
+    action, data = ("depointer", {"confirme": "oui"}) if cleared else ("pointer", {})
+    response = client.post(f"{path}/ligne/{line_id}/{action}", data=data, headers={"Accept": "application/json"})
+    assert response.status_code == 200, response.status_code
+
+
+def bench_after_change(client, path: str, line_id: int, requests: int) -> tuple[list[float], list[float], float]:
+    """The first view after a change (one line pointed, then its pointage undone, in turn): what a
+    mandataire sees after each click without JavaScript. Returns the wall-clock and CPU samples and
+    the median of the floor page, requested alternately with it."""
+    samples, cpu, floor = [], [], []
+    for number in range(requests):
+        _toggle(client, path, line_id, cleared=number % 2 == 1)
+        start = time.perf_counter()
+        client.get(FLOOR)
+        floor.append((time.perf_counter() - start) * 1000)
+        start, start_cpu = time.perf_counter(), time.process_time()
+        assert client.get(path).status_code == 200
+        samples.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    if requests % 2:
+        _toggle(client, path, line_id, cleared=True)
+    return samples, cpu, statistics.median(floor)
+
+
+def profile_page(client, path: str, change=None) -> str:
+    """Where the page's time goes: five views, each after `change()` (not profiled) when given."""
     profiler = cProfile.Profile()
-    profiler.enable()
-    for _ in range(5):
+    for number in range(5):
+        if change is not None:
+            change(number)
+        profiler.enable()
         client.get(path)
-    profiler.disable()
+        profiler.disable()
     out = io.StringIO()
     pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(30)
     return out.getvalue()
@@ -366,6 +405,12 @@ def main() -> None:
         print(_line(f"GET {path}, correspondances à confirmer", samples, cpu, _extra(size, samples, floor)))
         if args.profile:
             print(profile_page(client, path))
+        line_id = uncleared_line(app, coop_id)
+        samples, cpu, floor = bench_after_change(client, path, line_id, args.requests)
+        print(_line(f"GET {path}, 1re vue après un pointage", samples, cpu, _extra(size, samples, floor)))
+        if args.profile:
+            print(profile_page(client, path, lambda number: _toggle(client, path, line_id, number % 2 == 1)))
+            _toggle(client, path, line_id, cleared=True)
         confirmed = confirm_all(app, coop_id, result)
         samples, cpu, size, floor = bench_page(client, path, args.requests)
         print(_line(f"GET {path}, après confirmation ({confirmed})", samples, cpu, _extra(size, samples, floor)))

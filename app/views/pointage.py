@@ -12,18 +12,16 @@ import re
 import secrets
 import time
 from datetime import date
-from html import escape  # stdlib: much faster than markupsafe on long tables; quote=True
 from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
-from markupsafe import Markup
 
 from app import audit, clock
 from app import ledger as books
 from app import reconciliation as rec
 from app.extensions import db
-from app.formats import euros, fr_date
+from app.formats import euros
 from app.models import Ledger, SchoolYear, StatementLine
 from app.statements import (
     MAX_BYTES,
@@ -35,6 +33,7 @@ from app.statements import (
     mapping_header_row,
     parse_statement,
 )
+from app.views.pointage_table import LINES_MARKER, MISSING_MARKER, PROPOSALS_MARKER, page_body, page_with_parts
 from app.web import uow
 from app.web.netutil import client_ip
 from app.web.security import access
@@ -49,64 +48,6 @@ from forms.pointage import (
 )
 
 bp = Blueprint("pointage", __name__)
-
-
-@bp.app_template_global()
-def pointage_rows(*args, **kwargs):
-    from app.views.pointage_table import pointage_rows as render
-
-    return render(*args, **kwargs)
-
-
-def proposal_rows(matches: rec.MatchResult, items: dict, book: dict) -> Markup:
-    """The <tr> of the proposals table (sure ones checked, suggestions on yellow), rendered in Python:
-    a year of 1,000 lines gives hundreds of rows, which Jinja macros render ten times slower."""
-    parts = []
-    dates: dict = {}  # dates repeat all year long: each is formatted once
-    for p in matches.proposals + matches.suggestions:
-        item = items[p.bank_id]
-        value = f"{p.bank_id}:{','.join(map(str, p.line_ids))}"
-        day = dates.get(item.date) or dates.setdefault(item.date, fr_date(item.date))
-        several = len(p.line_ids) > 1
-        row_class = "" if p.sure else ' class="table-warning"'
-        lines = "".join(
-            f"<div>{escape(b.piece)} du {dates.get(b.date) or dates.setdefault(b.date, fr_date(b.date))} — "
-            f"{escape(b.label)}{f' ({euros(b.amount)})' if several else ''}</div>"
-            for b in (book[line_id] for line_id in p.line_ids)
-        )
-        parts.append(
-            f"<tr{row_class}>"
-            f'<td><input class="form-check-input" type="checkbox" name="match" value="{value}" id="m-{p.bank_id}"'
-            f"{' checked' if p.sure else ''}></td>"
-            f'<td><label for="m-{p.bank_id}">{day} — {escape(item.label)}</label></td>'
-            f'<td class="text-end text-nowrap">{euros(item.amount)}</td><td>{lines}</td>'
-            f'<td class="small">{"" if p.sure else "<strong>À vérifier :</strong> "}{escape(p.explanation)}</td>'
-            f'<td><button class="btn btn-sm btn-outline-success" type="submit" name="un" value="{value}">Confirmer'
-            f'<span class="visually-hidden"> la ligne du {day}</span></button></td></tr>'
-        )
-    return Markup("\n".join(parts))  # noqa: S704 - user text goes through html.escape above
-
-
-def missing_items(matches: rec.MatchResult, items: dict, ledger: Ledger, year: int) -> Markup:
-    """The statement lines absent from the cash-book, each with « Créer l'opération » in an open year."""
-    create = escape(url_for("ledger.new_entry", year=year) + "?releve=")
-    first, last = ledger.school_year.starts_on, ledger.school_year.ends_on
-    can_create = ledger.is_open
-    parts = []
-    for item_id in matches.unmatched_bank:
-        item = items[item_id]
-        day = fr_date(item.date)
-        button = (
-            f'<a class="btn btn-sm btn-primary" href="{create}{item.id}">Créer l\'opération'
-            f'<span class="visually-hidden"> du {day}</span></a>'
-            if can_create and first <= item.date <= last
-            else ""
-        )
-        parts.append(
-            '<li class="list-group-item d-flex flex-wrap justify-content-between align-items-center gap-2">'
-            f"<span>{day} — {escape(item.label)} : <strong>{euros(item.amount)}</strong></span>{button}</li>"
-        )
-    return Markup("\n".join(parts))  # noqa: S704 - user text goes through html.escape above
 
 
 PENDING_MAX_AGE = 3600  # seconds an unknown CSV waits for its column mapping
@@ -174,51 +115,35 @@ def screen(year: int):
     ledger = _ledger(year)
     if ledger is None:
         return _render_screen(year, None)
-    book = rec.bank_book(db.session, ledger)  # the year's bank lines and those carried into it, read once
-    summary = rec.summary(db.session, ledger, clock.today(), book)
-    if not ledger.is_open:  # frozen: nothing to propose, nothing to point
-        return _render_screen(year, ledger, summary, book, current_year=_current_year())
-    return _render_screen(year, ledger, summary, book, **_matching(ledger, book))
+    # The long parts (lines, proposals, statement lines missing from the book) as kept for the year's
+    # state: a repeated view reads that state only; after a change only the changed rows are rendered.
+    body = page_body(db.session, ledger, year, current_coop_id())
+    summary = body.summary(db.session, ledger, clock.today())
+    html = _render_screen(year, ledger, summary, body, current_year=_current_year())
+    return page_with_parts(html, body)
 
 
-def _render_screen(
-    year: int,
-    ledger: Ledger | None,
-    summary: rec.Reconciliation | None = None,
-    bank_book: rec.BankBook | None = None,
-    **context,
-):
+def _render_screen(year: int, ledger: Ledger | None, summary: rec.Reconciliation | None = None, body=None, **context):
     balance_form = StatementBalanceForm()
     if summary is not None:
         balance_form.on.data = summary.on
         balance_form.balance.data = ledger.reconciliation_balance_cents
+    if ledger is not None and ledger.is_open:
+        context.update(confirm_form=ConfirmMatchesForm(), line_form=LineActionForm())
     return render_template(
         "pointage/screen.html",
         year=year,
         ledger=ledger,
         year_label=ledger.school_year.label if ledger else f"{year}-{year + 1}",
         summary=summary,
-        lines=bank_book.pointage_lines() if bank_book else [],
-        modes=books.MODE_LABELS,
+        body=body,
+        lines_html=LINES_MARKER,
+        proposals_html=PROPOSALS_MARKER,
+        missing_html=MISSING_MARKER,
         import_form=StatementImportForm(),
         balance_form=balance_form,
         **context,
     )
-
-
-def _matching(ledger: Ledger, book: rec.BankBook) -> dict:
-    """What an open year shows above its lines: the proposals and the statement lines missing from the book."""
-    items = {item.id: item for item in rec.open_bank_items(db.session, current_coop_id(), ledger)}
-    uncleared = {line.line_id: line for line in book.book_lines()}
-    return {
-        "matches": rec.match(list(items.values()), list(uncleared.values())),
-        "items": items,
-        "book": uncleared,
-        "confirm_form": ConfirmMatchesForm(),
-        "proposal_rows": proposal_rows,
-        "missing_items": missing_items,
-        "line_form": LineActionForm(),
-    }
 
 
 @bp.route("/coop/pointage/<int:year>/solde", methods=["POST"])
