@@ -1,0 +1,267 @@
+"""The pointage page is kept between requests (app/views/pointage_table.py): whole bodies by the year's
+state, rows by what they show, the matching by its inputs. After every kind of change a user can make
+(a statement imported, a match confirmed or undone, a line pointed or not, an operation added, edited
+or deleted, the statement box, a year closed or reopened, another day), the page shown is the page
+built from nothing, and the change can be seen on it.
+
+Each step views the page with what was kept from the step before (what a user gets), then empties the
+caches and views it again: both must be the same page, byte for byte but for the CSP nonce
+(from the breadcrumb on: a message flashed by the change shows on the first view only).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from app import closing
+from app import ledger as books
+from app import reconciliation as rec
+from app.models import Coop, EntryLine, Ledger, SchoolYear
+from app.views.cahier_table import cahier_cache
+from app.views.pointage_table import pointage_cache
+from tests.test_pointage import IBAN
+from tests.test_pointage_web import OFX, SCREEN, load_ledger, page_of, proposals, summary, text_of, upload
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_files(app):
+    shutil.rmtree(Path(app.config["UPLOAD_DIR"]) / "pending", ignore_errors=True)
+
+
+@pytest.fixture
+def coop(make_coop, login_as):
+    info = make_coop(42, iban=IBAN)
+    login_as(info)
+    return info
+
+
+@pytest.fixture
+def ids(coop, db_check):
+    return load_ledger(db_check, coop.id)
+
+
+def _page(client, address: str) -> str:
+    """The page's own content (from its breadcrumb on: not the messages flashed by the change before)."""
+    response = client.get(address)
+    assert response.status_code == 200
+    raw = response.get_data(as_text=True)
+    return re.sub(r'nonce="[^"]*"', 'nonce=""', raw[raw.index('aria-label="Fil d') :])
+
+
+def shown(client, address: str = SCREEN) -> str:
+    """The page as a user gets it now (from what was kept), checked against the page built from nothing."""
+    kept = _page(client, address)
+    cahier_cache.clear()
+    pointage_cache.clear()
+    assert kept == _page(client, address)
+    return kept
+
+
+def row(page: str, line_id: int) -> str | None:
+    """What a reader sees of the row of bank line `line_id`, or None when it is not listed."""
+    found = re.search(rf'<tr id="ligne-{line_id}".*?</tr>', page, re.S)
+    return text_of(found.group(0)) if found else None
+
+
+def _entry(session, ledger, piece, day, amount, mode, number="", label="Opération"):
+    receipt = amount > 0
+    data = books.EntryData(
+        piece=piece,
+        date=day,
+        label=label,
+        payment_mode=mode,
+        kind="receipt" if receipt else "expense",
+        treasury=books.Treasury(bank_in=amount) if receipt else books.Treasury(bank_out=-amount),
+        splits=[books.Split("756" if receipt else "6068", abs(amount))],
+        cheque_number=number,
+    )
+    entry = books.record_entry(session, ledger, data, by=None)
+    return next(line.id for line in entry.lines if line.account.code == "512")
+
+
+def _ledger(session, coop_id: int, year: int) -> Ledger:
+    return session.scalar(
+        sa.select(Ledger).join(SchoolYear).where(Ledger.coop_id == coop_id, SchoolYear.start_year == year)
+    )
+
+
+def test_a_repeated_view_is_the_same_page_and_reads_no_more(client, ids):
+    first = shown(client)
+    assert _page(client, SCREEN) == first
+    assert row(first, ids["L02"]) is not None and "Aucune correspondance en attente" in page_of(client.get(SCREEN))
+
+
+def test_import_confirm_undo_and_clear_each_show_at_once(client, ids, db_check):
+    before = shown(client)
+    assert not proposals(client.get(SCREEN))
+
+    assert upload(client, OFX).status_code == 302  # a statement: proposals and missing lines appear
+    page = shown(client)
+    assert page != before and proposals(client.get(SCREEN))
+    assert "Lignes du relevé absentes du cahier" in page
+
+    value = next(value for value, checked in proposals(client.get(SCREEN)) if checked)
+    line_id = int(value.split(":")[1].split(",")[0])
+    assert client.post(f"{SCREEN}/correspondances", data={"un": value, "match": [value]}).status_code == 302
+    page = shown(client)  # confirmed: the line is pointed, the proposal gone
+    assert "Dépointer" in row(page, line_id)
+    assert value not in [v for v, _ in proposals(client.get(SCREEN))]
+
+    assert client.post(f"{SCREEN}/ligne/{line_id}/depointer", data={"confirme": "oui"}).status_code == 302
+    page = shown(client)  # undone: offered again
+    assert "Pointer" in row(page, line_id) and "Dépointer" not in row(page, line_id)
+    assert value in [v for v, _ in proposals(client.get(SCREEN))]
+
+    uncleared = int(summary(client.get(SCREEN))["uncleared_count"])
+    response = client.post(f"{SCREEN}/ligne/{ids['L12']}/pointer", headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    page = shown(client)  # pointed by hand, as the page's script does
+    assert "Dépointer" in row(page, ids["L12"])
+    assert int(summary(client.get(SCREEN))["uncleared_count"]) == uncleared - 1
+
+
+def test_a_carried_line_of_the_previous_year_pointed_here_shows_at_once(client, ids):
+    page = shown(client)
+    assert "année précédente" in row(page, ids["L01"]) and "Dépointer" not in row(page, ids["L01"])
+    # its entry lies in 2024-2025: pointing it changes that ledger, not this one
+    assert client.post(f"{SCREEN}/ligne/{ids['L01']}/pointer").status_code == 302
+    assert "Dépointer" in row(shown(client), ids["L01"])
+
+
+def test_operations_added_edited_or_deleted_elsewhere_show_at_once(client, coop, ids, db_check):
+    shown(client)
+
+    def edit(session):  # as another process would (the classic view, the back office)
+        entry = session.get(EntryLine, ids["L05"]).entry
+        entry.label = "Libellé corrigé ailleurs"
+        session.commit()
+
+    db_check(edit)
+    assert "Libellé corrigé ailleurs" in row(shown(client), ids["L05"])
+
+    def amount(session):
+        for line in session.get(EntryLine, ids["L06"]).entry.lines:
+            line.amount_cents = 7_777 if line.amount_cents > 0 else -7_777
+        session.commit()
+
+    db_check(amount)
+    assert "77,77" in row(shown(client), ids["L06"])
+
+    def delete(session):
+        session.delete(session.get(EntryLine, ids["L07"]).entry)
+        session.commit()
+
+    db_check(delete)
+    assert row(shown(client), ids["L07"]) is None
+
+    def add(session):
+        line_id = _entry(
+            session, _ledger(session, coop.id, 2025), "N1", date(2025, 9, 30), -4_200, "carte", label="Neuf"
+        )
+        session.commit()
+        return line_id
+
+    new = db_check(add)
+    assert "Neuf" in row(shown(client), new)
+
+
+def test_the_statement_box_and_the_days_passing_show_at_once(clock, app, client, coop, ids, login_as):
+    shown(client)
+    assert summary(client.get(SCREEN))["on"] == "15/09/2025"
+    clock(datetime(2025, 9, 20, 8, 30))  # another day: the box's date (no statement date typed yet)
+    client = login_as(coop, on=app.test_client())  # the session before ran out meanwhile
+    shown(client)
+    assert summary(client.get(SCREEN))["on"] == "20/09/2025"
+    response = client.post(f"{SCREEN}/solde", data={"on": "2025-09-18", "balance": "1 000,00"})
+    assert response.status_code == 302
+    shown(client)
+    figures = summary(client.get(SCREEN))
+    assert figures["on"] == "18/09/2025" and figures["difference"] != "saisissez le solde du relevé"
+
+
+def test_another_coops_changes_leave_the_page_as_it_was(client, ids, make_coop, app, db_check):
+    before = shown(client)
+    other = make_coop(43, iban=IBAN)
+    load_ledger(db_check, other.id)
+    theirs = app.test_client()
+    theirs.post("/connexion", data={"login": other.login, "password": other.password})
+    assert upload(theirs, OFX).status_code == 302
+    assert shown(client) == before
+
+
+@pytest.fixture
+def two_years(app, make_coop, login_as, clock):
+    """Coop 085-042: 2024-2025 with a cheque not yet debited at 31 August, and 2025-2026 (empty)."""
+    info = make_coop(42, iban=IBAN)
+    with app.app_context():
+        from app.extensions import db
+
+        session = db.session
+        coop = session.get(Coop, info.id)
+        previous = books.open_ledger(session, coop, 2024)
+        books.record_opening(session, previous, bank=120_000, cash=0, by=None)
+        ids = {
+            "june": _entry(session, previous, "P1", date(2025, 6, 10), 5_000, "virement", label="Subvention"),
+            "cheque": _entry(session, previous, "P3", date(2025, 8, 28), -12_000, "cheque", "0001231", "Librairie"),
+        }
+        rec.clear_line(session, coop.id, ids["june"], date(2025, 6, 15), by=None)
+        books.open_ledger(session, coop, 2025)
+        session.commit()
+        ids["coop"] = coop.id
+        db.session.remove()
+    login_as(info)
+    return ids
+
+
+def test_closing_and_reopening_the_previous_year_show_at_once(app, client, two_years, db_check):
+    old = "/coop/pointage/2024"
+    assert "Dépointer" in row(shown(client, old), two_years["june"])
+    assert "année précédente" in row(shown(client), two_years["cheque"])
+
+    def close(session):
+        closing.close_ledger(
+            session,
+            _ledger(session, two_years["coop"], 2024),
+            statement_balance=125_000,  # the book, 113 000, and the cheque not debited
+            cash_count=0,
+            by=None,
+            now=datetime(2025, 9, 15, 8, 0),
+            replace_opening=True,
+        )
+        session.commit()
+
+    db_check(close)
+    frozen = shown(client, old)  # the closed year: frozen, no button
+    assert "est clôturée" in frozen and "Dépointer" not in row(frozen, two_years["june"])
+    carried = row(shown(client), two_years["cheque"])  # carried from the stored closing now
+    assert "année précédente" in carried and "Pointer" in carried
+
+    def reopen(session):
+        closing.reopen_ledger(session, _ledger(session, two_years["coop"], 2024), reason="Erreur de saisie", by=None)
+        session.commit()
+
+    db_check(reopen)
+    assert "Dépointer" in row(shown(client, old), two_years["june"])
+    assert "année précédente" in row(shown(client), two_years["cheque"])
+
+
+def test_the_rows_kept_are_those_of_the_lines_shown(client, ids, db_check):
+    """What is kept per year follows the year: a deleted line's row is not kept for ever."""
+    pointage_cache.clear()
+    _page(client, SCREEN)
+
+    def delete(session):
+        session.delete(session.get(EntryLine, ids["L07"]).entry)
+        session.commit()
+
+    db_check(delete)
+    _page(client, SCREEN)
+    [parts] = pointage_cache.parts._items.values()
+    lines = next(value for key, value in parts.items() if key[0] == "lines")
+    assert {line.line_id for line in lines} == set(ids.values()) - {ids["L07"]}
