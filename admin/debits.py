@@ -5,6 +5,9 @@ through app.debits."""
 
 from __future__ import annotations
 
+import unicodedata
+from datetime import date
+
 import sqlalchemy as sa
 from flask import Response, abort, flash, redirect, request, url_for
 from flask_admin import BaseView, expose
@@ -37,64 +40,121 @@ def _attachment(content: bytes, content_type: str, name: str) -> Response:
     )
 
 
+PAGE_SIZE = 50  # memberships of the run to come shown per page
+WAITING_LABELS = {
+    "committed": "engagée",
+    "rejected": "rejeté, à représenter",
+    "returned": "retourné après règlement, à représenter",
+}
+
+
+def _matching(memberships: list[debits.WaitingMembership], search: str) -> list[debits.WaitingMembership]:
+    """The memberships whose coop's identifier (085-012, 12) or name contains `search` (case and accents ignored)."""
+    if not search:
+        return memberships
+    folded = _fold(search)
+    digits = search.removeprefix("085-").lstrip("0")
+    return [
+        m
+        for m in memberships
+        if folded in _fold(m.coop.name) or folded in m.coop.login or (digits.isdigit() and str(m.coop.number) == digits)
+    ]
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+def _page_url(set_aside: list[int], search: str, current_page: int, **changes) -> str:
+    """The run page's address with its state (coops set aside, search, page), `changes` applied:
+    `exclure`/`reintegrer` add or remove one membership from those set aside."""
+    aside = set(set_aside)
+    if "exclure" in changes:
+        aside.add(changes.pop("exclure"))
+    if "reintegrer" in changes:
+        aside.discard(changes.pop("reintegrer"))
+    args = {"q": search or None, "page": current_page, "exclure": sorted(aside) or None}
+    args.update(changes)
+    return url_for(".index", **{key: value for key, value in args.items() if value not in (None, "", 1)})
+
+
 class DebitRunView(StaffAccessMixin, BaseView):
     """/admin/prelevements/: the runs, and the memberships waiting for one."""
 
     @expose("/", methods=("GET", "POST"))
     def index(self):
+        """The runs, and the run to come: every membership that can be debited is in it by default; the page
+        shows its count and total, the memberships that cannot be debited (with why), those set aside, and
+        the included ones by pages with a search. Staff set a coop aside with a link (the set-aside ids
+        travel in the address, then as hidden fields of the form, never as thousands of checkboxes)."""
         form = DebitBatchForm()
         federation = db.session.scalar(sa.select(Federation))
         today = clock.today()
         earliest = debits.earliest_for(federation, today)
+        values = request.form if request.method == "POST" else request.args
+        set_aside = sorted({int(value) for value in values.getlist("exclure") if value.isdigit()})
         if form.validate_on_submit():
-            chosen = [int(value) for value in request.form.getlist("membership") if value.isdigit()]
-            if not chosen:
-                flash("Cochez au moins une adhésion.", "warning")
-            else:
+            expected = tuple(request.form.get(name, "") for name in ("nombre", "total"))
+            if not all(value.isdigit() for value in expected):
+                abort(400)
 
-                def create():
-                    batch, excluded = debits.create_batch(
-                        db.session,
-                        chosen,
-                        form.collection_date.data,
-                        today=today,
-                        by=current_user,
-                        shorter_notice_agreed=form.shorter_notice_agreed.data,
-                        ip=client_ip(),
-                    )
-                    if batch is not None:
-                        for debit in batch.debits:
-                            notifications.debit_prenotification(db.session, debit, federation)
-                    return batch, excluded
+            def create():
+                batch, excluded = debits.create_batch(
+                    db.session,
+                    None,
+                    form.collection_date.data,
+                    today=today,
+                    by=current_user,
+                    shorter_notice_agreed=form.shorter_notice_agreed.data,
+                    ip=client_ip(),
+                    set_aside=set_aside,
+                    expected=(int(expected[0]), int(expected[1])),
+                )
+                if batch is not None:
+                    notifications.debit_prenotifications(db.session, batch, federation)
+                return batch, excluded
 
-                outcome = uow.run(create, form=form)
-                if outcome.ok:
-                    batch, excluded = outcome.value
-                    for exclusion in excluded:
-                        flash(
-                            f"{exclusion.coop.login} {exclusion.coop.name} laissée de côté : "
-                            + ", ".join(exclusion.reasons)
-                            + ".",
-                            "warning",
-                        )
-                    if batch is None:
-                        flash("Aucune adhésion ne peut être prélevée : corrigez les fiches ci-dessus.", "danger")
-                    else:
-                        flash(
-                            f"Prélèvement n° {batch.id} préparé : {batch.count} adhésion(s). Chaque coopérative "
-                            "est prévenue par courriel du montant et de la date. Exportez-le pour la banque.",
-                            "success",
-                        )
-                        return redirect(url_for(".batch", batch_id=batch.id))
+            outcome = uow.run(create, form=form)
+            if outcome.ok:
+                batch, excluded = outcome.value
+                if batch is None:
+                    flash("Aucune adhésion ne peut être prélevée : corrigez les fiches ci-dessous.", "danger")
                     return redirect(url_for(".index"))
+                flash(
+                    f"Prélèvement n° {batch.id} préparé : {batch.count} adhésion(s). Chaque coopérative "
+                    "est prévenue par courriel du montant et de la date. Exportez-le pour la banque.",
+                    "success",
+                )
+                if excluded:
+                    flash(
+                        f"{len(excluded)} adhésion(s) ne pouvai(en)t pas être prélevée(s) et reste(nt) en attente "
+                        "(voir « À corriger avant tout prélèvement »).",
+                        "warning",
+                    )
+                return redirect(url_for(".batch", batch_id=batch.id))
         elif request.method == "GET":
             form.collection_date.data = earliest
+        collection_date = form.collection_date.data if isinstance(form.collection_date.data, date) else earliest
+        preview = debits.run_preview(db.session, today=today, collection_date=collection_date, set_aside=set_aside)
+        search = (request.args.get("q") or "").strip()[:100]
+        shown = _matching(preview.included, search)
+        page_count = max(1, -(-len(shown) // PAGE_SIZE))
+        page = min(max(1, request.args.get("page", 1, type=int) or 1), page_count)
         batches = db.session.scalars(sa.select(DebitBatch).order_by(DebitBatch.id.desc()).limit(50)).all()
-        eligible = debits.waiting_memberships(db.session, debits.MandateFacts.load(db.session), today=today)
         return self.render(
             "admin/debits_index.html",
             form=form,
-            eligible=eligible,
+            preview=preview,
+            set_aside=set_aside,
+            collection_date=collection_date,
+            search=search,
+            shown=shown[(page - 1) * PAGE_SIZE : page * PAGE_SIZE],
+            shown_count=len(shown),
+            page=page,
+            page_count=page_count,
+            problems=_matching(preview.problems, search),
+            page_url=lambda **changes: _page_url(set_aside, search, page, **changes),
             batches=batches,
             earliest=earliest,
             creditor=debits.creditor_problems(federation),
@@ -102,7 +162,7 @@ class DebitRunView(StaffAccessMixin, BaseView):
             notice_days=federation.debit_notice_days if federation else debits.DEFAULT_NOTICE_DAYS,
             lead_days=federation.debit_lead_days if federation else debits.DEFAULT_LEAD_DAYS,
             cheque_form=ConfirmForm(),
-            status_labels=debits.memberships.STATUS_LABELS,
+            waiting_labels=WAITING_LABELS,
         )
 
     @expose("/<int:batch_id>")

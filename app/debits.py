@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 
 import sqlalchemy as sa
 from anyascii import anyascii
@@ -478,15 +479,16 @@ class WaitingMembership:
         return euros(self.total_cents)
 
 
-def waiting_memberships(session: Session, facts: MandateFacts, *, today: date) -> list[WaitingMembership]:
-    """The memberships of `eligible_memberships`, as plain rows with their problems (French), in one query:
-    the run page lists a thousand coops or more, and reads neither ORM objects nor one row per coop."""
-    rows = session.execute(
+def _waiting_rows(session: Session, membership_ids: Sequence[int] | None):
+    """Plain rows of the memberships waiting for a debit (`membership_ids` None), or of the given ones
+    whatever their status, with their coop and school year: one query, no ORM object."""
+    query = (
         sa.select(
             Membership.id,
             Membership.status,
             Membership.payment_method,
             Membership.total_cents,
+            Membership.version,
             SchoolYear.start_year,
             Coop.id.label("coop_id"),
             Coop.number,
@@ -497,10 +499,17 @@ def waiting_memberships(session: Session, facts: MandateFacts, *, today: date) -
         )
         .join(Coop, Coop.id == Membership.coop_id)
         .join(SchoolYear, SchoolYear.id == Membership.school_year_id)
-        .where(Membership.status.in_(DEBITABLE_STATUSES), Membership.payment_method == "debit")
-        .order_by(Coop.number)
+        .order_by(Coop.number, Membership.id)
     )
-    waiting = []
+    if membership_ids is None:
+        query = query.where(Membership.status.in_(DEBITABLE_STATUSES), Membership.payment_method == "debit")
+    else:
+        query = query.where(_among(session, Membership.id, membership_ids))
+    return session.execute(query)
+
+
+def _waiting(rows, facts: MandateFacts, *, collection_date: date | None, today: date):
+    """(membership, version) for each row, the membership with its problems at `collection_date`."""
     for row in rows:
         coop = WaitingCoop(
             row.coop_id, row.number, row.name, row.iban or "", row.debit_mandate_ref or "", row.debit_mandate_signed_on
@@ -508,9 +517,55 @@ def waiting_memberships(session: Session, facts: MandateFacts, *, today: date) -
         membership = WaitingMembership(
             row.id, row.status, row.payment_method, row.total_cents, coop, f"{row.start_year}-{row.start_year + 1}"
         )
-        problems = debit_problems(membership, facts, collection_date=None, today=today)
-        waiting.append(replace(membership, problems=tuple(problems)) if problems else membership)
-    return waiting
+        problems = debit_problems(membership, facts, collection_date=collection_date, today=today)
+        yield (replace(membership, problems=tuple(problems)) if problems else membership), row.version
+
+
+def waiting_memberships(
+    session: Session, facts: MandateFacts, *, today: date, collection_date: date | None = None
+) -> list[WaitingMembership]:
+    """The memberships of `eligible_memberships`, as plain rows with their problems (French) for a debit
+    collected on `collection_date`, in one query: the run page lists thousands of coops, and reads neither
+    ORM objects nor one row per coop."""
+    rows = _waiting_rows(session, None)
+    return [membership for membership, _ in _waiting(rows, facts, collection_date=collection_date, today=today)]
+
+
+@dataclass(frozen=True)
+class RunPreview:
+    """What the run page shows before a run is created: the memberships that will be debited, those that
+    cannot be (with their problems) and those staff set aside, with the run's count and total."""
+
+    included: list[WaitingMembership]
+    problems: list[WaitingMembership]
+    set_aside: list[WaitingMembership]
+
+    @property
+    def count(self) -> int:
+        return len(self.included)
+
+    @property
+    def total_cents(self) -> int:
+        return sum(membership.total_cents or 0 for membership in self.included)
+
+
+def run_preview(
+    session: Session, *, today: date, collection_date: date | None, set_aside: Iterable[int] = ()
+) -> RunPreview:
+    """Split the memberships waiting for a debit into the run to come (every one that can be debited on
+    `collection_date`, but those whose id is in `set_aside`), the ones that cannot be and the ones set aside."""
+    aside = set(set_aside)
+    included, problems, excluded = [], [], []
+    for membership in waiting_memberships(
+        session, MandateFacts.load(session), today=today, collection_date=collection_date
+    ):
+        if membership.problems:
+            problems.append(membership)
+        elif membership.id in aside:
+            excluded.append(membership)
+        else:
+            included.append(membership)
+    return RunPreview(included, problems, excluded)
 
 
 def _last_settled_debits(session: Session, coop_ids: Iterable[int]) -> dict[int, Debit]:
@@ -542,8 +597,8 @@ def _amendment(previous: Debit | None, coop: Coop, iban: str) -> tuple[str, str]
 
 @dataclass(frozen=True)
 class Exclusion:
-    coop: Coop
-    membership: Membership | None
+    coop: Coop | WaitingCoop
+    membership: Membership | WaitingMembership | None
     reasons: tuple[str, ...]
 
 
@@ -558,14 +613,16 @@ def earliest_for(federation: Federation | None, today: date) -> date:
     return earliest_collection_date(today, lead, notice)
 
 
-def _move_to_batch(session: Session, kept: Sequence[Membership]) -> None:
+def _move_to_batch(session: Session, kept: Sequence[tuple[WaitingMembership, int]]) -> None:
     """Put every kept membership « en prélèvement » in one UPDATE (not one per membership), keeping the
-    optimistic check: a membership changed meanwhile (other version) fails the run like a normal flush."""
+    optimistic check: a membership changed meanwhile (other version) fails the run like a normal flush.
+    Each move is first checked by `app.membership.transition`, the one place its rules live."""
     versions = {}
-    for membership in kept:
-        memberships.transition(membership, "in_batch")  # the rules, on the object
-        versions[membership.id] = membership.version
-        set_committed_value(membership, "status", "in_batch")  # written below, not by the flush
+    for membership, version in kept:
+        memberships.transition(
+            SimpleNamespace(status=membership.status, payment_method=membership.payment_method), "in_batch"
+        )
+        versions[membership.id] = version
     now = utcnow()
     if session.get_bind().dialect.name == "postgresql":  # two array parameters, not 2 per membership
         pairs = sa.select(
@@ -583,26 +640,41 @@ def _move_to_batch(session: Session, kept: Sequence[Membership]) -> None:
     )
     if result.rowcount != len(versions):
         raise StaleDataError("Une adhésion a été modifiée entre-temps.")
-    for membership in kept:
-        set_committed_value(membership, "version", versions[membership.id] + 1)
-        set_committed_value(membership, "updated_at", now)
+    for obj in list(session.identity_map.values()):  # memberships the caller already holds: as now stored
+        if isinstance(obj, Membership) and obj.id in versions:
+            set_committed_value(obj, "status", "in_batch")
+            set_committed_value(obj, "version", versions[obj.id] + 1)
+            set_committed_value(obj, "updated_at", now)
+
+
+def _who(memberships_: Iterable[WaitingMembership]) -> str:
+    return ", ".join(f"{m.coop.login} ({', '.join(m.problems)})" for m in memberships_)
 
 
 def create_batch(
     session: Session,
-    membership_ids: Sequence[int],
+    membership_ids: Sequence[int] | None,
     collection_date: date,
     *,
     today: date,
     by: User | None,
     shorter_notice_agreed: bool = False,
     ip: str = "",
+    set_aside: Iterable[int] = (),
+    expected: tuple[int, int] | None = None,
 ) -> tuple[DebitBatch | None, list[Exclusion]]:
     """A draft run of the chosen memberships that pass the checks; the others are returned with reasons.
 
+    `membership_ids` None chooses every membership waiting for a debit (`waiting_memberships`) but those
+    in `set_aside`. `expected` is the (count, total in cents) staff confirmed on the run page: DomainError
+    when the run would differ (a membership committed or changed meanwhile, a mandate that cannot carry
+    a debit on the date chosen), so nobody is debited without having been shown.
+
     Raises DomainError (on `collection_date`) when the date breaks the TARGET calendar, the bank's
     lead time or the pre-notification delay (unless `shorter_notice_agreed`). The caller sends the
-    pre-notification of every debit of the run (`app.web.notifications.debit_prenotification`).
+    pre-notification of every debit of the run (`app.web.notifications.debit_prenotifications`).
+    The memberships are read as plain rows and the debits written in one INSERT: `batch.debits` is
+    loaded on first use.
     """
     federation = federation_settings(session)
     problems = creditor_problems(federation)
@@ -615,19 +687,30 @@ def create_batch(
         notice_days=federation.debit_notice_days,
         shorter_notice_agreed=shorter_notice_agreed,
     )
-    chosen = session.scalars(
-        sa.select(Membership)
-        .where(_among(session, Membership.id, membership_ids))
-        .options(joinedload(Membership.coop), joinedload(Membership.school_year))
-    ).all()
     facts = MandateFacts.load(session)
-    excluded, kept = [], []
-    for membership in sorted(chosen, key=lambda m: m.coop.number):
-        problems = debit_problems(membership, facts, collection_date=collection_date, today=today)
-        if problems:
-            excluded.append(Exclusion(membership.coop, membership, tuple(problems)))
+    aside = set(set_aside)
+    rows = _waiting_rows(session, membership_ids)
+    excluded: list[Exclusion] = []
+    kept: list[tuple[WaitingMembership, int]] = []
+    set_aside_count = 0
+    for membership, version in _waiting(rows, facts, collection_date=collection_date, today=today):
+        if membership.problems:
+            excluded.append(Exclusion(membership.coop, membership, membership.problems))
+        elif membership.id in aside:
+            set_aside_count += 1
         else:
-            kept.append(membership)
+            kept.append((membership, version))
+    if expected is not None:
+        count, total = len(kept), sum(membership.total_cents for membership, _ in kept)
+        if (count, total) != tuple(expected):
+            message = (
+                f"La liste a changé depuis son affichage : le prélèvement compterait {count} adhésion(s) pour "
+                f"{euros(total)}, et non {expected[0]} pour {euros(expected[1])}."
+            )
+            if excluded and membership_ids is None:
+                message += " Ne peuvent pas être prélevées au " + f"{collection_date:%d/%m/%Y} : {_who(excluded[:20])}"
+                message += " et d'autres." if len(excluded) > 20 else "."
+            raise DomainError(message + " Vérifiez la liste mise à jour avant de créer le prélèvement.")
     if not kept:
         return None, excluded
     stamp = collection_date.strftime("%Y%m%d")
@@ -638,13 +721,15 @@ def create_batch(
         message_id=f"OCCE85-SDD-{stamp}-{sequence:04d}",
         created_by_id=by.id if by else None,
         shorter_notice_agreed=shorter_notice_agreed,
+        count=len(kept),
+        control_sum_cents=sum(membership.total_cents for membership, _ in kept),
     )
     session.add(batch)
     session.flush()
-    previous = _last_settled_debits(session, [membership.coop_id for membership in kept])
+    previous = _last_settled_debits(session, [membership.coop.id for membership, _ in kept])
     _move_to_batch(session, kept)
     rows = []
-    for membership in kept:
+    for membership, _ in kept:
         coop = membership.coop
         iban = _compact_iban(coop.iban)
         original_ref, original_iban = _amendment(previous.get(coop.id), coop, iban)
@@ -654,27 +739,17 @@ def create_batch(
                 "membership_id": membership.id,
                 "coop_id": coop.id,
                 "amount_cents": membership.total_cents,
-                "end_to_end_id": f"OCCE85-{membership.school_year.start_year}-{coop.number:03d}-{batch.id}",
+                "end_to_end_id": f"OCCE85-{membership.year_label[:4]}-{coop.number:03d}-{batch.id}",
                 "mandate_ref": coop.debit_mandate_ref,
                 "iban": iban,
                 "original_mandate_ref": original_ref,
                 "original_iban": original_iban,
             }
         )
-    # One INSERT for the whole run (executemany), not a unit-of-work flush of a thousand objects; the
-    # debits are then read back once, with their coop and membership already in the session.
+    # One INSERT for the whole run (executemany), not a unit-of-work flush of thousands of objects; the
+    # debits are not read back (`batch.debits` loads them when asked for).
     session.execute(sa.insert(Debit.__table__), rows)
-    debits = session.scalars(sa.select(Debit).where(Debit.batch_id == batch.id).order_by(Debit.id)).all()
-    by_id = {membership.id: membership for membership in kept}
-    for debit in debits:  # their coop and membership are in hand: no lazy load (one SELECT each) per debit
-        membership = by_id[debit.membership_id]
-        set_committed_value(debit, "membership", membership)
-        set_committed_value(debit, "coop", membership.coop)
-        set_committed_value(debit, "batch", batch)
-    set_committed_value(batch, "debits", list(debits))
-    batch.count = len(debits)
-    batch.control_sum_cents = sum(debit.amount_cents for debit in debits)
-    session.flush()
+    session.expire(batch, ["debits"])
     audit.record(
         session,
         "debit_batch.created",
@@ -686,6 +761,7 @@ def create_batch(
             "count": batch.count,
             "sum": batch.control_sum_cents,
             "excluded": len(excluded),
+            "set_aside": set_aside_count,
             "shorter_notice_agreed": shorter_notice_agreed,
         },
         ip=ip,

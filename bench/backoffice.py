@@ -125,22 +125,23 @@ def _time(client, counter: Counter, path: str, requests: int) -> tuple[float, fl
 
 
 def _create_run(app, client, counter: Counter) -> tuple[float, int, int]:
-    """POST the debit-run form with every eligible membership; returns (ms, statements, debits), then undoes it."""
+    """POST the debit-run form as the page shows it (every membership that can be debited, the count and
+    total staff confirm); returns (ms, statements, debits, mails), then undoes it."""
     from app.extensions import db
     from app.models import AuditEvent, DebitBatch, Membership, OutboxEmail
 
     page = client.get("/admin/prelevements/").get_data(as_text=True)
-    chosen = re.findall(r'name="membership" value="(\d+)"', page)
+    fields = dict(re.findall(r'<input type="hidden" name="(nombre|total)" value="(\d+)"', page))
     collection = re.search(r'name="collection_date"[^>]*value="([0-9-]+)"', page)
-    if not chosen or collection is None:
-        raise SystemExit("page des prélèvements : aucune adhésion à cocher")
+    if len(fields) != 2 or collection is None:
+        raise SystemExit("page des prélèvements : aucune adhésion à prélever")
     with app.app_context():
         last_audit = db.session.scalar(sa.select(sa.func.max(AuditEvent.id))) or 0
         last_mail = db.session.scalar(sa.select(sa.func.max(OutboxEmail.id))) or 0
         db.session.remove()
     counter.count = 0
     started = time.perf_counter()
-    response = client.post("/admin/prelevements/", data={"membership": chosen, "collection_date": collection.group(1)})
+    response = client.post("/admin/prelevements/", data={**fields, "collection_date": collection.group(1)})
     elapsed, statements = (time.perf_counter() - started) * 1000, counter.count
     if response.status_code != 302 or "/admin/prelevements/" not in response.headers.get("Location", ""):
         raise SystemExit(f"création du prélèvement refusée ({response.status_code})")
@@ -149,13 +150,14 @@ def _create_run(app, client, counter: Counter) -> tuple[float, int, int]:
         if batch is None:
             raise SystemExit("aucun prélèvement créé : toutes les adhésions ont été laissées de côté")
         count = batch.count
+        mails = db.session.scalar(sa.select(sa.func.count()).where(OutboxEmail.id > last_mail))
         db.session.execute(sa.delete(DebitBatch).where(DebitBatch.id == batch.id))
         db.session.execute(sa.update(Membership).where(Membership.status == "in_batch").values(status="committed"))
         db.session.execute(sa.delete(AuditEvent).where(AuditEvent.id > last_audit))
         db.session.execute(sa.delete(OutboxEmail).where(OutboxEmail.id > last_mail))
         db.session.commit()
         db.session.remove()
-    return elapsed, statements, count
+    return elapsed, statements, count, mails
 
 
 def main() -> None:
@@ -193,8 +195,9 @@ def main() -> None:
         median, p95, statements = measured
         print(f"{label:<36} {median:>7.0f} ms {p95:>6.0f} ms {statements:>13}")
     if not args.only or "création" in args.only.lower():
-        elapsed, statements, count = _create_run(app, client, counter)
+        elapsed, statements, count, mails = _create_run(app, client, counter)
         print(f"{f'Création d’un prélèvement ({count} coops)':<36} {elapsed:>7.0f} ms {'':>9} {statements:>13}")
+        print(f"  ({mails} courriels de prénotification dans la file d'envoi)")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from app import membership as memberships
 from app.errors import DomainError
 from app.extensions import db
 from app.models import Coop, Debit, DebitBatch, Entry, Federation, Membership, OutboxEmail, coop_login
-from tests.test_debits import NOW, TODAY
+from tests.test_debits import NOW, TODAY, run_form
 from tests.test_debits import campaign as campaign  # the shared fixture (explicit re-export)
 
 DATA = Path(__file__).parent / "data" / "debits"
@@ -96,9 +96,7 @@ def test_the_run_form_proposes_the_next_valid_date_and_refuses_a_closing_day(
     client = login_as(make_staff("tresoriere"), on=app.test_client())
     page = client.get("/admin/prelevements/").get_data(as_text=True)
     assert 'value="2026-12-15"' in page  # 1 Dec + 14 days, a Tuesday
-    response = client.post(
-        "/admin/prelevements/", data={"membership": [str(i) for i in campaign], "collection_date": "2026-12-26"}
-    )
+    response = client.post("/admin/prelevements/", data=run_form(page, collection_date="2026-12-26"))
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "est un samedi" in page and "lundi 28/12/2026" in page
     assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(DebitBatch))) == 0
@@ -195,9 +193,8 @@ def test_a_run_too_close_to_notify_is_refused_unless_a_shorter_delay_was_agreed(
 def test_creating_a_run_pre_notifies_every_coop(app, campaign, make_staff, login_as, clock, db_check):
     clock(datetime(2025, 9, 1, 8))
     client = login_as(make_staff("tresoriere"), on=app.test_client())
-    response = client.post(
-        "/admin/prelevements/", data={"membership": [str(i) for i in campaign], "collection_date": "2025-09-15"}
-    )
+    page = client.get("/admin/prelevements/").get_data(as_text=True)
+    response = client.post("/admin/prelevements/", data=run_form(page, collection_date="2025-09-15"))
     assert response.status_code == 302
     mails = db_check(
         lambda s: [
@@ -214,6 +211,31 @@ def test_creating_a_run_pre_notifies_every_coop(app, campaign, make_staff, login
 
 
 # -- the life of a debit ---------------------------------------------------------------------------
+
+
+def test_the_run_mails_are_those_of_the_single_prenotification(app, campaign, make_staff, login_as, clock, db_check):
+    """A run renders its thousand mails in one go: each reads exactly as the one-coop pre-notification."""
+    from app.web import notifications
+
+    clock(datetime(2025, 9, 1, 8))
+    with app.app_context():
+        coop = db.session.scalar(sa.select(Coop).where(Coop.number == 2))
+        coop.email = ""  # a coop without an address gets no mail; it is still debited
+        db.session.commit()
+        db.session.remove()
+    client = login_as(make_staff("tresoriere"), on=app.test_client())
+    page = client.get("/admin/prelevements/").get_data(as_text=True)
+    assert client.post("/admin/prelevements/", data=run_form(page, collection_date="2025-09-15")).status_code == 302
+    with app.test_request_context():
+        session = db.session
+        queued = session.execute(sa.select(OutboxEmail.recipient, OutboxEmail.subject, OutboxEmail.body_text)).all()
+        federation = session.scalar(sa.select(Federation))
+        batch = session.scalar(sa.select(DebitBatch))
+        assert batch.count == 3
+        single = [notifications.debit_prenotification(session, debit, federation) for debit in batch.debits]
+        assert sorted(queued) == sorted((m.recipient, m.subject, m.body_text) for m in single if m is not None)
+        assert [m.recipient for m in single if m is not None] == ["coop1@example.org", "coop3@example.org"]
+        session.rollback()
 
 
 def _exported(session, membership_ids, **kwargs):

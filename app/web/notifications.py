@@ -10,7 +10,7 @@ made). Delivery is `flask mail send`.
 | password reset asked                           | `password_reset`          | the account's address   |
 | membership committed (engagement)              | `membership_committed`    | coop                    |
 | membership paid (cheque, debit settled)        | `membership_paid`         | coop                    |
-| run created: the coop will be debited          | `debit_prenotification`   | coop                    |
+| run created: the coop will be debited          | `debit_prenotification(s)` | coop                   |
 | debit rejected before settlement               | `membership_debit_rejected` | coop                  |
 | debit returned / refunded after settlement     | `membership_debit_returned` | coop                  |
 | mandate dossier submitted/returned/validated/… | `mandate_status`          | coop (+ new mandataire) |
@@ -22,6 +22,7 @@ made). Delivery is `flask mail send`.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -31,10 +32,22 @@ from sqlalchemy.orm import Session
 from app import clock
 from app.debits import REASON_LABELS, Return, reason_label
 from app.formats import fr_date, fr_datetime
-from app.mail import queue_email
+from app.mail import queue_email, queue_emails
 from app.mandates import REASONS, STATUS_LABELS, bank_of, is_credit_mutuel
 from app.membership import frozen_fee
-from app.models import AnnualReport, Coop, Debit, Federation, MandateChange, Membership, OutboxEmail, User
+from app.models import (
+    AnnualReport,
+    Coop,
+    Debit,
+    DebitBatch,
+    Federation,
+    MandateChange,
+    Membership,
+    OutboxEmail,
+    SchoolYear,
+    User,
+    coop_login,
+)
 
 # Mail sent to the coop when its mandate dossier reaches a status.
 MANDATE_STATUS_MAILS = {
@@ -49,9 +62,14 @@ MANDATE_STATUS_MAILS = {
 def send(session: Session, to: str, template: str, **context: Any) -> OutboxEmail:
     """Render templates/mail/<template>.txt and queue it in the outbox (same transaction)."""
     rendered = render_template(f"mail/{template}.txt", public_url=current_app.config["PUBLIC_URL"], **context)
+    subject, text = _split(rendered)
+    return queue_email(session, to=to, subject=subject, text=text)
+
+
+def _split(rendered: str) -> tuple[str, str]:
+    """(subject, body) of a rendered mail template (first line `Subject: …`)."""
     first, _, body = rendered.partition("\n")
-    subject = first.removeprefix("Subject:").strip()
-    return queue_email(session, to=to, subject=subject, text=body.lstrip("\n"))
+    return first.removeprefix("Subject:").strip(), body.lstrip("\n")
 
 
 def _to_coop(session: Session, coop: Coop, template: str, **context: Any) -> OutboxEmail | None:
@@ -124,6 +142,55 @@ def debit_prenotification(session: Session, debit: Debit, federation: Federation
         federation=federation,
         masked_iban=f"{iban[:4]} … {iban[-4:]}",
     )
+
+
+def debit_prenotifications(session: Session, batch: DebitBatch, federation: Federation) -> int:
+    """`debit_prenotification` for every debit of a run just created, as one read and one write: the
+    debits, coops and memberships come back as plain rows, the template is compiled once and rendered
+    for each coop with the same values as the single mail, and the outbox rows go in one INSERT.
+    Returns the number of mails queued (coops without an e-mail address get none)."""
+    template = current_app.jinja_env.get_template("mail/debit_prenotification.txt")
+    public_url = current_app.config["PUBLIC_URL"]
+    rows = session.execute(
+        sa.select(
+            Debit.amount_cents,
+            Debit.iban,
+            Debit.mandate_ref,
+            Coop.number,
+            Coop.name,
+            Coop.email,
+            Membership.id,
+            Membership.reference,
+            SchoolYear.start_year,
+        )
+        .join(Coop, Coop.id == Debit.coop_id)
+        .join(Membership, Membership.id == Debit.membership_id)
+        .join(SchoolYear, SchoolYear.id == Membership.school_year_id)
+        .where(Debit.batch_id == batch.id, Coop.email != "", Coop.email.is_not(None))
+        .order_by(Debit.id)
+    )
+    plain_batch = SimpleNamespace(collection_date=batch.collection_date)
+    plain_federation = SimpleNamespace(creditor_id=federation.creditor_id)
+
+    def mails():
+        for amount, iban, mandate_ref, number, name, email, membership_id, reference, start_year in rows:
+            rendered = template.render(
+                public_url=public_url,
+                coop=SimpleNamespace(login=coop_login(number), name=name),
+                membership=SimpleNamespace(
+                    id=membership_id,
+                    reference=reference,
+                    school_year=SimpleNamespace(label=f"{start_year}-{start_year + 1}"),
+                ),
+                debit=SimpleNamespace(amount_cents=amount, mandate_ref=mandate_ref, iban=iban),
+                batch=plain_batch,
+                federation=plain_federation,
+                masked_iban=f"{iban[:4]} … {iban[-4:]}",
+            )
+            subject, text = _split(rendered)
+            yield email, subject, text
+
+    return queue_emails(session, mails(), now=clock.now())
 
 
 # -- change of mandataire --------------------------------------------------------------------------
