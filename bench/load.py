@@ -30,6 +30,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -305,6 +306,7 @@ def run(
         )
         for engine in db.engines.values():
             engine.dispose()
+    shutil.rmtree(work, ignore_errors=True)  # the SQLite file and uploads
     # steady state: once every client has logged in (the logins' argon2 checks are done)
     all_in = max((c.logged_in_at for c in clients), default=0.0)
     pages: dict[str, list[float]] = {}
