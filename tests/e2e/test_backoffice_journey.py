@@ -69,8 +69,18 @@ def test_staff_run_a_direct_debit(page, committed, two_reports, db_check, tmp_pa
 
     page.get_by_role("link", name="Prélèvements").first.click()
     page.wait_for_url(re.compile(r"/admin/prelevements/$"))
-    assert page.locator('input[name="membership"]:checked').count() == 2
-    page.get_by_role("button", name="Créer le prélèvement").click()
+    assert page.locator("#run-summary").inner_text().startswith("2 adhésion(s) seront prélevées")
+    included = page.get_by_role("table", name=re.compile("Adhésions comprises"))
+    assert included.get_by_role("rowheader").count() == 2
+    # set 085-002 aside with the keyboard, then bring it back: the run and its button follow
+    page.get_by_role("link", name=re.compile("Exclure 085-002")).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"exclure="))
+    assert page.locator("#run-summary").inner_text().startswith("1 adhésion(s) seront prélevées")
+    assert page.get_by_role("button", name=re.compile("Créer le prélèvement de 1 adhésion")).is_visible()
+    page.get_by_role("link", name=re.compile("Réintégrer 085-002")).click()
+    page.wait_for_url(re.compile(r"/admin/prelevements/$"))
+    page.get_by_role("button", name=re.compile("Créer le prélèvement de 2 adhésion")).click()
     page.wait_for_url(re.compile(r"/admin/prelevements/\d+$"))
     assert page.get_by_text("2 adhésion(s)").first.is_visible()
     total = db_check(lambda s: sum(m.total_cents for m in s.scalars(sa.select(Membership))))
