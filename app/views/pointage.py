@@ -16,6 +16,7 @@ from pathlib import Path
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user
+from sqlalchemy.orm import contains_eager
 
 from app import audit, clock
 from app import ledger as books
@@ -63,7 +64,12 @@ def _current_year() -> int:
 def _ledger(year: int) -> Ledger | None:
     if not 2000 <= year <= _current_year():
         abort(404)
-    return db.session.scalar(owned(Ledger).join(Ledger.school_year).where(SchoolYear.start_year == year))
+    return db.session.scalar(
+        owned(Ledger)
+        .join(Ledger.school_year)
+        .where(SchoolYear.start_year == year)
+        .options(contains_eager(Ledger.school_year))  # its label and dates, without a statement of their own
+    )
 
 
 def _record_denied(foreign: list[tuple[str, int]]) -> None:
