@@ -253,3 +253,76 @@ def test_the_closed_cash_books_page_reads_the_database_the_same_number_of_times_
     assert "60 cahier(s) clôturé(s)." in page and page.count("Rouvrir le cahier<") == 50  # 50 a page
     assert "085-030 Coopérative de test 030" in page and "2024-2025" in page and "05/09/2025" in page
     assert more == few
+
+
+def test_the_consolidated_crf_counts_the_year_s_operations_only_and_lists_its_durable_goods(
+    app, client, year, make_coop, make_staff, login_as
+):
+    """The export reads the year's operations by id range: operations of another year written before,
+    between and after them never count, and the inventory lists the year's purchases on account 68."""
+    import csv
+    import io
+
+    from app.models import Account, EntryLine
+
+    coop_ids = [make_coop(number).id for number in (1, 2)]
+    with app.app_context():
+        session = db.session
+        session.add(SchoolYear(start_year=2024, pupil_fee_cents=205, adult_fee_cents=205, insurance_fee_cents=25))
+        session.flush()
+        years = {y.start_year: y.id for y in session.scalars(sa.select(SchoolYear))}
+        account = {code: id_ for code, id_ in session.execute(sa.select(Account.code, Account.id))}
+        ledgers = {}
+        for coop_id, start_year in ((coop_ids[0], 2024), (coop_ids[0], 2025), (coop_ids[1], 2025)):
+            ledger = Ledger(coop_id=coop_id, school_year_id=years[start_year])
+            session.add(ledger)
+            session.flush()
+            ledgers[coop_id, start_year] = ledger
+
+        def operation(coop_id, start_year, piece, label, code, cents):
+            entry = Entry(
+                ledger_id=ledgers[coop_id, start_year].id,
+                coop_id=coop_id,
+                piece=piece,
+                date=date(start_year, 10, 1),
+                label=label,
+                payment_mode="virement",
+                kind="expense" if cents > 0 else "receipt",
+            )
+            session.add(entry)
+            session.flush()
+            session.add_all(
+                [
+                    EntryLine(entry_id=entry.id, account_id=account[code], amount_cents=cents),
+                    EntryLine(entry_id=entry.id, account_id=account["512"], amount_cents=-cents),
+                ]
+            )
+            session.flush()
+
+        operation(coop_ids[0], 2024, "A1", "Kermesse 2024", "707", -99_900)
+        operation(coop_ids[0], 2025, "P1", "Fournitures", "6068", 10_000)
+        operation(coop_ids[0], 2024, "A2", "Ordinateur 2024", "68", 77_700)  # between the year's operations
+        operation(coop_ids[0], 2025, "P2", "Vidéoprojecteur", "68", 30_000)
+        operation(coop_ids[1], 2025, "P1", "Livres", "6068", 5_000)
+        operation(coop_ids[0], 2025, "P3", "Kermesse", "707", -25_000)
+        operation(coop_ids[0], 2024, "A3", "Sortie 2024", "6068", 44_400)
+        session.commit()
+        session.remove()
+    login_as(make_staff())
+
+    def export(query: str) -> list[list[str]]:
+        response = client.get(f"/admin/exports/crf-2025.csv{query}")
+        assert response.status_code == 200
+        return list(csv.reader(io.StringIO(response.data.decode("utf-8-sig")), delimiter=";"))
+
+    by_coop = export("?par=coop")
+    assert by_coop[1:] == [
+        ["085-001", "Coopérative de test 001", "ouvert", "400,00", "250,00", "-150,00", "-150,00", "0,00", "0,00"],
+        ["085-002", "Coopérative de test 002", "ouvert", "50,00", "0,00", "-50,00", "-50,00", "0,00", "0,00"],
+    ]
+    by_account = {row[0]: row for row in export("")[1:]}
+    assert by_account["6068"][3:] == ["charge", "150,00", "2"]
+    assert by_account["68"][3:] == ["charge", "300,00", "1"]
+    assert by_account["707"][3:] == ["produit", "250,00", "1"]
+    inventory = export("?par=inventaire")
+    assert inventory[1:] == [["085-001", "Coopérative de test 001", "01/10/2025", "P2", "Vidéoprojecteur", "300,00"]]

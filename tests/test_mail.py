@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
-from app.mail import SMTPTransport, deliver_pending, queue_email, retry
+from app.mail import SMTPTransport, deliver_pending, queue_email, queue_emails, retry
 from app.models import OutboxEmail, utcnow
 
 SENDER = "Coop 85 <ne-pas-repondre@occe85.invalid>"
@@ -130,6 +130,29 @@ def test_header_injection_in_subject_is_refused(session, subject):
 def test_header_injection_in_recipient_is_refused(session):
     with pytest.raises(ValueError, match="en-tête de courriel"):
         queue_email(session, to="coop1@example.org\r\nBcc: autre@example.org", subject=SUBJECT, text=BODY)
+    session.commit()
+    assert count_rows(session) == 0
+
+
+def test_mails_queued_together_are_delivered_like_single_ones(session, start_smtp):
+    port, server = start_smtp()
+    now = utcnow()
+    mails = [(f"coop{n}@example.org", f"{SUBJECT} n° {n}", BODY) for n in (1, 2, 3)]
+    assert queue_emails(session, mails, now=now) == 3
+    session.commit()
+    rows = session.scalars(sa.select(OutboxEmail).order_by(OutboxEmail.id)).all()
+    assert [(row.recipient, row.subject, row.status, row.attempts) for row in rows] == [
+        (to, subject, "pending", 0) for to, subject, _ in mails
+    ]
+    assert len({row.message_id for row in rows}) == 3
+    assert deliver(session, port).sent == 3
+    assert sorted(message["To"] for message in server.messages) == [to for to, _, _ in mails]
+
+
+def test_one_bad_header_among_mails_queued_together_queues_none(session):
+    mails = [("coop1@example.org", SUBJECT, BODY), ("coop2@example.org", "Relevé\u2028Bcc: x@example.org", BODY)]
+    with pytest.raises(ValueError, match="en-tête de courriel"):
+        queue_emails(session, mails, now=datetime(2025, 9, 1))
     session.commit()
     assert count_rows(session) == 0
 
