@@ -252,7 +252,9 @@ def test_closing_and_reopening_the_previous_year_show_at_once(app, client, two_y
 
 
 def test_the_rows_kept_are_those_of_the_lines_shown(client, ids, db_check):
-    """What is kept per year follows the year: a deleted line's row is not kept for ever."""
+    """What is kept per year follows the year: one body, and the rows of the lines it shows (a deleted
+    line's row is not kept for ever)."""
+    cahier_cache.clear()
     pointage_cache.clear()
     _page(client, SCREEN)
 
@@ -262,6 +264,8 @@ def test_the_rows_kept_are_those_of_the_lines_shown(client, ids, db_check):
 
     db_check(delete)
     _page(client, SCREEN)
+    pages = [key for key in cahier_cache.pages._items if key[0] == "pointage"]
+    assert len(pages) == 1  # the body of the latest state only
     [parts] = pointage_cache.parts._items.values()
     lines = next(value for key, value in parts.items() if key[0] == "lines")
     assert {line.line_id for line in lines} == set(ids.values()) - {ids["L07"]}

@@ -7,10 +7,11 @@ put in the page rendered around their markers (`page_with_parts`), never copied 
 
 What is kept, per process:
 
-- `pointage_cache.pages` holds whole bodies (`Body`: the parts, the year's bank book, the matching's
-  outcome) by the page's state (`reconciliation.pointage_state`: every ledger's revision and status,
-  the coop's statements), so a repeated view reads one cheap statement and renders only the page's
-  frame. The bodies live in the classic view's LRU of pages (`cahier_cache.pages`), emptied with it.
+- `pointage_cache.pages` holds, per year, the body (`Body`: the parts, the year's bank book, what the
+  page's frame needs) built for the year's latest state (`reconciliation.pointage_state`: every
+  ledger's revision and status, the coop's statements), so a repeated view reads one cheap statement
+  and renders only the page's frame. The bodies live in the classic view's LRU of pages
+  (`cahier_cache.pages`, emptied with it, as the tests' `app` fixture does).
 - `pointage_cache.parts` holds, per ledger, each row's HTML keyed by everything the row shows (the
   line's own values, the proposal with its statement and cash-book lines), and the last matching
   with its inputs: after a change only the rows that changed are rendered again, and the matching
@@ -98,13 +99,15 @@ pointage_cache = PointageCache()
 def page_body(session, ledger: Ledger, year: int, coop_id: int) -> Body:
     """The body of the pointage page of `ledger` (the year starting in `year`), as kept for its state."""
     where = (ledger.id, ledger.created_at, year, request.script_root)  # created_at: SQLite may reuse an id
-    key = ("pointage", *where, rec.pointage_state(session, ledger))
-
-    def build() -> Body:
-        with gc_paused():
-            return _build(session, ledger, year, coop_id, where)
-
-    return pointage_cache.pages.get_or_build(key, build)
+    state = rec.pointage_state(session, ledger)
+    kept = pointage_cache.pages.get(("pointage", *where))
+    if kept is not None and kept[0] == state:
+        return kept[1]
+    with gc_paused():
+        body = _build(session, ledger, year, coop_id, where)
+    # One body per year (the latest state's): a year of 10,000 lines weighs some 10 MB.
+    pointage_cache.pages.put(("pointage", *where), (state, body))
+    return body
 
 
 def _build(session, ledger: Ledger, year: int, coop_id: int, where) -> Body:
