@@ -367,7 +367,7 @@ def build_cahier(
     if figures is None:
         figures = current_figures(session, ledger)
     action_names, split_accounts = reference_names(session, ledger)
-    walked, year_totals, used, uncleared = _walk(figures)
+    walked, year_totals, used, uncleared = walk(figures)
     shown, carried = _filtered(
         walked, split_accounts, month=month, text=text, account=account, action_id=action_id, mode=mode
     )
@@ -437,7 +437,7 @@ def assemble(
     )
 
 
-def _walk(figures: list[tuple[EntryKey, EntryFigures]]) -> tuple[list[Walked], dict[str, int], dict[int, int], int]:
+def walk(figures: list[tuple[EntryKey, EntryFigures]]) -> tuple[list[Walked], dict[str, int], dict[int, int], int]:
     """One pass in date order: each operation with the balances after it, the year's in/out totals, its
     totals per split account id and its bank lines not yet pointed."""
     walked: list[Walked] = []
@@ -481,7 +481,7 @@ def _walk(figures: list[tuple[EntryKey, EntryFigures]]) -> tuple[list[Walked], d
         if cleared is None and (bank_in or bank_out) and kind != "opening":
             uncleared += 1
         append((key, f, bank, cash))
-    totals = _in_out(bank_in_total, bank_out_total, cash_in_total, cash_out_total, advance_in_total, advance_out_total)
+    totals = in_out(bank_in_total, bank_out_total, cash_in_total, cash_out_total, advance_in_total, advance_out_total)
     return walked, totals, by_account, uncleared
 
 
@@ -523,10 +523,10 @@ def _totals(shown: list[Walked]) -> tuple[dict[str, int], dict[int, int]]:
         advance_out += f.advance_out
         for account_id, value in f.amounts:
             by_account[account_id] = by_account.get(account_id, 0) + value
-    return _in_out(bank_in, bank_out, cash_in, cash_out, advance_in, advance_out), by_account
+    return in_out(bank_in, bank_out, cash_in, cash_out, advance_in, advance_out), by_account
 
 
-def _in_out(*sums: int) -> dict[str, int]:
+def in_out(*sums: int) -> dict[str, int]:
     """The in/out totals by column name (bank, cash, advance), in that order."""
     return dict(zip(("bank_in", "bank_out", "cash_in", "cash_out", "advance_in", "advance_out"), sums, strict=True))
 

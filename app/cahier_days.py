@@ -31,7 +31,18 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.cahier import EntryFigures, EntryKey, current_figures, entry_columns, figures_of
+from app.cahier import (
+    Cahier,
+    EntryFigures,
+    EntryKey,
+    assemble,
+    current_figures,
+    entry_columns,
+    figures_of,
+    in_out,
+    reference_names,
+    walk,
+)
 from app.models import Entry, Ledger
 
 # Above this many changed operations, reading the whole year again is as cheap.
@@ -154,3 +165,34 @@ def _updated(kept: Year, revision: int, fresh: set[tuple[EntryKey, EntryFigures]
             days[day] = make_day(items)
     order = kept.order if set(days) == set(kept.order) else tuple(sorted(days))
     return Year(kept.ledger_key, revision, days, order, day_of)
+
+
+def year_cahier(session: Session, ledger: Ledger, year: Year) -> Cahier:
+    """The classic view of the whole year in date order, from the days' sums (its rows are rendered day
+    by day by the web layer; `walked` is made only if asked for)."""
+    bank_in = bank_out = cash_in = cash_out = advance_in = advance_out = uncleared = 0
+    by_account: dict[int, int] = {}
+    days = year.days
+    for day in year.order:
+        d = days[day]
+        b_in, b_out, c_in, c_out, a_in, a_out = d.sums
+        bank_in += b_in
+        bank_out += b_out
+        cash_in += c_in
+        cash_out += c_out
+        advance_in += a_in
+        advance_out += a_out
+        uncleared += d.uncleared
+        for account_id, value in d.by_account:
+            by_account[account_id] = by_account.get(account_id, 0) + value
+    totals = in_out(bank_in, bank_out, cash_in, cash_out, advance_in, advance_out)
+    return assemble(
+        reference_names(session, ledger),
+        totals,
+        totals,
+        by_account,
+        uncleared,
+        year.count,
+        months=sorted({day.replace(day=1) for day in year.order}),
+        walk_later=lambda: walk(year.figures())[0],
+    )

@@ -19,6 +19,7 @@ from flask import Response, current_app, url_for
 from markupsafe import Markup
 
 from app.cahier import OPENING_KINDS, Cahier
+from app.cahier_days import Year
 from app.formats import amount as format_amount
 from app.formats import fr_date
 
@@ -40,15 +41,17 @@ Fragments = dict  # (entry key, action name) -> (before, between, after, bank ba
 ROWS_MARKER = Markup(f"<!--rows-{secrets.token_hex(8)}-->")  # noqa: S704 - no user input
 
 
-def page_with_rows(html: str, rows: bytes) -> Response:
-    """The page rendered around `ROWS_MARKER`, with the table body (already UTF-8) put in its place.
+def page_with_rows(html: str, rows: bytes | list[bytes]) -> Response:
+    """The page rendered around `ROWS_MARKER`, with the table body (already UTF-8, one piece or several)
+    put in its place.
 
     The body of a 10,000-operation year weighs megabytes: passed through Jinja, each macro and block
-    copies it again. Kept as bytes and sent as one piece of the response, it is never copied."""
+    copies it again. Kept as bytes and sent as pieces of the response, it is never copied."""
     pieces = html.split(ROWS_MARKER, 1)
     if len(pieces) == 1:  # no table on the page (an empty year)
         return current_app.response_class(html, mimetype="text/html")
-    return current_app.response_class([pieces[0].encode(), rows, pieces[1].encode()], mimetype="text/html")
+    body = rows if isinstance(rows, list) else [rows]
+    return current_app.response_class([pieces[0].encode(), *body, pieces[1].encode()], mimetype="text/html")
 
 
 def phone_captions(accounts) -> Markup:
@@ -86,12 +89,7 @@ def cahier_rows(
     codes = [(account.code, escape(account.display_code)) for account in data.accounts]
     known = fragments or {}
     kept: Fragments = {}
-    # URL templates built once, then filled per row (url_for per row is the slow part otherwise).
-    urls = (
-        url_for("ledger.entry_detail", entry_id=0)[:-1],
-        url_for("ledger.edit_entry", entry_id=0).rsplit("/0/", 1),
-        url_for("ledger.delete_entry", entry_id=0).rsplit("/0/", 1),
-    )
+    urls = _url_templates()
     parts: list[bytes] = []
     append = parts.append
     action_name = data.action_name
@@ -105,19 +103,74 @@ def cahier_rows(
                 if pieces is not None
                 else _row_pieces(data.row(w), codes, modes, urls, links=links, editable=editable)
             )
-            pieces = (
-                before,
-                between,
-                after,
-                bank,
-                cash,
-                f"{before}<td{NEGATIVE if bank < 0 else ''}>{format_amount(bank)}</td>"
-                f"{between}<td>{format_amount(cash)}</td>{after}".encode(),
-            )
+            pieces = (before, between, after, bank, cash, _row((before, between, after), bank, cash).encode())
         if entry_key:
             kept[key] = pieces
         append(pieces[5])
     return b"\n".join(parts), kept
+
+
+DayRows = dict  # day -> (Day, bank and cash balances before it, its rows as UTF-8, its rows' pieces by key)
+
+
+def year_rows(
+    data: Cahier, year: Year, modes: Mapping[str, str], *, links: bool, editable: bool, kept: DayRows | None = None
+) -> tuple[list[bytes], DayRows]:
+    """The <tr> elements of the whole year in date order (as `cahier_rows` makes them), one piece per day.
+
+    `kept` holds, per day, what the same columns showed last time: a day whose operations (the same
+    `Day` object of `app.cahier_days`) and opening balances did not change is sent as it was; one whose
+    balances moved gets its balance cells formatted again; only a changed day renders its changed rows.
+    After a save, that is one day of the year. `kept` must come from the same columns and action names."""
+    codes = [(account.code, escape(account.display_code)) for account in data.accounts]
+    kept = kept or {}
+    made: DayRows = {}
+    urls = _url_templates()
+    action_name = data.action_name
+    parts: list[bytes] = []
+    bank = cash = 0
+    for day_date in year.order:
+        day = year.days[day_date]
+        before = kept.get(day_date)
+        if before is None or before[0] is not day or before[1] != bank or before[2] != cash:
+            known = before[4] if before is not None else {}
+            pieces_by_key = {}
+            rows = []
+            running_bank, running_cash = bank, cash
+            for entry_key, figures in day.items:
+                running_bank += figures.bank_in - figures.bank_out
+                running_cash += figures.cash_in - figures.cash_out
+                key = (entry_key, action_name(figures))
+                pieces = known.get(key)
+                if pieces is None:
+                    w = (entry_key, figures, running_bank, running_cash)
+                    pieces = _row_pieces(data.row(w), codes, modes, urls, links=links, editable=editable)
+                pieces_by_key[key] = pieces
+                rows.append(_row(pieces, running_bank, running_cash))
+            before = (day, bank, cash, "\n".join(rows).encode() + b"\n", pieces_by_key)
+        made[day_date] = before
+        parts.append(before[3])
+        bank += day.bank
+        cash += day.cash
+    return parts, made
+
+
+def _row(pieces: tuple[str, str, str], bank: int, cash: int) -> str:
+    """A row from its pieces and its two running balances."""
+    before, between, after = pieces
+    return (
+        f"{before}<td{NEGATIVE if bank < 0 else ''}>{format_amount(bank)}</td>"
+        f"{between}<td>{format_amount(cash)}</td>{after}"
+    )
+
+
+def _url_templates() -> tuple:
+    """The row links' URLs built once, then filled per row (url_for per row is the slow part otherwise)."""
+    return (
+        url_for("ledger.entry_detail", entry_id=0)[:-1],
+        url_for("ledger.edit_entry", entry_id=0).rsplit("/0/", 1),
+        url_for("ledger.delete_entry", entry_id=0).rsplit("/0/", 1),
+    )
 
 
 def _row_pieces(r, codes: list[tuple[str, str]], modes: Mapping[str, str], urls, *, links: bool, editable: bool):
@@ -247,18 +300,25 @@ class CahierCache:
     """What the classic view keeps between requests, per process.
 
     - `pages`: whole rendered tables by ledger revision (a view of an unchanged year);
-    - `rows`: per ledger, each operation's figures and rendered cells by (entry id, version,
-      created_at). The version changes with any change to the entry or its lines (pointage
-      included), so after a save only the changed operations are read and rendered again; the
-      running balances are recomputed for every row in one pass.
+    - `years`: per ledger, its operations by day as of a revision (`app.cahier_days.Year`): after a
+      save, only the operations changed since are read;
+    - `days`: per ledger and set of columns, the whole year's rows day by day (`year_rows`): after a
+      save, only the changed day is rendered again, and the days after it get new balances if the
+      change moved them;
+    - `rows`: per ledger, the filtered and sorted views' cells by (entry key, action name), so that
+      their rows whose operation did not change are not rendered again.
     """
 
     def __init__(self, ledgers: int = 16) -> None:
         self.pages = RenderCache()
+        self.years = RenderCache(ledgers)
+        self.days = RenderCache(2 * ledgers)  # screen and print
         self.rows = RenderCache(ledgers)
 
     def clear(self) -> None:
         self.pages.clear()
+        self.years.clear()
+        self.days.clear()
         self.rows.clear()
 
 

@@ -18,7 +18,7 @@ from flask_login import current_user
 from sqlalchemy.exc import IntegrityError
 
 from app import cahier as cahier_format
-from app import clock, documents, reconciliation
+from app import cahier_days, clock, documents, reconciliation
 from app import ledger as books
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
@@ -30,6 +30,7 @@ from app.views.cahier_table import (
     gc_paused,
     page_with_rows,
     phone_captions,
+    year_rows,
 )
 from app.web import uow
 from app.web.downloads import send_document
@@ -189,35 +190,59 @@ def _cahier_table(
     ledger: Ledger, *, sort: str, action_id: int | None, filters: dict[str, str], printing: bool, month: date | None
 ):
     """The classic view's figures and rendered rows: the whole table cached per ledger revision; after a
-    change, each unchanged operation's figures and cells come from the per-operation cache."""
+    change, the year is brought up to date from the operations changed since (`app.cahier_days`) and the
+    whole year's view renders only the changed day again (`year_rows`)."""
     # created_at too: SQLite may reuse the id of a deleted ledger
     ledger_key = (ledger.id, ledger.created_at)
     key = (*ledger_key, ledger.revision, ledger.is_open, printing, sort, action_id, month, tuple(filters.items()))
+    whole_year = sort == "date" and month is None and not action_id and not any(filters.values())
 
     def build():
         with gc_paused():
-            return build_rows()
+            year = _current_year_of(ledger)
+            return _whole_year_rows(ledger, year, printing) if whole_year else build_rows(year)
 
-    def build_rows():
-        known = cahier_cache.rows.get(ledger_key) or ({}, {})
-        figures = cahier_format.current_figures(db.session, ledger, known[0])
+    def build_rows(year):
         built = cahier_format.build_cahier(
-            db.session, ledger, sort=sort, action_id=action_id, month=month, figures=figures, **filters
+            db.session, ledger, sort=sort, action_id=action_id, month=month, figures=year.figures(), **filters
         )
         columns = (tuple(a.code for a in built.accounts), not printing, ledger.is_open)
+        kept = cahier_cache.rows.get(ledger_key) or {}
         rows_html, fragments = cahier_rows(
-            built, books.MODE_LABELS, links=not printing, editable=ledger.is_open, fragments=known[1].get(columns)
+            built, books.MODE_LABELS, links=not printing, editable=ledger.is_open, fragments=kept.get(columns)
         )
-        # keep only what the year holds now (a deleted or changed operation's old figures go)
-        kept = dict(known[1])
-        if len(built.walked) == len(figures):  # unfiltered: the rows shown are the whole year
-            kept[columns] = fragments
-        else:
-            kept[columns] = {**kept.get(columns, {}), **fragments}
-        cahier_cache.rows.put(ledger_key, (dict(figures), kept))
+        merged = {**kept.get(columns, {}), **fragments}
+        if len(merged) > 2 * year.count:  # changed operations' old cells add up: keep those of this view only
+            merged = fragments
+        cahier_cache.rows.put(ledger_key, {**kept, columns: merged})
         return built, rows_html
 
     return cahier_cache.pages.get_or_build(key, build)
+
+
+def _current_year_of(ledger: Ledger) -> cahier_days.Year:
+    """The ledger's operations by day, brought up to date from the process's last look at them."""
+    ledger_key = (ledger.id, ledger.created_at)
+    year = cahier_days.current_year(db.session, ledger, cahier_cache.years.get(ledger_key))
+    cahier_cache.years.put(ledger_key, year)
+    return year
+
+
+def _whole_year_rows(ledger: Ledger, year: cahier_days.Year, printing: bool):
+    """The whole year's classic view in date order, its rows day by day (only changed days rendered)."""
+    built = cahier_days.year_cahier(db.session, ledger, year)
+    columns = (
+        (ledger.id, ledger.created_at),
+        tuple(a.code for a in built.accounts),
+        not printing,
+        ledger.is_open,
+        tuple(sorted(built.action_names.items())),
+    )
+    parts, kept = year_rows(
+        built, year, books.MODE_LABELS, links=not printing, editable=ledger.is_open, kept=cahier_cache.days.get(columns)
+    )
+    cahier_cache.days.put(columns, kept)
+    return built, parts
 
 
 def _month(value: str | None, year: int) -> date | None:
@@ -801,12 +826,9 @@ def export_csv(year: int):
     if ledger is None:
         content = iter(["\ufeff".encode() + ";".join(cahier_format.FIXED_COLUMNS).encode() + b"\r\n"])
     else:
-        # the figures the classic view keeps per operation: only the operations changed since are read
-        ledger_key = (ledger.id, ledger.created_at)
-        known = cahier_cache.rows.get(ledger_key)
+        # the year the classic view keeps: only the operations changed since are read
         with gc_paused():
-            figures = cahier_format.current_figures(db.session, ledger, known[0] if known else None)
-            cahier_cache.rows.put(ledger_key, (dict(figures), known[1] if known else {}))
+            figures = _current_year_of(ledger).figures()
             content = cahier_format.export_csv_chunks(db.session, ledger, figures)  # read now, formatted while sent
     return Response(
         content,

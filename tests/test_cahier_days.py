@@ -1,0 +1,277 @@
+"""The classic view after a save (app.cahier_days): the year kept by day between requests, brought up to
+date from the operations changed since, must show exactly what a view built from scratch shows.
+
+Each test makes a sequence of the changes a mandataire makes (new operations, a label, an amount, a
+date that moves the operation to another day, a deletion, a pointage, a voucher, an action renamed,
+an import) and, after each one, compares the page served from the kept year with the page served by
+a process that keeps nothing (every cache emptied): byte for byte.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from app import cahier as cahier_format
+from app import cahier_days
+from app import ledger as books
+from app.models import Action, Document, Entry, EntryLine, Ledger
+from app.views.cahier_table import cahier_cache
+from tests import test_ledger_web as web
+from tests.test_ledger_web import CAHIER, YEAR, book, day, make_action, set_opening
+
+coop = web.coop
+
+
+def _page(client, path: str = CAHIER) -> bytes:
+    """A page without what changes with every request (the CSP nonce, the signed CSRF token's time)."""
+    return re.sub(rb'(nonce|content|name="csrf_token" value)="[^"]*"', b"", client.get(path).get_data())
+
+
+def _pages(client) -> tuple[bytes, bytes]:
+    """The whole year's view and its print version, as the kept year serves them."""
+    return _page(client), _page(client, f"{CAHIER}?impression=1")
+
+
+def _pages_from_scratch(client) -> tuple[bytes, bytes]:
+    cahier_cache.clear()
+    return _pages(client)
+
+
+def _assert_same_as_from_scratch(client, step: str) -> None:
+    kept = _pages(client)
+    fresh = _pages_from_scratch(client)
+    assert kept[0] == fresh[0], step
+    assert kept[1] == fresh[1], step
+
+
+def _edit(db_check, entry_id: int, change) -> None:
+    def run(s):
+        change(s, s.get(Entry, entry_id))
+        s.commit()
+
+    db_check(run)
+
+
+def _entry_ids(db_check, coop_id: int) -> list[int]:
+    return db_check(
+        lambda s: s.scalars(
+            sa.select(Entry.id).where(Entry.coop_id == coop_id, Entry.kind != "opening").order_by(Entry.id)
+        ).all()
+    )
+
+
+def _new_amount(s, entry: Entry) -> None:
+    """1,00 € more on both sides of the operation (its balance stays zero)."""
+    first, second = entry.lines[0], entry.lines[1]
+    step = 100 if first.amount_cents > 0 else -100
+    first.amount_cents += step
+    second.amount_cents -= step
+
+
+def _moved(s, entry: Entry) -> None:
+    entry.date = entry.date + timedelta(days=3)
+
+
+def _pointed(s, entry: Entry) -> None:
+    bank = [line for line in entry.lines if line.account.code == books.BANK]
+    if bank:
+        bank[0].cleared_on = None if bank[0].cleared_on else entry.date
+
+
+def _voucher(s, entry: Entry) -> None:
+    s.add(
+        Document(
+            coop_id=entry.coop_id,
+            entry_id=entry.id,
+            kind="voucher",
+            original_name="facture.pdf",
+            content_type="application/pdf",
+            size=10,
+            sha256="0" * 64,
+            storage_key=uuid.uuid4().hex,
+        )
+    )
+
+
+def _deleted(s, entry: Entry) -> None:
+    books.delete_entry(s, entry, by=None)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_after_every_kind_of_change_the_kept_year_shows_what_a_new_process_shows(client, coop, db_check, seed):
+    rng = random.Random(seed)
+    set_opening(db_check, coop.id, 100000, 5000)
+    trip = make_action(db_check, coop.id, "Classe de mer")
+    for number in range(12):
+        book(
+            db_check,
+            coop.id,
+            piece=f"D{number + 1}",
+            when=day(9 + number % 4, 1 + number % 3),  # several operations on the same days
+            label=f"Achat {number}",
+            bank=1000 + 100 * number,
+            splits=(("6068", 1000 + 100 * number),),
+            action_id=trip if number % 3 == 0 else None,
+            cheque=f"{number + 1:07d}",
+        )
+    _assert_same_as_from_scratch(client, "first view")
+    changes = {
+        "label": lambda s, e: setattr(e, "label", f"{e.label} (corrigé)"),
+        "amount": _new_amount,
+        "date": _moved,
+        "pointage": _pointed,
+        "voucher": _voucher,
+        "deletion": _deleted,
+    }
+    kinds = [*changes, "new", "action"]
+    for step in range(32):
+        name = kinds[step] if step < len(kinds) else rng.choice(kinds)  # each kind at least once
+        if name == "new":
+            book(
+                db_check,
+                coop.id,
+                piece=f"R{step}",
+                when=day(10, 1 + step % 20),
+                kind="receipt",
+                bank=500,
+                splits=(("708", 500),),
+            )
+        elif name == "action":
+
+            def rename(s, step=step):
+                s.get(Action, trip).name = f"Classe de mer {step}"
+                s.commit()
+
+            db_check(rename)
+        else:
+            ids = _entry_ids(db_check, coop.id)
+            _edit(db_check, rng.choice(ids), changes[name])
+        _assert_same_as_from_scratch(client, f"step {step}: {name}")
+
+
+def test_an_early_amount_moves_every_later_balance(client, coop, db_check):
+    set_opening(db_check, coop.id, 0, 0)
+    ids = [
+        book(db_check, coop.id, piece=f"R{n}", when=day(9, 2 + n), kind="receipt", bank=1000, splits=(("708", 1000),))
+        for n in range(5)
+    ]
+    before = _page(client).decode()
+    assert ">50,00</td>" in before  # the last balance: 5 × 10,00
+    _edit(db_check, ids[0], _new_amount)
+    after = _page(client).decode()
+    assert ">51,00</td>" in after and ">50,00</td>" not in after.split('id="op-' + str(ids[-1]))[1].split("</tr>")[0]
+    assert after.encode() == _pages_from_scratch(client)[0]
+
+
+def test_operations_written_in_bulk_without_a_stamp_are_found(client, coop, db_check):
+    """Rows written by a script (no flush listener, no stamp): the year is read again, nothing is missed."""
+    book(db_check, coop.id, piece="D1", when=day(9, 3), bank=1000, splits=(("6068", 1000),), mode="virement")
+    _pages(client)
+
+    def bulk(s):
+        ledger = s.scalars(sa.select(Ledger).where(Ledger.coop_id == coop.id)).one()
+        bank = books.accounts_by_code(s)[books.BANK]
+        expense = books.accounts_by_code(s)["6068"]
+        s.execute(
+            sa.insert(Entry.__table__).values(
+                ledger_id=ledger.id,
+                coop_id=coop.id,
+                piece="D2",
+                date=day(9, 4),
+                label="Écrite par un script",
+                payment_mode="cheque",
+                cheque_number="",
+                kind="expense",
+                version=1,
+                created_at=ledger.created_at,
+                updated_at=ledger.created_at,
+            )
+        )
+        entry_id = s.scalar(sa.select(Entry.id).where(Entry.piece == "D2"))
+        s.execute(
+            sa.insert(EntryLine.__table__),
+            [
+                {"entry_id": entry_id, "account_id": bank.id, "amount_cents": -700},
+                {"entry_id": entry_id, "account_id": expense.id, "amount_cents": 700},
+            ],
+        )
+        s.execute(sa.update(Ledger).where(Ledger.id == ledger.id).values(revision=Ledger.revision + 1))
+        s.commit()
+
+    db_check(bulk)
+    page = _page(client)
+    assert "Écrite par un script".encode() in page
+    assert page == _pages_from_scratch(client)[0]
+
+
+def test_an_import_is_read_from_its_stamps(client, coop, db_check):
+    book(db_check, coop.id, piece="D1", when=day(9, 3), bank=1000, splits=(("6068", 1000),), mode="virement")
+    _pages(client)
+    header = ";".join(cahier_format.FIXED_COLUMNS) + ";6068"
+    line = f"D7;{day(9, 20):%d/%m/%Y};Importée;virement;;;;;12,00;;;;;12,00"
+
+    def imported(s):
+        ledger = s.scalars(sa.select(Ledger).where(Ledger.coop_id == coop.id)).one()
+        assert cahier_format.import_cahier(s, ledger, f"{header}\r\n{line}\r\n".encode(), by=None) == 1
+        s.commit()
+        return s.scalar(sa.select(Entry.ledger_revision).where(Entry.piece == "D7")), ledger.revision
+
+    stamp, revision = db_check(imported)
+    assert stamp == revision > 0
+    page = _page(client)
+    assert b"Import\xc3\xa9e" in page
+    assert page == _pages_from_scratch(client)[0]
+
+
+def test_the_kept_year_sums_like_the_whole_walk(coop, db_check):
+    """Domain level: the kept year's figures and totals are those of a year read and walked whole."""
+    set_opening(db_check, coop.id, 20000, 1000)
+    for n in range(6):
+        book(
+            db_check,
+            coop.id,
+            piece=f"D{n}",
+            when=day(9, 5 + n % 2),
+            bank=300 + n,
+            splits=(("6068", 300 + n),),
+            mode="virement",
+        )
+
+    def ledger_of(s) -> Ledger:
+        return s.scalars(sa.select(Ledger).where(Ledger.coop_id == coop.id)).one()
+
+    year = db_check(lambda s: cahier_days.current_year(s, ledger_of(s), None))
+
+    def changed(s):
+        entry = s.scalars(sa.select(Entry).where(Entry.piece == "D3")).one()
+        entry.date = day(10, 1)
+        _new_amount(s, entry)
+        s.commit()
+
+    db_check(changed)
+
+    def compare(s):
+        ledger = ledger_of(s)
+        kept = cahier_days.current_year(s, ledger, year)
+        assert kept.revision == ledger.revision > year.revision
+        assert kept.figures() == cahier_format.current_figures(s, ledger)
+        whole = cahier_format.build_cahier(s, ledger)
+        view = cahier_days.year_cahier(s, ledger, kept)
+        assert (view.totals, view.account_totals, view.bank_balance, view.cash_balance, view.uncleared_count) == (
+            whole.totals,
+            whole.account_totals,
+            whole.bank_balance,
+            whole.cash_balance,
+            whole.uncleared_count,
+        )
+        assert view.months == whole.months and view.count == len(whole.walked) == 7
+        assert [w[2:] for w in view.walked] == [w[2:] for w in whole.walked]  # running balances, when asked for
+        assert ledger.school_year.start_year == YEAR
+
+    db_check(compare)
