@@ -74,6 +74,8 @@ class Body:
             return rec.summary(session, ledger, today)
         found = self.reconciliations.get(on)
         if found is None:
+            if len(self.reconciliations) >= 8:  # a few dates at most in a body's life: today, the one typed
+                self.reconciliations.clear()
             found = self.reconciliations[on] = self.book.reconciliation(on, None)
         typed = ledger.reconciliation_balance_cents if ledger.reconciliation_date else None
         return dataclasses.replace(found, statement_balance=typed)
@@ -90,6 +92,7 @@ class PointageCache:
         return cahier_cache.pages
 
     def clear(self) -> None:
+        """Forget the rows and matchings kept (the bodies go with `cahier_cache.clear()`)."""
         self.parts.clear()
 
 
