@@ -28,6 +28,7 @@ from app.errors import DomainError, ValidationErrors
 from app.exports import FORMULA_START as _FORMULA_START
 from app.exports import guard_cell, xlsx_text
 from app.models import Account, Action, Document, Entry, EntryLine, Ledger, User
+from app.models.account import occe_code
 from app.models.base import utcnow
 from app.money import parse_amount
 
@@ -114,6 +115,7 @@ class Cahier:
     months: list[date] = field(default_factory=list)  # months that have operations, for the month view
     codes: dict[int, str] = field(default_factory=dict)  # split account id -> code
     action_names: dict[int, str] = field(default_factory=dict)
+    has_opening: bool = False  # the year has its report à nouveau
     walk_later: Callable[[], list[Walked]] | None = field(default=None, repr=False)
     _walked: list[Walked] | None = field(default=None, repr=False)
     _rows: list[Row] | None = field(default=None, repr=False)
@@ -383,21 +385,30 @@ def build_cahier(
         len(shown),
         carried=carried,
         months=_months(walked),
+        has_opening=any(f.kind == "opening" for _key, f in figures),  # dated 1 September: found first
         walked=shown,
     )
 
 
-def reference_names(session: Session, ledger: Ledger) -> tuple[dict[int, str], dict[int, Account]]:
+def reference_names(session: Session, ledger: Ledger) -> tuple[dict[int, str], dict[int, AccountColumn]]:
     """The coop's action names by id, and the split accounts (charges, products, subsidies) by id."""
     action_names = dict(
         session.connection().execute(sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)).all()
     )
-    split_accounts = {a.id: a for a in session.scalars(sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)))}
-    return action_names, split_accounts
+    return action_names, split_account_columns(session)
+
+
+def split_account_columns(session: Session) -> dict[int, AccountColumn]:
+    """The accounts an operation is split over (charges, products, subsidies), by id, in code order."""
+    read = sa.select(Account.id, Account.code, Account.label, Account.nature).where(Account.nature.in_(SPLIT_NATURES))
+    return {
+        account_id: AccountColumn(code, occe_code(code), label, nature)
+        for account_id, code, label, nature in session.connection().execute(read.order_by(Account.code))
+    }
 
 
 def assemble(
-    names: tuple[dict[int, str], dict[int, Account]],
+    names: tuple[dict[int, str], dict[int, AccountColumn]],
     year_totals: dict[str, int],
     totals: dict[str, int],
     by_account: dict[int, int],
@@ -406,16 +417,14 @@ def assemble(
     *,
     carried: tuple[int, int] | None = None,
     months: list[date],
+    has_opening: bool,
     walked: list[Walked] | None = None,
     walk_later: Callable[[], list[Walked]] | None = None,
 ) -> Cahier:
     """The classic view from its sums: the year's in/out totals give the balances; `totals` and `by_account`
     are those of the operations shown (the account columns are the accounts they use)."""
     action_names, split_accounts = names
-    accounts = sorted(
-        (AccountColumn(a.code, a.display_code, a.label, a.nature) for a in (split_accounts[i] for i in by_account)),
-        key=lambda a: (a.nature != "expense", a.display_code),
-    )
+    accounts = sorted((split_accounts[i] for i in by_account), key=lambda a: (a.nature != "expense", a.display_code))
     account_totals = {a.code: 0 for a in accounts}
     for account_id, total in by_account.items():
         account_totals[split_accounts[account_id].code] = total
@@ -428,12 +437,13 @@ def assemble(
         year_totals["advance_in"] - year_totals["advance_out"],
         uncleared,
         count,
-        carried,
-        months,
-        {account_id: a.code for account_id, a in split_accounts.items()},
-        action_names,
-        walk_later,
-        walked,
+        carried=carried,
+        months=months,
+        codes={account_id: a.code for account_id, a in split_accounts.items()},
+        action_names=action_names,
+        has_opening=has_opening,
+        walk_later=walk_later,
+        _walked=walked,
     )
 
 

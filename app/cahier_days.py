@@ -59,6 +59,7 @@ class Day:
     sums: tuple[int, int, int, int, int, int]  # bank in/out, cash in/out, advance in/out
     by_account: tuple[tuple[int, int], ...]  # (split account id, total in its natural direction)
     uncleared: int  # bank movements not pointed yet (openings aside)
+    has_opening: bool  # the report à nouveau is among them
 
 
 def make_day(items: Iterable[tuple[EntryKey, EntryFigures]]) -> Day:
@@ -84,6 +85,7 @@ def make_day(items: Iterable[tuple[EntryKey, EntryFigures]]) -> Day:
         (bank_in, bank_out, cash_in, cash_out, advance_in, advance_out),
         tuple(sorted(by_account.items())),
         uncleared,
+        any(f.kind == "opening" for _key, f in ordered),
     )
 
 
@@ -194,5 +196,6 @@ def year_cahier(session: Session, ledger: Ledger, year: Year) -> Cahier:
         uncleared,
         year.count,
         months=sorted({day.replace(day=1) for day in year.order}),
+        has_opening=any(days[day].has_opening for day in year.order),
         walk_later=lambda: walk(year.figures())[0],
     )

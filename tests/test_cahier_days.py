@@ -275,3 +275,12 @@ def test_the_kept_year_sums_like_the_whole_walk(coop, db_check):
         assert ledger.school_year.start_year == YEAR
 
     db_check(compare)
+
+
+def test_the_opening_banner_follows_the_report_a_nouveau(client, coop, db_check):
+    book(db_check, coop.id, piece="D1", when=day(9, 3), bank=1000, splits=(("6068", 1000),), mode="virement")
+    assert "Première année sur le portail ?" in _page(client).decode()
+    set_opening(db_check, coop.id, 50000, 2000)
+    page = _page(client)
+    assert "Première année sur le portail ?" not in page.decode()
+    assert page == _pages_from_scratch(client)[0]

@@ -279,16 +279,14 @@ def cahier(year: int):
         month=month,
         filtered=any(filters.values()) or bool(action_id),
         bank_warning=books.bank_warning(data.bank_balance) if data is not None else None,
-        **_cahier_page(year, ledger),
+        **_cahier_page(year, ledger, has_opening=data is not None and data.has_opening),
     )
     return page_with_rows(html, rows)
 
 
-def _cahier_page(year: int, ledger: Ledger | None) -> dict:
+def _cahier_page(year: int, ledger: Ledger | None, *, has_opening: bool) -> dict:
     """What the classic view shows around the table: years, actions and accounts to filter on, opening."""
-    accounts = db.session.scalars(
-        sa.select(Account).where(Account.nature.in_(SPLIT_NATURES)).order_by(Account.code)
-    ).all()
+    accounts = list(cahier_format.split_account_columns(db.session).values())
     return {
         "ledger": ledger,
         "year": year,
@@ -298,7 +296,7 @@ def _cahier_page(year: int, ledger: Ledger | None) -> dict:
         "accounts": accounts,
         "modes": books.MODE_LABELS,
         "coop": current_user.coop,
-        "has_opening": ledger is not None and books.opening_entry(db.session, ledger) is not None,
+        "has_opening": has_opening,
     }
 
 
