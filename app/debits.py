@@ -746,9 +746,9 @@ def create_batch(
                 "original_iban": original_iban,
             }
         )
-    # One INSERT for the whole run (executemany), not a unit-of-work flush of thousands of objects; the
-    # debits are not read back (`batch.debits` loads them when asked for).
-    session.execute(sa.insert(Debit.__table__), rows)
+    # One INSERT for the whole run, not a unit-of-work flush of thousands of objects; the debits are not
+    # read back (`batch.debits` loads them when asked for).
+    session.execute(sa.insert(Debit.__table__), rows)  # executemany: one pipeline on PostgreSQL
     session.expire(batch, ["debits"])
     audit.record(
         session,

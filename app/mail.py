@@ -69,7 +69,7 @@ def queue_emails(
                 "last_error": "",
             }
         )
-    if rows:
+    if rows:  # executemany: one pipeline of inserts on PostgreSQL
         session.execute(sa.insert(OutboxEmail.__table__), rows)
     return len(rows)
 

@@ -174,7 +174,9 @@ def debit_prenotifications(session: Session, batch: DebitBatch, federation: Fede
 
     def mails():
         for amount, iban, mandate_ref, number, name, email, membership_id, reference, start_year in rows:
-            rendered = template.render(
+            # A context of these values only (`shared`): `render` would copy the app's Jinja globals into
+            # every one of thousands of contexts, and the mail uses none of them.
+            values = dict(
                 public_url=public_url,
                 coop=SimpleNamespace(login=coop_login(number), name=name),
                 membership=SimpleNamespace(
@@ -187,6 +189,7 @@ def debit_prenotifications(session: Session, batch: DebitBatch, federation: Fede
                 federation=plain_federation,
                 masked_iban=f"{iban[:4]} … {iban[-4:]}",
             )
+            rendered = "".join(template.root_render_func(template.new_context(values, shared=True)))
             subject, text = _split(rendered)
             yield email, subject, text
 
