@@ -59,11 +59,19 @@ def _wants_write() -> bool:
 
 
 def _repeatable_reads(connection) -> None:
-    """PostgreSQL: a page (GET) reads one consistent snapshot, even over several queries."""
-    from flask import has_request_context
+    """PostgreSQL: a page (GET) reads one consistent snapshot, even over several queries; other requests
+    and commands keep the default (read committed).
 
-    if has_request_context() and request.method in SAFE_METHODS:
-        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    Set on the driver's connection before its transaction starts, psycopg opens it with « BEGIN
+    ISOLATION LEVEL REPEATABLE READ »: one round trip, where a SET TRANSACTION after the BEGIN made two
+    on every page (setting the attribute outside a transaction costs no round trip)."""
+    from flask import has_request_context
+    from psycopg import IsolationLevel
+
+    level = IsolationLevel.REPEATABLE_READ if has_request_context() and request.method in SAFE_METHODS else None
+    driver = connection.connection.dbapi_connection
+    if driver.isolation_level != level:
+        driver.isolation_level = level
 
 
 def _init_extensions(app: Flask) -> None:

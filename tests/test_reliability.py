@@ -292,3 +292,19 @@ def test_the_password_is_checked_before_the_write_lock(app, make_coop, session):
         assert wrong.error == "invalid" and not (session.new or session.dirty)
         outcome = auth.record_login(session, check, ip="127.0.0.1", now=clock.now())
         assert outcome.user is not None and outcome.user.login == "085-001"
+
+
+def test_on_postgresql_a_page_reads_one_snapshot_and_a_form_reads_committed_rows(app, database_url):
+    """GET requests run in REPEATABLE READ (one consistent snapshot over the page's queries), set on the
+    driver before its BEGIN; POST requests and commands keep READ COMMITTED."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("isolation levels: PostgreSQL pass of `make test` only (SQLite transactions are serialisable)")
+    show = sa.text("SHOW transaction_isolation")
+    for method, expected in (("GET", "repeatable read"), ("POST", "read committed"), ("GET", "repeatable read")):
+        with app.test_request_context("/", method=method):
+            assert db.session.execute(show).scalar_one() == expected, method
+            db.session.rollback()
+            db.session.remove()
+    with app.app_context():
+        assert db.session.execute(show).scalar_one() == "read committed"  # a command (no request)
+        db.session.remove()
