@@ -1083,8 +1083,16 @@ class BankBook:
 
     def book_lines(self) -> list[BookLine]:
         """The uncleared lines, for matching."""
+        numbers: dict[str, str] = {}  # cheque and slip numbers repeat (a slip's lines, no number at all)
+
+        def number(raw: str) -> str:
+            found = numbers.get(raw)
+            if found is None:
+                found = numbers[raw] = normalise_number(raw)
+            return found
+
         return [
-            BookLine(r.line_id, r.entry_id, r.date, r.amount, r.mode, normalise_number(r.number), r.label, r.piece)
+            BookLine(r.line_id, r.entry_id, r.date, r.amount, r.mode, number(r.number), r.label, r.piece)
             for r in self.movements()
             if r.cleared_on is None
         ]

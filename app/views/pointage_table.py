@@ -218,7 +218,7 @@ def proposal_rows(matches: rec.MatchResult, items: dict, book: dict, known: dict
     for p in matches.proposals + matches.suggestions:
         item = items[p.bank_id]
         lines = tuple(book[line_id] for line_id in p.line_ids)
-        key = (p, item, lines)
+        key = (p.line_ids, p.rule, p.explanation, p.sure, item, lines)  # plain tuples: hashed in C
         row = known.get(key)
         if row is None:
             row = _proposal_row(p, item, lines, day_of).encode()
