@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import multiprocessing
 import os
 import statistics
 import sys
@@ -53,6 +54,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -408,12 +410,14 @@ def pages_and_operations(table: Table, engine: str, url: str, entries: int, requ
             engine_.dispose()
 
 
-def back_office_at_scale(table: Table, url: str, coops: int, operations: int, requests: int) -> None:
-    """PostgreSQL: bench/federation.py fills the database, then bench/backoffice.py's pages."""
-    started = time.perf_counter()
+def federation_database(url: str, coops: int, operations: int) -> None:
+    """PostgreSQL: bench/federation.py fills the database (COPY), five years of history."""
     with contextlib.redirect_stdout(sys.stderr):  # the generator's progress is not the table
         federation.generate(url, coops, 5, operations)
-    print(f"base fédération : {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def back_office_at_scale(table: Table, url: str, coops: int, operations: int, requests: int) -> None:
+    """PostgreSQL, on the database `federation_database` filled: bench/backoffice.py's pages, one debit run."""
     app = backoffice._app(url)
     counter = backoffice.Counter()
     with app.app_context():
@@ -486,18 +490,19 @@ def _postgres_database() -> Iterator[str | None]:
         admin.close()
 
 
-def _independence(full: bool, requests: int) -> dict[str, list[independence.Independence]]:
-    """The independence check on SQLite, then on PostgreSQL (two throwaway databases) if a server answers."""
-    results = {}
-    with tempfile.TemporaryDirectory() as work:
-        results["SQLite"] = independence.run(
-            lambda name: f"sqlite:///{work}/{name}.sqlite", full=full, requests=requests
-        )
-    with _postgres_database() as small, _postgres_database() as large:
-        if small and large:
+def _independence(engine: str, full: bool, requests: int) -> tuple[list[independence.Independence], str]:
+    """The independence check on one engine (two throwaway databases), in a process of its own:
+    (results, "") or ([], what went wrong)."""
+    try:
+        if engine == "SQLite":
+            with tempfile.TemporaryDirectory() as work:
+                found = independence.run(lambda name: f"sqlite:///{work}/{name}.sqlite", full=full, requests=requests)
+                return found, ""
+        with _postgres_database() as small, _postgres_database() as large:
             urls = iter((small, large))
-            results["PostgreSQL"] = independence.run(lambda _: next(urls), full=full, requests=requests)
-    return results
+            return independence.run(lambda _: next(urls), full=full, requests=requests), ""
+    except BaseException as exc:  # SystemExit too: the parent reports it as a failure
+        return [], _failure(f"indépendance, {engine}", exc)
 
 
 def main() -> None:
@@ -521,18 +526,26 @@ def main() -> None:
         if url:
             engines.append("PostgreSQL")
             pages_and_operations(table, "PostgreSQL", url, size["entries"], args.requests)
-    step("indépendance")
-    checks = _independence(args.full, max(20, args.requests))
-    loads = {}
-    step("charge, SQLite")
-    loads["SQLite"] = load_test(table, "SQLite", None, *size["load"])
-    if "PostgreSQL" in engines:
-        step("charge, PostgreSQL")
-        with _postgres_database() as url:
-            loads["PostgreSQL"] = load_test(table, "PostgreSQL", url, *size["load_pg"])
-        step("back office à l'échelle d'une fédération, PostgreSQL")
-        with _postgres_database() as url:
-            back_office_at_scale(table, url, size["coops"], size["operations"], max(10, args.requests // 3))
+    with contextlib.ExitStack() as stack:
+        # The independence checks (ratios of interleaved medians: a busy machine slows both sides alike)
+        # run on both engines at once, in processes of their own, while the federation's database is
+        # written; every timed measure before and after runs alone.
+        step("indépendance (SQLite et PostgreSQL en parallèle) ; base de la fédération")
+        pool = stack.enter_context(ProcessPoolExecutor(len(engines), mp_context=multiprocessing.get_context("spawn")))
+        pending = {e: pool.submit(_independence, e, args.full, max(20, args.requests)) for e in engines}
+        scale = stack.enter_context(_postgres_database()) if "PostgreSQL" in engines else None
+        if scale:
+            federation_database(scale, size["coops"], size["operations"])
+        checks = {engine: future.result() for engine, future in pending.items()}
+        loads = {}
+        step("charge, SQLite")
+        loads["SQLite"] = load_test(table, "SQLite", None, *size["load"])
+        if scale:
+            step("charge, PostgreSQL")
+            with _postgres_database() as url:
+                loads["PostgreSQL"] = load_test(table, "PostgreSQL", url, *size["load_pg"])
+            step("back office à l'échelle d'une fédération, PostgreSQL")
+            back_office_at_scale(table, scale, size["coops"], size["operations"], max(10, args.requests // 3))
     step("fin")
 
     print(f"\nMesures (serveur, sans réseau ; plancher = {FLOOR_PATH} alterné avec chaque mesure) :\n")
@@ -545,10 +558,11 @@ def main() -> None:
             f"enregistrements accusés {result.acknowledged}, en base {result.stored}"
         )
     failed = list(table.failures)
-    for engine, found in checks.items():
+    for engine, (found, error) in checks.items():
         print(f"\nIndépendance, {engine} : {independence.describe(args.full)}")
-        print(independence.table(found))
+        print(independence.table(found) if found else f"ERREUR : {error}")
         failed += [f"{engine}, indépendance : {r.page}" for r in found if not r.ok]
+        failed += [f"{engine}, indépendance : {error}"] if error else []
     load_average = ", ".join(f"{v:.2f}".replace(".", ",") for v in os.getloadavg())
     print(f"\nDurée : {time.perf_counter() - started:.0f} s ; charge de la machine (1, 5, 15 min) : {load_average}")
     if failed:
