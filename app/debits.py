@@ -27,9 +27,10 @@ import hashlib
 import io
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from types import SimpleNamespace
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from anyascii import anyascii
@@ -446,9 +447,9 @@ def eligible_memberships(session: Session) -> list[Membership]:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class WaitingCoop:
-    """What the run page and the mandate checks read of a coop (a plain row, not an ORM object)."""
+class WaitingCoop(NamedTuple):
+    """What the run page and the mandate checks read of a coop (a plain row, not an ORM object; a tuple,
+    as the run page builds ten thousand of them per view)."""
 
     id: int
     number: int
@@ -462,8 +463,7 @@ class WaitingCoop:
         return coop_login(self.number)
 
 
-@dataclass(frozen=True, slots=True)
-class WaitingMembership:
+class WaitingMembership(NamedTuple):
     """One line of the run page: a membership waiting for a debit, and why it cannot be debited (if so)."""
 
     id: int
@@ -510,15 +510,13 @@ def _waiting_rows(session: Session, membership_ids: Sequence[int] | None):
 
 def _waiting(rows, facts: MandateFacts, *, collection_date: date | None, today: date):
     """(membership, version) for each row, the membership with its problems at `collection_date`."""
-    for row in rows:
-        coop = WaitingCoop(
-            row.coop_id, row.number, row.name, row.iban or "", row.debit_mandate_ref or "", row.debit_mandate_signed_on
-        )
-        membership = WaitingMembership(
-            row.id, row.status, row.payment_method, row.total_cents, coop, f"{row.start_year}-{row.start_year + 1}"
-        )
+    labels: dict[int, str] = {}
+    for id_, status, method, total, version, start_year, coop_id, number, name, iban, ref, signed in rows:
+        label = labels.get(start_year) or labels.setdefault(start_year, f"{start_year}-{start_year + 1}")
+        coop = WaitingCoop(coop_id, number, name, iban or "", ref or "", signed)
+        membership = WaitingMembership(id_, status, method, total, coop, label)
         problems = debit_problems(membership, facts, collection_date=collection_date, today=today)
-        yield (replace(membership, problems=tuple(problems)) if problems else membership), row.version
+        yield (membership._replace(problems=tuple(problems)) if problems else membership), version
 
 
 def waiting_memberships(
