@@ -116,6 +116,7 @@ class Cahier:
     codes: dict[int, str] = field(default_factory=dict)  # split account id -> code
     action_names: dict[int, str] = field(default_factory=dict)
     has_opening: bool = False  # the year has its report à nouveau
+    chart: dict[int, AccountColumn] = field(default_factory=dict)  # every split account by id, in code order
     walk_later: Callable[[], list[Walked]] | None = field(default=None, repr=False)
     _walked: list[Walked] | None = field(default=None, repr=False)
     _rows: list[Row] | None = field(default=None, repr=False)
@@ -442,6 +443,7 @@ def assemble(
         codes={account_id: a.code for account_id, a in split_accounts.items()},
         action_names=action_names,
         has_opening=has_opening,
+        chart=split_accounts,
         walk_later=walk_later,
         _walked=walked,
     )

@@ -11,6 +11,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
@@ -279,24 +280,36 @@ def cahier(year: int):
         month=month,
         filtered=any(filters.values()) or bool(action_id),
         bank_warning=books.bank_warning(data.bank_balance) if data is not None else None,
-        **_cahier_page(year, ledger, has_opening=data is not None and data.has_opening),
+        **_cahier_page(year, ledger, data),
     )
     return page_with_rows(html, rows)
 
 
-def _cahier_page(year: int, ledger: Ledger | None, *, has_opening: bool) -> dict:
-    """What the classic view shows around the table: years, actions and accounts to filter on, opening."""
-    accounts = list(cahier_format.split_account_columns(db.session).values())
+class _ActionChoice(NamedTuple):
+    id: int
+    name: str
+
+
+def _cahier_page(year: int, ledger: Ledger | None, data: cahier_format.Cahier | None) -> dict:
+    """What the classic view shows around the table: years, actions and accounts to filter on, opening.
+    The actions and accounts come with the table's data (read with it, kept with it) when there is one."""
+    if data is not None:
+        accounts = list(data.chart.values())
+        names = sorted(data.action_names.items(), key=lambda item: (item[1].casefold(), item[1]))
+        actions = [_ActionChoice(*item) for item in names]
+    else:
+        accounts = list(cahier_format.split_account_columns(db.session).values())
+        actions = db.session.scalars(owned(Action).order_by(Action.name)).all()
     return {
         "ledger": ledger,
         "year": year,
         "year_label": _year_label(year),
         "years": _year_choices(year),
-        "actions": db.session.scalars(owned(Action).order_by(Action.name)).all(),
+        "actions": actions,
         "accounts": accounts,
         "modes": books.MODE_LABELS,
         "coop": current_user.coop,
-        "has_opening": has_opening,
+        "has_opening": data is not None and data.has_opening,
     }
 
 
