@@ -1,4 +1,5 @@
-"""Direct debits in the back office: choose the memberships, create a run (the coops are pre-notified),
+"""Direct debits in the back office: the run to come (every membership that can be debited, minus those
+staff set aside; its count and total confirmed), create it (the coops are pre-notified),
 export its SEPA XML and CSV files, mark it done, record rejections and returns by hand or from the
 bank's pain.002 / camt.054 files, re-present or switch a coop to cheque. Every state change goes
 through app.debits."""
