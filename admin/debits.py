@@ -42,6 +42,7 @@ def _attachment(content: bytes, content_type: str, name: str) -> Response:
 
 
 PAGE_SIZE = 50  # memberships of the run to come shown per page
+PROBLEMS_SHOWN = 100  # memberships that cannot be debited listed at once (a search finds the others)
 WAITING_LABELS = {
     "committed": "engagée",
     "rejected": "rejeté, à représenter",
@@ -155,6 +156,7 @@ class DebitRunView(StaffAccessMixin, BaseView):
             page=page,
             page_count=page_count,
             problems=_matching(preview.problems, search),
+            problems_shown=PROBLEMS_SHOWN,
             page_url=lambda **changes: _page_url(set_aside, search, page, **changes),
             batches=batches,
             earliest=earliest,
