@@ -41,6 +41,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _init_extensions(app)
     _register_blueprints(app)
 
+    from app.views.cahier_table import cahier_cache
+
+    cahier_cache.set_budget(app.config["CAHIER_CACHE_MB"])  # one cache per process, whatever the app
+
     from admin import init_admin
 
     init_admin(app)

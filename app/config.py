@@ -21,6 +21,9 @@ Environment variables (all optional in development):
 - ``DATABASE_CONNECT_TIMEOUT`` (seconds, default 5) and ``DATABASE_STATEMENT_TIMEOUT`` (seconds,
   default 20, below gunicorn's worker timeout): PostgreSQL gives up on an unreachable server or a
   statement that runs too long, and the user gets the French « portail très occupé » page.
+- ``CAHIER_CACHE_MB`` (default 200): memory each worker process gives the classic view's cache
+  (`app.views.cahier_table.CahierCache`; some 3 MB per year of 1,000 operations it keeps). Larger
+  keeps more coops' years between their saves; smaller costs a full read of the year more often.
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ DEFAULTS: dict[str, Any] = {
     "DATABASE_LOCK_TIMEOUT": 5,
     "SQLITE_BUSY_TIMEOUT_MS": 5000,
     "UPLOAD_RATE_LIMIT": "60 per hour",  # files uploaded by one coop (app/web/uploads.py)
+    "CAHIER_CACHE_MB": 200,  # per worker process: what the classic view keeps between requests
 }
 
 # Variables read from the environment, with the type to coerce them to.
@@ -113,6 +117,7 @@ _ENV_VARS: dict[str, type] = {
     "LOG_LEVEL": str,
     "DATABASE_CONNECT_TIMEOUT": int,
     "DATABASE_STATEMENT_TIMEOUT": int,
+    "CAHIER_CACHE_MB": int,
 }
 
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused in production (secret_key_problem)

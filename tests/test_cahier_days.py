@@ -284,3 +284,18 @@ def test_the_opening_banner_follows_the_report_a_nouveau(client, coop, db_check)
     page = _page(client)
     assert "Première année sur le portail ?" not in page.decode()
     assert page == _pages_from_scratch(client)[0]
+
+
+def test_the_cache_keeps_what_its_budget_holds_and_forgets_the_oldest():
+    from app.views.cahier_table import RenderCache
+
+    cache = RenderCache(size=100, budget=1000)
+    for n in range(5):
+        cache.put(n, f"year {n}", 300)
+    assert [cache.get(n) for n in range(5)] == [None, None, "year 2", "year 3", "year 4"]
+    assert cache.weight == 900
+    cache.get(2)  # used again: now the newest
+    cache.put(5, "year 5", 300)
+    assert [cache.get(n) for n in (2, 3, 4, 5)] == ["year 2", None, "year 4", "year 5"]
+    cache.put(6, "a year larger than the budget", 5000)  # kept alone rather than never kept
+    assert cache.get(6) is not None and cache.get(5) is None and cache.weight == 5000

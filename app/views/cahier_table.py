@@ -256,15 +256,20 @@ def gc_paused() -> Iterator[None]:
 
 
 class RenderCache:
-    """A small per-process LRU of rendered classic views, keyed by the ledger's revision.
+    """A per-process LRU of what the classic view keeps, bounded by a number of items and, when given a
+    budget, by the weight (an estimate of the memory, in bytes) of what it holds.
 
-    `Ledger.revision` is bumped by every flush that touches its entries, lines or the coop's
-    actions, so a cached table is never stale; a change simply makes a new key.
+    Keys carry the ledger's revision or are brought up to date from it (`Ledger.revision` is bumped
+    by every flush that touches its entries, lines or the coop's actions), so nothing kept is ever
+    stale; a change simply makes a new key or a new value.
     """
 
-    def __init__(self, size: int = 64) -> None:
+    def __init__(self, size: int = 64, budget: int | None = None) -> None:
         self.size = size
+        self.budget = budget
         self._items: OrderedDict[Hashable, object] = OrderedDict()
+        self._weights: dict[Hashable, int] = {}
+        self._weight = 0
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, default=None):
@@ -274,30 +279,47 @@ class RenderCache:
                 return self._items[key]
         return default
 
-    def put(self, key: Hashable, value: object) -> None:
+    def put(self, key: Hashable, value: object, weight: int = 0) -> None:
         with self._lock:
+            self._weight += weight - self._weights.get(key, 0)
+            self._weights[key] = weight
             self._items[key] = value
             self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            while len(self._items) > 1 and (
+                len(self._items) > self.size or (self.budget is not None and self._weight > self.budget)
+            ):
+                gone, _value = self._items.popitem(last=False)
+                self._weight -= self._weights.pop(gone, 0)
 
-    def get_or_build(self, key: Hashable, build: Callable[[], object]) -> object:
+    @property
+    def weight(self) -> int:
+        return self._weight
+
+    def get_or_build(self, key: Hashable, build: Callable[[], object], weigh: Callable[[object], int] | None = None):
         value = self.get(key, _MISSING)
         if value is _MISSING:
             value = build()
-            self.put(key, value)
+            self.put(key, value, weigh(value) if weigh is not None else 0)
         return value
 
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+            self._weights.clear()
+            self._weight = 0
 
 
 _MISSING = object()
 
+# Estimated memory of what is kept, per operation or per byte of rows (tracemalloc, bench/cahier.py's
+# years): a kept year ~1.2 KB per operation; a day's rows ~2.6 times their bytes (their pieces too).
+YEAR_BYTES_PER_OPERATION = 1300
+DAY_ROWS_FACTOR = 3
+
 
 class CahierCache:
-    """What the classic view keeps between requests, per process.
+    """What the classic view keeps between requests, per process, within a memory budget
+    (`CAHIER_CACHE_MB`, set by the app factory; some 3 MB for a year of 1,000 operations):
 
     - `pages`: whole rendered tables by ledger revision (a view of an unchanged year);
     - `years`: per ledger, its operations by day as of a revision (`app.cahier_days.Year`): after a
@@ -307,19 +329,42 @@ class CahierCache:
       change moved them;
     - `rows`: per ledger, the filtered and sorted views' cells by (entry key, action name), so that
       their rows whose operation did not change are not rendered again.
+
+    A worker serves many coops in an evening of the campaign: what it keeps of one is worth keeping
+    only if it is still there at that coop's next save, hence a budget rather than a few ledgers.
     """
 
-    def __init__(self, ledgers: int = 16) -> None:
-        self.pages = RenderCache()
-        self.years = RenderCache(ledgers)
-        self.days = RenderCache(2 * ledgers)  # screen and print
-        self.rows = RenderCache(ledgers)
+    def __init__(self, budget_mb: int = 200) -> None:
+        self.pages = RenderCache(64)  # the pointage page keeps its bodies here too (app/views/pointage_table.py)
+        self.years = RenderCache(4096)
+        self.days = RenderCache(8192)
+        self.rows = RenderCache(16)
+        self.set_budget(budget_mb)
+
+    def set_budget(self, budget_mb: int) -> None:
+        """Share `budget_mb` megabytes: a quarter for whole pages, the rest for years and their rows."""
+        budget = budget_mb * 1_000_000
+        self.pages.budget, self.years.budget, self.days.budget = budget // 4, budget * 3 // 10, budget * 9 // 20
 
     def clear(self) -> None:
         self.pages.clear()
         self.years.clear()
         self.days.clear()
         self.rows.clear()
+
+
+def page_weight(value) -> int:
+    """A kept page's weight: its rows' bytes when they are its own (the whole year's are the days')."""
+    _data, rows = value
+    return len(rows) if isinstance(rows, bytes) else 10_000
+
+
+def year_weight(year: Year) -> int:
+    return 2_000 + year.count * YEAR_BYTES_PER_OPERATION
+
+
+def days_weight(kept: DayRows) -> int:
+    return sum(len(day[3]) for day in kept.values()) * DAY_ROWS_FACTOR
 
 
 cahier_cache = CahierCache()

@@ -28,10 +28,13 @@ from app.views.cahier_table import (
     ROWS_MARKER,
     cahier_cache,
     cahier_rows,
+    days_weight,
     gc_paused,
+    page_weight,
     page_with_rows,
     phone_captions,
     year_rows,
+    year_weight,
 )
 from app.web import uow
 from app.web.downloads import send_document
@@ -218,14 +221,14 @@ def _cahier_table(
         cahier_cache.rows.put(ledger_key, {**kept, columns: merged})
         return built, rows_html
 
-    return cahier_cache.pages.get_or_build(key, build)
+    return cahier_cache.pages.get_or_build(key, build, page_weight)
 
 
 def _current_year_of(ledger: Ledger) -> cahier_days.Year:
     """The ledger's operations by day, brought up to date from the process's last look at them."""
     ledger_key = (ledger.id, ledger.created_at)
     year = cahier_days.current_year(db.session, ledger, cahier_cache.years.get(ledger_key))
-    cahier_cache.years.put(ledger_key, year)
+    cahier_cache.years.put(ledger_key, year, year_weight(year))
     return year
 
 
@@ -242,7 +245,7 @@ def _whole_year_rows(ledger: Ledger, year: cahier_days.Year, printing: bool):
     parts, kept = year_rows(
         built, year, books.MODE_LABELS, links=not printing, editable=ledger.is_open, kept=cahier_cache.days.get(columns)
     )
-    cahier_cache.days.put(columns, kept)
+    cahier_cache.days.put(columns, kept, days_weight(kept))
     return built, parts
 
 
