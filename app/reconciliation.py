@@ -378,10 +378,15 @@ class OpenItems:
     result: MatchResult
     free_bank: dict[int, BankItem] = field(init=False)
     free_book: dict[int, BookLine] = field(init=False)
+    # Where each proposal, suggestion and anomaly stands in the whole run (`_merge`): rule, pass of R4
+    # and the bank line's rank for the first; the rule's own order for the others.
+    pass_number: int = 0
+    order: dict[str, list] = field(init=False)
 
     def __post_init__(self) -> None:
         self.free_bank = {item.id: item for item in self.bank}
         self.free_book = {line.line_id: line for line in self.book}
+        self.order = {"proposals": [], "suggestions": [], "anomalies": []}
 
     @classmethod
     def of(cls, bank: list[BankItem], book: list[BookLine]) -> OpenItems:
@@ -395,6 +400,7 @@ class OpenItems:
     def take(self, item: BankItem, lines: list[BookLine], rule: str, why: str) -> None:
         """Propose `item` ↔ `lines` and remove them from the open items."""
         self.result.proposals.append(Proposal(item.id, tuple(line.line_id for line in lines), rule, why))
+        self.order["proposals"].append((rule, self.pass_number, item.date, item.amount, item.id))
         del self.free_bank[item.id]
         for line in lines:
             del self.free_book[line.line_id]
@@ -430,6 +436,7 @@ def match_cheques(pool: OpenItems) -> None:
         if len(exact) == 1:
             pool.take(item, exact, "R1", f"chèque n° {item.cheque}, même montant")
         elif same_number and not exact:
+            pool.order["anomalies"].append((item.date, item.amount, item.id))
             pool.result.anomalies.append(
                 f"Le chèque n° {item.cheque} du relevé ({item.date:%d/%m/%Y}) n'a pas le même "
                 "montant que dans le cahier : vérifiez la pièce."
@@ -459,14 +466,20 @@ def match_references(pool: OpenItems) -> None:
             pool.take(item, found, "R2", "même référence de prélèvement ou de virement")
 
 
+def _slip_numbers(item: BankItem) -> list[str]:
+    """The deposit slip numbers a bank label may give (R3), in order."""
+    return sorted(
+        {normalise_number(token) for token in fold(item.label).split() if token.isdigit() and len(token) >= 4}
+    )
+
+
 def match_deposit_slips(pool: OpenItems) -> None:
     """R3: a deposit slip: its number in the bank label, its entries summing to the bank amount."""
     slips = _by((b for b in pool.book if b.mode == "remise" and b.amount > 0), lambda b: b.number)
     for item in pool.bank:
         if item.id not in pool.free_bank or item.amount <= 0:
             continue
-        numbers = {normalise_number(token) for token in fold(item.label).split() if token.isdigit() and len(token) >= 4}
-        for number in sorted(numbers):
+        for number in _slip_numbers(item):
             group = [b for b in slips.get(number, ()) if b.line_id in pool.free_book]
             if group and sum(b.amount for b in group) == item.amount:
                 pool.take(item, group, "R3", f"bordereau de remise n° {number} ({len(group)} ligne(s) du cahier)")
@@ -518,6 +531,7 @@ def match_unique_amounts(pool: OpenItems) -> None:
     changed = True
     while changed:
         changed = False
+        pool.pass_number += 1
         for item in [b for b in pool.bank if b.id in free_bank]:
             found = [b for b in _book_in_window(book, item) if b.line_id in free_book]
             if len(found) != 1:
@@ -554,11 +568,12 @@ def suggest_ambiguous(pool: OpenItems) -> tuple[set[int], set[int]]:
                 pairs.append((days, -similarity, line.line_id, item.id, item, line))
     used_bank: set[int] = set()
     used_book: set[int] = set()
-    for days, _, _, _, item, line in sorted(pairs, key=lambda p: p[:4]):
+    for days, similarity, line_id, item_id, item, line in sorted(pairs, key=lambda p: p[:4]):
         if item.id in used_bank or line.line_id in used_book:
             continue
         used_bank.add(item.id)
         used_book.add(line.line_id)
+        pool.order["suggestions"].append((days, similarity, line_id, item_id))
         pool.result.suggestions.append(
             Proposal(
                 item.id,
@@ -577,13 +592,102 @@ SURE_RULES = (match_cheques, match_references, match_deposit_slips, match_unique
 def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
     """Run the rules R1-R5 on the open items of both sides (pure function, deterministic: the result
     does not depend on the order of the inputs). R1-R4 each consume what they match; R5 suggests."""
+    return _merge([_match_group(bank, book)])
+
+
+class _GroupResult(NamedTuple):
+    """One group's outcome, each item with where it stands in a whole run (see `_merge`)."""
+
+    proposals: list[tuple[tuple, Proposal]]
+    suggestions: list[tuple[tuple, Proposal]]
+    unmatched_bank: list[tuple[tuple, int]]
+    unmatched_book: list[tuple[tuple, int]]
+    anomalies: list[tuple[tuple, str]]
+
+
+def _match_group(bank, book) -> _GroupResult:
     pool = OpenItems.of(bank, book)
     for rule in SURE_RULES:
         rule(pool)
     used_bank, used_book = suggest_ambiguous(pool)
-    pool.result.unmatched_bank = [b for b in pool.free_bank if b not in used_bank]
-    pool.result.unmatched_book = [b for b in pool.free_book if b not in used_book]
-    return pool.result
+    result, order = pool.result, pool.order
+    return _GroupResult(
+        list(zip(order["proposals"], result.proposals, strict=True)),
+        list(zip(order["suggestions"], result.suggestions, strict=True)),
+        [((b.date, b.amount, b.id), b.id) for b in pool.free_bank.values() if b.id not in used_bank],
+        [((b.date, b.amount, b.line_id), b.line_id) for b in pool.free_book.values() if b.line_id not in used_book],
+        list(zip(order["anomalies"], result.anomalies, strict=True)),
+    )
+
+
+def _merge(groups: list[_GroupResult]) -> MatchResult:
+    """The outcome of the whole run from its groups' (each part in the order a whole run gives it)."""
+    if len(groups) == 1:  # already in order
+        parts = [[value for _, value in part] for part in groups[0]]
+    else:
+        parts = [
+            [value for _, value in sorted((pair for group in groups for pair in group[index]), key=_first)]
+            for index in range(5)
+        ]
+    return MatchResult(*parts)
+
+
+def _first(pair: tuple) -> tuple:
+    return pair[0]
+
+
+def match_in_groups(bank: list[BankItem], book: list[BookLine], known: dict | None = None) -> tuple[MatchResult, dict]:
+    """`match`, run on independent groups of items, each group's outcome kept by its inputs: with
+    `known` (what the last call returned), only the groups a change touched are matched again.
+
+    Every rule pairs items of one amount, but for a cheque number (R1: the lines of that number,
+    whatever their amount) and a deposit slip (R3: the slip's lines): the groups are the amounts
+    linked by those, so that no rule's choice in one group can depend on another group. The result
+    is the one `match` gives, in the same order. Returns it and the groups' outcomes to keep."""
+    known = known or {}
+    parent: dict[int, int] = {}
+
+    def root(amount: int) -> int:
+        parent.setdefault(amount, amount)
+        while parent[amount] != amount:
+            parent[amount] = parent[parent[amount]]
+            amount = parent[amount]
+        return amount
+
+    cheques: dict[str, list[int]] = {}
+    slips: dict[str, list[int]] = {}
+    for line in book:
+        root(line.amount)
+        if line.mode == "cheque" and line.number:
+            cheques.setdefault(line.number, []).append(line.amount)
+        if line.mode == "remise" and line.amount > 0:
+            slips.setdefault(line.number, []).append(line.amount)
+    for item in bank:
+        linked = list(cheques.get(item.cheque, ())) if item.cheque else []
+        if item.amount > 0:
+            for number in _slip_numbers(item):
+                linked += slips.get(number, ())
+        mine = root(item.amount)
+        for amount in linked:
+            other = root(amount)
+            if other != mine:
+                parent[other] = mine
+    banks: dict[int, list[BankItem]] = {}
+    books: dict[int, list[BookLine]] = {}
+    for item in bank:
+        banks.setdefault(root(item.amount), []).append(item)
+    for line in book:
+        books.setdefault(root(line.amount), []).append(line)
+    kept: dict = {}
+    outcomes = []
+    for group in banks.keys() | books.keys():
+        key = (tuple(banks.get(group, ())), tuple(books.get(group, ())))
+        outcome = known.get(key)
+        if outcome is None:
+            outcome = _match_group(*key)
+        kept[key] = outcome
+        outcomes.append(outcome)
+    return _merge(outcomes), kept
 
 
 # -- confirming and clearing ---------------------------------------------------------------------

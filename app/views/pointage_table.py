@@ -13,9 +13,10 @@ What is kept, per process:
   and renders only the page's frame. The bodies live in the classic view's LRU of pages
   (`cahier_cache.pages`, emptied with it, as the tests' `app` fixture does).
 - `pointage_cache.parts` holds, per ledger, each row's HTML keyed by everything the row shows (the
-  line's own values, the proposal with its statement and cash-book lines), and the last matching
-  with its inputs: after a change only the rows that changed are rendered again, and the matching
-  runs again only when its inputs changed. Keyed by content, never by id alone: never stale.
+  line's own values, the proposal with its statement and cash-book lines), and the matching's
+  outcome per independent group of lines, keyed by the group's lines (`match_in_groups`): after a
+  change only the rows that changed are rendered again, and only the groups it touched are matched
+  again. Keyed by content, never by id alone: never stale.
 
 The bank lines sit in one form of the page (one CSRF token for the page, not one per line): each
 « Pointer » / « Dépointer » button posts it to its own line's address (`formaction`), so the page
@@ -124,10 +125,8 @@ def _build(session, ledger: Ledger, year: int, coop_id: int, where) -> Body:
     if ledger.is_open:  # a frozen year proposes nothing
         items = {item.id: item for item in rec.open_bank_items(session, coop_id, ledger)}
         uncleared = {line.line_id: line for line in book.book_lines()}
-        inputs = (tuple(items.values()), tuple(uncleared.values()))
-        last = known.get("match")
-        matches = last[1] if last is not None and last[0] == inputs else rec.match(*inputs)
-        kept["match"] = (inputs, matches)
+        # matched in independent groups, each kept by its inputs: a change matches its own group again
+        matches, kept["match"] = rec.match_in_groups(list(items.values()), list(uncleared.values()), known.get("match"))
         body.proposals, kept["proposals"] = proposal_rows(matches, items, uncleared, known.get("proposals"))
         body.has_proposals, body.has_suggestions = bool(matches.proposals), bool(matches.suggestions)
         body.has_items, body.has_missing = bool(items), bool(matches.unmatched_bank)
