@@ -6,7 +6,9 @@ through app.debits."""
 
 from __future__ import annotations
 
+import gc
 import unicodedata
+from contextlib import contextmanager
 from datetime import date
 
 import sqlalchemy as sa
@@ -48,6 +50,20 @@ WAITING_LABELS = {
     "rejected": "rejeté, à représenter",
     "returned": "retourné après règlement, à représenter",
 }
+
+
+@contextmanager
+def _no_cycle_collection():
+    """Build the preview without the cyclic garbage collector: its tens of thousands of small tuples (no
+    cycle among them, freed by reference counting) would otherwise set off a full collection of the
+    worker's heap in one view out of three at 10,000 coops (0.1 s -> 0.3 s of CPU)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _matching(memberships: list[debits.WaitingMembership], search: str) -> list[debits.WaitingMembership]:
@@ -138,7 +154,8 @@ class DebitRunView(StaffAccessMixin, BaseView):
         elif request.method == "GET":
             form.collection_date.data = earliest
         collection_date = form.collection_date.data if isinstance(form.collection_date.data, date) else earliest
-        preview = debits.run_preview(db.session, today=today, collection_date=collection_date, set_aside=set_aside)
+        with _no_cycle_collection():
+            preview = debits.run_preview(db.session, today=today, collection_date=collection_date, set_aside=set_aside)
         search = (request.args.get("q") or "").strip()[:100]
         shown = _matching(preview.included, search)
         page_count = max(1, -(-len(shown) // PAGE_SIZE))
