@@ -19,7 +19,7 @@ be missing, and nothing stored may have been reported as refused.
 
 The clients start once a worker has answered a page (gunicorn's master accepts connections while
 its workers are still importing the application). Exit status 1 when the target is not met.
-`run()` and `report()` are also used by `bench/all.py`. Only loopback traffic; the run stops by itself.
+`Server`, `measure()` and `report()` are also used by `bench/all.py`. Only loopback traffic; the run stops by itself.
 """
 
 from __future__ import annotations
@@ -227,6 +227,138 @@ def _wait_until_serving(port: int, server: subprocess.Popen) -> None:
     raise SystemExit("gunicorn ne répond pas")
 
 
+class Server:
+    """gunicorn (`gunicorn.conf.py`) on a loopback port, on a fresh database (`url`, or a temporary
+    SQLite file when None) migrated and holding `coops` coops. `start()` returns at once, the workers
+    still importing the application; `measure()` waits until one answers. Also used by `bench/all.py`,
+    which starts its servers while other, untimed work runs."""
+
+    def __init__(self, url: str | None = None, *, coops: int = 50, workers: int = 4) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="coop85-load-"))
+        self.url = url or f"sqlite:///{self.work / 'load.sqlite'}"
+        self.coops, self.workers = coops, workers
+        self.process: subprocess.Popen | None = None
+        self.app = None
+        self.port = 0
+
+    def start(self) -> Server:
+        import flask_migrate
+
+        from app import create_app
+        from app.extensions import db
+
+        env = {
+            **os.environ,
+            "COOP85_ENV": "production",
+            "SECRET_KEY": secrets.token_hex(32),
+            "DATABASE_URL": self.url,
+            "UPLOAD_DIR": str(self.work / "uploads"),
+            "SESSION_COOKIE_SECURE": "0",
+            "RATELIMIT_STORAGE_URI": "memory://",
+            # Every simulated coop logs in from 127.0.0.1: the per-address login limit would refuse most.
+            "RATELIMIT_LOGIN": "1000 per minute",
+            "LOG_LEVEL": "WARNING",
+            "COOP85_WORKERS": str(self.workers),
+        }
+        self.app = create_app({"COOP85_ENV": "testing", "SECRET_KEY": "x" * 40, "SQLALCHEMY_DATABASE_URI": self.url})
+        with self.app.app_context():
+            flask_migrate.upgrade()  # the same migrations as `flask db upgrade`, without a second interpreter
+            for engine in db.engines.values():
+                engine.dispose()  # no connection of ours open while gunicorn starts
+        self.port = free_port()
+        self.process = subprocess.Popen(  # noqa: S603
+            [
+                str(Path(sys.executable).parent / "gunicorn"),
+                "-c",
+                "gunicorn.conf.py",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "wsgi:app",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        seed(self.app, self.coops)  # while the workers import the application
+        return self
+
+    def wait_ready(self) -> None:
+        """Until a worker answers a page."""
+        _wait_until_serving(self.port, self.process)
+
+    def stored(self) -> int:
+        """Operations in the database for the clients' coops."""
+        from app.extensions import db
+        from app.models import Coop, Entry, Ledger
+
+        with self.app.app_context():
+            count = db.session.scalar(
+                sa.select(sa.func.count()).select_from(Entry).join(Ledger).join(Coop).where(Coop.number <= self.coops)
+            )
+            db.session.remove()
+        return count
+
+    def stop(self) -> None:
+        """Stop gunicorn (gracefully), close our connections, remove the temporary directory."""
+        from app.extensions import db
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=60)
+        if self.app is not None:
+            with self.app.app_context():
+                for engine in db.engines.values():
+                    engine.dispose()
+        shutil.rmtree(self.work, ignore_errors=True)  # the SQLite file and uploads
+
+
+def measure(server: Server, *, seconds: int = 60, think: float = 1.0, ramp: float = 10.0) -> LoadResult:
+    """One client per coop of `server` for `seconds` (the server keeps running)."""
+    from app import clock
+    from app.ledger import current_start_year
+
+    year = current_start_year(clock.today())
+    server.wait_ready()
+    tally: Counter = Counter()
+    lock = threading.Lock()
+    clients = [Client(server.port) for _ in range(server.coops)]
+    until = time.monotonic() + seconds
+    started = time.monotonic()
+    threads = [
+        threading.Thread(target=run_client, args=(c, f"085-{i + 1:03d}", year, until, tally, lock, think))
+        for i, c in enumerate(clients)
+    ]
+    for i, thread in enumerate(threads):  # arrivals spread over --ramp seconds, as people log in
+        thread.start()
+        if ramp and i < len(threads) - 1:
+            time.sleep(ramp / len(threads))
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    # steady state: once every client has logged in (the logins' argon2 checks are done)
+    all_in = max((c.logged_in_at for c in clients), default=0.0)
+    pages: dict[str, list[float]] = {}
+    for c in clients:
+        for page, durations in c.by_page.items():
+            pages.setdefault(page, []).extend(durations)
+    return LoadResult(
+        coops=server.coops,
+        seconds=seconds,
+        workers=server.workers,
+        think=think,
+        ramp=ramp,
+        database=server.url.split(":")[0].split("+")[0],
+        elapsed=elapsed,
+        timings=sorted(t for c in clients for t in c.timings),
+        steady=sorted(d for c in clients for at, d in c.started if at >= all_in),
+        pages={page: sorted(durations) for page, durations in pages.items()},
+        errors=sum((c.errors for c in clients), Counter()),
+        tally=tally,
+        stored=server.stored(),
+    )
+
+
 def run(
     url: str | None = None,
     *,
@@ -236,98 +368,12 @@ def run(
     think: float = 1.0,
     ramp: float = 10.0,
 ) -> LoadResult:
-    """One load run on a fresh database (`url`, or a temporary SQLite file when None). Also used by
-    `bench/all.py`."""
-    from app import clock, create_app
-    from app.extensions import db
-    from app.ledger import current_start_year
-    from app.models import Coop, Entry, Ledger
-
-    work = Path(tempfile.mkdtemp(prefix="coop85-load-"))
-    url = url or f"sqlite:///{work / 'load.sqlite'}"
-    env = {
-        **os.environ,
-        "COOP85_ENV": "production",
-        "SECRET_KEY": secrets.token_hex(32),
-        "DATABASE_URL": url,
-        "UPLOAD_DIR": str(work / "uploads"),
-        "SESSION_COOKIE_SECURE": "0",
-        "RATELIMIT_STORAGE_URI": "memory://",
-        # Every simulated coop logs in from 127.0.0.1: the per-address login limit would refuse most.
-        "RATELIMIT_LOGIN": "1000 per minute",
-        "LOG_LEVEL": "WARNING",
-        "COOP85_WORKERS": str(workers),
-    }
-    upgrade = [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"]
-    subprocess.run(upgrade, cwd=ROOT, env=env, check=True, capture_output=True)  # noqa: S603
-    app = create_app({"COOP85_ENV": "testing", "SECRET_KEY": "x" * 40, "SQLALCHEMY_DATABASE_URI": url})
-    seed(app, coops)
-    year = current_start_year(clock.today())
-    port = free_port()
-    server = subprocess.Popen(  # noqa: S603
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-c",
-            "gunicorn.conf.py",
-            "-b",
-            f"127.0.0.1:{port}",
-            "wsgi:app",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    """One load run on a fresh database (`url`, or a temporary SQLite file when None)."""
+    server = Server(url, coops=coops, workers=workers)
     try:
-        _wait_until_serving(port, server)
-        tally: Counter = Counter()
-        lock = threading.Lock()
-        clients = [Client(port) for _ in range(coops)]
-        until = time.monotonic() + seconds
-        started = time.monotonic()
-        threads = [
-            threading.Thread(target=run_client, args=(c, f"085-{i + 1:03d}", year, until, tally, lock, think))
-            for i, c in enumerate(clients)
-        ]
-        for i, thread in enumerate(threads):  # arrivals spread over --ramp seconds, as people log in
-            thread.start()
-            if ramp and i < len(threads) - 1:
-                time.sleep(ramp / len(threads))
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
+        return measure(server.start(), seconds=seconds, think=think, ramp=ramp)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-
-    with app.app_context():
-        stored = db.session.scalar(
-            sa.select(sa.func.count()).select_from(Entry).join(Ledger).join(Coop).where(Coop.number <= coops)
-        )
-        for engine in db.engines.values():
-            engine.dispose()
-    shutil.rmtree(work, ignore_errors=True)  # the SQLite file and uploads
-    # steady state: once every client has logged in (the logins' argon2 checks are done)
-    all_in = max((c.logged_in_at for c in clients), default=0.0)
-    pages: dict[str, list[float]] = {}
-    for c in clients:
-        for page, durations in c.by_page.items():
-            pages.setdefault(page, []).extend(durations)
-    return LoadResult(
-        coops=coops,
-        seconds=seconds,
-        workers=workers,
-        think=think,
-        ramp=ramp,
-        database=url.split(":")[0].split("+")[0],
-        elapsed=elapsed,
-        timings=sorted(t for c in clients for t in c.timings),
-        steady=sorted(d for c in clients for at, d in c.started if at >= all_in),
-        pages={page: sorted(durations) for page, durations in pages.items()},
-        errors=sum((c.errors for c in clients), Counter()),
-        tally=tally,
-        stored=stored,
-    )
+        server.stop()
 
 
 def report(result: LoadResult) -> list[str]:
