@@ -103,6 +103,8 @@ class Entry(db.Model):
         Index("ix_entry_ledger_keys", "ledger_id", "date", "id", "version", "created_at"),
         # ... and only the operations changed since the revision it last showed (app.cahier_days)
         Index("ix_entry_ledger_revision", "ledger_id", "ledger_revision"),
+        # the new-operation form's next cheque number, from the index alone whatever the coop's history
+        Index("ix_entry_coop_cheque", "coop_id", "cheque_number"),
         # the back office's list of every coop's operations: newest first, or one coop's
         Index("ix_entry_date", "date"),
         Index("ix_entry_coop_date", "coop_id", "date"),

@@ -8,6 +8,8 @@ The classic view keeps a ledger's year between requests (app.cahier_days) and, a
 only the operations changed since the revision it shows: `entry.ledger_revision` holds the revision
 that the operation's last change gave its ledger, with an index on (ledger_id, ledger_revision).
 Existing rows get 0 (nothing kept by a running process predates the upgrade: processes restart).
+The new-operation form's next cheque number reads the coop's cheque numbers from an index on
+(coop_id, cheque_number) alone, whatever the coop's history.
 Downgrade drops the column and the index; the stamp is derived data, nothing of the books is lost.
 """
 import sqlalchemy as sa
@@ -24,9 +26,11 @@ def upgrade():
     with op.batch_alter_table('entry', schema=None) as batch_op:
         batch_op.add_column(sa.Column('ledger_revision', sa.Integer(), server_default='0', nullable=False))
         batch_op.create_index('ix_entry_ledger_revision', ['ledger_id', 'ledger_revision'], unique=False)
+        batch_op.create_index('ix_entry_coop_cheque', ['coop_id', 'cheque_number'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('entry', schema=None) as batch_op:
+        batch_op.drop_index('ix_entry_coop_cheque')
         batch_op.drop_index('ix_entry_ledger_revision')
         batch_op.drop_column('ledger_revision')
