@@ -105,6 +105,8 @@ class Entry(db.Model):
         Index("ix_entry_ledger_revision", "ledger_id", "ledger_revision"),
         # the new-operation form's next cheque number, from the index alone whatever the coop's history
         Index("ix_entry_coop_cheque", "coop_id", "cheque_number"),
+        # each ledger's lowest and highest operation id in two probes (the consolidated CRF's id range)
+        Index("ix_entry_ledger_id", "ledger_id", "id"),
         # the back office's list of every coop's operations: newest first, or one coop's
         Index("ix_entry_date", "date"),
         Index("ix_entry_coop_date", "coop_id", "date"),

@@ -9,8 +9,9 @@ only the operations changed since the revision it shows: `entry.ledger_revision`
 that the operation's last change gave its ledger, with an index on (ledger_id, ledger_revision).
 Existing rows get 0 (nothing kept by a running process predates the upgrade: processes restart).
 The new-operation form's next cheque number reads the coop's cheque numbers from an index on
-(coop_id, cheque_number) alone, whatever the coop's history.
-Downgrade drops the column and the index; the stamp is derived data, nothing of the books is lost.
+(coop_id, cheque_number) alone, whatever the coop's history; the consolidated CRF finds each
+ledger's lowest and highest operation id in two probes of an index on (ledger_id, id).
+Downgrade drops the column and the indexes; the stamp is derived data, nothing of the books is lost.
 """
 import sqlalchemy as sa
 from alembic import op
@@ -27,10 +28,12 @@ def upgrade():
         batch_op.add_column(sa.Column('ledger_revision', sa.Integer(), server_default='0', nullable=False))
         batch_op.create_index('ix_entry_ledger_revision', ['ledger_id', 'ledger_revision'], unique=False)
         batch_op.create_index('ix_entry_coop_cheque', ['coop_id', 'cheque_number'], unique=False)
+        batch_op.create_index('ix_entry_ledger_id', ['ledger_id', 'id'], unique=False)
 
 
 def downgrade():
     with op.batch_alter_table('entry', schema=None) as batch_op:
+        batch_op.drop_index('ix_entry_ledger_id')
         batch_op.drop_index('ix_entry_coop_cheque')
         batch_op.drop_index('ix_entry_ledger_revision')
         batch_op.drop_column('ledger_revision')
