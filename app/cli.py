@@ -506,14 +506,13 @@ def debits_create_command(collection: str, coops: str, shorter_notice: bool) -> 
             by=None,
             shorter_notice_agreed=shorter_notice,
         )
+        mailed = 0
         if batch is not None:
-            federation = federation_settings(db.session)
-            for debit in batch.debits:
-                notifications.debit_prenotification(db.session, debit, federation)
-        return batch, excluded
+            mailed = notifications.debit_prenotifications(db.session, batch, federation_settings(db.session))
+        return batch, excluded, mailed
 
     try:
-        batch, excluded = _one_unit(create)
+        batch, excluded, mailed = _one_unit(create)
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     for exclusion in excluded:
@@ -522,7 +521,7 @@ def debits_create_command(collection: str, coops: str, shorter_notice: bool) -> 
         raise click.ClickException("Aucune adhésion ne peut être prélevée : corrigez les fiches ci-dessus.")
     click.echo(
         f"Prélèvement n° {batch.id} préparé : {batch.count} adhésion(s), total {euros(batch.control_sum_cents)}, "
-        f"échéance {collection_date:%d/%m/%Y} ; {batch.count} coopérative(s) prévenue(s) par courriel."
+        f"échéance {collection_date:%d/%m/%Y} ; {mailed} coopérative(s) prévenue(s) par courriel."
     )
 
 

@@ -464,6 +464,7 @@ def test_flask_debits_create(app, campaign, clock, db_check):
     assert "085-042 : coopérative inconnue." in result.output
     assert "085-002 Coopérative_école Ève-Noël laissée de côté : mandat caduc" in result.output
     assert "Prélèvement n° " in result.output and "1 adhésion(s)" in result.output
+    assert "1 coopérative(s) prévenue(s) par courriel" in result.output
     assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(OutboxEmail))) == 1
 
 
