@@ -401,7 +401,7 @@ def pages_and_operations(table: Table, engine: str, url: str, entries: int, requ
     built = crf_pdf.documents(app, _coop_id(app, 11), year)
     pdf_repeat = 5
     side.operation("CRF calculé depuis le cahier (clôture)", ops, built["compute"], pdf_repeat)
-    side.operation("CRF PDF (chiffres enregistrés, HTML, PDF)", f"{ops}, {built['uncleared']} non pointées",
+    side.operation("CRF PDF (chiffres enregistrés, HTML, PDF)", f"{ops}, {_n(built['uncleared'])} non pointées",
                    built["crf"], pdf_repeat, Target(1000, "≤ 1 000 ms (à 10 000 ; ne croît pas)"))  # fmt: skip
     side.operation("quitus PDF", "—", built["quitus"], pdf_repeat, at_most(300))
     side.operation("attestation d'adhésion PDF", "—", built["attestation"], pdf_repeat, at_most(300))
