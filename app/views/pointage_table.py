@@ -110,8 +110,14 @@ def page_body(session, ledger: Ledger, year: int, coop_id: int) -> Body:
     with gc_paused():
         body = _build(session, ledger, year, coop_id, where)
     # One body per year (the latest state's): a year of 10,000 lines weighs some 10 MB.
-    pointage_cache.pages.put(("pointage", *where), (state, body))
+    pointage_cache.pages.put(("pointage", *where), (state, body), body_weight(body))
     return body
+
+
+def body_weight(body: Body) -> int:
+    """A kept body's estimated memory (its bytes, and the bank book's line objects: about as much again),
+    so that the cache's budget (`CAHIER_CACHE_MB`) bounds the bodies of large years too."""
+    return 2 * (len(body.lines) + len(body.proposals) + len(body.missing)) + 500 * body.line_count
 
 
 def _build(session, ledger: Ledger, year: int, coop_id: int, where) -> Body:
