@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -201,7 +201,7 @@ class EntryFigures(NamedTuple):
 
 EntryKey = tuple  # (entry id, version, created_at as the database returns it)
 
-# Above this many changed operations, reading the whole year's lines beats a list of ids.
+# Above this many operations, reading the whole year's lines beats a list of ids.
 _BY_IDS_LIMIT = 500
 
 
@@ -222,45 +222,18 @@ def entry_columns() -> tuple:
     )
 
 
-def current_figures(
-    session: Session, ledger: Ledger, known: Mapping[EntryKey, EntryFigures] | None = None
-) -> list[tuple[EntryKey, EntryFigures]]:
-    """The ledger's operations in date order, each with its cache key and figures.
-
-    Flat indexed queries, summed here in one pass (grouping in SQL cost SQLite several times more,
-    bench/cahier.py). With nothing `known` (a first view): the year's entries, then their lines.
-    Otherwise: the keys alone (id, version, creation), then the entries and lines of the keys not
-    in `known` only; after one save, that is one operation. Never stale: any change to an entry or
-    to one of its lines bumps the entry's version (`app.models.ledger`), and each read comes after
-    the one before, so a key can only be paired with its own figures or newer ones (such a key is
-    then never current again)."""
-    connection = session.connection()
-    columns = entry_columns()
-    in_order = (Entry.date, Entry.id)
-    if not known:
-        known = {}
-        entries = connection.execute(sa.select(*columns).where(Entry.ledger_id == ledger.id).order_by(*in_order))
-        keyed = [((row[0], row[1], row[2]), row) for row in entries.all()]
-    else:
-        keys = connection.execute(sa.select(*columns[:3]).where(Entry.ledger_id == ledger.id).order_by(*in_order))
-        keys = [(entry_id, version, created) for entry_id, version, created in keys.all()]
-        missing = [key[0] for key in keys if key not in known]
-        if not missing:  # no operation changed (an action renamed, a page evicted): only the keys are read
-            return [(key, known[key]) for key in keys]
-        keyed = [(key, None) for key in keys]
-        read = sa.select(*columns).where(Entry.ledger_id == ledger.id)
-        if len(missing) <= _BY_IDS_LIMIT:
-            read = read.where(Entry.id.in_(missing))
-        fresh = {row[0]: row for row in connection.execute(read).all()}
-        # an entry changed since the keys were read comes with its newer key; one deleted goes
-        keyed = [
-            (key, None) if key in known else ((row[0], row[1], row[2]), row)
-            for key, _none in keyed
-            if key in known or (row := fresh.get(key[0])) is not None
-        ]
-    fresh_rows = [row for key, row in keyed if row is not None and key not in known]
-    made = figures_of(session, ledger, fresh_rows, whole=len(fresh_rows) > _BY_IDS_LIMIT)
-    return [(key, known.get(key) or made[key[0]]) for key, _row in keyed]
+def current_figures(session: Session, ledger: Ledger) -> list[tuple[EntryKey, EntryFigures]]:
+    """The ledger's operations in date order (then id), each with its key (id, version, created_at) and
+    figures: the year's entries, then their lines and vouchers, in flat indexed queries summed here in
+    one pass (grouping in SQL cost SQLite several times more, bench/cahier.py). After a save, the
+    classic view reads only what changed (`app.cahier_days`)."""
+    rows = (
+        session.connection()
+        .execute(sa.select(*entry_columns()).where(Entry.ledger_id == ledger.id).order_by(Entry.date, Entry.id))
+        .all()
+    )
+    made = figures_of(session, ledger, rows, whole=len(rows) > _BY_IDS_LIMIT)
+    return [((row[0], row[1], row[2]), made[row[0]]) for row in rows]
 
 
 def figures_of(session: Session, ledger: Ledger, rows: list, *, whole: bool = False) -> dict[int, EntryFigures]:

@@ -299,3 +299,79 @@ def test_the_cache_keeps_what_its_budget_holds_and_forgets_the_oldest():
     assert [cache.get(n) for n in (2, 3, 4, 5)] == ["year 2", None, "year 4", "year 5"]
     cache.put(6, "a year larger than the budget", 5000)  # kept alone rather than never kept
     assert cache.get(6) is not None and cache.get(5) is None and cache.weight == 5000
+
+
+def test_several_changes_between_two_views_and_every_other_view_of_the_year(client, coop, db_check):
+    """Between two views: a deletion, a new operation (SQLite may give it the deleted one's id), a move to
+    another day and a new action; then the filtered, sorted, month and print views and the CSV export
+    agree with a process that keeps nothing."""
+    set_opening(db_check, coop.id, 30000, 2000)
+    for n in range(6):
+        book(
+            db_check,
+            coop.id,
+            piece=f"D{n + 1}",
+            when=day(9, 10 + n),
+            label=f"Achat {n}",
+            bank=500 + n,
+            splits=(("6068", 500 + n),),
+            mode="virement",
+        )
+    views = [
+        CAHIER,
+        f"{CAHIER}?tri=piece",
+        f"{CAHIER}?q=achat",
+        f"{CAHIER}?compte=6068",
+        f"{CAHIER}?mois={YEAR}-09",
+        f"{CAHIER}?impression=1",
+    ]
+    for path in views:
+        _page(client, path)
+    client.get(f"{CAHIER}/export.csv").get_data()
+    ids = _entry_ids(db_check, coop.id)
+    _edit(db_check, ids[-1], _deleted)
+    trip = make_action(db_check, coop.id, "Sortie au musée")
+    book(
+        db_check,
+        coop.id,
+        piece="D9",
+        when=day(9, 12),
+        label="Entrées du musée",
+        bank=900,
+        splits=(("6068", 900),),
+        mode="virement",
+        action_id=trip,
+    )
+    _edit(db_check, ids[0], _moved)
+    kept = {path: _page(client, path) for path in views}
+    csv_kept = client.get(f"{CAHIER}/export.csv").get_data()
+    assert "Entrées du musée".encode() in kept[CAHIER] and b"Sortie au mus" in kept[CAHIER]
+    assert b"Achat 5" not in kept[CAHIER]
+    cahier_cache.clear()
+    for path in views:
+        assert kept[path] == _page(client, path), path
+    assert csv_kept == client.get(f"{CAHIER}/export.csv").get_data()
+
+
+def test_the_budget_of_the_app_reaches_the_cache(make_app, app):
+    make_app(CAHIER_CACHE_MB=10)
+    try:
+        assert cahier_cache.years.budget == 2_500_000 and cahier_cache.days.budget == 4_000_000
+    finally:
+        cahier_cache.set_budget(app.config["CAHIER_CACHE_MB"])  # one cache per process: the suite's again
+    assert cahier_cache.years.budget == app.config["CAHIER_CACHE_MB"] * 250_000
+
+
+def test_a_save_replaces_the_kept_table_rather_than_adding_one(client, coop, db_check):
+    """Memory: each view keeps its latest table only, so an evening of saves does not pile up old years."""
+    ids = [
+        book(db_check, coop.id, piece=f"D{n}", when=day(9, 3 + n), bank=100, splits=(("6068", 100),), mode="virement")
+        for n in range(3)
+    ]
+    cahier_cache.clear()
+    _page(client)
+    kept = (len(cahier_cache.pages._items), cahier_cache.pages.weight, cahier_cache.days.weight)
+    for n in range(5):
+        _edit(db_check, ids[n % 3], lambda s, e, n=n: setattr(e, "label", f"Libellé {n}"))
+        assert f"Libellé {n}" in _page(client).decode()
+    assert (len(cahier_cache.pages._items), cahier_cache.pages.weight, cahier_cache.days.weight) == kept

@@ -294,7 +294,7 @@ def test_the_password_is_checked_before_the_write_lock(app, make_coop, session):
         assert outcome.user is not None and outcome.user.login == "085-001"
 
 
-def test_on_postgresql_a_page_reads_one_snapshot_and_a_form_reads_committed_rows(app, database_url):
+def test_on_postgresql_a_page_runs_in_repeatable_read_and_a_form_in_read_committed(app, database_url):
     """GET requests run in REPEATABLE READ (one consistent snapshot over the page's queries), set on the
     driver before its BEGIN; POST requests and commands keep READ COMMITTED."""
     if not database_url.startswith("postgresql"):

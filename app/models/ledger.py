@@ -99,7 +99,7 @@ class Entry(db.Model):
         UniqueConstraint("ledger_id", "piece", name="uq_entry_ledger_piece"),
         CheckConstraint(f"kind IN {ENTRY_KINDS!r}", name="kind"),
         CheckConstraint(f"payment_mode IN {PAYMENT_MODES!r}", name="payment_mode"),
-        # the classic view after a save reads every operation's key in date order from this index alone
+        # a year's operations in date order (the classic view's first read of a year, app.cahier.current_figures)
         Index("ix_entry_ledger_keys", "ledger_id", "date", "id", "version", "created_at"),
         # ... and only the operations changed since the revision it last showed (app.cahier_days)
         Index("ix_entry_ledger_revision", "ledger_id", "ledger_revision"),
@@ -231,9 +231,9 @@ def _bump_ledger_revisions(session: Session, _context, _instances) -> None:
             obj = session.get(Entry, obj.entry_id)
             through_child = True
         if isinstance(obj, Entry):
-            ledger = obj.ledger
-            if ledger is not None and ledger.id is not None:
-                ledger_ids.add(ledger.id)
+            ledger_id = _ledger_id_of(obj)
+            if ledger_id is not None:
+                ledger_ids.add(ledger_id)
             if obj in session.deleted:
                 continue
             if obj in session.new or session.is_modified(obj, include_collections=False):
@@ -253,6 +253,13 @@ def _bump_ledger_revisions(session: Session, _context, _instances) -> None:
         if key not in stamped:
             _bump_entry_version(session, entry)
     for entry in stamped.values():
-        ledger_id = entry.ledger_id if entry.ledger_id is not None else getattr(entry.ledger, "id", None)
+        ledger_id = _ledger_id_of(entry)  # the ledger bumped above
         if ledger_id is not None:
             entry.ledger_revision = _revision_of(ledger_id)
+
+
+def _ledger_id_of(entry: Entry) -> int | None:
+    """The id of the ledger an entry is in, as the flush will write it (its relationship first)."""
+    if entry.ledger is not None:
+        return entry.ledger.id
+    return entry.ledger_id

@@ -11,7 +11,7 @@ import gc
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from html import escape  # stdlib: much faster than markupsafe on 10,000 rows; quote=True by default
 
@@ -111,19 +111,22 @@ def cahier_rows(
 
 
 DayRows = dict  # day -> (Day, bank and cash balances before it, its rows as UTF-8, its rows' pieces by key)
+KeptDays = tuple  # (the action names the rows show, DayRows)
 
 
 def year_rows(
-    data: Cahier, year: Year, modes: Mapping[str, str], *, links: bool, editable: bool, kept: DayRows | None = None
-) -> tuple[list[bytes], DayRows]:
+    data: Cahier, year: Year, modes: Mapping[str, str], *, links: bool, editable: bool, kept: KeptDays | None = None
+) -> tuple[list[bytes], KeptDays]:
     """The <tr> elements of the whole year in date order (as `cahier_rows` makes them), one piece per day.
 
-    `kept` holds, per day, what the same columns showed last time: a day whose operations (the same
-    `Day` object of `app.cahier_days`) and opening balances did not change is sent as it was; one whose
-    balances moved gets its balance cells formatted again; only a changed day renders its changed rows.
-    After a save, that is one day of the year. `kept` must come from the same columns and action names."""
+    `kept` holds what the same columns showed last time, per day: a day whose operations (the same
+    `Day` object of `app.cahier_days`), opening balances and action names did not change is sent as
+    it was; one whose balances moved gets its balance cells formatted again; only a changed day
+    renders its changed rows. After a save, that is one day of the year (a new action too: only the
+    days showing an action whose name changed are rendered again)."""
     codes = [(account.code, escape(account.display_code)) for account in data.accounts]
-    kept = kept or {}
+    names, known_days = kept if kept is not None else ({}, {})
+    renamed = {i for i in names.keys() | data.action_names.keys() if names.get(i) != data.action_names.get(i)}
     made: DayRows = {}
     urls = _url_templates()
     action_name = data.action_name
@@ -131,8 +134,14 @@ def year_rows(
     bank = cash = 0
     for day_date in year.order:
         day = year.days[day_date]
-        before = kept.get(day_date)
-        if before is None or before[0] is not day or before[1] != bank or before[2] != cash:
+        before = known_days.get(day_date)
+        if (
+            before is None
+            or before[0] is not day
+            or before[1] != bank
+            or before[2] != cash
+            or (renamed and any(figures.action_id in renamed for _key, figures in day.items))
+        ):
             known = before[4] if before is not None else {}
             pieces_by_key = {}
             rows = []
@@ -152,7 +161,7 @@ def year_rows(
         parts.append(before[3])
         bank += day.bank
         cash += day.cash
-    return parts, made
+    return parts, (dict(data.action_names), made)
 
 
 def _row(pieces: tuple[str, str, str], bank: int, cash: int) -> str:
@@ -295,13 +304,6 @@ class RenderCache:
     def weight(self) -> int:
         return self._weight
 
-    def get_or_build(self, key: Hashable, build: Callable[[], object], weigh: Callable[[object], int] | None = None):
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
-            value = build()
-            self.put(key, value, weigh(value) if weigh is not None else 0)
-        return value
-
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -338,13 +340,15 @@ class CahierCache:
         self.pages = RenderCache(64)  # the pointage page keeps its bodies here too (app/views/pointage_table.py)
         self.years = RenderCache(4096)
         self.days = RenderCache(8192)
-        self.rows = RenderCache(16)
+        self.rows = RenderCache(1024)
         self.set_budget(budget_mb)
 
     def set_budget(self, budget_mb: int) -> None:
-        """Share `budget_mb` megabytes: a quarter for whole pages, the rest for years and their rows."""
+        """Share `budget_mb` megabytes: whole pages (and the pointage page's bodies) a fifth, kept years a
+        quarter, their rows by day two fifths, the filtered views' cells the rest."""
         budget = budget_mb * 1_000_000
-        self.pages.budget, self.years.budget, self.days.budget = budget // 4, budget * 3 // 10, budget * 9 // 20
+        self.pages.budget, self.years.budget = budget // 5, budget // 4
+        self.days.budget, self.rows.budget = budget * 2 // 5, budget * 3 // 20
 
     def clear(self) -> None:
         self.pages.clear()
@@ -353,9 +357,9 @@ class CahierCache:
         self.rows.clear()
 
 
-def page_weight(value) -> int:
-    """A kept page's weight: its rows' bytes when they are its own (the whole year's are the days')."""
-    _data, rows = value
+def page_weight(table) -> int:
+    """A kept table's weight: its rows' bytes when they are its own (the whole year's are the days')."""
+    _data, rows = table
     return len(rows) if isinstance(rows, bytes) else 10_000
 
 
@@ -363,8 +367,13 @@ def year_weight(year: Year) -> int:
     return 2_000 + year.count * YEAR_BYTES_PER_OPERATION
 
 
-def days_weight(kept: DayRows) -> int:
-    return sum(len(day[3]) for day in kept.values()) * DAY_ROWS_FACTOR
+def days_weight(kept: KeptDays) -> int:
+    return sum(len(day[3]) for day in kept[1].values()) * DAY_ROWS_FACTOR
+
+
+def fragments_weight(kept: dict) -> int:
+    """The filtered views' kept cells: about 600 bytes per row's pieces."""
+    return 600 * sum(len(fragments) for fragments in kept.values())
 
 
 cahier_cache = CahierCache()

@@ -29,6 +29,7 @@ from app.views.cahier_table import (
     cahier_cache,
     cahier_rows,
     days_weight,
+    fragments_weight,
     gc_paused,
     page_weight,
     page_with_rows,
@@ -193,55 +194,63 @@ def _cahier_filters() -> dict[str, str]:
 def _cahier_table(
     ledger: Ledger, *, sort: str, action_id: int | None, filters: dict[str, str], printing: bool, month: date | None
 ):
-    """The classic view's figures and rendered rows: the whole table cached per ledger revision; after a
-    change, the year is brought up to date from the operations changed since (`app.cahier_days`) and the
-    whole year's view renders only the changed day again (`year_rows`)."""
+    """The classic view's figures and rendered rows. Each view (filters, sort, month, print) keeps its
+    latest table with the revision it shows; after a change, the year is brought up to date from the
+    operations changed since (`app.cahier_days`) and the whole year's view renders only the changed
+    day again (`year_rows`). A change replaces the view's table: a year's former tables are not kept."""
     # created_at too: SQLite may reuse the id of a deleted ledger
     ledger_key = (ledger.id, ledger.created_at)
-    key = (*ledger_key, ledger.revision, ledger.is_open, printing, sort, action_id, month, tuple(filters.items()))
-    whole_year = sort == "date" and month is None and not action_id and not any(filters.values())
+    key = (*ledger_key, ledger.is_open, printing, sort, action_id, month, tuple(filters.items()))
+    kept = cahier_cache.pages.get(key)
+    if kept is not None and kept[0] == ledger.revision:
+        return kept[1]
+    with gc_paused():
+        year = _current_year_of(ledger)
+        whole_year = sort == "date" and month is None and not action_id and not any(filters.values())
+        if whole_year:
+            table = _whole_year_rows(ledger, year, printing)
+        else:
+            table = _filtered_rows(
+                ledger, year, sort=sort, action_id=action_id, filters=filters, printing=printing, month=month
+            )
+    cahier_cache.pages.put(key, (ledger.revision, table), page_weight(table))
+    return table
 
-    def build():
-        with gc_paused():
-            year = _current_year_of(ledger)
-            return _whole_year_rows(ledger, year, printing) if whole_year else build_rows(year)
 
-    def build_rows(year):
-        built = cahier_format.build_cahier(
-            db.session, ledger, sort=sort, action_id=action_id, month=month, figures=year.figures(), **filters
-        )
-        columns = (tuple(a.code for a in built.accounts), not printing, ledger.is_open)
-        kept = cahier_cache.rows.get(ledger_key) or {}
-        rows_html, fragments = cahier_rows(
-            built, books.MODE_LABELS, links=not printing, editable=ledger.is_open, fragments=kept.get(columns)
-        )
-        merged = {**kept.get(columns, {}), **fragments}
-        if len(merged) > 2 * year.count:  # changed operations' old cells add up: keep those of this view only
-            merged = fragments
-        cahier_cache.rows.put(ledger_key, {**kept, columns: merged})
-        return built, rows_html
-
-    return cahier_cache.pages.get_or_build(key, build, page_weight)
+def _filtered_rows(ledger: Ledger, year: cahier_days.Year, *, sort, action_id, filters, printing, month):
+    """A filtered, sorted or month view: the kept year's figures walked, the rows shown rendered (each
+    unchanged operation's cells kept from the views before)."""
+    ledger_key = (ledger.id, ledger.created_at)
+    built = cahier_format.build_cahier(
+        db.session, ledger, sort=sort, action_id=action_id, month=month, figures=year.figures(), **filters
+    )
+    columns = (tuple(a.code for a in built.accounts), not printing, ledger.is_open)
+    kept = cahier_cache.rows.get(ledger_key) or {}
+    rows_html, fragments = cahier_rows(
+        built, books.MODE_LABELS, links=not printing, editable=ledger.is_open, fragments=kept.get(columns)
+    )
+    merged = {**kept.get(columns, {}), **fragments}
+    if len(merged) > 2 * year.count:  # changed operations' old cells add up: keep those of this view only
+        merged = fragments
+    kept = {**kept, columns: merged}
+    cahier_cache.rows.put(ledger_key, kept, fragments_weight(kept))
+    return built, rows_html
 
 
 def _current_year_of(ledger: Ledger) -> cahier_days.Year:
     """The ledger's operations by day, brought up to date from the process's last look at them."""
     ledger_key = (ledger.id, ledger.created_at)
-    year = cahier_days.current_year(db.session, ledger, cahier_cache.years.get(ledger_key))
-    cahier_cache.years.put(ledger_key, year, year_weight(year))
+    kept = cahier_cache.years.get(ledger_key)
+    year = cahier_days.current_year(db.session, ledger, kept)
+    if kept is None or year.revision >= kept.revision:  # a request on an older snapshot keeps the newer year
+        cahier_cache.years.put(ledger_key, year, year_weight(year))
     return year
 
 
 def _whole_year_rows(ledger: Ledger, year: cahier_days.Year, printing: bool):
     """The whole year's classic view in date order, its rows day by day (only changed days rendered)."""
     built = cahier_days.year_cahier(db.session, ledger, year)
-    columns = (
-        (ledger.id, ledger.created_at),
-        tuple(a.code for a in built.accounts),
-        not printing,
-        ledger.is_open,
-        tuple(sorted(built.action_names.items())),
-    )
+    columns = ((ledger.id, ledger.created_at), tuple(a.code for a in built.accounts), not printing, ledger.is_open)
     parts, kept = year_rows(
         built, year, books.MODE_LABELS, links=not printing, editable=ledger.is_open, kept=cahier_cache.days.get(columns)
     )

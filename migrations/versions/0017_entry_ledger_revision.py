@@ -7,7 +7,9 @@ Create Date: 2026-11-29 20:00:00
 The classic view keeps a ledger's year between requests (app.cahier_days) and, after a save, reads
 only the operations changed since the revision it shows: `entry.ledger_revision` holds the revision
 that the operation's last change gave its ledger, with an index on (ledger_id, ledger_revision).
-Existing rows get 0 (nothing kept by a running process predates the upgrade: processes restart).
+Existing rows get 0 (nothing kept by a running process predates the upgrade). Restart every worker
+together after upgrading: a worker still running the previous code would change operations without
+stamping them, and the other workers' classic views could miss such a change.
 The new-operation form's next cheque number reads the coop's cheque numbers from an index on
 (coop_id, cheque_number) alone, whatever the coop's history; the consolidated CRF finds each
 ledger's lowest and highest operation id in two probes of an index on (ledger_id, id).
