@@ -311,7 +311,7 @@ def _cahier_page(year: int, ledger: Ledger | None, data: cahier_format.Cahier | 
         actions = [_ActionChoice(*item) for item in names]
     else:
         accounts = list(cahier_format.split_account_columns(db.session).values())
-        actions = db.session.scalars(owned(Action).order_by(Action.name)).all()
+        actions = sorted(db.session.scalars(owned(Action)), key=lambda a: (a.name.casefold(), a.name))
     return {
         "ledger": ledger,
         "year": year,
