@@ -281,15 +281,21 @@ def _voucher_counts(session: Session, ledger: Ledger, entry_ids: list[int] | Non
 def _line_sums(session: Session, ledger: Ledger, entry_ids: list[int] | None) -> dict[int, tuple]:
     """Per entry id: bank in/out, cash in/out, advance in/out, last pointage of a bank line and the split
     amounts ((account id, amount in the account's natural direction), by account id)."""
-    natures = dict(session.connection().execute(sa.select(Account.id, Account.nature)).all())
-    lines = sa.select(EntryLine.entry_id, EntryLine.account_id, EntryLine.amount_cents, EntryLine.cleared_on)
-    if entry_ids is None:
-        lines = lines.join(Entry, Entry.id == EntryLine.entry_id).where(Entry.ledger_id == ledger.id)
-    else:
-        lines = lines.where(EntryLine.entry_id.in_(entry_ids))
+    columns = (EntryLine.entry_id, EntryLine.account_id, EntryLine.amount_cents, EntryLine.cleared_on)
+    connection = session.connection()
+    if entry_ids is None:  # the whole year: the chart's natures read once rather than joined to every line
+        natures = dict(connection.execute(sa.select(Account.id, Account.nature)).all())
+        rows = connection.execute(
+            sa.select(*columns).join(Entry, Entry.id == EntryLine.entry_id).where(Entry.ledger_id == ledger.id)
+        ).all()
+    else:  # a few operations (after a save): their lines come with their accounts' natures, in one query
+        read = sa.select(*columns, Account.nature).join(Account, Account.id == EntryLine.account_id)
+        with_natures = connection.execute(read.where(EntryLine.entry_id.in_(entry_ids))).all()
+        natures = {row[1]: row[4] for row in with_natures}
+        rows = [row[:4] for row in with_natures]
     flows = {"bank": 0, "cash": 2, "advance": 4}
     acc: dict[int, list] = {}
-    for entry_id, account_id, cents, cleared_on in session.connection().execute(lines).all():
+    for entry_id, account_id, cents, cleared_on in rows:
         s = acc.get(entry_id)
         if s is None:
             s = acc[entry_id] = [0, 0, 0, 0, 0, 0, None, None]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.cahier import (
     Cahier,
@@ -57,7 +57,7 @@ class Day:
     bank: int  # net change of the bank balance over the day
     cash: int
     sums: tuple[int, int, int, int, int, int]  # bank in/out, cash in/out, advance in/out
-    by_account: tuple[tuple[int, int], ...]  # (split account id, total in its natural direction)
+    by_account: tuple[tuple[int, int, int], ...]  # (split account id, total in its natural direction, operations)
     uncleared: int  # bank movements not pointed yet (openings aside)
     has_opening: bool  # the report à nouveau is among them
 
@@ -66,7 +66,7 @@ def make_day(items: Iterable[tuple[EntryKey, EntryFigures]]) -> Day:
     """A day from its operations, in any order."""
     ordered = tuple(sorted(items, key=lambda item: item[0][0]))
     bank_in = bank_out = cash_in = cash_out = advance_in = advance_out = uncleared = 0
-    by_account: dict[int, int] = {}
+    by_account: dict[int, list[int]] = {}
     for _key, f in ordered:
         bank_in += f.bank_in
         bank_out += f.bank_out
@@ -75,7 +75,12 @@ def make_day(items: Iterable[tuple[EntryKey, EntryFigures]]) -> Day:
         advance_in += f.advance_in
         advance_out += f.advance_out
         for account_id, value in f.amounts:
-            by_account[account_id] = by_account.get(account_id, 0) + value
+            total = by_account.get(account_id)
+            if total is None:
+                by_account[account_id] = [value, 1]
+            else:
+                total[0] += value
+                total[1] += 1
         if f.cleared_on is None and (f.bank_in or f.bank_out) and f.kind != "opening":
             uncleared += 1
     return Day(
@@ -83,10 +88,41 @@ def make_day(items: Iterable[tuple[EntryKey, EntryFigures]]) -> Day:
         bank_in - bank_out,
         cash_in - cash_out,
         (bank_in, bank_out, cash_in, cash_out, advance_in, advance_out),
-        tuple(sorted(by_account.items())),
+        tuple((account_id, total, uses) for account_id, (total, uses) in sorted(by_account.items())),
         uncleared,
         any(f.kind == "opening" for _key, f in ordered),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """A year's sums, kept with it and moved by the days a change touches (never every day again)."""
+
+    sums: tuple[int, int, int, int, int, int]  # bank in/out, cash in/out, advance in/out
+    by_account: dict[int, tuple[int, int]]  # split account id -> (total, operations using it)
+    uncleared: int
+    openings: int  # days holding a report à nouveau
+
+    @classmethod
+    def of(cls, days: Iterable[Day]) -> Totals:
+        return cls((0, 0, 0, 0, 0, 0), {}, 0, 0).moved(removed=(), added=days)
+
+    def moved(self, *, removed: Iterable[Day], added: Iterable[Day]) -> Totals:
+        """These totals without the `removed` days' sums and with the `added` ones'."""
+        sums = list(self.sums)
+        by_account = dict(self.by_account)
+        uncleared, openings = self.uncleared, self.openings
+        for sign, days in ((-1, removed), (1, added)):
+            for day in days:
+                for i, value in enumerate(day.sums):
+                    sums[i] += sign * value
+                for account_id, total, uses in day.by_account:
+                    before_total, before_uses = by_account.get(account_id, (0, 0))
+                    by_account[account_id] = (before_total + sign * total, before_uses + sign * uses)
+                uncleared += sign * day.uncleared
+                openings += sign * day.has_opening
+        by_account = {account_id: value for account_id, value in by_account.items() if value[1]}
+        return Totals(tuple(sums), by_account, uncleared, openings)
 
 
 @dataclass(frozen=True)
@@ -98,6 +134,7 @@ class Year:
     days: dict[date, Day]
     order: tuple[date, ...]  # the dates that have operations, in order
     day_of: dict[int, date]  # entry id -> its date
+    totals: Totals
 
     @property
     def count(self) -> int:
@@ -115,7 +152,7 @@ def _year(ledger: Ledger, revision: int, figures: Iterable[tuple[EntryKey, Entry
         by_day.setdefault(item[1].date, []).append(item)
     days = {day: make_day(items) for day, items in by_day.items()}
     day_of = {key[0]: f.date for day in days.values() for key, f in day.items}
-    return Year((ledger.id, ledger.created_at), revision, days, tuple(sorted(days)), day_of)
+    return Year((ledger.id, ledger.created_at), revision, days, tuple(sorted(days)), day_of, Totals.of(days.values()))
 
 
 def current_year(session: Session, ledger: Ledger, kept: Year | None) -> Year:
@@ -126,14 +163,21 @@ def current_year(session: Session, ledger: Ledger, kept: Year | None) -> Year:
     if kept.revision == revision:
         return kept
     connection = session.connection()
+    # the changed operations, each row ending with the ledger's number of operations (one round trip)
+    counted = aliased(Entry)
+    count_now = sa.select(sa.func.count()).select_from(counted).where(counted.ledger_id == ledger.id)
     changed = connection.execute(
-        sa.select(*entry_columns()).where(Entry.ledger_id == ledger.id, Entry.ledger_revision > kept.revision)
+        sa.select(*entry_columns(), count_now.scalar_subquery()).where(
+            Entry.ledger_id == ledger.id, Entry.ledger_revision > kept.revision
+        )
     ).all()
     if len(changed) > _CHANGES_LIMIT:
         return _year(ledger, revision, current_figures(session, ledger))
-    count = connection.execute(
-        sa.select(sa.func.count()).select_from(Entry).where(Entry.ledger_id == ledger.id)
-    ).scalar_one()
+    if changed:
+        count = changed[0][-1]
+        changed = [row[:-1] for row in changed]
+    else:  # nothing stamped since (a deletion, an action renamed)
+        count = connection.execute(count_now).scalar_one()
     day_of = kept.day_of
     changed_ids = {row[0] for row in changed}
     gone: set[int] = set()
@@ -143,10 +187,10 @@ def current_year(session: Session, ledger: Ledger, kept: Year | None) -> Year:
             return _year(ledger, revision, current_figures(session, ledger))
         gone = day_of.keys() - ids - changed_ids
     made = figures_of(session, ledger, changed)
-    return _updated(kept, revision, {((row[0], row[1], row[2]), made[row[0]]) for row in changed}, gone)
+    return _updated(kept, revision, [((row[0], row[1], row[2]), made[row[0]]) for row in changed], gone)
 
 
-def _updated(kept: Year, revision: int, fresh: set[tuple[EntryKey, EntryFigures]], gone: set[int]) -> Year:
+def _updated(kept: Year, revision: int, fresh: list[tuple[EntryKey, EntryFigures]], gone: set[int]) -> Year:
     """`kept` with the `fresh` operations put in (in place of their former state) and the `gone` ones removed."""
     day_of = dict(kept.day_of)
     leaving = set(gone) | {key[0] for key, _f in fresh}
@@ -159,43 +203,33 @@ def _updated(kept: Year, revision: int, fresh: set[tuple[EntryKey, EntryFigures]
         day_of[key[0]] = f.date
         touched.add(f.date)
     days = dict(kept.days)
+    removed, added = [], []
     for day in touched:
         former = days.pop(day, None)
+        if former is not None:
+            removed.append(former)
         items = [item for item in (former.items if former else ()) if item[0][0] not in leaving]
         items += [item for item in fresh if item[1].date == day]
         if items:
-            days[day] = make_day(items)
-    order = kept.order if set(days) == set(kept.order) else tuple(sorted(days))
-    return Year(kept.ledger_key, revision, days, order, day_of)
+            days[day] = made = make_day(items)
+            added.append(made)
+    order = kept.order if days.keys() == set(kept.order) else tuple(sorted(days))
+    totals = kept.totals.moved(removed=removed, added=added)
+    return Year(kept.ledger_key, revision, days, order, day_of, totals)
 
 
 def year_cahier(session: Session, ledger: Ledger, year: Year) -> Cahier:
-    """The classic view of the whole year in date order, from the days' sums (its rows are rendered day
-    by day by the web layer; `walked` is made only if asked for)."""
-    bank_in = bank_out = cash_in = cash_out = advance_in = advance_out = uncleared = 0
-    by_account: dict[int, int] = {}
-    days = year.days
-    for day in year.order:
-        d = days[day]
-        b_in, b_out, c_in, c_out, a_in, a_out = d.sums
-        bank_in += b_in
-        bank_out += b_out
-        cash_in += c_in
-        cash_out += c_out
-        advance_in += a_in
-        advance_out += a_out
-        uncleared += d.uncleared
-        for account_id, value in d.by_account:
-            by_account[account_id] = by_account.get(account_id, 0) + value
-    totals = in_out(bank_in, bank_out, cash_in, cash_out, advance_in, advance_out)
+    """The classic view of the whole year in date order, from the year's kept totals (its rows are
+    rendered day by day by the web layer; `walked` is made only if asked for)."""
+    totals = in_out(*year.totals.sums)
     return assemble(
         reference_names(session, ledger),
         totals,
         totals,
-        by_account,
-        uncleared,
+        {account_id: total for account_id, (total, _uses) in year.totals.by_account.items()},
+        year.totals.uncleared,
         year.count,
         months=sorted({day.replace(day=1) for day in year.order}),
-        has_opening=any(days[day].has_opening for day in year.order),
+        has_opening=year.totals.openings > 0,
         walk_later=lambda: walk(year.figures())[0],
     )
