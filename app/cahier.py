@@ -339,6 +339,7 @@ def build_cahier(
     mode: str = "",
     month: date | None = None,
     figures: list[tuple[EntryKey, EntryFigures]] | None = None,
+    chart: Chart | None = None,
 ) -> Cahier:
     """All the ledger's operations with running balances (computed in date order), then filtered and sorted.
 
@@ -348,7 +349,7 @@ def build_cahier(
     # need it. This page must stay fast for a 10,000-operation year (see bench/cahier.py).
     if figures is None:
         figures = current_figures(session, ledger)
-    action_names, split_accounts = reference_names(session, ledger)
+    action_names, split_accounts = reference_names(session, ledger, chart)
     walked, year_totals, used, uncleared = walk(figures)
     shown, carried = _filtered(
         walked, split_accounts, month=month, text=text, account=account, action_id=action_id, mode=mode
@@ -370,21 +371,40 @@ def build_cahier(
     )
 
 
-def reference_names(session: Session, ledger: Ledger) -> tuple[dict[int, str], dict[int, AccountColumn]]:
+class Chart(NamedTuple):
+    """The chart of accounts as the classic view uses it: the split accounts' columns (charges, products,
+    subsidies, by id in code order) and a signature of every account's code and nature, which a kept
+    year's figures depend on (staff may edit the chart: `app.cahier_days` reads the year again then)."""
+
+    columns: dict[int, AccountColumn]
+    signature: tuple
+
+
+def read_chart(session: Session) -> Chart:
+    """The chart of accounts in one query (some two hundred accounts)."""
+    read = sa.select(Account.id, Account.code, Account.label, Account.nature).order_by(Account.code)
+    rows = session.connection().execute(read).all()
+    columns = {
+        account_id: AccountColumn(code, occe_code(code), label, nature)
+        for account_id, code, label, nature in rows
+        if nature in SPLIT_NATURES
+    }
+    return Chart(columns, tuple((account_id, code, nature) for account_id, code, _label, nature in rows))
+
+
+def reference_names(
+    session: Session, ledger: Ledger, chart: Chart | None = None
+) -> tuple[dict[int, str], dict[int, AccountColumn]]:
     """The coop's action names by id, and the split accounts (charges, products, subsidies) by id."""
     action_names = dict(
         session.connection().execute(sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)).all()
     )
-    return action_names, split_account_columns(session)
+    return action_names, (chart or read_chart(session)).columns
 
 
 def split_account_columns(session: Session) -> dict[int, AccountColumn]:
     """The accounts an operation is split over (charges, products, subsidies), by id, in code order."""
-    read = sa.select(Account.id, Account.code, Account.label, Account.nature).where(Account.nature.in_(SPLIT_NATURES))
-    return {
-        account_id: AccountColumn(code, occe_code(code), label, nature)
-        for account_id, code, label, nature in session.connection().execute(read.order_by(Account.code))
-    }
+    return read_chart(session).columns
 
 
 def assemble(

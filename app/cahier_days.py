@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.cahier import (
     Cahier,
+    Chart,
     EntryFigures,
     EntryKey,
     assemble,
@@ -135,6 +136,7 @@ class Year:
     order: tuple[date, ...]  # the dates that have operations, in order
     day_of: dict[int, date]  # entry id -> its date
     totals: Totals
+    chart: tuple  # the chart's signature the figures were made with (`Chart.signature`)
 
     @property
     def count(self) -> int:
@@ -146,20 +148,27 @@ class Year:
         return [item for day in self.order for item in days[day].items]
 
 
-def _year(ledger: Ledger, revision: int, figures: Iterable[tuple[EntryKey, EntryFigures]]) -> Year:
+def _year(ledger: Ledger, revision: int, figures: Iterable[tuple[EntryKey, EntryFigures]], chart: tuple) -> Year:
     by_day: dict[date, list] = {}
     for item in figures:
         by_day.setdefault(item[1].date, []).append(item)
     days = {day: make_day(items) for day, items in by_day.items()}
     day_of = {key[0]: f.date for day in days.values() for key, f in day.items}
-    return Year((ledger.id, ledger.created_at), revision, days, tuple(sorted(days)), day_of, Totals.of(days.values()))
+    totals = Totals.of(days.values())
+    return Year((ledger.id, ledger.created_at), revision, days, tuple(sorted(days)), day_of, totals, chart)
 
 
-def current_year(session: Session, ledger: Ledger, kept: Year | None) -> Year:
-    """The ledger's year now: `kept` brought up to date, or read whole when there is nothing to start from."""
+def current_year(session: Session, ledger: Ledger, kept: Year | None, chart: Chart) -> Year:
+    """The ledger's year now: `kept` brought up to date, or read whole when there is nothing to start from
+    (or when staff changed an account's code or nature since: every figure may depend on it)."""
     revision = ledger.revision  # read before the changes: see the module docstring
-    if kept is None or kept.ledger_key != (ledger.id, ledger.created_at) or kept.revision > revision:
-        return _year(ledger, revision, current_figures(session, ledger))
+    if (
+        kept is None
+        or kept.ledger_key != (ledger.id, ledger.created_at)
+        or kept.revision > revision
+        or kept.chart != chart.signature
+    ):
+        return _year(ledger, revision, current_figures(session, ledger), chart.signature)
     if kept.revision == revision:
         return kept
     connection = session.connection()
@@ -172,7 +181,7 @@ def current_year(session: Session, ledger: Ledger, kept: Year | None) -> Year:
         )
     ).all()
     if len(changed) > _CHANGES_LIMIT:
-        return _year(ledger, revision, current_figures(session, ledger))
+        return _year(ledger, revision, current_figures(session, ledger), chart.signature)
     if changed:
         count = changed[0][-1]
         changed = [row[:-1] for row in changed]
@@ -184,7 +193,7 @@ def current_year(session: Session, ledger: Ledger, kept: Year | None) -> Year:
     if count != len(day_of) + len(changed_ids - day_of.keys()):
         ids = set(connection.execute(sa.select(Entry.id).where(Entry.ledger_id == ledger.id)).scalars())
         if ids - day_of.keys() - changed_ids:  # operations written without a stamp (in bulk)
-            return _year(ledger, revision, current_figures(session, ledger))
+            return _year(ledger, revision, current_figures(session, ledger), chart.signature)
         gone = day_of.keys() - ids - changed_ids
     made = figures_of(session, ledger, changed)
     return _updated(kept, revision, [((row[0], row[1], row[2]), made[row[0]]) for row in changed], gone)
@@ -215,15 +224,15 @@ def _updated(kept: Year, revision: int, fresh: list[tuple[EntryKey, EntryFigures
             added.append(made)
     order = kept.order if days.keys() == set(kept.order) else tuple(sorted(days))
     totals = kept.totals.moved(removed=removed, added=added)
-    return Year(kept.ledger_key, revision, days, order, day_of, totals)
+    return Year(kept.ledger_key, revision, days, order, day_of, totals, kept.chart)
 
 
-def year_cahier(session: Session, ledger: Ledger, year: Year) -> Cahier:
+def year_cahier(session: Session, ledger: Ledger, year: Year, chart: Chart | None = None) -> Cahier:
     """The classic view of the whole year in date order, from the year's kept totals (its rows are
     rendered day by day by the web layer; `walked` is made only if asked for)."""
     totals = in_out(*year.totals.sums)
     return assemble(
-        reference_names(session, ledger),
+        reference_names(session, ledger, chart),
         totals,
         totals,
         {account_id: total for account_id, (total, _uses) in year.totals.by_account.items()},

@@ -246,7 +246,7 @@ def test_the_kept_year_sums_like_the_whole_walk(coop, db_check):
     def ledger_of(s) -> Ledger:
         return s.scalars(sa.select(Ledger).where(Ledger.coop_id == coop.id)).one()
 
-    year = db_check(lambda s: cahier_days.current_year(s, ledger_of(s), None))
+    year = db_check(lambda s: cahier_days.current_year(s, ledger_of(s), None, cahier_format.read_chart(s)))
 
     def changed(s):
         entry = s.scalars(sa.select(Entry).where(Entry.piece == "D3")).one()
@@ -258,7 +258,7 @@ def test_the_kept_year_sums_like_the_whole_walk(coop, db_check):
 
     def compare(s):
         ledger = ledger_of(s)
-        kept = cahier_days.current_year(s, ledger, year)
+        kept = cahier_days.current_year(s, ledger, year, cahier_format.read_chart(s))
         assert kept.revision == ledger.revision > year.revision
         assert kept.figures() == cahier_format.current_figures(s, ledger)
         whole = cahier_format.build_cahier(s, ledger)
@@ -375,3 +375,45 @@ def test_a_save_replaces_the_kept_table_rather_than_adding_one(client, coop, db_
         _edit(db_check, ids[n % 3], lambda s, e, n=n: setattr(e, "label", f"Libellé {n}"))
         assert f"Libellé {n}" in _page(client).decode()
     assert (len(cahier_cache.pages._items), cahier_cache.pages.weight, cahier_cache.days.weight) == kept
+
+
+def test_staff_editing_the_chart_renews_every_kept_view(client, coop, db_check):
+    """An account's label or nature changed in the back office: no operation changes, but what the year
+    shows does (column header; with another nature, the totals). The kept views follow at once."""
+    book(db_check, coop.id, piece="D1", when=day(9, 3), bank=2000, splits=(("6068", 2000),), mode="virement")
+    book(db_check, coop.id, piece="R1", when=day(9, 4), kind="receipt", bank=5000, splits=(("708", 5000),))
+    before = _page(client).decode()
+    assert "Fournitures pour activités éducatives" in before
+
+    def relabel(s):
+        account = books.accounts_by_code(s)["6068"]
+        account.label = "Fournitures de classe"
+        s.commit()
+
+    db_check(relabel)
+    after = _page(client).decode()
+    assert "Fournitures de classe" in after and "Fournitures pour activités éducatives" not in after
+    assert after.encode() == _pages_from_scratch(client)[0]
+
+    def renature(s):  # an extreme edit: the receipts' account becomes a charge
+        books.accounts_by_code(s)["708"].nature = "expense"
+        s.commit()
+
+    _page(client)
+    db_check(renature)
+    assert _page(client) == _pages_from_scratch(client)[0]
+
+
+def test_a_label_edited_in_the_back_office_shows_in_the_coops_classic_view(
+    app, client, coop, db_check, make_staff, login_as
+):
+    from tests.test_security import _edit
+
+    book(db_check, coop.id, piece="D1", when=day(9, 3), bank=2000, splits=(("6068", 2000),), mode="virement")
+    assert "Fournitures pour activités éducatives" in _page(client).decode()
+    account_id = db_check(lambda s: books.accounts_by_code(s)["6068"].id)
+    staff = login_as(make_staff("agent"), on=app.test_client())
+    saved = _edit(staff, "admin_accounts", account_id, {"label": "Fournitures de classe"})
+    assert saved.status_code == 302
+    page = _page(client).decode()  # the coop's next view, in the same process
+    assert "Fournitures de classe" in page and "Fournitures pour activités éducatives" not in page

@@ -205,26 +205,37 @@ def _cahier_table(
     if kept is not None and kept[0] == ledger.revision:
         return kept[1]
     with gc_paused():
-        year = _current_year_of(ledger)
+        chart = cahier_format.read_chart(db.session)
+        year = _current_year_of(ledger, chart)
         whole_year = sort == "date" and month is None and not action_id and not any(filters.values())
         if whole_year:
-            table = _whole_year_rows(ledger, year, printing)
+            table = _whole_year_rows(ledger, year, chart, printing)
         else:
             table = _filtered_rows(
-                ledger, year, sort=sort, action_id=action_id, filters=filters, printing=printing, month=month
+                chart, ledger, year, sort=sort, action_id=action_id, filters=filters, printing=printing, month=month
             )
     cahier_cache.pages.put(key, (ledger.revision, table), page_weight(table))
     return table
 
 
-def _filtered_rows(ledger: Ledger, year: cahier_days.Year, *, sort, action_id, filters, printing, month):
+def _filtered_rows(
+    chart: cahier_format.Chart, ledger: Ledger, year: cahier_days.Year, *, sort, action_id, filters, printing, month
+):
     """A filtered, sorted or month view: the kept year's figures walked, the rows shown rendered (each
     unchanged operation's cells kept from the views before)."""
     ledger_key = (ledger.id, ledger.created_at)
     built = cahier_format.build_cahier(
-        db.session, ledger, sort=sort, action_id=action_id, month=month, figures=year.figures(), **filters
+        db.session,
+        ledger,
+        sort=sort,
+        action_id=action_id,
+        month=month,
+        figures=year.figures(),
+        chart=chart,
+        **filters,
     )
-    columns = (tuple(a.code for a in built.accounts), not printing, ledger.is_open)
+    # a row's cells follow from its operation's key and the chart's codes and natures
+    columns = (tuple(a.code for a in built.accounts), not printing, ledger.is_open, chart.signature)
     kept = cahier_cache.rows.get(ledger_key) or {}
     rows_html, fragments = cahier_rows(
         built, books.MODE_LABELS, links=not printing, editable=ledger.is_open, fragments=kept.get(columns)
@@ -237,20 +248,26 @@ def _filtered_rows(ledger: Ledger, year: cahier_days.Year, *, sort, action_id, f
     return built, rows_html
 
 
-def _current_year_of(ledger: Ledger) -> cahier_days.Year:
+def _current_year_of(ledger: Ledger, chart: cahier_format.Chart) -> cahier_days.Year:
     """The ledger's operations by day, brought up to date from the process's last look at them."""
     ledger_key = (ledger.id, ledger.created_at)
     kept = cahier_cache.years.get(ledger_key)
-    year = cahier_days.current_year(db.session, ledger, kept)
+    year = cahier_days.current_year(db.session, ledger, kept, chart)
     if kept is None or year.revision >= kept.revision:  # a request on an older snapshot keeps the newer year
         cahier_cache.years.put(ledger_key, year, year_weight(year))
     return year
 
 
-def _whole_year_rows(ledger: Ledger, year: cahier_days.Year, printing: bool):
+def _whole_year_rows(ledger: Ledger, year: cahier_days.Year, chart: cahier_format.Chart, printing: bool):
     """The whole year's classic view in date order, its rows day by day (only changed days rendered)."""
-    built = cahier_days.year_cahier(db.session, ledger, year)
-    columns = ((ledger.id, ledger.created_at), tuple(a.code for a in built.accounts), not printing, ledger.is_open)
+    built = cahier_days.year_cahier(db.session, ledger, year, chart)
+    columns = (
+        (ledger.id, ledger.created_at),
+        tuple(a.code for a in built.accounts),
+        not printing,
+        ledger.is_open,
+        chart.signature,  # a row's cells follow from its operation's key and the chart's codes and natures
+    )
     parts, kept = year_rows(
         built, year, books.MODE_LABELS, links=not printing, editable=ledger.is_open, kept=cahier_cache.days.get(columns)
     )
@@ -851,7 +868,7 @@ def export_csv(year: int):
     else:
         # the year the classic view keeps: only the operations changed since are read
         with gc_paused():
-            figures = _current_year_of(ledger).figures()
+            figures = _current_year_of(ledger, cahier_format.read_chart(db.session)).figures()
             content = cahier_format.export_csv_chunks(db.session, ledger, figures)  # read now, formatted while sent
     return Response(
         content,
