@@ -15,9 +15,11 @@ To bring it up to date, it reads:
   any came without a stamp.
 
 Only the days those operations left or joined are summed again; the running balances are carried
-over the days (a few hundred), not over every operation. Never stale: the revision recorded is the
-one read before the changes, so a change committed meanwhile is read again next time (reading a
-change twice is harmless: an operation is always replaced by id).
+over the days (a few hundred), not over every operation. A year also remembers the chart of
+accounts' codes and natures its figures were made with, and is read whole again when staff changed
+them. Never stale: the revision recorded is the one read before the changes, so a change committed
+meanwhile is read again next time (reading a change twice is harmless: an operation is always
+replaced by id).
 
 Pure domain code: no Flask; the cache that holds the `Year` objects lives in the web layer.
 """
