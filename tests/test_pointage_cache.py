@@ -12,9 +12,7 @@ caches and views it again: both must be the same page, byte for byte but for the
 from __future__ import annotations
 
 import re
-import shutil
 from datetime import date, datetime
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -25,20 +23,14 @@ from app import reconciliation as rec
 from app.models import Coop, EntryLine, Ledger, SchoolYear
 from app.views.cahier_table import cahier_cache
 from app.views.pointage_table import pointage_cache
+from tests import test_pointage_web as web
 from tests.test_pointage import IBAN
+from tests.test_pointage_closed_year import _entry
 from tests.test_pointage_web import OFX, SCREEN, load_ledger, page_of, proposals, summary, text_of, upload
 
-
-@pytest.fixture(autouse=True)
-def _no_pending_files(app):
-    shutil.rmtree(Path(app.config["UPLOAD_DIR"]) / "pending", ignore_errors=True)
-
-
-@pytest.fixture
-def coop(make_coop, login_as):
-    info = make_coop(42, iban=IBAN)
-    login_as(info)
-    return info
+# the pointage web tests' fixtures, used here by name (no pending upload; coop 085-042 with an IBAN)
+_no_pending_files = web._no_pending_files
+coop = web.coop
 
 
 @pytest.fixture
@@ -67,22 +59,6 @@ def row(page: str, line_id: int) -> str | None:
     """What a reader sees of the row of bank line `line_id`, or None when it is not listed."""
     found = re.search(rf'<tr id="ligne-{line_id}".*?</tr>', page, re.S)
     return text_of(found.group(0)) if found else None
-
-
-def _entry(session, ledger, piece, day, amount, mode, number="", label="Opération"):
-    receipt = amount > 0
-    data = books.EntryData(
-        piece=piece,
-        date=day,
-        label=label,
-        payment_mode=mode,
-        kind="receipt" if receipt else "expense",
-        treasury=books.Treasury(bank_in=amount) if receipt else books.Treasury(bank_out=-amount),
-        splits=[books.Split("756" if receipt else "6068", abs(amount))],
-        cheque_number=number,
-    )
-    entry = books.record_entry(session, ledger, data, by=None)
-    return next(line.id for line in entry.lines if line.account.code == "512")
 
 
 def _ledger(session, coop_id: int, year: int) -> Ledger:
