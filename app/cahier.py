@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -449,51 +449,42 @@ def assemble(
 
 
 def walk(figures: list[tuple[EntryKey, EntryFigures]]) -> tuple[list[Walked], dict[str, int], dict[int, int], int]:
-    """One pass in date order: each operation with the balances after it, the year's in/out totals, its
-    totals per split account id and its bank lines not yet pointed."""
+    """The operations in date order, each with the balances after it; the year's in/out totals, its totals
+    per split account id and its bank lines not yet pointed (`sums_of`)."""
     walked: list[Walked] = []
     append = walked.append
     bank = cash = 0
-    bank_in_total = bank_out_total = cash_in_total = cash_out_total = advance_in_total = advance_out_total = 0
-    by_account: dict[int, int] = {}
-    uncleared = 0
-    # unpacked rather than read by attribute: this loop runs once per operation on every view after a change
     for key, f in figures:
-        (
-            _id,
-            _v,
-            _p,
-            _d,
-            _l,
-            _m,
-            _c,
-            kind,
-            _a,
-            bank_in,
-            bank_out,
-            cash_in,
-            cash_out,
-            adv_in,
-            adv_out,
-            cleared,
-            amounts,
-            _n,
-        ) = f
-        bank += bank_in - bank_out
-        cash += cash_in - cash_out
-        bank_in_total += bank_in
-        bank_out_total += bank_out
-        cash_in_total += cash_in
-        cash_out_total += cash_out
-        advance_in_total += adv_in
-        advance_out_total += adv_out
-        for account_id, value in amounts:
-            by_account[account_id] = by_account.get(account_id, 0) + value
-        if cleared is None and (bank_in or bank_out) and kind != "opening":
-            uncleared += 1
+        bank += f.bank_in - f.bank_out
+        cash += f.cash_in - f.cash_out
         append((key, f, bank, cash))
-    totals = in_out(bank_in_total, bank_out_total, cash_in_total, cash_out_total, advance_in_total, advance_out_total)
-    return walked, totals, by_account, uncleared
+    sums, by_account, uncleared = sums_of(f for _key, f in figures)
+    return walked, in_out(*sums), {account_id: total for account_id, (total, _uses) in by_account.items()}, uncleared
+
+
+def sums_of(figures: Iterable[EntryFigures]) -> tuple[tuple[int, ...], dict[int, list[int]], int]:
+    """What some operations add up to: the bank, cash and advance in/out sums (in that order), per split
+    account id its total and the number of operations using it, and the bank movements not yet pointed
+    (the report à nouveau aside)."""
+    bank_in = bank_out = cash_in = cash_out = advance_in = advance_out = uncleared = 0
+    by_account: dict[int, list[int]] = {}
+    for f in figures:
+        bank_in += f.bank_in
+        bank_out += f.bank_out
+        cash_in += f.cash_in
+        cash_out += f.cash_out
+        advance_in += f.advance_in
+        advance_out += f.advance_out
+        for account_id, value in f.amounts:
+            total = by_account.get(account_id)
+            if total is None:
+                by_account[account_id] = [value, 1]
+            else:
+                total[0] += value
+                total[1] += 1
+        if f.cleared_on is None and (f.bank_in or f.bank_out) and f.kind != "opening":
+            uncleared += 1
+    return (bank_in, bank_out, cash_in, cash_out, advance_in, advance_out), by_account, uncleared
 
 
 def _filtered(
@@ -523,18 +514,8 @@ def _filtered(
 
 def _totals(shown: list[Walked]) -> tuple[dict[str, int], dict[int, int]]:
     """The in/out totals of the operations shown, and their totals per split account id."""
-    bank_in = bank_out = cash_in = cash_out = advance_in = advance_out = 0
-    by_account: dict[int, int] = {}
-    for _key, f, _bank, _cash in shown:
-        bank_in += f.bank_in
-        bank_out += f.bank_out
-        cash_in += f.cash_in
-        cash_out += f.cash_out
-        advance_in += f.advance_in
-        advance_out += f.advance_out
-        for account_id, value in f.amounts:
-            by_account[account_id] = by_account.get(account_id, 0) + value
-    return in_out(bank_in, bank_out, cash_in, cash_out, advance_in, advance_out), by_account
+    sums, by_account, _uncleared = sums_of(w[1] for w in shown)
+    return in_out(*sums), {account_id: total for account_id, (total, _uses) in by_account.items()}
 
 
 def in_out(*sums: int) -> dict[str, int]:

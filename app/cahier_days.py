@@ -44,6 +44,7 @@ from app.cahier import (
     figures_of,
     in_out,
     reference_names,
+    sums_of,
     walk,
 )
 from app.models import Entry, Ledger
@@ -68,29 +69,12 @@ class Day:
 def make_day(items: Iterable[tuple[EntryKey, EntryFigures]]) -> Day:
     """A day from its operations, in any order."""
     ordered = tuple(sorted(items, key=lambda item: item[0][0]))
-    bank_in = bank_out = cash_in = cash_out = advance_in = advance_out = uncleared = 0
-    by_account: dict[int, list[int]] = {}
-    for _key, f in ordered:
-        bank_in += f.bank_in
-        bank_out += f.bank_out
-        cash_in += f.cash_in
-        cash_out += f.cash_out
-        advance_in += f.advance_in
-        advance_out += f.advance_out
-        for account_id, value in f.amounts:
-            total = by_account.get(account_id)
-            if total is None:
-                by_account[account_id] = [value, 1]
-            else:
-                total[0] += value
-                total[1] += 1
-        if f.cleared_on is None and (f.bank_in or f.bank_out) and f.kind != "opening":
-            uncleared += 1
+    sums, by_account, uncleared = sums_of(f for _key, f in ordered)
     return Day(
         ordered,
-        bank_in - bank_out,
-        cash_in - cash_out,
-        (bank_in, bank_out, cash_in, cash_out, advance_in, advance_out),
+        sums[0] - sums[1],
+        sums[2] - sums[3],
+        sums,
         tuple((account_id, total, uses) for account_id, (total, uses) in sorted(by_account.items())),
         uncleared,
         any(f.kind == "opening" for _key, f in ordered),
