@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from app import audit, formats
 from app.errors import DomainError
 from app.mail import queue_email
-from app.models import Coop, Ledger, Membership, SchoolYear, User
+from app.models import Coop, Ledger, Membership, SchoolYear, User, school_year_label
 from app.models.mandate_change import MandateChange
 from app.models.reports import AnnualReport
 
@@ -237,7 +237,7 @@ L'équipe de l'OCCE 85
 
 def year_label(start_year: int) -> str:
     """2025 -> '2025-2026'."""
-    return f"{start_year}-{start_year + 1}"
+    return school_year_label(start_year)
 
 
 LATE_BODY = """Bonjour,

@@ -60,6 +60,7 @@ from app.models import (
     SchoolYear,
     User,
     coop_login,
+    school_year_label,
 )
 from app.models.base import utcnow
 
@@ -512,7 +513,7 @@ def _waiting(rows, facts: MandateFacts, *, collection_date: date | None, today: 
     """(membership, version) for each row, the membership with its problems at `collection_date`."""
     labels: dict[int, str] = {}
     for id_, status, method, total, version, start_year, coop_id, number, name, iban, ref, signed in rows:
-        label = labels.get(start_year) or labels.setdefault(start_year, f"{start_year}-{start_year + 1}")
+        label = labels.get(start_year) or labels.setdefault(start_year, school_year_label(start_year))
         coop = WaitingCoop(coop_id, number, name, iban or "", ref or "", signed)
         membership = WaitingMembership(id_, status, method, total, coop, label)
         problems = debit_problems(membership, facts, collection_date=collection_date, today=today)

@@ -11,7 +11,7 @@ from app.models.mandate_change import MANDATE_CHANGE_STATUSES, MANDATE_DOCUMENT_
 from app.models.membership import MEMBERSHIP_STATUSES, PAYMENT_METHODS, Membership, MembershipClass
 from app.models.outbox import OutboxEmail
 from app.models.reports import REPORT_DOCUMENT_KINDS, REPORT_STATUSES, AnnualReport
-from app.models.school_year import SchoolYear, school_year_start
+from app.models.school_year import SchoolYear, school_year_label, school_year_start
 from app.models.statement import Statement, StatementLine
 from app.models.user import ROLES, PasswordResetToken, User
 
@@ -55,6 +55,7 @@ __all__ = [
     "User",
     "coop_login",
     "occe_code",
+    "school_year_label",
     "school_year_start",
     "utcnow",
 ]

@@ -15,6 +15,11 @@ def school_year_start(on: date) -> int:
     return on.year if on.month >= 9 else on.year - 1
 
 
+def school_year_label(start_year: int) -> str:
+    """2025 -> '2025-2026': how a school year is named everywhere (pages, mails, exports)."""
+    return f"{start_year}-{start_year + 1}"
+
+
 class SchoolYear(db.Model):
     """`start_year` 2025 is 2025-2026, from 1 Sept 2025 to 31 Aug 2026. Rates are integer cents.
 
@@ -44,7 +49,7 @@ class SchoolYear(db.Model):
 
     @property
     def label(self) -> str:
-        return f"{self.start_year}-{self.start_year + 1}"
+        return school_year_label(self.start_year)
 
     @property
     def starts_on(self) -> date:

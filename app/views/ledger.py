@@ -23,7 +23,18 @@ from app import cahier_days, clock, documents, reconciliation
 from app import ledger as books
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
-from app.models import Account, Action, AuditEvent, Document, Entry, Ledger, Membership, SchoolYear, StatementLine
+from app.models import (
+    Account,
+    Action,
+    AuditEvent,
+    Document,
+    Entry,
+    Ledger,
+    Membership,
+    SchoolYear,
+    StatementLine,
+    school_year_label,
+)
 from app.views.cahier_table import (
     ROWS_MARKER,
     cahier_cache,
@@ -81,7 +92,7 @@ def _check_year(year: int) -> int:
 
 
 def _year_label(year: int) -> str:
-    return f"{year}-{year + 1}"
+    return school_year_label(year)
 
 
 def _find_ledger(year: int) -> Ledger | None:

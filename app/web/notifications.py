@@ -47,6 +47,7 @@ from app.models import (
     SchoolYear,
     User,
     coop_login,
+    school_year_label,
 )
 
 # Mail sent to the coop when its mandate dossier reaches a status.
@@ -128,10 +129,14 @@ def membership_debit_returned(session: Session, debit: Debit, returned: Return) 
     )
 
 
+def _masked_iban(iban: str) -> str:
+    """The IBAN as a pre-notification shows it: FR76 … 0189."""
+    return f"{iban[:4]} … {iban[-4:]}"
+
+
 def debit_prenotification(session: Session, debit: Debit, federation: Federation) -> OutboxEmail | None:
     """Pre-notification (SEPA rulebook): amount, collection date, RUM and the federation's ICS, sent when
     the run is created, at least the configured number of days before the collection."""
-    iban = debit.iban
     return _to_coop(
         session,
         debit.coop,
@@ -140,7 +145,7 @@ def debit_prenotification(session: Session, debit: Debit, federation: Federation
         debit=debit,
         batch=debit.batch,
         federation=federation,
-        masked_iban=f"{iban[:4]} … {iban[-4:]}",
+        masked_iban=_masked_iban(debit.iban),
     )
 
 
@@ -182,12 +187,12 @@ def debit_prenotifications(session: Session, batch: DebitBatch, federation: Fede
                 membership=SimpleNamespace(
                     id=membership_id,
                     reference=reference,
-                    school_year=SimpleNamespace(label=f"{start_year}-{start_year + 1}"),
+                    school_year=SimpleNamespace(label=school_year_label(start_year)),
                 ),
                 debit=SimpleNamespace(amount_cents=amount, mandate_ref=mandate_ref, iban=iban),
                 batch=plain_batch,
                 federation=plain_federation,
-                masked_iban=f"{iban[:4]} … {iban[-4:]}",
+                masked_iban=_masked_iban(iban),
             )
             rendered = "".join(template.root_render_func(template.new_context(values, shared=True)))
             subject, text = _split(rendered)
