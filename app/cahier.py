@@ -113,7 +113,6 @@ class Cahier:
     count: int  # operations shown
     carried: tuple[int, int] | None = None  # month view: (bank, cash) balances at the end of the month before
     months: list[date] = field(default_factory=list)  # months that have operations, for the month view
-    codes: dict[int, str] = field(default_factory=dict)  # split account id -> code
     action_names: dict[int, str] = field(default_factory=dict)
     has_opening: bool = False  # the year has its report à nouveau
     chart: dict[int, AccountColumn] = field(default_factory=dict)  # every split account by id, in code order
@@ -138,7 +137,7 @@ class Cahier:
 
     def row(self, w: Walked) -> Row:
         key, f, bank, cash = w
-        codes = self.codes
+        chart = self.chart
         return Row(
             f.entry_id,
             f.version,
@@ -159,7 +158,7 @@ class Cahier:
             bank,
             cash,
             f.cleared_on,
-            {codes[account_id]: value for account_id, value in f.amounts},
+            {chart[account_id].code: value for account_id, value in f.amounts},
             key,
             f.vouchers,
         )
@@ -402,11 +401,6 @@ def reference_names(
     return action_names, (chart or read_chart(session)).columns
 
 
-def split_account_columns(session: Session) -> dict[int, AccountColumn]:
-    """The accounts an operation is split over (charges, products, subsidies), by id, in code order."""
-    return read_chart(session).columns
-
-
 def assemble(
     names: tuple[dict[int, str], dict[int, AccountColumn]],
     year_totals: dict[str, int],
@@ -439,7 +433,6 @@ def assemble(
         count,
         carried=carried,
         months=months,
-        codes={account_id: a.code for account_id, a in split_accounts.items()},
         action_names=action_names,
         has_opening=has_opening,
         chart=split_accounts,

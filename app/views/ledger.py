@@ -338,7 +338,7 @@ def _cahier_page(year: int, ledger: Ledger | None, data: cahier_format.Cahier | 
         names = sorted(data.action_names.items(), key=lambda item: (item[1].casefold(), item[1]))
         actions = [_ActionChoice(*item) for item in names]
     else:
-        accounts = list(cahier_format.split_account_columns(db.session).values())
+        accounts = list(cahier_format.read_chart(db.session).columns.values())
         actions = sorted(db.session.scalars(owned(Action)), key=lambda a: (a.name.casefold(), a.name))
     return {
         "ledger": ledger,
