@@ -58,12 +58,19 @@ class Day:
     """The operations of one date (in entry id order, as the classic view lists them) and their sums."""
 
     items: tuple[tuple[EntryKey, EntryFigures], ...]
-    bank: int  # net change of the bank balance over the day
-    cash: int
     sums: tuple[int, int, int, int, int, int]  # bank in/out, cash in/out, advance in/out
     by_account: tuple[tuple[int, int, int], ...]  # (split account id, total in its natural direction, operations)
     uncleared: int  # bank movements not pointed yet (openings aside)
     has_opening: bool  # the report à nouveau is among them
+
+    @property
+    def bank(self) -> int:
+        """Net change of the bank balance over the day."""
+        return self.sums[0] - self.sums[1]
+
+    @property
+    def cash(self) -> int:
+        return self.sums[2] - self.sums[3]
 
 
 def make_day(items: Iterable[tuple[EntryKey, EntryFigures]]) -> Day:
@@ -72,8 +79,6 @@ def make_day(items: Iterable[tuple[EntryKey, EntryFigures]]) -> Day:
     sums, by_account, uncleared = sums_of(f for _key, f in ordered)
     return Day(
         ordered,
-        sums[0] - sums[1],
-        sums[2] - sums[3],
         sums,
         tuple((account_id, total, uses) for account_id, (total, uses) in sorted(by_account.items())),
         uncleared,
