@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from app.models import Document, Entry
 from tests import test_ledger_web as web
-from tests.test_ledger_web import CAHIER, pdf_bytes, png_bytes, text, upload
+from tests.test_ledger_web import CAHIER, YEAR, pdf_bytes, png_bytes, text, upload
 
 # the fixtures of the cash-book's web tests, used here by name
 coop = web.coop
@@ -68,3 +68,24 @@ def test_the_paperclip_counts_the_vouchers_of_an_operation(client, entry_id, db_
     assert client.post(f"/coop/cahier/justificatif/{first}/supprimer").status_code == 302
     row = _row_html(text(client.get(CAHIER)), entry_id)
     assert 'title="1 justificatif">1<span class="visually-hidden"> justificatif</span>' in row
+
+
+def test_odd_addresses_of_the_classic_view_give_the_page_never_an_error(client, year_of_entries):
+    """Parameters typed or pasted by hand: an impossible month, a foreign action, a huge search..."""
+    for query in (
+        f"?mois={YEAR}-13",
+        f"?mois={YEAR}-00",
+        "?mois=9999-99",
+        "?mois=abc",
+        "?action=abc",
+        "?action=99999999999999999999",
+        "?action=-1",
+        "?tri=<script>",
+        "?q=" + "é" * 5000,
+        "?compte=%00",
+        "?q=%25%25&mode=cheque",
+        f"?impression=1&tri=piece&mois={YEAR}-13",
+    ):
+        response = client.get(CAHIER + query)
+        assert response.status_code == 200, query
+        assert b"<script>" not in response.get_data(), query  # the page's own scripts all have attributes

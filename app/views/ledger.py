@@ -288,7 +288,7 @@ def _whole_year_rows(ledger: Ledger, year: cahier_days.Year, chart: cahier_forma
 
 def _month(value: str | None, year: int) -> date | None:
     """The month asked for by `?mois=2025-10`, if it lies in the school year starting in `year`."""
-    match = re.fullmatch(r"(\d{4})-(\d{2})", value or "")
+    match = re.fullmatch(r"(\d{4})-(0[1-9]|1[0-2])", value or "")  # a real month: 2026-13 is none
     if not match:
         return None
     chosen = (int(match[1]), int(match[2]))
