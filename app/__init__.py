@@ -79,7 +79,17 @@ def _repeatable_reads(connection) -> None:
 
 
 def _init_extensions(app: Flask) -> None:
-    from app.extensions import babel, bootstrap, configure_sqlite, csrf, db, limiter, login_manager, migrate
+    from app.extensions import (
+        babel,
+        bootstrap,
+        configure_sqlite,
+        csrf,
+        db,
+        limiter,
+        login_manager,
+        migrate,
+        ping_after_idle,
+    )
 
     db.init_app(app)
     with app.app_context():
@@ -88,6 +98,7 @@ def _init_extensions(app: Flask) -> None:
                 configure_sqlite(engine, _wants_write, app.config["SQLITE_BUSY_TIMEOUT_MS"])
             elif engine.dialect.name == "postgresql":
                 event.listen(engine, "begin", _repeatable_reads)
+                ping_after_idle(engine, app.config["DATABASE_PING_AFTER_IDLE"])
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     limiter.init_app(app)
@@ -102,12 +113,15 @@ def _init_extensions(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(user_id: str):
+        from sqlalchemy.orm import joinedload
+
         from app.models import User
 
         ident, _, version = user_id.partition(":")
         if not ident.isdigit() or not version.isdigit():
             return None
-        user = db.session.get(User, int(ident))
+        # the coop comes in the same query: every page of a coop reads it (and is_active does)
+        user = db.session.get(User, int(ident), options=[joinedload(User.coop)])
         if user is None or user.session_version != int(version) or not user.is_active:
             return None
         return user

@@ -21,6 +21,9 @@ Environment variables (all optional in development):
 - ``DATABASE_CONNECT_TIMEOUT`` (seconds, default 5) and ``DATABASE_STATEMENT_TIMEOUT`` (seconds,
   default 20, below gunicorn's worker timeout): PostgreSQL gives up on an unreachable server or a
   statement that runs too long, and the user gets the French « portail très occupé » page.
+- ``DATABASE_PING_AFTER_IDLE`` (seconds, default 10): PostgreSQL connections idle in the pool longer
+  than this are checked (one round trip) before a request uses them, so that one a restarted server
+  or a firewall closed is replaced unseen; ``0`` checks every time (`app.extensions.ping_after_idle`).
 - ``CAHIER_CACHE_MB`` (default 200): memory each worker process gives the classic view's cache
   (`app.views.cahier_table.CahierCache`; some 3 MB per year of 1,000 operations it keeps). Larger
   keeps more coops' years between their saves; smaller costs a full read of the year more often.
@@ -44,7 +47,8 @@ _TRUE = {"1", "true", "yes", "on"}
 
 DEFAULTS: dict[str, Any] = {
     "COOP85_ENV": "production",
-    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "SQLALCHEMY_ENGINE_OPTIONS": {},
+    "DATABASE_PING_AFTER_IDLE": 10,  # seconds: app.extensions.ping_after_idle
     "MAX_CONTENT_LENGTH": 25 * 1024 * 1024,
     "MAX_FORM_MEMORY_SIZE": 500 * 1024,
     "MAX_FORM_PARTS": 1000,
@@ -118,6 +122,7 @@ _ENV_VARS: dict[str, type] = {
     "DATABASE_CONNECT_TIMEOUT": int,
     "DATABASE_STATEMENT_TIMEOUT": int,
     "CAHIER_CACHE_MB": int,
+    "DATABASE_PING_AFTER_IDLE": int,
 }
 
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105 - refused in production (secret_key_problem)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from flask_babel import Babel
 from flask_bootstrap import Bootstrap5
 from flask_limiter import Limiter
@@ -10,6 +12,7 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 
 from app.web.netutil import client_ip
@@ -59,3 +62,34 @@ def configure_sqlite(engine: Engine, wants_write: callable, busy_timeout_ms: int
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE" if wants_write() else "BEGIN")
+
+
+def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
+    """Check a pooled connection before use only when it sat idle longer than `idle_seconds`.
+
+    SQLAlchemy's `pool_pre_ping` checks every checkout: one more round trip on every request, the
+    cheapest page's largest single cost on PostgreSQL after its own queries (bench/all.py's floor). A
+    connection returned to the pool moments ago is alive unless the server restarted in between;
+    one idle for a while may have been closed by a restart, a firewall or `idle_session_timeout`.
+    Checked then, a dead one is replaced before the request sees it (the pool's documented
+    « pessimistic » handling: raising InvalidatePoolError makes it connect again, and drops every
+    connection older than it). A restart in the last `idle_seconds` costs, at worst, one request per
+    pooled connection a French 503 « rien n'a été enregistré » (the statement fails before anything
+    is written); the pool then drops every connection older than the failure (SQLAlchemy invalidates
+    the pool on a disconnect error)."""
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_connection, record) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned <= idle_seconds:
+            return  # a new connection, or one in use moments ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):
+                raise sa_exc.InvalidatePoolError("connection closed while idle") from error
+            raise

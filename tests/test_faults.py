@@ -96,6 +96,47 @@ def test_a_connection_cut_mid_request_gives_the_french_page_then_recovers(
         proxy.close()
 
 
+def _pooled_backend(app) -> int:
+    """The PostgreSQL process behind the app's one pooled connection."""
+    from app.extensions import db
+
+    with app.app_context(), db.engine.connect() as connection:
+        return connection.connection.dbapi_connection.info.backend_pid
+
+
+def _terminate(url: sa.engine.URL, pid: int) -> None:
+    """Close one server process from outside, as a PostgreSQL restart or a firewall would."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            assert connection.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        engine.dispose()
+
+
+def test_a_pooled_connection_closed_while_idle_is_replaced_unseen(postgres_url, make_app, make_coop, login_as):
+    app = make_app(DATABASE_PING_AFTER_IDLE=0)  # every connection counts as idle: checked before use
+    client = login_as(make_coop(1), on=app.test_client())
+    assert client.get("/coop/identite").status_code == 200
+    _terminate(postgres_url, _pooled_backend(app))
+    response = client.get("/coop/identite")
+    assert response.status_code == 200 and "La Roche-sur-Yon" in response.get_data(as_text=True)
+
+
+def test_a_connection_closed_moments_after_use_costs_one_french_page_then_recovers(
+    postgres_url, make_app, make_coop, login_as
+):
+    """Within the idle delay the connection is used unchecked (one round trip saved per request): the
+    one request that meets a connection closed meanwhile gets the French page, the next one works."""
+    app = make_app(DATABASE_PING_AFTER_IDLE=3600)
+    client = login_as(make_coop(1), on=app.test_client())
+    assert client.get("/coop/identite").status_code == 200
+    _terminate(postgres_url, _pooled_backend(app))
+    response = client.get("/coop/identite")
+    assert response.status_code == 503 and "rien n&#39;a été enregistré" in response.get_data(as_text=True)
+    assert client.get("/coop/identite").status_code == 200
+
+
 WRITER = """
 import sys
 from datetime import date
