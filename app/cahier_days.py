@@ -9,10 +9,11 @@ To bring it up to date, it reads:
 - the operations stamped with a later revision: `Entry.ledger_revision` is the revision that the
   entry's last change (its lines and vouchers included) gave its ledger, written in the same
   transaction (`app.models.ledger._bump_ledger_revisions`);
-- the number of the ledger's operations. When it differs from what the kept year and the changed
-  operations make, some operations went (deleted) or came without a stamp (rows written in bulk):
-  the ledger's ids are read to find the deleted ones, and the year is read again from scratch if
-  any came without a stamp.
+- in the same statement (`app.cahier.changed_figures`: one round trip), their lines, their voucher
+  counts and the number of the ledger's operations. When that number differs from what the kept
+  year and the changed operations make, some operations went (deleted) or came without a stamp
+  (rows written in bulk): the ledger's ids are read to find the deleted ones, and the year is read
+  again from scratch if any came without a stamp.
 
 Only the days those operations left or joined are summed again; the running balances are carried
 over the days (a few hundred), not over every operation. A year also remembers the chart of
@@ -31,7 +32,7 @@ from dataclasses import dataclass
 from datetime import date
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from app.cahier import (
     Cahier,
@@ -39,9 +40,8 @@ from app.cahier import (
     EntryFigures,
     EntryKey,
     assemble,
+    changed_figures,
     current_figures,
-    entry_columns,
-    figures_of,
     in_out,
     reference_names,
     sums_of,
@@ -162,32 +162,18 @@ def current_year(session: Session, ledger: Ledger, kept: Year | None, chart: Cha
         return _year(ledger, revision, current_figures(session, ledger), chart.signature)
     if kept.revision == revision:
         return kept
-    connection = session.connection()
-    # the changed operations, each row ending with the ledger's number of operations (one round trip)
-    counted = aliased(Entry)
-    count_now = sa.select(sa.func.count()).select_from(counted).where(counted.ledger_id == ledger.id)
-    changed = connection.execute(
-        sa.select(*entry_columns(), count_now.scalar_subquery()).where(
-            Entry.ledger_id == ledger.id, Entry.ledger_revision > kept.revision
-        )
-    ).all()
+    count, changed = changed_figures(session, ledger, kept.revision)
     if len(changed) > _CHANGES_LIMIT:
         return _year(ledger, revision, current_figures(session, ledger), chart.signature)
-    if changed:
-        count = changed[0][-1]
-        changed = [row[:-1] for row in changed]
-    else:  # nothing stamped since (a deletion, an action renamed)
-        count = connection.execute(count_now).scalar_one()
     day_of = kept.day_of
-    changed_ids = {row[0] for row in changed}
+    changed_ids = {row[0] for row, _figures in changed}
     gone: set[int] = set()
     if count != len(day_of) + len(changed_ids - day_of.keys()):
-        ids = set(connection.execute(sa.select(Entry.id).where(Entry.ledger_id == ledger.id)).scalars())
+        ids = set(session.connection().execute(sa.select(Entry.id).where(Entry.ledger_id == ledger.id)).scalars())
         if ids - day_of.keys() - changed_ids:  # operations written without a stamp (in bulk)
             return _year(ledger, revision, current_figures(session, ledger), chart.signature)
         gone = day_of.keys() - ids - changed_ids
-    made = figures_of(session, ledger, changed)
-    return _updated(kept, revision, [((row[0], row[1], row[2]), made[row[0]]) for row in changed], gone)
+    return _updated(kept, revision, [((row[0], row[1], row[2]), figures) for row, figures in changed], gone)
 
 
 def _updated(kept: Year, revision: int, fresh: list[tuple[EntryKey, EntryFigures]], gone: set[int]) -> Year:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import NamedTuple
@@ -100,15 +101,25 @@ def _find_ledger(year: int) -> Ledger | None:
     return db.session.scalar(owned(Ledger).join(Ledger.school_year).where(SchoolYear.start_year == year))
 
 
+def _ledgers_by_year() -> dict[int, Ledger]:
+    """Every ledger of the coop by start year, in one query (a coop has one per year it kept): the
+    classic view shows one and offers the others."""
+    rows = db.session.execute(owned(Ledger).join(Ledger.school_year).add_columns(SchoolYear.start_year))
+    return {start_year: ledger for ledger, start_year in rows}
+
+
 def _ledger_for_write(year: int) -> Ledger:
     return books.open_ledger(db.session, current_user.coop, _check_year(year))
 
 
-def _year_choices(selected: int) -> list[int]:
-    """Every year with a ledger, plus the ones the coop can open: this one and the previous school year
-    (a coop coming from another tool imports or types that year, then closes it here)."""
+def _year_choices(selected: int, existing: Iterable[int] | None = None) -> list[int]:
+    """Every year with a ledger (`existing` when already read), plus the ones the coop can open: this one
+    and the previous school year (a coop coming from another tool imports or types that year, then
+    closes it here)."""
     current = _current_year()
-    years = set(books.ledger_years(db.session, current_user.coop)) | {current, current - 1, selected}
+    if existing is None:
+        existing = books.ledger_years(db.session, current_user.coop)
+    years = set(existing) | {current, current - 1, selected}
     return sorted(years, reverse=True)
 
 
@@ -299,7 +310,8 @@ def _month(value: str | None, year: int) -> date | None:
 @access("coop")
 def cahier(year: int):
     _check_year(year)
-    ledger = _find_ledger(year)
+    ledgers = _ledgers_by_year()
+    ledger = ledgers.get(year)
     sort = "piece" if request.args.get("tri") == "piece" else "date"  # a key of the page cache: two values only
     action_id = request.args.get("action", type=int)
     filters, printing = _cahier_filters(), bool(request.args.get("impression"))
@@ -320,7 +332,7 @@ def cahier(year: int):
         month=month,
         filtered=any(filters.values()) or bool(action_id),
         bank_warning=books.bank_warning(data.bank_balance) if data is not None else None,
-        **_cahier_page(year, ledger, data),
+        **_cahier_page(year, ledger, data, ledgers.keys()),
     )
     return page_with_rows(html, rows)
 
@@ -330,7 +342,9 @@ class _ActionChoice(NamedTuple):
     name: str
 
 
-def _cahier_page(year: int, ledger: Ledger | None, data: cahier_format.Cahier | None) -> dict:
+def _cahier_page(
+    year: int, ledger: Ledger | None, data: cahier_format.Cahier | None, years: Iterable[int] | None = None
+) -> dict:
     """What the classic view shows around the table: years, actions and accounts to filter on, opening.
     The actions and accounts come with the table's data (read with it, kept with it) when there is one."""
     if data is not None:
@@ -344,7 +358,7 @@ def _cahier_page(year: int, ledger: Ledger | None, data: cahier_format.Cahier | 
         "ledger": ledger,
         "year": year,
         "year_label": _year_label(year),
-        "years": _year_choices(year),
+        "years": _year_choices(year, years),
         "actions": actions,
         "accounts": accounts,
         "modes": books.MODE_LABELS,
