@@ -109,17 +109,20 @@ def test_after_every_kind_of_change_the_kept_year_shows_what_a_new_process_shows
     set_opening(db_check, coop.id, 100000, 5000)
     trip = make_action(db_check, coop.id, "Classe de mer")
     for number in range(12):
+        in_cash = number % 4 == 1  # an amount changed there moves the cash balances, not the bank's
         book(
             db_check,
             coop.id,
             piece=f"D{number + 1}",
             when=day(9 + number % 4, 1 + number % 3),  # several operations on the same days
             label=f"Achat {number}",
-            bank=1000 + 100 * number,
+            bank=0 if in_cash else 1000 + 100 * number,
+            cash=1000 + 100 * number if in_cash else 0,
             splits=(("6068", 1000 + 100 * number),),
             action_id=trip if number % 3 == 0 else None,
-            cheque=f"{number + 1:07d}",
+            cheque="" if in_cash else f"{number + 1:07d}",
         )
+    book(db_check, coop.id, piece="V1", when=day(9, 2), kind="withdrawal", bank=2000)  # moves both balances
     _assert_same_as_from_scratch(client, "first view")
     changes = {
         "label": lambda s, e: setattr(e, "label", f"{e.label} (corrigé)"),

@@ -14,12 +14,13 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from html import escape  # stdlib: much faster than markupsafe on 10,000 rows; quote=True by default
+from typing import NamedTuple
 
 from flask import Response, current_app, url_for
 from markupsafe import Markup
 
 from app.cahier import OPENING_KINDS, Cahier
-from app.cahier_days import Year
+from app.cahier_days import Day, Year
 from app.formats import amount as format_amount
 from app.formats import fr_date
 
@@ -110,8 +111,23 @@ def cahier_rows(
     return b"\n".join(parts), kept
 
 
-DayRows = dict  # day -> (Day, bank and cash balances before it, its rows as UTF-8, its rows' pieces by key)
+DayRows = dict  # day -> `KeptDay`
 KeptDays = tuple  # (the action names the rows show, DayRows)
+
+
+class KeptDay(NamedTuple):
+    """One day's rows as last shown: for a later view, the same day is sent as it was, or with only its
+    balance cells changed (`cells[1::5]` are the bank's, `cells[3::5]` the cash's)."""
+
+    day: Day  # the operations shown (a changed day is another `Day` object)
+    bank: int  # the bank's and the cash's balances before the day
+    cash: int
+    html: bytes  # the day's rows, UTF-8
+    keys: list  # each row's (entry key, action name)
+    pieces: list  # each row's pieces around its balance cells (`_row_pieces`)
+    cells: list  # every row's before, bank cell, between, cash cell, after (with its newline): `html`
+    banks: list  # each row's bank and cash balances after it
+    cashes: list
 
 
 def year_rows(
@@ -121,9 +137,10 @@ def year_rows(
 
     `kept` holds what the same columns showed last time, per day: a day whose operations (the same
     `Day` object of `app.cahier_days`), opening balances and action names did not change is sent as
-    it was; one whose balances moved gets its balance cells formatted again; only a changed day
-    renders its changed rows. After a save, that is one day of the year (a new action too: only the
-    days showing an action whose name changed are rendered again)."""
+    it was; one whose balances moved gets only the balance that moved formatted again in each row
+    (an amount changed early in the year moves the bank's or the cash's balance of every later row,
+    rarely both); only a changed day renders its changed rows. After a save, that is one day of the
+    year (a new action too: only the days showing an action whose name changed are rendered again)."""
     codes = [(account.code, escape(account.display_code)) for account in data.accounts]
     names, known_days = kept if kept is not None else ({}, {})
     renamed = {i for i in names.keys() | data.action_names.keys() if names.get(i) != data.action_names.get(i)}
@@ -137,14 +154,11 @@ def year_rows(
         before = known_days.get(day_date)
         if (
             before is None
-            or before[0] is not day
-            or before[1] != bank
-            or before[2] != cash
+            or before.day is not day
             or (renamed and any(figures.action_id in renamed for _key, figures in day.items))
         ):
-            known = before[4] if before is not None else {}
-            pieces_by_key = {}
-            rows = []
+            known = dict(zip(before.keys, before.pieces, strict=True)) if before is not None else {}
+            keys, pieces_list, cells, banks, cashes = [], [], [], [], []
             running_bank, running_cash = bank, cash
             for entry_key, figures in day.items:
                 running_bank += figures.bank_in - figures.bank_out
@@ -154,23 +168,43 @@ def year_rows(
                 if pieces is None:
                     w = (entry_key, figures, running_bank, running_cash)
                     pieces = _row_pieces(data.row(w), codes, modes, urls, links=links, editable=editable)
-                pieces_by_key[key] = pieces
-                rows.append(_row(pieces, running_bank, running_cash))
-            before = (day, bank, cash, "\n".join(rows).encode() + b"\n", pieces_by_key)
+                keys.append(key)
+                pieces_list.append(pieces)
+                banks.append(running_bank)
+                cashes.append(running_cash)
+                cells += (pieces[0], _bank_cell(running_bank), pieces[1], _cash_cell(running_cash), pieces[2] + "\n")
+            before = KeptDay(day, bank, cash, "".join(cells).encode(), keys, pieces_list, cells, banks, cashes)
+        elif before.bank != bank or before.cash != cash:  # the same rows, with other balances
+            cells, banks, cashes = before.cells.copy(), before.banks, before.cashes
+            if bank != before.bank:
+                moved = bank - before.bank
+                banks = [balance + moved for balance in banks]
+                cells[1::5] = [_bank_cell(balance) for balance in banks]
+            if cash != before.cash:
+                moved = cash - before.cash
+                cashes = [balance + moved for balance in cashes]
+                cells[3::5] = [_cash_cell(balance) for balance in cashes]
+            html = "".join(cells).encode()
+            before = KeptDay(day, bank, cash, html, before.keys, before.pieces, cells, banks, cashes)
         made[day_date] = before
-        parts.append(before[3])
+        parts.append(before.html)
         bank += day.bank
         cash += day.cash
     return parts, (dict(data.action_names), made)
 
 
+def _bank_cell(bank: int) -> str:
+    return f"<td{NEGATIVE if bank < 0 else ''}>{format_amount(bank)}</td>"
+
+
+def _cash_cell(cash: int) -> str:
+    return f"<td>{format_amount(cash)}</td>"
+
+
 def _row(pieces: tuple[str, str, str], bank: int, cash: int) -> str:
     """A row from its pieces and its two running balances."""
     before, between, after = pieces
-    return (
-        f"{before}<td{NEGATIVE if bank < 0 else ''}>{format_amount(bank)}</td>"
-        f"{between}<td>{format_amount(cash)}</td>{after}"
-    )
+    return f"{before}{_bank_cell(bank)}{between}{_cash_cell(cash)}{after}"
 
 
 def _url_templates() -> tuple:
@@ -368,7 +402,7 @@ def year_weight(year: Year) -> int:
 
 
 def days_weight(kept: KeptDays) -> int:
-    return sum(len(day[3]) for day in kept[1].values()) * DAY_ROWS_FACTOR
+    return sum(len(day.html) for day in kept[1].values()) * DAY_ROWS_FACTOR
 
 
 def fragments_weight(kept: dict) -> int:
