@@ -25,7 +25,7 @@ Environment variables (all optional in development):
   than this are checked (one round trip) before a request uses them, so that one a restarted server
   or a firewall closed is replaced unseen; ``0`` checks every time (`app.extensions.ping_after_idle`).
 - ``CAHIER_CACHE_MB`` (default 200): memory each worker process gives the classic view's cache
-  (`app.views.cahier_table.CahierCache`; some 3 MB per year of 1,000 operations it keeps). Larger
+  (`app.views.cahier_table.CahierCache`; some 4 MB per year of 1,000 operations it keeps). Larger
   keeps more coops' years between their saves; smaller costs a full read of the year more often.
 """
 

@@ -348,14 +348,14 @@ class RenderCache:
 _MISSING = object()
 
 # Estimated memory of what is kept, per operation or per byte of rows (tracemalloc, bench/cahier.py's
-# years): a kept year ~1.2 KB per operation; a day's rows ~2.6 times their bytes (their pieces too).
+# years): a kept year ~1.2 KB per operation; a day's rows ~4 times their bytes (pieces, cells, balances).
 YEAR_BYTES_PER_OPERATION = 1300
-DAY_ROWS_FACTOR = 3
+DAY_ROWS_FACTOR = 4
 
 
 class CahierCache:
     """What the classic view keeps between requests, per process, within a memory budget
-    (`CAHIER_CACHE_MB`, set by the app factory; some 3 MB for a year of 1,000 operations):
+    (`CAHIER_CACHE_MB`, set by the app factory; some 4 MB for a year of 1,000 operations):
 
     - `pages`: whole rendered tables by ledger revision (a view of an unchanged year);
     - `years`: per ledger, its operations by day as of a revision (`app.cahier_days.Year`): after a
