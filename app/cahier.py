@@ -427,25 +427,34 @@ class Chart(NamedTuple):
     signature: tuple
 
 
+_CHART = sa.select(Account.id, Account.code, Account.label, Account.nature).order_by(Account.code)
+_ACTION_NAMES = sa.select(Action.id, Action.name).where(Action.coop_id == sa.bindparam("coop"))
+_last_chart: tuple = (None, None)  # the rows last read and the Chart made of them (one tuple: threads swap it whole)
+
+
 def read_chart(session: Session) -> Chart:
-    """The chart of accounts in one query (some two hundred accounts)."""
-    read = sa.select(Account.id, Account.code, Account.label, Account.nature).order_by(Account.code)
-    rows = session.connection().execute(read).all()
+    """The chart of accounts in one query (some two hundred accounts). The chart made from the same rows
+    last time is given again rather than made anew (the rows are read every time: never stale)."""
+    global _last_chart
+    rows = tuple(session.connection().execute(_CHART).all())
+    rows_before, chart = _last_chart
+    if rows == rows_before:
+        return chart
     columns = {
         account_id: AccountColumn(code, occe_code(code), label, nature)
         for account_id, code, label, nature in rows
         if nature in SPLIT_NATURES
     }
-    return Chart(columns, tuple((account_id, code, nature) for account_id, code, _label, nature in rows))
+    chart = Chart(columns, tuple((account_id, code, nature) for account_id, code, _label, nature in rows))
+    _last_chart = (rows, chart)
+    return chart
 
 
 def reference_names(
     session: Session, ledger: Ledger, chart: Chart | None = None
 ) -> tuple[dict[int, str], dict[int, AccountColumn]]:
     """The coop's action names by id, and the split accounts (charges, products, subsidies) by id."""
-    action_names = dict(
-        session.connection().execute(sa.select(Action.id, Action.name).where(Action.coop_id == ledger.coop_id)).all()
-    )
+    action_names = dict(session.connection().execute(_ACTION_NAMES, {"coop": ledger.coop_id}).all())
     return action_names, (chart or read_chart(session)).columns
 
 

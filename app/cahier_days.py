@@ -128,6 +128,7 @@ class Year:
     day_of: dict[int, date]  # entry id -> its date
     totals: Totals
     chart: tuple  # the chart's signature the figures were made with (`Chart.signature`)
+    months: tuple[date, ...]  # the first day of each month that has operations, in order
 
     @property
     def count(self) -> int:
@@ -146,7 +147,12 @@ def _year(ledger: Ledger, revision: int, figures: Iterable[tuple[EntryKey, Entry
     days = {day: make_day(items) for day, items in by_day.items()}
     day_of = {key[0]: f.date for day in days.values() for key, f in day.items}
     totals = Totals.of(days.values())
-    return Year((ledger.id, ledger.created_at), revision, days, tuple(sorted(days)), day_of, totals, chart)
+    order = tuple(sorted(days))
+    return Year((ledger.id, ledger.created_at), revision, days, order, day_of, totals, chart, _months(order))
+
+
+def _months(order: tuple[date, ...]) -> tuple[date, ...]:
+    return tuple(sorted({day.replace(day=1) for day in order}))
 
 
 def current_year(session: Session, ledger: Ledger, kept: Year | None, chart: Chart) -> Year:
@@ -199,9 +205,11 @@ def _updated(kept: Year, revision: int, fresh: list[tuple[EntryKey, EntryFigures
         if items:
             days[day] = made = make_day(items)
             added.append(made)
-    order = kept.order if days.keys() == set(kept.order) else tuple(sorted(days))
+    same_days = all((day in days) == (day in kept.days) for day in touched)  # no date came or went
+    order = kept.order if same_days else tuple(sorted(days))
     totals = kept.totals.moved(removed=removed, added=added)
-    return Year(kept.ledger_key, revision, days, order, day_of, totals, kept.chart)
+    months = kept.months if same_days else _months(order)
+    return Year(kept.ledger_key, revision, days, order, day_of, totals, kept.chart, months)
 
 
 def year_cahier(session: Session, ledger: Ledger, year: Year, chart: Chart | None = None) -> Cahier:
@@ -215,7 +223,7 @@ def year_cahier(session: Session, ledger: Ledger, year: Year, chart: Chart | Non
         {account_id: total for account_id, (total, _uses) in year.totals.by_account.items()},
         year.totals.uncleared,
         year.count,
-        months=sorted({day.replace(day=1) for day in year.order}),
+        months=list(year.months),
         has_opening=year.totals.openings > 0,
         walk_later=lambda: walk(year.figures())[0],
     )
