@@ -267,8 +267,10 @@ def _figures(rows: Iterable, sums: dict[int, tuple], vouchers: dict[int, int]) -
     return made
 
 
-# The operations changed since a revision, each line with its account's nature, the operation's voucher
-# count and the ledger's number of operations: one statement (one round trip), built once.
+# The operations changed since a revision (their `entry_columns()`), each line (account, amount, pointage)
+# with its account's nature, the operation's voucher count and the ledger's number of operations: one
+# statement (one round trip), built once.
+_ENTRY_WIDTH = len(entry_columns())
 _counted = aliased(Entry)
 _CHANGED = (
     sa.select(
@@ -292,19 +294,19 @@ _COUNT = sa.select(sa.func.count()).select_from(Entry).where(Entry.ledger_id == 
 
 
 def changed_figures(session: Session, ledger: Ledger, since: int) -> tuple[int, list]:
-    """The ledger's number of operations now, and the `entry_columns()` rows and figures (by entry id) of
-    those stamped with a revision above `since` (`Entry.ledger_revision`), in one round trip after a
+    """The ledger's number of operations now, and each operation stamped with a revision above `since`
+    (`Entry.ledger_revision`) as its `entry_columns()` row with its figures: one round trip after a
     save (two when none was stamped: a deletion)."""
     connection = session.connection()
     rows = connection.execute(_CHANGED, {"ledger": ledger.id, "since": since}).all()
     if not rows:
         return connection.execute(_COUNT, {"ledger": ledger.id}).scalar_one(), []
-    entries = {row[0]: row[:10] for row in rows}
-    natures = {row[10]: row[13] for row in rows if row[10] is not None}
-    lines = [row[:1] + row[10:13] for row in rows if row[10] is not None]
-    vouchers = {row[0]: row[14] for row in rows}
-    made = _figures(entries.values(), _sum_lines(lines, natures), vouchers)
-    return rows[0][15], [(row, made[row[0]]) for row in entries.values()]
+    line, nature, vouchers, count = _ENTRY_WIDTH, _ENTRY_WIDTH + 3, _ENTRY_WIDTH + 4, _ENTRY_WIDTH + 5
+    entries = {row[0]: row[:_ENTRY_WIDTH] for row in rows}
+    natures = {row[line]: row[nature] for row in rows if row[line] is not None}
+    lines = [row[:1] + row[line : line + 3] for row in rows if row[line] is not None]
+    made = _figures(entries.values(), _sum_lines(lines, natures), {row[0]: row[vouchers] for row in rows})
+    return rows[0][count], [(row, made[row[0]]) for row in entries.values()]
 
 
 _NO_LINES = (0, 0, 0, 0, 0, 0, None, ())

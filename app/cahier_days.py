@@ -169,7 +169,9 @@ def current_year(session: Session, ledger: Ledger, kept: Year | None, chart: Cha
     if kept.revision == revision:
         return kept
     count, changed = changed_figures(session, ledger, kept.revision)
-    if len(changed) > _CHANGES_LIMIT:
+    if len(changed) > _CHANGES_LIMIT:  # as cheap to make the year again
+        if count == len(changed):  # every operation changed (an import into an empty year): all read already
+            return _year(ledger, revision, [((row[0], row[1], row[2]), f) for row, f in changed], chart.signature)
         return _year(ledger, revision, current_figures(session, ledger), chart.signature)
     day_of = kept.day_of
     changed_ids = {row[0] for row, _figures in changed}

@@ -67,26 +67,27 @@ def configure_sqlite(engine: Engine, wants_write: callable, busy_timeout_ms: int
 def ping_after_idle(engine: Engine, idle_seconds: float) -> None:
     """Check a pooled connection before use only when it sat idle longer than `idle_seconds`.
 
-    SQLAlchemy's `pool_pre_ping` checks every checkout: one more round trip on every request, the
-    cheapest page's largest single cost on PostgreSQL after its own queries (bench/all.py's floor). A
+    SQLAlchemy's `pool_pre_ping` checks every checkout: one more round trip on every request (the
+    cheapest page makes four: BEGIN, its two queries, ROLLBACK; bench/all.py's floor). A
     connection returned to the pool moments ago is alive unless the server restarted in between;
     one idle for a while may have been closed by a restart, a firewall or `idle_session_timeout`.
     Checked then, a dead one is replaced before the request sees it (the pool's documented
     « pessimistic » handling: raising InvalidatePoolError makes it connect again, and drops every
-    connection older than it). A restart in the last `idle_seconds` costs, at worst, one request per
-    pooled connection a French 503 « rien n'a été enregistré » (the statement fails before anything
-    is written); the pool then drops every connection older than the failure (SQLAlchemy invalidates
-    the pool on a disconnect error)."""
+    connection older than it). A restart in the last `idle_seconds` costs each worker process one French
+    503 « rien n'a été enregistré » (the statement fails before anything is written; requests holding
+    a connection at that moment fail alike): SQLAlchemy then invalidates the pool, dropping every
+    connection older than the failure."""
 
+    # Wall-clock time, as the pool's own recycling uses: a monotonic clock stops while a VM is suspended.
     @event.listens_for(engine, "checkin")
     def _returned(_dbapi_connection, record) -> None:
-        record.info["returned_at"] = time.monotonic()
+        record.info["returned_at"] = time.time()
 
     @event.listens_for(engine, "checkout")
     def _checked_out(dbapi_connection, record, _proxy) -> None:
         returned = record.info.get("returned_at")
-        if returned is None or time.monotonic() - returned <= idle_seconds:
-            return  # a new connection, or one in use moments ago
+        if returned is None or (idle_seconds > 0 and time.time() - returned <= idle_seconds):
+            return  # a new connection, or one in use moments ago (0: check every time)
         try:
             engine.dialect.do_ping(dbapi_connection)
         except engine.dialect.loaded_dbapi.Error as error:

@@ -172,6 +172,23 @@ def test_an_early_amount_moves_every_later_balance(client, coop, db_check):
     assert after.encode() == _pages_from_scratch(client)[0]
 
 
+def test_an_early_amount_can_bring_a_later_bank_balance_back_above_zero(client, coop, db_check):
+    set_opening(db_check, coop.id, 0, 0)
+    receipt = book(db_check, coop.id, piece="R1", when=day(9, 2), kind="receipt", bank=1000, splits=(("708", 1000),))
+    spent = book(db_check, coop.id, piece="D1", when=day(9, 9), bank=1050, splits=(("6068", 1050),), mode="virement")
+    book(db_check, coop.id, piece="D2", when=day(9, 16), bank=100, splits=(("6068", 100),), mode="virement")
+
+    def row(page: bytes, entry_id: int) -> str:
+        return page.decode().split(f'id="op-{entry_id}"')[1].split("</tr>")[0]
+
+    before = _page(client)
+    assert '<td class="text-danger">-0,50</td>' in row(before, spent)  # below zero: shown in red
+    _edit(db_check, receipt, _new_amount)  # 1,00 € more received on 2 September
+    after = _page(client)
+    assert "<td>0,50</td>" in row(after, spent) and '<td class="text-danger">' not in row(after, spent)
+    assert after == _pages_from_scratch(client)[0]
+
+
 def test_operations_written_in_bulk_without_a_stamp_are_found(client, coop, db_check):
     """Rows written by a script (no flush listener, no stamp): the year is read again, nothing is missed."""
     book(db_check, coop.id, piece="D1", when=day(9, 3), bank=1000, splits=(("6068", 1000),), mode="virement")
@@ -229,6 +246,36 @@ def test_an_import_is_read_from_its_stamps(client, coop, db_check):
     assert stamp == revision > 0
     page = _page(client)
     assert b"Import\xc3\xa9e" in page
+    assert page == _pages_from_scratch(client)[0]
+
+
+@pytest.mark.parametrize("before", [0, 1])
+def test_an_import_of_many_operations_makes_the_year_again(client, coop, db_check, before):
+    """Above 500 changed operations the year is made again: from the changed rows when they are every
+    operation of the ledger (an import into an empty year), otherwise read whole."""
+    from app.models import Coop
+
+    def opened(s):
+        books.open_ledger(s, s.get(Coop, coop.id), YEAR)
+        s.commit()
+
+    db_check(opened)
+    if before:
+        book(db_check, coop.id, piece="D1", when=day(9, 3), bank=1000, splits=(("6068", 1000),), mode="virement")
+    _pages(client)
+    header = ";".join(cahier_format.FIXED_COLUMNS) + ";6068"
+    amounts = [f"1,{n % 100:02d}" for n in range(602)]
+    lines = [f"I{n};{day(9 + n % 3, 1 + n % 28):%d/%m/%Y};Importée {n};virement;;;;;{amounts[n]};;;;;{amounts[n]}"
+             for n in range(1, 602)]  # fmt: skip
+
+    def imported(s):
+        ledger = s.scalars(sa.select(Ledger).where(Ledger.coop_id == coop.id)).one()
+        assert cahier_format.import_cahier(s, ledger, "\r\n".join([header, *lines, ""]).encode(), by=None) == 601
+        s.commit()
+
+    db_check(imported)
+    page = _page(client)
+    assert page.count(b"Import\xc3\xa9e ") == 601 and (b">D1<" in page) == bool(before)
     assert page == _pages_from_scratch(client)[0]
 
 

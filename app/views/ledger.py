@@ -342,9 +342,7 @@ class _ActionChoice(NamedTuple):
     name: str
 
 
-def _cahier_page(
-    year: int, ledger: Ledger | None, data: cahier_format.Cahier | None, years: Iterable[int] | None = None
-) -> dict:
+def _cahier_page(year: int, ledger: Ledger | None, data: cahier_format.Cahier | None, years: Iterable[int]) -> dict:
     """What the classic view shows around the table: years, actions and accounts to filter on, opening.
     The actions and accounts come with the table's data (read with it, kept with it) when there is one."""
     if data is not None:
