@@ -1114,6 +1114,15 @@ def test_home_card_shows_balances_advance_and_lines_to_point(app, client, make_c
     )
     assert "1 ligne(s) de banque à pointer" in page and "En cours" in page
 
+    def point_everything(s):
+        for line in s.scalars(sa.select(EntryLine).where(EntryLine.cleared_on.is_(None))):
+            line.cleared_on = date(year, 9, 30)
+        s.commit()
+
+    db_check(point_everything)
+    page = client.get("/").get_data(as_text=True)
+    assert "Banque : 1\u202f084,56\u202f€" in page and "tout est pointé" in page and "à pointer" not in page
+
 
 # -- first year: items outstanding at 31 August in the previous tool (issue 13 §6) -----------------
 

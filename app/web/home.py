@@ -209,8 +209,7 @@ def _ledger_card(session: Session | None, current, year_label: str) -> Step:
             "Ouvrir le cahier",
             "ledger.cahier_current",
         )
-    balances = books.balances(session, current)
-    uncleared = books.uncleared_count(session, current)
+    balances, uncleared = books.balances_and_uncleared(session, current)
     summary = f"Banque : {_euros(balances.bank)} · caisse : {_euros(balances.cash)}"
     if balances.advance:
         summary += f" · régies d'avance en cours : {_euros(balances.advance)}"
