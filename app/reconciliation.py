@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, bisect_right
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 
 from app import audit
 from app.errors import DomainError
@@ -307,9 +308,12 @@ def uncleared_book_lines(session: Session, coop_id: int, ledger: Ledger | None =
     ]
 
 
-def open_bank_items(session: Session, coop_id: int, ledger: Ledger | None = None) -> list[BankItem]:
+def open_bank_items(
+    session: Session, coop_id: int, ledger: Ledger | None = None, *, ids: Collection[int] | None = None
+) -> list[BankItem]:
     """Statement lines of the coop that no cash-book line points to yet: with `ledger`, only those
-    dated in its year (a line of another year is pointed there; one of a closed year never is)."""
+    dated in its year (a line of another year is pointed there; one of a closed year never is); with
+    `ids`, only those of these ids."""
     query = (
         sa.select(
             StatementLine.id,
@@ -329,6 +333,8 @@ def open_bank_items(session: Session, coop_id: int, ledger: Ledger | None = None
         query = query.where(
             StatementLine.date >= ledger.school_year.starts_on, StatementLine.date <= ledger.school_year.ends_on
         )
+    if ids is not None:
+        query = query.where(StatementLine.id.in_(ids))
     session.flush()  # what `session.execute` would autoflush; the rows are then read without ORM loading
     return list(map(BankItem._make, session.connection().execute(query).all()))
 
@@ -546,38 +552,39 @@ def match_unique_amounts(pool: OpenItems) -> None:
             changed = True
 
 
-def suggest_ambiguous(pool: OpenItems) -> tuple[set[int], set[int]]:
+def suggest_ambiguous(pool: OpenItems, words: tuple[dict, dict] | None = None) -> tuple[set[int], set[int]]:
     """R5: what stays ambiguous (same amount in the window) becomes a suggestion, closest dates and
-    labels first, each line at most once; never confirmed alone. Returns the bank and book ids used."""
+    labels first, each line at most once; never confirmed alone. Returns the bank and book ids used.
+    `words` keeps the labels' words between calls (statement lines' by id, cash-book lines' by line id)."""
     book = _ByAmount(pool.book)
-    tokens: dict[tuple[str, int], set[str]] = {}
-
-    def words(side: str, ident: int, label: str) -> set[str]:
-        key = (side, ident)
-        if key not in tokens:
-            tokens[key] = _tokens(label)
-        return tokens[key]
-
+    bank_words, book_words = words or ({}, {})
+    free_book = pool.free_book
     pairs = []
     for item in pool.free_bank.values():
+        left = bank_words.get(item.id)
+        if left is None:
+            left = bank_words[item.id] = _tokens(item.label)
         for line in _book_in_window(book, item):
-            if line.line_id in pool.free_book:
-                days = abs((item.date - line.date).days)
-                left, right = words("bank", item.id, item.label), words("book", line.line_id, line.label)
-                similarity = len(left & right) / len(left | right) if left and right else 0.0
-                pairs.append((days, -similarity, line.line_id, item.id, item, line))
+            if line.line_id in free_book:
+                right = book_words.get(line.line_id)
+                if right is None:
+                    right = book_words[line.line_id] = _tokens(line.label)
+                common = len(left & right)  # over the union's size: len(left) + len(right) - common
+                similarity = common / (len(left) + len(right) - common) if left and right else 0.0
+                pairs.append((abs((item.date - line.date).days), -similarity, line.line_id, item.id))
+    pairs.sort()  # each (line, statement line) pair once: the ids decide the ties
     used_bank: set[int] = set()
     used_book: set[int] = set()
-    for days, similarity, line_id, item_id, item, line in sorted(pairs, key=lambda p: p[:4]):
-        if item.id in used_bank or line.line_id in used_book:
+    for days, similarity, line_id, item_id in pairs:
+        if item_id in used_bank or line_id in used_book:
             continue
-        used_bank.add(item.id)
-        used_book.add(line.line_id)
+        used_bank.add(item_id)
+        used_book.add(line_id)
         pool.order["suggestions"].append((days, similarity, line_id, item_id))
         pool.result.suggestions.append(
             Proposal(
-                item.id,
-                (line.line_id,),
+                item_id,
+                (line_id,),
                 "R5",
                 f"même montant, {days} jour(s) d'écart, plusieurs possibilités : à vérifier",
                 sure=False,
@@ -592,102 +599,319 @@ SURE_RULES = (match_cheques, match_references, match_deposit_slips, match_unique
 def match(bank: list[BankItem], book: list[BookLine]) -> MatchResult:
     """Run the rules R1-R5 on the open items of both sides (pure function, deterministic: the result
     does not depend on the order of the inputs). R1-R4 each consume what they match; R5 suggests."""
-    return _merge([_match_group(bank, book)])
-
-
-class _GroupResult(NamedTuple):
-    """One group's outcome, each item with where it stands in a whole run (see `_merge`)."""
-
-    proposals: list[tuple[tuple, Proposal]]
-    suggestions: list[tuple[tuple, Proposal]]
-    unmatched_bank: list[tuple[tuple, int]]
-    unmatched_book: list[tuple[tuple, int]]
-    anomalies: list[tuple[tuple, str]]
-
-
-def _match_group(bank, book) -> _GroupResult:
     pool = OpenItems.of(bank, book)
     for rule in SURE_RULES:
         rule(pool)
     used_bank, used_book = suggest_ambiguous(pool)
-    result, order = pool.result, pool.order
-    return _GroupResult(
-        list(zip(order["proposals"], result.proposals, strict=True)),
-        list(zip(order["suggestions"], result.suggestions, strict=True)),
-        [((b.date, b.amount, b.id), b.id) for b in pool.free_bank.values() if b.id not in used_bank],
-        [((b.date, b.amount, b.line_id), b.line_id) for b in pool.free_book.values() if b.line_id not in used_book],
-        list(zip(order["anomalies"], result.anomalies, strict=True)),
-    )
+    result = pool.result
+    result.unmatched_bank = [b.id for b in pool.free_bank.values() if b.id not in used_bank]
+    result.unmatched_book = [b.line_id for b in pool.free_book.values() if b.line_id not in used_book]
+    return result
 
 
-def _merge(groups: list[_GroupResult]) -> MatchResult:
-    """The outcome of the whole run from its groups' (each part in the order a whole run gives it)."""
-    if len(groups) == 1:  # already in order
-        parts = [[value for _, value in part] for part in groups[0]]
-    else:
-        parts = [
-            [value for _, value in sorted((pair for group in groups for pair in group[index]), key=_first)]
-            for index in range(5)
-        ]
-    return MatchResult(*parts)
+class Ordered:
+    """Values in the order of their keys (each key once), changed a few at a time by bisection rather
+    than sorted again whole: a year holds thousands of proposals and rows, a change moves a few."""
+
+    __slots__ = ("keys", "values")
+
+    def __init__(self) -> None:
+        self.keys: list = []
+        self.values: list = []
+
+    def change(self, dropped: list, added: list[tuple]) -> None:
+        """Remove the values of the `dropped` keys (present), then put in the `added` (key, value) pairs."""
+        if len(dropped) + len(added) > 64:  # many (a year read whole): one sort
+            gone = set(dropped)
+            pairs = [pair for pair in zip(self.keys, self.values, strict=True) if pair[0] not in gone] + added
+            pairs.sort(key=_first)
+            self.keys = [key for key, _ in pairs]
+            self.values = [value for _, value in pairs]
+            return
+        keys, values = self.keys, self.values
+        for key in dropped:
+            index = bisect_left(keys, key)
+            del keys[index], values[index]
+        for key, value in added:
+            index = bisect_left(keys, key)
+            keys.insert(index, key)
+            values.insert(index, value)
 
 
-def _first(pair: tuple) -> tuple:
+def _first(pair: tuple):
     return pair[0]
 
 
-def match_in_groups(bank: list[BankItem], book: list[BookLine], known: dict | None = None) -> tuple[MatchResult, dict]:
-    """`match`, run on independent groups of items, each group's outcome kept by its inputs: with
-    `known` (what the last call returned), only the groups a change touched are matched again.
+# The parts of a `MatchResult`, as kept by `Matching` (each value with its place in a whole run).
+PROPOSALS, SUGGESTIONS, UNMATCHED_BANK, UNMATCHED_BOOK, ANOMALIES = range(5)
 
-    Every rule pairs items of one amount, but for a cheque number (R1: the lines of that number,
-    whatever their amount) and a deposit slip (R3: the slip's lines): the groups are the amounts
-    linked by those, so that no rule's choice in one group can depend on another group. The result
-    is the one `match` gives, in the same order. Returns it and the groups' outcomes to keep."""
-    known = known or {}
-    parent: dict[int, int] = {}
 
-    def root(amount: int) -> int:
-        parent.setdefault(amount, amount)
-        while parent[amount] != amount:
-            parent[amount] = parent[parent[amount]]
-            amount = parent[amount]
-        return amount
+@dataclass(frozen=True)
+class _Outcome:
+    """What one group of items gives, each value with its place in a whole run: its (key, value) pairs
+    by part, and the items R1-R3 consumed (bank ids, and book line ids negated: see `Matching`)."""
 
-    cheques: dict[str, list[int]] = {}
-    slips: dict[str, list[int]] = {}
-    for line in book:
-        root(line.amount)
+    parts: tuple[tuple[tuple, ...], ...]
+    consumed: frozenset[int] = frozenset()
+
+
+def _first_rules(bank: list[BankItem], book: list[BookLine]) -> _Outcome:
+    """R1-R3 on a group of items linked by a cheque number, a reference or a deposit slip."""
+    pool = OpenItems.of(bank, book)
+    for rule in SURE_RULES[:3]:
+        rule(pool)
+    result, order = pool.result, pool.order
+    consumed = {item.id for item in bank if item.id not in pool.free_bank}
+    consumed |= {-line.line_id for line in book if line.line_id not in pool.free_book}
+    return _Outcome(
+        (
+            tuple(zip(order["proposals"], result.proposals, strict=True)),
+            (),
+            (),
+            (),
+            tuple(zip(order["anomalies"], result.anomalies, strict=True)),
+        ),
+        frozenset(consumed),
+    )
+
+
+def _last_rules(bank: list[BankItem], book: list[BookLine], words: tuple[dict, dict]) -> _Outcome:
+    """R4 and R5 on the items of one amount that R1-R3 left, and what stays unmatched."""
+    pool = OpenItems.of(bank, book)
+    match_unique_amounts(pool)
+    used_bank, used_book = suggest_ambiguous(pool, words)
+    result, order = pool.result, pool.order
+    return _Outcome(
+        (
+            tuple(zip(order["proposals"], result.proposals, strict=True)),
+            tuple(zip(order["suggestions"], result.suggestions, strict=True)),
+            tuple(((b.date, b.amount, b.id), b.id) for b in pool.free_bank.values() if b.id not in used_bank),
+            tuple(
+                ((b.date, b.amount, b.line_id), b.line_id)
+                for b in pool.free_book.values()
+                if b.line_id not in used_book
+            ),
+            (),
+        )
+    )
+
+
+class Matching:
+    """`match`, kept between requests and brought up to date by the items that changed (`update`): a
+    change matches again only the items its rules can reach, and the result is the one `match`
+    gives, in the same order (tests/test_pointage_groups.py).
+
+    The rules run in two stages. R1-R3 pair a statement line with the cash-book lines its cheque
+    number, its reference or its deposit slip name: they run on the groups of items linked that way
+    (most items are linked to nothing). R4 and R5 pair items of one amount: they run per amount, on
+    what R1-R3 left. A change matches again the linked group of the items it touched, then each
+    amount whose items came, went, or were taken or freed by R1-R3. Each group's outcome keeps its
+    values' places in a whole run (`OpenItems.order`), so the whole result is kept in order
+    (`Ordered`) and moved by the changed groups only.
+
+    Items are nodes: a statement line by its id, a cash-book line by its line id negated. Not shared
+    between threads: the caller owns it while it updates it."""
+
+    def __init__(self) -> None:
+        self.bank: dict[int, BankItem] = {}
+        self.book: dict[int, BookLine] = {}
+        self.parts = tuple(Ordered() for _ in range(5))
+        self._bank_by: dict[tuple, set[int]] = {}  # link key -> bank ids
+        self._book_by: dict[tuple, set[int]] = {}  # link key -> book line ids
+        self._references: dict[int, list[str]] = {}  # bank id -> its strong references (R2)
+        self._slips: dict[int, list[str]] = {}  # bank id -> the deposit slip numbers of its label (R3)
+        self._folded: dict[int, str] = {}  # book line id -> its folded label (R2)
+        self._words: tuple[dict, dict] = ({}, {})  # the labels' words, statement lines' and book lines' (R5)
+        self._group_of: dict[int, int] = {}  # node -> its R1-R3 group (linked nodes only)
+        self._groups: dict[int, tuple[frozenset[int], _Outcome]] = {}
+        self._amounts: dict[int, _Outcome] = {}  # R4-R5, per amount
+        self._consumed: set[int] = set()  # nodes taken by R1-R3
+        self._next_group = 0
+
+    def result(self) -> MatchResult:
+        return MatchResult(*(list(part.values) for part in self.parts))
+
+    # -- links -----------------------------------------------------------------------------------
+
+    def _bank_keys(self, item: BankItem) -> list[tuple]:
+        keys = [("a", item.amount)]
+        if item.cheque:
+            keys.append(("c", item.cheque))
+        keys += [("s", number) for number in self._slips[item.id]]
+        if self._references[item.id]:
+            keys.append(("r", item.amount))
+        return keys
+
+    @staticmethod
+    def _book_keys(line: BookLine) -> list[tuple]:
+        keys = [("a", line.amount)]
         if line.mode == "cheque" and line.number:
-            cheques.setdefault(line.number, []).append(line.amount)
+            keys.append(("c", line.number))
         if line.mode == "remise" and line.amount > 0:
-            slips.setdefault(line.number, []).append(line.amount)
-    for item in bank:
-        linked = list(cheques.get(item.cheque, ())) if item.cheque else []
-        if item.amount > 0:
-            for number in _slip_numbers(item):
-                linked += slips.get(number, ())
-        mine = root(item.amount)
-        for amount in linked:
-            other = root(amount)
-            if other != mine:
-                parent[other] = mine
-    banks: dict[int, list[BankItem]] = {}
-    books: dict[int, list[BookLine]] = {}
-    for item in bank:
-        banks.setdefault(root(item.amount), []).append(item)
-    for line in book:
-        books.setdefault(root(line.amount), []).append(line)
-    kept: dict = {}
-    outcomes = []
-    for group in banks.keys() | books.keys():
-        key = (tuple(banks.get(group, ())), tuple(books.get(group, ())))
-        outcome = known.get(key)
-        if outcome is None:
-            outcome = _match_group(*key)
-        kept[key] = outcome
-        outcomes.append(outcome)
-    return _merge(outcomes), kept
+            keys.append(("s", line.number))
+        return keys
+
+    def _index(self, index: dict, keys: list[tuple], ident: int, add: bool) -> None:
+        for key in keys:
+            if add:
+                index.setdefault(key, set()).add(ident)
+            else:
+                found = index[key]
+                found.discard(ident)
+                if not found:
+                    del index[key]
+
+    def _neighbours(self, node: int) -> list[int]:
+        """The nodes R1-R3 can pair `node` with (a statement line's cash-book lines, and back)."""
+        if node > 0:
+            item = self.bank[node]
+            book_by = self._book_by
+            found = [-ident for ident in book_by.get(("c", item.cheque), ())] if item.cheque else []
+            for number in self._slips[node]:
+                found += [-ident for ident in book_by.get(("s", number), ())]
+            references = self._references[node]
+            if references:
+                for ident in book_by.get(("a", item.amount), ()):
+                    if any(ref in self._folded[ident] for ref in references):
+                        found.append(-ident)
+            return found
+        line = self.book[-node]
+        bank_by = self._bank_by
+        found = []
+        if line.mode == "cheque" and line.number:
+            found += bank_by.get(("c", line.number), ())
+        if line.mode == "remise" and line.amount > 0:
+            found += bank_by.get(("s", line.number), ())
+        label = self._folded[line.line_id]
+        for ident in bank_by.get(("r", line.amount), ()):
+            if any(ref in label for ref in self._references[ident]):
+                found.append(ident)
+        return found
+
+    # -- update ----------------------------------------------------------------------------------
+
+    def update(
+        self, bank_gone: list[int], bank_new: list[BankItem], book_gone: list[int], book_new: list[BookLine]
+    ) -> list[tuple[list, list]]:
+        """Take the changes (a changed item is gone and new); per part, the keys whose values went
+        and the (key, value) pairs that came, those of the changed items always among them (an
+        item's values show what it says)."""
+        amounts: set[int] = set()
+        dissolved: list[_Outcome] = []
+        region: set[int] = set()
+        for ident in bank_gone:
+            item = self.bank.pop(ident)
+            self._index(self._bank_by, self._bank_keys(item), ident, add=False)
+            del self._references[ident], self._slips[ident]
+            self._words[0].pop(ident, None)
+            amounts.add(item.amount)
+            self._dissolve(self._group_of.get(ident), region, dissolved)
+        for ident in book_gone:
+            line = self.book.pop(ident)
+            self._index(self._book_by, self._book_keys(line), ident, add=False)
+            del self._folded[ident]
+            self._words[1].pop(ident, None)
+            amounts.add(line.amount)
+            self._dissolve(self._group_of.get(-ident), region, dissolved)
+        for item in bank_new:
+            self.bank[item.id] = item
+            self._references[item.id] = [ref for ref in fold(item.reference).split() if len(ref) >= 6]
+            self._slips[item.id] = _slip_numbers(item) if item.amount > 0 else []
+            self._index(self._bank_by, self._bank_keys(item), item.id, add=True)
+            amounts.add(item.amount)
+        for line in book_new:
+            self.book[line.line_id] = line
+            self._folded[line.line_id] = fold(line.label)
+            self._index(self._book_by, self._book_keys(line), line.line_id, add=True)
+            amounts.add(line.amount)
+        new = {item.id for item in bank_new} | {-line.line_id for line in book_new}
+        region |= new
+        for node in new:
+            for other in self._neighbours(node):
+                region.add(other)
+                self._dissolve(self._group_of.get(other), region, dissolved)
+        region = {node for node in region if (node in self.bank if node > 0 else -node in self.book)}
+        made = self._regroup(region, dissolved)
+        was = set().union(*(outcome.consumed for outcome in dissolved))
+        now = set().union(*(outcome.consumed for outcome in made))
+        for node in was ^ now:  # taken or freed by R1-R3 (a gone one's amount is in already)
+            found = self.bank.get(node) if node > 0 else self.book.get(-node)
+            if found is not None:
+                amounts.add(found.amount)
+        for amount in amounts:
+            dissolved.extend(self._rematch_amount(amount, made))
+        return self._apply(dissolved, made, new)
+
+    def _dissolve(self, group: int | None, region: set[int], dissolved: list[_Outcome]) -> None:
+        """Forget a R1-R3 group: its nodes are grouped again."""
+        if group is None or group not in self._groups:
+            return
+        nodes, outcome = self._groups.pop(group)
+        for node in nodes:
+            self._group_of.pop(node, None)
+        self._consumed -= outcome.consumed
+        region |= nodes
+        dissolved.append(outcome)
+
+    def _regroup(self, region: set[int], dissolved: list[_Outcome]) -> list[_Outcome]:
+        """Group the nodes of `region` by their links and run R1-R3 on each group that has a link."""
+        made = []
+        seen: set[int] = set()
+        for start in list(region):
+            if start in seen:
+                continue
+            seen.add(start)
+            nodes, stack = [start], [start]
+            while stack:
+                for other in self._neighbours(stack.pop()):
+                    if other not in seen:
+                        seen.add(other)
+                        self._dissolve(self._group_of.get(other), region, dissolved)  # never, but safe
+                        nodes.append(other)
+                        stack.append(other)
+            if len(nodes) == 1:  # linked to nothing: R1-R3 take nothing
+                continue
+            outcome = _first_rules([self.bank[n] for n in nodes if n > 0], [self.book[-n] for n in nodes if n < 0])
+            self._next_group += 1
+            self._groups[self._next_group] = (frozenset(nodes), outcome)
+            for node in nodes:
+                self._group_of[node] = self._next_group
+            self._consumed |= outcome.consumed
+            made.append(outcome)
+        return made
+
+    def _rematch_amount(self, amount: int, made: list[_Outcome]) -> list[_Outcome]:
+        """Run R4-R5 again on the items of `amount` that R1-R3 left; returns the outcome it replaces."""
+        consumed = self._consumed
+        bank = [self.bank[i] for i in self._bank_by.get(("a", amount), ()) if i not in consumed]
+        book = [self.book[i] for i in self._book_by.get(("a", amount), ()) if -i not in consumed]
+        former = self._amounts.pop(amount, None)
+        if bank or book:
+            self._amounts[amount] = outcome = _last_rules(bank, book, self._words)
+            made.append(outcome)
+        return [former] if former is not None else []
+
+    def _apply(self, dissolved: list[_Outcome], made: list[_Outcome], new: set[int]) -> list[tuple[list, list]]:
+        changes = []
+        for index, part in enumerate(self.parts):
+            before = {key: value for outcome in dissolved for key, value in outcome.parts[index]}
+            after = {key: value for outcome in made for key, value in outcome.parts[index]}
+            for key in before.keys() & after.keys():
+                if before[key] == after[key] and not _touches(index, key, after[key], new):
+                    del before[key], after[key]
+            dropped, added = list(before), list(after.items())
+            part.change(dropped, added)
+            changes.append((dropped, added))
+        return changes
+
+
+def _touches(part: int, key: tuple, value, nodes: set[int]) -> bool:
+    """Whether a value of `part` shows one of these nodes (whose content may have changed)."""
+    if part in (PROPOSALS, SUGGESTIONS):
+        return value.bank_id in nodes or any(-line_id in nodes for line_id in value.line_ids)
+    if part == UNMATCHED_BOOK:
+        return -value in nodes
+    return key[2] in nodes  # a statement line's (date, amount, id)
 
 
 # -- confirming and clearing ---------------------------------------------------------------------
@@ -961,6 +1185,30 @@ class Reconciliation:
         return any(line.amount > 0 for line in self.uncleared)
 
 
+@dataclass(frozen=True)
+class Summary:
+    """The summary box of the pointage page: a `Reconciliation`'s figures without its lines (from
+    `PointageYear.figures`, kept by date and moved by each change)."""
+
+    on: date
+    book_balance: int
+    uncleared_count: int
+    uncleared_total: int
+    statement_balance: int | None
+
+    @property
+    def expected_statement(self) -> int:
+        return self.book_balance - self.uncleared_total
+
+    @property
+    def difference(self) -> int | None:
+        return None if self.statement_balance is None else self.statement_balance - self.expected_statement
+
+    @property
+    def is_reconciled(self) -> bool:
+        return self.difference == 0
+
+
 def uncleared_lines(session: Session, coop_id: int, on: date, *, last_start_year: int) -> list[UnclearedLine]:
     """The coop's bank lines dated ≤ `on` not cleared by `on` (none cleared, or cleared after), in the
     ledgers up to the year starting in `last_start_year`; the opening balance is not a movement."""
@@ -1151,6 +1399,7 @@ class BankRow(NamedTuple):
     cleared_on: date | None
     ledger_id: int
     kind: str
+    link: int | None  # the statement line it is pointed with (`EntryLine.statement_line_id`)
 
 
 @dataclass(frozen=True)
@@ -1163,6 +1412,7 @@ class BankBook:
     starts_on: date
     rows: tuple[BankRow, ...]
     start_years: dict[int, int]  # ledger id -> the start year of its school year
+    bank_account: int  # the id of account 512 they were read with
 
     def movements(self) -> list[BankRow]:
         """Every line but the opening balance."""
@@ -1302,6 +1552,7 @@ def bank_book(session: Session, ledger: Ledger, *, line_id: int | None = None) -
                 EntryLine.cleared_on,
                 Entry.ledger_id,
                 Entry.kind,
+                EntryLine.statement_line_id,
             )
             .join(Entry, Entry.id == EntryLine.entry_id)
             .where(account == scope.bank_account)
@@ -1318,17 +1569,11 @@ def bank_book(session: Session, ledger: Ledger, *, line_id: int | None = None) -
     session.flush()  # what `session.execute` would autoflush; the rows are then read without ORM loading
     found = session.connection().execute(sa.union_all(this_year, carried_in)).all()
     rows = sorted(map(BankRow._make, found), key=lambda r: (r.date, r.line_id))
-    return BankBook(ledger.id, start, tuple(rows), scope.start_years)
+    return BankBook(ledger.id, start, tuple(rows), scope.start_years, scope.bank_account)
 
 
-def pointage_state(session: Session, ledger: Ledger) -> tuple:
-    """What the pointage page of `ledger` is built from, as a key read in one cheap statement: every
-    ledger of the coop (its revision, bumped by any change to its entries and their lines, pointage
-    and links to statement lines included; its status and current closing, which say where the
-    carried lines lie) and the coop's statements (their number, newest id and import time: statement
-    lines are only ever added with a statement of their own). Two reads with the same state see the
-    same bank book, the same open statement lines and so the same proposals. Its cost follows the
-    coop's ledgers and imports, never its lines nor other coops."""
+def _year_state_query() -> sa.Select:
+    coop_id = sa.bindparam("coop", type_=sa.Integer)
     closing = (
         sa.select(sa.func.max(LedgerClosing.id))
         .where(LedgerClosing.ledger_id == Ledger.id, LedgerClosing.superseded_at.is_(None))
@@ -1341,27 +1586,242 @@ def pointage_state(session: Session, ledger: Ledger) -> tuple:
             sa.func.max(Statement.id).label("newest"),
             sa.func.max(Statement.imported_at).label("at"),
         )
-        .where(Statement.coop_id == ledger.coop_id)
+        .where(Statement.coop_id == coop_id)
         .subquery()
     )
-    session.flush()  # what `session.execute` would autoflush; the rows are then read without ORM loading
-    rows = (
-        session.connection()
-        .execute(
-            sa.select(
-                Ledger.id,
-                Ledger.created_at,
-                Ledger.revision,
-                Ledger.status,
-                closing,
-                imports.c.count,
-                imports.c.newest,
-                imports.c.at,
-            )
-            .join(imports, sa.true())
-            .where(Ledger.coop_id == ledger.coop_id)
-            .order_by(Ledger.id)
+    return (
+        sa.select(
+            Ledger,
+            Ledger.id,
+            Ledger.created_at,
+            Ledger.revision,
+            Ledger.status,
+            closing,
+            imports.c.count,
+            imports.c.newest,
+            imports.c.at,
         )
-        .all()
+        .join(Ledger.school_year)
+        .join(imports, sa.true())
+        .where(Ledger.coop_id == coop_id)
+        .order_by(Ledger.id)
+        .options(contains_eager(Ledger.school_year))
     )
-    return tuple(tuple(row) for row in rows)
+
+
+_YEAR_STATE: list[sa.Select] = []  # built once: building it costs more than running it
+
+
+def year_state(session: Session, coop_id: int, year: int) -> tuple[Ledger | None, tuple]:
+    """The coop's ledger of the year starting in `year` (its school year loaded), or None, and what
+    the year's pointage page is built from, read in one statement: every ledger of the coop (its
+    revision, bumped by any change to its entries and their lines, pointage and links to statement
+    lines included; its status and current closing, which say where the carried lines lie) and the
+    coop's statements (their number, newest id and import time: statement lines are only ever added
+    with a statement of their own). Two reads with the same state see the same bank book, the same
+    open statement lines and so the same proposals. Its cost follows the coop's ledgers and imports,
+    never its lines nor other coops."""
+    if not _YEAR_STATE:
+        _YEAR_STATE.append(_year_state_query())
+    rows = session.execute(_YEAR_STATE[0], {"coop": coop_id}).all()
+    ledger = next((row[0] for row in rows if row[0].school_year.start_year == year), None)
+    return ledger, tuple(tuple(row[1:]) for row in rows)
+
+
+def _revision(state: tuple, ledger_id: int) -> int:
+    return next(row[2] for row in state if row[0] == ledger_id)
+
+
+def _only_revision_moved(before: tuple, after: tuple, ledger_id: int) -> bool:
+    """Whether the state moved by the ledger's own revision only (its entries changed, nothing else)."""
+    if len(before) != len(after):
+        return False
+    for old, new in zip(before, after, strict=True):
+        if old[0] != ledger_id and old != new:
+            return False
+        if old[0] == ledger_id and (old[:2] != new[:2] or old[3:] != new[3:] or new[2] < old[2]):
+            return False
+    return True
+
+
+class YearChange(NamedTuple):
+    """What changed in a kept `PointageYear`: a changed line or statement line is both gone and new."""
+
+    rows_gone: list[BankRow]
+    rows_new: list[BankRow]
+    items_gone: list[BankItem]
+    items_new: list[BankItem]
+
+
+@dataclass
+class PointageYear:
+    """What a year's pointage page shows, as of a `state` (`year_state`): its bank book by line and
+    its open statement lines. Kept between requests and brought up to date by `pointage_year`; not
+    shared between threads (the caller owns it while it is updated)."""
+
+    ledger_key: tuple  # (ledger id, created_at): SQLite may reuse a deleted ledger's id
+    state: tuple
+    ledger_id: int
+    bank_account: int
+    rows: dict[int, BankRow]  # line id -> the line (the year's, and those carried into it)
+    entries: dict[int, tuple[int, ...]]  # each entry of the ledger -> its bank line ids
+    items: dict[int, BankItem] | None  # open statement lines of the year; None for a closed year
+
+    def figures(self, on: date, rows=None) -> tuple[int, int, int]:
+        """The summary box's figures at `on` (`BankBook.reconciliation`'s): the ledger's bank balance,
+        and the number and total of the lines not cleared by then; from `rows` when given."""
+        balance = count = total = 0
+        for r in self.rows.values() if rows is None else rows:
+            if r.date > on:
+                continue
+            if r.ledger_id == self.ledger_id:
+                balance += r.amount
+            if r.kind != "opening" and (r.cleared_on is None or r.cleared_on > on):
+                count += 1
+                total += r.amount
+        return balance, count, total
+
+    def moved(self, figures: tuple[int, int, int], on: date, change: YearChange) -> tuple[int, int, int]:
+        """`figures` at `on` moved by `change` (the lines it touched only)."""
+        gone, new = self.figures(on, change.rows_gone), self.figures(on, change.rows_new)
+        return tuple(value - before + after for value, before, after in zip(figures, gone, new, strict=True))
+
+
+def pointage_year(
+    session: Session, ledger: Ledger, kept: PointageYear | None, state: tuple
+) -> tuple[PointageYear, YearChange]:
+    """The year as of `state`, and what changed since `kept`. When only the ledger's own entries
+    changed (its revision alone moved), `kept` is brought up to date from the entries stamped with a
+    later revision (`Entry.ledger_revision`), in one statement that also counts the ledger's entries
+    (a count that does not add up means deletions, then read by id, or rows written without a stamp,
+    then the year is read whole), and another for the statement lines the changed lines let go.
+    Anything else (another ledger, a closing, an import) reads the year whole, compared with
+    `kept`. Never stale: what is read again is the ledger's own state, keyed by its revision."""
+    if kept is not None and kept.ledger_key != (ledger.id, ledger.created_at):
+        kept = None
+    if kept is not None and _only_revision_moved(kept.state, state, ledger.id):
+        change = _changes_since(session, ledger, kept, state)
+        if change is not None:
+            return kept, change
+    fresh = _read_year(session, ledger, state)
+    if kept is None:
+        return fresh, YearChange([], list(fresh.rows.values()), [], list((fresh.items or {}).values()))
+    old_items, new_items = kept.items or {}, fresh.items or {}
+    return fresh, YearChange(
+        [r for line_id, r in kept.rows.items() if fresh.rows.get(line_id) != r],
+        [r for line_id, r in fresh.rows.items() if kept.rows.get(line_id) != r],
+        [item for ident, item in old_items.items() if new_items.get(ident) != item],
+        [item for ident, item in new_items.items() if old_items.get(ident) != item],
+    )
+
+
+def _read_year(session: Session, ledger: Ledger, state: tuple) -> PointageYear:
+    book = bank_book(session, ledger)
+    ids = session.connection().execute(sa.select(Entry.id).where(Entry.ledger_id == ledger.id)).scalars()
+    entries: dict[int, tuple[int, ...]] = dict.fromkeys(ids, ())
+    for row in book.rows:
+        if row.ledger_id == ledger.id:
+            entries[row.entry_id] += (row.line_id,)
+    items = {item.id: item for item in open_bank_items(session, ledger.coop_id, ledger)} if ledger.is_open else None
+    return PointageYear(
+        (ledger.id, ledger.created_at),
+        state,
+        ledger.id,
+        book.bank_account,
+        {row.line_id: row for row in book.rows},
+        entries,
+        items,
+    )
+
+
+_CHANGED_LINES: dict[bool, sa.Select] = {}
+
+
+def _changed_lines(sqlite: bool) -> sa.Select:
+    """The ledger's number of entries and the bank account's id, with the bank lines (`BankRow`
+    columns, entry id first) of its entries stamped with a revision above `since` (an entry without
+    one still comes, its line columns empty): one round trip. Built once per dialect."""
+    if sqlite not in _CHANGED_LINES:
+        ledger_id, since = sa.bindparam("ledger", type_=sa.Integer), sa.bindparam("since", type_=sa.Integer)
+        bank = sa.select(Account.id).where(Account.code == BANK).scalar_subquery()
+        account = EntryLine.account_id + 0 if sqlite else EntryLine.account_id  # see `bank_book`
+        changed = (
+            sa.select(
+                Entry.id.label("entry_id"),
+                EntryLine.id.label("line_id"),
+                Entry.date,
+                Entry.piece,
+                Entry.label,
+                Entry.payment_mode,
+                Entry.cheque_number,
+                EntryLine.amount_cents,
+                EntryLine.cleared_on,
+                Entry.ledger_id,
+                Entry.kind,
+                EntryLine.statement_line_id,
+            )
+            .select_from(Entry)
+            .outerjoin(EntryLine, sa.and_(EntryLine.entry_id == Entry.id, account == bank))
+            .where(Entry.ledger_id == ledger_id, Entry.ledger_revision > since)
+            .subquery()
+        )
+        count = sa.select(sa.func.count(Entry.id)).where(Entry.ledger_id == ledger_id).scalar_subquery()
+        head = sa.select(count.label("entries"), bank.label("bank")).subquery()
+        _CHANGED_LINES[sqlite] = sa.select(head, *changed.c).select_from(head.outerjoin(changed, sa.true()))
+    return _CHANGED_LINES[sqlite]
+
+
+def _changes_since(session: Session, ledger: Ledger, kept: PointageYear, state: tuple) -> YearChange | None:
+    """`kept` brought up to date from the ledger's entries changed since its state (see
+    `pointage_year`), and what changed; None (and `kept` untouched) when the year must be read whole."""
+    session.flush()  # what `session.execute` would autoflush; the rows are then read without ORM loading
+    connection = session.connection()
+    sqlite = connection.dialect.name == "sqlite"
+    found = connection.execute(
+        _changed_lines(sqlite), {"ledger": ledger.id, "since": _revision(kept.state, ledger.id)}
+    ).all()
+    count, bank = found[0][:2]
+    if bank != kept.bank_account:  # staff changed the chart's codes
+        return None
+    changed: dict[int, list[BankRow]] = {}
+    for row in found:
+        if row[2] is not None:
+            lines = changed.setdefault(row[2], [])
+            if row[3] is not None:
+                lines.append(BankRow(row[3], row[2], *row[4:]))
+    entries = kept.entries
+    gone: set[int] = set()
+    if count != len(entries) + len(changed.keys() - entries.keys()):
+        ids = set(connection.execute(sa.select(Entry.id).where(Entry.ledger_id == ledger.id)).scalars())
+        if ids - entries.keys() - changed.keys():  # entries written without a stamp (in bulk)
+            return None
+        gone = entries.keys() - ids - changed.keys()
+    touched = changed.keys() | gone
+    old_rows = [kept.rows[line_id] for entry_id in touched for line_id in entries.get(entry_id, ())]
+    new_rows = [row for rows in changed.values() for row in rows]
+    old_set, new_set = set(old_rows), set(new_rows)
+    items_gone: list[BankItem] = []
+    items_new: list[BankItem] = []
+    if kept.items is not None:  # statement lines taken by the changed lines, or let go by them
+        before = {row.link for row in old_rows if row.link is not None}
+        after = {row.link for row in new_rows if row.link is not None}
+        items_gone = [kept.items[ident] for ident in after - before if ident in kept.items]
+        if before - after:
+            items_new = open_bank_items(session, ledger.coop_id, ledger, ids=before - after)
+    for entry_id in touched:
+        for line_id in entries.pop(entry_id, ()):
+            del kept.rows[line_id]
+    for entry_id, rows in changed.items():
+        entries[entry_id] = tuple(row.line_id for row in rows)
+        kept.rows.update((row.line_id, row) for row in rows)
+    if kept.items is not None:
+        for item in items_gone:
+            del kept.items[item.id]
+        kept.items.update((item.id, item) for item in items_new)
+    kept.state = state
+    return YearChange(
+        [row for row in old_rows if row not in new_set],
+        [row for row in new_rows if row not in old_set],
+        items_gone,
+        items_new,
+    )

@@ -273,24 +273,40 @@ def confirm_all(app, coop_id: int, result: rec.MatchResult) -> int:
 
 FLOOR = "/coop/modifications"  # the cheapest logged-in page: the same-run floor
 
+STATEMENTS = [0]  # SQL statements sent so far (each a round trip to PostgreSQL)
 
-def bench_page(client, path: str, requests: int) -> tuple[list[float], list[float], int, float]:
-    """The page's wall-clock and CPU samples, its size (KB) and the median of the floor page,
-    requested alternately with it (a loaded machine slows both alike: read the ratio)."""
+
+@sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
+def _count_statement(*_args) -> None:
+    STATEMENTS[0] += 1
+
+
+def _get(client, path: str, statements: list[int]):
+    """GET `path`, noting how many SQL statements it sent."""
+    before = STATEMENTS[0]
+    response = client.get(path)
+    statements.append(STATEMENTS[0] - before)
+    return response
+
+
+def bench_page(client, path: str, requests: int) -> tuple[list[float], list[float], int, float, list[int]]:
+    """The page's wall-clock and CPU samples, its size (KB), the median of the floor page, requested
+    alternately with it (a loaded machine slows both alike: read the ratio), and the SQL statements
+    each view sent."""
     for _ in range(3):
         assert client.get(path).status_code == 200
         assert client.get(FLOOR).status_code == 200
-    samples, cpu, floor = [], [], []
+    samples, cpu, floor, statements = [], [], [], []
     for _ in range(requests):
         start = time.perf_counter()
         client.get(FLOOR)
         floor.append((time.perf_counter() - start) * 1000)
         start, start_cpu = time.perf_counter(), time.process_time()
-        response = client.get(path)
+        response = _get(client, path, statements)
         samples.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
         assert response.status_code == 200
-    return samples, cpu, len(response.data) // 1024, statistics.median(floor)
+    return samples, cpu, len(response.data) // 1024, statistics.median(floor), statements
 
 
 def uncleared_line(app, coop_id: int) -> int:
@@ -308,23 +324,25 @@ def _toggle(client, path: str, line_id: int, cleared: bool) -> None:
     assert response.status_code == 200, response.status_code
 
 
-def bench_after_change(client, path: str, line_id: int, requests: int) -> tuple[list[float], list[float], float]:
+def bench_after_change(
+    client, path: str, line_id: int, requests: int
+) -> tuple[list[float], list[float], float, list[int]]:
     """The first view after a change (one line pointed, then its pointage undone, in turn): what a
-    mandataire sees after each click without JavaScript. Returns the wall-clock and CPU samples and
-    the median of the floor page, requested alternately with it."""
-    samples, cpu, floor = [], [], []
+    mandataire sees after each click without JavaScript. Returns the wall-clock and CPU samples, the
+    median of the floor page, requested alternately with it, and the SQL statements each view sent."""
+    samples, cpu, floor, statements = [], [], [], []
     for number in range(requests):
         _toggle(client, path, line_id, cleared=number % 2 == 1)
         start = time.perf_counter()
         client.get(FLOOR)
         floor.append((time.perf_counter() - start) * 1000)
         start, start_cpu = time.perf_counter(), time.process_time()
-        assert client.get(path).status_code == 200
+        assert _get(client, path, statements).status_code == 200
         samples.append((time.perf_counter() - start) * 1000)
         cpu.append((time.process_time() - start_cpu) * 1000)
     if requests % 2:
         _toggle(client, path, line_id, cleared=True)
-    return samples, cpu, statistics.median(floor)
+    return samples, cpu, statistics.median(floor), statements
 
 
 def profile_page(client, path: str, change=None) -> str:
@@ -349,8 +367,11 @@ def _line(label: str, samples: list[float], cpu: list[float], extra: str = "") -
     )
 
 
-def _extra(size: int, samples: list[float], floor: float) -> str:
-    return f" ; page de {size} Ko ; plancher {floor:.1f} ms, rapport {statistics.median(samples) / floor:.1f}"
+def _extra(size: int, samples: list[float], floor: float, statements: list[int]) -> str:
+    return (
+        f" ; page de {size} Ko ; plancher {floor:.1f} ms, rapport {statistics.median(samples) / floor:.1f} ; "
+        f"{min(statements)} à {max(statements)} requêtes SQL"
+    )
 
 
 def main() -> None:
@@ -401,19 +422,20 @@ def main() -> None:
         client = app.test_client()
         client.post("/connexion", data={"login": "085-001", "password": PASSWORD})
         path = f"/coop/pointage/{year}"
-        samples, cpu, size, floor = bench_page(client, path, args.requests)
-        print(_line(f"GET {path}, correspondances à confirmer", samples, cpu, _extra(size, samples, floor)))
+        samples, cpu, size, floor, statements = bench_page(client, path, args.requests)
+        print(_line(f"GET {path}, correspondances à confirmer", samples, cpu, _extra(size, samples, floor, statements)))
         if args.profile:
             print(profile_page(client, path))
         line_id = uncleared_line(app, coop_id)
-        samples, cpu, floor = bench_after_change(client, path, line_id, args.requests)
-        print(_line(f"GET {path}, 1re vue après un pointage", samples, cpu, _extra(size, samples, floor)))
+        samples, cpu, floor, statements = bench_after_change(client, path, line_id, args.requests)
+        print(_line(f"GET {path}, 1re vue après un pointage", samples, cpu, _extra(size, samples, floor, statements)))
         if args.profile:
             print(profile_page(client, path, lambda number: _toggle(client, path, line_id, number % 2 == 1)))
             _toggle(client, path, line_id, cleared=True)
         confirmed = confirm_all(app, coop_id, result)
-        samples, cpu, size, floor = bench_page(client, path, args.requests)
-        print(_line(f"GET {path}, après confirmation ({confirmed})", samples, cpu, _extra(size, samples, floor)))
+        samples, cpu, size, floor, statements = bench_page(client, path, args.requests)
+        extra = _extra(size, samples, floor, statements)
+        print(_line(f"GET {path}, après confirmation ({confirmed})", samples, cpu, extra))
         if args.profile:
             print(profile_page(client, path))
 

@@ -11,8 +11,10 @@ caches and views it again: both must be the same page, byte for byte but for the
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import date, datetime
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 from app import closing
 from app import ledger as books
 from app import reconciliation as rec
-from app.models import Coop, EntryLine, Ledger, SchoolYear
+from app.models import Account, Coop, Entry, EntryLine, Ledger, SchoolYear
 from app.views.cahier_table import cahier_cache
 from app.views.pointage_table import pointage_cache
 from tests import test_pointage_web as web
@@ -242,6 +244,131 @@ def test_the_rows_kept_are_those_of_the_lines_shown(client, ids, db_check):
     _page(client, SCREEN)
     pages = [key for key in cahier_cache.pages._items if key[0] == "pointage"]
     assert len(pages) == 1  # the body of the latest state only
-    [parts] = pointage_cache.parts._items.values()
-    lines = next(value for key, value in parts.items() if key[0] == "lines")
-    assert {line.line_id for line in lines} == set(ids.values()) - {ids["L07"]}
+    [kept] = pointage_cache.parts._items.values()
+    shown_ids = {line_id for block in kept.lines.blocks.values() for _day, line_id in block.keys}
+    assert shown_ids == set(ids.values()) - {ids["L07"]}
+
+
+@pytest.fixture
+def as_built(monkeypatch):
+    """The page built from nothing, leaving what is kept as it was: the changes that follow pile up
+    on the kept page, as they do for a user."""
+
+    def build(client, address: str = SCREEN) -> str:
+        with monkeypatch.context() as patch:
+            patch.setattr(pointage_cache.parts, "take", lambda key: None)
+            patch.setattr(pointage_cache, "keep", lambda where, kept: None)
+            patch.setattr(cahier_cache.pages, "get", lambda key, default=None: default)
+            patch.setattr(cahier_cache.pages, "put", lambda *args, **kwargs: None)
+            return _page(client, address)
+
+    return build
+
+
+def _bulk_entry(session, coop_id: int, piece: str, day: date, amount: int) -> int:
+    """An operation written in bulk without the revision stamp (`Entry.ledger_revision` left at 0), the
+    ledger's revision bumped by hand: what a careless bulk import would do. Returns its bank line."""
+    ledger = _ledger(session, coop_id, 2025)
+    accounts = dict(session.execute(sa.select(Account.code, Account.id).where(Account.code.in_(["512", "6068"]))).all())
+    entry_id = session.execute(
+        sa.insert(Entry)
+        .values(
+            ledger_id=ledger.id,
+            coop_id=coop_id,
+            piece=piece,
+            date=day,
+            label="Écrite en masse",
+            kind="expense",
+            cheque_number="",
+            payment_mode="carte",
+            version=1,
+        )
+        .returning(Entry.id)
+    ).scalar_one()
+    line_id = session.execute(
+        sa.insert(EntryLine)
+        .values(entry_id=entry_id, account_id=accounts["512"], amount_cents=-amount)
+        .returning(EntryLine.id)
+    ).scalar_one()
+    session.execute(sa.insert(EntryLine).values(entry_id=entry_id, account_id=accounts["6068"], amount_cents=amount))
+    session.execute(sa.update(Ledger).where(Ledger.id == ledger.id).values(revision=Ledger.revision + 1))
+    session.commit()
+    return line_id
+
+
+def _edit(session, line_id: int, label: str | None, amount: int | None) -> None:
+    """Change an operation's label or amount, as another process would (the classic view, the back office)."""
+    entry = session.get(EntryLine, line_id).entry
+    if label is not None:
+        entry.label = label
+    if amount is not None:
+        for line in entry.lines:
+            line.amount_cents = amount if line.amount_cents > 0 else -amount
+    session.commit()
+
+
+def _add(session, coop_id: int, piece: str, day: date, amount: int) -> int:
+    line_id = _entry(session, _ledger(session, coop_id, 2025), piece, day, -amount, "carte", label="Neuve")
+    session.commit()
+    return line_id
+
+
+def _delete(session, line_id: int) -> None:
+    session.delete(session.get(EntryLine, line_id).entry)
+    session.commit()
+
+
+def test_changes_piled_up_on_the_kept_page_give_the_page_built_from_nothing(client, coop, ids, db_check, as_built):
+    """Lines pointed and unpointed, matches confirmed, operations edited, added, deleted or written in
+    bulk without a stamp: after each, the page brought up to date from the one kept before it is the
+    page built from nothing (most changes are brought in from what they changed only; an operation
+    without a stamp has the year read whole)."""
+    assert upload(client, OFX).status_code == 302
+    assert _page(client, SCREEN) == as_built(client)
+    rng = random.Random(85)
+    lines = dict(ids)  # fixture id -> bank line id, of the operations still there
+    amounts = [2_000, 3_500, 4_550, 12_000]
+    actions = ["point", "unpoint", "unpoint", "confirm", "label", "amount", "add", "delete", "bulk"]
+    for step in range(60):
+        pointed = {key: on for key, (on, _) in web.bank_lines(db_check, lines).items()}
+        uncleared = sorted(key for key, on in pointed.items() if on is None)
+        cleared = sorted(key for key, on in pointed.items() if on is not None)
+        offered = [value for value, _ in proposals(client.get(SCREEN))]
+        action, key = rng.choice(actions), rng.choice(sorted(lines))
+        day, amount = date(2025, 9, rng.randrange(1, 29)), rng.choice(amounts)
+        if action == "point" and uncleared:
+            line_id = lines[rng.choice(uncleared)]
+            response = client.post(f"{SCREEN}/ligne/{line_id}/pointer", headers={"Accept": "application/json"})
+            assert response.status_code == 200, step
+        elif action == "unpoint" and cleared:
+            line_id = lines[rng.choice(cleared)]
+            assert client.post(f"{SCREEN}/ligne/{line_id}/depointer", data={"confirme": "oui"}).status_code == 302
+        elif action == "confirm" and offered:
+            assert client.post(f"{SCREEN}/correspondances", data={"match": [rng.choice(offered)]}).status_code == 302
+        elif action in ("label", "amount"):
+            label, cents = (f"Libellé {step}", None) if action == "label" else (None, amount)
+            db_check(partial(_edit, line_id=lines[key], label=label, amount=cents))
+        elif action == "add":
+            lines[f"N{step}"] = db_check(partial(_add, coop_id=coop.id, piece=f"N{step}", day=day, amount=amount))
+        elif action == "delete" and len(lines) > 6:
+            db_check(partial(_delete, line_id=lines.pop(key)))
+        elif action == "bulk":
+            made = partial(_bulk_entry, coop_id=coop.id, piece=f"M{step}", day=day, amount=amount)
+            lines[f"M{step}"] = db_check(made)
+        assert _page(client, SCREEN) == as_built(client), (step, action)
+
+
+def test_a_deposit_slip_unpointed_line_by_line_is_offered_again_once_all_are(client, ids, db_check, as_built):
+    """The statement line of a deposit slip is pointed with its three cash-book lines: unpointing one
+    leaves it pointed with the two others (neither offered nor missing), unpointing all offers it again."""
+    assert upload(client, OFX).status_code == 302
+    slip = next(value for value, _ in proposals(client.get(SCREEN)) if value.count(",") == 2)
+    assert client.post(f"{SCREEN}/correspondances", data={"match": [slip]}).status_code == 302
+    bank_id = slip.split(":")[0]
+    assert _page(client, SCREEN) == as_built(client)
+    for number, key in enumerate(["L02", "L03", "L04"]):
+        assert client.post(f"{SCREEN}/ligne/{ids[key]}/depointer", data={"confirme": "oui"}).status_code == 302
+        page = _page(client, SCREEN)
+        assert page == as_built(client)
+        offered = f'id="m-{bank_id}"' in page
+        assert offered == (number == 2), key

@@ -1,4 +1,4 @@
-"""Matching in independent groups (`reconciliation.match_in_groups`, used by the pointage page to match
+"""The matching kept between requests (`reconciliation.Matching`, used by the pointage page to match
 again only what a change touched) gives exactly what `match` gives, in the same order, on years full
 of repeated amounts, cheques, deposit slips and references, and after each change to either side."""
 
@@ -68,33 +68,75 @@ def _year(seed: int, count: int) -> tuple[list[BankItem], list[BookLine]]:
     return bank, book
 
 
+def _all(bank: list[BankItem], book: list[BookLine]) -> rec.Matching:
+    matching = rec.Matching()
+    matching.update([], list(bank), [], list(book))
+    return matching
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_groups_give_what_the_whole_run_gives(seed):
     bank, book = _year(seed, 400)
     whole = rec.match(bank, book)
     assert {p.rule for p in whole.proposals} == {"R1", "R2", "R3", "R4"}  # every rule has its say
     assert whole.suggestions and whole.unmatched_bank and whole.anomalies
-    grouped, kept = rec.match_in_groups(bank, book)
-    assert grouped == whole
-    assert len(kept) > 1
+    assert _all(bank, book).result() == whole
+
+
+def _change(rng: random.Random, bank: list[BankItem], book: list[BookLine]) -> tuple[str, list, list, list, list]:
+    """One change to either side, as the page sees it (a changed item is gone and new)."""
+    kind = rng.choice(["bank gone", "line gone", "line edited", "label edited", "bank added", "bank edited"])
+    bank_gone, bank_new, book_gone, book_new = [], [], [], []
+    if kind == "bank gone":
+        bank_gone.append(bank.pop(rng.randrange(len(bank))).id)
+    elif kind == "line gone":
+        book_gone.append(book.pop(rng.randrange(len(book))).line_id)
+    elif kind in ("line edited", "label edited"):
+        index = rng.randrange(len(book))
+        line = book[index]
+        if kind == "line edited":
+            book[index] = line._replace(amount=rng.choice(COMMON), date=line.date + timedelta(days=1))
+        else:  # same amount and date: the same match, shown with its new label
+            book[index] = line._replace(label=line.label + " corrigé")
+        book_gone.append(line.line_id)
+        book_new.append(book[index])
+    elif kind == "bank edited":
+        index = rng.randrange(len(bank))
+        bank_gone.append(bank[index].id)
+        bank[index] = bank[index]._replace(label=bank[index].label + " BIS")
+        bank_new.append(bank[index])
+    else:
+        model = rng.choice(book)
+        bank.append(BankItem(max(b.id for b in bank) + 1, model.date, model.amount, "VIR RECU", "", ""))
+        bank_new.append(bank[-1])
+    return kind, bank_gone, bank_new, book_gone, book_new
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_after_each_change_the_groups_kept_give_what_a_whole_run_gives(seed):
+def test_after_each_change_the_matching_kept_gives_what_a_whole_run_gives(seed):
+    """Brought up to date change by change, the matching is the whole run's; and what it reports
+    moved keeps a copy (the page's rendered rows) in step, every value showing a changed item among
+    what came (its row shows what the item says)."""
     bank, book = _year(100 + seed, 300)
     rng = random.Random(seed)
-    _, kept = rec.match_in_groups(bank, book)
-    for _ in range(40):
-        change = rng.choice(["bank gone", "line gone", "line edited", "bank added"])
-        if change == "bank gone":
-            del bank[rng.randrange(len(bank))]
-        elif change == "line gone":
-            del book[rng.randrange(len(book))]
-        elif change == "line edited":
-            index = rng.randrange(len(book))
-            book[index] = book[index]._replace(amount=rng.choice(COMMON), date=book[index].date + timedelta(days=1))
-        else:
-            model = rng.choice(book)
-            bank.append(BankItem(max(b.id for b in bank) + 1, model.date, model.amount, "VIR RECU", "", ""))
-        grouped, kept = rec.match_in_groups(bank, book, kept)
-        assert grouped == rec.match(bank, book), change
+    matching = _all(bank, book)
+    copies = []
+    for part in matching.parts:
+        copy = rec.Ordered()
+        copy.change([], list(zip(part.keys, part.values, strict=True)))
+        copies.append(copy)
+    for _ in range(60):
+        kind, bank_gone, bank_new, book_gone, book_new = _change(rng, bank, book)
+        moved = matching.update(bank_gone, bank_new, book_gone, book_new)
+        assert matching.result() == rec.match(bank, book), kind
+        changed_bank = {item.id for item in bank_new}
+        changed_book = {line.line_id for line in book_new}
+        for (dropped, added), copy, part in zip(moved, copies, matching.parts, strict=True):
+            copy.change(dropped, added)
+            assert (copy.keys, copy.values) == (part.keys, part.values), kind
+            came = [value for _, value in added]
+            for value in part.values:
+                if isinstance(value, rec.Proposal) and (
+                    value.bank_id in changed_bank or changed_book & set(value.line_ids)
+                ):
+                    assert value in came, kind

@@ -118,12 +118,15 @@ def pointage_current():
 @bp.route("/coop/pointage/<int:year>")
 @access("coop")
 def screen(year: int):
-    ledger = _ledger(year)
+    if not 2000 <= year <= _current_year():
+        abort(404)
+    # The ledger and the year's state in one statement. The long parts (lines, proposals, statement
+    # lines missing from the book) as kept for that state: a repeated view reads nothing more; after
+    # a change only what changed is read, matched and rendered again.
+    ledger, state = rec.year_state(db.session, current_coop_id(), year)
     if ledger is None:
         return _render_screen(year, None)
-    # The long parts (lines, proposals, statement lines missing from the book) as kept for the year's
-    # state: a repeated view reads that state only; after a change only the changed rows are rendered.
-    body = page_body(db.session, ledger, year, current_coop_id())
+    body = page_body(db.session, ledger, state, year)
     summary = body.summary(db.session, ledger, clock.today())
     html = _render_screen(year, ledger, summary, body, current_year=_current_year())
     return page_with_parts(html, body)

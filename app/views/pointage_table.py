@@ -7,16 +7,20 @@ put in the page rendered around their markers (`page_with_parts`), never copied 
 
 What is kept, per process:
 
-- `pointage_cache.pages` holds, per year, the body (`Body`: the parts, the year's bank book, what the
-  page's frame needs) built for the year's latest state (`reconciliation.pointage_state`: every
-  ledger's revision and status, the coop's statements), so a repeated view reads one cheap statement
-  and renders only the page's frame. The bodies live in the classic view's LRU of pages
-  (`cahier_cache.pages`, emptied with it, as the tests' `app` fixture does).
-- `pointage_cache.parts` holds, per ledger, each row's HTML keyed by everything the row shows (the
-  line's own values, the proposal with its statement and cash-book lines), and the matching's
-  outcome per independent group of lines, keyed by the group's lines (`match_in_groups`): after a
-  change only the rows that changed are rendered again, and only the groups it touched are matched
-  again. Keyed by content, never by id alone: never stale.
+- `pointage_cache.pages` holds, per year, the body (`Body`: the parts, what the page's frame needs)
+  built for the year's latest state (`reconciliation.year_state`: every ledger's revision and status,
+  the coop's statements, read with the year's ledger in one statement), so a repeated view reads
+  that statement only and renders the page's frame. The bodies live in the classic view's LRU of
+  pages (`cahier_cache.pages`, emptied with it, as the tests' `app` fixture does).
+- `pointage_cache.parts` holds, per year, what the body was made from (`Kept`): the year's bank
+  lines and open statement lines (`reconciliation.PointageYear`), the matching
+  (`reconciliation.Matching`) and the rows rendered, in blocks (`Rows`). After a change of the
+  year's own operations (a line pointed, a match confirmed, an operation saved) only the operations
+  changed since are read, only what their lines touch is matched again, only their rows and the
+  proposals they touch are rendered again, and only their blocks are joined again; any other change
+  (an import, another year's ledger, a closing) reads the year whole and compares it with what was
+  kept. Keyed by the state read before the rows, never stale: tests/test_pointage_cache.py compares
+  the kept page with the one built from nothing after every kind of change.
 
 The bank lines sit in one form of the page (one CSRF token for the page, not one per line): each
 « Pointer » / « Dépointer » button posts it to its own line's address (`formaction`), so the page
@@ -38,6 +42,7 @@ from app import reconciliation as rec
 from app.formats import euros, fr_date
 from app.ledger import MODE_LABELS
 from app.models import Ledger
+from app.statements import normalise_number
 from app.views.cahier_table import RenderCache, cahier_cache, gc_paused
 
 _CLEAR = ("clear", "btn-outline-primary", "Pointer")
@@ -55,96 +60,248 @@ MISSING_MARKER = Markup(f"<!--missing-{secrets.token_hex(8)}-->")  # noqa: S704 
 class Body:
     """The year's long parts (UTF-8) and what the page's frame needs to know about them."""
 
-    book: rec.BankBook
-    lines: bytes
+    lines: list[bytes]  # blocks of rows, sent as they are
     line_count: int
-    proposals: bytes = b""
+    year: rec.PointageYear  # the kept year, for the figures' ledger
+    rows: tuple  # the year's bank lines as of this body (the kept year moves on with later changes)
+    proposals: list[bytes] = dataclasses.field(default_factory=list)
     has_proposals: bool = False
     has_suggestions: bool = False
     has_items: bool = False
-    missing: bytes = b""
+    missing: list[bytes] = dataclasses.field(default_factory=list)
     has_missing: bool = False
     anomalies: tuple[str, ...] = ()
-    # Reconciliations at a date, without the statement balance (the page's date moves with the days).
-    reconciliations: dict = dataclasses.field(default_factory=dict)
+    # The summary box's figures by date, without the statement balance (the page's date moves with the days).
+    figures: dict = dataclasses.field(default_factory=dict)
 
-    def summary(self, session, ledger: Ledger, today: date) -> rec.Reconciliation:
-        """`reconciliation.summary`, from the book read once, kept by date."""
+    def summary(self, session, ledger: Ledger, today: date) -> rec.Summary | rec.Reconciliation:
+        """`reconciliation.summary`'s figures, from the lines read once, kept by date."""
         on = rec.summary_date(ledger, today)
-        if on < self.book.starts_on:  # a statement date typed before the year began
+        if on < ledger.school_year.starts_on:  # a statement date typed before the year began
             return rec.summary(session, ledger, today)
-        found = self.reconciliations.get(on)
+        found = self.figures.get(on)
         if found is None:
-            if len(self.reconciliations) >= 8:  # a few dates at most in a body's life: today, the one typed
-                self.reconciliations.clear()
-            found = self.reconciliations[on] = self.book.reconciliation(on, None)
+            if len(self.figures) >= 8:  # a few dates at most in a body's life: today, the one typed
+                self.figures.clear()
+            found = self.figures[on] = self.year.figures(on, self.rows)
         typed = ledger.reconciliation_balance_cents if ledger.reconciliation_date else None
-        return dataclasses.replace(found, statement_balance=typed)
+        return rec.Summary(on, *found, typed)
+
+
+class Rows:
+    """Rendered rows in page order, kept in blocks (`block_of` a row's key: a month of lines, say),
+    each joined once: a change joins its own blocks again, and the page sends the blocks as they are
+    (a year's rows weigh megabytes: joining them all again would cost more than the change)."""
+
+    def __init__(self, block_of) -> None:
+        self.block_of = block_of
+        self.blocks: dict = {}  # block -> its rows (`reconciliation.Ordered`)
+        self.joined: dict = {}  # block -> its rows as one piece
+        self.order: list = []  # the blocks, in page order
+        self.count = 0
+
+    def change(self, dropped: list, added: list[tuple]) -> None:
+        """Remove the rows of the `dropped` keys and put in the `added` (key, row) pairs."""
+        touched: dict = {}
+        for key in dropped:
+            touched.setdefault(self.block_of(key), ([], []))[0].append(key)
+        for pair in added:
+            touched.setdefault(self.block_of(pair[0]), ([], []))[1].append(pair)
+        blocks = self.blocks
+        before = len(blocks)
+        for block, (gone, came) in touched.items():
+            rows = blocks.get(block) or blocks.setdefault(block, rec.Ordered())
+            self.count += len(came) - len(gone)
+            rows.change(gone, came)
+            if rows.keys:
+                self.joined[block] = b"\n".join(rows.values) + b"\n"
+            else:
+                del blocks[block], self.joined[block]
+        if len(blocks) != before or any(block not in self.joined for block in self.order):
+            self.order = sorted(blocks)
+
+    def pieces(self) -> list[bytes]:
+        return [self.joined[block] for block in self.order]
+
+
+def _month(key: tuple) -> tuple:
+    """A line's or a statement line's key starts with its date: its block is its month."""
+    return key[0].year, key[0].month
+
+
+def _proposal_block(key: tuple) -> tuple:
+    """A proposal's key: (rule, pass, date, amount, id): a block per rule, pass and month."""
+    return key[0], key[1], key[2].year, key[2].month
+
+
+def _suggestion_block(key: tuple) -> tuple:
+    """A suggestion's key: (days apart, -similarity, line id, id): a block per number of days apart."""
+    return key[:1]
+
+
+@dataclasses.dataclass
+class Kept:
+    """What a year's page is brought up to date from (owned by one request at a time: `KeptYears.take`):
+    the year's lines and statement lines, the matching, and the rows rendered, each in page order."""
+
+    year: rec.PointageYear
+    editable: bool
+    matching: rec.Matching | None  # a closed year proposes nothing
+    lines: Rows = dataclasses.field(default_factory=lambda: Rows(_month))  # keys (date, line id)
+    proposals: Rows = dataclasses.field(default_factory=lambda: Rows(_proposal_block))  # `rec.Matching`'s keys
+    suggestions: Rows = dataclasses.field(default_factory=lambda: Rows(_suggestion_block))
+    missing: Rows = dataclasses.field(default_factory=lambda: Rows(_month))
+    figures: dict = dataclasses.field(default_factory=dict)  # the last body's
+
+    def weight(self) -> int:
+        """Estimated memory: the rows' bytes twice (each row, and its block joined), and some 1.7 KB per
+        line and statement line (the lines, the matching's indexes and outcomes; tracemalloc, a year
+        of 1,000 lines of bench/pointage.py: 5.3 MB with its body, 6.4 MB estimated)."""
+        rows = (self.lines, self.proposals, self.suggestions, self.missing)
+        size = sum(len(piece) for part in rows for piece in part.joined.values())
+        return 2 * size + 1700 * (len(self.year.rows) + len(self.year.items or ()))
+
+
+class KeptYears(RenderCache):
+    """The `Kept` of each year, taken out while a request brings it up to date: a request that comes
+    meanwhile for the same year finds none and builds its own, so none is ever changed by two."""
+
+    def take(self, key):
+        with self._lock:
+            self._weight -= self._weights.pop(key, 0)
+            return self._items.pop(key, None)
 
 
 class PointageCache:
     """What the pointage screen keeps between requests, per process (see the module's docstring)."""
 
     def __init__(self, ledgers: int = 16) -> None:
-        self.parts = RenderCache(ledgers)
+        self.parts = KeptYears(ledgers)
 
     @property
     def pages(self) -> RenderCache:
         return cahier_cache.pages
 
     def clear(self) -> None:
-        """Forget the rows and matchings kept (the bodies go with `cahier_cache.clear()`)."""
+        """Forget the years kept (the bodies go with `cahier_cache.clear()`)."""
         self.parts.clear()
+
+    def keep(self, where, kept: Kept) -> None:
+        """Keep a year, the years kept weighing at most as much as the bodies may (a fifth of
+        `CAHIER_CACHE_MB`, set by the app factory; the latest year is always kept)."""
+        self.parts.budget = self.pages.budget
+        self.parts.put(where, kept, kept.weight())
 
 
 pointage_cache = PointageCache()
 
 
-def page_body(session, ledger: Ledger, year: int, coop_id: int) -> Body:
-    """The body of the pointage page of `ledger` (the year starting in `year`), as kept for its state."""
+def page_body(session, ledger: Ledger, state: tuple, year: int) -> Body:
+    """The body of the pointage page of `ledger` (the year starting in `year`) as of `state`
+    (`reconciliation.year_state`): the one kept for that state, or the kept year brought up to date."""
     where = (ledger.id, ledger.created_at, year, request.script_root)  # created_at: SQLite may reuse an id
-    state = rec.pointage_state(session, ledger)
     kept = pointage_cache.pages.get(("pointage", *where))
     if kept is not None and kept[0] == state:
         return kept[1]
     with gc_paused():
-        body = _build(session, ledger, year, coop_id, where)
+        body = _build(session, ledger, state, year, where)
     # One body per year (the latest state's): a year of 10,000 lines weighs some 10 MB.
     pointage_cache.pages.put(("pointage", *where), (state, body), body_weight(body))
     return body
 
 
 def body_weight(body: Body) -> int:
-    """A kept body's estimated memory (its bytes, and the bank book's line objects: about as much again),
-    so that the cache's budget (`CAHIER_CACHE_MB`) bounds the bodies of large years too."""
-    return 2 * (len(body.lines) + len(body.proposals) + len(body.missing)) + 500 * body.line_count
+    """A kept body's estimated memory: its parts' bytes (shared with the year kept, but they may outlive
+    it) and its tuple of the year's lines, so that the cache's budget (`CAHIER_CACHE_MB`) bounds the
+    bodies of large years too."""
+    return sum(len(piece) for part in (body.lines, body.proposals, body.missing) for piece in part) + (
+        100 * body.line_count
+    )
 
 
-def _build(session, ledger: Ledger, year: int, coop_id: int, where) -> Body:
-    known = pointage_cache.parts.get(where) or {}
-    kept: dict = {}
-    book = rec.bank_book(session, ledger)  # the year's bank lines and those carried into it, read once
-    rows_key = ("lines", ledger.is_open)  # a closed year's rows have no button
-    shown = book.pointage_lines()
-    lines, kept[rows_key] = line_rows(shown, year=year, editable=ledger.is_open, known=known.get(rows_key))
-    body = Body(book, lines, len(shown))
-    if ledger.is_open:  # a frozen year proposes nothing
-        items = {item.id: item for item in rec.open_bank_items(session, coop_id, ledger)}
-        uncleared = {line.line_id: line for line in book.book_lines()}
-        # matched in independent groups, each kept by its inputs: a change matches its own group again
-        matches, kept["match"] = rec.match_in_groups(list(items.values()), list(uncleared.values()), known.get("match"))
-        body.proposals, kept["proposals"] = proposal_rows(matches, items, uncleared, known.get("proposals"))
-        body.has_proposals, body.has_suggestions = bool(matches.proposals), bool(matches.suggestions)
-        body.has_items, body.has_missing = bool(items), bool(matches.unmatched_bank)
-        body.missing = missing_items(matches, items, ledger, year)
-        body.anomalies = tuple(matches.anomalies)
-    pointage_cache.parts.put(where, kept)
+def _build(session, ledger: Ledger, state: tuple, year: int, where) -> Body:
+    kept = pointage_cache.parts.take(where)
+    if kept is not None and kept.editable != ledger.is_open:  # every row and button changes
+        kept = None
+    book, change = rec.pointage_year(session, ledger, kept.year if kept else None, state)
+    if kept is None:
+        kept = Kept(book, ledger.is_open, rec.Matching() if ledger.is_open else None)
+    kept.year = book
+    _move_lines(kept, change, ledger, year)
+    # The summary's figures at the dates the last body knew, moved by the lines that changed.
+    kept.figures = {on: book.moved(figures, on, change) for on, figures in list(kept.figures.items())}
+    body = Body(kept.lines.pieces(), kept.lines.count, book, tuple(book.rows.values()), figures=kept.figures)
+    if kept.matching is not None:
+        _move_matches(kept, change, ledger, year)
+        body.proposals = kept.proposals.pieces() + kept.suggestions.pieces()
+        body.has_proposals, body.has_suggestions = bool(kept.proposals.count), bool(kept.suggestions.count)
+        body.has_items, body.has_missing = bool(kept.matching.bank), bool(kept.missing.count)
+        body.missing = kept.missing.pieces()
+        body.anomalies = tuple(kept.matching.parts[rec.ANOMALIES].values)
+    pointage_cache.keep(where, kept)
     return body
 
 
+def _movement(row: rec.BankRow) -> bool:
+    return row.kind != "opening"
+
+
+def _move_lines(kept: Kept, change: rec.YearChange, ledger: Ledger, year: int) -> None:
+    """The bank lines' rows: those of the changed lines only are rendered again."""
+    fresh = [
+        rec.PointageLine(
+            r.line_id,
+            r.entry_id,
+            r.date,
+            r.piece,
+            r.label,
+            r.mode,
+            r.number,
+            r.amount,
+            r.cleared_on,
+            r.ledger_id != ledger.id,
+        )
+        for r in change.rows_new
+        if _movement(r)
+    ]
+    rendered = line_rows(fresh, year=year, editable=kept.editable)
+    kept.lines.change(
+        [(r.date, r.line_id) for r in change.rows_gone if _movement(r)],
+        [((line.date, line.line_id), row) for line, row in zip(fresh, rendered, strict=True)],
+    )
+
+
+def _move_matches(kept: Kept, change: rec.YearChange, ledger: Ledger, year: int) -> None:
+    """The matching brought up to date by the changed lines, and the rows of what it changed."""
+    matching = kept.matching
+    uncleared = [r for r in change.rows_gone if _movement(r) and r.cleared_on is None]
+    new = [
+        rec.BookLine(r.line_id, r.entry_id, r.date, r.amount, r.mode, normalise_number(r.number), r.label, r.piece)
+        for r in change.rows_new
+        if _movement(r) and r.cleared_on is None
+    ]
+    moved = matching.update(
+        [item.id for item in change.items_gone], change.items_new, [r.line_id for r in uncleared], new
+    )
+    dates: dict = {}  # dates repeat all year long: each is formatted once
+
+    def day_of(value: date) -> str:
+        return dates.get(value) or dates.setdefault(value, fr_date(value))
+
+    def proposal(p: rec.Proposal) -> bytes:
+        lines = tuple(matching.book[line_id] for line_id in p.line_ids)
+        return _proposal_row(p, matching.bank[p.bank_id], lines, day_of).encode()
+
+    for part, rows in ((rec.PROPOSALS, kept.proposals), (rec.SUGGESTIONS, kept.suggestions)):
+        dropped, added = moved[part]
+        rows.change(dropped, [(key, proposal(p)) for key, p in added])
+    dropped, added = moved[rec.UNMATCHED_BANK]
+    kept.missing.change(dropped, [(key, missing_item(matching.bank[ident], ledger, year)) for key, ident in added])
+
+
 def page_with_parts(html: str, body: Body) -> Response:
-    """The page rendered around the markers, with each long part (already UTF-8) put in its place and
-    sent as one piece of the response: a year's parts weigh megabytes, never copied through Jinja."""
+    """The page rendered around the markers, with each long part (already UTF-8, in blocks) put in its
+    place and sent as pieces of the response: a year's parts weigh megabytes, never copied through Jinja."""
     pieces: list[bytes] = []
     rest = html
     parts = ((PROPOSALS_MARKER, body.proposals), (MISSING_MARKER, body.missing), (LINES_MARKER, body.lines))
@@ -152,30 +309,23 @@ def page_with_parts(html: str, body: Body) -> Response:
         before, found, after = rest.partition(marker)
         if not found:  # not on this page (a closed year, nothing to propose)
             continue
-        pieces += [before.encode(), part]
+        pieces += [before.encode(), *part]
         rest = after
     pieces.append(rest.encode())
     return current_app.response_class(pieces, mimetype="text/html")
 
 
-def line_rows(lines, *, year: int, editable: bool, known: dict | None = None) -> tuple[bytes, dict]:
-    """The <tr> elements of the bank lines (UTF-8), each with its button in an open year (no JS needed).
-
-    `known` maps a line (every value its row shows) to its row, as last rendered: only new or
-    changed lines are rendered again. Returns the rows and that map for the lines shown."""
-    known = known or {}
-    fresh = [line for line in lines if line not in known]
-    rendered: dict = {}
-    if fresh:
-        base = url_for("pointage.clear", year=year, line_id=0).rsplit("/0/", 1)[0]
-        render = _open_row if editable else _closed_row
-        # Dates, amounts and modes repeat all year long: each is formatted once.
-        day = {value: fr_date(value) for value in {line.date for line in fresh} | {line.cleared_on for line in fresh}}
-        money = {value: euros(abs(value)) for value in {line.amount for line in fresh}}
-        mode_of = {value: escape(MODE_LABELS.get(value, value)) for value in {line.mode for line in fresh}}
-        rendered = {line: render(line, base, day, money, mode_of).encode() for line in fresh}
-    kept = {line: known.get(line) or rendered[line] for line in lines}  # in the lines' order
-    return b"\n".join(kept.values()), kept
+def line_rows(lines, *, year: int, editable: bool) -> list[bytes]:
+    """The <tr> elements of these bank lines (UTF-8), each with its button in an open year (no JS needed)."""
+    if not lines:
+        return []
+    base = url_for("pointage.clear", year=year, line_id=0).rsplit("/0/", 1)[0]
+    render = _open_row if editable else _closed_row
+    # Dates, amounts and modes repeat all year long: each is formatted once.
+    day = {value: fr_date(value) for value in {line.date for line in lines} | {line.cleared_on for line in lines}}
+    money = {value: euros(abs(value)) for value in {line.amount for line in lines}}
+    mode_of = {value: escape(MODE_LABELS.get(value, value)) for value in {line.mode for line in lines}}
+    return [render(line, base, day, money, mode_of).encode() for line in lines]
 
 
 def _open_row(line, base: str, day: Mapping, money: Mapping, mode_of: Mapping) -> str:
@@ -210,27 +360,6 @@ def _closed_row(line, _base: str, day: Mapping, money: Mapping, mode_of: Mapping
     )
 
 
-def proposal_rows(matches: rec.MatchResult, items: dict, book: dict, known: dict | None = None) -> tuple[bytes, dict]:
-    """The <tr> of the proposals table (sure ones checked, suggestions on yellow), UTF-8, and the map of
-    each proposal (with the statement and cash-book lines it shows) to its row, for the next build."""
-    known = known or {}
-    kept: dict = {}
-    dates: dict = {}  # dates repeat all year long: each is formatted once
-
-    def day_of(value: date) -> str:
-        return dates.get(value) or dates.setdefault(value, fr_date(value))
-
-    for p in matches.proposals + matches.suggestions:
-        item = items[p.bank_id]
-        lines = tuple(book[line_id] for line_id in p.line_ids)
-        key = (p.line_ids, p.rule, p.explanation, p.sure, item, lines)  # plain tuples: hashed in C
-        row = known.get(key)
-        if row is None:
-            row = _proposal_row(p, item, lines, day_of).encode()
-        kept[key] = row
-    return b"\n".join(kept.values()), kept
-
-
 def _proposal_row(p: rec.Proposal, item: rec.BankItem, lines: tuple, day_of) -> str:
     value = f"{p.bank_id}:{','.join(map(str, p.line_ids))}"
     day = day_of(item.date)
@@ -253,23 +382,17 @@ def _proposal_row(p: rec.Proposal, item: rec.BankItem, lines: tuple, day_of) -> 
     )
 
 
-def missing_items(matches: rec.MatchResult, items: dict, ledger: Ledger, year: int) -> bytes:
-    """The statement lines absent from the cash-book (UTF-8), each with « Créer l'opération » in an open year."""
-    create = escape(url_for("ledger.new_entry", year=year) + "?releve=")
-    first, last = ledger.school_year.starts_on, ledger.school_year.ends_on
-    can_create = ledger.is_open
-    parts = []
-    for item_id in matches.unmatched_bank:
-        item = items[item_id]
-        day = fr_date(item.date)
+def missing_item(item: rec.BankItem, ledger: Ledger, year: int) -> bytes:
+    """A statement line absent from the cash-book (UTF-8), with « Créer l'opération » in an open year."""
+    day = fr_date(item.date)
+    button = ""
+    if ledger.is_open and ledger.school_year.contains(item.date):
+        create = escape(url_for("ledger.new_entry", year=year) + "?releve=")
         button = (
             f'<a class="btn btn-sm btn-primary" href="{create}{item.id}">Créer l\'opération'
             f'<span class="visually-hidden"> du {day}</span></a>'
-            if can_create and first <= item.date <= last
-            else ""
         )
-        parts.append(
-            '<li class="list-group-item d-flex flex-wrap justify-content-between align-items-center gap-2">'
-            f"<span>{day} — {escape(item.label)} : <strong>{euros(item.amount)}</strong></span>{button}</li>"
-        )
-    return "\n".join(parts).encode()
+    return (
+        '<li class="list-group-item d-flex flex-wrap justify-content-between align-items-center gap-2">'
+        f"<span>{day} — {escape(item.label)} : <strong>{euros(item.amount)}</strong></span>{button}</li>"
+    ).encode()
