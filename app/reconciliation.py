@@ -1528,9 +1528,10 @@ def _earlier_scope(session: Session, ledger: Ledger) -> _Scope:
     return _Scope(rows[0][3], ledgers, [], start_years)
 
 
-def bank_book(session: Session, ledger: Ledger, *, line_id: int | None = None) -> BankBook:
+def bank_book(session: Session, ledger: Ledger, *, line_id: int | None = None, carried: bool = False) -> BankBook:
     """The year's bank book (`BankBook`): its cost follows the open year and the lines carried into
-    it, never the coop's closed years nor other coops. With `line_id`, only that line, if it is one."""
+    it, never the coop's closed years nor other coops. With `line_id`, only that line, if it is one;
+    with `carried`, only the lines carried into the year (those of earlier ledgers)."""
     start = ledger.school_year.starts_on
     scope = _earlier_scope(session, ledger)
     # The lines are reached through their entries (by ledger, or by id), never through the index of
@@ -1561,7 +1562,7 @@ def bank_book(session: Session, ledger: Ledger, *, line_id: int | None = None) -
 
     uncleared_at_start = sa.or_(EntryLine.cleared_on.is_(None), EntryLine.cleared_on >= start)
     this_year = lines().where(  # the ledgers are the coop's own (`_earlier_scope`)
-        Entry.ledger_id.in_([ledger.id, *scope.earlier]),
+        Entry.ledger_id.in_([*([] if carried else [ledger.id]), *scope.earlier]),
         sa.or_(Entry.ledger_id == ledger.id, sa.and_(Entry.kind != "opening", uncleared_at_start)),
     )
     # The closing of one of the coop's ledgers listed these lines: read by id, never by coop.
@@ -1632,16 +1633,12 @@ def _revision(state: tuple, ledger_id: int) -> int:
     return next(row[2] for row in state if row[0] == ledger_id)
 
 
-def _only_revision_moved(before: tuple, after: tuple, ledger_id: int) -> bool:
-    """Whether the state moved by the ledger's own revision only (its entries changed, nothing else)."""
-    if len(before) != len(after):
-        return False
-    for old, new in zip(before, after, strict=True):
-        if old[0] != ledger_id and old != new:
-            return False
-        if old[0] == ledger_id and (old[:2] != new[:2] or old[3:] != new[3:] or new[2] < old[2]):
-            return False
-    return True
+def _only_revisions_moved(before: tuple, after: tuple) -> bool:
+    """Whether the state moved by ledgers' revisions only (entries changed; no ledger came or went,
+    none was closed or reopened, no statement was imported)."""
+    return len(before) == len(after) and all(
+        old[:2] == new[:2] and old[3:] == new[3:] and new[2] >= old[2] for old, new in zip(before, after, strict=True)
+    )
 
 
 class YearChange(NamedTuple):
@@ -1690,16 +1687,18 @@ class PointageYear:
 def pointage_year(
     session: Session, ledger: Ledger, kept: PointageYear | None, state: tuple
 ) -> tuple[PointageYear, YearChange]:
-    """The year as of `state`, and what changed since `kept`. When only the ledger's own entries
-    changed (its revision alone moved), `kept` is brought up to date from the entries stamped with a
-    later revision (`Entry.ledger_revision`), in one statement that also counts the ledger's entries
-    (a count that does not add up means deletions, then read by id, or rows written without a stamp,
-    then the year is read whole), and another for the statement lines the changed lines let go.
-    Anything else (another ledger, a closing, an import) reads the year whole, compared with
-    `kept`. Never stale: what is read again is the ledger's own state, keyed by its revision."""
+    """The year as of `state`, and what changed since `kept`. When only entries changed (ledgers'
+    revisions alone moved), `kept` is brought up to date: the ledger's own lines from the entries
+    stamped with a later revision (`Entry.ledger_revision`), in one statement that also counts the
+    ledger's entries (a count that does not add up means deletions, then read by id, or rows
+    written without a stamp, then the year is read whole), and the statement lines those lines let
+    go, in another; when an earlier ledger changed too (a carried line pointed), the carried lines
+    and the open statement lines are read again. Anything else (a ledger opened, closed or reopened,
+    an import) reads the year whole, compared with `kept`. Never stale: what is read is keyed by the
+    revisions read before it."""
     if kept is not None and kept.ledger_key != (ledger.id, ledger.created_at):
         kept = None
-    if kept is not None and _only_revision_moved(kept.state, state, ledger.id):
+    if kept is not None and _only_revisions_moved(kept.state, state):
         change = _changes_since(session, ledger, kept, state)
         if change is not None:
             return kept, change
@@ -1772,13 +1771,64 @@ def _changed_lines(sqlite: bool) -> sa.Select:
 
 
 def _changes_since(session: Session, ledger: Ledger, kept: PointageYear, state: tuple) -> YearChange | None:
-    """`kept` brought up to date from the ledger's entries changed since its state (see
-    `pointage_year`), and what changed; None (and `kept` untouched) when the year must be read whole."""
+    """`kept` brought up to date from the entries changed since its state (see `pointage_year`), and
+    what changed; None (and `kept` untouched) when the year must be read whole."""
     session.flush()  # what `session.execute` would autoflush; the rows are then read without ORM loading
+    since = _revision(kept.state, ledger.id)
+    changed: dict[int, list[BankRow]] = {}
+    gone: set[int] = set()
+    if _revision(state, ledger.id) != since:
+        own = _own_changes(session, ledger, kept, since)
+        if own is None:
+            return None
+        changed, gone = own
+    touched = changed.keys() | gone
+    old_rows = [kept.rows[line_id] for entry_id in touched for line_id in kept.entries.get(entry_id, ())]
+    new_rows = [row for rows in changed.values() for row in rows]
+    earlier = any(old != new for old, new in zip(kept.state, state, strict=True) if old[0] != ledger.id)
+    if earlier:  # the lines carried into the year, read again (a few: those still uncleared at its start)
+        old_rows += [row for row in kept.rows.values() if row.ledger_id != ledger.id]
+        new_rows += bank_book(session, ledger, carried=True).rows
+    old_set, new_set = set(old_rows), set(new_rows)
+    items_gone: list[BankItem] = []
+    items_new: list[BankItem] = []
+    if kept.items is not None and earlier:  # another ledger's lines may have taken or let go any of them
+        fresh = {item.id: item for item in open_bank_items(session, ledger.coop_id, ledger)}
+        items_gone = [item for ident, item in kept.items.items() if fresh.get(ident) != item]
+        items_new = [item for ident, item in fresh.items() if kept.items.get(ident) != item]
+    elif kept.items is not None:  # those taken by the changed lines, or let go by them
+        before = {row.link for row in old_rows if row.link is not None}
+        after = {row.link for row in new_rows if row.link is not None}
+        items_gone = [kept.items[ident] for ident in after - before if ident in kept.items]
+        if before - after:
+            items_new = open_bank_items(session, ledger.coop_id, ledger, ids=before - after)
+    for row in old_rows:
+        del kept.rows[row.line_id]
+    kept.rows.update((row.line_id, row) for row in new_rows)
+    for entry_id in touched:
+        kept.entries.pop(entry_id, None)
+    kept.entries.update((entry_id, tuple(row.line_id for row in rows)) for entry_id, rows in changed.items())
+    if kept.items is not None:
+        for item in items_gone:
+            del kept.items[item.id]
+        kept.items.update((item.id, item) for item in items_new)
+    kept.state = state
+    return YearChange(
+        [row for row in old_rows if row not in new_set],
+        [row for row in new_rows if row not in old_set],
+        items_gone,
+        items_new,
+    )
+
+
+def _own_changes(
+    session: Session, ledger: Ledger, kept: PointageYear, since: int
+) -> tuple[dict[int, list[BankRow]], set[int]] | None:
+    """The ledger's entries changed since revision `since` with their bank lines, and those deleted
+    since; None when the year must be read whole (the chart changed, entries written without a stamp)."""
     connection = session.connection()
-    sqlite = connection.dialect.name == "sqlite"
     found = connection.execute(
-        _changed_lines(sqlite), {"ledger": ledger.id, "since": _revision(kept.state, ledger.id)}
+        _changed_lines(connection.dialect.name == "sqlite"), {"ledger": ledger.id, "since": since}
     ).all()
     count, bank = found[0][:2]
     if bank != kept.bank_account:  # staff changed the chart's codes
@@ -1796,32 +1846,4 @@ def _changes_since(session: Session, ledger: Ledger, kept: PointageYear, state: 
         if ids - entries.keys() - changed.keys():  # entries written without a stamp (in bulk)
             return None
         gone = entries.keys() - ids - changed.keys()
-    touched = changed.keys() | gone
-    old_rows = [kept.rows[line_id] for entry_id in touched for line_id in entries.get(entry_id, ())]
-    new_rows = [row for rows in changed.values() for row in rows]
-    old_set, new_set = set(old_rows), set(new_rows)
-    items_gone: list[BankItem] = []
-    items_new: list[BankItem] = []
-    if kept.items is not None:  # statement lines taken by the changed lines, or let go by them
-        before = {row.link for row in old_rows if row.link is not None}
-        after = {row.link for row in new_rows if row.link is not None}
-        items_gone = [kept.items[ident] for ident in after - before if ident in kept.items]
-        if before - after:
-            items_new = open_bank_items(session, ledger.coop_id, ledger, ids=before - after)
-    for entry_id in touched:
-        for line_id in entries.pop(entry_id, ()):
-            del kept.rows[line_id]
-    for entry_id, rows in changed.items():
-        entries[entry_id] = tuple(row.line_id for row in rows)
-        kept.rows.update((row.line_id, row) for row in rows)
-    if kept.items is not None:
-        for item in items_gone:
-            del kept.items[item.id]
-        kept.items.update((item.id, item) for item in items_new)
-    kept.state = state
-    return YearChange(
-        [row for row in old_rows if row not in new_set],
-        [row for row in new_rows if row not in old_set],
-        items_gone,
-        items_new,
-    )
+    return changed, gone

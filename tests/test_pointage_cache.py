@@ -1,12 +1,14 @@
 """The pointage page is kept between requests (app/views/pointage_table.py): whole bodies by the year's
-state, rows by what they show, the matching by its inputs. After every kind of change a user can make
-(a statement imported, a match confirmed or undone, a line pointed or not, an operation added, edited
-or deleted, the statement box, a year closed or reopened, another day), the page shown is the page
-built from nothing, and the change can be seen on it.
+state, and the year itself (its lines, statement lines, matching and rendered rows), brought up to
+date from what changed. After every kind of change a user can make (a statement imported, a match
+confirmed or undone, a line pointed or not, an operation added, edited or deleted, the statement
+box, a year closed or reopened, another day), the page shown is the page built from nothing, and the
+change can be seen on it.
 
 Each step views the page with what was kept from the step before (what a user gets), then empties the
-caches and views it again: both must be the same page, byte for byte but for the CSP nonce
-(from the breadcrumb on: a message flashed by the change shows on the first view only).
+caches and views it again (`shown`), or builds it from nothing beside what is kept (`as_built`, so
+that changes pile up on the kept year): both must be the same page, byte for byte but for the CSP
+nonce (from the breadcrumb on: a message flashed by the change shows on the first view only).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from app import closing
 from app import ledger as books
 from app import reconciliation as rec
 from app.models import Account, Coop, Entry, EntryLine, Ledger, SchoolYear
+from app.statements import BankLine, ParsedStatement
 from app.views.cahier_table import cahier_cache
 from app.views.pointage_table import pointage_cache
 from tests import test_pointage_web as web
@@ -372,3 +375,51 @@ def test_a_deposit_slip_unpointed_line_by_line_is_offered_again_once_all_are(cli
         assert page == as_built(client)
         offered = f'id="m-{bank_id}"' in page
         assert offered == (number == 2), key
+
+
+def test_a_carried_line_matched_undone_and_pointed_here_piles_up_on_the_kept_page(client, ids, as_built):
+    """Cheque L01, of 2024-2025, is pointed in 2025-2026: its match confirmed (its statement line taken
+    by a line of the earlier ledger), undone, then pointed by hand; each change is brought in from the
+    carried lines and the statement lines read again, and the page is the one built from nothing."""
+    assert upload(client, OFX).status_code == 302
+    assert _page(client, SCREEN) == as_built(client)
+    value = next(value for value, _ in proposals(client.get(SCREEN)) if value.endswith(f":{ids['L01']}"))
+    assert client.post(f"{SCREEN}/correspondances", data={"match": [value]}).status_code == 302
+    page = _page(client, SCREEN)
+    assert page == as_built(client)
+    assert "Dépointer" in row(page, ids["L01"]) and f'value="{value}"' not in page
+    assert client.post(f"{SCREEN}/ligne/{ids['L01']}/depointer", data={"confirme": "oui"}).status_code == 302
+    page = _page(client, SCREEN)
+    assert page == as_built(client)
+    assert "Dépointer" not in row(page, ids["L01"]) and f'value="{value}"' in page
+    response = client.post(f"{SCREEN}/ligne/{ids['L01']}/pointer", headers={"Accept": "application/json"})
+    assert response.status_code == 200
+    page = _page(client, SCREEN)
+    assert page == as_built(client) and "Dépointer" in row(page, ids["L01"])
+
+
+def test_a_statement_line_taken_by_a_later_years_line_leaves_the_earlier_page_at_once(
+    client, two_years, db_check, as_built
+):
+    """A statement line of 29 August (2024-2025) is pointed with a payment booked on 2 September, in
+    2025-2026: the 2024-2025 page, whose own lines did not change, no longer lists it as missing."""
+    old = "/coop/pointage/2024"
+
+    def imported(session):
+        parsed = ParsedStatement("csv", [BankLine(date(2025, 8, 29), -4_321, "CB LIBRAIRIE AGORA")], account=IBAN)
+        rec.import_statement(session, two_years["coop"], parsed, filename="releve.csv", content=b"releve", by=None)
+        session.commit()
+
+    db_check(imported)
+    page = _page(client, old)
+    assert page == as_built(client, old) and "CB LIBRAIRIE AGORA" in page
+
+    def pointed(session):
+        following = _ledger(session, two_years["coop"], 2025)
+        line_id = _entry(session, following, "S1", date(2025, 9, 2), -4_321, "carte", label="Librairie")
+        rec.clear_line(session, two_years["coop"], line_id, date(2025, 9, 5), by=None)
+        session.commit()
+
+    db_check(pointed)
+    page = _page(client, old)
+    assert page == as_built(client, old) and "CB LIBRAIRIE AGORA" not in page
