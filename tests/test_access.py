@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import re
 
-# Values used to fill URL converters when walking app.url_map.
-from datetime import date as _date
-
 import pytest
 import sqlalchemy as sa
 
 from app import auth, clock
+from app.clock import today as paris_today
 from app.extensions import db
 from app.models import AuditEvent, Coop, school_year_start, utcnow
 from app.web.security import endpoint_access
 from tests.conftest import PASSWORD
 from tests.helpers import STAFF_TOTP_SECRET
 
+# Values used to fill URL converters when walking app.url_map.
 ARG_VALUES = {
     "id": "1",
     "event_id": "1",
     "token": "x" * 43,
     "filename": "css/coop85.css",
     "export_type": "csv",
-    "year": str(school_year_start(_date.today())),
+    "year": str(school_year_start(paris_today())),
     "entry_id": "1",
     "document_id": "1",
     "action_id": "1",

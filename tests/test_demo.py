@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from schwifty import IBAN
 
 from app import auth, clock
+from app.clock import today as paris_today
 from app.coops import check_email
 from app.identity import check_bic, check_iban, check_phone, check_postal_code, check_uai
 from app.models import Coop, Federation, SchoolYear, User
@@ -59,12 +60,11 @@ def test_demo_creates_coops_staff_federation_and_school_years(app, db_check):
     assert [login for login, role, _ in data["users"] if role != "coop"] == ["secretariat"]
     assert [role for login, role, _ in data["users"] if login == "secretariat"] == ["admin"]  # manages staff logins
     assert data["federations"] == 1
-    from datetime import date as today_date
 
     from app.models import school_year_start
 
     # 2024-2025 up to the current school year (2026-2027 on 27/11/2026)
-    assert data["years"] == list(range(2024, school_year_start(today_date.today()) + 1))
+    assert data["years"] == list(range(2024, school_year_start(paris_today()) + 1))
 
     federation = db_check(lambda s: s.scalar(sa.select(Federation)))
     assert ics_is_valid(federation.creditor_id), federation.creditor_id

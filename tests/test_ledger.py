@@ -15,6 +15,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from app import cahier as cahier_format
 from app import ledger as books
+from app.clock import today as paris_today
 from app.errors import DomainError, ValidationErrors
 from app.extensions import db
 from app.models import Account, Coop, Entry, EntryLine, Ledger
@@ -1086,7 +1087,7 @@ def test_home_card_shows_balances_advance_and_lines_to_point(app, client, make_c
     from app.models import school_year_start
 
     info = make_coop(1)
-    year = school_year_start(date.today())
+    year = school_year_start(paris_today())
     with app.app_context():
         coop = db.session.get(Coop, info.id)
         book = books.open_ledger(db.session, coop, year)

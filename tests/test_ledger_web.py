@@ -22,9 +22,10 @@ import sqlalchemy as sa
 
 from app import ledger as books
 from app.cahier import FIXED_COLUMNS
+from app.clock import today as paris_today
 from app.models import Action, AuditEvent, Coop, Document, Entry, EntryLine, Ledger, school_year_start
 
-YEAR = school_year_start(date.today())
+YEAR = school_year_start(paris_today())
 YEAR_LABEL = f"{YEAR}-{YEAR + 1}"
 CAHIER = f"/coop/cahier/{YEAR}"
 NEW = f"{CAHIER}/nouvelle"
@@ -203,7 +204,7 @@ def test_new_entry_form_suggests_piece_date_and_next_cheque(client, coop, db_che
     assert response.status_code == 200
     assert "Création d'une nouvelle opération comptable" in page
     assert re.search(r'id="piece"[^>]*value="42"', page)
-    assert re.search(rf'id="date"[^>]*type="date"[^>]*value="{date.today().isoformat()}"', page)
+    assert re.search(rf'id="date"[^>]*type="date"[^>]*value="{paris_today().isoformat()}"', page)
     assert re.search(r'id="cheque_number"[^>]*value="0001235"', page)
     for label in ("Chèque", "Virement", "Espèces", "Carte bancaire", "Prélèvement", "Remise de chèques"):
         assert f">{label}</option>" in page

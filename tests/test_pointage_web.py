@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import ledger as books
+from app.clock import today as paris_today
 from app.models import AuditEvent, Coop, Entry, EntryLine, Ledger, Membership, Statement, StatementLine, utcnow
 from tests.test_pointage import DATA, IBAN, load_fixture_ledger
 
@@ -221,7 +222,7 @@ def test_year_without_a_cahier_shows_the_empty_state(client, coop, db_check):
     assert db_check(lambda s: s.scalar(sa.select(sa.func.count()).select_from(Ledger))) == 0  # GET creates nothing
 
 
-@pytest.mark.parametrize("year", [1999, books.current_start_year(date.today()) + 1])
+@pytest.mark.parametrize("year", [1999, books.current_start_year(paris_today()) + 1])
 def test_unknown_or_future_year_is_404(client, coop, year):
     assert client.get(f"/coop/pointage/{year}").status_code == 404
 

@@ -12,6 +12,7 @@ from datetime import date
 import pytest
 
 from app import ledger as books
+from app.clock import today as paris_today
 from app.extensions import db
 from app.models import Coop, SchoolYear, school_year_start
 from tests.e2e.conftest import AXE_IN_THIS_PASS, axe_check
@@ -21,7 +22,7 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not AXE_IN_THIS_PASS, reason="accessibility does not depend on the database: SQLite pass only"),
 ]
-YEAR = school_year_start(date.today())
+YEAR = school_year_start(paris_today())
 
 
 ANONYMOUS_PAGES = ["/connexion", "/mot-de-passe/oubli"]

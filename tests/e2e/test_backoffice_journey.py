@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
 
 from app import membership as memberships
+from app.clock import today as paris_today
 from app.demo import creditor_identifier
 from app.extensions import db
 from app.models import Coop, Federation, Membership, SchoolYear, school_year_start
@@ -16,7 +17,7 @@ from tests.e2e.conftest import axe_check, axe_on_every_page
 from tests.helpers import browser_log_in
 
 pytestmark = pytest.mark.e2e
-YEAR = school_year_start(date.today())
+YEAR = school_year_start(paris_today())
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def committed(app, make_coop, make_staff):
         for info in infos:
             coop = session.get(Coop, info.id)
             # signed a year ago: a mandate unused for 36 months would have lapsed
-            signed_on = date.today().replace(year=date.today().year - 1, day=1)
+            signed_on = paris_today().replace(year=paris_today().year - 1, day=1)
             coop.debit_mandate_ref, coop.debit_mandate_signed_on = f"OCCE85-COOP-{coop.number:03d}", signed_on
             draft = memberships.save_draft(
                 session,

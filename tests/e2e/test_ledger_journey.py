@@ -6,17 +6,17 @@ indicator follows what is typed."""
 from __future__ import annotations
 
 import re
-from datetime import date
 
 import pytest
 import sqlalchemy as sa
 
+from app.clock import today as paris_today
 from app.models import Action, Entry, school_year_start
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import axe_check, axe_on_every_page
 
 pytestmark = pytest.mark.e2e
-YEAR = school_year_start(date.today())
+YEAR = school_year_start(paris_today())
 SUBMIT = "Valider et calculer cette opération comptable"
 
 

@@ -9,11 +9,11 @@ actions, the opening step, and pointage with a statement imported and a line poi
 from __future__ import annotations
 
 import re
-from datetime import date
 
 import pytest
 from playwright.sync_api import expect
 
+from app.clock import today as paris_today
 from app.extensions import db
 from app.models import Coop, SchoolYear, school_year_start
 from tests.conftest import PASSWORD
@@ -21,7 +21,7 @@ from tests.e2e.conftest import axe_check
 from tests.test_pointage import DATA, load_fixture_ledger
 
 pytestmark = pytest.mark.e2e
-YEAR = school_year_start(date.today())
+YEAR = school_year_start(paris_today())
 PHONE = {"width": 375, "height": 667}
 
 # Targets smaller than 24 x 24 px, except those inside a line of text, hidden ones and the skip link.
