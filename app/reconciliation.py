@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, bisect_right
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import NamedTuple
@@ -631,6 +631,8 @@ class Ordered:
         keys, values = self.keys, self.values
         for key in dropped:
             index = bisect_left(keys, key)
+            if index == len(keys) or keys[index] != key:  # never delete a neighbour: fail loudly instead
+                raise KeyError(key)
             del keys[index], values[index]
         for key, value in added:
             index = bisect_left(keys, key)
@@ -1653,8 +1655,9 @@ class YearChange(NamedTuple):
 @dataclass
 class PointageYear:
     """What a year's pointage page shows, as of a `state` (`year_state`): its bank book by line and
-    its open statement lines. Kept between requests and brought up to date by `pointage_year`; not
-    shared between threads (the caller owns it while it is updated)."""
+    its open statement lines. Kept between requests and brought up to date by `pointage_year`, in
+    place: the caller owns it while it is updated (`KeptYears.take`), and nothing else holds it (a
+    page's `Body` keeps its own tuple of the lines)."""
 
     ledger_key: tuple  # (ledger id, created_at): SQLite may reuse a deleted ledger's id
     state: tuple
@@ -1665,23 +1668,29 @@ class PointageYear:
     items: dict[int, BankItem] | None  # open statement lines of the year; None for a closed year
 
     def figures(self, on: date, rows=None) -> tuple[int, int, int]:
-        """The summary box's figures at `on` (`BankBook.reconciliation`'s): the ledger's bank balance,
-        and the number and total of the lines not cleared by then; from `rows` when given."""
-        balance = count = total = 0
-        for r in self.rows.values() if rows is None else rows:
-            if r.date > on:
-                continue
-            if r.ledger_id == self.ledger_id:
-                balance += r.amount
-            if r.kind != "opening" and (r.cleared_on is None or r.cleared_on > on):
-                count += 1
-                total += r.amount
-        return balance, count, total
+        """`summary_figures` of the year's lines, or of `rows` when given."""
+        return summary_figures(self.ledger_id, self.rows.values() if rows is None else rows, on)
 
     def moved(self, figures: tuple[int, int, int], on: date, change: YearChange) -> tuple[int, int, int]:
         """`figures` at `on` moved by `change` (the lines it touched only)."""
         gone, new = self.figures(on, change.rows_gone), self.figures(on, change.rows_new)
         return tuple(value - before + after for value, before, after in zip(figures, gone, new, strict=True))
+
+
+def summary_figures(ledger_id: int, rows: Iterable[BankRow], on: date) -> tuple[int, int, int]:
+    """The summary box's figures at `on` (`BankBook.reconciliation`'s): the bank balance of the ledger
+    `ledger_id`, and the number and total of the lines not cleared by then, from the year's bank lines
+    (its own and those carried into it)."""
+    balance = count = total = 0
+    for r in rows:
+        if r.date > on:
+            continue
+        if r.ledger_id == ledger_id:
+            balance += r.amount
+        if r.kind != "opening" and (r.cleared_on is None or r.cleared_on > on):
+            count += 1
+            total += r.amount
+    return balance, count, total
 
 
 def pointage_year(
@@ -1691,7 +1700,9 @@ def pointage_year(
     revisions alone moved), `kept` is brought up to date: the ledger's own lines from the entries
     stamped with a later revision (`Entry.ledger_revision`), in one statement that also counts the
     ledger's entries (a count that does not add up means deletions, then read by id, or rows
-    written without a stamp, then the year is read whole), and the statement lines those lines let
+    written without a stamp, then the year is read whole; as for the classic view, rows written
+    without a stamp in the same interval as a deletion go unseen: stamp what you write), and the
+    statement lines those lines let
     go, in another; when an earlier ledger changed too (a carried line pointed), the carried lines
     and the open statement lines are read again. Anything else (a ledger opened, closed or reopened,
     an import) reads the year whole, compared with `kept`. Never stale: what is read is keyed by the
@@ -1719,8 +1730,8 @@ def _read_year(session: Session, ledger: Ledger, state: tuple) -> PointageYear:
     ids = session.connection().execute(sa.select(Entry.id).where(Entry.ledger_id == ledger.id)).scalars()
     entries: dict[int, tuple[int, ...]] = dict.fromkeys(ids, ())
     for row in book.rows:
-        if row.ledger_id == ledger.id:
-            entries[row.entry_id] += (row.line_id,)
+        if row.ledger_id == ledger.id:  # an entry deleted between the two reads (PostgreSQL) goes unlisted
+            entries[row.entry_id] = (*entries.get(row.entry_id, ()), row.line_id)
     items = {item.id: item for item in open_bank_items(session, ledger.coop_id, ledger)} if ledger.is_open else None
     return PointageYear(
         (ledger.id, ledger.created_at),

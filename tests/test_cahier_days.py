@@ -406,10 +406,13 @@ def test_several_changes_between_two_views_and_every_other_view_of_the_year(clie
 def test_the_budget_of_the_app_reaches_the_cache(make_app, app):
     make_app(CAHIER_CACHE_MB=10)
     try:
-        assert cahier_cache.years.budget == 2_500_000 and cahier_cache.days.budget == 4_000_000
+        assert cahier_cache.years.budget == 2_000_000 and cahier_cache.days.budget == 3_000_000
+        parts = (cahier_cache.pages, cahier_cache.years, cahier_cache.days, cahier_cache.rows)
+        # every share, the pointage page's kept years (as much as the pages) included: the whole budget
+        assert sum(part.budget for part in parts) + cahier_cache.pages.budget == 10_000_000
     finally:
         cahier_cache.set_budget(app.config["CAHIER_CACHE_MB"])  # one cache per process: the suite's again
-    assert cahier_cache.years.budget == app.config["CAHIER_CACHE_MB"] * 250_000
+    assert cahier_cache.years.budget == app.config["CAHIER_CACHE_MB"] * 200_000
 
 
 def test_a_save_replaces_the_kept_table_rather_than_adding_one(client, coop, db_check):

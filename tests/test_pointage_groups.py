@@ -140,3 +140,93 @@ def test_after_each_change_the_matching_kept_gives_what_a_whole_run_gives(seed):
                     value.bank_id in changed_bank or changed_book & set(value.line_ids)
                 ):
                     assert value in came, kind
+
+
+def _book_line(rng: random.Random, ident: int, near: BankItem | None) -> BookLine:
+    """A cash-book line, often close to a bank line (its amount, a few days apart), with a cheque or slip
+    number drawn from a few shared ones."""
+    day = near.date + timedelta(days=rng.randrange(-5, 6)) if near else date(2025, 9, 1) + timedelta(rng.randrange(300))
+    cents = near.amount if near and rng.random() < 0.7 else rng.choice([*COMMON, -3500, -4550, 7000])
+    mode = rng.choice(["cheque", "remise", "carte", "prelevement", "virement", "especes"])
+    number = ""
+    if mode in ("cheque", "remise"):
+        number = normalise_number(rng.choice([f"{1000 + rng.randrange(6):07d}", f"{4000 + rng.randrange(6):07d}"]))
+    label = rng.choice(["Facture", "Achat", "Cotisation OCCE RUM123456", f"Cotisation OCCE RUM{rng.randrange(99):06d}"])
+    return BookLine(ident, ident, day, cents, mode, number, label, f"X{ident}")
+
+
+def _bank_item(rng: random.Random, ident: int, near: BookLine | None) -> BankItem:
+    """A statement line, often close to a cash-book line, sometimes carrying its cheque number, its deposit
+    slip or a direct debit's reference."""
+    day = near.date + timedelta(days=rng.randrange(-3, 8)) if near else date(2025, 9, 1) + timedelta(rng.randrange(300))
+    cents = near.amount if near and rng.random() < 0.7 else rng.choice([*COMMON, -3500, -4550, 7000])
+    label, cheque, reference = rng.choice(["VIR", "CB SUPER U", "PRLV OCCE"]), "", ""
+    draw = rng.random()
+    if draw < 0.25 and near and near.number:
+        if near.mode == "cheque":
+            cheque = near.number
+        elif near.mode == "remise":
+            label = f"REMISE CHEQUES {near.number}"
+    elif draw < 0.4:
+        reference = rng.choice(["RUM123456", f"RUM{rng.randrange(99):06d}"])
+    return BankItem(ident, day, cents, label, cheque, reference)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_batches_of_changes_to_linking_numbers_give_what_a_whole_run_gives(seed):
+    """Several changes at once (as between two views of the page), on either side: lines gone and brought
+    back, cheque numbers, deposit slips and references edited, new linked lines on both sides."""
+    rng = random.Random(seed)
+    bank_list, book_list = _year(200 + seed, 30)
+    bank = {item.id: item for item in bank_list}
+    book = {line.line_id: line for line in book_list}
+    matching = _all(bank_list, book_list)
+    removed: dict[int, BookLine] = {}
+    next_bank, next_line = max(bank) + 1, max(book) + 1
+    for step in range(120):
+        bank_gone, bank_new, book_gone, book_new = set(), {}, set(), {}
+        for _ in range(rng.randrange(1, 8)):
+            draw = rng.random()
+            if draw < 0.15 and bank:
+                ident = rng.choice(sorted(bank))
+                if ident not in bank_new:
+                    bank_gone.add(ident)
+                    del bank[ident]
+            elif draw < 0.3 and book:
+                ident = rng.choice(sorted(book))
+                if ident not in book_new:
+                    book_gone.add(ident)
+                    removed[ident] = book.pop(ident)
+            elif draw < 0.4 and removed:  # a line back (an operation deleted, then restored by hand)
+                ident = rng.choice(sorted(removed))
+                book[ident] = book_new[ident] = removed.pop(ident)
+            elif draw < 0.55 and book:  # its number, slip, mode, amount or date edited
+                ident = rng.choice(sorted(book))
+                near = rng.choice(list(bank.values())) if bank and rng.random() < 0.5 else None
+                if ident not in book_new:
+                    book_gone.add(ident)
+                book[ident] = book_new[ident] = _book_line(rng, ident, near)
+            elif draw < 0.7 and bank:
+                ident = rng.choice(sorted(bank))
+                near = rng.choice(list(book.values())) if book and rng.random() < 0.7 else None
+                if ident not in bank_new:
+                    bank_gone.add(ident)
+                bank[ident] = bank_new[ident] = _bank_item(rng, ident, near)
+            elif draw < 0.85:
+                near = rng.choice(list(book.values())) if book and rng.random() < 0.8 else None
+                bank[next_bank] = bank_new[next_bank] = _bank_item(rng, next_bank, near)
+                next_bank += 1
+            else:
+                near = rng.choice(list(bank.values())) if bank and rng.random() < 0.8 else None
+                book[next_line] = book_new[next_line] = _book_line(rng, next_line, near)
+                next_line += 1
+        matching.update(sorted(bank_gone), list(bank_new.values()), sorted(book_gone), list(book_new.values()))
+        assert matching.result() == rec.match(list(bank.values()), list(book.values())), step
+
+
+def test_dropping_a_key_that_is_not_there_fails_rather_than_dropping_its_neighbour():
+    rows = rec.Ordered()
+    rows.change([], [((1,), "janvier"), ((3,), "mars")])
+    with pytest.raises(KeyError):
+        rows.change([(2,)], [])
+    assert rows.values == ["janvier", "mars"]

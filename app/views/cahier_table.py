@@ -379,10 +379,11 @@ class CahierCache:
 
     def set_budget(self, budget_mb: int) -> None:
         """Share `budget_mb` megabytes: whole pages (and the pointage page's bodies) a fifth, kept years a
-        quarter, their rows by day two fifths, the filtered views' cells the rest."""
+        fifth, their rows by day three tenths, the filtered views' cells a tenth; the last fifth goes to
+        the pointage page's kept years (`PointageCache.keep`, given as much as the pages)."""
         budget = budget_mb * 1_000_000
-        self.pages.budget, self.years.budget = budget // 5, budget // 4
-        self.days.budget, self.rows.budget = budget * 2 // 5, budget * 3 // 20
+        self.pages.budget, self.years.budget = budget // 5, budget // 5
+        self.days.budget, self.rows.budget = budget * 3 // 10, budget // 10
 
     def clear(self) -> None:
         self.pages.clear()

@@ -17,10 +17,11 @@ What is kept, per process:
   (`reconciliation.Matching`) and the rows rendered, in blocks (`Rows`). After a change of the
   year's own operations (a line pointed, a match confirmed, an operation saved) only the operations
   changed since are read, only what their lines touch is matched again, only their rows and the
-  proposals they touch are rendered again, and only their blocks are joined again; any other change
-  (an import, another year's ledger, a closing) reads the year whole and compares it with what was
-  kept. Keyed by the state read before the rows, never stale: tests/test_pointage_cache.py compares
-  the kept page with the one built from nothing after every kind of change.
+  proposals they touch are rendered again, and only their blocks are joined again. A change in
+  another year's ledger (a carried line pointed) reads the carried lines and the open statement
+  lines again; an import, a closing or a reopening reads the year whole and compares it with what
+  was kept. Keyed by the state read before the rows, never stale: tests/test_pointage_cache.py
+  compares the kept page with the one built from nothing after every kind of change.
 
 The bank lines sit in one form of the page (one CSRF token for the page, not one per line): each
 « Pointer » / « Dépointer » button posts it to its own line's address (`formaction`), so the page
@@ -62,7 +63,7 @@ class Body:
 
     lines: list[bytes]  # blocks of rows, sent as they are
     line_count: int
-    year: rec.PointageYear  # the kept year, for the figures' ledger
+    ledger_id: int  # the year's ledger (the summary's bank balance is its lines')
     rows: tuple  # the year's bank lines as of this body (the kept year moves on with later changes)
     proposals: list[bytes] = dataclasses.field(default_factory=list)
     has_proposals: bool = False
@@ -72,6 +73,8 @@ class Body:
     has_missing: bool = False
     anomalies: tuple[str, ...] = ()
     # The summary box's figures by date, without the statement balance (the page's date moves with the days).
+    # The kept year's own dict: a date computed for a page is then moved by the next change rather than
+    # computed again (one key written at a time, atomic under the GIL; the next build copies the items).
     figures: dict = dataclasses.field(default_factory=dict)
 
     def summary(self, session, ledger: Ledger, today: date) -> rec.Summary | rec.Reconciliation:
@@ -83,7 +86,7 @@ class Body:
         if found is None:
             if len(self.figures) >= 8:  # a few dates at most in a body's life: today, the one typed
                 self.figures.clear()
-            found = self.figures[on] = self.year.figures(on, self.rows)
+            found = self.figures[on] = rec.summary_figures(self.ledger_id, self.rows, on)
         typed = ledger.reconciliation_balance_cents if ledger.reconciliation_date else None
         return rec.Summary(on, *found, typed)
 
@@ -230,7 +233,7 @@ def _build(session, ledger: Ledger, state: tuple, year: int, where) -> Body:
     _move_lines(kept, change, ledger, year)
     # The summary's figures at the dates the last body knew, moved by the lines that changed.
     kept.figures = {on: book.moved(figures, on, change) for on, figures in list(kept.figures.items())}
-    body = Body(kept.lines.pieces(), kept.lines.count, book, tuple(book.rows.values()), figures=kept.figures)
+    body = Body(kept.lines.pieces(), kept.lines.count, book.ledger_id, tuple(book.rows.values()), figures=kept.figures)
     if kept.matching is not None:
         _move_matches(kept, change, ledger, year)
         body.proposals = kept.proposals.pieces() + kept.suggestions.pieces()
