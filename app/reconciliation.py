@@ -1150,8 +1150,31 @@ class UnclearedLine:
     cleared_on: date | None = field(default=None, compare=False)
 
 
+class _StatementCheck:
+    """What the summary box says of a statement balance, from `book_balance`, `uncleared_total` and
+    `statement_balance` (shared by `Reconciliation` and `Summary`)."""
+
+    book_balance: int
+    uncleared_total: int
+    statement_balance: int | None
+
+    @property
+    def expected_statement(self) -> int:
+        """What the statement should show: the book balance minus what the bank has not seen yet."""
+        return self.book_balance - self.uncleared_total
+
+    @property
+    def difference(self) -> int | None:
+        """Statement balance minus the expected one; None while no statement balance is known."""
+        return None if self.statement_balance is None else self.statement_balance - self.expected_statement
+
+    @property
+    def is_reconciled(self) -> bool:
+        return self.difference == 0
+
+
 @dataclass(frozen=True)
-class Reconciliation:
+class Reconciliation(_StatementCheck):
     """The bank reconciliation at `on`: the statement should show `expected_statement`."""
 
     on: date
@@ -1168,27 +1191,13 @@ class Reconciliation:
         return len(self.uncleared)
 
     @property
-    def expected_statement(self) -> int:
-        """What the statement should show: the book balance minus what the bank has not seen yet."""
-        return self.book_balance - self.uncleared_total
-
-    @property
-    def difference(self) -> int | None:
-        """Statement balance minus the expected one; None while no statement balance is known."""
-        return None if self.statement_balance is None else self.statement_balance - self.expected_statement
-
-    @property
-    def is_reconciled(self) -> bool:
-        return self.difference == 0
-
-    @property
     def has_uncleared_receipts(self) -> bool:
         """Money in booked but not on the statement by the reconciliation date: rare, worth a warning."""
         return any(line.amount > 0 for line in self.uncleared)
 
 
 @dataclass(frozen=True)
-class Summary:
+class Summary(_StatementCheck):
     """The summary box of the pointage page: a `Reconciliation`'s figures without its lines (from
     `PointageYear.figures`, kept by date and moved by each change)."""
 
@@ -1197,18 +1206,6 @@ class Summary:
     uncleared_count: int
     uncleared_total: int
     statement_balance: int | None
-
-    @property
-    def expected_statement(self) -> int:
-        return self.book_balance - self.uncleared_total
-
-    @property
-    def difference(self) -> int | None:
-        return None if self.statement_balance is None else self.statement_balance - self.expected_statement
-
-    @property
-    def is_reconciled(self) -> bool:
-        return self.difference == 0
 
 
 def uncleared_lines(session: Session, coop_id: int, on: date, *, last_start_year: int) -> list[UnclearedLine]:
@@ -1376,6 +1373,12 @@ class PointageLine(NamedTuple):
     cleared_on: date | None
     earlier_year: bool
 
+    @classmethod
+    def of(cls, r: BankRow, ledger_id: int) -> PointageLine:
+        """A bank line of the year's book as the page lists it (`ledger_id`: the year's ledger)."""
+        return cls(r.line_id, r.entry_id, r.date, r.piece, r.label, r.mode, r.number, r.amount, r.cleared_on,
+                   r.ledger_id != ledger_id)  # fmt: skip
+
 
 def pointage_lines(session: Session, ledger: Ledger, *, line_id: int | None = None) -> list[PointageLine]:
     """The bank lines of the ledger's year, plus those of earlier years still uncleared at its start
@@ -1421,21 +1424,7 @@ class BankBook:
         return [row for row in self.rows if row.kind != "opening"]
 
     def pointage_lines(self) -> list[PointageLine]:
-        return [
-            PointageLine(
-                r.line_id,
-                r.entry_id,
-                r.date,
-                r.piece,
-                r.label,
-                r.mode,
-                r.number,
-                r.amount,
-                r.cleared_on,
-                r.ledger_id != self.ledger_id,
-            )
-            for r in self.movements()
-        ]
+        return [PointageLine.of(r, self.ledger_id) for r in self.movements()]
 
     def book_lines(self) -> list[BookLine]:
         """The uncleared lines, for matching."""

@@ -251,22 +251,7 @@ def _movement(row: rec.BankRow) -> bool:
 
 def _move_lines(kept: Kept, change: rec.YearChange, ledger: Ledger, year: int) -> None:
     """The bank lines' rows: those of the changed lines only are rendered again."""
-    fresh = [
-        rec.PointageLine(
-            r.line_id,
-            r.entry_id,
-            r.date,
-            r.piece,
-            r.label,
-            r.mode,
-            r.number,
-            r.amount,
-            r.cleared_on,
-            r.ledger_id != ledger.id,
-        )
-        for r in change.rows_new
-        if _movement(r)
-    ]
+    fresh = [rec.PointageLine.of(r, ledger.id) for r in change.rows_new if _movement(r)]
     rendered = line_rows(fresh, year=year, editable=kept.editable)
     kept.lines.change(
         [(r.date, r.line_id) for r in change.rows_gone if _movement(r)],
