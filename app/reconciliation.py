@@ -1407,6 +1407,22 @@ class BankRow(NamedTuple):
     link: int | None  # the statement line it is pointed with (`EntryLine.statement_line_id`)
 
 
+def _bank_row_columns() -> tuple:
+    """What a `BankRow` reads after its line and entry ids, in its order (`bank_book`, `_changed_lines`)."""
+    return (
+        Entry.date,
+        Entry.piece,
+        Entry.label,
+        Entry.payment_mode,
+        Entry.cheque_number,
+        EntryLine.amount_cents,
+        EntryLine.cleared_on,
+        Entry.ledger_id,
+        Entry.kind,
+        EntryLine.statement_line_id,
+    )
+
+
 @dataclass(frozen=True)
 class BankBook:
     """The bank lines of a ledger's year (its opening balance included) and those of earlier years
@@ -1532,20 +1548,7 @@ def bank_book(session: Session, ledger: Ledger, *, line_id: int | None = None, c
 
     def lines():
         query = (
-            sa.select(
-                EntryLine.id,
-                Entry.id,
-                Entry.date,
-                Entry.piece,
-                Entry.label,
-                Entry.payment_mode,
-                Entry.cheque_number,
-                EntryLine.amount_cents,
-                EntryLine.cleared_on,
-                Entry.ledger_id,
-                Entry.kind,
-                EntryLine.statement_line_id,
-            )
+            sa.select(EntryLine.id, Entry.id, *_bank_row_columns())
             .join(Entry, Entry.id == EntryLine.entry_id)
             .where(account == scope.bank_account)
         )
@@ -1745,20 +1748,7 @@ def _changed_lines(sqlite: bool) -> sa.Select:
         bank = sa.select(Account.id).where(Account.code == BANK).scalar_subquery()
         account = EntryLine.account_id + 0 if sqlite else EntryLine.account_id  # see `bank_book`
         changed = (
-            sa.select(
-                Entry.id.label("entry_id"),
-                EntryLine.id.label("line_id"),
-                Entry.date,
-                Entry.piece,
-                Entry.label,
-                Entry.payment_mode,
-                Entry.cheque_number,
-                EntryLine.amount_cents,
-                EntryLine.cleared_on,
-                Entry.ledger_id,
-                Entry.kind,
-                EntryLine.statement_line_id,
-            )
+            sa.select(Entry.id.label("entry_id"), EntryLine.id.label("line_id"), *_bank_row_columns())
             .select_from(Entry)
             .outerjoin(EntryLine, sa.and_(EntryLine.entry_id == Entry.id, account == bank))
             .where(Entry.ledger_id == ledger_id, Entry.ledger_revision > since)
