@@ -61,9 +61,14 @@ def _current_year() -> int:
     return books.current_start_year(clock.today())
 
 
-def _ledger(year: int) -> Ledger | None:
+def _check_year(year: int) -> None:
+    """A year the portal can show: from 2000 to the current school year (any other: 404)."""
     if not 2000 <= year <= _current_year():
         abort(404)
+
+
+def _ledger(year: int) -> Ledger | None:
+    _check_year(year)
     return db.session.scalar(
         owned(Ledger)
         .join(Ledger.school_year)
@@ -118,8 +123,7 @@ def pointage_current():
 @bp.route("/coop/pointage/<int:year>")
 @access("coop")
 def screen(year: int):
-    if not 2000 <= year <= _current_year():
-        abort(404)
+    _check_year(year)
     # The ledger and the year's state in one statement. The long parts (lines, proposals, statement
     # lines missing from the book) as kept for that state: a repeated view reads nothing more; after
     # a change only what changed is read, matched and rendered again.
