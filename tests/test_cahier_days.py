@@ -21,6 +21,7 @@ from app import cahier as cahier_format
 from app import cahier_days
 from app import ledger as books
 from app.models import Action, Document, Entry, EntryLine, Ledger
+from app.views import cahier_table
 from app.views.cahier_table import cahier_cache
 from tests import test_ledger_web as web
 from tests.test_ledger_web import CAHIER, YEAR, book, day, make_action, set_opening
@@ -170,6 +171,43 @@ def test_an_early_amount_moves_every_later_balance(client, coop, db_check):
     after = _page(client).decode()
     assert ">51,00</td>" in after and ">50,00</td>" not in after.split('id="op-' + str(ids[-1]))[1].split("</tr>")[0]
     assert after.encode() == _pages_from_scratch(client)[0]
+
+
+def test_an_early_amount_moves_the_balances_of_later_months_and_a_change_within_a_month_keeps_its_other_days(
+    client, coop, db_check
+):
+    """The rows are kept month by month: a change in September moves every later month's balance cells,
+    a change on one day of October leaves October's other days' rows as they were (both at once too)."""
+    set_opening(db_check, coop.id, 0, 0)
+    ids = [
+        book(db_check, coop.id, piece=f"R{n}", when=when, kind="receipt", bank=1000, splits=(("708", 1000),))
+        for n, when in enumerate((day(9, 2), day(9, 20), day(10, 5), day(10, 20), day(10, 28), day(11, 3)))
+    ]
+    _pages(client)
+    _edit(db_check, ids[0], _new_amount)
+    _assert_same_as_from_scratch(client, "an amount in September")
+    assert ">61,00</td>" in _page(client).decode().split(f'id="op-{ids[-1]}"')[1].split("</tr>")[0]
+    _edit(db_check, ids[3], lambda s, e: setattr(e, "label", "Vente de gâteaux (corrigée)"))
+    _assert_same_as_from_scratch(client, "a label in October")
+    _edit(db_check, ids[1], _new_amount)
+    _edit(db_check, ids[4], _moved)
+    _assert_same_as_from_scratch(client, "an amount in September and a date in October")
+
+
+def test_balance_cells_made_in_one_go_are_those_made_one_by_one():
+    """The hot loop's formatting (a float per balance, separators swapped in one go) gives exactly the
+    integer way's figures, below zero, around every thousands separator and up to the largest balances."""
+    rng = random.Random(7)
+    balances = [*range(-2_000, 2_000), 99_999, 100_000, 123_456_789, -100_000_000_00]
+    balances += [rng.randrange(-(10**13) + 1, 10**13) for _ in range(20_000)]
+    balances += [10**13 - 1, -(10**13) + 1]
+    for negative, one_by_one in ((cahier_table.NEGATIVE, cahier_table._bank_cell), ("", cahier_table._cash_cell)):
+        assert cahier_table.balance_cells(balances, negative) == [one_by_one(b).encode() for b in balances]
+        huge = [5, 10**13, -(10**15) - 7]  # beyond the float's exactness: the integer way
+        assert cahier_table.balance_cells(huge, negative) == [one_by_one(b).encode() for b in huge]
+    assert cahier_table.balance_cells([], "") == []
+    assert cahier_table.balance_cells([-1], cahier_table.NEGATIVE) == [b'<td class="text-danger">-0,01</td>']
+    assert cahier_table.balance_cells([123_456_789], "") == ["<td>1\u202f234\u202f567,89</td>".encode()]
 
 
 def test_an_early_amount_can_bring_a_later_bank_balance_back_above_zero(client, coop, db_check):

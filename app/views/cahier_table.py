@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from html import escape  # stdlib: much faster than markupsafe on 10,000 rows; quote=True by default
+from itertools import groupby
 from typing import NamedTuple
 
 from flask import Response, current_app, url_for
@@ -21,8 +22,8 @@ from markupsafe import Markup
 
 from app.cahier import OPENING_KINDS, Cahier
 from app.cahier_days import Day, Year
+from app.formats import NNBSP, fr_date
 from app.formats import amount as format_amount
-from app.formats import fr_date
 
 NEGATIVE = ' class="text-danger"'  # a bank balance below zero (allowed, but shown)
 
@@ -111,86 +112,188 @@ def cahier_rows(
     return b"\n".join(parts), kept
 
 
-DayRows = dict  # day -> `KeptDay`
-KeptDays = tuple  # (the action names the rows show, DayRows)
+KeptMonths = tuple  # (the action names the rows show, {(year, month): `KeptMonth`})
 
 
-class KeptDay(NamedTuple):
-    """One day's rows as last shown: for a later view, the same day is sent as it was, or with only its
-    balance cells changed (`cells[1::5]` are the bank's, `cells[3::5]` the cash's)."""
+class KeptMonth(NamedTuple):
+    """One month's rows as last shown, for a later view: sent as they were, with only their balance cells
+    formatted again (when a change earlier in the year moved them), or assembled again from the days
+    that did not change and the rows of the days that did.
 
-    day: Day  # the operations shown (a changed day is another `Day` object)
-    bank: int  # the bank's and the cash's balances before the day
+    `cells` holds each row's five pieces, UTF-8: before the bank balance, the bank balance cell, between
+    the two balances, the cash balance cell, after it (with the newline); `html` is their join."""
+
+    days: tuple[Day, ...]  # the month's days, in order (another `Day` object when a day changed)
+    starts: tuple[int, ...]  # each day's first row, then the number of rows
+    bank: int  # the bank's and the cash's balances before the month
     cash: int
-    html: bytes  # the day's rows, UTF-8
+    html: bytes
     keys: list  # each row's (entry key, action name)
-    pieces: list  # each row's pieces around its balance cells (`_row_pieces`)
-    cells: list  # every row's before, bank cell, between, cash cell, after (with its newline): `html`
+    cells: list
     banks: list  # each row's bank and cash balances after it
     cashes: list
 
 
 def year_rows(
-    data: Cahier, year: Year, modes: Mapping[str, str], *, links: bool, editable: bool, kept: KeptDays | None = None
-) -> tuple[list[bytes], KeptDays]:
-    """The <tr> elements of the whole year in date order (as `cahier_rows` makes them), one piece per day.
+    data: Cahier, year: Year, modes: Mapping[str, str], *, links: bool, editable: bool, kept: KeptMonths | None = None
+) -> tuple[list[bytes], KeptMonths]:
+    """The <tr> elements of the whole year in date order (as `cahier_rows` makes them), one piece per month.
 
-    `kept` holds what the same columns showed last time, per day: a day whose operations (the same
-    `Day` object of `app.cahier_days`), opening balances and action names did not change is sent as
-    it was; one whose balances moved gets only the balance that moved formatted again in each row
-    (an amount changed early in the year moves the bank's or the cash's balance of every later row,
-    rarely both); only a changed day renders its changed rows. After a save, that is one day of the
-    year (a new action too: only the days showing an action whose name changed are rendered again)."""
-    codes = [(account.code, escape(account.display_code)) for account in data.accounts]
-    names, known_days = kept if kept is not None else ({}, {})
+    `kept` holds what the same columns showed last time, per month: a month whose days (the same `Day`
+    objects of `app.cahier_days`), opening balances and action names did not change is sent as it was;
+    one whose balances moved (an amount changed earlier in the year moves the bank's or the cash's
+    balance of every later row, rarely both) gets only the balance that moved formatted again, all of
+    the month's in one go; a month with a changed day is assembled again from its unchanged days' rows
+    and the changed day's, where only the changed operations are rendered. After a save, that is one
+    day of the year (a new action too: only the days showing an action whose name changed are rendered
+    again)."""
+    names, known_months = kept if kept is not None else ({}, {})
     renamed = {i for i in names.keys() | data.action_names.keys() if names.get(i) != data.action_names.get(i)}
-    made: DayRows = {}
-    urls = _url_templates()
-    action_name = data.action_name
+    render = _DayRows(data, modes, links=links, editable=editable)
+    made: dict = {}
     parts: list[bytes] = []
     bank = cash = 0
-    for day_date in year.order:
-        day = year.days[day_date]
-        before = known_days.get(day_date)
+    for month, dates in groupby(year.order, key=lambda day: (day.year, day.month)):
+        days = tuple(year.days[day] for day in dates)
+        before = known_months.get(month)
+        changed = (
+            {i for i, day in enumerate(days) if any(f.action_id in renamed for _key, f in day.items)}
+            if renamed
+            else set()
+        )
         if (
-            before is None
-            or before.day is not day
-            or (renamed and any(figures.action_id in renamed for _key, figures in day.items))
+            before is not None
+            and not changed
+            and len(before.days) == len(days)
+            and all(old is new for old, new in zip(before.days, days, strict=True))
         ):
-            known = dict(zip(before.keys, before.pieces, strict=True)) if before is not None else {}
-            keys, pieces_list, cells, banks, cashes = [], [], [], [], []
-            running_bank, running_cash = bank, cash
-            for entry_key, figures in day.items:
-                running_bank += figures.bank_in - figures.bank_out
-                running_cash += figures.cash_in - figures.cash_out
-                key = (entry_key, action_name(figures))
-                pieces = known.get(key)
-                if pieces is None:
-                    w = (entry_key, figures, running_bank, running_cash)
-                    pieces = _row_pieces(data.row(w), codes, modes, urls, links=links, editable=editable)
-                keys.append(key)
-                pieces_list.append(pieces)
-                banks.append(running_bank)
-                cashes.append(running_cash)
-                cells += (pieces[0], _bank_cell(running_bank), pieces[1], _cash_cell(running_cash), pieces[2] + "\n")
-            before = KeptDay(day, bank, cash, "".join(cells).encode(), keys, pieces_list, cells, banks, cashes)
-        elif before.bank != bank or before.cash != cash:  # the same rows, with other balances
-            cells, banks, cashes = before.cells.copy(), before.banks, before.cashes
-            if bank != before.bank:
-                moved = bank - before.bank
-                banks = [balance + moved for balance in banks]
-                cells[1::5] = [_bank_cell(balance) for balance in banks]
-            if cash != before.cash:
-                moved = cash - before.cash
-                cashes = [balance + moved for balance in cashes]
-                cells[3::5] = [_cash_cell(balance) for balance in cashes]
-            html = "".join(cells).encode()
-            before = KeptDay(day, bank, cash, html, before.keys, before.pieces, cells, banks, cashes)
-        made[day_date] = before
+            if before.bank != bank or before.cash != cash:  # the same rows, with other balances
+                cells, banks, cashes = _moved(
+                    before.cells, before.banks, before.cashes, bank - before.bank, cash - before.cash
+                )
+                before = before._replace(
+                    bank=bank, cash=cash, html=b"".join(cells), cells=cells, banks=banks, cashes=cashes
+                )
+        else:
+            before = _assembled(days, changed, before, bank, cash, render)
+        made[month] = before
         parts.append(before.html)
+        bank, cash = before.banks[-1], before.cashes[-1]
+    return parts, (dict(data.action_names), made)
+
+
+def _assembled(
+    days: tuple[Day, ...], changed: set[int], before: KeptMonth | None, bank: int, cash: int, render: _DayRows
+) -> KeptMonth:
+    """A month's rows from its days: an unchanged day's rows taken from `before` (their balances formatted
+    again if they moved), a changed day's made again (its unchanged operations' pieces kept)."""
+    slots = {id(day): i for i, day in enumerate(before.days)} if before is not None else {}
+    opening = (bank, cash)
+    starts: list[int] = []
+    keys: list = []
+    cells: list[bytes] = []
+    banks: list[int] = []
+    cashes: list[int] = []
+    known = None
+    for i, day in enumerate(days):
+        starts.append(len(keys))
+        slot = slots.get(id(day)) if i not in changed else None
+        if slot is not None:
+            first, end = before.starts[slot], before.starts[slot + 1]
+            day_cells, day_banks, day_cashes = _moved(
+                before.cells[5 * first : 5 * end],
+                before.banks[first:end],
+                before.cashes[first:end],
+                bank - (before.banks[first - 1] if first else before.bank),
+                cash - (before.cashes[first - 1] if first else before.cash),
+            )
+            keys += before.keys[first:end]
+        else:
+            if known is None:  # pieces of the rows shown before, by operation and action name
+                known = {} if before is None else dict(zip(before.keys, _row_pieces_of(before.cells), strict=True))
+            day_keys, day_cells, day_banks, day_cashes = render(day, known, bank, cash)
+            keys += day_keys
+        cells += day_cells
+        banks += day_banks
+        cashes += day_cashes
         bank += day.bank
         cash += day.cash
-    return parts, (dict(data.action_names), made)
+    starts.append(len(keys))
+    return KeptMonth(days, tuple(starts), *opening, b"".join(cells), keys, cells, banks, cashes)
+
+
+def _row_pieces_of(cells: list[bytes]):
+    """Each row's pieces around its two balance cells, from a month's cells."""
+    return zip(cells[0::5], cells[2::5], cells[4::5], strict=True)
+
+
+class _DayRows:
+    """A changed day's rows: the pieces of an operation shown before (same key, same action name) are
+    kept, the others rendered; then the running balances."""
+
+    def __init__(self, data: Cahier, modes: Mapping[str, str], *, links: bool, editable: bool) -> None:
+        self.data, self.modes, self.links, self.editable = data, modes, links, editable
+        self.codes = [(account.code, escape(account.display_code)) for account in data.accounts]
+        self.urls = _url_templates()
+
+    def __call__(self, day: Day, known: dict, bank: int, cash: int):
+        keys, pieces_list, banks, cashes = [], [], [], []
+        action_name = self.data.action_name
+        for entry_key, figures in day.items:
+            bank += figures.bank_in - figures.bank_out
+            cash += figures.cash_in - figures.cash_out
+            key = (entry_key, action_name(figures))
+            pieces = known.get(key)
+            if pieces is None:
+                row = self.data.row((entry_key, figures, bank, cash))
+                made = _row_pieces(row, self.codes, self.modes, self.urls, links=self.links, editable=self.editable)
+                pieces = (made[0].encode(), made[1].encode(), (made[2] + "\n").encode())
+            keys.append(key)
+            pieces_list.append(pieces)
+            banks.append(bank)
+            cashes.append(cash)
+        cells: list[bytes] = []
+        for (before, between, after), bank_cell, cash_cell in zip(
+            pieces_list, balance_cells(banks, NEGATIVE), balance_cells(cashes, ""), strict=True
+        ):
+            cells += (before, bank_cell, between, cash_cell, after)
+        return keys, cells, banks, cashes
+
+
+def _moved(cells: list[bytes], banks: list[int], cashes: list[int], moved_bank: int, moved_cash: int):
+    """Rows' cells and balances with their balances moved by these amounts (`cells` is never changed: the
+    kept months are shared by threads)."""
+    if moved_bank or moved_cash:
+        cells = cells.copy()
+    if moved_bank:
+        banks = [balance + moved_bank for balance in banks]
+        cells[1::5] = balance_cells(banks, NEGATIVE)
+    if moved_cash:
+        cashes = [balance + moved_cash for balance in cashes]
+        cells[3::5] = balance_cells(cashes, "")
+    return cells, banks, cashes
+
+
+# Below this many cents (a hundred billion euros), `cents / 100` formatted with two decimals gives the
+# integer's exact figures: the float is within far less than half a cent of it.
+_FLOAT_EXACT_BELOW = 10**13
+
+
+def balance_cells(balances: list[int], negative: str) -> list[bytes]:
+    """The balance cells of many rows, UTF-8, as `_bank_cell` (negative=NEGATIVE) or `_cash_cell`
+    (negative="") make them one by one, at half their cost: a running balance that moved is formatted
+    again in every later row of the year, so this is the classic view's hot loop after an early change.
+
+    All the cells are formatted in one string, then its separators swapped to the French ones in one
+    go (neither the markup nor `negative` holds a comma or a period); `format_amount`'s integer way is
+    kept for balances too large for the float's exactness (never seen in a coop's books)."""
+    if not balances:
+        return []
+    if max(balances) >= _FLOAT_EXACT_BELOW or min(balances) <= -_FLOAT_EXACT_BELOW:
+        texts = [f"<td{negative if balance < 0 else ''}>{format_amount(balance)}</td>" for balance in balances]
+        return "\0".join(texts).encode().split(b"\0")
+    text = "\0".join([f"<td>{b / 100:,.2f}</td>" if b >= 0 else f"<td{negative}>{b / 100:,.2f}</td>" for b in balances])
+    return text.replace(",", NNBSP).replace(".", ",").encode().split(b"\0")
 
 
 def _bank_cell(bank: int) -> str:
@@ -348,9 +451,9 @@ class RenderCache:
 _MISSING = object()
 
 # Estimated memory of what is kept, per operation or per byte of rows (tracemalloc, bench/cahier.py's
-# years): a kept year ~1.2 KB per operation; a day's rows ~4 times their bytes (pieces, cells, balances).
+# years): a kept year ~1.2 KB per operation; a month's rows ~2.6 times their bytes (cells, balances, keys).
 YEAR_BYTES_PER_OPERATION = 1300
-DAY_ROWS_FACTOR = 4
+DAY_ROWS_FACTOR = 3
 
 
 class CahierCache:
@@ -360,9 +463,9 @@ class CahierCache:
     - `pages`: whole rendered tables by ledger revision (a view of an unchanged year);
     - `years`: per ledger, its operations by day as of a revision (`app.cahier_days.Year`): after a
       save, only the operations changed since are read;
-    - `days`: per ledger and set of columns, the whole year's rows day by day (`year_rows`): after a
-      save, only the changed day is rendered again, and the days after it get new balances if the
-      change moved them;
+    - `days`: per ledger and set of columns, the whole year's rows month by month, each month knowing
+      its days' rows (`year_rows`): after a save, only the changed day is rendered again, and the rows
+      after it get new balance cells if the change moved them;
     - `rows`: per ledger, the filtered and sorted views' cells by (entry key, action name), so that
       their rows whose operation did not change are not rendered again.
 
@@ -379,7 +482,7 @@ class CahierCache:
 
     def set_budget(self, budget_mb: int) -> None:
         """Share `budget_mb` megabytes: whole pages (and the pointage page's bodies) a fifth, kept years a
-        fifth, their rows by day three tenths, the filtered views' cells a tenth; the last fifth goes to
+        fifth, their rows by month three tenths, the filtered views' cells a tenth; the last fifth goes to
         the pointage page's kept years (`PointageCache.keep`, given as much as the pages)."""
         budget = budget_mb * 1_000_000
         self.pages.budget, self.years.budget = budget // 5, budget // 5
@@ -402,8 +505,8 @@ def year_weight(year: Year) -> int:
     return 2_000 + year.count * YEAR_BYTES_PER_OPERATION
 
 
-def days_weight(kept: KeptDays) -> int:
-    return sum(len(day.html) for day in kept[1].values()) * DAY_ROWS_FACTOR
+def days_weight(kept: KeptMonths) -> int:
+    return sum(len(month.html) for month in kept[1].values()) * DAY_ROWS_FACTOR
 
 
 def fragments_weight(kept: dict) -> int:

@@ -281,7 +281,7 @@ def _current_year_of(ledger: Ledger, chart: cahier_format.Chart) -> cahier_days.
 
 
 def _whole_year_rows(ledger: Ledger, year: cahier_days.Year, chart: cahier_format.Chart, printing: bool):
-    """The whole year's classic view in date order, its rows day by day (only changed days rendered)."""
+    """The whole year's classic view in date order, its rows kept by month (only changed days rendered)."""
     built = cahier_days.year_cahier(db.session, ledger, year, chart)
     columns = (
         (ledger.id, ledger.created_at),
