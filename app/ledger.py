@@ -858,6 +858,24 @@ def next_piece(session: Session, ledger: Ledger, prefix: str = "") -> str:
     return f"{letters}{number + 1:0{width}d}"
 
 
+def _only_digits(session: Session, text: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+    """SQL: `text` is one or more ASCII digits (Python's `isdigit() and isascii()`)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return sa.and_(text != "", sa.not_(text.op("GLOB", is_comparison=True)("*[^0-9]*")))
+    return text.regexp_match("^[0-9]+$")
+
+
+def _by_number(digits: sa.ColumnElement[str]) -> tuple:
+    """ORDER BY for digit strings, highest number first, exact at any length (no cast to a 64-bit
+    integer): without its leading zeros, a longer string is a larger number, and strings of digits of
+    the same length compare as their numbers. Equal numbers: the widest first, then the latest.
+
+    (`next_piece` stays in Python: on SQLite, sorting a 10,000-piece year by these keys cost 30% more
+    than reading its pieces; for cheques, the database is faster on both engines.)"""
+    significant = sa.func.ltrim(digits, "0")
+    return sa.func.length(significant).desc(), significant.desc(), sa.func.length(digits).desc(), Entry.id.desc()
+
+
 def suggested_piece(session: Session, ledger: Ledger | None) -> str:
     """The next number in the series of the last operation entered (D07 -> D08, 41 -> 42)."""
     if ledger is None:
@@ -873,17 +891,18 @@ def suggested_piece(session: Session, ledger: Ledger | None) -> str:
 
 
 def next_cheque_number(session: Session, coop_id: int) -> str:
-    """The number after the highest cheque the coop has written (empty when there is none)."""
-    numbers = [
-        n
-        for n in session.scalars(
-            sa.select(Entry.cheque_number).where(Entry.coop_id == coop_id, Entry.cheque_number != "")
-        )
-        if n.isdigit()
-    ]
-    if not numbers:
+    """The number after the highest cheque the coop has written, zeros kept (« 0001002 » after
+    « 0001001 »; empty when there is none). Only ASCII digits count: another script's digits are not a
+    cheque number. Found by the database in the index of (coop, cheque number)."""
+    number = Entry.cheque_number
+    highest = session.scalar(
+        sa.select(number)
+        .where(Entry.coop_id == coop_id, _only_digits(session, number))
+        .order_by(*_by_number(number))
+        .limit(1)
+    )
+    if highest is None:
         return ""
-    highest = max(numbers, key=int)
     return f"{int(highest) + 1:0{len(highest)}d}"
 
 

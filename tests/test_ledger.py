@@ -546,6 +546,48 @@ def test_box6_amounts_invert_the_treasury(session, ledger):
     assert books.box6_amounts(stored("withdrawal", 900, 0)) == (900, 0)
 
 
+def _highest_then_next(values: list[str], prefix: str) -> str | None:
+    """The suggestion as the form computed it in Python before the database did (the oracle)."""
+    best = None
+    for value in values:
+        digits = value[len(prefix) :]
+        in_series = digits.isdigit() and digits.isascii() and value[: len(prefix)].upper() == prefix.upper()
+        if in_series and (best is None or int(digits) > best[0]):
+            best = (int(digits), value[: len(prefix)], len(digits))
+    return None if best is None else f"{best[1]}{best[0] + 1:0{best[2]}d}"
+
+
+@pytest.mark.parametrize(
+    ("pieces", "prefix"),
+    [
+        (["D9", "D10", "D09", "d11bis", "D2"], "D"),  # 10 after 9: numbers, not text
+        (["d07", "D06", "RAN", "RAN-1", "D٣"], "D"),  # any case; an Arabic-Indic digit is not a digit here
+        (["41", "0042", "7", "A99"], ""),  # no letters: zeros kept as typed
+        (["R" + "9" * 19, "R1" + "0" * 18, "R" + "9" * 18], "R"),  # beyond 64-bit integers
+        (["RAN", "Facture"], "D"),  # no series yet
+    ],
+)
+def test_the_suggested_piece_is_the_highest_number_of_the_series_plus_one(session, ledger, pieces, prefix):
+    for n, piece in enumerate(pieces):
+        books.record_entry(session, ledger, expense(piece=piece, cheque=str(n)), by=None)
+    expected = _highest_then_next(pieces, prefix) or (f"{prefix}01" if prefix else "1")
+    assert books.next_piece(session, ledger, prefix) == expected
+
+
+def test_the_suggested_cheque_is_the_coops_highest_plus_one(session, ledger, coop):
+    other, fresh = (Coop(number=n, name=f"Coop {n}", school_name="École", postal_code="85000") for n in (2, 3))
+    session.add_all([other, fresh])
+    session.flush()
+    numbers = ["0000998", "999", "1000", "12a", "0001001", "٣٣٣٣٣"]
+    for n, number in enumerate(numbers):
+        books.record_entry(session, ledger, expense(piece=f"D{n}", cheque=number), by=None)
+    other_ledger = books.open_ledger(session, other, 2024)
+    books.record_entry(session, other_ledger, expense(piece="D1", cheque="5000000"), by=None)  # not this coop's
+    assert books.next_cheque_number(session, coop.id) == "0001002" == _highest_then_next(numbers, "")
+    assert books.next_cheque_number(session, other.id) == "5000001"
+    assert books.next_cheque_number(session, fresh.id) == ""
+
+
 def test_suggested_piece_continues_the_last_series(session, ledger):
     assert books.suggested_piece(session, None) == "1"
     books.record_entry(session, ledger, expense(piece="D07"), by=None)
