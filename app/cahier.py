@@ -100,7 +100,7 @@ class Cahier:
     """The classic view of a year: the operations shown (`walked`), with totals and balances.
 
     `walked` is given, or made on first use by `walk_later` (the whole year's view after a save
-    renders day by day from `app.cahier_days` and never needs it). `rows` (one `Row` per operation
+    renders its changed days only, from `app.cahier_days`, and never needs it). `rows` (one `Row` per operation
     shown, with account codes and action names) is built on first use only."""
 
     accounts: list[AccountColumn]

@@ -216,7 +216,7 @@ def _updated(kept: Year, revision: int, fresh: list[tuple[EntryKey, EntryFigures
 
 def year_cahier(session: Session, ledger: Ledger, year: Year, chart: Chart | None = None) -> Cahier:
     """The classic view of the whole year in date order, from the year's kept totals (its rows are
-    rendered day by day by the web layer; `walked` is made only if asked for)."""
+    rendered by the web layer, kept by month, only changed days again; `walked` is made only if asked for)."""
     totals = in_out(*year.totals.sums)
     return assemble(
         reference_names(session, ledger, chart),

@@ -451,9 +451,11 @@ class RenderCache:
 _MISSING = object()
 
 # Estimated memory of what is kept, per operation or per byte of rows (tracemalloc, bench/cahier.py's
-# years): a kept year ~1.2 KB per operation; a month's rows ~2.6 times their bytes (cells, balances, keys).
+# years): a kept year ~1.2 KB per operation; a month's rows twice their bytes (the cells and the joined
+# rows) plus ~420 bytes a row (the cells' objects, the balances, the key): 2.6 times the bytes of a screen
+# row, 3.1 times those of a print row (shorter).
 YEAR_BYTES_PER_OPERATION = 1300
-DAY_ROWS_FACTOR = 3
+MONTH_BYTES_PER_ROW = 420
 
 
 class CahierCache:
@@ -496,7 +498,7 @@ class CahierCache:
 
 
 def page_weight(table) -> int:
-    """A kept table's weight: its rows' bytes when they are its own (the whole year's are the days')."""
+    """A kept table's weight: its rows' bytes when they are its own (the whole year's are the kept months')."""
     _data, rows = table
     return len(rows) if isinstance(rows, bytes) else 10_000
 
@@ -506,7 +508,7 @@ def year_weight(year: Year) -> int:
 
 
 def days_weight(kept: KeptMonths) -> int:
-    return sum(len(month.html) for month in kept[1].values()) * DAY_ROWS_FACTOR
+    return sum(2 * len(month.html) + MONTH_BYTES_PER_ROW * len(month.keys) for month in kept[1].values())
 
 
 def fragments_weight(kept: dict) -> int:
