@@ -89,3 +89,28 @@ def test_odd_addresses_of_the_classic_view_give_the_page_never_an_error(client, 
         response = client.get(CAHIER + query)
         assert response.status_code == 200, query
         assert b"<script>" not in response.get_data(), query  # the page's own scripts all have attributes
+
+
+def test_what_a_mandataire_typed_is_shown_as_text_in_every_view(client, coop, db_check):
+    """A label, piece, cheque number or action name holding markup is escaped in the rows of the whole
+    year's view, its print version and a filtered view (each renders rows its own way)."""
+    web.set_opening(db_check, coop.id, 100000, 0)
+    trip = web.make_action(db_check, coop.id, '<b onmouseover="x">Sortie</b> & « goûter »')
+    entry = web.book(
+        db_check,
+        coop.id,
+        piece="<i>P1</i>",
+        when=web.day(10, 3),
+        label="<script>alert(\"x\")</script> & 'ok'",
+        bank=1500,
+        splits=(("6068", 1500),),
+        mode="cheque",
+        cheque='12"3<4>',
+        action_id=trip,
+    )
+    for query in ("", "?impression=1", "?q=alert"):
+        row = _row_html(client.get(CAHIER + query).get_data(as_text=True), entry)
+        assert "<script>" not in row and "<b " not in row and "<i>" not in row and '12"3' not in row, query
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;ok&#x27;" in row, query
+        assert "&lt;i&gt;P1&lt;/i&gt;" in row and "12&quot;3&lt;4&gt;" in row, query
+        assert "&lt;b onmouseover=&quot;x&quot;&gt;Sortie&lt;/b&gt; &amp; « goûter »" in row, query

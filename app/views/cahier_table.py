@@ -20,17 +20,12 @@ from typing import NamedTuple
 from flask import Response, current_app, url_for
 from markupsafe import Markup
 
-from app.cahier import OPENING_KINDS, Cahier
+from app.cahier import OPENING_KINDS, Cahier, EntryFigures
 from app.cahier_days import Day, Year
 from app.formats import NNBSP, fr_date
 from app.formats import amount as format_amount
 
 NEGATIVE = ' class="text-danger"'  # a bank balance below zero (allowed, but shown)
-
-
-def _amount(cents: int) -> str:
-    """A cell of an in/out column: empty rather than 0,00."""
-    return format_amount(cents) if cents else ""
 
 
 # The first account column of a row (after pièce, date, libellé, mode, action, the bank's, cash's and advance's
@@ -88,10 +83,9 @@ def cahier_rows(
     without; on a phone, each cell's caption comes from its column (css/cahier.css, `phone_captions`).
     Without links (the print view), the account columns are grouped in one « Ventilation » cell listing
     « code montant » per account line, so that A4 portrait holds every column."""
-    codes = [(account.code, escape(account.display_code)) for account in data.accounts]
     known = fragments or {}
     kept: Fragments = {}
-    urls = _url_templates()
+    row_pieces = _RowPieces(data, modes, links=links, editable=editable)
     parts: list[bytes] = []
     append = parts.append
     action_name = data.action_name
@@ -100,11 +94,7 @@ def cahier_rows(
         key = (entry_key, action_name(figures))
         pieces = known.get(key) if entry_key else None
         if pieces is None or pieces[3] != bank or pieces[4] != cash:
-            before, between, after = (
-                pieces[:3]
-                if pieces is not None
-                else _row_pieces(data.row(w), codes, modes, urls, links=links, editable=editable)
-            )
+            before, between, after = pieces[:3] if pieces is not None else row_pieces(figures)
             pieces = (before, between, after, bank, cash, _row((before, between, after), bank, cash).encode())
         if entry_key:
             kept[key] = pieces
@@ -149,7 +139,7 @@ def year_rows(
     again)."""
     names, known_months = kept if kept is not None else ({}, {})
     renamed = {i for i in names.keys() | data.action_names.keys() if names.get(i) != data.action_names.get(i)}
-    render = _DayRows(data, modes, links=links, editable=editable)
+    render = _DayRows(data, _RowPieces(data, modes, links=links, editable=editable))
     made: dict = {}
     parts: list[bytes] = []
     bank = cash = 0
@@ -231,10 +221,8 @@ class _DayRows:
     """A changed day's rows: the pieces of an operation shown before (same key, same action name) are
     kept, the others rendered; then the running balances."""
 
-    def __init__(self, data: Cahier, modes: Mapping[str, str], *, links: bool, editable: bool) -> None:
-        self.data, self.modes, self.links, self.editable = data, modes, links, editable
-        self.codes = [(account.code, escape(account.display_code)) for account in data.accounts]
-        self.urls = _url_templates()
+    def __init__(self, data: Cahier, row_pieces: _RowPieces) -> None:
+        self.data, self.row_pieces = data, row_pieces
 
     def __call__(self, day: Day, known: dict, bank: int, cash: int):
         keys, pieces_list, banks, cashes = [], [], [], []
@@ -245,8 +233,7 @@ class _DayRows:
             key = (entry_key, action_name(figures))
             pieces = known.get(key)
             if pieces is None:
-                row = self.data.row((entry_key, figures, bank, cash))
-                made = _row_pieces(row, self.codes, self.modes, self.urls, links=self.links, editable=self.editable)
+                made = self.row_pieces(figures)
                 pieces = (made[0].encode(), made[1].encode(), (made[2] + "\n").encode())
             keys.append(key)
             pieces_list.append(pieces)
@@ -319,49 +306,90 @@ def _url_templates() -> tuple:
     )
 
 
-def _row_pieces(r, codes: list[tuple[str, str]], modes: Mapping[str, str], urls, *, links: bool, editable: bool):
-    """One row's HTML before the bank balance, between the two balances, and after the cash balance."""
-    view_url, edit_url, delete_url = urls
-    piece = escape(r.piece)
-    mode = escape(modes.get(r.mode, r.mode)) + (f" ({escape(r.cheque)})" if r.cheque else "")
-    if r.cleared_on:
-        cleared = fr_date(r.cleared_on)
-    elif (r.bank_in or r.bank_out) and r.kind != "opening":
-        cleared = '<span class="text-body-secondary">non pointé</span>'
-    else:
-        cleared = ""
-    amounts = r.amounts
-    if links:
-        cells = "".join(
-            f"<td>{format_amount(amounts[code])}</td>" if code in amounts else "<td></td>" for code, _ in codes
-        )
-    else:  # print view: one cell, one « code montant » line per account
-        cells = '<td class="split">{}</td>'.format(
-            " ".join(
-                f"<span>{caption}&nbsp;{format_amount(amounts[code])}</span>"
-                for code, caption in codes
-                if code in amounts
+class _RowPieces:
+    """Each operation's row HTML before the bank balance, between the two balances, and after the cash
+    balance (the balances are the only cells that depend on the other operations).
+
+    Made once per view: the account columns by account id, the payment modes' and actions' escaped
+    names and the links' URLs are worked out once, not per row (a first view of a 10,000-operation year
+    renders them all)."""
+
+    def __init__(self, data: Cahier, modes: Mapping[str, str], *, links: bool, editable: bool) -> None:
+        self.links, self.editable = links, editable
+        self.urls = _url_templates()
+        codes = [(account.code, escape(account.display_code)) for account in data.accounts]
+        code_of = {account_id: column.code for account_id, column in data.chart.items()}
+        self.code_of = code_of
+        self.codes = codes
+        # screen: one cell per column, by account id (ids of codes shown only)
+        position = {code: i for i, (code, _caption) in enumerate(codes)}
+        self.column_of = {account_id: position[code] for account_id, code in code_of.items() if code in position}
+        self.empty = ["<td></td>"] * len(codes)
+        self.modes = {mode: escape(label) for mode, label in modes.items()}
+        self.actions = {action_id: escape(name) for action_id, name in data.action_names.items()}
+
+    def __call__(self, f: EntryFigures) -> tuple[str, str, str]:
+        piece = escape(f.piece)
+        mode = self.modes.get(f.mode)
+        if mode is None:
+            mode = escape(f.mode)
+        if f.cheque:
+            mode = f"{mode} ({escape(f.cheque)})"
+        if f.cleared_on:
+            cleared = fr_date(f.cleared_on)
+        elif (f.bank_in or f.bank_out) and f.kind != "opening":
+            cleared = '<span class="text-body-secondary">non pointé</span>'
+        else:
+            cleared = ""
+        if self.links:
+            cells = self.empty.copy()
+            column_of = self.column_of
+            for account_id, value in f.amounts:  # a later line of the same account shows, as in `Cahier.row`
+                i = column_of.get(account_id)
+                if i is not None:
+                    cells[i] = f"<td>{format_amount(value)}</td>"
+            cells = "".join(cells)
+        else:  # print view: one cell, one « code montant » line per account
+            code_of = self.code_of
+            amounts = {code_of[account_id]: value for account_id, value in f.amounts}
+            cells = '<td class="split">{}</td>'.format(
+                " ".join(
+                    f"<span>{caption}&nbsp;{format_amount(amounts[code])}</span>"
+                    for code, caption in self.codes
+                    if code in amounts
+                )
             )
+        opening = ' class="table-secondary"' if f.kind in OPENING_KINDS else ""
+        action = self.actions.get(f.action_id, "") if f.action_id else ""
+        # an in/out column's cell is empty rather than 0,00 (six a row, most of them empty)
+        bank_in, bank_out, cash_in, cash_out = f.bank_in, f.bank_out, f.cash_in, f.cash_out
+        before = (
+            f'<tr id="op-{f.entry_id}"{opening}><th scope="row">{piece}'
+            f"{_paperclip(f.vouchers) if f.vouchers else ''}</th>"
+            f"<td>{fr_date(f.date)}</td><td>{escape(f.label)}</td><td>{mode}</td><td>{action}</td>"
+            f"<td>{format_amount(bank_in) if bank_in else ''}</td>"
+            f"<td>{format_amount(bank_out) if bank_out else ''}</td>"
         )
-    opening = ' class="table-secondary"' if r.kind in OPENING_KINDS else ""
-    before = (
-        f'<tr id="op-{r.entry_id}"{opening}><th scope="row">{piece}{_paperclip(r.vouchers)}</th>'
-        f"<td>{fr_date(r.date)}</td><td>{escape(r.label)}</td><td>{mode}</td><td>{escape(r.action)}</td>"
-        f"<td>{_amount(r.bank_in)}</td><td>{_amount(r.bank_out)}</td>"
-    )
-    between = f"<td>{_amount(r.cash_in)}</td><td>{_amount(r.cash_out)}</td>"
-    after = f"<td>{_amount(r.advance_in)}</td><td>{_amount(r.advance_out)}</td><td>{cleared}</td>{cells}"
-    if links:
-        after += f'<td class="actions"><a href="{view_url}{r.entry_id}" aria-label="Voir la pièce {piece}">Voir</a>'
-        if editable and r.kind not in OPENING_KINDS:
-            after += (
-                f' <a href="{edit_url[0]}/{r.entry_id}/{edit_url[1]}" '
-                f'aria-label="Modifier la pièce {piece}">Modifier</a>'
-                f' <a href="{delete_url[0]}/{r.entry_id}/{delete_url[1]}" class="text-danger" '
-                f'aria-label="Supprimer la pièce {piece}">Supprimer</a>'
-            )
-        after += "</td>"
-    return before, between, after + "</tr>"
+        cash_in_cell = format_amount(cash_in) if cash_in else ""
+        between = f"<td>{cash_in_cell}</td><td>{format_amount(cash_out) if cash_out else ''}</td>"
+        advance_in, advance_out = f.advance_in, f.advance_out
+        after = (
+            f"<td>{format_amount(advance_in) if advance_in else ''}</td>"
+            f"<td>{format_amount(advance_out) if advance_out else ''}</td><td>{cleared}</td>{cells}"
+        )
+        if self.links:
+            view_url, edit_url, delete_url = self.urls
+            entry_id = f.entry_id
+            after += f'<td class="actions"><a href="{view_url}{entry_id}" aria-label="Voir la pièce {piece}">Voir</a>'
+            if self.editable and f.kind not in OPENING_KINDS:
+                after += (
+                    f' <a href="{edit_url[0]}/{entry_id}/{edit_url[1]}" '
+                    f'aria-label="Modifier la pièce {piece}">Modifier</a>'
+                    f' <a href="{delete_url[0]}/{entry_id}/{delete_url[1]}" class="text-danger" '
+                    f'aria-label="Supprimer la pièce {piece}">Supprimer</a>'
+                )
+            after += "</td>"
+        return before, between, after + "</tr>"
 
 
 def _paperclip(count: int) -> str:
