@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, contains_eager
 from sqlalchemy.orm.attributes import flag_modified
 
 from app import audit
@@ -1033,6 +1033,18 @@ def find_ledger(session: Session, coop_id: int, start_year: int) -> Ledger | Non
     return session.scalar(
         sa.select(Ledger).join(Ledger.school_year).where(Ledger.coop_id == coop_id, SchoolYear.start_year == start_year)
     )
+
+
+def find_ledgers(session: Session, coop_id: int, start_years: Iterable[int]) -> dict[int, Ledger]:
+    """The coop's ledgers of these school years, by start year, in one query, none created (their
+    school years come with them: `ledger.school_year` then costs no query)."""
+    ledgers = session.scalars(
+        sa.select(Ledger)
+        .join(Ledger.school_year)
+        .options(contains_eager(Ledger.school_year))
+        .where(Ledger.coop_id == coop_id, SchoolYear.start_year.in_(list(start_years)))
+    ).all()
+    return {ledger.school_year.start_year: ledger for ledger in ledgers}
 
 
 def check_ledger(session: Session, ledger: Ledger) -> list[str]:

@@ -126,3 +126,36 @@ def test_a_coop_new_on_the_portal_is_told_how_to_start_its_year(app, session, ma
     session.flush()
     card = _card(session, info.id, "closing", today)
     assert card.status == "done" and "part du report à nouveau que vous avez saisi" in card.summary
+
+
+def test_the_home_page_reads_this_years_and_last_years_cash_books_together(app, client, make_coop, login_as, clock):
+    """The home is the page every login lands on: each table it needs is read once (on PostgreSQL each
+    statement is a round trip). The two cash-book cards show both years all the same."""
+    from app import ledger as books
+    from app.extensions import db
+
+    info = make_coop(1)
+    with app.app_context():
+        coop = db.session.get(Coop, info.id)
+        last = books.open_ledger(db.session, coop, 2024)
+        books.record_opening(db.session, last, bank=50_000, cash=0, by=None)
+        current = books.open_ledger(db.session, coop, 2025)
+        books.record_opening(db.session, current, bank=80_000, cash=1_000, by=None)
+        db.session.commit()
+        engine = db.engine
+        db.session.remove()
+    login_as(info)
+    statements: list[str] = []
+
+    def seen(_connection, _cursor, statement, *_rest) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        page = plain(page_html(client.get("/")))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert "Clôturer le cahier" in page  # last year's card: 2024-2025 still open
+    assert "Banque : 800,00 € · caisse : 10,00 € · tout est pointé." in page  # this year's card
+    assert sum("FROM ledger" in s for s in statements) == 1
+    assert not any("FROM school_year" in s for s in statements)  # both years came with their ledgers

@@ -10,7 +10,7 @@ from app import clock
 from app.extensions import db
 from app.identity import update_identity
 from app.mandates import current_mandate
-from app.models import AuditEvent, SchoolYear, User, school_year_start
+from app.models import AuditEvent, User, school_year_label, school_year_start
 from app.web import uow
 from app.web.home import checklist
 from app.web.netutil import client_ip
@@ -79,9 +79,7 @@ def index():
     if current_user.is_staff:
         return redirect(url_for("admin.index"))
     today = clock.today()
-    start = school_year_start(today)
-    year = db.session.scalar(sa.select(SchoolYear).where(SchoolYear.start_year == start))
-    label = year.label if year else f"{start}-{start + 1}"
+    label = school_year_label(school_year_start(today))
     return render_template("coop/home.html", coop=_coop(), steps=checklist(_coop(), today, label), year_label=label)
 
 

@@ -182,8 +182,12 @@ def membership_step(
     )
 
 
-def _membership_card(session: Session | None, coop: Coop, today: date, year_label: str) -> Step:
-    year = year_of(session, today) if session is not None else None
+def _membership_card(
+    session: Session | None, coop: Coop, today: date, year_label: str, year: SchoolYear | None = None
+) -> Step:
+    """`year`: this school year when already at hand (else read)."""
+    if year is None and session is not None:
+        year = year_of(session, today)
     membership = membership_of(session, coop, year) if year is not None else None
     has_previous = membership is None and year is not None and previous_membership(session, coop, year) is not None
     return membership_step(year, membership, has_previous, year_label, today)
@@ -220,16 +224,11 @@ def _ledger_card(session: Session | None, current, year_label: str) -> Step:
     return Step("ledger", title, "ongoing", summary, "Ouvrir le cahier", "ledger.cahier_current")
 
 
-def _last_year_ledger(session: Session | None, coop: Coop, today: date):
-    """The coop's ledger of the school year that ended last 31 August (None if it has no operation)."""
-    from app import ledger as books
-
-    if session is None:
-        return None
+def _with_entries(session: Session | None, ledger):
+    """`ledger` (last year's) if it has operations, else None."""
     from app.closing import has_entries
 
-    found = books.find_ledger(session, coop.id, school_year_start(today) - 1)
-    return found if found is not None and has_entries(session, found) else None
+    return ledger if ledger is not None and has_entries(session, ledger) else None
 
 
 def _first_year_card(session: Session | None, current, title: str, label: str, next_label: str) -> Step:
@@ -259,7 +258,7 @@ def _first_year_card(session: Session | None, current, title: str, label: str, n
 
 def _closing_card(session: Session | None, today: date, ledger, current) -> Step:
     """From 1 September: where the closing of last year's cash-book stands (`ledger`, from
-    `_last_year_ledger`; `current`: this year's), and what to do next."""
+    `checklist`, None without operations; `current`: this year's), and what to do next."""
     from app import closing
 
     last = school_year_start(today) - 1
@@ -291,7 +290,7 @@ def _closing_card(session: Session | None, today: date, ledger, current) -> Step
 
 def _reports_card(session: Session | None, coop: Coop, today: date, ledger) -> Step:
     """Where last year's reports (CRA, CRF, quitus, documents) stand (`ledger`: last year's, from
-    `_last_year_ledger`), and what to do next."""
+    `checklist`, None without operations), and what to do next."""
     from app.annual_report import find_report
 
     last = school_year_start(today) - 1
@@ -370,12 +369,14 @@ def checklist(coop: Coop, today: date, year_label: str, *, membership_card: Step
 
     session = object_session(coop)
     status, summary, action = _mandates.home_card(session, coop, mandate)
-    # this year's ledger and last year's, each looked up once for the cards that show them
-    current = books.find_ledger(session, coop.id, school_year_start(today)) if session is not None else None
-    last_year = _last_year_ledger(session, coop, today)
+    # this year's ledger and last year's, looked up together once for the cards that show them
+    start = school_year_start(today)
+    ledgers = books.find_ledgers(session, coop.id, (start, start - 1)) if session is not None else {}
+    current = ledgers.get(start)
+    last_year = _with_entries(session, ledgers.get(start - 1))
     return [
         identity_step(coop),
-        membership_card or _membership_card(session, coop, today, year_label),
+        membership_card or _membership_card(session, coop, today, year_label, current and current.school_year),
         _ledger_card(session, current, year_label),
         _closing_card(session, today, last_year, current),
         _reports_card(session, coop, today, last_year),
