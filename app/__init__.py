@@ -133,6 +133,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.web import errors, filters, health, logs, security, uploads
 
     logs.register(app)
+    app.session_interface = security.CookieSessions()
     app.before_request(security.check_access)
     uploads.register(app)  # after the access check: only logged-in coops are counted
     app.after_request(security.set_security_headers)

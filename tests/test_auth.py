@@ -241,6 +241,18 @@ def test_session_cookie_flags(make_app, make_coop, migrated):
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" in cookie
 
 
+def test_static_files_never_send_the_session_cookie_again(client, make_coop, login_as):
+    """The browser fetches a page's stylesheets, scripts and favicon on its own, sometimes after the
+    user's next step: their answers must not set back a session cookie (nor be kept from caches)."""
+    login_as(make_coop(1))
+    for path in ("/static/favicon.svg", "/static/css/coop85.css", "/bootstrap/static/css/bootstrap.min.css"):
+        response = client.get(path)
+        assert response.status_code == 200 and "Set-Cookie" not in response.headers, path
+        response.close()
+    page = client.get("/")
+    assert page.status_code == 200 and "coop85_session=" in page.headers["Set-Cookie"]  # pages still refresh it
+
+
 @pytest.fixture
 def limited_app(make_app):
     """An app with rate limits on. Flask-Limiter keeps `enabled` and its counters on the one shared

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, flash, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user, logout_user
 
 from app import clock
@@ -23,6 +24,26 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Endpoints served without looking at the session at all (no user loaded, no database read).
 SESSIONLESS = {"static", "health.healthz"}
+
+
+def is_sessionless(endpoint: str | None) -> bool:
+    """Static files (ours and Bootstrap's) and the health check."""
+    return endpoint in SESSIONLESS or (endpoint or "").endswith(".static")
+
+
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, whose cookie a sessionless answer never sends again.
+
+    Flask re-signs a lasting session on every response. A page's stylesheets, scripts and favicon
+    are fetched by the browser on its own, after the page and sometimes after the user's next
+    step: their answers could set back a session cookie that had meanwhile been changed or dropped
+    (seen in the browser tests: the favicon's answer restoring the cookie of a session the browser
+    had just let expire). An answer that sets a cookie is also one a shared cache must not keep."""
+
+    def should_set_cookie(self, app: Flask, session) -> bool:
+        return not is_sessionless(request.endpoint) and super().should_set_cookie(app, session)
+
+
 # Endpoints a user who must change the password may still reach.
 PASSWORD_CHANGE_ALLOWED = {"auth.change_password", "auth.logout"}
 
@@ -82,7 +103,7 @@ def check_access():
     if endpoint is None:  # 404 / 405: let Flask answer
         return None
     level = endpoint_access(current_app, endpoint)
-    if endpoint in SESSIONLESS or endpoint.endswith(".static"):
+    if is_sessionless(endpoint):
         return None
 
     if current_user.is_authenticated:
@@ -137,7 +158,7 @@ def set_security_headers(response):
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
     if request.is_secure:
         response.headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    sessionless = request.endpoint in SESSIONLESS or (request.endpoint or "").endswith(".static")
+    sessionless = is_sessionless(request.endpoint)
     # Read from the session cookie, never from the database: this also runs on the error page of an
     # unreachable database.
     logged_in = not sessionless and bool(session.get("_user_id"))
