@@ -201,13 +201,13 @@ def test_balance_cells_made_in_one_go_are_those_made_one_by_one():
     balances = [*range(-2_000, 2_000), 99_999, 100_000, 123_456_789, -100_000_000_00]
     balances += [rng.randrange(-(10**13) + 1, 10**13) for _ in range(20_000)]
     balances += [10**13 - 1, -(10**13) + 1]
-    for negative, one_by_one in ((cahier_table.NEGATIVE, cahier_table._bank_cell), ("", cahier_table._cash_cell)):
-        assert cahier_table.balance_cells(balances, negative) == [one_by_one(b).encode() for b in balances]
+    for bank, one_by_one in ((True, cahier_table._bank_cell), (False, cahier_table._cash_cell)):
+        assert cahier_table.balance_cells(balances, bank=bank) == [one_by_one(b).encode() for b in balances]
         huge = [5, 10**13, -(10**15) - 7]  # beyond the float's exactness: the integer way
-        assert cahier_table.balance_cells(huge, negative) == [one_by_one(b).encode() for b in huge]
-    assert cahier_table.balance_cells([], "") == []
-    assert cahier_table.balance_cells([-1], cahier_table.NEGATIVE) == [b'<td class="text-danger">-0,01</td>']
-    assert cahier_table.balance_cells([123_456_789], "") == ["<td>1\u202f234\u202f567,89</td>".encode()]
+        assert cahier_table.balance_cells(huge, bank=bank) == [one_by_one(b).encode() for b in huge]
+    assert cahier_table.balance_cells([], bank=False) == []
+    assert cahier_table.balance_cells([-1], bank=True) == [b'<td class="text-danger">-0,01</td>']
+    assert cahier_table.balance_cells([123_456_789], bank=False) == ["<td>1\u202f234\u202f567,89</td>".encode()]
 
 
 def test_an_early_amount_can_bring_a_later_bank_balance_back_above_zero(client, coop, db_check):

@@ -241,7 +241,7 @@ class _DayRows:
             cashes.append(cash)
         cells: list[bytes] = []
         for (before, between, after), bank_cell, cash_cell in zip(
-            pieces_list, balance_cells(banks, NEGATIVE), balance_cells(cashes, ""), strict=True
+            pieces_list, balance_cells(banks, bank=True), balance_cells(cashes, bank=False), strict=True
         ):
             cells += (before, bank_cell, between, cash_cell, after)
         return keys, cells, banks, cashes
@@ -254,10 +254,10 @@ def _moved(cells: list[bytes], banks: list[int], cashes: list[int], moved_bank: 
         cells = cells.copy()
     if moved_bank:
         banks = [balance + moved_bank for balance in banks]
-        cells[1::5] = balance_cells(banks, NEGATIVE)
+        cells[1::5] = balance_cells(banks, bank=True)
     if moved_cash:
         cashes = [balance + moved_cash for balance in cashes]
-        cells[3::5] = balance_cells(cashes, "")
+        cells[3::5] = balance_cells(cashes, bank=False)
     return cells, banks, cashes
 
 
@@ -266,19 +266,20 @@ def _moved(cells: list[bytes], banks: list[int], cashes: list[int], moved_bank: 
 _FLOAT_EXACT_BELOW = 10**13
 
 
-def balance_cells(balances: list[int], negative: str) -> list[bytes]:
-    """The balance cells of many rows, UTF-8, as `_bank_cell` (negative=NEGATIVE) or `_cash_cell`
-    (negative="") make them one by one, at half their cost: a running balance that moved is formatted
-    again in every later row of the year, so this is the classic view's hot loop after an early change.
+def balance_cells(balances: list[int], *, bank: bool) -> list[bytes]:
+    """The balance cells of many rows, UTF-8, as `_bank_cell` (`bank`) or `_cash_cell` make them one by
+    one, at half their cost: a running balance that moved is formatted again in every later row of the
+    year, so this is the classic view's hot loop after an early change.
 
     All the cells are formatted in one string, then its separators swapped to the French ones in one
-    go (neither the markup nor `negative` holds a comma or a period); `format_amount`'s integer way is
-    kept for balances too large for the float's exactness (never seen in a coop's books)."""
+    go (neither the markup nor `NEGATIVE` holds a comma or a period); the cells one by one for balances
+    too large for the float's exactness (never seen in a coop's books)."""
     if not balances:
         return []
     if max(balances) >= _FLOAT_EXACT_BELOW or min(balances) <= -_FLOAT_EXACT_BELOW:
-        texts = [f"<td{negative if balance < 0 else ''}>{format_amount(balance)}</td>" for balance in balances]
-        return "\0".join(texts).encode().split(b"\0")
+        one_cell = _bank_cell if bank else _cash_cell
+        return [one_cell(balance).encode() for balance in balances]
+    negative = NEGATIVE if bank else ""
     text = "\0".join([f"<td>{b / 100:,.2f}</td>" if b >= 0 else f"<td{negative}>{b / 100:,.2f}</td>" for b in balances])
     return text.replace(",", NNBSP).replace(".", ",").encode().split(b"\0")
 
